@@ -1,0 +1,1 @@
+"""Rendering of the official forms: DOCX templates to print-ready PDF."""
