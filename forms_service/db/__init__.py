@@ -1,0 +1,112 @@
+"""Database access: one engine per app (or per process outside an app), sessions
+as context managers, and the Alembic upgrade the app runs at start-up on SQLite.
+
+    from forms_service import db
+    with db.session() as s:          # commits on success, rolls back on error
+        s.add(db.AuditEvent(...))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from forms_service.config import Settings, current_settings
+from forms_service.db.models import (AuditEvent, Base, IssuedDocument, Record, TemplateVersion,
+                                     new_document_id)
+
+__all__ = ["AuditEvent", "Base", "Database", "IssuedDocument", "Record", "TemplateVersion",
+           "get_database", "init_app", "new_document_id", "session", "upgrade"]
+
+EXTENSION_KEY = "forms_service.db"
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+class Database:
+    """An engine and its session factory."""
+
+    def __init__(self, url: str):
+        self.url = url
+        if url.startswith("sqlite"):
+            _ensure_sqlite_dir(url)
+            self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False})
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in a transaction: commit on success, rollback on error."""
+        with self._sessions.begin() as s:
+            yield s
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if path and path != ":memory:" and not path.startswith("file:"):
+        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache(maxsize=8)
+def _database_for(url: str) -> Database:
+    return Database(url)
+
+
+def init_app(app, settings: Settings) -> Database:
+    """Create the app's engine; bring the schema to head when configured to."""
+    database = Database(settings.database_url)
+    app.extensions[EXTENSION_KEY] = database
+    if settings.migrate_on_startup:
+        upgrade(settings.database_url)
+    return database
+
+
+def get_database() -> Database:
+    """The current app's database, or the process one (from the settings) outside an app."""
+    from flask import current_app, has_app_context
+
+    if has_app_context() and EXTENSION_KEY in current_app.extensions:
+        return current_app.extensions[EXTENSION_KEY]
+    return _database_for(current_settings().database_url)
+
+
+def session():
+    """``with db.session() as s: ...`` on the current database."""
+    return get_database().session()
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # ConfigParser interpolation: a literal % in a password must be doubled.
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.attributes["configure_logger"] = False
+    return cfg
+
+
+def upgrade(url: str | None = None, revision: str = "head") -> None:
+    """Apply the Alembic migrations up to ``revision``."""
+    from alembic import command
+
+    url = url or current_settings().database_url
+    if url.startswith("sqlite"):
+        _ensure_sqlite_dir(url)
+    command.upgrade(alembic_config(url), revision)

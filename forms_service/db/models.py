@@ -1,0 +1,100 @@
+"""Database models (SQLAlchemy 2, typed). The schema itself is owned by the Alembic
+migrations in ``forms_service/migrations``: change a model, then add a revision
+(``forms-service db revision -m "..." --autogenerate``) and read it before committing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: JSON everywhere, JSONB on PostgreSQL.
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+DOCUMENT_ID_LENGTH = 26
+
+
+def new_document_id() -> str:
+    """A ULID: 26 characters (Crockford base 32), 48-bit millisecond time then 80
+    random bits. Sorts by creation time, short enough for a QR code, unguessable."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class TemplateVersion(Base):
+    """One version of a form's DOCX template, and the field layout it produced."""
+
+    __tablename__ = "template_version"
+
+    form_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: 12 hex characters identifying the template content.
+    version: Mapped[str] = mapped_column(String(12), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    layout: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    #: sha256 of the template file.
+    template_sha: Mapped[str] = mapped_column(String(64))
+
+
+class IssuedDocument(Base):
+    """A document the service rendered: what, from which template, for whom (by id)."""
+
+    __tablename__ = "issued_document"
+
+    document_id: Mapped[str] = mapped_column(String(DOCUMENT_ID_LENGTH), primary_key=True, default=new_document_id)
+    form_id: Mapped[str] = mapped_column(String(64), index=True)
+    template_version: Mapped[str] = mapped_column(String(12))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    file_path: Mapped[str] = mapped_column(Text)
+    layout: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    #: "docx" or "pdf"
+    format: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class Record(Base):
+    """Data read back from a filled or scanned form, or entered at the SLAI desk."""
+
+    __tablename__ = "record"
+    __table_args__ = (Index("ix_record_form_status", "form_id", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    form_id: Mapped[str] = mapped_column(String(64))
+    document_id: Mapped[str | None] = mapped_column(
+        String(DOCUMENT_ID_LENGTH), ForeignKey("issued_document.document_id"), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(32))
+    record: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    #: e.g. "docx", "pdf-acroform", "scan", "saisie"
+    source: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    correspondant: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class AuditEvent(Base):
+    """Who did what to which form/document. ``detail`` never holds personal data."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    form_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    document_id: Mapped[str | None] = mapped_column(String(DOCUMENT_ID_LENGTH), nullable=True, index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
