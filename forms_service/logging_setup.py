@@ -126,6 +126,8 @@ def configure_logging(level: str | int = "INFO", stream: TextIO | None = None,
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # Alembic narrates every start-up migration check at INFO: keep its warnings only.
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
     _configured = True
 
 

@@ -1,0 +1,116 @@
+"""The JSON API, mounted at ``/api/v1`` as the ``api`` blueprint.
+
+Sub-blueprints come from ``BLUEPRINT_MODULES``: each module that exists defines
+``bp`` (an ``APIBlueprint`` without prefix) and is mounted under ``/api/v1``. A
+team adds its endpoints by adding its module's name to that list.
+
+``GET /api/v1/health`` runs the checks registered with ``register_health_check``
+(``app.extensions["forms_service.health_checks"]``): each is a callable returning
+a dict with at least ``"ok": bool``; any failing or raising check makes the
+answer 503 ``{"status": "degraded"}``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from flask import current_app, g, request
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, Field
+
+from forms_service import __version__
+from forms_service.api.errors import ErrorBody, Unauthorized
+from forms_service.logging_setup import get_logger
+
+log = get_logger(__name__)
+
+URL_PREFIX = "/api/v1"
+HEALTH_CHECKS_KEY = "forms_service.health_checks"
+
+#: Modules whose ``bp`` is mounted under /api/v1 (skipped when the module does not exist).
+BLUEPRINT_MODULES = [
+    "forms_service.api.forms",
+    "forms_service.render.api",
+    "parsers.api",
+]
+
+#: Endpoints open without an API key even when keys are configured.
+PUBLIC_ENDPOINTS = {"api.health"}
+
+HealthCheck = Callable[[], dict[str, Any]]
+
+api = APIBlueprint("api", __name__, url_prefix=URL_PREFIX)
+
+
+def _optional_module(name: str):
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        # Only "this module does not exist (yet)"; a missing import inside it is a bug.
+        if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+            return None
+        raise
+
+
+for _name in BLUEPRINT_MODULES:
+    _module = _optional_module(_name)
+    if _module is not None:
+        api.register_api(_module.bp)
+
+
+def register_health_check(app, name: str, check: HealthCheck) -> None:
+    """Add a readiness check (e.g. a test conversion by the LibreOffice pool)."""
+    app.extensions.setdefault(HEALTH_CHECKS_KEY, []).append((name, check))
+
+
+@api.before_request
+def _check_api_key():
+    keys: dict[str, str] = current_app.extensions["forms_service.settings"].api_keys
+    if not keys:
+        g.actor = "anonyme"
+        return None
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    given = request.headers.get("X-API-Key", "")
+    if not given:
+        auth = request.headers.get("Authorization", "")
+        given = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+    for key, name in keys.items():
+        if given and hmac.compare_digest(given.encode(), key.encode()):
+            g.actor = name
+            return None
+    raise Unauthorized("Clé d'API absente ou invalide (en-tête X-API-Key)")
+
+
+class HealthCheckResult(BaseModel):
+    ok: bool
+    model_config = {"extra": "allow"}
+
+
+class Health(BaseModel):
+    status: str = Field(description="« ok » ou « degraded »")
+    version: str
+    checks: dict[str, HealthCheckResult]
+
+
+@api.get("/health", summary="État du service", tags=[Tag(name="service")],
+         responses={200: Health, 503: Health})
+def health():
+    checks: dict[str, dict] = {}
+    for name, check in current_app.extensions.get(HEALTH_CHECKS_KEY, []):
+        try:
+            result = dict(check())
+        except Exception as exc:  # a failing check must not turn health into a 500
+            log.warning("health_check_failed", check=name, exc_type=type(exc).__name__)
+            result = {"ok": False, "error": type(exc).__name__}
+        result["ok"] = bool(result.get("ok"))
+        checks[name] = result
+    ok = all(c["ok"] for c in checks.values())
+    body = {"status": "ok" if ok else "degraded", "version": __version__, "checks": checks}
+    return body, (200 if ok else 503)
+
+
+__all__ = ["api", "register_health_check", "HEALTH_CHECKS_KEY", "BLUEPRINT_MODULES", "ErrorBody"]

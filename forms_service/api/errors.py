@@ -1,0 +1,140 @@
+"""The one place where errors become HTTP responses.
+
+Every exception raised while handling a request goes through ``handle_error``:
+
+- a :class:`FormsError` keeps its own ``http_status`` and problems;
+- a Werkzeug ``HTTPException`` (404, 405, 413, 400...) becomes the matching
+  ``FormsError`` with a French message;
+- anything else is a bug: logged (type and stack frames only, never the message,
+  which could hold personal data) and answered as a 500 ``erreur_interne``.
+
+Under ``/api/`` the answer is JSON ``{"errors": [{"path", "rule", "message"}]}``;
+elsewhere a French HTML page (``web/templates/erreur.html``).
+"""
+
+from __future__ import annotations
+
+import traceback
+
+from flask import Flask, current_app, jsonify, render_template, request
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from forms_service.errors import BadRequest, FormsError, NotFound, PayloadTooLarge, Problem
+from forms_service.logging_setup import get_logger
+
+log = get_logger(__name__)
+
+API_PREFIX = "/api/"
+
+
+class ErrorItem(BaseModel):
+    path: str
+    rule: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Body of every API error response."""
+
+    errors: list[ErrorItem]
+
+
+class Unauthorized(FormsError):
+    http_status = 401
+    exit_code = 2
+    rule = "cle_api_invalide"
+
+
+class MethodNotAllowed(FormsError):
+    http_status = 405
+    exit_code = 2
+    rule = "methode_non_autorisee"
+
+
+class InternalError(FormsError):
+    http_status = 500
+    exit_code = 70
+    rule = "erreur_interne"
+
+
+_HTTP_MESSAGES = {
+    400: (BadRequest, "Requête invalide"),
+    404: (NotFound, "Ressource introuvable"),
+    405: (MethodNotAllowed, "Méthode non autorisée pour cette adresse"),
+    413: (PayloadTooLarge, "Requête trop volumineuse"),
+}
+
+
+def _from_http(exc: HTTPException) -> FormsError:
+    code = exc.code or 500
+    if code in _HTTP_MESSAGES:
+        cls, message = _HTTP_MESSAGES[code]
+        if code == 413:
+            limit = current_app.config.get("MAX_CONTENT_LENGTH")
+            if limit:
+                message = f"{message} (maximum {limit // (1024 * 1024)} Mio)"
+        return cls(message)
+    err = FormsError(exc.description or exc.name or "Erreur", rule=f"http_{code}")
+    err.http_status = code
+    return err
+
+
+def _log_bug(exc: BaseException) -> None:
+    frames = [f"{f.filename}:{f.lineno} in {f.name}"
+              for f in traceback.extract_tb(exc.__traceback__)]
+    log.error("erreur_interne", exc_type=type(exc).__name__, method=request.method,
+              url_rule=str(request.url_rule) if request.url_rule else None, frames=frames[-15:])
+
+
+def as_forms_error(exc: BaseException) -> FormsError:
+    if isinstance(exc, FormsError):
+        return exc
+    if isinstance(exc, HTTPException):
+        return _from_http(exc)
+    return InternalError("Erreur interne du service")
+
+
+def wants_json() -> bool:
+    return request.path.startswith(API_PREFIX) or request.path.rstrip("/") == API_PREFIX.rstrip("/")
+
+
+def handle_error(exc: BaseException):
+    # flask-openapi3 aborts with a ready response (built by validation_error_callback).
+    if isinstance(exc, HTTPException) and exc.response is not None:
+        return exc.response
+    err = as_forms_error(exc)
+    if err.http_status >= 500:
+        _log_bug(exc)
+    elif not isinstance(exc, HTTPException):
+        log.info("requete_refusee", rule=err.problems[0].rule, status=err.http_status,
+                 method=request.method, url_rule=str(request.url_rule) if request.url_rule else None)
+    headers = {}
+    if isinstance(exc, HTTPException) and exc.code == 405:
+        headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
+    if wants_json():
+        return jsonify(err.as_body()), err.http_status, headers
+    return render_template("erreur.html", status=err.http_status, problems=err.problems), \
+        err.http_status, headers
+
+
+def validation_error_callback(exc: ValidationError):
+    """flask-openapi3 request validation (path, query, body) → our 400 error body."""
+    problems = []
+    body_is_object = isinstance(request.get_json(silent=True), dict)
+    for e in exc.errors(include_url=False, include_input=False):
+        loc = [str(p) for p in e.get("loc", ())]
+        if not body_is_object and e.get("type") in {"dict_type", "model_type", "model_attributes_type"}:
+            problems.append(Problem("", BadRequest.rule,
+                                    "Le corps de la requête doit être un objet JSON "
+                                    "(Content-Type: application/json)"))
+        else:
+            problems.append(Problem(".".join(loc), BadRequest.rule, f"Paramètre invalide ({e.get('type')})"))
+    err = BadRequest("Requête invalide", problems=list(dict.fromkeys(problems)) or None)
+    response = jsonify(err.as_body())
+    response.status_code = err.http_status
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(Exception, handle_error)

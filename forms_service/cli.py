@@ -1,0 +1,218 @@
+"""The ``forms-service`` command.
+
+Exit codes: 0 success; 1 data invalid (``validate``); 2 unusable input (unknown
+form, reference list, unreadable file); 3 missing component. They come from the
+exception's ``exit_code`` in one place, ``FormsGroup.invoke``: commands just
+raise a :class:`FormsError`, the group prints its French message on stderr.
+
+Other packages add commands without editing this file beyond one line: list
+the module in ``COMMAND_MODULES``. Each such module, if it exists, is imported
+the first time an unknown command name (or ``--help``) is looked up, and
+defines ``commands``, a list of ``click.Command`` objects.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from forms_service.errors import BadRequest, FormsError
+
+#: Modules that contribute commands (``commands = [...]``); missing ones are skipped.
+COMMAND_MODULES = [
+    "forms_service.render.cli",
+    "parsers.cli",
+]
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _report_error(err: FormsError) -> None:
+    click.echo(f"Erreur : {err.message}", err=True)
+    for p in err.problems:
+        if p.message != err.message:
+            where = f"{p.path} : " if p.path else ""
+            click.echo(f"  - {where}{p.message} [{p.rule}]", err=True)
+
+
+class FormsGroup(click.Group):
+    """A click group that maps :class:`FormsError` to its exit code and loads
+    the commands of ``COMMAND_MODULES`` lazily."""
+
+    _plugins_loaded = False
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except FormsError as err:
+            _report_error(err)
+            ctx.exit(err.exit_code)
+
+    def _load_plugins(self) -> None:
+        if FormsGroup._plugins_loaded:
+            return
+        FormsGroup._plugins_loaded = True
+        for name in COMMAND_MODULES:
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+                    continue  # that package has no commands (yet)
+                raise
+            for command in getattr(module, "commands", ()):
+                self.add_command(command)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugins()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str):
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            self._load_plugins()
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+
+@click.group(cls=FormsGroup, help="Service des formulaires RSA.")
+@click.version_option(package_name="forms-service")
+def main() -> None:
+    pass
+
+
+def _catalogue():
+    from forms_service.catalogue import catalogue
+
+    return catalogue
+
+
+def _summary(fd) -> dict:
+    return {"id": fd.id, "title": fd.title, "kind": fd.kind, "pages": fd.pages}
+
+
+@main.command("forms", help="Liste les formulaires et listes de référence.")
+@click.option("--json", "as_json", is_flag=True, help="Sortie JSON.")
+def forms_command(as_json: bool) -> None:
+    forms = [_summary(fd) for fd in _catalogue().forms()]
+    if as_json:
+        _echo_json(forms)
+        return
+    width = max((len(f["id"]) for f in forms), default=2)
+    for f in forms:
+        kind = "formulaire" if f["kind"] == "form" else "référence"
+        pages = f"{f['pages']} p." if f["pages"] else ""
+        click.echo(f"{f['id']:<{width}}  {kind:<10}  {pages:>5}  {f['title']}")
+
+
+@main.command("schema", help="Affiche le JSON Schema des données d'un formulaire.")
+@click.argument("form")
+def schema_command(form: str) -> None:
+    _echo_json(_catalogue().get(form).json_schema())
+
+
+def _read_json_object(file: str) -> dict:
+    if file == "-":
+        text, name = sys.stdin.read(), "entrée standard"
+    else:
+        path = Path(file)
+        name = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise BadRequest(f"Fichier introuvable : {name}", path="file") from None
+        except UnicodeDecodeError:
+            raise BadRequest(f"Le fichier {name} n'est pas un texte UTF-8", path="file") from None
+        except OSError as exc:
+            raise BadRequest(f"Impossible de lire le fichier {name} ({exc.strerror})",
+                             path="file") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"{name} n'est pas du JSON valide (ligne {exc.lineno}, colonne {exc.colno})",
+                         path="file") from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"{name} doit contenir un objet JSON", path="file")
+    return data
+
+
+@main.command("validate", help="Valide un fichier JSON pour un formulaire. "
+                               "Code de sortie : 0 valide, 1 invalide, 2 illisible.")
+@click.argument("form")
+@click.argument("file")
+@click.pass_context
+def validate_command(ctx: click.Context, form: str, file: str) -> None:
+    from forms_service.validation import validate
+
+    fd = _catalogue().get(form)
+    data = _read_json_object(file)
+    report = validate(fd, data)
+    _echo_json(report.as_dict())
+    ctx.exit(0 if report.valid else 1)
+
+
+@main.command("rules", help="Liste les règles de contrôle (code, formulaire, gravité, message).")
+@click.argument("form", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Sortie JSON.")
+def rules_command(form: str | None, as_json: bool) -> None:
+    cat = _catalogue()
+    forms = [cat.get(form)] if form else [fd for fd in cat.forms() if fd.kind == "form"]
+    rules = [r.as_dict() for fd in forms for r in fd.rules()]
+    if as_json:
+        _echo_json(rules)
+        return
+    for r in rules:
+        click.echo(f"{r['code']}\t{r['form']}\t{r['severity']}\t{r['message']}")
+
+
+@main.command("serve", help="Démarre le service web.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+def serve_command(host: str, port: int, threads: int) -> None:
+    import waitress
+
+    from forms_service.app import create_app
+
+    app = create_app()
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"Service des formulaires RSA : http://{shown}:{port}/", err=True)
+    waitress.serve(app, host=host, port=port, threads=threads, ident="forms-service")
+
+
+@main.group("db", help="Base de données.")
+def db_group() -> None:
+    pass
+
+
+@db_group.command("upgrade", help="Applique les migrations (jusqu'à la dernière par défaut).")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    from forms_service import db
+    from forms_service.config import get_settings
+
+    db.upgrade(get_settings().database_url, revision)
+    click.echo(f"Base de données migrée ({revision}).", err=True)
+
+
+@db_group.command("revision", help="Crée une migration (développeurs).")
+@click.option("-m", "--message", required=True)
+@click.option("--autogenerate", is_flag=True)
+def db_revision(message: str, autogenerate: bool) -> None:
+    from alembic import command
+
+    from forms_service import db
+    from forms_service.config import get_settings
+
+    command.revision(db.alembic_config(get_settings().database_url), message=message,
+                     autogenerate=autogenerate)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
