@@ -39,7 +39,7 @@ _configured = False
 
 
 def _normalise(key: str) -> str:
-    key = unicodedata.normalize("NFKD", str(key)).encode("ascii", "ignore").decode().lower()
+    key = unicodedata.normalize("NFKD", str(key)).encode("ascii", "ignore").decode()
     # camelCase -> camel_case so "dateNaissance" is seen too
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).lower()
 

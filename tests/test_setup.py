@@ -1,0 +1,206 @@
+"""Settings, logging redaction, the database schema and the set-up files."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import subprocess
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect
+
+from forms_service.config import MIB, Settings
+from forms_service.logging_setup import MASK, get_logger, redact
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- settings -----------------------------------------------------------------
+
+def test_embedded_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = Settings.from_env(environ={})
+    assert s.var_dir == tmp_path / "var"
+    assert s.database_url == f"sqlite:///{tmp_path / 'var' / 'forms.db'}"
+    assert s.storage_dir == tmp_path / "var" / "files"
+    assert s.departement_name == "Département du Pas-de-Calais"
+    assert s.departement_logo is None
+    assert (s.ede_bound_low, s.ede_bound_high) == (18, 35)
+    assert s.max_content_length == 10 * MIB
+    assert s.soffice_pool_size >= 1
+    assert s.api_keys == {}
+    assert s.secret_key and s.migrate_on_startup is True
+
+
+def test_environment_variables(tmp_path):
+    s = Settings.from_env(environ={
+        "FORMS_SERVICE_VAR_DIR": str(tmp_path), "DATABASE_URL": "postgresql+psycopg://u@h/db",
+        "DEPARTEMENT_NAME": "Département du Nord", "EDE_BOUND_LOW": "20", "EDE_BOUND_HIGH": "30",
+        "MAX_CONTENT_LENGTH": "1024", "SOFFICE_POOL_SIZE": "3",
+        "FORMS_SERVICE_API_KEYS": "mds-arras:k1, slai:k2", "SECRET_KEY": "x"})
+    assert s.var_dir == tmp_path and s.storage_dir == tmp_path / "files"
+    assert s.database_url.startswith("postgresql") and not s.is_sqlite
+    assert s.migrate_on_startup is False  # PostgreSQL: run `forms-service db upgrade`
+    assert (s.departement_name, s.ede_bound_low, s.ede_bound_high) == ("Département du Nord", 20, 30)
+    assert (s.max_content_length, s.soffice_pool_size, s.secret_key) == (1024, 3, "x")
+    assert s.api_keys == {"k1": "mds-arras", "k2": "slai"}
+
+
+def test_overrides_win_over_the_environment(tmp_path):
+    env = {"FORMS_SERVICE_VAR_DIR": "/nulle/part", "EDE_BOUND_LOW": "20"}
+    s = Settings.from_env({"var_dir": tmp_path, "EDE_BOUND_LOW": 19, "TESTING": True}, environ=env)
+    assert s.var_dir == tmp_path and s.ede_bound_low == 19
+
+
+@pytest.mark.parametrize("overrides", [
+    {"inconnu": 1},
+    {"api_keys": "sans-deux-points"},
+    {"ede_bound_low": 40, "ede_bound_high": 30},
+    {"soffice_pool_size": 0},
+])
+def test_bad_settings_are_refused(overrides):
+    with pytest.raises(ValueError):
+        Settings.from_env(overrides, environ={})
+
+
+def test_settings_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Settings.from_env(environ={}).var_dir = Path("/tmp")
+
+
+def test_create_app_uses_overrides(app, tmp_path):
+    settings = app.extensions["forms_service.settings"]
+    assert settings.var_dir == tmp_path / "var"
+    assert app.config["MAX_CONTENT_LENGTH"] == 10 * MIB and app.config["TESTING"] is True
+    assert (tmp_path / "var" / "forms.db").is_file() and (tmp_path / "var" / "files").is_dir()
+
+
+# -- database -----------------------------------------------------------------
+
+def test_start_up_migration_creates_the_schema(app, tmp_path):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from forms_service.db import Base
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'forms.db'}")
+    try:
+        tables = set(inspect(engine).get_table_names())
+        assert {"template_version", "issued_document", "record", "audit_event",
+                "alembic_version"} <= tables
+        with engine.connect() as conn:
+            # the migrations and the models describe the same schema
+            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
+                                    Base.metadata)
+        assert diff == []
+    finally:
+        engine.dispose()
+
+
+def test_models_round_trip(app):
+    from sqlalchemy import select
+
+    from forms_service import db
+
+    with app.app_context():
+        with db.session() as s:
+            doc = db.IssuedDocument(form_id="fiche-liaison", template_version="0123456789ab",
+                                    data={"x": 1}, file_path="files/a.pdf", format="pdf",
+                                    created_by="anonyme")
+            s.add(doc)
+            s.add(db.TemplateVersion(form_id="fiche-liaison", version="0123456789ab",
+                                     layout={"pages": []}, template_sha="0" * 64))
+        assert len(doc.document_id) == 26
+        with db.session() as s:
+            s.add(db.Record(form_id="fiche-liaison", document_id=doc.document_id, status="lu",
+                            record={"x": 1}, source="scan"))
+        with db.session() as s:
+            rec = s.scalars(select(db.Record)).one()
+            assert rec.document_id == doc.document_id and rec.created_at is not None
+
+
+def test_document_ids_are_unique_and_sortable():
+    from forms_service.db import new_document_id
+
+    ids = [new_document_id() for _ in range(200)]
+    assert len(set(ids)) == 200
+    assert all(re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{26}", i) for i in ids)
+
+
+# -- logging ------------------------------------------------------------------
+
+def test_redact_masks_personal_data_at_any_depth():
+    event = {"form_id": "fiche-liaison", "nom": "Dupont", "prenom": "Jeanne",
+             "beneficiaire": {"anything": "x", "numero": 3},
+             "payload": {"adresse": "12 rue des Lilas", "contacts": [{"email": "j@d.fr", "tel": "06"}],
+                         "num_caf": "1234567", "dateNaissance": "1980-01-01",
+                         "date_naissance": "1980-01-01", "portable": "07", "rule": "cer_duree"},
+             "data": {"nom": "Dupont"}}
+    out = redact(event)
+    assert out["form_id"] == "fiche-liaison" and out["payload"]["rule"] == "cer_duree"
+    for key in ("nom", "prenom", "beneficiaire", "data"):
+        assert out[key] == MASK
+    p = out["payload"]
+    assert p["adresse"] == p["num_caf"] == p["dateNaissance"] == p["date_naissance"] == MASK
+    assert p["contacts"] == [{"email": MASK, "tel": MASK}] and p["portable"] == MASK
+    assert event["nom"] == "Dupont"  # the caller's dict is left alone
+
+
+def test_log_lines_are_json_and_redacted(log_lines):
+    get_logger("test").info("formulaire_recu", form_id="cer", nom="Dupont",
+                            beneficiaire={"prenom": "Jeanne", "ville": "Arras"},
+                            meta={"email": "jeanne@exemple.fr", "pages": 3})
+    lines = [line for line in log_lines() if line.get("event") == "formulaire_recu"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["form_id"] == "cer" and line["level"] == "info" and "timestamp" in line
+    assert line["nom"] == MASK and line["beneficiaire"] == MASK
+    assert line["meta"] == {"email": MASK, "pages": 3}
+    raw = log_lines.raw()
+    for secret in ("Dupont", "Jeanne", "Arras", "jeanne@exemple.fr"):
+        assert secret not in raw
+
+
+def test_requests_log_no_personal_data(client, log_lines):
+    client.post("/api/v1/forms/fiche-liaison/validate",
+                json={"beneficiaire": {"nom": "Dupont", "prenom": "Jeanne"}})
+    client.post("/api/v1/forms/inconnu/validate", json={"nom": "Dupont"})
+    assert "Dupont" not in log_lines.raw() and "Jeanne" not in log_lines.raw()
+
+
+# -- set-up files ---------------------------------------------------------------
+
+def test_every_dependency_is_pinned_to_what_is_installed():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    requirements = project["dependencies"] + project["optional-dependencies"]["test"]
+    assert requirements
+    for req in requirements:
+        m = re.fullmatch(r"([A-Za-z0-9_.\-]+)(\[[a-z,]+\])?==([0-9][0-9A-Za-z.+\-]*)", req)
+        assert m, f"not pinned exactly: {req}"
+        assert metadata.version(m.group(1)) == m.group(3), req
+
+
+def test_readme_opens_with_the_two_commands():
+    head = "\n".join((ROOT / "README.md").read_text(encoding="utf-8").splitlines()[:15])
+    assert "scripts/run" in head and "scripts/test" in head
+
+
+def test_ci_runs_the_test_command():
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    commands = [line for line in ci.splitlines() if line.strip() and not line.startswith("#")]
+    assert any(line.endswith("scripts/test") for line in commands)
+
+
+@pytest.mark.parametrize("script", ["scripts/setup", "scripts/run", "scripts/test", ".ci/run"])
+def test_scripts_are_valid_bash(script):
+    subprocess.run(["bash", "-n", str(ROOT / script)], check=True)
+
+
+def test_console_script_is_declared():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["scripts"]["forms-service"] == "forms_service.cli:main"
+    assert json.loads(json.dumps(project["requires-python"])) == ">=3.11"
