@@ -1,0 +1,261 @@
+"""The LibreOffice converter pool, against a real LibreOffice (no mocks).
+
+One pool for the whole module (an instance takes ~6-10 s to start). Tests that need
+LibreOffice are skipped, with the reason, only when ``soffice`` is not installed; CI
+installs it, so there they run. The ``uno`` side is required: the pool is built with
+``cold_fallback=False``, so a missing python3-uno fails loudly instead of hiding.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import SimpleNamespace
+
+import docx
+import pypdfium2 as pdfium
+import pytest
+from docx.shared import Mm
+
+from forms_service.errors import BadDocument, ComponentMissing
+from forms_service.render import pdf as pdfmod
+from forms_service.render.pdf import (
+    MSG_MISSING, ConversionTimeout, ConverterPool, cold_convert, get_pool, init_app,
+    libreoffice_available, pdf_page_count,
+)
+
+needs_libreoffice = pytest.mark.skipif(
+    not libreoffice_available(),
+    reason="LibreOffice is not installed (no soffice): PDF conversion tests skipped")
+
+_PDFIUM_LOCK = threading.Lock()  # pypdfium2 is not thread-safe
+
+
+def make_docx(text: str, pages: int = 1) -> bytes:
+    document = docx.Document()
+    section = document.sections[0]
+    section.page_width, section.page_height = Mm(210), Mm(297)
+    for page in range(pages):
+        document.add_paragraph(f"{text} — page {page + 1}")
+        table = document.add_table(rows=12, cols=3)
+        for r, row in enumerate(table.rows):
+            for c, cell in enumerate(row.cells):
+                cell.text = f"ligne {r} colonne {c} ☐ ☒ éèàç"
+        if page < pages - 1:
+            document.add_page_break()
+    buf = io.BytesIO()
+    document.save(buf)
+    return buf.getvalue()
+
+
+def pdf_text(pdf: bytes) -> str:
+    with _PDFIUM_LOCK:
+        doc = pdfium.PdfDocument(pdf)
+        try:
+            return "\n".join(doc[i].get_textpage().get_text_range() for i in range(len(doc)))
+        finally:
+            doc.close()
+
+
+def processes_mentioning(path: Path) -> list[int]:
+    """Live processes whose command line names ``path`` (orphan check)."""
+    marks = (str(path), path.as_uri())
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                if fh.read().rsplit(")", 1)[-1].split()[0] == "Z":
+                    continue
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(m in cmd for m in marks):
+            found.append(int(pid))
+    return found
+
+
+def soffice_bin_pids(info: dict) -> list[int]:
+    return [pid for pid in info["libreoffice_pids"] if pdfmod._comm(pid) == "soffice.bin"]
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory):
+    if not libreoffice_available():
+        pytest.skip("LibreOffice is not installed (no soffice): PDF conversion tests skipped")
+    work = tmp_path_factory.mktemp("lo")
+    p = ConverterPool(size=2, work_dir=work, recycle_after=20, cold_fallback=False)
+    p.start()
+    yield p
+    p.close()
+    assert processes_mentioning(work) == [], "LibreOffice processes left after close()"
+
+
+@pytest.fixture
+def ready_pool(pool):
+    assert pool.wait_ready(timeout=120), pool.instances()
+    return pool
+
+
+# ------------------------------------------------------------------ without LibreOffice
+
+def test_component_missing_when_soffice_path_is_wrong(tmp_path):
+    missing = tmp_path / "nowhere" / "soffice"
+    assert libreoffice_available(missing) is False
+    pool = ConverterPool(size=1, work_dir=tmp_path / "lo", soffice=missing)
+    with pytest.raises(ComponentMissing) as info:
+        pool.convert(make_docx("Bonjour"))
+    assert info.value.message == MSG_MISSING
+    assert info.value.http_status == 503 and info.value.exit_code == 3
+    health = pool.health()
+    assert health["ok"] is False and health["error"] == MSG_MISSING
+    with pytest.raises(ComponentMissing):
+        cold_convert(make_docx("Bonjour"), soffice=missing)
+    pool.close()
+
+
+def test_not_a_docx_is_refused_before_libreoffice(tmp_path):
+    pool = ConverterPool(size=1, work_dir=tmp_path / "lo")
+    with pytest.raises(BadDocument):
+        pool.convert(b"%PDF-1.4 not a docx")
+    assert pool.mode == "stopped"  # nothing was started
+
+
+def test_init_app_registers_a_lazy_pool(tmp_path):
+    app = SimpleNamespace(config={"PDF_POOL_SIZE": 2, "VAR_DIR": str(tmp_path)}, extensions={})
+    pool = init_app(app)
+    assert app.extensions["pdf_pool"] is pool
+    assert app.extensions["health_checks"]["libreoffice"] == pool.health
+    assert pool.size == 2 and pool.work_dir == tmp_path / "lo"
+    assert pool.mode == "stopped" and pool.instances() == []  # LibreOffice not started
+    assert not (tmp_path / "lo").exists()
+    other = SimpleNamespace(config=dict(app.config), extensions={})
+    assert init_app(other) is pool  # one pool per process for the same settings
+    assert get_pool(app.config) is pool
+    pool.close()
+    assert get_pool(app.config) is not pool  # a closed pool is replaced
+
+
+# ------------------------------------------------------------------ with LibreOffice
+
+@needs_libreoffice
+def test_conversion_gives_a_pdf_with_the_text(ready_pool):
+    pdf = ready_pool.convert(make_docx("Contrat d'engagement réciproque n° 4217", pages=3))
+    assert pdf.startswith(b"%PDF-")
+    assert pdf_page_count(pdf) == 3
+    text = pdf_text(pdf)
+    assert "Contrat d'engagement réciproque n° 4217" in text
+    assert "éèàç" in text
+
+
+@needs_libreoffice
+def test_parallel_conversions_from_threads(ready_pool):
+    docs = {f"Dossier RSA {i:03d}": make_docx(f"Dossier RSA {i:03d}") for i in range(12)}
+    with ThreadPoolExecutor(max_workers=6) as ex:
+        results = dict(zip(docs, ex.map(ready_pool.convert, docs.values())))
+    for marker, pdf in results.items():
+        assert pdf.startswith(b"%PDF-")
+        text = pdf_text(pdf)
+        assert marker in text  # each caller got its own document back
+        others = [m for m in docs if m != marker and m in text]
+        assert others == []
+    assert {i["index"] for i in ready_pool.instances() if i["total_conversions"]} == {0, 1}
+
+
+@needs_libreoffice
+def test_health_is_a_real_test_print(ready_pool):
+    health = ready_pool.health()
+    assert health["ok"] is True, health
+    assert health["pages"] == 1 and health["mode"] == "pool"
+    assert len(health["instances"]) == 2
+
+
+@needs_libreoffice
+def test_killed_libreoffice_is_restarted_and_conversions_succeed(ready_pool):
+    pool = ready_pool
+    victim = pool.instances()[0]
+    [victim_bin] = soffice_bin_pids(victim)
+    restarts = pool.stats["restarts"]
+    big = make_docx("Conversion interrompue", pages=12)
+    with ThreadPoolExecutor(max_workers=4) as ex:
+        futures = [ex.submit(pool.convert, big) for _ in range(6)]
+        time.sleep(0.3)  # conversions under way on both instances
+        os.kill(victim_bin, signal.SIGKILL)
+        pdfs = [f.result(timeout=180) for f in futures]
+    assert all(p.startswith(b"%PDF-") and pdf_page_count(p) == 12 for p in pdfs)
+    assert pool.stats["restarts"] > restarts
+    assert pool.wait_ready(timeout=120)
+    after = pool.instances()[0]
+    assert after["starts"] > victim["starts"] and after["pid"] != victim["pid"]
+    assert soffice_bin_pids(after) and victim_bin not in soffice_bin_pids(after)
+    assert pdfmod.group_members(victim["pid"]) == []  # the old group is gone entirely
+    assert "Conversion" in pdf_text(pool.convert(make_docx("Conversion après redémarrage")))
+
+
+@needs_libreoffice
+def test_timeout_raises_a_clear_error_and_the_pool_recovers(ready_pool):
+    pool = ready_pool
+    timeouts = pool.stats["timeouts"]
+    with pytest.raises(ConversionTimeout) as info:
+        pool.convert(make_docx("Trop long", pages=12), timeout=0.01)
+    assert "délai" in info.value.message and info.value.http_status == 504
+    assert pool.stats["timeouts"] == timeouts + 2  # tried twice, on two fresh instances
+    pdf = pool.convert(make_docx("Après le délai dépassé"))
+    assert "Après le délai dépassé" in pdf_text(pdf)
+
+
+@needs_libreoffice
+def test_instances_are_recycled(ready_pool):
+    pool = ready_pool
+    recycles = pool.stats["recycles"]
+    small = make_docx("Recyclage")
+    for _ in range(60):
+        assert pool.convert(small).startswith(b"%PDF-")
+        if pool.stats["recycles"] > recycles:
+            break
+    assert pool.stats["recycles"] > recycles
+    assert pool.wait_ready(timeout=120)
+    assert pool.health()["ok"] is True
+
+
+@needs_libreoffice
+def test_cold_convert(tmp_path):
+    pdf = cold_convert(make_docx("Conversion à froid"))
+    assert "Conversion à froid" in pdf_text(pdf)
+
+
+@needs_libreoffice
+def test_missing_uno_side(tmp_path):
+    strict = ConverterPool(size=1, work_dir=tmp_path / "a", uno_python=tmp_path / "no-python",
+                           cold_fallback=False)
+    with pytest.raises(ComponentMissing) as info:
+        strict.start()
+    assert "python3-uno" in info.value.message
+    fallback = ConverterPool(size=1, work_dir=tmp_path / "b", uno_python=tmp_path / "no-python")
+    pdf = fallback.convert(make_docx("Repli sur soffice"))
+    assert fallback.mode == "cold" and "Repli sur soffice" in pdf_text(pdf)
+    fallback.close()
+
+
+@needs_libreoffice
+def test_orphans_of_a_dead_owner_are_killed_and_close_leaves_nothing(tmp_path):
+    work = tmp_path / "lo"
+    crashed = ConverterPool(size=1, work_dir=work, cold_fallback=False).start()
+    orphans = processes_mentioning(work)
+    assert orphans
+    # Simulate the owner's death: its slot lock goes, its processes stay.
+    os.close(crashed._instances[0].lock_fd)
+    crashed._pid = -1  # close()/atexit now leave them alone, as after a crash
+    successor = ConverterPool(size=1, work_dir=work, cold_fallback=False).start()
+    assert successor._instances[0].dir == work / "0"  # the same slot, reclaimed
+    assert not set(orphans) & set(processes_mentioning(work))
+    assert successor.health()["ok"] is True
+    successor.close()
+    assert processes_mentioning(work) == []
