@@ -13,7 +13,6 @@ defines ``commands``, a list of ``click.Command`` objects.
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -21,6 +20,8 @@ from typing import Any
 
 import click
 
+from forms_service import import_optional
+from forms_service.catalogue import catalogue
 from forms_service.errors import BadRequest, FormsError
 
 #: Modules that contribute commands (``commands = [...]``); missing ones are skipped.
@@ -60,12 +61,7 @@ class FormsGroup(click.Group):
             return
         FormsGroup._plugins_loaded = True
         for name in COMMAND_MODULES:
-            try:
-                module = importlib.import_module(name)
-            except ModuleNotFoundError as exc:
-                if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
-                    continue  # that package has no commands (yet)
-                raise
+            module = import_optional(name)
             for command in getattr(module, "commands", ()):
                 self.add_command(command)
 
@@ -87,20 +83,10 @@ def main() -> None:
     pass
 
 
-def _catalogue():
-    from forms_service.catalogue import catalogue
-
-    return catalogue
-
-
-def _summary(fd) -> dict:
-    return {"id": fd.id, "title": fd.title, "kind": fd.kind, "pages": fd.pages}
-
-
 @main.command("forms", help="Liste les formulaires et listes de référence.")
 @click.option("--json", "as_json", is_flag=True, help="Sortie JSON.")
 def forms_command(as_json: bool) -> None:
-    forms = [_summary(fd) for fd in _catalogue().forms()]
+    forms = [fd.summary() for fd in catalogue.forms()]
     if as_json:
         _echo_json(forms)
         return
@@ -114,7 +100,7 @@ def forms_command(as_json: bool) -> None:
 @main.command("schema", help="Affiche le JSON Schema des données d'un formulaire.")
 @click.argument("form")
 def schema_command(form: str) -> None:
-    _echo_json(_catalogue().get(form).json_schema())
+    _echo_json(catalogue.get(form).json_schema())
 
 
 def _read_json_object(file: str) -> dict:
@@ -150,7 +136,7 @@ def _read_json_object(file: str) -> dict:
 def validate_command(ctx: click.Context, form: str, file: str) -> None:
     from forms_service.validation import validate
 
-    fd = _catalogue().get(form)
+    fd = catalogue.get(form)
     data = _read_json_object(file)
     report = validate(fd, data)
     _echo_json(report.as_dict())
@@ -161,8 +147,7 @@ def validate_command(ctx: click.Context, form: str, file: str) -> None:
 @click.argument("form", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Sortie JSON.")
 def rules_command(form: str | None, as_json: bool) -> None:
-    cat = _catalogue()
-    forms = [cat.get(form)] if form else [fd for fd in cat.forms() if fd.kind == "form"]
+    forms = [catalogue.get(form)] if form else [fd for fd in catalogue.forms() if fd.kind == "form"]
     rules = [r.as_dict() for fd in forms for r in fd.rules()]
     if as_json:
         _echo_json(rules)

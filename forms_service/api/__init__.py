@@ -13,7 +13,6 @@ answer 503 ``{"status": "degraded"}``.
 from __future__ import annotations
 
 import hmac
-import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +20,7 @@ from flask import current_app, g, request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
-from forms_service import __version__
+from forms_service import __version__, import_optional
 from forms_service.api.errors import ErrorBody, Unauthorized
 from forms_service.logging_setup import get_logger
 
@@ -45,18 +44,8 @@ HealthCheck = Callable[[], dict[str, Any]]
 api = APIBlueprint("api", __name__, url_prefix=URL_PREFIX)
 
 
-def _optional_module(name: str):
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        # Only "this module does not exist (yet)"; a missing import inside it is a bug.
-        if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
-            return None
-        raise
-
-
 for _name in BLUEPRINT_MODULES:
-    _module = _optional_module(_name)
+    _module = import_optional(_name)
     if _module is not None:
         api.register_api(_module.bp)
 

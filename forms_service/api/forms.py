@@ -14,6 +14,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from forms_service.api.errors import ErrorBody
+from forms_service.catalogue import catalogue
 from forms_service.errors import BadRequest
 
 tag = Tag(name="formulaires", description="Catalogue des formulaires et validation des données")
@@ -65,24 +66,17 @@ class ValidationReport(BaseModel):
     derived: dict[str, Any] | None = Field(default=None, description="Valeurs calculées (total EDE, ...)")
 
 
-def _catalogue():
-    from forms_service.catalogue import catalogue
-
-    return catalogue
-
-
 @bp.get("/forms", summary="Liste des formulaires et listes de référence",
         responses={200: FormList})
 def list_forms():
-    return [{"id": fd.id, "title": fd.title, "kind": fd.kind, "pages": fd.pages}
-            for fd in _catalogue().forms()]
+    return [fd.summary() for fd in catalogue.forms()]
 
 
 @bp.get("/forms/<form_id>", summary="Un formulaire : son schéma, ou les lignes d'une liste de référence",
         responses={200: FormDetail})
 def get_form(path: FormPath):
-    fd = _catalogue().get(path.form_id)
-    body: dict[str, Any] = {"id": fd.id, "title": fd.title, "kind": fd.kind, "pages": fd.pages}
+    fd = catalogue.get(path.form_id)
+    body: dict[str, Any] = fd.summary()
     if fd.kind == "form":
         body["schema"] = fd.json_schema()
     else:
@@ -98,7 +92,7 @@ def get_form(path: FormPath):
 def validate_form(path: FormPath, body: FormData):
     from forms_service.validation import validate
 
-    fd = _catalogue().get(path.form_id)
+    fd = catalogue.get(path.form_id)
     data = request.get_json(silent=True)
     if not isinstance(data, dict):  # e.g. a JSON string holding an object
         raise BadRequest("Le corps de la requête doit être un objet JSON")
@@ -109,7 +103,7 @@ def form_components() -> dict[str, dict]:
     """Each form's JSON Schema as OpenAPI components: ``<form id>`` for the form and
     ``<form id>.<Name>`` for its nested definitions (``$defs`` hoisted, refs rewritten)."""
     out: dict[str, dict] = {}
-    for fd in _catalogue().forms():
+    for fd in catalogue.forms():
         if fd.kind != "form":
             continue
         schema = fd.json_schema()

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, render_template, send_file
 
+from forms_service.catalogue import catalogue
+
 bp = Blueprint("referent", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
 
 
-def _catalogue():
-    from forms_service.catalogue import catalogue
-
-    return catalogue
-
-
 @bp.get("/")
 def accueil():
-    forms = _catalogue().forms()
+    forms = catalogue.forms()
     return render_template("accueil.html",
                            formulaires=[fd for fd in forms if fd.kind == "form"],
                            references=[fd for fd in forms if fd.kind != "form"])
@@ -24,7 +20,7 @@ def accueil():
 
 @bp.get("/formulaires/<form_id>")
 def formulaire(form_id: str):
-    fd = _catalogue().get(form_id)
+    fd = catalogue.get(form_id)
     entries = [e.as_dict() for e in fd.entries()] if fd.kind != "form" else []
     return render_template("formulaire.html", fd=fd, rules=fd.rules() if fd.kind == "form" else [],
                            entries=entries)
