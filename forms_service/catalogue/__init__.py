@@ -115,7 +115,7 @@ class FormDefinition:
             raw_fields = FIELD_GENERATORS[s["fields_from"]](s) + raw_fields
         return Section(id=s["id"], title=s["title"], page=s.get("page"),
                        fields=tuple(_field(f) for f in raw_fields), note=s.get("note"),
-                       reserved=s.get("reserved", False))
+                       reserved=s.get("reserved", False), banner=s.get("banner"))
 
     def _check_paths(self) -> None:
         seen: set[str] = set()

@@ -109,6 +109,7 @@ class Section:
     fields: tuple[Field, ...]
     note: str | None = None            # printed text under the heading (footnotes, legal text)
     reserved: bool = False             # filled by the SLAI/EP/Président, printed blank
+    banner: str | None = None          # a heading printed above the section (shared by a pair)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,252 @@
+"""The template context: the form's data, wrapped so that each value knows its path.
+
+Templates use plain variables (``{{ beneficiaire.nom }}``,
+``{{ suspension.motifs|box('refus_controle') }}``). Each value in the context
+is wrapped with its dotted path so that, while a document renders, the Jinja
+``finalize`` hook sees every printed box and text zone *in document order*
+with its path and option code. That order is how the layout map ties each ☐
+glyph of the PDF to a path without measuring anything by hand.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from jinja2 import Environment, StrictUndefined
+from markupsafe import Markup
+
+from ..catalogue import FormDefinition, references
+
+CHECKED, UNCHECKED = "\u2612", "\u2610"   # ☒ ☐
+
+
+def format_value(value: Any) -> str:
+    if value is None or value is False:
+        return ""
+    if value is True:
+        return "Oui"
+    if isinstance(value, dt.date):
+        return value.strftime("%d/%m/%Y")
+    if isinstance(value, list):
+        return ", ".join(format_value(v) for v in value)
+    return str(value)
+
+
+class Val:
+    """A leaf value and its path. Prints like the value; compares and iterates like it."""
+
+    __slots__ = ("path", "value")
+
+    def __init__(self, path: str, value: Any):
+        self.path, self.value = path, value
+
+    def __str__(self) -> str:
+        return format_value(self.value)
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    def __eq__(self, other: Any) -> bool:
+        return self.value == (other.value if isinstance(other, Val) else other)
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    def __contains__(self, item: Any) -> bool:
+        return isinstance(self.value, (list, tuple, str)) and item in self.value
+
+    def __iter__(self) -> Iterator:
+        return iter(self.value or [])
+
+    def __len__(self) -> int:
+        return len(self.value or [])
+
+    def __repr__(self) -> str:
+        return f"Val({self.path!r}, {self.value!r})"
+
+
+class Group(dict):
+    """A group of fields (``beneficiaire``), or a list row (``pap.2``)."""
+
+    def __init__(self, path: str, items: dict):
+        super().__init__(items)
+        self.path = path
+
+    def __getattr__(self, name: str) -> Any:   # Jinja tries attributes first
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Something the layout map places: a box, a text zone or a signature zone."""
+
+    kind: str            # "box" | "text" | "signature"
+    path: str
+    value: Any = None    # the option code of a box (True for a box alone)
+    checked: bool = False
+
+    def __str__(self) -> str:
+        if self.kind == "box":
+            return CHECKED if self.checked else UNCHECKED
+        return ""
+
+
+def wrap(value: Any, path: str) -> Any:
+    if isinstance(value, dict):
+        return Group(path, {k: wrap(v, f"{path}.{k}" if path else k) for k, v in value.items()})
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return Val(path, [wrap(v, f"{path}.{i}") for i, v in enumerate(value)])
+    return Val(path, value)
+
+
+# -- filters -----------------------------------------------------------------
+
+def f_box(val: Any, code: Any = True) -> Mark:
+    """☒ when the value holds ``code`` (a multi-choice), equals it (a one-choice) or is true."""
+    path = getattr(val, "path", "?")
+    value = getattr(val, "value", val)
+    if code is True:
+        checked = bool(value)
+    elif isinstance(value, (list, tuple)):
+        checked = code in value
+    else:
+        checked = value == code
+    return Mark("box", path, code, checked)
+
+
+def f_date(val: Any) -> Any:
+    return val  # a Val prints its date dd/mm/yyyy; the filter names the intent in the template
+
+
+def f_code(val: Any) -> Any:
+    """A code printed with its label (ROME, codification)."""
+    value = getattr(val, "value", None)
+    if not value:
+        return val
+    for name in ("annexe-6", "annexe-4", "annexe-1"):
+        entry = references.by_code(name).get(value)
+        if entry:
+            return Val(val.path, f"{value} – {entry.label}")
+    return val
+
+
+def f_zone(group: Any) -> Mark:
+    return Mark("signature", getattr(group, "path", "?"))
+
+
+@dataclass
+class Chunk:
+    rows: list
+    continued: bool
+    last: bool
+
+
+def f_pages(val: Any, per_page: int, min_rows: int = 0) -> list[Chunk]:
+    """Split a list's rows into pages of ``per_page``; pad with blank rows for handwriting."""
+    rows = list(getattr(val, "value", None) or [])
+    path = getattr(val, "path", "?")
+    total = max(len(rows), min_rows, 1)
+    total = -(-total // per_page) * per_page
+    blank_fields = _row_fields.get(path, ())
+    for i in range(len(rows), total):
+        rows.append(wrap({k: ([] if t == "multi" else False if t == "bool" else None)
+                          for k, t in blank_fields}, f"{path}.{i}"))
+    chunks = [rows[i:i + per_page] for i in range(0, total, per_page)]
+    return [Chunk(c, i > 0, i == len(chunks) - 1) for i, c in enumerate(chunks)]
+
+
+#: A list's column names and types, so blank rows wrap like real ones (set per render).
+_row_fields: dict[str, tuple[tuple[str, str], ...]] = {}
+
+
+# -- recording what is printed, in order ----------------------------------------
+
+_recorder: contextvars.ContextVar[list | None] = contextvars.ContextVar("layout_recorder", default=None)
+_probe: contextvars.ContextVar[bool] = contextvars.ContextVar("layout_probe", default=False)
+
+
+def marker(n: int) -> str:
+    """Text printed instead of a value in a probe render, to find a zone's position."""
+    return f"\u27e6{n}\u27e7"   # ⟦n⟧
+
+
+def finalize(value: Any) -> Any:
+    rec = _recorder.get()
+    if isinstance(value, Mark):
+        if rec is not None:
+            rec.append(value)
+            if value.kind == "signature" and _probe.get():
+                return marker(len(rec) - 1)
+        return str(value)
+    if isinstance(value, Val):
+        if rec is not None and not isinstance(value.value, list):
+            rec.append(Mark("text", value.path))
+            if _probe.get():
+                return marker(len(rec) - 1)
+        return str(value)
+    if value is None:
+        return ""
+    return value
+
+
+class Recording:
+    """``with Recording(probe=True) as marks:`` — collect the marks a render prints."""
+
+    def __init__(self, probe: bool = False):
+        self.probe = probe
+        self.marks: list[Mark] = []
+
+    def __enter__(self) -> list[Mark]:
+        self._t1 = _recorder.set(self.marks)
+        self._t2 = _probe.set(self.probe)
+        return self.marks
+
+    def __exit__(self, *exc) -> None:
+        _recorder.reset(self._t1)
+        _probe.reset(self._t2)
+
+
+def make_env() -> Environment:
+    """The one Jinja environment: strict (a missing variable is an error), autoescaped."""
+    env = Environment(undefined=StrictUndefined, autoescape=True, finalize=finalize)
+    env.filters.update(box=f_box, date=f_date, code=f_code, zone=f_zone, pages=f_pages)
+    return env
+
+
+#: Names every template may use besides the form's own fields.
+SERVICE_VARIABLES = {"document", "departement", "derived", "modele_indicatif", "entries"}
+
+
+def build_context(form: FormDefinition, data: dict, *, derived: dict | None = None,
+                  document: dict | None = None, departement: dict | None = None) -> dict:
+    """The context of one render. ``data`` is the model's dump (every key present)."""
+    for f in form.fields:
+        if f.type == "list":
+            _row_fields[f.path] = tuple((c.name, c.type) for c in f.item_fields)
+    ctx: dict[str, Any] = {k: wrap(v, k) for k, v in data.items()}
+    ctx["derived"] = derived or {}
+    ctx["document"] = document or {"id": "", "version": "", "qr": ""}
+    ctx["departement"] = departement or {"nom": "", "logo": ""}
+    ctx["modele_indicatif"] = _indicative(form)
+    if form.kind == "reference":
+        ctx["entries"] = [{"code": e.code, "label": e.label, "remarque": e.extra.get("remarque") or ""}
+                          for e in form.entries()]
+    return ctx
+
+
+def _indicative(form: FormDefinition) -> bool:
+    if not form.printed_note:
+        return False
+    from ..rules.ede import grid  # the EDE grid says whether it is the indicative one
+    return bool(grid()["modele_indicatif"])
+
+
+def raw(xml: str) -> Markup:
+    """XML that goes into the document as is (images); never user text."""
+    return Markup(xml)
