@@ -76,7 +76,12 @@ ENV: dict[str, tuple[str, Any]] = {
     "secret_key": ("SECRET_KEY", _str),
     "log_level": ("FORMS_SERVICE_LOG_LEVEL", _str),
     "migrate_on_startup": ("FORMS_SERVICE_MIGRATE_ON_STARTUP", _bool),
+    "templates_dir": ("FORMS_SERVICE_TEMPLATES_DIR", _path),
+    "ede_grid": ("FORMS_SERVICE_EDE_GRID", _opt_path),
 }
+
+#: The repository's ``templates/`` (``docx/`` and ``pdf/``): the committed templates.
+DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,10 @@ class Settings:
     log_level: str = "INFO"
     #: ``None`` means: on for SQLite, off otherwise (run ``forms-service db upgrade``).
     migrate_on_startup: bool | None = None
+    #: Where ``docx/`` and ``pdf/`` templates are read from (a département's edited copies).
+    templates_dir: Path = DEFAULT_TEMPLATES_DIR
+    #: The département's own EDE grid (YAML); ``None``: the indicative grid.
+    ede_grid: Path | None = None
 
     def __post_init__(self) -> None:
         # Resolve the derived defaults once, so every reader sees the same values.
@@ -162,3 +171,9 @@ def current_settings() -> Settings:
         if settings is not None:
             return settings
     return get_settings()
+
+
+def ede_grid_file() -> str | None:
+    """The EDE grid file the process uses (read by the catalogue when it loads)."""
+    grid = get_settings().ede_grid
+    return str(grid) if grid else None
