@@ -26,6 +26,7 @@ from forms_service.errors import BadRequest, FormsError
 
 #: Modules that contribute commands (``commands = [...]``); missing ones are skipped.
 COMMAND_MODULES = [
+    "forms_service.render.templates_cli",
     "forms_service.render.cli",
     "parsers.cli",
 ]
