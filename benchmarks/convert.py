@@ -118,6 +118,17 @@ def rss_mib(pids: list[int]) -> float:
     return total / 1024
 
 
+def _cpu_times() -> int | None:
+    """Busy clock ticks of the whole machine (all processes), from /proc/stat."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+    except OSError:
+        return None
+    idle = fields[3] + fields[4]
+    return sum(fields[:8]) - idle
+
+
 def machine() -> dict:
     cpu = platform.processor()
     try:
@@ -155,6 +166,9 @@ def main() -> int:
     args = ap.parse_args()
     threads = args.threads or 2 * args.size
 
+    load_start = os.getloadavg()
+    cpu_start = _cpu_times()
+    t_run = time.perf_counter()
     data = args.docx.read_bytes() if args.docx else make_form()
     pages = pdf_page_count(cold_convert(data))  # also warms the OS file cache
     info = machine()
@@ -198,6 +212,18 @@ def main() -> int:
         figures["lo_rss_mib_after_batches"] = rss_mib(lo_pids)
         figures["stats"] = dict(pool.stats)
 
+    # What else ran meanwhile: the machine is shared, figures are only comparable within a run.
+    busy = _cpu_times()
+    wall = time.perf_counter() - t_run
+    figures["load_avg_start_end"] = [round(load_start[0], 2), round(os.getloadavg()[0], 2)]
+    figures["cpu_busy_other_pct"] = None
+    if cpu_start and busy:
+        total_busy = (busy - cpu_start) / os.sysconf("SC_CLK_TCK")
+        # this process and its reaped children: cold soffice, and the pool's unoserver
+        # processes, which reap LibreOffice (the pool is closed by now)
+        ours = sum(os.times()[:4])
+        figures["cpu_busy_other_pct"] = round(
+            max(0.0, total_busy - ours) / (wall * info["cores"]) * 100, 1)
     speedup = figures["cold_p50_ms"] / figures["warm_p50_ms"]
     figures["speedup"] = speedup
     rows = [
@@ -217,6 +243,10 @@ def main() -> int:
         rows += [("docxtpl render, p50", f"{figures['render_p50_ms']:.0f} ms"),
                  (f"batch of {args.batch}, render + convert",
                   f"{figures['pipeline_docs_per_s']:.1f} docs/s  (target 12 docs/s on 2 cores)")]
+    rows.append(("load average at start / end", " / ".join(map(str, figures["load_avg_start_end"]))))
+    if figures["cpu_busy_other_pct"] is not None:
+        rows.append(("CPU used by other processes", f"~{figures['cpu_busy_other_pct']}% "
+                     "of the machine during the run (shared machine: compare within a run)"))
     rows.append(("LibreOffice RSS before → after batches",
                  f"{figures['lo_rss_mib_before_batches']:.0f} → "
                  f"{figures['lo_rss_mib_after_batches']:.0f} MiB"))

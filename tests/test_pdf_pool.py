@@ -182,15 +182,16 @@ def test_killed_libreoffice_is_restarted_and_conversions_succeed(ready_pool):
     pool = ready_pool
     victim = pool.instances()[0]
     [victim_bin] = soffice_bin_pids(victim)
-    restarts = pool.stats["restarts"]
+    restarts, retries = pool.stats["restarts"], pool.stats["retries"]
     big = make_docx("Conversion interrompue", pages=12)
     with ThreadPoolExecutor(max_workers=4) as ex:
         futures = [ex.submit(pool.convert, big) for _ in range(6)]
-        time.sleep(0.3)  # conversions under way on both instances
+        time.sleep(0.5)  # conversions under way on both instances
         os.kill(victim_bin, signal.SIGKILL)
         pdfs = [f.result(timeout=180) for f in futures]
     assert all(p.startswith(b"%PDF-") and pdf_page_count(p) == 12 for p in pdfs)
     assert pool.stats["restarts"] > restarts
+    assert pool.stats["retries"] > retries  # killed mid-conversion, retried elsewhere
     assert pool.wait_ready(timeout=120)
     after = pool.instances()[0]
     assert after["starts"] > victim["starts"] and after["pid"] != victim["pid"]

@@ -170,7 +170,22 @@ def prepare_server_env(venv_dir: str | os.PathLike = DEFAULT_UNO_VENV,
         return python
     if not Path(system_python).exists() or not _has_uno(system_python):
         raise ComponentMissing(MSG_NO_UNO)
+    venv_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock = os.open(venv_dir.parent, os.O_RDONLY)  # flock on the parent directory:
+    try:                                          # one process prepares, the others wait
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if python.exists() and _server_env_version(python) == wanted:
+            return python  # made by another process meanwhile
+        _build_server_env(venv_dir, system_python)
+    finally:
+        os.close(lock)
+    if _server_env_version(python) != wanted:
+        raise ComponentMissing(MSG_NO_UNO)
+    log.info("unoserver %s server environment ready in %s", wanted, venv_dir)
+    return python
 
+
+def _build_server_env(venv_dir: Path, system_python: str) -> None:
     build = Path(tempfile.mkdtemp(prefix=venv_dir.name + ".build-", dir=venv_dir.parent))
     try:
         subprocess.run([system_python, "-m", "venv", "--system-site-packages", "--without-pip",
@@ -184,23 +199,17 @@ def prepare_server_env(venv_dir: str | os.PathLike = DEFAULT_UNO_VENV,
             check=True, capture_output=True, text=True, env=_clean_env()).stdout.strip()
         _copy_distribution("unoserver", Path(purelib))
         if venv_dir.exists():
-            shutil.rmtree(venv_dir)  # stale (other version or broken)
-        try:
-            os.rename(build, venv_dir)
-        except OSError:
-            pass  # another process finished first: its venv is checked below
-    except subprocess.CalledProcessError as exc:
-        detail = (exc.stderr or b"").decode(errors="replace") if isinstance(exc.stderr, bytes) \
-            else str(exc.stderr)
+            shutil.rmtree(venv_dir)  # stale: another unoserver version, or broken
+        os.rename(build, venv_dir)
+    except (subprocess.CalledProcessError, OSError) as exc:
+        detail = getattr(exc, "stderr", None) or exc
+        if isinstance(detail, bytes):
+            detail = detail.decode(errors="replace")
         log.error("cannot make %s: %s", venv_dir, detail)
         raise ComponentMissing(MSG_NO_START) from exc
     finally:
         if build.exists():
             shutil.rmtree(build, ignore_errors=True)
-    if _server_env_version(python) != wanted:
-        raise ComponentMissing(MSG_NO_UNO)
-    log.info("unoserver %s server environment ready in %s", wanted, venv_dir)
-    return python
 
 
 def _copy_distribution(name: str, purelib: Path) -> None:
@@ -826,7 +835,8 @@ class ConverterPool:
             return max(1, self.recycle_after * (inst.index + 1) // self.size)
         return self.recycle_after
 
-    def _start_one(self, inst: _Instance, deadline: float) -> bool:
+    def _start_one(self, inst: _Instance, deadline: float, final: bool = True) -> bool:
+        """Start ``inst``; on failure it is "broken" if ``final``, else stays "starting"."""
         inst.state = "starting"
         try:
             inst.start(deadline)
@@ -839,8 +849,9 @@ class ConverterPool:
             log.error("LibreOffice instance %d did not start: %s", inst.index, inst.last_error)
             inst.stop()
             shutil.rmtree(inst.dir / "profile", ignore_errors=True)  # maybe the culprit
-            inst.state = "broken"
-            inst.broken_at = time.monotonic()
+            if final:
+                inst.state = "broken"
+                inst.broken_at = time.monotonic()
             return False
         inst.limit = self._recycle_limit(inst)
         inst.last_error = ""
@@ -874,12 +885,14 @@ class ConverterPool:
         try:
             log.info("LibreOffice instance %d: restarting (%s)", inst.index, reason)
             inst.stop(graceful=graceful)
-            for attempt in range(3):
+            attempts = 3
+            for attempt in range(attempts):
                 if self.closed:
                     break
-                if self._start_one(inst, time.monotonic() + self.start_timeout):
+                if self._start_one(inst, time.monotonic() + self.start_timeout,
+                                   final=attempt == attempts - 1):
                     break
-                if inst.state == "stopped":
+                if inst.state != "starting":  # aborted (closing) or given up
                     break
                 time.sleep(1.0 + attempt)
             with self._cond:
@@ -1089,7 +1102,7 @@ def pool_options(config: Mapping | None = None) -> dict:
     """ConverterPool keyword arguments from a settings mapping (Flask ``app.config``).
 
     Keys: ``PDF_POOL_SIZE`` (default: number of cores), ``VAR_DIR`` (profiles in
-    ``VAR_DIR/lo``; default ``var``), ``PDF_POOL_RECYCLE_AFTER``, ``PDF_SOFFICE``,
+    ``VAR_DIR/lo``; default ``var``), ``PDF_POOL_RECYCLE_AFTER`` (0: never), ``PDF_SOFFICE``,
     ``PDF_UNO_PYTHON``, ``PDF_POOL_BASE_PORT`` (else free ports are picked).
     """
     config = config or {}
@@ -1099,7 +1112,8 @@ def pool_options(config: Mapping | None = None) -> dict:
         "soffice": config.get("PDF_SOFFICE") or None,
         "uno_python": config.get("PDF_UNO_PYTHON") or None,
         "base_port": int(config.get("PDF_POOL_BASE_PORT") or 0) or None,
-        "recycle_after": int(config.get("PDF_POOL_RECYCLE_AFTER") or DEFAULT_RECYCLE_AFTER),
+        "recycle_after": int(config.get("PDF_POOL_RECYCLE_AFTER", DEFAULT_RECYCLE_AFTER) or 0)
+        or None,
     }
 
 
