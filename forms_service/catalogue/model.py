@@ -74,20 +74,21 @@ def _python_type(f: Field, model_prefix: str) -> tuple[Any, Any]:
 
 
 def _tree(fields: tuple[Field, ...]) -> dict:
-    """Group dotted paths into nested nodes: {"fields": {name: Field}, "children": {name: node}}."""
-    root: dict = {"fields": {}, "children": {}}
+    """Group dotted paths into nested nodes, in the definition's order:
+    {name: Field | node}, where a node is a dict of the same shape."""
+    root: dict = {}
     for f in fields:
         parts = f.path.split(".")
         node = root
         for part in parts[:-1]:
-            node = node["children"].setdefault(part, {"fields": {}, "children": {}})
+            node = node.setdefault(part, {})
         if f.type == "signature":
             # A signature zone is a group: whether it is signed, beside its lieu/date fields.
-            sig = node["children"].setdefault(parts[-1], {"fields": {}, "children": {}})
-            sig["fields"]["signee"] = Field(path=f"{f.path}.signee", type="tri",
-                                            label=f"{f.label} : signée", printed=False)
+            sig = node.setdefault(parts[-1], {})
+            sig["signee"] = Field(path=f"{f.path}.signee", type="tri",
+                                  label=f"{f.label} : signée", printed=False)
         else:
-            node["fields"][parts[-1]] = f
+            node[parts[-1]] = f
     return root
 
 
@@ -97,11 +98,12 @@ def build_model(fields: tuple[Field, ...], name: str) -> type[BaseModel]:
 
 def _build_node(node: dict, name: str) -> type[BaseModel]:
     attrs: dict[str, Any] = {}
-    for child_name, child in node["children"].items():
-        child_model = _build_node(child, f"{name}{_camel(child_name)}")
-        attrs[child_name] = (child_model, PField(default_factory=child_model))
-    for fname, f in node["fields"].items():
-        attrs[fname] = _python_type(f, name)
+    for key, item in node.items():
+        if isinstance(item, dict):
+            child_model = _build_node(item, f"{name}{_camel(key)}")
+            attrs[key] = (child_model, PField(default_factory=child_model))
+        else:
+            attrs[key] = _python_type(item, name)
     return create_model(name, __config__=_CONFIG, **attrs)
 
 

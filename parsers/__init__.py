@@ -1,0 +1,1 @@
+"""Reading completed forms back: AcroForm PDFs, digital PDFs and scans, into records."""
