@@ -176,11 +176,54 @@ def _set(data: dict, path: str, value: Any) -> None:
     data[last] = value
 
 
+def _filled(value: Any) -> bool:
+    return value not in (None, "", [], False)
+
+
+def _row_counts(form: FormDefinition, readings: dict[str, Reading]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for f in form.fields:
+        if f.type != "list":
+            continue
+        idx = [int(p[len(f.path) + 1:].split(".")[0]) for p in readings
+               if p.startswith(f.path + ".") and p[len(f.path) + 1:].split(".")[0].isdigit()]
+        counts[f.path] = max(idx) + 1 if idx else 0
+    return counts
+
+
+def _trim_blank_rows(form: FormDefinition, readings: dict[str, Reading]) -> dict[str, Reading]:
+    """Drop list rows printed blank for handwriting and left blank (nothing read, nothing to review)."""
+    keep_upto: dict[str, int] = {}
+    for f in form.fields:
+        if f.type != "list":
+            continue
+        last = -1
+        for p, r in readings.items():
+            rest = p[len(f.path) + 1:] if p.startswith(f.path + ".") else ""
+            head = rest.split(".")[0]
+            if head.isdigit() and (_filled(r.value) or r.needs_review):
+                last = max(last, int(head))
+        keep_upto[f.path] = last
+    out = {}
+    for p, r in readings.items():
+        drop = False
+        for lp, last in keep_upto.items():
+            rest = p[len(lp) + 1:] if p.startswith(lp + ".") else ""
+            head = rest.split(".")[0]
+            if head.isdigit() and int(head) > last:
+                drop = True
+        if not drop:
+            out[p] = r
+    return out
+
+
 def make_record(form: FormDefinition, *, source: Source, readings: dict[str, Reading],
                 pages: list[dict], document_id: str | None = None,
                 template_version: str | None = None, rows: dict[str, int] | None = None,
                 today: dt.date | None = None) -> dict:
     """The record of a form read back, validated, with its status."""
+    readings = _trim_blank_rows(form, readings)
+    rows = {**(rows or {}), **_row_counts(form, readings)}
     flat = blank_flat(form, rows)
     for path in readings:
         if path not in flat:

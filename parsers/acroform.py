@@ -1,0 +1,239 @@
+"""Read a filled AcroForm PDF (our fillable PDFs, filled in any PDF reader).
+
+Field names are the contract of the fillable PDFs: the fully qualified name is
+the path, then the option code for a choice (``suspension.motifs.refus_controle``,
+``pap.0.resultat.atteint``); a box alone and a text field are named by their
+path. A checkbox counts as ticked whatever its export value (``/Yes``, ``/On``,
+``/1``…): anything but ``/Off``. Readers that do not regenerate appearance
+streams still set ``/V``, which is read first; ``/AS`` is the fallback.
+
+pikepdf reads only the field dictionaries, which keeps a document well under
+the 25 ms budget (pypdf's ``get_fields()`` alone takes ~19 ms).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+import pikepdf
+
+from forms_service.catalogue import FormDefinition, catalogue
+from forms_service.errors import BadDocument, UnknownForm
+
+from .record import Reading
+
+META_KEYS = {"form": "/RsaForm", "version": "/RsaTemplateVersion", "document_id": "/RsaDocumentId"}
+_DATE_FR = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})\s*$")
+_DATE_ISO = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})\s*$")
+
+
+@dataclass
+class RawField:
+    name: str
+    kind: str            # "btn" | "text" | "other"
+    value: object        # bool for a box, str for text
+    page: int | None
+    rect: list[float] | None
+
+
+def _name_value(obj) -> str | None:
+    if obj is None:
+        return None
+    try:
+        return str(obj)
+    except Exception:
+        return None
+
+
+def _ticked(value: str | None) -> bool:
+    return bool(value) and value not in ("/Off", "Off", "/off", "")
+
+
+def _walk(field, prefix: str, inherited_ft, page_of, out: list[RawField], depth: int = 0) -> None:
+    if depth > 20:  # a field tree that loops on itself
+        raise BadDocument("Arborescence de champs du formulaire invalide (boucle)", rule="pdf_boucle")
+    name_part = field.get("/T")
+    name = prefix
+    if name_part is not None:
+        name = f"{prefix}.{name_part}" if prefix else str(name_part)
+    ft = field.get("/FT", inherited_ft)
+    kids = field.get("/Kids")
+    # Terminal field: no kids, or kids that are only widgets (no /T of their own).
+    is_terminal = kids is None or all("/T" not in k for k in kids)
+    if not is_terminal:
+        for kid in kids:
+            _walk(kid, name, ft, page_of, out, depth + 1)
+        return
+    widgets = list(kids) if kids is not None else [field]
+    page, rect = None, None
+    for w in widgets:
+        if "/P" in w and page is None:
+            page = page_of.get(w.P.objgen)
+        if "/Rect" in w and rect is None:
+            rect = [float(x) for x in w.Rect]
+    if ft == "/Btn":
+        v = _name_value(field.get("/V"))
+        if v is None:
+            v = next((_name_value(w.get("/AS")) for w in widgets if "/AS" in w), None)
+        out.append(RawField(name, "btn", _ticked(v), page, rect))
+    elif ft == "/Tx":
+        v = field.get("/V")
+        out.append(RawField(name, "text", "" if v is None else str(v), page, rect))
+    else:
+        out.append(RawField(name, "other", _name_value(field.get("/V")), page, rect))
+
+
+def read_fields(pdf: pikepdf.Pdf) -> list[RawField]:
+    root = pdf.Root
+    if "/AcroForm" not in root or "/Fields" not in root.AcroForm:
+        return []
+    page_of = {p.obj.objgen: i + 1 for i, p in enumerate(pdf.pages)}
+    out: list[RawField] = []
+    for f in root.AcroForm.Fields:
+        _walk(f, "", None, page_of, out)
+    return out
+
+
+def metadata(pdf: pikepdf.Pdf) -> dict:
+    info = pdf.docinfo if pdf.trailer.get("/Info") is not None else {}
+    return {k: (str(info[v]) if v in info else None) for k, v in META_KEYS.items()}
+
+
+def guess_form(names: list[str]) -> FormDefinition | None:
+    """The form whose paths the field names match best (a PDF that lost its metadata)."""
+    best, best_score = None, 0
+    for fd in catalogue.forms():
+        if fd.kind != "form":
+            continue
+        score = sum(1 for n in names if _resolve(fd, n) is not None)
+        if score > best_score:
+            best, best_score = fd, score
+    return best if best_score >= max(3, len(names) // 2) else None
+
+
+def _resolve(fd: FormDefinition, name: str):
+    """(path, field, code) for a field name, or None when the form has no such field."""
+    f = fd.field(name)
+    if f is not None and f.type not in ("choice", "multi"):
+        return name, f, None
+    path, _, code = name.rpartition(".")
+    f = fd.field(path) if path else None
+    if f is not None and f.type in ("choice", "multi") and code in f.codes:
+        return path, f, code
+    return None
+
+
+def parse_date(text: str) -> dt.date | None:
+    m = _DATE_FR.match(text)
+    try:
+        if m:
+            return dt.date(int(m.group(3)), int(m.group(2)), int(m.group(1)))
+        m = _DATE_ISO.match(text)
+        if m:
+            return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        return None
+    return None
+
+
+def readings_from(fd: FormDefinition, raw: list[RawField], page_height: dict[int, float]) -> dict[str, Reading]:
+    """Turn raw fields into readings by path; exclusivity of one-choice groups is checked here."""
+    ticks: dict[str, list[tuple[str, RawField]]] = {}
+    readings: dict[str, Reading] = {}
+
+    def evidence(rf: RawField) -> list[dict]:
+        if rf.page is None or rf.rect is None:
+            return []
+        h = page_height.get(rf.page, 841.89)
+        x0, y0, x1, y1 = rf.rect
+        return [{"page": rf.page, "bbox": [round(min(x0, x1), 1), round(h - max(y0, y1), 1),
+                                           round(max(x0, x1), 1), round(h - min(y0, y1), 1)]}]
+
+    for rf in raw:
+        hit = _resolve(fd, rf.name)
+        if hit is None:
+            continue
+        path, f, code = hit
+        if code is not None:
+            ticks.setdefault(path, [])
+            if rf.value is True:
+                ticks[path].append((code, rf))
+            elif path not in readings:
+                readings[path] = Reading([] if f.type == "multi" else None, 1.0, evidence=[])
+            continue
+        if f.type == "bool":
+            readings[path] = Reading(bool(rf.value), 1.0, evidence=evidence(rf))
+        elif f.type == "date":
+            text = str(rf.value or "").strip()
+            if not text:
+                readings[path] = Reading(None)
+            else:
+                d = parse_date(text)
+                readings[path] = (Reading(d, 1.0, evidence=evidence(rf)) if d else
+                                  Reading(None, 0.0, True, evidence(rf),
+                                          f"Date illisible « {text[:20]} » : attendue JJ/MM/AAAA"))
+        elif f.type == "integer":
+            text = str(rf.value or "").strip()
+            readings[path] = Reading(int(text) if text.isdigit() else None, 1.0 if (not text or text.isdigit()) else 0.0,
+                                     bool(text) and not text.isdigit(), evidence(rf))
+        else:
+            text = str(rf.value or "").strip()
+            readings[path] = Reading(text or None, 1.0, evidence=evidence(rf))
+    for path, ticked in ticks.items():
+        f = fd.field(path)
+        codes = [c for c, _ in ticked]
+        ev = [e for _, rf in ticked for e in evidence(rf)]
+        if f.type == "multi":
+            order = {c: i for i, c in enumerate(f.codes)}
+            readings[path] = Reading(sorted(set(codes), key=order.get), 1.0, evidence=ev)
+        elif len(codes) <= 1:
+            readings[path] = Reading(codes[0] if codes else None, 1.0, evidence=ev)
+        else:
+            readings[path] = Reading(None, 0.0, True, ev,
+                                     "Plusieurs cases cochées pour un choix unique : " + ", ".join(codes))
+    return readings
+
+
+def parse_acroform(data: bytes) -> dict | None:
+    """``{"form", "template_version", "document_id", "readings", "pages"}``, or None when the
+    PDF has no form fields (then it is a digital PDF or a scan)."""
+    try:
+        pdf = pikepdf.open(__import__("io").BytesIO(data))
+    except pikepdf.PasswordError:
+        raise BadDocument("PDF chiffré : impossible de le lire sans mot de passe", rule="pdf_chiffre") from None
+    except pikepdf.PdfError as exc:
+        raise BadDocument(f"PDF illisible ou corrompu ({str(exc)[:80]})", rule="pdf_corrompu") from None
+    with pdf:
+        raw = read_fields(pdf)
+        if not raw:
+            return None
+        meta = metadata(pdf)
+        fd = None
+        if meta["form"]:
+            try:
+                fd = catalogue.get(meta["form"])
+            except UnknownForm:
+                fd = None
+        if fd is None:
+            fd = guess_form([r.name for r in raw])
+        if fd is None:
+            raise BadDocument("Formulaire PDF non reconnu : ses champs ne correspondent à aucun formulaire",
+                              rule="formulaire_non_reconnu")
+        heights = {i + 1: float(p.mediabox[3]) - float(p.mediabox[1]) for i, p in enumerate(pdf.pages)}
+        readings = readings_from(fd, raw, heights)
+        rows = _rows(fd, readings)
+        return {"form": fd, "template_version": meta["version"], "document_id": meta["document_id"],
+                "readings": readings, "rows": rows, "page_count": len(pdf.pages)}
+
+
+def _rows(fd: FormDefinition, readings: dict[str, Reading]) -> dict[str, int]:
+    rows: dict[str, int] = {}
+    for f in fd.fields:
+        if f.type == "list":
+            idx = [int(p[len(f.path) + 1:].split(".")[0]) for p in readings
+                   if p.startswith(f.path + ".") and p[len(f.path) + 1:].split(".")[0].isdigit()]
+            if idx:
+                rows[f.path] = max(idx) + 1
+    return rows
