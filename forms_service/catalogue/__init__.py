@@ -32,9 +32,27 @@ def field_generator(name: str):
     return register
 
 
+class _DataLoader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. In YAML 1.1 « on », « off », « yes », « no »
+    are booleans, which would turn a key like ``on:`` or a code like ``no`` into True/False."""
+
+
+_DataLoader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_DataLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", __import__("re").compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"))
+
+
+def parse_yaml(text) -> Any:
+    return yaml.load(text, Loader=_DataLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def load_yaml(package: str, name: str) -> Any:
     with resources.files(package).joinpath(name).open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+        return parse_yaml(fh)
 
 
 def _options(raw: dict) -> tuple[Option, ...]:

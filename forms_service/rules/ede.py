@@ -13,9 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
-import yaml
 
-from ..catalogue import field_generator
+from ..catalogue import field_generator, parse_yaml
 from ..catalogue.rules_engine import Context, Finding, check
 
 ORIENTATIONS = {
@@ -40,10 +39,10 @@ def grid_path() -> str | None:
 @lru_cache(maxsize=4)
 def load_grid(path: str | None = None) -> dict:
     if path:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        raw = parse_yaml(Path(path).read_text(encoding="utf-8"))
     else:
         with resources.files("forms_service.data").joinpath("ede_grid.yaml").open(encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh)
+            raw = parse_yaml(fh)
     items = []
     for item in raw["items"]:
         paliers = []
