@@ -148,12 +148,12 @@ def stamp_pdf(pdf: bytes, form: str, version: str, doc_id: str) -> bytes:
                                             Encoding=Name.WinAnsiEncoding))
         n = g.QR_MODULES
         s = _fmt(g.QR_MODULE)
-        for i, page in enumerate(doc.pages):
-            llx, lly = _page_origin(page, i)
-            resources = page.resources
-            xobjects = resources.get("/XObject")
+        for page in doc.pages:  # checked before any page is stamped: pages may share resources
+            xobjects = page.resources.get("/XObject")
             if xobjects is not None and _MARKS_NAME in xobjects:
                 raise ValueError("PDF already stamped")
+        for i, page in enumerate(doc.pages):
+            llx, lly = _page_origin(page, i)
             text = payload(form, version, i + 1, pages, doc_id)
             qr = Stream(doc, _qr_content(text))
             qr.Type = Name.XObject
