@@ -1,0 +1,330 @@
+"""Read a digital PDF without form fields: our rendered PDFs, or a DOCX edited and
+saved as PDF by Word or LibreOffice, where lines reflow.
+
+Boxes: the ☐/☒ glyphs are found in content order, each with the text printed
+after it, and aligned by that text with the boxes the template prints (the
+same sequence the layout map is made from). Alignment by label, not by
+coordinates, survives reflow and small wording edits: an unmatched run of
+boxes between two matched ones is paired by position only when both runs
+have the same length, and otherwise goes to review.
+
+Text fields: inside the zones of the layout map when the template version is
+known (our own PDFs); otherwise found by their printed label.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import threading
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import pypdfium2 as pdfium
+
+from forms_service.catalogue import FormDefinition, catalogue
+from forms_service.config import get_settings
+from forms_service.errors import BadDocument, UnknownForm
+from forms_service.render.context import CHECKED, UNCHECKED, Mark, Recording
+
+from .acroform import parse_date
+from .record import Reading
+
+#: pypdfium2 is not thread-safe, even across documents.
+PDFIUM_LOCK = threading.Lock()
+FOOTER = re.compile(r"(?P<form>[a-z0-9-]+) · modèle (?P<version>[0-9a-f]{12}) · page (?P<page>\d+)/(?P<pages>\d+)"
+                    r" · doc (?P<doc>[A-Za-z0-9]+)")
+
+
+@dataclass
+class Char:
+    text: str
+    x0: float
+    top: float
+    x1: float
+    bottom: float
+
+
+@dataclass
+class PageText:
+    number: int
+    width: float
+    height: float
+    chars: list[Char] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(c.text for c in self.chars)
+
+
+def extract(data: bytes, max_pages: int = 200) -> list[PageText]:
+    """Characters with boxes (top-left origin), page by page."""
+    with PDFIUM_LOCK:
+        try:
+            doc = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError as exc:
+            msg = str(exc)
+            if "password" in msg.lower():
+                raise BadDocument("PDF chiffré : impossible de le lire sans mot de passe", rule="pdf_chiffre") from None
+            raise BadDocument(f"PDF illisible ou corrompu ({msg[:80]})", rule="pdf_corrompu") from None
+        try:
+            if len(doc) > max_pages:
+                raise BadDocument(f"Trop de pages ({len(doc)} ; {max_pages} au plus)", rule="trop_de_pages")
+            pages = []
+            for i in range(len(doc)):
+                page = doc[i]
+                w, h = page.get_size()
+                tp = page.get_textpage()
+                n = tp.count_chars()
+                text = tp.get_text_range(0, n) if n else ""
+                pt = PageText(i + 1, w, h)
+                for j in range(min(n, len(text))):
+                    ch = text[j]
+                    if ch in "\r\n":
+                        continue
+                    left, bottom, right, top = tp.get_charbox(j)
+                    pt.chars.append(Char(ch, left, h - top, right, h - bottom))
+                tp.close()
+                page.close()
+                pages.append(pt)
+            return pages
+        finally:
+            doc.close()
+
+
+def norm(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    text = text.replace("’", "'").lower()
+    return re.sub(r"[^a-z0-9]+", " ", text).strip()
+
+
+# -- which form ----------------------------------------------------------------
+
+def identify(pages: list[PageText]) -> dict:
+    """Form, version, document id and page numbers from the stamped footer line,
+    else the form from its printed title."""
+    ids = sorted((fd.id for fd in catalogue.forms()), key=len, reverse=True)
+    for p in pages:
+        m = None
+        for form_id in ids:   # text extraction may glue the footer to the text before it
+            at = p.text.find(f"{form_id} · modèle ")
+            if at >= 0:
+                m = FOOTER.match(p.text, at)
+                break
+        if m:
+            return {"form": m["form"], "version": m["version"], "document_id": m["doc"],
+                    "identified_by": "text"}
+    head = norm(" ".join(p.text for p in pages[:1]))
+    best = None
+    for fd in catalogue.forms():
+        t = norm(fd.title)
+        if t and t in head and (best is None or len(t) > len(norm(best.title))):
+            best = fd
+    if best is not None:
+        return {"form": best.id, "version": None, "document_id": None, "identified_by": "content"}
+    raise BadDocument("Formulaire non reconnu : ni pied de page du service, ni titre connu",
+                      rule="formulaire_non_reconnu")
+
+
+# -- boxes -----------------------------------------------------------------------
+
+@dataclass
+class Glyph:
+    page: int
+    checked: bool
+    bbox: list[float]
+    after: str          # the text printed after the box, up to the next box or the line's end
+
+
+def glyphs(pages: list[PageText]) -> list[Glyph]:
+    out = []
+    for p in pages:
+        chars = p.chars
+        for i, c in enumerate(chars):
+            if c.text not in (CHECKED, UNCHECKED):
+                continue
+            label = []
+            prev_x = c.x1
+            for d in chars[i + 1:i + 160]:
+                if d.text in (CHECKED, UNCHECKED):
+                    break
+                mid = (d.top + d.bottom) / 2
+                if d.text.strip() and not (c.top - 2 <= mid <= c.bottom + 2):
+                    # the label goes on on the next line (a wrapped label) when that
+                    # line starts back at the left; anything else ends it
+                    if d.x0 < prev_x and mid < c.bottom + 14 and label:
+                        label.append(" ")
+                        c = Char(c.text, c.x0, d.top - 1, c.x1, d.bottom + 1)
+                    else:
+                        break
+                label.append(d.text)
+                prev_x = d.x1
+            c = p.chars[i]
+            out.append(Glyph(p.number, c.text == CHECKED,
+                             [round(c.x0, 1), round(c.top, 1), round(c.x1, 1), round(c.bottom, 1)],
+                             "".join(label)))
+    return out
+
+
+def _label(fd: FormDefinition, mark: Mark) -> str:
+    f = fd.field(mark.path)
+    if f is None:
+        return ""
+    if mark.value is True or f.type == "bool":
+        return ""
+    opt = f.option(str(mark.value))
+    return opt.label if opt else str(mark.value)
+
+
+@lru_cache(maxsize=64)
+def _expected(form_id: str, rows_key: tuple) -> tuple[Mark, ...]:
+    """The boxes the template prints, in order, for lists of the given row counts."""
+    from forms_service.render.pipeline import render_docx
+    fd = catalogue.get(form_id)
+    rows = dict(rows_key)
+    data = fd.model.model_validate({p: [{}] * n for p, n in rows.items() if n}).model_dump(mode="python")
+    rec = Recording()
+    render_docx(fd, data, settings=get_settings(), document_id="", version="", for_pdf=True, record=rec)
+    return tuple(m for m in rec.marks if m.kind == "box")
+
+
+def expected_boxes(fd: FormDefinition, n_found: int) -> tuple[Mark, ...]:
+    """The template's box sequence, with list rows chosen so the count matches what was found."""
+    lists = [f for f in fd.fields if f.type == "list"]
+    base = _expected(fd.id, ())
+    if not lists or len(base) == n_found:
+        return base
+    per_row = {f.path: sum(len(c.options) if c.type in ("choice", "multi") else 1
+                           for c in f.item_fields if c.printed and c.type in ("choice", "multi", "bool"))
+               for f in lists}
+    steps = {f.path: (f.rows_per_page or 8) for f in lists}
+    best = base
+    # try page counts for each list (few lists, few pages)
+    import itertools
+    ranges = [range(1, 12) for _ in lists]
+    for pages in itertools.product(*ranges):
+        rows = {f.path: pages[i] * steps[f.path] for i, f in enumerate(lists)}
+        guess = len(base) + sum(per_row[p] * (rows[p] - _blank_rows(f)) for f, p in zip(lists, rows))
+        if guess == n_found:
+            cand = _expected(fd.id, tuple(sorted(rows.items())))
+            if len(cand) == n_found:
+                return cand
+    return best
+
+
+def _blank_rows(f) -> int:
+    per = f.rows_per_page or 8
+    return -(-max(f.min_rows, 1) // per) * per
+
+
+def read_boxes(fd: FormDefinition, found: list[Glyph]) -> tuple[dict[str, Reading], list[str]]:
+    expected = expected_boxes(fd, len(found))
+    exp_labels = [norm(_label(fd, m))[:40] for m in expected]
+    got_labels = [norm(g.after)[:40] for g in found]
+    sm = difflib.SequenceMatcher(a=exp_labels, b=got_labels, autojunk=False)
+    pairs: list[tuple[Mark, Glyph]] = []
+    unsure: list[str] = []
+    for tag, i1, i2, j1, j2 in sm.get_opcodes():
+        if tag == "equal" or (tag == "replace" and i2 - i1 == j2 - j1):
+            pairs += list(zip(expected[i1:i2], found[j1:j2]))
+        elif tag in ("replace", "delete"):
+            unsure += [m.path for m in expected[i1:i2]]
+    by_path: dict[str, list[tuple[Mark, Glyph]]] = {}
+    for m, g in pairs:
+        by_path.setdefault(m.path, []).append((m, g))
+    readings: dict[str, Reading] = {}
+    for path, items in by_path.items():
+        f = fd.field(path)
+        ev = [{"page": g.page, "bbox": g.bbox} for _, g in items if g.checked]
+        ticked = [m.value for m, g in items if g.checked]
+        if f.type == "bool":
+            readings[path] = Reading(bool(ticked), 1.0, evidence=[{"page": g.page, "bbox": g.bbox} for _, g in items])
+        elif f.type == "multi":
+            readings[path] = Reading([c for c in f.codes if c in ticked], 1.0, evidence=ev)
+        elif len(ticked) <= 1:
+            readings[path] = Reading(ticked[0] if ticked else None, 1.0, evidence=ev)
+        else:
+            readings[path] = Reading(None, 0.0, True, ev,
+                                     "Plusieurs cases cochées pour un choix unique : " + ", ".join(map(str, ticked)))
+    for path in set(unsure) - set(readings):
+        readings[path] = Reading(None, 0.0, True, [], "Case introuvable dans le document (modèle modifié ?)")
+    return readings, unsure
+
+
+# -- text fields ---------------------------------------------------------------------
+
+def _lines(page: PageText, bbox: list[float] | None = None) -> list[str]:
+    chars = page.chars
+    if bbox is not None:
+        x0, top, x1, bottom = bbox
+        chars = [c for c in chars if x0 - 0.5 <= (c.x0 + c.x1) / 2 <= x1 + 0.5
+                 and top - 0.5 <= (c.top + c.bottom) / 2 <= bottom + 0.5]
+    lines: list[list[Char]] = []
+    for c in sorted(chars, key=lambda c: (round(c.top / 3), c.x0)):
+        if lines and abs(lines[-1][-1].top - c.top) < 3:
+            lines[-1].append(c)
+        else:
+            lines.append([c])
+    return ["".join(c.text for c in sorted(line, key=lambda c: c.x0)).strip() for line in lines]
+
+
+def _value_from_zone(f, text: str):
+    label = f.label.rstrip(" :")
+    for prefix in (f.label, label + " :", label):
+        if text.startswith(prefix):
+            text = text[len(prefix):].lstrip(" :")
+            break
+    return text.strip()
+
+
+def read_texts(fd: FormDefinition, pages: list[PageText], layout: dict | None) -> dict[str, Reading]:
+    readings: dict[str, Reading] = {}
+    if not layout:
+        return readings
+    by_page = {p.number: p for p in pages}
+    for z in layout.get("zones", []):
+        if z["kind"] != "text":
+            continue
+        f = fd.field(z["path"])
+        page = by_page.get(z["page"])
+        if f is None or page is None:
+            continue
+        text = " ".join(_lines(page, z["bbox"]))
+        value = _value_from_zone(f, text)
+        ev = [{"page": z["page"], "bbox": z["bbox"]}]
+        if f.type == "date":
+            if not value:
+                readings[z["path"]] = Reading(None, 1.0, evidence=ev)
+            else:
+                d = parse_date(value)
+                readings[z["path"]] = Reading(d, 1.0, evidence=ev) if d else \
+                    Reading(None, 0.0, True, ev, f"Date illisible « {value[:20]} »")
+        elif f.type == "code":
+            code = value.split(" – ")[0].strip() if value else None
+            readings[z["path"]] = Reading(code or None, 1.0, evidence=ev)
+        elif f.type == "integer":
+            readings[z["path"]] = Reading(int(value) if value.isdigit() else None,
+                                          1.0 if (not value or value.isdigit()) else 0.0,
+                                          bool(value) and not value.isdigit(), ev)
+        else:
+            readings[z["path"]] = Reading(value or None, 1.0, evidence=ev)
+    return readings
+
+
+def parse_pdf_text(data: bytes, *, layout_lookup=None) -> dict | None:
+    """Readings of a digital PDF, or None when it has no text layer (a scan)."""
+    pages = extract(data)
+    if not any(p.chars for p in pages):
+        return None
+    found = glyphs(pages)
+    ident = identify(pages)
+    try:
+        fd = catalogue.get(ident["form"])
+    except UnknownForm:
+        raise BadDocument(f"Formulaire inconnu « {ident['form']} »", rule="formulaire_non_reconnu") from None
+    readings, unsure = read_boxes(fd, found)
+    layout = layout_lookup(fd, ident["version"], ident["document_id"]) if layout_lookup else None
+    readings.update({k: v for k, v in read_texts(fd, pages, layout).items() if k not in readings})
+    return {"form": fd, "template_version": ident["version"], "document_id": ident["document_id"],
+            "readings": readings, "page_count": len(pages), "identified_by": ident["identified_by"]}
