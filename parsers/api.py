@@ -1,0 +1,57 @@
+"""``POST /api/v1/parse``: returned forms in, records out (multipart, one or more files)."""
+
+from __future__ import annotations
+
+from flask import current_app, g, request
+from flask_openapi3 import APIBlueprint, FileStorage, Tag
+from pydantic import BaseModel, Field, RootModel
+
+from forms_service.api.errors import ErrorBody
+from forms_service.errors import BadRequest
+
+from .record import FileError, Record
+
+tag = Tag(name="lecture", description="Lecture des formulaires retournés (PDF remplis, scans)")
+bp = APIBlueprint("parse", __name__, abp_tags=[tag],
+                  abp_responses={400: ErrorBody, 401: ErrorBody, 413: ErrorBody, 500: ErrorBody})
+
+MAX_FILES = 100
+
+
+class ParseForm(BaseModel):
+    files: list[FileStorage] = Field(description="Un ou plusieurs fichiers : PDF, TIFF, JPEG, PNG")
+
+
+class ParseResult(RootModel[list[Record | FileError]]):
+    """One record per form found, and one error entry per file that could not be read."""
+
+
+def _sandbox():
+    from .sandbox import Sandbox
+    box = current_app.extensions.get("parsers.sandbox")
+    if box is None:
+        box = current_app.extensions["parsers.sandbox"] = Sandbox(
+            workers=2, settings=current_app.extensions["forms_service.settings"])
+    return box
+
+
+@bp.post("/parse", summary="Lire des formulaires retournés",
+         description="Répond un tableau : un enregistrement par formulaire trouvé, et "
+                     "{\"file\", \"error\": {\"rule\", \"message\"}} par fichier illisible.",
+         responses={200: ParseResult})
+def parse(form: ParseForm):
+    from forms_service.audit import record_event
+    uploads = request.files.getlist("files")
+    if not uploads:
+        raise BadRequest("Aucun fichier reçu (champ « files »)", path="files", rule="fichier_manquant")
+    if len(uploads) > MAX_FILES:
+        raise BadRequest(f"Trop de fichiers ({len(uploads)} ; {MAX_FILES} au plus)", path="files",
+                         rule="trop_de_fichiers")
+    files = [(u.filename or f"fichier-{i + 1}", u.read()) for i, u in enumerate(uploads)]
+    result = _sandbox().parse(files)
+    actor = getattr(g, "actor", "anonyme")
+    for item in result:
+        if "error" not in item:
+            record_event(actor, "parse", form_id=item["form"], document_id=item["document_id"],
+                         status=item["status"], source=item["source"])
+    return result
