@@ -9,6 +9,8 @@ origin, y down: the :mod:`forms_service.render.geometry` convention) to image pi
 * :func:`estimate_transform` works out which found mark is which (the bottom-right mark
   is moved 10 mm left, so 90°/180°/270° turns are told apart), then fits an affine
   transform (least squares on the matched marks, optionally the QR corners too);
+* :func:`align_page` chains both, using the QR's rotation and, when marks are missing,
+  the QR symbol corners;
 * :func:`fallback_feature_align` registers the scan against a rendering of the
   original page with ORB features at ~100 dpi, for pages whose marks are lost;
 * :func:`to_pixels` / :func:`apply` map template boxes / points; :func:`rectify`
@@ -90,7 +92,12 @@ def _mark_candidates(window: np.ndarray, px_per_mm: float) -> list[tuple[float, 
             continue  # a ring has exactly one empty hole (a QR finder's hole holds its centre)
         hole = contours[holes[0]]
         hole_area = cv2.contourArea(hole)
-        if not (0.08 <= hole_area / area <= 0.5):
+        if not (0.08 <= hole_area / area <= 0.45):
+            continue
+        # discs fill their enclosing circle (~0.9), squares such as QR finder patterns do not (2/pi)
+        if area < 0.78 * math.pi * cv2.minEnclosingCircle(c)[1] ** 2:
+            continue
+        if hole_area < 0.65 * math.pi * cv2.minEnclosingCircle(hole)[1] ** 2:
             continue
         m, mh = cv2.moments(c), cv2.moments(hole)
         if m["m00"] <= 0 or mh["m00"] <= 0:
@@ -251,6 +258,23 @@ def estimate_transform(
     return matrix
 
 
+
+def align_page(gray: np.ndarray, qr_hits: Sequence = (), dpi_guess: float | None = None) -> np.ndarray:
+    """Marks + QR in one call: :func:`find_marks` then :func:`estimate_transform`.
+
+    ``qr_hits`` (from :func:`parsers.scan.identify.find_qr`) give the rotation, and their
+    corners are used as extra points when fewer than three marks match (a corner torn,
+    stained or outside the scanned area).
+    """
+    marks = find_marks(gray, dpi_guess)
+    ours = [h for h in qr_hits if getattr(h, "info", None) is not None]
+    rotation = ours[0].rotation if ours else None
+    expected = np.asarray(geometry.MARK_CENTERS, dtype=float)
+    extra = []
+    if len(_match_marks(marks, expected, dpi_guess, rotation)) < 3:
+        extra = [pair for h in ours for pair in h.point_pairs()]
+    return estimate_transform(marks, expected, dpi_guess=dpi_guess, rotation=rotation, extra_pairs=extra)
+
 # --- feature-based fallback --------------------------------------------------------------
 
 
@@ -260,14 +284,15 @@ def fallback_feature_align(
     *,
     reference_dpi: float | None = None,
     work_dpi: float = 100.0,
-    nfeatures: int = 4000,
+    nfeatures: int = 1500,
 ) -> np.ndarray:
     """3×3 matrix registering ``reference_gray`` (a rendering of the original page) on ``gray``.
 
     ORB keypoints on both images downsampled to about ``work_dpi`` (the resolutions are
     guessed from the image sizes, assuming about one A4 page each), ratio-tested matches,
-    RANSAC affine, then the matrix is rescaled to full resolution (measured: 56–60 ms vs
-    180 ms on full 300-dpi images, same boxes read). The matrix maps reference pixels to
+    RANSAC affine, then the matrix is rescaled to full resolution (~80 ms of one core for a
+    200-dpi scan against a 100-dpi reference; errors up to ~0.6 mm on a page of repetitive
+    text, so read boxes with some slack). The matrix maps reference pixels to
     image pixels, or PDF points to image pixels if ``reference_dpi`` is given (like
     :func:`estimate_transform`). Raises :class:`AlignmentFailed` with too few matches.
     """
@@ -282,12 +307,12 @@ def fallback_feature_align(
     if des_ref is None or des_img is None or len(kp_ref) < 10 or len(kp_img) < 10:
         raise AlignmentFailed(path="reperes")
     matches = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(des_ref, des_img, k=2)
-    good = [m[0] for m in matches if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
+    good = [m[0] for m in matches if len(m) == 2 and m[0].distance < 0.75 * m[1].distance]
     if len(good) < 12:
         raise AlignmentFailed(path="reperes")
     src = np.float32([kp_ref[m.queryIdx].pt for m in good])
     dst = np.float32([kp_img[m.trainIdx].pt for m in good])
-    m, inliers = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0,
+    m, inliers = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=2.0,
                                       maxIters=4000, confidence=0.999)
     if m is None or inliers is None or int(inliers.sum()) < 12:
         raise AlignmentFailed(path="reperes")
@@ -311,7 +336,7 @@ def to_pixels(matrix: np.ndarray, bbox_pt: Sequence[float]) -> tuple[float, floa
 def rectify(gray: np.ndarray, matrix: np.ndarray, dpi: float = 150.0) -> np.ndarray:
     """The page resampled upright: pixel ``(u, v)`` of the result is PDF point ``(u, v) * 72 / dpi``."""
     k = dpi / 72
-    size = (int(round(geometry.PAGE_WIDTH * k)), int(round(geometry.PAGE_HEIGHT * k)))
+    size = (math.ceil(geometry.PAGE_WIDTH * k - 1e-6), math.ceil(geometry.PAGE_HEIGHT * k - 1e-6))  # as pdfium
     out_to_img = np.asarray(matrix, dtype=float) @ np.diag([1 / k, 1 / k, 1.0])
     return cv2.warpPerspective(_to_gray(gray), out_to_img, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                borderValue=255)
