@@ -167,6 +167,9 @@ def test_missing_marks_fall_back_on_qr_corners(stamped):
         gray[int(top):int(bottom) + 1, int(x0):int(x1) + 1] = 255
     img, truth = scan(gray, dpi, angle=2.5, scale=1.03, shift_mm=(5, 5), pad_mm=15, **HARSH[dpi])
     assert len(find_marks(img)) == 2
+    for rotation in (None, 0, 180):  # two marks alone prove nothing: refused
+        with pytest.raises(AlignmentFailed):
+            estimate_transform(find_marks(img), rotation=rotation)
     hits = find_qr(img)
     assert len(hits) == 2
     assert error_mm(align_page(img, hits), truth, dpi) < 1.0
@@ -187,6 +190,8 @@ def test_marks_alone_tell_a_half_turn(stamped):
         img, truth = scan(page_image(stamped, 0, dpi), dpi, angle=1.5, pad_mm=10, **HARSH[dpi],
                           quarter_turns=turns)
         assert error_mm(estimate_transform(find_marks(img)), truth, dpi) < 1.0
+        with pytest.raises(AlignmentFailed):  # forcing the wrong half turn matches only two marks
+            estimate_transform(find_marks(img), rotation=180 - 90 * turns)
 
 
 def test_spurious_candidates_are_ignored(stamped):

@@ -235,17 +235,24 @@ def estimate_transform(
     similarity that brings most expected marks within 3 mm of a found one (then the
     smallest error), and fits an affine transform by least squares on those matches
     plus ``extra_pairs`` ((pt, px) pairs, e.g. :meth:`QrHit.point_pairs`). Spurious
-    candidates and one or two missing marks are tolerated. ``dpi_guess`` bounds the
-    scale (±15 %), ``rotation`` (0/90/180/270, clockwise, from the QR) the angle (±20°).
+    candidates and one missing mark are tolerated (two with ``extra_pairs``).
+    ``dpi_guess`` bounds the scale (±15 %), ``rotation`` (0/90/180/270, clockwise, from
+    the QR) the angle (±20°).
 
-    Raises :class:`AlignmentFailed` when fewer than two marks match or the fit leaves an
-    error above 1.5 mm.
+    Raises :class:`AlignmentFailed` when fewer than three marks match (without
+    ``extra_pairs``), or the fit leaves an error above 1.5 mm. ``rotation=None`` is fine
+    without a QR: the moved bottom-right mark tells the quarter turns apart when three or
+    four marks are found.
     """
     found = np.asarray(marks_found, dtype=float).reshape(-1, 2)
     expected = np.asarray(expected_marks_pt, dtype=float).reshape(-1, 2)
     extra = [(tuple(map(float, a)), tuple(map(float, b))) for a, b in extra_pairs]
     best_pairs = _match_marks(found, expected, dpi_guess, rotation)
-    if len(best_pairs) < 2 and len(extra) < 3:
+    if len(best_pairs) < 3 and not extra:
+        # two points always fit a similarity exactly: nothing would show a wrong match
+        # (e.g. a 180° turn forced to 0° matches two diagonal marks)
+        raise AlignmentFailed(path="reperes")
+    if len(best_pairs) + len(extra) < 3:
         raise AlignmentFailed(path="reperes")
     src = np.array([expected[e] for e, _ in best_pairs] + [a for a, _ in extra], dtype=float).reshape(-1, 2)
     dst = np.array([found[f] for _, f in best_pairs] + [b for _, b in extra], dtype=float).reshape(-1, 2)
