@@ -176,19 +176,26 @@ def marker(n: int) -> str:
     return f"\u27e6{n}\u27e7"   # ⟦n⟧
 
 
+def _probe_run(n: int) -> Markup:
+    """The marker in a run of its own at 1 pt, so that it moves nothing on the page:
+    the probe's boxes and zones sit where the real render puts them."""
+    return Markup('</w:t></w:r><w:r><w:rPr><w:sz w:val="2"/><w:szCs w:val="2"/></w:rPr>'
+                  f'<w:t>{marker(n)}</w:t></w:r><w:r><w:t xml:space="preserve">')
+
+
 def finalize(value: Any) -> Any:
     rec = _recorder.get()
     if isinstance(value, Mark):
         if rec is not None:
             rec.append(value)
             if value.kind == "signature" and _probe.get():
-                return marker(len(rec) - 1)
+                return _probe_run(len(rec) - 1)
         return str(value)
     if isinstance(value, Val):
         if rec is not None and not isinstance(value.value, list):
             rec.append(Mark("text", value.path))
             if _probe.get():
-                return marker(len(rec) - 1)
+                return _probe_run(len(rec) - 1)
         return str(value)
     if value is None:
         return ""

@@ -1,0 +1,96 @@
+"""Stage 4 of scan reading: from ink to answers, with a confidence.
+
+A box is ``checked``, ``empty``, ``corrected`` (blackened all over: a person
+changed their mind, or made it unreadable) or ``uncertain``. A group is
+accepted automatically only when its reading is unambiguous: a one-choice
+group with exactly one checked box and the others clearly empty; any
+uncertain or corrected box, or two ticks in a one-choice group, sends the
+field to review. Nothing is decided silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .measure import BoxInk, ZoneInk
+
+# Thresholds on the box interior (see measure.py), tuned on the scan test bench.
+EMPTY_LIGHT = 0.035          # below: clearly empty (speckles, JPEG noise)
+CHECK_LIGHT = 0.075          # above: a mark
+CORRECTED_SOLID = 0.55       # a box blackened all over
+CHECK_DARKNESS = 0.05
+
+
+@dataclass
+class BoxState:
+    state: str               # checked | empty | corrected | uncertain
+    confidence: float
+
+
+def _conf(x: float, lo: float, hi: float) -> float:
+    """0.5 at a threshold, towards 1 far from it."""
+    if hi <= lo:
+        return 1.0
+    return float(max(0.5, min(1.0, 0.5 + abs(x - (lo + hi) / 2) / (hi - lo))))
+
+
+def box_state(ink: BoxInk) -> BoxState:
+    if ink.solid >= CORRECTED_SOLID:
+        return BoxState("corrected", _conf(ink.solid, CORRECTED_SOLID - 0.15, CORRECTED_SOLID))
+    if ink.light <= EMPTY_LIGHT and ink.darkness < CHECK_DARKNESS:
+        return BoxState("empty", _conf(ink.light, 0.0, EMPTY_LIGHT * 2))
+    if ink.light >= CHECK_LIGHT or ink.darkness >= CHECK_DARKNESS * 1.6:
+        conf = max(_conf(ink.light, CHECK_LIGHT / 2, CHECK_LIGHT), _conf(ink.darkness, 0.0, CHECK_DARKNESS * 2))
+        if ink.solid > CORRECTED_SOLID * 0.6:   # heavy ink, close to a correction
+            conf = min(conf, 0.7)
+        return BoxState("checked", conf)
+    return BoxState("uncertain", 0.4)
+
+
+@dataclass
+class GroupDecision:
+    value: object
+    confidence: float
+    needs_review: bool
+    reason: str | None = None
+
+
+def decide_group(ftype: str, states: dict, codes: list) -> GroupDecision:
+    """``states``: option code (or True for a box alone) → BoxState."""
+    bad = {c: s for c, s in states.items() if s.state in ("uncertain", "corrected")}
+    checked = [c for c in codes if c in states and states[c].state == "checked"]
+    conf = min((s.confidence for s in states.values()), default=1.0)
+    reason = None
+    if bad:
+        kinds = {s.state for s in bad.values()}
+        reason = ("Case noircie (correction ?)" if "corrected" in kinds else "Marque incertaine") + \
+                 " : " + ", ".join(str(c) for c in bad)
+    if ftype == "bool":
+        s = states.get(True)
+        if s is None:
+            return GroupDecision(None, 0.0, True, "Case introuvable")
+        if s.state in ("checked", "empty"):
+            return GroupDecision(s.state == "checked", s.confidence, False)
+        return GroupDecision(None, s.confidence, True, reason)
+    if ftype == "multi":
+        return GroupDecision(checked, conf, bool(bad), reason)
+    # one choice
+    if len(checked) > 1:
+        return GroupDecision(None, min(conf, 0.5), True,
+                             "Plusieurs cases cochées pour un choix unique : " + ", ".join(map(str, checked)))
+    if bad:
+        return GroupDecision(checked[0] if checked else None, min(conf, 0.5), True, reason)
+    return GroupDecision(checked[0] if checked else None, conf, False)
+
+
+SIGNED_INK = 0.004
+SIGNED_WIDTH_MM = 6.0
+UNSIGNED_INK = 0.0008
+
+
+def signature_state(z: ZoneInk) -> GroupDecision:
+    if z.ink >= SIGNED_INK and z.width_mm >= SIGNED_WIDTH_MM:
+        return GroupDecision(True, _conf(z.ink, SIGNED_INK / 2, SIGNED_INK * 2), False)
+    if z.ink <= UNSIGNED_INK:
+        return GroupDecision(False, _conf(z.ink, 0.0, UNSIGNED_INK * 2), False)
+    return GroupDecision(None, 0.4, True, "Signature incertaine : à vérifier")

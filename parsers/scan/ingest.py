@@ -1,0 +1,105 @@
+"""Stage 0 of scan reading: the page images of a file, as greyscale arrays.
+
+Image PDFs (JPEG, JBIG2 or CCITT inside) are rasterised by PDFium at a fixed
+resolution; TIFF (multi-page), JPEG and PNG are decoded by Pillow. Every
+input is bounded: pages, pixels per page, page size. A decompression bomb or
+a 100 000-pixel image is refused before it is decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+from PIL import Image, ImageSequence
+
+from forms_service.errors import BadDocument
+
+from ..pdf_text import PDFIUM_LOCK
+
+RENDER_DPI = 200                 # PDF pages are rasterised at this resolution
+MAX_PIXELS = 60_000_000          # an A4 page at 600 dpi is 35 Mpx
+MAX_SIDE = 12_000                # pixels
+MAX_PAGE_PT = 1800               # a PDF page larger than this (≈ A2) is not a form page
+
+
+@dataclass
+class PageImage:
+    file: str
+    file_page: int               # 1-based, in the file
+    gray: np.ndarray             # uint8, 2-D
+    dpi: float | None            # as the file says (None: unknown, guess from the size)
+
+
+def _check_size(w: int, h: int, where: str) -> None:
+    if w <= 0 or h <= 0:
+        raise BadDocument(f"{where} : image vide", rule="image_invalide")
+    if w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_PIXELS:
+        raise BadDocument(f"{where} : image trop grande ({w} × {h} pixels)", rule="image_trop_grande")
+
+
+def _pil_gray(im: Image.Image) -> np.ndarray:
+    if im.mode in ("1", "L"):
+        return np.asarray(im.convert("L"), dtype=np.uint8)
+    if im.mode in ("I;16", "I;16B", "I"):
+        arr = np.asarray(im, dtype=np.float32)
+        return np.clip(arr / max(arr.max(), 1) * 255, 0, 255).astype(np.uint8)
+    return np.asarray(im.convert("L"), dtype=np.uint8)
+
+
+def images_of(name: str, data: bytes, kind: str, max_pages: int) -> Iterator[PageImage]:
+    if kind == "pdf":
+        yield from _pdf_pages(name, data, max_pages)
+        return
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(io.BytesIO(data))
+            n = getattr(im, "n_frames", 1)
+            if n > max_pages:
+                raise BadDocument(f"Trop de pages ({n} ; {max_pages} au plus)", rule="trop_de_pages")
+            for i, frame in enumerate(ImageSequence.Iterator(im)):
+                _check_size(frame.width, frame.height, f"page {i + 1}")
+                dpi = frame.info.get("dpi")
+                dpi = float(dpi[0]) if dpi and dpi[0] and dpi[0] > 20 else None
+                yield PageImage(name, i + 1, _pil_gray(frame), dpi)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise BadDocument("Image trop grande (bombe de décompression ?)", rule="image_trop_grande") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise BadDocument(f"Image illisible ou tronquée ({str(exc)[:60]})", rule="image_illisible") from None
+
+
+def _pdf_pages(name: str, data: bytes, max_pages: int) -> Iterator[PageImage]:
+    import pypdfium2 as pdfium
+    with PDFIUM_LOCK:
+        try:
+            doc = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError as exc:
+            if "password" in str(exc).lower():
+                raise BadDocument("PDF chiffré : impossible de le lire sans mot de passe", rule="pdf_chiffre") from None
+            raise BadDocument(f"PDF illisible ou corrompu ({str(exc)[:60]})", rule="pdf_corrompu") from None
+        try:
+            n = len(doc)
+            if n == 0:
+                raise BadDocument("PDF sans page", rule="pdf_vide")
+            if n > max_pages:
+                raise BadDocument(f"Trop de pages ({n} ; {max_pages} au plus)", rule="trop_de_pages")
+            pages = []
+            for i in range(n):
+                page = doc[i]
+                w, h = page.get_size()
+                if max(w, h) > MAX_PAGE_PT or min(w, h) < 50:
+                    raise BadDocument(f"page {i + 1} : format de page inattendu ({w:.0f} × {h:.0f} pt)",
+                                      rule="page_invalide")
+                arr = page.render(scale=RENDER_DPI / 72, grayscale=True).to_numpy()
+                page.close()
+                if arr.ndim == 3:
+                    arr = arr[:, :, 0]
+                pages.append(PageImage(name, i + 1, np.ascontiguousarray(arr, dtype=np.uint8), RENDER_DPI))
+        finally:
+            doc.close()
+    yield from pages

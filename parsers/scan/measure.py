@@ -1,0 +1,138 @@
+"""Stage 3 of scan reading: how much ink is in each box and zone.
+
+Works on the page rectified to :data:`WORK_DPI` (pixel = PDF point × k), after
+flat-fielding (uneven light, photocopy grey). For a checkbox, the printed
+square is found again locally (a scan is never aligned to the pixel), its
+border is excluded, and three numbers describe the interior, as SDAPS does:
+
+- ``darkness``: mean ink (0 white … 1 black), which sees faint pencil;
+- ``coverage``: share of clearly inked pixels;
+- ``solid``: share left once thin strokes are opened away, high only for a
+  box blackened all over (a correction), never for a cross or a tick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+WORK_DPI = 200.0
+K = WORK_DPI / 72.0                    # pixels per PDF point
+PX_PER_MM = WORK_DPI / 25.4
+BOX_MM = 3.55                          # printed side of ☐ (DejaVu Sans 14 pt), measured
+
+
+def flatten_light(gray: np.ndarray) -> np.ndarray:
+    """Divide by the paper's local brightness, so paper is ~255 everywhere."""
+    small = cv2.resize(gray, None, fx=0.125, fy=0.125, interpolation=cv2.INTER_AREA)
+    bg = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (9, 9)))
+    bg = cv2.GaussianBlur(bg, (5, 5), 0)
+    bg = cv2.resize(bg, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
+    bg = np.maximum(bg, 40).astype(np.float32)
+    return np.clip(gray.astype(np.float32) * (255.0 / bg), 0, 255).astype(np.uint8)
+
+
+@dataclass
+class BoxInk:
+    darkness: float
+    coverage: float
+    light: float                        # share of pixels lighter marks reach (pencil)
+    solid: float
+    square: tuple[int, int, int, int]   # where the printed square was found (pixels)
+    found: bool                         # the square's border was found (else: expected place)
+
+
+@lru_cache(maxsize=4)
+def _square_kernel(side: int, band: int) -> np.ndarray:
+    """A zero-mean hollow square: +1 on the outline band, −1 inside, scaled to sum to 0.
+
+    Correlated with the ink image it peaks on the printed square's outline, even
+    when a table rule touches one side or a cross fills the inside, and stays low
+    on a blackened area (outline and inside cancel out).
+    """
+    k = np.zeros((side, side), np.float32)
+    ring = np.zeros((side, side), bool)
+    ring[:band, :] = ring[-band:, :] = ring[:, :band] = ring[:, -band:] = True
+    inside = np.zeros((side, side), bool)
+    inside[2 * band:-2 * band, 2 * band:-2 * band] = True
+    k[ring] = 1.0 / ring.sum()
+    k[inside] = -1.0 / inside.sum()
+    return k
+
+
+def measure_box(flat: np.ndarray, bbox_pt: list[float]) -> BoxInk:
+    """Ink inside the checkbox whose printed square is ``bbox_pt`` (layout map, PDF points)."""
+    x0, top, x1, bottom = bbox_pt
+    cx, cy = (x0 + x1) / 2 * K, (top + bottom) / 2 * K
+    side = int(round(max(x1 - x0, bottom - top) * K)) or int(round(BOX_MM * PX_PER_MM))
+    band = max(2, int(round(0.25 * PX_PER_MM)))
+    search = int(round(1.2 * PX_PER_MM))
+    X0, Y0 = int(round(cx - side / 2)) - search, int(round(cy - side / 2)) - search
+    X1, Y1 = X0 + side + 2 * search, Y0 + side + 2 * search
+    if X0 < 0 or Y0 < 0 or X1 > flat.shape[1] or Y1 > flat.shape[0]:
+        return BoxInk(0, 0, 0, 0, (X0, Y0, X1, Y1), False)
+    crop = flat[Y0:Y1, X0:X1]
+    ink_img = (255.0 - crop.astype(np.float32)) / 255.0
+    score = cv2.matchTemplate(ink_img, _square_kernel(side, band), cv2.TM_CCORR)
+    _, best, _, (bx, by) = cv2.minMaxLoc(score)
+    found = best > 0.25
+    if not found:            # blackened or lost: trust the alignment
+        bx, by = search, search
+    m = band + max(1, int(round(0.3 * PX_PER_MM)))   # the outline, and some slack, left out
+    inner = crop[by + m:by + side - m, bx + m:bx + side - m]
+    square = (X0 + bx, Y0 + by, X0 + bx + side, Y0 + by + side)
+    if inner.size == 0:
+        return BoxInk(0, 0, 0, 0, square, found)
+    ink = (255.0 - inner.astype(np.float32)) / 255.0
+    darkness = float(ink.mean())
+    coverage = float((inner < 128).mean())
+    light = float((inner < 200).mean())
+    k = max(3, int(round(0.9 * PX_PER_MM)))
+    opened = cv2.morphologyEx((inner < 128).astype(np.uint8), cv2.MORPH_OPEN,
+                              cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    solid = float(opened.mean())
+    return BoxInk(darkness, coverage, light, solid, square, found)
+
+
+@dataclass
+class ZoneInk:
+    ink: float              # share of inked pixels not explained by the printed form
+    width_mm: float         # horizontal extent of that ink
+    height_mm: float
+
+
+def measure_zone(flat: np.ndarray, bbox_pt: list[float], reference: np.ndarray | None) -> ZoneInk:
+    """Handwriting in a zone: ink on the scan that the blank form does not have there.
+
+    ``reference`` is the blank page rendered at the same resolution (its printed
+    text is masked out, dilated to absorb a residual misalignment); without one,
+    the top 4 mm of the zone (where its label is printed) are left out.
+    """
+    x0, top, x1, bottom = (int(round(v * K)) for v in bbox_pt)
+    m = int(0.8 * PX_PER_MM)
+    x0, top, x1, bottom = x0 + m, top + m, x1 - m, bottom - m
+    crop = flat[max(0, top):bottom, max(0, x0):x1]
+    if crop.size == 0:
+        return ZoneInk(0.0, 0.0, 0.0)
+    ink = crop < 140
+    if reference is not None and reference.shape == flat.shape:
+        printed = reference[max(0, top):bottom, max(0, x0):x1] < 200
+        printed = cv2.dilate(printed.astype(np.uint8),
+                             cv2.getStructuringElement(cv2.MORPH_RECT, (int(1.6 * PX_PER_MM),) * 2)) > 0
+        ink &= ~printed
+    else:
+        ink[: int(4 * PX_PER_MM)] = False
+    # speckles and JPEG ringing are small: keep components of some size only
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[1:] = (stats[1:, cv2.CC_STAT_AREA] >= 6) & (
+        np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]) >= 0.8 * PX_PER_MM)
+    ink = keep[labels]
+    if not ink.any():
+        return ZoneInk(0.0, 0.0, 0.0)
+    ys, xs = np.nonzero(ink)
+    return ZoneInk(float(ink.mean()), float((xs.max() - xs.min() + 1) / PX_PER_MM),
+                   float((ys.max() - ys.min() + 1) / PX_PER_MM))

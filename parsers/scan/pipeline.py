@@ -1,0 +1,328 @@
+"""The scan pipeline: identify → align → measure → decide → reconcile.
+
+Each stage is a module with plain inputs and outputs (arrays, boxes, numbers);
+this module only runs them in order over the pages of a file, groups the
+pages by document (several forms and beneficiaries may share one file, pages
+in any order, turned), and builds one record per document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from forms_service.catalogue import FormDefinition, catalogue
+from forms_service.errors import BadDocument, UnknownForm
+from forms_service.render.qr import QrInfo
+
+from .. import store
+from ..record import Reading, make_record
+from . import align, decide, identify, measure
+from .ingest import PageImage, images_of
+
+BLANK_INK = 0.0015          # share of dark pixels under which a page is blank
+
+
+@dataclass
+class PageResult:
+    image: PageImage
+    status: str                          # "form" | "blank" | "unknown"
+    info: QrInfo | None = None
+    form: FormDefinition | None = None
+    page: int | None = None
+    pages: int | None = None
+    rotation: int = 0
+    identified_by: str = "qr"
+    flat: np.ndarray | None = None       # rectified, flat-fielded, WORK_DPI
+    message: str | None = None
+
+
+def _ink_share(gray: np.ndarray) -> float:
+    small = cv2.resize(gray, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+    return float((small < 128).mean())
+
+
+def _rotation_from_marks(gray: np.ndarray, dpi: float | None) -> tuple[np.ndarray, int] | None:
+    """Without a QR code: the marks alone give the transform (and the rotation)."""
+    marks = align.find_marks(gray, dpi)
+    for rot in (0, 180, 90, 270):
+        try:
+            return align.estimate_transform(marks, dpi_guess=dpi, rotation=rot), rot
+        except align.AlignmentFailed:
+            continue
+    return None
+
+
+def locate(img: PageImage) -> PageResult:
+    """Identify and align one page image."""
+    gray = img.gray
+    hits = [h for h in identify.find_qr(gray) if h.info is not None]
+    dpi = img.dpi or align.guess_dpi(gray)
+    if not hits:
+        if _ink_share(gray) < BLANK_INK:
+            return PageResult(img, "blank", message="Page blanche")
+        found = _rotation_from_marks(gray, dpi)
+        if found is None:
+            return PageResult(img, "unknown", message="Page non reconnue : ni QR code, ni repères")
+        matrix, rot = found
+        flat = measure.flatten_light(align.rectify(gray, matrix, measure.WORK_DPI))
+        match = match_reference(flat)
+        if match is None:
+            return PageResult(img, "unknown", flat=flat, rotation=rot,
+                              message="Page non reconnue : QR code illisible et contenu inconnu")
+        fd, page, pages = match
+        return PageResult(img, "form", None, fd, page, pages, rot, "content", flat,
+                          "QR code illisible : page identifiée par son contenu")
+    hit = hits[0]
+    info = hit.info
+    try:
+        fd = catalogue.get(info.form)
+    except UnknownForm:
+        return PageResult(img, "unknown", message=f"Formulaire inconnu « {info.form} »")
+    pairs = [p for h in hits for p in h.point_pairs()]
+    try:
+        marks = align.find_marks(gray, dpi)
+        matrix = align.estimate_transform(marks, dpi_guess=dpi, rotation=hit.rotation, extra_pairs=pairs)
+    except align.AlignmentFailed:
+        if len(pairs) < 3:
+            return PageResult(img, "unknown", info, fd, info.page, info.pages, hit.rotation,
+                              message="Repères de la page introuvables")
+        src = np.array([a for a, _ in pairs], float)
+        dst = np.array([b for _, b in pairs], float)
+        m, _ = cv2.estimateAffine2D(src, dst)
+        matrix = np.vstack([m, [0, 0, 1]])
+    flat = measure.flatten_light(align.rectify(gray, matrix, measure.WORK_DPI))
+    return PageResult(img, "form", info, fd, info.page, info.pages, hit.rotation, "qr", flat)
+
+
+# -- references: the blank pages, for pages without QR and for handwriting --------
+
+_REF_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=64)
+def _reference_pages(form_id: str) -> tuple[str | None, tuple[np.ndarray, ...]]:
+    """(template version, pages at WORK_DPI) of the blank fillable PDF of a form, if shipped."""
+    from forms_service.config import get_settings
+    from ..pdf_text import PDFIUM_LOCK
+    import json
+    import pypdfium2 as pdfium
+    base = Path(get_settings().templates_dir) / "pdf"
+    path = base / f"{form_id}.pdf"
+    if not path.exists():
+        return None, ()
+    version = None
+    try:
+        manifest = json.loads((base / "manifest.json").read_text())
+        entry = manifest.get(form_id) or manifest.get("forms", {}).get(form_id) or {}
+        version = entry.get("template_version") if isinstance(entry, dict) else None
+    except (OSError, ValueError):
+        pass
+    pages = []
+    with PDFIUM_LOCK:
+        doc = pdfium.PdfDocument(str(path))
+        try:
+            for i in range(len(doc)):
+                arr = doc[i].render(scale=measure.WORK_DPI / 72, grayscale=True).to_numpy()
+                pages.append(np.ascontiguousarray(arr if arr.ndim == 2 else arr[:, :, 0]))
+        finally:
+            doc.close()
+    return version, tuple(pages)
+
+
+def reference_page(form_id: str, version: str | None, page: int) -> np.ndarray | None:
+    ref_version, pages = _reference_pages(form_id)
+    if not pages or (version and ref_version and version != ref_version) or not (1 <= page <= len(pages)):
+        return None
+    return pages[page - 1]
+
+
+def match_reference(flat: np.ndarray) -> tuple[FormDefinition, int, int] | None:
+    """The form page a rectified page looks like most (correlation at low resolution)."""
+    small = cv2.resize(flat, None, fx=0.15, fy=0.15, interpolation=cv2.INTER_AREA).astype(np.float32)
+    # ignore the margins (QR codes, footer): they differ between documents
+    h, w = small.shape
+    inner = small[int(h * 0.1):int(h * 0.9), int(w * 0.08):int(w * 0.92)]
+    best, best_score = None, 0.0
+    for fd in catalogue.forms():
+        if fd.kind != "form":
+            continue
+        _, pages = _reference_pages(fd.id)
+        for i, ref in enumerate(pages):
+            r = cv2.resize(ref, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+            r = r[int(h * 0.1):int(h * 0.9), int(w * 0.08):int(w * 0.92)]
+            score = float(cv2.matchTemplate(inner, r, cv2.TM_CCOEFF_NORMED).max())
+            if score > best_score:
+                best, best_score = (fd, i + 1, len(pages)), score
+    return best if best_score >= 0.55 else None
+
+
+# -- reading one document's pages ------------------------------------------------------
+
+@dataclass
+class DocPages:
+    form: FormDefinition
+    version: str | None
+    document_id: str | None
+    pages: dict[int, PageResult] = field(default_factory=dict)
+    page_count: int | None = None
+
+
+def _crop_path(doc_key: str, path: str, page: int) -> Path | None:
+    try:
+        from forms_service.config import get_settings
+        base = Path(get_settings().storage_dir) / "crops" / doc_key
+        base.mkdir(parents=True, exist_ok=True)
+        return base / f"p{page}-{path}.png"
+    except OSError:
+        return None
+
+
+def _save_crop(flat: np.ndarray, bbox_pt: list[float], doc_key: str, path: str, page: int) -> str | None:
+    x0, top, x1, bottom = (int(round(v * measure.K)) for v in bbox_pt)
+    pad = int(1.5 * measure.PX_PER_MM)
+    crop = flat[max(0, top - pad):bottom + pad, max(0, x0 - pad):x1 + pad]
+    target = _crop_path(doc_key, path, page)
+    if target is None or crop.size == 0:
+        return None
+    ok, buf = cv2.imencode(".png", crop)
+    if ok:
+        target.write_bytes(buf.tobytes())
+        return str(target)
+    return None
+
+
+def _layout(doc: DocPages) -> dict | None:
+    data_dump = None
+    lists = [f for f in doc.form.fields if f.type == "list"]
+    if lists and doc.page_count and not store.issued_document(doc.document_id):
+        data_dump = _rows_for_pages(doc.form, doc.page_count)
+    return store.layout_for(doc.form, doc.version, doc.document_id, data_dump)
+
+
+def _rows_for_pages(fd: FormDefinition, pages: int) -> dict | None:
+    """Without the issued document, the row counts that make the printed page count."""
+    from forms_service.config import get_settings
+    from forms_service.render import layout as layout_mod
+    for extra in range(0, 12):
+        f = next(f for f in fd.fields if f.type == "list")
+        rows = (f.rows_per_page or 8) * (1 + extra)
+        dump = fd.model.model_validate({f.path: [{}] * rows}).model_dump(mode="python")
+        try:
+            lay = layout_mod.layout_for(fd, settings=get_settings(), pool=store._pool(get_settings()),
+                                        data_dump=dump)
+        except Exception:
+            return None
+        if len(lay.get("pages", [])) >= pages:
+            return dump
+    return None
+
+
+def read_document(doc: DocPages, name: str) -> dict:
+    fd = doc.form
+    layout = _layout(doc)
+    readings: dict[str, Reading] = {}
+    doc_key = doc.document_id or hashlib.sha1(f"{name}{sorted(doc.pages)}".encode()).hexdigest()[:16]
+    if layout is None:
+        raise BadDocument(f"Mise en page inconnue pour {fd.id} (modèle {doc.version})",
+                          rule="mise_en_page_inconnue")
+    boxes_by_path: dict[str, list[dict]] = {}
+    for b in layout["boxes"]:
+        boxes_by_path.setdefault(b["path"], []).append(b)
+    for path, boxes in boxes_by_path.items():
+        f = fd.field(path)
+        if f is None:
+            continue
+        page = boxes[0]["page"]
+        pr = doc.pages.get(page)
+        if pr is None:
+            readings[path] = Reading(None, 0.0, True, [], f"Page {page} manquante")
+            continue
+        states, ev = {}, []
+        for b in boxes:
+            ink = measure.measure_box(pr.flat, b["bbox"])
+            st = decide.box_state(ink)
+            key = True if b["value"] is True else b["value"]
+            states[key] = st
+            e = {"page": page, "bbox": b["bbox"], "state": st.state}
+            if st.state in ("uncertain", "corrected"):
+                crop = _save_crop(pr.flat, b["bbox"], doc_key, f"{path}.{b['value']}", page)
+                if crop:
+                    e["crop"] = crop
+            ev.append(e)
+        codes = [True] if f.type == "bool" else [b["value"] for b in boxes]
+        d = decide.decide_group(f.type, states, codes)
+        if pr.identified_by == "content":
+            d.needs_review, d.reason = True, d.reason or pr.message
+        readings[path] = Reading(d.value, d.confidence, d.needs_review,
+                                 [e for e in ev if e["state"] != "empty"] or ev[:1], d.reason)
+    for z in layout.get("zones", []):
+        pr = doc.pages.get(z["page"])
+        if pr is None:
+            continue
+        ref = reference_page(fd.id, doc.version, z["page"])
+        ink = measure.measure_zone(pr.flat, z["bbox"], ref)
+        ev = {"page": z["page"], "bbox": z["bbox"]}
+        if z["kind"] == "signature":
+            d = decide.signature_state(ink)
+            if d.needs_review:
+                crop = _save_crop(pr.flat, z["bbox"], doc_key, z["path"], z["page"])
+                if crop:
+                    ev["crop"] = crop
+            readings[f"{z['path']}.signee"] = Reading(d.value, d.confidence, d.needs_review, [ev], d.reason)
+        else:
+            crop = _save_crop(pr.flat, z["bbox"], doc_key, z["path"], z["page"])
+            if crop:
+                ev["crop"] = crop
+            written = ink.ink > 0.002 and ink.width_mm > 3
+            if written:
+                readings[z["path"]] = Reading(None, 0.0, True, [ev],
+                                              "Texte manuscrit : à saisir d'après l'image")
+            else:
+                readings[z["path"]] = Reading(None, 1.0, False, [ev])
+    from ..parse import reconcile
+    readings = reconcile(fd, readings, doc.document_id, "scan")
+    # handwriting over a pre-filled value still needs a look; a pre-filled value alone does not
+    pages = [{"number": n, "file": name, "file_page": pr.image.file_page, "rotation": pr.rotation,
+              "identified_by": pr.identified_by} for n, pr in sorted(doc.pages.items())]
+    return make_record(fd, source="scan", readings=readings, pages=pages, document_id=doc.document_id,
+                       template_version=doc.version)
+
+
+def parse_scan(name: str, data: bytes, kind: str, *, max_pages: int = 200) -> list[dict]:
+    docs: dict[tuple, DocPages] = {}
+    extra: list[dict] = []
+    order: list[tuple] = []
+    for img in images_of(name, data, kind, max_pages):
+        pr = locate(img)
+        if pr.status != "form":
+            extra.append({"file": name, "file_page": img.file_page, "page_status": pr.status,
+                          "message": pr.message})
+            continue
+        info = pr.info
+        if info is not None:
+            key = (pr.form.id, info.version, info.doc_id)
+            version, doc_id = info.version, info.doc_id
+        else:   # identified by content: joins the previous document of that form in the file
+            prev = next((k for k in reversed(order) if k[0] == pr.form.id), None)
+            key = prev or (pr.form.id, None, None)
+            version, doc_id = key[1], key[2]
+        doc = docs.get(key)
+        if doc is None:
+            doc = docs[key] = DocPages(pr.form, version, doc_id, page_count=pr.pages)
+            order.append(key)
+        if pr.page in doc.pages:   # the same page twice (two scans of one sheet)
+            extra.append({"file": name, "file_page": img.file_page, "page_status": "duplicate",
+                          "message": f"Page {pr.page} déjà lue pour ce document"})
+            continue
+        doc.pages[pr.page] = pr
+    records = [read_document(docs[k], name) for k in order]
+    if not records and not extra:
+        raise BadDocument("Aucune page lisible", rule="aucune_page")
+    return records + extra
