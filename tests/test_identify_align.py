@@ -25,7 +25,7 @@ from forms_service.render import geometry as g
 from forms_service.render.qr import QrInfo
 from forms_service.render.stamp import stamp_pdf
 from parsers.scan.align import (AlignmentFailed, align_page, apply, estimate_transform, fallback_feature_align,
-                                find_marks, rectify, to_pixels)
+                                find_marks, rectify, render_px, to_pixels)
 from parsers.scan.identify import find_qr
 
 FORM, VERSION, DOC = "fiche-liaison", "a1b2c3d4e5f6", "01HZX4T7Q9RS2VW3XY5Z6ABCDE"
@@ -97,7 +97,8 @@ def scan(img: np.ndarray, dpi: float, *, angle=0.0, scale=1.0, shift_mm=(0.0, 0.
     if jpeg:
         _, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, jpeg])
         out = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
-    truth = np.vstack([rot, [0, 0, 1]]) @ np.diag([dpi / 72, dpi / 72, 1])
+    # rendering at k px/pt puts PDF point x at pixel k·x − ½ (pixel centres at integers)
+    truth = np.vstack([rot, [0, 0, 1]]) @ render_px(dpi)
     hh, ww = out.shape
     turn = {0: np.eye(3),
             1: np.array([[0, -1, hh - 1], [1, 0, 0], [0, 0, 1.0]]),
@@ -222,7 +223,7 @@ def test_fallback_feature_align(stamped, turns):
         matrix = fallback_feature_align(img, reference, reference_dpi=ref_dpi)
         assert error_mm(matrix, truth, dpi) < 1.0
     px = fallback_feature_align(img, reference)   # reference pixels -> image pixels
-    assert np.allclose(px @ np.diag([ref_dpi / 72, ref_dpi / 72, 1]), matrix)
+    assert np.allclose(px @ render_px(ref_dpi), matrix)
 
 
 def test_to_pixels_and_rectify(stamped):

@@ -2,7 +2,8 @@
 
 The result is a 3×3 matrix ``M`` mapping PDF points of the original page (top-left
 origin, y down: the :mod:`forms_service.render.geometry` convention) to image pixels:
-``[x_px, y_px, 1] ~ M @ [x_pt, y_pt, 1]``.
+``[x_px, y_px, 1] ~ M @ [x_pt, y_pt, 1]``. Pixel coordinates follow OpenCV: ``(0, 0)`` is
+the centre of the top-left pixel (so a page rendered at ``k`` px/pt has ``x_px = k·x_pt − ½``).
 
 * :func:`find_marks` finds the four registration marks (black discs with a white hole)
   in the image corners and returns their centres, unordered;
@@ -14,7 +15,8 @@ origin, y down: the :mod:`forms_service.render.geometry` convention) to image pi
 * :func:`fallback_feature_align` registers the scan against a rendering of the
   original page with ORB features at ~100 dpi, for pages whose marks are lost;
 * :func:`to_pixels` / :func:`apply` map template boxes / points; :func:`rectify`
-  resamples the scan upright at a chosen resolution.
+  resamples the scan upright at a chosen resolution, pixel for pixel like a rendering
+  of the original page at that resolution (:func:`render_px`).
 
 Everything takes plain greyscale ``uint8`` arrays, so each stage is testable alone.
 """
@@ -324,10 +326,22 @@ def fallback_feature_align(
     if m is None or inliers is None or int(inliers.sum()) < 12:
         raise AlignmentFailed(path="reperes")
     small = np.vstack([m, [0.0, 0.0, 1.0]])
-    matrix = np.diag([1 / f_img, 1 / f_img, 1.0]) @ small @ np.diag([f_ref, f_ref, 1.0])
+    matrix = np.linalg.inv(_resize_px(f_img)) @ small @ _resize_px(f_ref)
     if reference_dpi:
-        matrix = matrix @ np.diag([reference_dpi / 72, reference_dpi / 72, 1.0])
+        matrix = matrix @ render_px(reference_dpi)
     return matrix
+
+
+def _resize_px(f: float) -> np.ndarray:
+    """Pixel coordinates before → after resizing by ``f`` (pixel centres at integers)."""
+    c = 0.5 * f - 0.5
+    return np.array([[f, 0, c], [0, f, c], [0, 0, 1.0]])
+
+
+def render_px(dpi: float) -> np.ndarray:
+    """PDF points → pixels of the page rendered at ``dpi`` (pypdfium2, pdftoppm)."""
+    k = dpi / 72
+    return np.array([[k, 0, -0.5], [0, k, -0.5], [0, 0, 1.0]])
 
 
 # --- using the matrix --------------------------------------------------------------------
@@ -344,6 +358,6 @@ def rectify(gray: np.ndarray, matrix: np.ndarray, dpi: float = 150.0) -> np.ndar
     """The page resampled upright: pixel ``(u, v)`` of the result is PDF point ``(u, v) * 72 / dpi``."""
     k = dpi / 72
     size = (math.ceil(geometry.PAGE_WIDTH * k - 1e-6), math.ceil(geometry.PAGE_HEIGHT * k - 1e-6))  # as pdfium
-    out_to_img = np.asarray(matrix, dtype=float) @ np.diag([1 / k, 1 / k, 1.0])
+    out_to_img = np.asarray(matrix, dtype=float) @ np.linalg.inv(render_px(dpi))
     return cv2.warpPerspective(_to_gray(gray), out_to_img, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                borderValue=255)
