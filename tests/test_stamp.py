@@ -234,6 +234,20 @@ def test_shared_resources_and_restamp_rejected():
         stamp_pdf(out, FORM, VERSION, DOC)
 
 
+def test_longest_footer_stays_in_its_box():
+    import pdfplumber
+
+    form, doc_id = "formulaire-" + "x" * 20, "Z" * 26
+    out = stamp_pdf(make_pdf(1, field=False), form, "f" * 12, doc_id)
+    with pdfplumber.open(io.BytesIO(out)) as pdf:
+        chars = [c for c in pdf.pages[0].chars if c["top"] > g.CONTENT_BOX[3]]
+    assert "".join(c["text"] for c in chars) == footer_text(form, "f" * 12, 1, 1, doc_id)
+    x0, top, x1, bottom = g.FOOTER_BOX
+    assert all(x0 - 0.5 <= c["x0"] and c["x1"] <= x1 + 0.5 and top - 0.5 <= c["top"] and c["bottom"] <= bottom + 0.5
+               for c in chars)
+    assert min(c["size"] for c in chars) >= g.FOOTER_MIN_FONT_SIZE - 0.01
+
+
 def test_non_a4_page_rejected():
     with pytest.raises(TemplateError):
         stamp_pdf(make_pdf(1, size=(612, 792)), FORM, VERSION, DOC)
