@@ -118,7 +118,8 @@ def _read(img: np.ndarray, dx: int, dy: int, w: int, h: int, enhance: int = 0) -
         p = code.position
         corners = np.array([[p.top_left.x, p.top_left.y], [p.top_right.x, p.top_right.y],
                             [p.bottom_right.x, p.bottom_right.y], [p.bottom_left.x, p.bottom_left.y]],
-                           dtype=float) / k + (dx, dy)
+                           dtype=float)
+        corners = (corners + 0.5) / k - 0.5 + (dx, dy)  # back from the upsampled crop (pixel centres)
         top = corners[1] - corners[0]
         angle = math.degrees(math.atan2(top[1], top[0]))
         rotation = int(round(angle / 90.0)) % 4 * 90
@@ -146,7 +147,7 @@ def find_qr(gray: np.ndarray, *, full_page: bool = True) -> list[QrHit]:
     for group, enhance in passes:
         for x0, y0, x1, y1 in group:
             found += _read(gray[y0:y1, x0:x1], x0, y0, w, h, enhance)
-        if any(hit.info for hit in found):
+        if any(hit.info is not None for hit in found):
             break
     else:
         if full_page:
