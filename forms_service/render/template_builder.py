@@ -57,6 +57,7 @@ class Style:
         self.section_gap = layout.get("section_gap", 4)
         self.compact = set(layout.get("compact_sections") or ())
         self.list_row_mm = layout.get("list_row_mm", 12)
+        self.compact_pair_max = layout.get("compact_pair_max", 24)   # longer texts get a row
 
 
 # -- low-level helpers on python-docx objects ---------------------------------
@@ -339,7 +340,7 @@ def _option_rows(f: Field, style: Style, ncols: int, breaks: dict, table_cols: i
             for depth, level in enumerate(levels):
                 if depth < len(prev) and prev[depth] == level:
                     continue
-                if depth == 0 and breaks.get(f.path) == level:
+                if breaks.get(f.path) == level:
                     rows.append(PAGE_BREAK)
                 rows.append([((0, table_cols - 1), _label(level, style, bold=depth == 0, italic=depth > 0,
                                                      fill="F2F2F2" if depth == 0 else None), None)])
@@ -419,7 +420,7 @@ def _compact_rows(section: Section, style: Style, ncols: int, breaks: dict) -> l
         elif f.type == "text" and f.lines > 1:
             flush()
             rows.append([((0, ncols - 1), _inline(f, style), style.line_mm * f.lines)])
-        elif f.type in ("choice", "multi") or (f.type == "text" and (f.max_length or 0) > 45):
+        elif f.type in ("choice", "multi") or (f.type == "text" and (f.max_length or 0) > style.compact_pair_max):
             flush()
             rows.append([((0, ncols - 1), _inline(f, style), style.line_mm)])
         else:

@@ -76,7 +76,7 @@ def ede_fields(section: dict) -> list[dict]:
                     "options": [{"code": p["code"], "label": p["label"], "points": p["points"],
                                  "couleur": p["couleur"]} for p in item["paliers"]]})
     for item in grid()["items"]:
-        out.append({"path": f"complements.{item['code']}", "type": "text", "max_length": 45,
+        out.append({"path": f"complements.{item['code']}", "type": "text", "max_length": 24,
                     "label": item["label"], "provenance": "inferred"})
     return out
 
