@@ -299,7 +299,7 @@ def fallback_feature_align(
 
     ORB keypoints on both images downsampled to about ``work_dpi`` (the resolutions are
     guessed from the image sizes, assuming about one A4 page each), ratio-tested matches,
-    RANSAC affine, then the matrix is rescaled to full resolution (~80 ms of one core for a
+    RANSAC affine, then the matrix is rescaled to full resolution (~80–150 ms of one core for a
     200-dpi scan against a 100-dpi reference; errors up to ~0.6 mm on a page of repetitive
     text, so read boxes with some slack). The matrix maps reference pixels to
     image pixels, or PDF points to image pixels if ``reference_dpi`` is given (like
