@@ -1,7 +1,7 @@
-"""The programme's own checks: EDE scoring, CER durations and deadlines, the PAP.
+"""The programme's own checks: EDE scoring, CER durations and deadlines, the PAP, the DSP.
 
 Importing this package registers them with the rules engine under the names
 the definitions use (``check: cer_duration``…).
 """
 
-from . import cer, ede, programme  # noqa: F401
+from . import cer, dsp, ede, programme  # noqa: F401
