@@ -1,0 +1,529 @@
+"""Rendering as a service: one call from a form id and its data to a recorded document.
+
+    service = get_service(app)              # one per app, in app.extensions
+    doc = service.render("annexe-7", data, fmt="pdf", actor="mds-arras")
+    doc.filename   # "fiche-liaison_2026-11-23_01JD3ZK7S4....pdf"
+    doc.findings   # business-rule findings (warnings, and errors unless strict)
+
+What :meth:`RenderService.render` does, in order:
+
+1. ``catalogue.get`` (aliases work). A reference list (Annexes 1, 4, 6) renders its
+   code list; it takes no data.
+2. The data is checked against the form's model: a wrong type, an unknown code, a
+   malformed date or a text longer than its printed box raises
+   :class:`~forms_service.errors.ValidationFailed` (422 / exit 1) naming every path.
+   An empty or missing body is the blank form.
+3. The business rules run. Their findings come back with the document and do not
+   block, unless ``strict``: then error-level findings raise ``ValidationFailed``.
+4. A new document id; the DOCX (header QR) or the PDF (DOCX for print → warm
+   LibreOffice pool → page stamp with QR codes and footer → optionally fillable).
+5. The file is stored under ``settings.storage_dir``, the
+   :class:`~forms_service.db.IssuedDocument` row is written (with the template's
+   :class:`~forms_service.db.TemplateVersion` when new), and an audit event is
+   recorded — identifiers and rule codes only, never what the data holds.
+
+Download names carry no personal data: ``<form id>_<date>_<document id>.<ext>``
+(a name would end up in proxy logs, mail subjects and browser histories).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import threading
+import zipfile
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from forms_service import import_optional
+from forms_service.errors import (BadRequest, ComponentMissing, NotAForm, PayloadTooLarge, Problem,
+                                  ValidationFailed)
+from forms_service.logging_setup import get_logger
+from forms_service.audit import ANONYMOUS
+
+log = get_logger(__name__)
+
+EXTENSION_KEY = "forms_service.render"
+POOL_KEY = "pdf_pool"
+
+FORMATS = ("docx", "pdf")
+MIMETYPES = {
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "pdf": "application/pdf",
+}
+#: Largest batch (API and CLI): 200 PDFs are ~15 s of work on two cores.
+MAX_BATCH = 200
+#: The findings header is cut beyond this many bytes (proxies refuse headers over ~8 KiB).
+FINDINGS_HEADER_LIMIT = 6000
+
+LAYOUT_MODULE = "forms_service.render.layout"
+FILLABLE_MODULE = "forms_service.render.fillable"
+
+MSG_NO_LAYOUT = ("La carte de mise en page des formulaires n'est pas disponible sur ce service "
+                 "(module de mise en page absent).")
+MSG_NO_FILLABLE = ("Le PDF remplissable n'est pas disponible sur ce service "
+                   "(module des champs de formulaire absent).")
+
+
+@dataclass
+class RenderedDocument:
+    """A rendered, stored and recorded document."""
+
+    document_id: str
+    form_id: str
+    template_version: str
+    filename: str
+    mimetype: str
+    content: bytes
+    findings: list[Problem] = field(default_factory=list)
+    layout: dict | None = None
+    format: str = "docx"
+    file_path: str = ""
+
+    def findings_json(self) -> list[dict]:
+        return [p.as_dict() for p in self.findings]
+
+
+@dataclass
+class _Prepared:
+    """A request checked and ready to render (no side effect yet)."""
+
+    fd: Any
+    data: dict          # the model's JSON dump (what is stored)
+    dump: dict          # the model's Python dump (what the template reads)
+    derived: dict
+    findings: list[Problem]
+
+
+def download_name(form_id: str, document_id: str, fmt: str, day: dt.date | None = None) -> str:
+    """``fiche-liaison_2026-11-23_01JD....pdf``: form, date, document id — no personal data."""
+    day = day or dt.date.today()
+    return f"{form_id}_{day.isoformat()}_{document_id}.{fmt}"
+
+
+def findings_header(findings: Iterable[Problem], limit: int = FINDINGS_HEADER_LIMIT) -> str:
+    """The ``X-Forms-Findings`` value: JSON, ASCII only (``\\u00e9``), at most ``limit`` bytes.
+
+    Findings that do not fit are left out (``X-Forms-Findings-Count`` has the total,
+    and the stored record and the batch's ``findings.json`` have them all).
+    """
+    items = [p.as_dict() for p in findings]
+    while True:
+        text = json.dumps(items, ensure_ascii=True, separators=(",", ":"))
+        if len(text) <= limit or not items:
+            return text
+        items.pop()
+
+
+def has_lists(fd) -> bool:
+    return any(f.type == "list" for f in fd.fields)
+
+
+class RenderService:
+    """Renders, stores and records documents for one app (thread-safe).
+
+    ``app`` gives the settings, the database and the audit trail (each call runs in
+    the app's context); ``pool`` is the LibreOffice :class:`ConverterPool`, started
+    at its first conversion.
+    """
+
+    def __init__(self, app, pool):
+        self.app = app
+        self.settings = app.extensions["forms_service.settings"]
+        self.pool = pool
+        self._tv_lock = threading.Lock()
+        self._recorded: set[tuple[str, str]] = set()          # TemplateVersion rows written
+        self._blank_layouts: dict[tuple[str, str], dict] = {}  # their blank layouts
+        self._layout_failed: set[tuple[str, str]] = set()     # not retried in this process
+
+    # ------------------------------------------------------------------ public
+    def render(self, form_id: str, data: Mapping | None = None, *, fmt: str = "docx",
+               fillable: bool = False, strict: bool = False,
+               actor: str | None = None) -> RenderedDocument:
+        """Check, render, store and record one document (see the module docstring)."""
+        with self._context():
+            prepared = self.prepare(form_id, data, strict=strict, fmt=fmt, fillable=fillable)
+            return self._produce(prepared, fmt=fmt, fillable=fillable, strict=strict, actor=actor)
+
+    def render_batch(self, form_id: str, items: list, *, fmt: str = "docx",
+                     fillable: bool = False, strict: bool = False, actor: str | None = None,
+                     on_done: Callable[[RenderedDocument], None] | None = None,
+                     workers: int | None = None) -> list[RenderedDocument]:
+        """Render every item, in order. Every item is checked first: one bad item
+        refuses the whole batch (``ValidationFailed`` naming ``items.<i>.<path>``)
+        before anything is rendered or recorded."""
+        if not isinstance(items, list):
+            raise BadRequest("Un lot est une liste d'objets JSON", rule="liste_attendue")
+        if not items:
+            raise BadRequest("Le lot est vide", rule="lot_vide")
+        if len(items) > MAX_BATCH:
+            raise PayloadTooLarge(f"Lot trop grand : {MAX_BATCH} documents au plus "
+                                  f"({len(items)} reçus)", path="items")
+        with self._context():
+            prepared: list[_Prepared] = []
+            problems: list[Problem] = []
+            for i, item in enumerate(items):
+                if item is not None and not isinstance(item, Mapping):
+                    problems.append(Problem(f"items.{i}", "objet_attendu",
+                                            "Chaque élément du lot doit être un objet JSON"))
+                    continue
+                try:
+                    prepared.append(self.prepare(form_id, item, strict=strict, fmt=fmt,
+                                                 fillable=fillable))
+                except ValidationFailed as exc:
+                    problems += [Problem(_join("items", i, p.path), p.rule, p.message, p.severity)
+                                 for p in exc.problems]
+            if problems:
+                raise ValidationFailed(problems)
+
+        def one(p: _Prepared) -> RenderedDocument:
+            with self._context():
+                doc = self._produce(p, fmt=fmt, fillable=fillable, strict=strict, actor=actor,
+                                    batch=True)
+            if on_done is not None:
+                on_done(doc)
+            return doc
+
+        if workers is None:
+            # PDF: keep every LibreOffice instance busy while the next DOCX renders.
+            workers = 1 if fmt == "docx" else max(2, 2 * self.pool.size)
+        if workers <= 1:
+            return [one(p) for p in prepared]
+        ex = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="render-batch")
+        futures = [ex.submit(one, p) for p in prepared]
+        try:
+            return [f.result() for f in futures]
+        finally:
+            # On the first failure (LibreOffice gone...), the items not started yet are dropped.
+            ex.shutdown(wait=True, cancel_futures=True)
+
+    def blank_layout(self, form_id: str) -> dict:
+        """The layout map of the form's blank print (where each box and zone is), for the
+        current template version; computed once per version, then read from the database."""
+        from forms_service.render.pipeline import template_version
+
+        fd = self._catalogue().get(form_id)
+        if fd.kind != "form":
+            raise NotAForm(fd.id, "décrire par une carte de mise en page")
+        with self._context():
+            version = template_version(fd, self.settings)
+            return self._blank_layout_of(fd, version, compute=True, required=True)
+
+    def template_version(self, form_id: str) -> str:
+        from forms_service.render.pipeline import template_version
+
+        return template_version(self._catalogue().get(form_id), self.settings)
+
+    # ------------------------------------------------------------------ steps
+    def prepare(self, form_id: str, data: Mapping | None, *, strict: bool = False,
+                fmt: str = "docx", fillable: bool = False) -> _Prepared:
+        """Steps 1-3: the form, the checked data and the rule findings. No side effect."""
+        from forms_service.validation import validate
+
+        if fmt not in FORMATS:
+            raise BadRequest(f"Format inconnu « {fmt} » : docx ou pdf", path="format",
+                             rule="format_inconnu")
+        if fillable and fmt != "pdf":
+            raise BadRequest("Seul un PDF peut être remplissable (format=pdf)", path="fillable",
+                             rule="format_incompatible")
+        fd = self._catalogue().get(form_id)
+        if data is not None and not isinstance(data, Mapping):
+            raise BadRequest("Les données doivent être un objet JSON", rule="objet_attendu")
+        data = dict(data or {})
+        if fd.kind != "form":
+            if data:
+                raise NotAForm(fd.id, "remplir avec des données")
+            if fillable:
+                raise NotAForm(fd.id, "rendre remplissable")
+            return _Prepared(fd, {}, {}, {}, [])
+        report = validate(fd, data)
+        if not report.model_valid:
+            raise ValidationFailed(report.problems)
+        if strict and report.errors:
+            raise ValidationFailed(report.errors, "Données incomplètes ou incohérentes "
+                                                  "(mode strict)")
+        instance = report.instance
+        return _Prepared(fd, instance.model_dump(mode="json"), instance.model_dump(mode="python"),
+                         dict(report.derived), list(report.problems))
+
+    def _produce(self, p: _Prepared, *, fmt: str, fillable: bool, strict: bool,
+                 actor: str | None, batch: bool = False) -> RenderedDocument:
+        """Steps 4-5: render, store, record, audit."""
+        from forms_service import db
+        from forms_service.audit import record_event
+        from forms_service.render.pipeline import render_docx, template_version
+
+        fd = p.fd
+        version = template_version(fd, self.settings)
+        document_id = db.new_document_id()
+        docx = render_docx(fd, p.dump, settings=self.settings, document_id=document_id,
+                           version=version, derived=p.derived, for_pdf=(fmt == "pdf"))
+        lists = has_lists(fd)
+        layout: dict | None = None
+        if fmt == "docx":
+            content = docx
+            self._blank_layout_of(fd, version, compute=False)
+        else:
+            from forms_service.render.stamp import stamp_pdf
+
+            pdf = self.pool.convert(docx)
+            content = stamp_pdf(pdf, fd.id, version, document_id)
+            layout = self._blank_layout_of(fd, version, compute=True,
+                                           required=fillable and not lists)
+            if lists:
+                layout = self._layout_for(fd, p.dump, required=fillable)
+            if fillable:
+                fillable_mod = import_optional(FILLABLE_MODULE)
+                if fillable_mod is None:
+                    raise ComponentMissing(MSG_NO_FILLABLE)
+                content = fillable_mod.make_fillable(content, layout, form=fd.id, version=version,
+                                                     document_id=document_id, data_dump=p.dump)
+        # A form with lists: the layout of this very print (rows move boxes); otherwise the
+        # template version's blank layout, by reference.
+        stored_layout = layout if (lists and layout is not None) else {
+            "blank_layout": {"form_id": fd.id, "template_version": version}}
+
+        filename = download_name(fd.id, document_id, fmt)
+        path = self._store(fd.id, document_id, fmt, content)
+        try:
+            with db.session() as s:
+                s.add(db.IssuedDocument(
+                    document_id=document_id, form_id=fd.id, template_version=version,
+                    data=p.data, file_path=str(path), layout=stored_layout, format=fmt,
+                    created_by=actor or ANONYMOUS))
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        record_event(actor, "document.rendu", form_id=fd.id, document_id=document_id,
+                     format=fmt, template_version=version, fillable=fillable, strict=strict,
+                     batch=batch, findings=len(p.findings),
+                     rules=sorted({f.rule for f in p.findings}))
+        return RenderedDocument(document_id, fd.id, version, filename, MIMETYPES[fmt], content,
+                                p.findings, layout, fmt, str(path))
+
+    # ------------------------------------------------------------------ layouts
+    def _layout_for(self, fd, dump: dict, *, required: bool) -> dict | None:
+        """The layout of one print of a form with lists (rows move the boxes)."""
+        layout_mod = import_optional(LAYOUT_MODULE)
+        if layout_mod is None:
+            if required:
+                raise ComponentMissing(MSG_NO_LAYOUT)
+            return None
+        from forms_service import db
+
+        try:
+            with db.session() as s:
+                return layout_mod.layout_for(fd, settings=self.settings, pool=self.pool,
+                                             data_dump=dump, session=s)
+        except Exception as exc:
+            if required:
+                raise
+            log.error("layout_failed", form_id=fd.id, exc_type=type(exc).__name__)
+            return None
+
+    def _blank_layout_of(self, fd, version: str, *, compute: bool,
+                         required: bool = False) -> dict | None:
+        """Record the TemplateVersion row the first time a version is printed, and return
+        its blank layout: stored, or computed now (``compute``: a PDF is being made, so
+        LibreOffice is up) when the layout module is there.
+
+        ``required`` (a fillable PDF needs it): a missing module or a failure raises;
+        otherwise it is logged and the document is issued without it (the row keeps an
+        empty layout, computed at a later print).
+        """
+        key = (fd.id, version)
+        layout = self._blank_layouts.get(key)
+        if layout is not None or (key in self._recorded and not compute):
+            return layout
+        from sqlalchemy.exc import IntegrityError
+
+        from forms_service import db
+        from forms_service.render.pipeline import file_digest, template_path
+
+        with self._tv_lock:
+            layout = self._blank_layouts.get(key)
+            if layout is not None:
+                return layout
+            with db.session() as s:
+                row = s.get(db.TemplateVersion, key)
+                stored = dict(row.layout) if row is not None and row.layout else None
+            if stored:
+                self._recorded.add(key)
+                self._blank_layouts[key] = stored
+                return stored
+            layout_mod = import_optional(LAYOUT_MODULE) if fd.kind == "form" else None
+            if compute and layout_mod is not None and (required or key not in self._layout_failed):
+                try:
+                    with db.session() as s:
+                        layout = layout_mod.blank_layout(fd, self.settings, self.pool, session=s)
+                except Exception as exc:
+                    if required:
+                        raise
+                    self._layout_failed.add(key)
+                    log.error("blank_layout_failed", form_id=fd.id, version=version,
+                              exc_type=type(exc).__name__)
+            elif required:
+                raise ComponentMissing(MSG_NO_LAYOUT)
+            if row is not None and not layout:
+                self._recorded.add(key)
+                return None
+            try:
+                with db.session() as s:
+                    row = s.get(db.TemplateVersion, key)
+                    if row is None:
+                        s.add(db.TemplateVersion(
+                            form_id=fd.id, version=version, layout=layout or {},
+                            template_sha=file_digest(template_path(fd, self.settings))))
+                        log.info("template_version_recorded", form_id=fd.id, version=version,
+                                 with_layout=bool(layout))
+                    elif layout and not row.layout:  # a stored layout is never replaced
+                        row.layout = layout
+            except IntegrityError:  # another process recorded it meanwhile
+                log.info("template_version_recorded_elsewhere", form_id=fd.id, version=version)
+            self._recorded.add(key)
+            if layout:
+                self._blank_layouts[key] = layout
+            return layout
+
+    # ------------------------------------------------------------------ helpers
+    def _store(self, form_id: str, document_id: str, fmt: str, content: bytes) -> Path:
+        """``<storage_dir>/<form>/<yyyy>/<mm>/<document id>.<fmt>``, written atomically."""
+        today = dt.date.today()
+        folder = Path(self.settings.storage_dir).resolve() / form_id / f"{today:%Y}" / f"{today:%m}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{document_id}.{fmt}"
+        tmp = path.with_suffix(f".{fmt}.part")
+        tmp.write_bytes(content)
+        os.replace(tmp, path)
+        return path
+
+    def _context(self):
+        """The app's context, unless already inside it (batch workers are new threads)."""
+        from flask import current_app, has_app_context
+
+        if has_app_context() and current_app._get_current_object() is self.app:
+            return _NullContext()
+        return self.app.app_context()
+
+    @staticmethod
+    def _catalogue():
+        from forms_service.catalogue import catalogue
+
+        return catalogue
+
+
+class _NullContext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return None
+
+
+def _join(*parts: Any) -> str:
+    return ".".join(str(p) for p in parts if p not in ("", None))
+
+
+# ---------------------------------------------------------------------- batches as files
+
+def batch_entries(docs: list[RenderedDocument]) -> list[tuple[str, RenderedDocument]]:
+    """File names of a batch, in order: ``001_<download name>`` (sorts like the input)."""
+    width = max(3, len(str(len(docs))))
+    return [(f"{i + 1:0{width}d}_{doc.filename}", doc) for i, doc in enumerate(docs)]
+
+
+def batch_findings(docs: list[RenderedDocument]) -> list[dict]:
+    """The ``findings.json`` sidecar: one entry per file, in input order."""
+    return [{"index": i, "file": name, "document_id": doc.document_id,
+             "template_version": doc.template_version, "findings": doc.findings_json()}
+            for i, (name, doc) in enumerate(batch_entries(docs))]
+
+
+def batch_zip(docs: list[RenderedDocument]) -> bytes:
+    """A ZIP with one file per document and ``findings.json``."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, doc in batch_entries(docs):
+            # PDFs and DOCX are compressed already.
+            z.writestr(name, doc.content, compress_type=zipfile.ZIP_STORED)
+        z.writestr("findings.json", json.dumps(batch_findings(docs), ensure_ascii=False, indent=2))
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------- app wiring
+
+def pool_for(app):
+    """The app's LibreOffice pool: ``app.config["PDF_POOL"]`` if given (tests share one),
+    else the process's pool for the app's settings (profiles under ``<var>/lo``; size
+    ``SOFFICE_POOL_SIZE``; ``PDF_*`` keys of ``app.config`` as in ``pdf.pool_options``)."""
+    from forms_service.render.pdf import get_pool
+
+    injected = app.config.get("PDF_POOL")
+    if injected is not None:
+        return injected
+    settings = app.extensions["forms_service.settings"]
+    options: dict[str, Any] = {"VAR_DIR": str(settings.var_dir),
+                               "PDF_POOL_SIZE": settings.soffice_pool_size}
+    options.update({k: v for k, v in app.config.items()
+                    if k.startswith("PDF_") and k not in ("PDF_POOL", "PDF_POOL_AUTOSTART")})
+    return get_pool(options)
+
+
+def init_app(app) -> RenderService:
+    """Create the app's RenderService and LibreOffice pool, and register the
+    ``libreoffice`` health check (see :func:`libreoffice_check`). The pool starts in the
+    background unless ``PDF_POOL_AUTOSTART`` is false (default: false when ``TESTING``);
+    then the first PDF starts it."""
+    from forms_service.api import register_health_check
+
+    existing = app.extensions.get(EXTENSION_KEY)
+    if existing is not None:
+        return existing
+    pool = pool_for(app)
+    service = RenderService(app, pool)
+    app.extensions[EXTENSION_KEY] = service
+    app.extensions[POOL_KEY] = pool
+    autostart = bool(app.config.get("PDF_POOL_AUTOSTART", not app.testing))
+    register_health_check(app, "libreoffice", libreoffice_check(pool, autostart))
+    if autostart and not pool.closed:
+        pool.start(wait=False)
+    return service
+
+
+def libreoffice_check(pool, autostart: bool) -> Callable[[], dict]:
+    """The ``libreoffice`` readiness check.
+
+    A pool that runs, or that the app starts at start-up (a served app): a real test
+    print (``pool.health``: a tiny DOCX converted, the PDF read back), which waits for
+    a pool still starting. A pool started lazily (tests, CLI) that has not started
+    yet: only whether ``soffice`` is installed — a health check does not start
+    LibreOffice (~10 s) for an app that may never print a PDF.
+    """
+    from forms_service.render.pdf import MSG_MISSING, find_soffice
+
+    def check() -> dict:
+        if autostart or pool.mode != "stopped":
+            return pool.health(start=True)
+        found = find_soffice(pool.soffice)
+        result = {"ok": found is not None, "mode": "stopped",
+                  "detail": "démarrage à la première conversion"}
+        if found is None:
+            result["error"] = MSG_MISSING
+        return result
+
+    return check
+
+
+def get_service(app=None) -> RenderService:
+    """The app's RenderService (``current_app``'s by default), created on first use."""
+    if app is None:
+        from flask import current_app
+
+        app = current_app._get_current_object()
+    service = app.extensions.get(EXTENSION_KEY)
+    return service if service is not None else init_app(app)
