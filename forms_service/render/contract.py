@@ -169,6 +169,8 @@ def _coverage(fd: FormDefinition, uses: list[_Use], name: str) -> list[Problem]:
     zones = {u.path for u in uses if u.zone}
 
     def need(f, path: str, label: str) -> None:
+        if f.type in ("choice", "multi") and path in printed_paths and not any(p == path for p, _ in boxes):
+            return   # a code among many, written in the cell rather than ticked
         if f.type in ("choice", "multi"):
             for o in f.options:
                 if (path, o.code) not in boxes:

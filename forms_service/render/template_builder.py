@@ -56,8 +56,10 @@ class Style:
         self.label_width = layout.get("label_width", 0.2)   # share of the width for labels
         self.section_gap = layout.get("section_gap", 4)
         self.compact = set(layout.get("compact_sections") or ())
-        self.list_row_mm = layout.get("list_row_mm", 12)
+        self.list_row_mm = layout.get("list_row_mm", 18)
         self.compact_pair_max = layout.get("compact_pair_max", 24)   # longer texts get a row
+        # lists that start on a new page: a list of paths, or True for every long list
+        self.list_new_page = layout.get("list_new_page", True)
 
 
 # -- low-level helpers on python-docx objects ---------------------------------
@@ -539,13 +541,41 @@ def section_block(doc, sections: list[Section], style: Style, breaks: dict) -> N
     _no_split(outer.rows[0])
 
 
+def _written(c: Field) -> bool:
+    """A list column printed as written text even if it is a choice (a code among many)."""
+    return c.type in ("choice", "multi") and len(c.options) > 3
+
+
+def _column_width(c: Field) -> float:
+    if c.type == "date":
+        return 15.0
+    if c.type == "bool":
+        return 9.0
+    if c.type in ("choice", "multi") and not _written(c):
+        return 7.0 + 2.0 * max(len(o.label) for o in c.options) ** 0.5 * 2
+    if _written(c):
+        return 9.0
+    if c.type == "code":
+        return 26.0
+    return 0.0   # text: shares what is left, by printed length
+
+
+def _repeat_header(row) -> None:
+    tr_pr = row._tr.get_or_add_trPr()
+    el = OxmlElement("w:tblHeader")
+    tr_pr.append(el)
+
+
 def list_table(doc, f: Field, style: Style) -> None:
-    """A repeating table: a fixed number of rows per page, continued on new pages."""
+    """A repeating table: a fixed number of rows per page, each page of rows its own page."""
     cols = [c for c in f.item_fields if c.printed]
-    weights = [max(1.0, min(3.0, (c.max_length or 20) / 25)) if c.type == "text" else
-               (1.6 if c.type in ("choice", "multi") else 1.0) for c in cols]
-    total = sum(weights)
-    widths = [CONTENT_WIDTH_MM * w / total for w in weights]
+    fixed = [_column_width(c) for c in cols]
+    free = max(CONTENT_WIDTH_MM - sum(fixed), 20.0)
+    text_w = [max(1.0, min(4.0, (c.max_length or 40) / 40)) if w == 0 else 0 for c, w in zip(cols, fixed)]
+    widths = [w if w else free * t / sum(text_w) for w, t in zip(fixed, text_w)]
+    new_page = style.list_new_page
+    if (new_page is True and (f.rows_per_page or 0) >= 6) or (isinstance(new_page, list) and f.path in new_page):
+        _page_break(doc)   # a long table starts on its own page: each page of rows is alike
     rows_per_page = f.rows_per_page or 8
     _para(doc, "{%p for chunk in " + f.path + "|pages(" + str(rows_per_page) + ", " + str(f.min_rows) +
           ") %}", size=1)
@@ -560,6 +590,8 @@ def list_table(doc, f: Field, style: Style) -> None:
         _set_cell_fill(cell, "F2F2F2")
         _para(cell, c.label, size=style.small, bold=True)
     _no_split(table.rows[1])
+    _repeat_header(table.rows[0])
+    _repeat_header(table.rows[1])
     # rows[2] is the loop row: docxtpl's {%tr %} tags need their own rows.
     loop_open = table.rows[2]
     _para(loop_open.cells[0], "{%tr for row in chunk.rows %}", size=1)
@@ -567,7 +599,7 @@ def list_table(doc, f: Field, style: Style) -> None:
     _row_height(data_row, style.list_row_mm, exact=True)
     _no_split(data_row)
     for c, cell in zip(cols, data_row.cells):
-        if c.type in ("choice", "multi"):
+        if c.type in ("choice", "multi") and not _written(c):
             for i, o in enumerate(c.options):
                 p = _para(cell, "", size=style.small, first=i == 0)
                 _box(p, f"row.{c.path}|box('{o.code}')", style)
