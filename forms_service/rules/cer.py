@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Iterator
 
 from ..catalogue import references
-from ..catalogue.rules_engine import Context, Finding, check
+from ..catalogue.rules_engine import Context, Finding, check, holds, is_filled
 
 
 def add_months(d: dt.date, months: int) -> dt.date:
@@ -171,3 +171,30 @@ def _offres_refusees(ctx: Context, path: str, max_refused: int) -> Iterator[Find
     if len(refused) > max_refused:
         yield path, (f"{len(refused)} offres raisonnables refusées (plus de {max_refused}) : "
                      "saisine possible de l'équipe pluridisciplinaire (à apprécier, non automatique)")
+
+
+# -- list rows (the contracts' tables: PAP, métiers, fiche de suivi emploi) ------------
+
+def _row_filled(row: dict, columns: list[str] | None = None) -> bool:
+    """Whether a row holds something (in ``columns``, or anywhere): blank rows printed
+    for handwriting do not count."""
+    return isinstance(row, dict) and any(is_filled(row.get(c)) for c in (columns or row))
+
+
+@check("rows_min")
+def _rows_min(ctx: Context, path: str, min: int, columns: list[str] | None = None) -> Iterator[Finding]:
+    """At least ``min`` rows with something in ``columns`` (any column when not given)."""
+    if sum(1 for row in ctx.get(path) or [] if _row_filled(row, columns)) < min:
+        yield path, None
+
+
+@check("rows_require")
+def _rows_require(ctx: Context, path: str, columns: list[str], when: dict | None = None) -> Iterator[Finding]:
+    """In each non-blank row where ``when`` holds (a condition on the row's own columns,
+    e.g. ``{path: resultat, in: [non_atteint]}``), every one of ``columns`` is filled."""
+    for i, row in enumerate(ctx.get(path) or []):
+        if not _row_filled(row) or not holds(when, row):
+            continue
+        for c in columns:
+            if not is_filled(row.get(c)):
+                yield f"{path}.{i}.{c}", None
