@@ -430,14 +430,19 @@ def test_fillable_pdf(service):
 # ---------------------------------------------------------------------- renderer
 
 def test_compiled_renderer_gives_plain_docxtpl_text(docx_service):
-    """The cached compiled renderer prints what ``DocxTemplate.render`` prints."""
+    """The cached compiled renderer (static entries compressed once, listing resolution
+    skipped when no text holds a line break or tab) prints what ``DocxTemplate.render``
+    prints, paragraph by paragraph, breaks and tabs included."""
     from forms_service.render.context import build_context
     from forms_service.render.docx import DocxRenderer, render_plain
     from forms_service.render.pipeline import template_path
     from forms_service.validation import parse_model
 
-    for fd in FORMS:
-        data = sample(fd.id) if fd.kind == "form" else None
+    cases = [(fd, sample(fd.id) if fd.kind == "form" else None) for fd in FORMS]
+    # Line breaks and tabs in user text go through docxtpl's listing resolution.
+    cases.append((catalogue.get("fiche-liaison"),
+                  {"objet_detail": "Ligne 1\nLigne 2\tfin & <b>", "mds": "A\tB"}))
+    for fd, data in cases:
         dump = parse_model(fd, data or {}).model_dump(mode="python") if fd.kind == "form" else {}
         ctx = build_context(fd, dump, document={"id": "X", "version": "v", "qr": ""},
                             departement={"nom": "Département", "logo": ""})
@@ -445,6 +450,8 @@ def test_compiled_renderer_gives_plain_docxtpl_text(docx_service):
         ours, plain = DocxRenderer().render(path, ctx), render_plain(path, ctx)
         assert paragraphs(ours) == paragraphs(plain), fd.id
         assert any(paragraphs(ours)), fd.id
+        if data and "objet_detail" in data and "\n" in data["objet_detail"]:
+            assert "Ligne 1\nLigne 2\tfin & <b>" in paragraphs(ours)
 
 
 def paragraphs(content: bytes, part: str = "word/document.xml") -> list[str]:
@@ -454,4 +461,6 @@ def paragraphs(content: bytes, part: str = "word/document.xml") -> list[str]:
     w = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
     with zipfile.ZipFile(io.BytesIO(content)) as z:
         root = etree.fromstring(z.read(part))
-    return ["".join(t.text or "" for t in p.iter(w + "t")) for p in root.iter(w + "p")]
+    marks = {w + "br": "\n", w + "tab": "\t"}
+    return ["".join(marks.get(e.tag, e.text or "" if e.tag == w + "t" else "") for e in p.iter())
+            for p in root.iter(w + "p")]

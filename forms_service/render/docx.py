@@ -38,6 +38,9 @@ BLANK_PNG = bytes.fromhex(
 
 _P_SPLIT = re.compile(r"<w:p([ >])")
 _P_JOIN = re.compile(r"\n<w:p([ >])")
+_LISTING_CHARS = re.compile("[\t\a\n\f]")
+#: Entries rewritten by every render; the others are compressed once per template.
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 def drawing_xml(rel_id: str, width_mm: float, height_mm: float, name: str, docpr_id: int) -> str:
@@ -67,7 +70,9 @@ def run_xml(inner: str) -> str:
 def _post(xml: str, tpl: DocxTemplate) -> str:
     xml = _P_JOIN.sub(r"<w:p\1", xml)
     xml = xml.replace("{_{", "{{").replace("}_}", "}}").replace("{_%", "{%").replace("%_}", "%}")
-    return tpl.resolve_listing(xml)
+    # resolve_listing turns \n \t \a \f inside text runs into Word breaks, tabs and
+    # paragraphs; without any of them it returns its input (and costs ~1/3 of a render).
+    return tpl.resolve_listing(xml) if _LISTING_CHARS.search(xml) else xml
 
 
 def paragraph_text(xml_lines: list[str], lineno: int) -> str:
@@ -94,6 +99,10 @@ class CompiledTemplate:
     entries: dict[str, bytes]
     order: list[str]
     parts: dict[str, _Part] = field(default_factory=dict)
+    #: A zip of the entries no render changes (styles, theme, settings...), compressed
+    #: once; each render appends its own parts to a copy of it.
+    static_zip: bytes = b""
+    dynamic: list[str] = field(default_factory=list)
 
 
 def _split_root(xml: str, tag: str) -> tuple[str, str, str]:
@@ -160,7 +169,21 @@ def compile_template(path: Path, env) -> CompiledTemplate:
             order.append(media)
         entries.setdefault(media, BLANK_PNG)
     ct._tpl = tpl  # for resolve_listing
+    ct.dynamic = [n for n in order if n in ct.parts or n in (QR_MEDIA, LOGO_MEDIA)]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name in order:
+            if name not in ct.dynamic:
+                _write_entry(z, name, entries[name], level=6)
+    ct.static_zip = buf.getvalue()
     return ct
+
+
+def _write_entry(z: zipfile.ZipFile, name: str, data: bytes, level: int) -> None:
+    stored = name.endswith((".png", ".jpeg", ".jpg"))  # compressed already
+    z.writestr(zipfile.ZipInfo(name, date_time=_ZIP_DATE), data,
+               compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED,
+               compresslevel=None if stored else level)
 
 
 class DocxRenderer:
@@ -201,12 +224,11 @@ class DocxRenderer:
             rendered[QR_MEDIA] = images["qr"]
         if images.get("logo"):
             rendered[LOGO_MEDIA] = images["logo"]
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
-            for name in ct.order:
-                data = rendered.get(name, ct.entries[name])
-                kind = zipfile.ZIP_STORED if name.endswith(".png") else zipfile.ZIP_DEFLATED
-                z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, compress_type=kind)
+        # The static entries are already compressed: append the rendered ones to a copy.
+        buf = io.BytesIO(ct.static_zip)
+        with zipfile.ZipFile(buf, "a") as z:
+            for name in ct.dynamic:
+                _write_entry(z, name, rendered.get(name, ct.entries[name]), level=1)
         return buf.getvalue()
 
 
