@@ -56,6 +56,8 @@ class Style:
         self.label_width = layout.get("label_width", 0.2)   # share of the width for labels
         self.section_gap = layout.get("section_gap", 4)
         self.compact = set(layout.get("compact_sections") or ())
+        # values in compact cells: small enough that a filled line is no taller than line_mm
+        self.compact_value = layout.get("compact_value_size", self.body)
         self.list_row_mm = layout.get("list_row_mm", 18)
         self.compact_pair_max = layout.get("compact_pair_max", 24)   # longer texts get a row
         # lists that start on a new page: a list of paths, or True for every long list
@@ -374,7 +376,7 @@ def _inline(f: Field, style: Style):
         elif f.type == "bool":
             _box(p, f"{f.path}|box", style)
         else:
-            _run(p, "{{ " + _var(f.path, f) + " }}", size=style.body)
+            _run(p, "{{ " + _var(f.path, f) + " }}", size=style.compact_value)
     return fill_cell
 
 
