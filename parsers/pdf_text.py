@@ -14,6 +14,7 @@ known (our own PDFs); otherwise found by their printed label.
 
 from __future__ import annotations
 
+import ctypes
 import difflib
 import re
 import threading
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
 
 from forms_service.catalogue import FormDefinition, catalogue
 from forms_service.config import get_settings
@@ -44,6 +46,11 @@ class Char:
     top: float
     x1: float
     bottom: float
+    #: the char's baseline (top-left origin) and font size: the same for every char of a
+    #: line, spaces included, where the box above is the glyph's ink (a space has none, a
+    #: comma hangs below the line, an accented capital rises above it)
+    baseline: float | None = None
+    size: float | None = None
 
 
 @dataclass
@@ -79,12 +86,17 @@ def extract(data: bytes, max_pages: int = 200) -> list[PageText]:
                 n = tp.count_chars()
                 text = tp.get_text_range(0, n) if n else ""
                 pt = PageText(i + 1, w, h)
+                ox, oy = ctypes.c_double(), ctypes.c_double()
                 for j in range(min(n, len(text))):
                     ch = text[j]
                     if ch in "\r\n":
                         continue
                     left, bottom, right, top = tp.get_charbox(j)
-                    pt.chars.append(Char(ch, left, h - top, right, h - bottom))
+                    base = None
+                    if pdfium_c.FPDFText_GetCharOrigin(tp, j, ctypes.byref(ox), ctypes.byref(oy)):
+                        base = h - oy.value
+                    size = pdfium_c.FPDFText_GetFontSize(tp, j) or None
+                    pt.chars.append(Char(ch, left, h - top, right, h - bottom, base, size))
                 tp.close()
                 page.close()
                 pages.append(pt)
@@ -255,18 +267,41 @@ def read_boxes(fd: FormDefinition, found: list[Glyph]) -> tuple[dict[str, Readin
 # -- text fields ---------------------------------------------------------------------
 
 def _lines(page: PageText, bbox: list[float] | None = None) -> list[str]:
+    """The text lines inside ``bbox``, top to bottom.
+
+    Chars are grouped by baseline (their ink boxes differ within a line: a space has
+    none, a comma hangs below the line). A line ending with a hyphen that pdfium marks
+    as a line-end hyphen (U+FFFE) is joined to the next one.
+    """
+    def base(c: Char) -> float:
+        return c.baseline if c.baseline is not None else c.bottom
+
+    def mid(c: Char) -> float:   # the middle of the x-height
+        if c.baseline is not None and c.size:
+            return c.baseline - 0.3 * c.size
+        return (c.top + c.bottom) / 2
+
     chars = page.chars
     if bbox is not None:
-        x0, top, x1, bottom = bbox
+        x0, y0, x1, y1 = bbox
         chars = [c for c in chars if x0 - 0.5 <= (c.x0 + c.x1) / 2 <= x1 + 0.5
-                 and top - 0.5 <= (c.top + c.bottom) / 2 <= bottom + 0.5]
+                 and y0 - 0.5 <= mid(c) <= y1 + 0.5]
     lines: list[list[Char]] = []
-    for c in sorted(chars, key=lambda c: (round(c.top / 3), c.x0)):
-        if lines and abs(lines[-1][-1].top - c.top) < 3:
+    for c in sorted(chars, key=base):
+        if lines and base(c) - base(lines[-1][0]) < max(1.5, 0.25 * (c.size or 6)):
             lines[-1].append(c)
         else:
             lines.append([c])
-    return ["".join(c.text for c in sorted(line, key=lambda c: c.x0)).strip() for line in lines]
+    texts = ["".join(c.text for c in sorted(line, key=lambda c: c.x0)).strip() for line in lines]
+    out: list[str] = []
+    for t in texts:
+        if not t:
+            continue
+        if out and out[-1].endswith("\ufffe"):
+            out[-1] = out[-1][:-1] + "-" + t
+        else:
+            out.append(t)
+    return [t.replace("\ufffe", "-") for t in out]
 
 
 def _value_from_zone(f, text: str):
