@@ -178,6 +178,20 @@ def test_health_is_a_real_test_print(ready_pool):
 
 
 @needs_libreoffice
+def test_instances_are_recycled(ready_pool):
+    pool = ready_pool
+    recycles = pool.stats["recycles"]
+    small = make_docx("Recyclage")
+    for _ in range(60):
+        assert pool.convert(small).startswith(b"%PDF-")
+        if pool.stats["recycles"] > recycles:
+            break
+    assert pool.stats["recycles"] > recycles
+    assert pool.wait_ready(timeout=120)
+    assert pool.health()["ok"] is True
+
+
+@needs_libreoffice
 def test_killed_libreoffice_is_restarted_and_conversions_succeed(ready_pool):
     pool = ready_pool
     victim = pool.instances()[0]
@@ -210,20 +224,6 @@ def test_timeout_raises_a_clear_error_and_the_pool_recovers(ready_pool):
     assert pool.stats["timeouts"] == timeouts + 2  # tried twice, on two fresh instances
     pdf = pool.convert(make_docx("Après le délai dépassé"))
     assert "Après le délai dépassé" in pdf_text(pdf)
-
-
-@needs_libreoffice
-def test_instances_are_recycled(ready_pool):
-    pool = ready_pool
-    recycles = pool.stats["recycles"]
-    small = make_docx("Recyclage")
-    for _ in range(60):
-        assert pool.convert(small).startswith(b"%PDF-")
-        if pool.stats["recycles"] > recycles:
-            break
-    assert pool.stats["recycles"] > recycles
-    assert pool.wait_ready(timeout=120)
-    assert pool.health()["ok"] is True
 
 
 @needs_libreoffice
