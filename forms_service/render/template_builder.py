@@ -656,6 +656,23 @@ def grid_table(doc, section: Section, style: Style, compact: list) -> None:
                                     section.page, tuple(others))], style, {})
 
 
+def _save(doc, out: Path) -> None:
+    """Save with fixed zip timestamps, so that an unchanged definition rebuilds the same
+    bytes (the template version is a hash of them)."""
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    doc.save(buf)
+    dst = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            zout.writestr(zipfile.ZipInfo(item.filename, date_time=(1980, 1, 1, 0, 0, 0)), zin.read(item.filename),
+                          compress_type=zipfile.ZIP_DEFLATED)
+    data = dst.getvalue()
+    if not out.exists() or out.read_bytes() != data:
+        out.write_bytes(data)
+
+
 def build(fd: FormDefinition, out_dir: Path) -> Path:
     layout = fd.raw.get("layout") or {}
     style = Style(layout)
@@ -694,7 +711,7 @@ def build(fd: FormDefinition, out_dir: Path) -> Path:
         p = _para(doc, "", size=style.heading, first=False)
         _run(p, line, size=style.heading, bold=True)
     out = out_dir / (fd.template or f"{fd.id}.docx")
-    doc.save(out)
+    _save(doc, out)
     return out
 
 
@@ -726,7 +743,7 @@ def build_reference(fd: FormDefinition, out_dir: Path) -> Path:
     close = table.add_row()
     _para(close.cells[0], "{%tr endfor %}", size=1)
     out = out_dir / (fd.template or f"{fd.id}.docx")
-    doc.save(out)
+    _save(doc, out)
     return out
 
 
