@@ -113,10 +113,14 @@ def guess_form(names: list[str]) -> FormDefinition | None:
     return best if best_score >= max(3, len(names) // 2) else None
 
 
-def _resolve(fd: FormDefinition, name: str):
-    """(path, field, code) for a field name, or None when the form has no such field."""
+def _resolve(fd: FormDefinition, name: str, kind: str | None = None):
+    """(path, field, code) for a field name, or None when the form has no such field.
+
+    A choice among many options may be printed as a text field where the code is
+    written (``pap.0.theme``): a text field named by a choice's path is that choice.
+    """
     f = fd.field(name)
-    if f is not None and f.type not in ("choice", "multi"):
+    if f is not None and (f.type not in ("choice", "multi") or kind == "text"):
         return name, f, None
     path, _, code = name.rpartition(".")
     f = fd.field(path) if path else None
@@ -138,6 +142,32 @@ def parse_date(text: str) -> dt.date | None:
     return None
 
 
+def written_choice(f, text: str, evidence: list[dict]) -> Reading:
+    """A choice written as text (its code, or its label): the code, or review when unknown.
+
+    A multi takes codes separated by commas, semicolons or spaces.
+    """
+    text = text.strip()
+    empty = [] if f.type == "multi" else None
+    if not text:
+        return Reading(empty, 1.0, evidence=evidence)
+    by_key = {}
+    for o in f.options:
+        by_key[o.code.casefold()] = o.code
+        by_key[" ".join(str(o.label).split()).casefold()] = o.code
+    if f.type == "multi":
+        parts = [p for p in re.split(r"[,;\s]+", text) if p]
+        codes = [by_key.get(p.casefold()) for p in parts]
+        if parts and all(codes):
+            order = {c: i for i, c in enumerate(f.codes)}
+            return Reading(sorted(set(codes), key=order.get), 1.0, evidence=evidence)
+    else:
+        code = by_key.get(" ".join(text.split()).casefold())
+        if code is not None:
+            return Reading(code, 1.0, evidence=evidence)
+    return Reading(empty, 0.0, True, evidence, f"Code inconnu « {text[:30]} »")
+
+
 def readings_from(fd: FormDefinition, raw: list[RawField], page_height: dict[int, float]) -> dict[str, Reading]:
     """Turn raw fields into readings by path; exclusivity of one-choice groups is checked here."""
     ticks: dict[str, list[tuple[str, RawField]]] = {}
@@ -152,7 +182,7 @@ def readings_from(fd: FormDefinition, raw: list[RawField], page_height: dict[int
                                            round(max(x0, x1), 1), round(h - min(y0, y1), 1)]}]
 
     for rf in raw:
-        hit = _resolve(fd, rf.name)
+        hit = _resolve(fd, rf.name, rf.kind)
         if hit is None:
             continue
         path, f, code = hit
@@ -174,6 +204,8 @@ def readings_from(fd: FormDefinition, raw: list[RawField], page_height: dict[int
                 readings[path] = (Reading(d, 1.0, evidence=evidence(rf)) if d else
                                   Reading(None, 0.0, True, evidence(rf),
                                           f"Date illisible « {text[:20]} » : attendue JJ/MM/AAAA"))
+        elif f.type in ("choice", "multi"):
+            readings[path] = written_choice(f, str(rf.value or ""), evidence(rf))
         elif f.type == "integer":
             text = str(rf.value or "").strip()
             readings[path] = Reading(int(text) if text.isdigit() else None, 1.0 if (not text or text.isdigit()) else 0.0,

@@ -30,7 +30,7 @@ from forms_service.config import get_settings
 from forms_service.errors import BadDocument, UnknownForm
 from forms_service.render.context import CHECKED, UNCHECKED, Mark, Recording
 
-from .acroform import parse_date
+from .acroform import parse_date, written_choice
 from .record import Reading
 
 #: pypdfium2 is not thread-safe, even across documents.
@@ -338,6 +338,8 @@ def read_texts(fd: FormDefinition, pages: list[PageText], layout: dict | None) -
         elif f.type == "code":
             code = value.split(" – ")[0].strip() if value else None
             readings[z["path"]] = Reading(code or None, 1.0, evidence=ev)
+        elif f.type in ("choice", "multi"):
+            readings[z["path"]] = written_choice(f, value, ev)
         elif f.type == "integer":
             readings[z["path"]] = Reading(int(value) if value.isdigit() else None,
                                           1.0 if (not value or value.isdigit()) else 0.0,
