@@ -239,13 +239,17 @@ def read_document(doc: DocPages, name: str) -> dict:
         f = fd.field(path)
         if f is None:
             continue
-        page = boxes[0]["page"]
-        pr = doc.pages.get(page)
-        if pr is None:
-            readings[path] = Reading(None, 0.0, True, [], f"Page {page} manquante")
+        # a group's boxes may run over two pages (a long list of actions): each box is
+        # read on its own page
+        missing = sorted({b["page"] for b in boxes if b["page"] not in doc.pages})
+        if missing:
+            readings[path] = Reading(None, 0.0, True, [],
+                                     "Page(s) manquante(s) : " + ", ".join(map(str, missing)))
             continue
         states, ev = {}, []
         for b in boxes:
+            page = b["page"]
+            pr = doc.pages[page]
             ink = measure.measure_box(pr.flat, b["bbox"])
             st = decide.box_state(ink)
             key = True if b["value"] is True else b["value"]
@@ -258,8 +262,10 @@ def read_document(doc: DocPages, name: str) -> dict:
             ev.append(e)
         codes = [True] if f.type == "bool" else [b["value"] for b in boxes]
         d = decide.decide_group(f.type, states, codes)
-        if pr.identified_by == "content":
-            d.needs_review, d.reason = True, d.reason or pr.message
+        by_content = [doc.pages[p] for p in sorted({b["page"] for b in boxes})
+                      if doc.pages[p].identified_by == "content"]
+        if by_content:
+            d.needs_review, d.reason = True, d.reason or by_content[0].message
         readings[path] = Reading(d.value, d.confidence, d.needs_review,
                                  [e for e in ev if e["state"] != "empty"] or ev[:1], d.reason)
     for z in layout.get("zones", []):
