@@ -67,8 +67,8 @@ def reconcile(fd: FormDefinition, readings: dict[str, Reading], document_id: str
         f = fd.field(path)
         if f is None or f.type == "tri" or path.endswith(".signee"):
             continue
-        if value in (None, "", [], False):
-            continue
+        if value is None or value is False or value == "" or value == []:
+            continue   # (0 is a value: ``0 in (False,)`` is true in Python)
         r = out.get(path)
         if r is None or (r.value in (None, "", []) and not r.needs_review and f.type not in ("bool", "choice", "multi")):
             out[path] = Reading(_typed(f, value), 1.0, evidence=r.evidence if r else [],
