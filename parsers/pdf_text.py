@@ -362,6 +362,9 @@ def parse_pdf_text(data: bytes, *, layout_lookup=None) -> dict | None:
         raise BadDocument(f"Formulaire inconnu « {ident['form']} »", rule="formulaire_non_reconnu") from None
     readings, unsure = read_boxes(fd, found)
     layout = layout_lookup(fd, ident["version"], ident["document_id"]) if layout_lookup else None
+    if layout:   # where this very PDF printed its boxes (data can move them from the blank's)
+        from .store import fit_layout
+        layout = fit_layout(layout, [(g.page, g.bbox) for g in found])
     readings.update({k: v for k, v in read_texts(fd, pages, layout).items() if k not in readings})
     return {"form": fd, "template_version": ident["version"], "document_id": ident["document_id"],
             "readings": readings, "page_count": len(pages), "identified_by": ident["identified_by"]}

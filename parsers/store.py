@@ -24,7 +24,7 @@ def issued_document(document_id: str | None) -> dict | None:
                 return None
             return {"document_id": row.document_id, "form": row.form_id,
                     "template_version": row.template_version, "data": row.data,
-                    "layout": row.layout}
+                    "layout": row.layout, "file_path": row.file_path, "format": row.format}
     except Exception:  # no database configured or reachable: read without reconciliation
         return None
 
@@ -50,7 +50,11 @@ def layout_for(fd: FormDefinition, version: str | None, document_id: str | None,
     """
     doc = issued_document(document_id)
     if doc and doc.get("layout"):
-        return doc["layout"]
+        ref = doc["layout"].get("blank_layout")
+        if not ref:
+            return doc["layout"]
+        # a form without lists: the issued document names its version's blank layout
+        version = ref.get("template_version") or version
     stored = stored_layout(fd.id, version)
     if stored:
         return stored
@@ -89,3 +93,34 @@ def _pool(settings):
             return None
         _POOL = ConverterPool(size=1, work_dir=settings.var_dir / "lo-parse")
     return _POOL
+
+
+def fit_layout(layout: dict, glyphs: list[tuple[int, list[float]]]) -> dict:
+    """The layout moved onto the boxes actually printed: ``glyphs`` are the (page, bbox)
+    of the ☐/☒ glyphs of the issued PDF, in content order.
+
+    A form without lists is read with its version's blank layout, but data can move
+    boxes (a longer pre-filled line pushes a table down a few points). When the glyphs
+    match the layout's boxes one for one (same count, same pages), each box takes its
+    glyph's place, and each zone moves like the nearest box above it on its page (the
+    content above a zone is what pushes it). Otherwise the layout is returned unchanged.
+    """
+    boxes = layout.get("boxes") or []
+    if len(glyphs) != len(boxes) or any(p != b["page"] for (p, _), b in zip(glyphs, boxes)):
+        return layout
+    moved = []
+    shifts: dict[int, list[tuple[float, float, float]]] = {}
+    for (page, bbox), b in zip(glyphs, boxes):
+        dx, dy = bbox[0] - b["bbox"][0], bbox[1] - b["bbox"][1]
+        shifts.setdefault(page, []).append((b["bbox"][1], dx, dy))
+        moved.append({**b, "bbox": [round(float(v), 2) for v in bbox]})
+    zones = []
+    for z in layout.get("zones") or []:
+        above = [s for s in shifts.get(z["page"], []) if s[0] <= z["bbox"][1] + 1]
+        if above:
+            _, dx, dy = max(above, key=lambda s: s[0])
+            if abs(dy) > 0.25:
+                x0, top, x1, bottom = z["bbox"]
+                z = {**z, "bbox": [x0, round(top + dy, 2), x1, round(bottom + dy, 2)]}
+        zones.append(z)
+    return {**layout, "boxes": moved, "zones": zones}

@@ -203,7 +203,30 @@ def _layout(doc: DocPages) -> dict | None:
     lists = [f for f in doc.form.fields if f.type == "list"]
     if lists and doc.page_count and not store.issued_document(doc.document_id):
         data_dump = _rows_for_pages(doc.form, doc.page_count)
-    return store.layout_for(doc.form, doc.version, doc.document_id, data_dump)
+    layout = store.layout_for(doc.form, doc.version, doc.document_id, data_dump)
+    glyphs = printed_glyphs(doc.document_id)
+    if layout and glyphs:   # where the issued PDF printed its boxes (data can move them)
+        layout = store.fit_layout(layout, glyphs)
+    return layout
+
+
+def printed_glyphs(document_id: str | None) -> list[tuple[int, list[float]]] | None:
+    """(page, bbox) of the ☐/☒ glyphs of the issued document's stored PDF, or None."""
+    doc = store.issued_document(document_id)
+    if not doc or doc.get("format") != "pdf" or not doc.get("file_path"):
+        return None
+    path = Path(doc["file_path"])
+    try:
+        return list(_printed_glyphs(str(path), path.stat().st_mtime))
+    except Exception:
+        return None
+
+
+@lru_cache(maxsize=8)
+def _printed_glyphs(file_path: str, mtime: float) -> tuple:
+    from .. import pdf_text
+    pages = pdf_text.extract(Path(file_path).read_bytes())
+    return tuple((g.page, g.bbox) for g in pdf_text.glyphs(pages))
 
 
 def _rows_for_pages(fd: FormDefinition, pages: int) -> dict | None:
