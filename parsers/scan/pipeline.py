@@ -136,6 +136,36 @@ def _reference_pages(form_id: str) -> tuple[str | None, tuple[np.ndarray, ...]]:
     return version, tuple(pages)
 
 
+@lru_cache(maxsize=8)
+def _issued_pages(file_path: str, mtime: float) -> tuple[np.ndarray, ...]:
+    """The issued document's own PDF at WORK_DPI: what was printed, pre-filled text included."""
+    from ..pdf_text import PDFIUM_LOCK
+    import pypdfium2 as pdfium
+    pages = []
+    with PDFIUM_LOCK:
+        doc = pdfium.PdfDocument(file_path)
+        try:
+            for i in range(len(doc)):
+                arr = doc[i].render(scale=measure.WORK_DPI / 72, grayscale=True).to_numpy()
+                pages.append(np.ascontiguousarray(arr if arr.ndim == 2 else arr[:, :, 0]))
+        finally:
+            doc.close()
+    return tuple(pages)
+
+
+def printed_page(document_id: str | None, page: int) -> np.ndarray | None:
+    """Page ``page`` of the issued document as printed (its stored PDF), or None."""
+    doc = store.issued_document(document_id)
+    if not doc or doc.get("format") != "pdf" or not doc.get("file_path"):
+        return None
+    path = Path(doc["file_path"])
+    try:
+        pages = _issued_pages(str(path), path.stat().st_mtime)
+    except Exception:   # file moved or unreadable: fall back on the blank form
+        return None
+    return pages[page - 1] if 1 <= page <= len(pages) else None
+
+
 def reference_page(form_id: str, version: str | None, page: int) -> np.ndarray | None:
     ref_version, pages = _reference_pages(form_id)
     if not pages or (version and ref_version and version != ref_version) or not (1 <= page <= len(pages)):
@@ -295,7 +325,11 @@ def read_document(doc: DocPages, name: str) -> dict:
         pr = doc.pages.get(z["page"])
         if pr is None:
             continue
-        ref = reference_page(fd.id, doc.version, z["page"])
+        # ink the printed page does not have: the issued document itself (pre-filled
+        # text is not handwriting), else the blank form
+        ref = printed_page(doc.document_id, z["page"])
+        if ref is None:
+            ref = reference_page(fd.id, doc.version, z["page"])
         ink = measure.measure_zone(pr.flat, z["bbox"], ref)
         ev = {"page": z["page"], "bbox": z["bbox"]}
         if z["kind"] == "signature":
@@ -310,9 +344,12 @@ def read_document(doc: DocPages, name: str) -> dict:
             if crop:
                 ev["crop"] = crop
             written = ink.ink > 0.002 and ink.width_mm > 3
+            zf = fd.field(z["path"])
             if written:
                 readings[z["path"]] = Reading(None, 0.0, True, [ev],
                                               "Texte manuscrit : à saisir d'après l'image")
+            elif zf is not None and zf.type in ("choice", "multi"):
+                pass   # a code written in a cell (not a box): what was printed, by reconciliation
             else:
                 readings[z["path"]] = Reading(None, 1.0, False, [ev])
     from ..parse import reconcile
