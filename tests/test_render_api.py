@@ -115,6 +115,21 @@ def test_huge_findings_header_is_cut(client):
     assert len(header) <= FINDINGS_HEADER_LIMIT and 0 < len(json.loads(header)) < 200
 
 
+@needs_libreoffice
+def test_fillable_pdf(client):
+    r = client.post(f"/api/v1/forms/{FORM}/render?format=pdf&fillable=true",
+                    json={"mds": "MDS de Lens", "objet": ["passage_ep"]})
+    if import_optional("forms_service.render.fillable") is None:
+        errors_of(r, 503)
+        pytest.skip("forms_service.render.fillable is not there yet: 503 checked")
+    assert r.status_code == 200, r.get_data(as_text=True)[:500]
+    from pypdf import PdfReader
+
+    fields = PdfReader(io.BytesIO(r.data)).get_fields() or {}
+    assert any(f.get("/V") == "MDS de Lens" for f in fields.values())
+    assert_pages_identify(r.data, FORM, r.headers["X-Template-Version"], r.headers["X-Document-Id"])
+
+
 # ---------------------------------------------------------------------- errors
 
 def test_unknown_form_is_404(client):
