@@ -1,0 +1,92 @@
+"""Identify a page whose QR codes are both unreadable, by reading printed text.
+
+The stamped footer line says everything the QR code says
+(``fiche-liaison · modèle 0123456789ab · page 2/3 · doc 01J…``), in small print
+at a known place: OCR of that band alone gives form, version, page and
+document id. When the footer is lost too, the page's title (its first lines)
+names the form. Tesseract runs on these crops only, with one thread
+(``OMP_THREAD_LIMIT=1``: 8× faster here than its default threading).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import unicodedata
+
+import cv2
+import numpy as np
+
+from forms_service.catalogue import catalogue
+from forms_service.render import geometry
+
+from .measure import K
+
+FOOTER_RE = re.compile(
+    r"(?P<form>[a-z0-9-]+)\W+mod[eè]le\W+(?P<version>[0-9a-f]{12})\W+page\W+(?P<page>\d+)\s*/\s*(?P<pages>\d+)"
+    r"\W+doc\W+(?P<doc>[A-Z0-9]{6,26})", re.IGNORECASE)
+TIMEOUT = 15
+
+
+def available() -> bool:
+    return shutil.which("tesseract") is not None
+
+
+def _tesseract(img: np.ndarray, psm: int) -> str:
+    ok, png = cv2.imencode(".png", img)
+    if not ok:
+        return ""
+    env = dict(os.environ, OMP_THREAD_LIMIT="1")
+    try:
+        out = subprocess.run(["tesseract", "stdin", "stdout", "-l", "fra", "--psm", str(psm)],
+                             input=png.tobytes(), capture_output=True, timeout=TIMEOUT, env=env)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.decode("utf-8", "replace")
+
+
+def _crop(flat: np.ndarray, box_pt, pad_pt: float = 2.0, scale: float = 2.0) -> np.ndarray:
+    x0, top, x1, bottom = box_pt
+    c = flat[max(0, int((top - pad_pt) * K)):int((bottom + pad_pt) * K),
+             max(0, int((x0 - pad_pt) * K)):int((x1 + pad_pt) * K)]
+    return cv2.resize(c, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC) if c.size else c
+
+
+def read_footer(flat: np.ndarray) -> dict | None:
+    """Form, version, page, pages, document id from the footer of a rectified page."""
+    if not available():
+        return None
+    text = _tesseract(_crop(flat, geometry.FOOTER_BOX, scale=3.0), psm=7)
+    text = text.replace("·", " ").replace("•", " ")
+    m = FOOTER_RE.search(text)
+    if not m:
+        return None
+    ids = {fd.id for fd in catalogue.forms()}
+    form = m["form"].lower()
+    if form not in ids:
+        return None
+    return {"form": form, "version": m["version"].lower(), "page": int(m["page"]),
+            "pages": int(m["pages"]), "doc_id": m["doc"].upper()}
+
+
+def _norm(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", " ", text).strip()
+
+
+def read_title(flat: np.ndarray) -> str | None:
+    """The form id whose title is printed at the top of the page (first pages only)."""
+    if not available():
+        return None
+    top = geometry.CONTENT_BOX[1]
+    band = (geometry.CONTENT_BOX[0], top, geometry.CONTENT_BOX[2], top + 60)
+    text = _norm(_tesseract(_crop(flat, band, scale=1.5), psm=6))
+    best, best_len = None, 0
+    for fd in catalogue.forms():
+        t = _norm(fd.title)
+        words = [w for w in t.split() if len(w) > 3]
+        if words and sum(w in text for w in words) >= max(2, int(0.7 * len(words))) and len(t) > best_len:
+            best, best_len = fd.id, len(t)
+    return best
