@@ -90,6 +90,26 @@ def cpu_now(pool) -> float:
     return sum(cpu_split(pool))
 
 
+def interleaved(fns: dict, runs: int, fewer: dict[str, int] | None = None,
+                warmup: int = 1) -> dict[str, list[float]]:
+    """Run each function in turn, ``runs`` rounds (``fewer[name]`` rounds for slow ones,
+    spread over the whole loop); seconds per call, by name."""
+    fewer = fewer or {}
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for i in range(runs):
+        for name, fn in fns.items():
+            n = fewer.get(name, runs)
+            if n < runs and (i * n) // runs == ((i + 1) * n) // runs:
+                continue
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
 def zip_floor(docx: bytes) -> bytes:
     with zipfile.ZipFile(io.BytesIO(docx)) as z:
         entries = [(info.filename, z.read(info)) for info in z.infolist()]
@@ -152,15 +172,19 @@ def main() -> int:
                         document={"id": "01BENCH", "version": version, "qr": ""},
                         departement={"nom": settings.departement_name, "logo": ""})
     ours_docx = renderer().render(path, ctx)
-    figures["docx_ours_p50_ms"], figures["docx_ours_docs_s"] = p50_and_rate(
-        lambda: renderer().render(path, ctx), args.docx_runs)
-    figures["docx_step_p50_ms"], figures["docx_step_docs_s"] = p50_and_rate(
-        lambda: render_docx(fd, dump, settings=settings, document_id="01BENCH", version=version,
-                            derived=report.derived), args.docx_runs)
-    figures["docx_plain_p50_ms"], figures["docx_plain_docs_s"] = p50_and_rate(
-        lambda: render_plain(path, ctx), args.plain_runs, warmup=1)
-    figures["docx_floor_p50_ms"], figures["docx_floor_docs_s"] = p50_and_rate(
-        lambda: zip_floor(ours_docx), args.docx_runs)
+    # Interleaved, so that the three see the same machine (it may be shared and busy).
+    docx_fns = {
+        "ours": lambda: renderer().render(path, ctx),
+        "step": lambda: render_docx(fd, dump, settings=settings, document_id="01BENCH",
+                                    version=version, derived=report.derived),
+        "floor": lambda: zip_floor(ours_docx),
+        "plain": lambda: render_plain(path, ctx),
+    }
+    runs = {"plain": args.plain_runs}
+    times = interleaved(docx_fns, args.docx_runs, runs)
+    for name, ts in times.items():
+        figures[f"docx_{name}_p50_ms"] = statistics.median(ts) * 1000
+        figures[f"docx_{name}_docs_s"] = len(ts) / sum(ts)
     figures["docx_bytes"] = len(ours_docx)
 
     # -- DOCX → PDF
@@ -174,12 +198,20 @@ def main() -> int:
     for _ in range(3):
         pool.convert(print_docx)  # fonts, filters
     figures["pdf_pages"] = pdf_page_count(pool.convert(print_docx))
-    cpu0 = cpu_now(pool)
-    figures["warm_p50_ms"], _ = p50_and_rate(lambda: pool.convert(print_docx), args.warm_runs,
-                                             warmup=0)
-    figures["warm_cpu_ms"] = (cpu_now(pool) - cpu0) / args.warm_runs * 1000
-    figures["cold_p50_ms"], _ = p50_and_rate(lambda: cold_convert(print_docx), args.cold_runs,
-                                             warmup=1)
+    cold_convert(print_docx)  # the OS file cache
+    cpu_warm = 0.0
+
+    def warm() -> None:
+        nonlocal cpu_warm
+        c0 = cpu_now(pool)
+        pool.convert(print_docx)
+        cpu_warm += cpu_now(pool) - c0
+
+    times = interleaved({"warm": warm, "cold": lambda: cold_convert(print_docx)},
+                        args.warm_runs, {"cold": args.cold_runs}, warmup=0)
+    figures["warm_p50_ms"] = statistics.median(times["warm"]) * 1000
+    figures["cold_p50_ms"] = statistics.median(times["cold"]) * 1000
+    figures["warm_cpu_ms"] = cpu_warm / len(times["warm"]) * 1000
 
     # -- end to end (the first render of a template version also maps its blank layout)
     t0 = time.perf_counter()
