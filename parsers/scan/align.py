@@ -361,3 +361,47 @@ def rectify(gray: np.ndarray, matrix: np.ndarray, dpi: float = 150.0) -> np.ndar
     out_to_img = np.asarray(matrix, dtype=float) @ np.linalg.inv(render_px(dpi))
     return cv2.warpPerspective(_to_gray(gray), out_to_img, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                borderValue=255)
+
+
+# --- content refinement ------------------------------------------------------------------
+
+
+def refine_by_content(flat: np.ndarray, reference: np.ndarray, *, patch: int = 192,
+                      max_shift: float = 40.0, min_patches: int = 4) -> np.ndarray | None:
+    """3×3 correction ``C`` (reference pixels → ``flat`` pixels) from the page's own content.
+
+    ``flat`` is the page rectified with a first transform, ``reference`` a rendering of the
+    printed page at the same resolution. Patches on a 5×3 grid that hold enough printed
+    matter are phase-correlated with the reference; their shifts fit an affine correction
+    (RANSAC, 2 px). Used when the transform rests on fewer than three registration marks
+    (a sheet shifted so far that two marks fall off the glass): marks and QR corners all
+    on one edge of the page then leave a tilt of a pixel or more per 100 px far from them.
+    ~2 ms per patch. None when fewer than ``min_patches`` patches agree.
+    """
+    if flat.shape != reference.shape:
+        return None
+    h, w = flat.shape
+    half = patch // 2
+    window = cv2.createHanningWindow((patch, patch), cv2.CV_32F)
+    src, dst = [], []
+    for fy in (0.12, 0.31, 0.5, 0.69, 0.88):
+        for fx in (0.2, 0.5, 0.8):
+            cy, cx = int(fy * h), int(fx * w)
+            if cy - half < 0 or cx - half < 0 or cy + half > h or cx + half > w:
+                continue
+            a = reference[cy - half:cy + half, cx - half:cx + half].astype(np.float32)
+            if float((a < 128).mean()) < 0.01:      # blank: nothing to match on
+                continue
+            b = flat[cy - half:cy + half, cx - half:cx + half].astype(np.float32)
+            (dx, dy), response = cv2.phaseCorrelate(a, b, window)
+            if response < 0.08 or abs(dx) > max_shift or abs(dy) > max_shift:
+                continue
+            src.append((cx - 0.5, cy - 0.5))
+            dst.append((cx - 0.5 + dx, cy - 0.5 + dy))
+    if len(src) < min_patches:
+        return None
+    m, inliers = cv2.estimateAffine2D(np.float32(src), np.float32(dst), method=cv2.RANSAC,
+                                      ransacReprojThreshold=2.0)
+    if m is None or inliers is None or int(inliers.sum()) < min_patches:
+        return None
+    return np.vstack([m, [0.0, 0.0, 1.0]])

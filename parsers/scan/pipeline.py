@@ -19,11 +19,12 @@ import numpy as np
 
 from forms_service.catalogue import FormDefinition, catalogue
 from forms_service.errors import BadDocument, UnknownForm
+from forms_service.render import geometry
 from forms_service.render.qr import QrInfo
 
 from .. import store
 from ..record import Reading, make_record
-from . import align, decide, identify, measure
+from . import align, decide, identify, measure, ocr
 from .ingest import PageImage, images_of
 
 BLANK_INK = 0.0015          # share of dark pixels under which a page is blank
@@ -72,8 +73,19 @@ def locate(img: PageImage) -> PageResult:
             return PageResult(img, "unknown", message="Page non reconnue : ni QR code, ni repères")
         matrix, rot = found
         flat = measure.flatten_light(align.rectify(gray, matrix, measure.WORK_DPI))
+        footer = ocr.read_footer(flat)   # the footer line says what the QR code says
+        if footer is not None:
+            info = QrInfo(footer["form"], footer["version"], footer["page"], footer["pages"],
+                          footer["doc_id"])
+            return PageResult(img, "form", info, catalogue.get(info.form), info.page, info.pages, rot,
+                              "content", flat, "QR code illisible : page identifiée par son pied de page")
         match = match_reference(flat)
         if match is None:
+            title = ocr.read_title(flat)
+            if title is not None:
+                fd = catalogue.get(title)
+                return PageResult(img, "form", None, fd, 1, fd.pages, rot, "content", flat,
+                                  "QR code illisible : formulaire identifié par son titre")
             return PageResult(img, "unknown", flat=flat, rotation=rot,
                               message="Page non reconnue : QR code illisible et contenu inconnu")
         fd, page, pages = match
@@ -86,6 +98,7 @@ def locate(img: PageImage) -> PageResult:
     except UnknownForm:
         return PageResult(img, "unknown", message=f"Formulaire inconnu « {info.form} »")
     pairs = [p for h in hits for p in h.point_pairs()]
+    marks = np.zeros((0, 2))
     try:
         marks = align.find_marks(gray, dpi)
         matrix = align.estimate_transform(marks, dpi_guess=dpi, rotation=hit.rotation, extra_pairs=pairs)
@@ -97,7 +110,19 @@ def locate(img: PageImage) -> PageResult:
         dst = np.array([b for _, b in pairs], float)
         m, _ = cv2.estimateAffine2D(src, dst)
         matrix = np.vstack([m, [0, 0, 1]])
-    flat = measure.flatten_light(align.rectify(gray, matrix, measure.WORK_DPI))
+    flat = align.rectify(gray, matrix, measure.WORK_DPI)
+    if len(align._match_marks(marks, np.asarray(geometry.MARK_CENTERS, float), dpi, hit.rotation)) < 3:
+        # marks and QR corners on one edge only: the far side of the page is extrapolated;
+        # the printed content puts it right
+        ref = printed_page(info.doc_id, info.page)
+        if ref is None:
+            ref = reference_page(fd.id, info.version, info.page)
+        fix = align.refine_by_content(flat, ref) if ref is not None else None
+        if fix is not None:
+            r = align.render_px(measure.WORK_DPI)
+            matrix = matrix @ np.linalg.inv(r) @ fix @ r
+            flat = align.rectify(gray, matrix, measure.WORK_DPI)
+    flat = measure.flatten_light(flat)
     return PageResult(img, "form", info, fd, info.page, info.pages, hit.rotation, "qr", flat)
 
 
