@@ -307,7 +307,8 @@ def _lines(page: PageText, bbox: list[float] | None = None) -> list[str]:
 def _value_from_zone(f, text: str):
     label = f.label.rstrip(" :")
     for prefix in (f.label, label + " :", label):
-        if text.startswith(prefix):
+        # a label that ends a word only (label « A : », value « Arras »)
+        if prefix and text.startswith(prefix) and not text[len(prefix):len(prefix) + 1].isalnum():
             text = text[len(prefix):].lstrip(" :")
             break
     return text.strip()
