@@ -6,7 +6,6 @@ pool the other render test modules already started."""
 
 from __future__ import annotations
 
-import io
 import json
 import zipfile
 from pathlib import Path

@@ -36,6 +36,7 @@ import threading
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -407,7 +408,7 @@ class RenderService:
         from flask import current_app, has_app_context
 
         if has_app_context() and current_app._get_current_object() is self.app:
-            return _NullContext()
+            return nullcontext()
         return self.app.app_context()
 
     @staticmethod
@@ -415,14 +416,6 @@ class RenderService:
         from forms_service.catalogue import catalogue
 
         return catalogue
-
-
-class _NullContext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return None
 
 
 def _join(*parts: Any) -> str:
