@@ -85,24 +85,38 @@ def _typed(f, value):
     return value
 
 
-def parse_bytes(name: str, data: bytes, limits: Limits | None = None) -> list[dict]:
-    """The records in one file (a scan may hold several forms). Raises BadDocument."""
-    limits = limits or Limits()
+def _check(data: bytes, limits: Limits) -> str:
+    """The file's kind, once its size is acceptable (raises BadDocument)."""
     if len(data) > limits.max_bytes:
         raise BadDocument(f"Fichier trop volumineux ({len(data) // 1024} Kio ; "
                           f"{limits.max_bytes // 1024} Kio au plus)", rule="taille_maximale")
     if not data:
         raise BadDocument("Fichier vide", rule="fichier_vide")
-    kind = kind_of(data)
-    if kind == "pdf":
-        from .acroform import parse_acroform
-        found = parse_acroform(data)
-        if found is not None:
-            return [_record(found, "acroform", name, "metadata")]
-        from .pdf_text import parse_pdf_text
-        found = parse_pdf_text(data, layout_lookup=store.layout_for)
-        if found is not None and found["readings"]:
-            return [_record(found, "pdf-text", name, found.get("identified_by", "text"))]
+    return kind_of(data)
+
+
+def _digital(name: str, data: bytes, kind: str) -> list[dict] | None:
+    """The record of a PDF with form fields or a text layer, or None (then it is a scan)."""
+    if kind != "pdf":
+        return None
+    from .acroform import parse_acroform
+    found = parse_acroform(data)
+    if found is not None:
+        return [_record(found, "acroform", name, "metadata")]
+    from .pdf_text import parse_pdf_text
+    found = parse_pdf_text(data, layout_lookup=store.layout_for)
+    if found is not None and found["readings"]:
+        return [_record(found, "pdf-text", name, found.get("identified_by", "text"))]
+    return None
+
+
+def parse_bytes(name: str, data: bytes, limits: Limits | None = None) -> list[dict]:
+    """The records in one file (a scan may hold several forms). Raises BadDocument."""
+    limits = limits or Limits()
+    kind = _check(data, limits)
+    found = _digital(name, data, kind)
+    if found is not None:
+        return found
     from .scan.pipeline import parse_scan
     return parse_scan(name, data, kind, max_pages=limits.max_pages)
 
@@ -117,18 +131,61 @@ def _record(found: dict, source: str, name: str, identified_by: str) -> dict:
                        template_version=found.get("template_version"), rows=found.get("rows"))
 
 
+def _error(name: str, exc: BaseException) -> dict:
+    if isinstance(exc, FormsError):
+        return {"file": name, "error": {"rule": exc.problems[0].rule, "message": exc.message}}
+    if isinstance(exc, MemoryError):
+        return {"file": name, "error": {"rule": "document_trop_gros",
+                                        "message": "Document trop gros pour être lu"}}
+    # a reader's bug or a hostile file: report it, keep the batch
+    return {"file": name, "error": {"rule": "document_illisible",
+                                    "message": f"Document illisible ({exc.__class__.__name__})"}}
+
+
 def parse_files(files: list[tuple[str, bytes]], limits: Limits | None = None) -> list[dict]:
-    """Records of every file, and ``{"file", "error": {"rule", "message"}}`` for each unreadable one."""
-    out: list[dict] = []
-    for name, data in files:
+    """Records of every file, and ``{"file", "error": {"rule", "message"}}`` for each unreadable one.
+
+    Scanned pages are grouped by document across the files (one JPEG per page makes
+    one record); a record comes at the place of its first file. At most
+    ``limits.max_pages`` scanned pages are held at once: beyond, the documents read so
+    far are finished and a new group starts.
+    """
+    from .scan.pipeline import ScanBatch
+
+    limits = limits or Limits()
+    slots: list[list[dict]] = [[] for _ in files]
+    index = {name: i for i, (name, _) in reversed(list(enumerate(files)))}
+    batch = ScanBatch()
+
+    def flush(b: ScanBatch) -> None:
         try:
-            out.extend(parse_bytes(name, data, limits))
-        except FormsError as exc:
-            out.append({"file": name, "error": {"rule": exc.problems[0].rule, "message": exc.message}})
-        except MemoryError:
-            out.append({"file": name, "error": {"rule": "document_trop_gros",
-                                                "message": "Document trop gros pour être lu"}})
-        except Exception as exc:  # a reader's bug or a hostile file: report it, keep the batch
-            out.append({"file": name, "error": {"rule": "document_illisible",
-                                                "message": f"Document illisible ({exc.__class__.__name__})"}})
-    return out
+            results = b.results()
+        except BaseException as exc:  # noqa: BLE001 — never lose the other files
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            names = sorted({pr.image.file for d in b.docs.values() for pr in d.pages.values()})
+            for name in names:
+                slots[index[name]].append(_error(name, exc))
+            return
+        for item in results:
+            if "fields" in item:   # a record: at the place of its first file
+                first = min((p["file"] for p in item["pages"]), key=lambda n: index.get(n, 0))
+            else:
+                first = item["file"]
+            slots[index.get(first, 0)].append(item)
+
+    for i, (name, data) in enumerate(files):
+        try:
+            kind = _check(data, limits)
+            found = _digital(name, data, kind)
+            if found is not None:
+                slots[i].extend(found)
+                continue
+            if batch.pages >= limits.max_pages:
+                flush(batch)
+                batch = ScanBatch()
+            batch.add_file(name, data, kind, max_pages=limits.max_pages)
+        except Exception as exc:   # MemoryError included
+            slots[i].append(_error(name, exc))
+    flush(batch)
+    return [item for slot in slots for item in slot]

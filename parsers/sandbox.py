@@ -34,6 +34,19 @@ def _parse_one(name: str, data: bytes, limits: Limits) -> list[dict]:
     return parse_files([(name, data)], limits)
 
 
+def _parse_many(files: list[tuple[str, bytes]], limits: Limits) -> list[dict]:
+    return parse_files(files, limits)
+
+
+def _jobs(files: list[tuple[str, bytes]]) -> list[list[tuple[int, tuple[str, bytes]]]]:
+    """Jobs of (index, file): the JPEG and PNG files together, every other file alone."""
+    is_image = [f[1][:3] == b"\xff\xd8\xff" or f[1][:4] == b"\x89PNG" for f in files]
+    images = [(i, f) for i, f in enumerate(files) if is_image[i]]
+    others = [[(i, f)] for i, f in enumerate(files) if not is_image[i]]
+    jobs = ([images] if len(images) > 1 else [[x] for x in images]) + others
+    return sorted(jobs, key=lambda job: job[0][0])
+
+
 class Sandbox:
     def __init__(self, workers: int | None = None, memory_limit: int = MEMORY_LIMIT,
                  timeout: float = FILE_TIMEOUT, settings=None):
@@ -64,22 +77,72 @@ class Sandbox:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def parse(self, files: list[tuple[str, bytes]], limits: Limits | None = None) -> list[dict]:
+        """Every file's records or error entry, in file order.
+
+        Single-page images (JPEG, PNG) are read together in one job, so that one photo per
+        page still makes one record per document; every other file is a job of its own,
+        the jobs running in parallel. A job that overruns its time or takes its worker
+        down is the only one to get an error: the pool is replaced, the jobs it
+        interrupted are run again one at a time, and a group of images that fails is
+        split into its files.
+        """
         limits = limits or Limits()
-        futures = [(name, self._executor().submit(_parse_one, name, data, limits)) for name, data in files]
-        out: list[dict] = []
-        for name, fut in futures:
+        jobs = _jobs(files)
+        done: dict[int, list[dict]] = {}
+        retry = self._run(jobs, list(range(len(jobs))), done, limits, isolated=False)
+        while retry:
+            j = retry.pop(0)
+            if len(jobs[j]) > 1:            # a group of images failed: each image alone
+                for item in jobs[j]:
+                    jobs.append([item])
+                    retry.append(len(jobs) - 1)
+                done[j] = []
+                continue
+            self._run(jobs, [j], done, limits, isolated=True)
+        slots: dict[int, list[dict]] = {i: [] for i in range(len(files))}
+        for j in sorted(done):
+            names = {files[i][0]: i for i, _ in jobs[j]}
+            first = min(i for i, _ in jobs[j])
+            for item in done[j]:
+                if "fields" in item:
+                    at = min((names.get(p["file"], first) for p in item["pages"]), default=first)
+                else:
+                    at = names.get(item.get("file"), first)
+                slots[at].append(item)
+        return [item for i in range(len(files)) for item in slots[i]]
+
+    def _run(self, jobs: list[list[tuple[int, tuple[str, bytes]]]], ids: list[int],
+             done: dict[int, list[dict]], limits: Limits, *, isolated: bool) -> list[int]:
+        """Run jobs ``ids``; returns those interrupted by another job's failure (to retry alone)."""
+        futures = [(j, self._executor().submit(_parse_many, [f for _, f in jobs[j]], limits)) for j in ids]
+        retry: list[int] = []
+        broken = False
+        for j, fut in futures:
+            if broken:
+                retry.append(j)
+                continue
+            name = jobs[j][0][1][0]
             try:
-                out.extend(fut.result(timeout=self.timeout))
+                done[j] = fut.result(timeout=self.timeout * len(jobs[j]))
             except FutureTimeout:
                 self._reset()
-                out.append({"file": name, "error": {"rule": "delai_depasse",
-                                                    "message": "Lecture trop longue : fichier abandonné"}})
+                broken = True
+                if len(jobs[j]) > 1 and not isolated:
+                    retry.append(j)
+                else:
+                    done[j] = [{"file": n, "error": {"rule": "delai_depasse",
+                                                     "message": "Lecture trop longue : fichier abandonné"}}
+                               for _, (n, _) in jobs[j]]
             except (BrokenProcessPool, MemoryError, OSError):
                 self._reset()
-                out.append({"file": name, "error": {"rule": "document_hostile",
-                                                    "message": "Le fichier a interrompu sa lecture "
-                                                               "(trop gros ou malformé)"}})
-        return out
+                broken = True
+                if isolated and len(jobs[j]) == 1:
+                    done[j] = [{"file": name, "error": {"rule": "document_hostile",
+                                                        "message": "Le fichier a interrompu sa lecture "
+                                                                   "(trop gros ou malformé)"}}]
+                else:   # which job took the worker down is not known: each alone
+                    retry.append(j)
+        return retry
 
     def close(self) -> None:
         self._reset()

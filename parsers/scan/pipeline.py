@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from forms_service.catalogue import FormDefinition, catalogue
-from forms_service.errors import BadDocument, UnknownForm
+from forms_service.errors import BadDocument, FormsError, UnknownForm
 from forms_service.render import geometry
 from forms_service.render.qr import QrInfo
 
@@ -380,40 +380,86 @@ def read_document(doc: DocPages, name: str) -> dict:
     from ..parse import reconcile
     readings = reconcile(fd, readings, doc.document_id, "scan")
     # handwriting over a pre-filled value still needs a look; a pre-filled value alone does not
-    pages = [{"number": n, "file": name, "file_page": pr.image.file_page, "rotation": pr.rotation,
+    pages = [{"number": n, "file": pr.image.file, "file_page": pr.image.file_page, "rotation": pr.rotation,
               "identified_by": pr.identified_by} for n, pr in sorted(doc.pages.items())]
     return make_record(fd, source="scan", readings=readings, pages=pages, document_id=doc.document_id,
                        template_version=doc.version)
 
 
-def parse_scan(name: str, data: bytes, kind: str, *, max_pages: int = 200) -> list[dict]:
-    docs: dict[tuple, DocPages] = {}
-    extra: list[dict] = []
-    order: list[tuple] = []
-    for img in images_of(name, data, kind, max_pages):
-        pr = locate(img)
+class ScanBatch:
+    """The scanned pages of one or more files, grouped by document across the files.
+
+    A person uploads one JPEG per page, or a multi-page PDF, or both: pages are matched
+    to their document by their QR code wherever they are, and one record is made per
+    document. A file whose reading fails adds none of its pages (it gets an error entry).
+    Page images are dropped once located; the rectified page (~4 MB at 200 dpi) is kept
+    until its document is read.
+    """
+
+    def __init__(self) -> None:
+        self.docs: dict[tuple, DocPages] = {}
+        self.order: list[tuple] = []
+        self.extra: list[dict] = []
+        self.pages = 0
+
+    def add_file(self, name: str, data: bytes, kind: str, *, max_pages: int = 200) -> None:
+        """Locate every page of a file (raises BadDocument, adding nothing, when it cannot be read)."""
+        located = []
+        for img in images_of(name, data, kind, max_pages):
+            pr = locate(img)
+            pr.image = PageImage(img.file, img.file_page, _NO_IMAGE, img.dpi)
+            located.append(pr)
+        if not located:
+            raise BadDocument("Aucune page lisible", rule="aucune_page")
+        for pr in located:
+            self.add_page(pr)
+
+    def add_page(self, pr: PageResult) -> None:
+        name, file_page = pr.image.file, pr.image.file_page
+        self.pages += 1
         if pr.status != "form":
-            extra.append({"file": name, "file_page": img.file_page, "page_status": pr.status,
-                          "message": pr.message})
-            continue
+            self.extra.append({"file": name, "file_page": file_page, "page_status": pr.status,
+                               "message": pr.message})
+            return
         info = pr.info
         if info is not None:
             key = (pr.form.id, info.version, info.doc_id)
             version, doc_id = info.version, info.doc_id
-        else:   # identified by content: joins the previous document of that form in the file
-            prev = next((k for k in reversed(order) if k[0] == pr.form.id), None)
+        else:   # identified by content: joins the previous document of that form
+            prev = next((k for k in reversed(self.order) if k[0] == pr.form.id), None)
             key = prev or (pr.form.id, None, None)
             version, doc_id = key[1], key[2]
-        doc = docs.get(key)
+        doc = self.docs.get(key)
         if doc is None:
-            doc = docs[key] = DocPages(pr.form, version, doc_id, page_count=pr.pages)
-            order.append(key)
+            doc = self.docs[key] = DocPages(pr.form, version, doc_id, page_count=pr.pages)
+            self.order.append(key)
         if pr.page in doc.pages:   # the same page twice (two scans of one sheet)
-            extra.append({"file": name, "file_page": img.file_page, "page_status": "duplicate",
-                          "message": f"Page {pr.page} déjà lue pour ce document"})
-            continue
+            self.extra.append({"file": name, "file_page": file_page, "page_status": "duplicate",
+                               "message": f"Page {pr.page} déjà lue pour ce document"})
+            return
         doc.pages[pr.page] = pr
-    records = [read_document(docs[k], name) for k in order]
-    if not records and not extra:
-        raise BadDocument("Aucune page lisible", rule="aucune_page")
-    return records + extra
+
+    def results(self) -> list[dict]:
+        """One record per document (or an error entry naming its first file), then the
+        pages that are no form (blank, unknown, duplicate)."""
+        out = []
+        for k in self.order:
+            doc = self.docs[k]
+            first = min(doc.pages.values(), key=lambda pr: (pr.image.file, pr.image.file_page)).image.file
+            try:
+                out.append(read_document(doc, first))
+            except FormsError as exc:
+                out.append({"file": first, "error": {"rule": exc.problems[0].rule, "message": exc.message}})
+            except Exception as exc:  # a reader's bug: this document only
+                out.append({"file": first, "error": {"rule": "document_illisible",
+                                                     "message": f"Document illisible ({exc.__class__.__name__})"}})
+        return out + self.extra
+
+
+_NO_IMAGE = np.zeros((0, 0), np.uint8)
+
+
+def parse_scan(name: str, data: bytes, kind: str, *, max_pages: int = 200) -> list[dict]:
+    batch = ScanBatch()
+    batch.add_file(name, data, kind, max_pages=max_pages)
+    return batch.results()
