@@ -236,7 +236,7 @@ def parse_acroform(data: bytes) -> dict | None:
     except pikepdf.PasswordError:
         raise BadDocument("PDF chiffré : impossible de le lire sans mot de passe", rule="pdf_chiffre") from None
     except pikepdf.PdfError as exc:
-        raise BadDocument(f"PDF illisible ou corrompu ({str(exc)[:80]})", rule="pdf_corrompu") from None
+        raise BadDocument("PDF illisible ou corrompu", rule="pdf_corrompu") from None
     with pdf:
         raw = read_fields(pdf)
         if not raw:

@@ -74,7 +74,7 @@ def extract(data: bytes, max_pages: int = 200) -> list[PageText]:
             msg = str(exc)
             if "password" in msg.lower():
                 raise BadDocument("PDF chiffré : impossible de le lire sans mot de passe", rule="pdf_chiffre") from None
-            raise BadDocument(f"PDF illisible ou corrompu ({msg[:80]})", rule="pdf_corrompu") from None
+            raise BadDocument("PDF illisible ou corrompu", rule="pdf_corrompu") from None
         try:
             if len(doc) > max_pages:
                 raise BadDocument(f"Trop de pages ({len(doc)} ; {max_pages} au plus)", rule="trop_de_pages")

@@ -63,14 +63,14 @@ def images_of(name: str, data: bytes, kind: str, max_pages: int) -> Iterator[Pag
             if n > max_pages:
                 raise BadDocument(f"Trop de pages ({n} ; {max_pages} au plus)", rule="trop_de_pages")
             for i, frame in enumerate(ImageSequence.Iterator(im)):
-                _check_size(frame.width, frame.height, f"page {i + 1}")
+                _check_size(frame.width, frame.height, f"Page {i + 1}")
                 dpi = frame.info.get("dpi")
                 dpi = float(dpi[0]) if dpi and dpi[0] and dpi[0] > 20 else None
                 yield PageImage(name, i + 1, _pil_gray(frame), dpi)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise BadDocument("Image trop grande (bombe de décompression ?)", rule="image_trop_grande") from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise BadDocument(f"Image illisible ou tronquée ({str(exc)[:60]})", rule="image_illisible") from None
+            raise BadDocument("Image illisible ou tronquée", rule="image_illisible") from None
 
 
 def _pdf_pages(name: str, data: bytes, max_pages: int) -> Iterator[PageImage]:
@@ -81,7 +81,7 @@ def _pdf_pages(name: str, data: bytes, max_pages: int) -> Iterator[PageImage]:
         except pdfium.PdfiumError as exc:
             if "password" in str(exc).lower():
                 raise BadDocument("PDF chiffré : impossible de le lire sans mot de passe", rule="pdf_chiffre") from None
-            raise BadDocument(f"PDF illisible ou corrompu ({str(exc)[:60]})", rule="pdf_corrompu") from None
+            raise BadDocument("PDF illisible ou corrompu", rule="pdf_corrompu") from None
         try:
             n = len(doc)
             if n == 0:
@@ -93,7 +93,7 @@ def _pdf_pages(name: str, data: bytes, max_pages: int) -> Iterator[PageImage]:
                 page = doc[i]
                 w, h = page.get_size()
                 if max(w, h) > MAX_PAGE_PT or min(w, h) < 50:
-                    raise BadDocument(f"page {i + 1} : format de page inattendu ({w:.0f} × {h:.0f} pt)",
+                    raise BadDocument(f"Page {i + 1} : format de page inattendu ({w:.0f} × {h:.0f} pt)",
                                       rule="page_invalide")
                 arr = page.render(scale=RENDER_DPI / 72, grayscale=True).to_numpy()
                 page.close()
