@@ -30,9 +30,9 @@ def flatten_light(gray: np.ndarray) -> np.ndarray:
     small = cv2.resize(gray, None, fx=0.125, fy=0.125, interpolation=cv2.INTER_AREA)
     bg = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (9, 9)))
     bg = cv2.GaussianBlur(bg, (5, 5), 0)
+    bg = np.maximum(bg, 40)
     bg = cv2.resize(bg, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
-    bg = np.maximum(bg, 40).astype(np.float32)
-    return np.clip(gray.astype(np.float32) * (255.0 / bg), 0, 255).astype(np.uint8)
+    return cv2.divide(gray, bg, scale=255.0)   # uint8, saturating, rounded
 
 
 @dataclass
@@ -104,27 +104,37 @@ class ZoneInk:
     height_mm: float
 
 
-def measure_zone(flat: np.ndarray, bbox_pt: list[float], reference: np.ndarray | None) -> ZoneInk:
-    """Handwriting in a zone: ink on the scan that the blank form does not have there.
+def printed_mask(reference: np.ndarray) -> np.ndarray:
+    """Where the printed page has ink, widened by 0.8 mm each way (a residual misalignment)."""
+    k = int(1.6 * PX_PER_MM)
+    return cv2.dilate((reference < 200).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))) > 0
 
-    ``reference`` is the blank page rendered at the same resolution (its printed
-    text is masked out, dilated to absorb a residual misalignment); without one,
-    the top 4 mm of the zone (where its label is printed) are left out.
+
+def measure_zone(flat: np.ndarray, bbox_pt: list[float], reference: np.ndarray | None,
+                 *, printed: np.ndarray | None = None) -> ZoneInk:
+    """Handwriting in a zone: ink on the scan that the printed page does not have there.
+
+    ``reference`` is the printed page rendered at the same resolution (its ink is masked
+    out, dilated to absorb a residual misalignment), or ``printed`` that mask already
+    made for the whole page (:func:`printed_mask`); without either, the top 4 mm of the
+    zone (where its label is printed) are left out.
     """
     x0, top, x1, bottom = (int(round(v * K)) for v in bbox_pt)
     m = int(0.8 * PX_PER_MM)
-    x0, top, x1, bottom = x0 + m, top + m, x1 - m, bottom - m
-    crop = flat[max(0, top):bottom, max(0, x0):x1]
+    x0, top, x1, bottom = max(0, x0 + m), max(0, top + m), x1 - m, bottom - m
+    crop = flat[top:bottom, x0:x1]
     if crop.size == 0:
         return ZoneInk(0.0, 0.0, 0.0)
     ink = crop < 140
-    if reference is not None and reference.shape == flat.shape:
-        printed = reference[max(0, top):bottom, max(0, x0):x1] < 200
-        printed = cv2.dilate(printed.astype(np.uint8),
-                             cv2.getStructuringElement(cv2.MORPH_RECT, (int(1.6 * PX_PER_MM),) * 2)) > 0
+    if printed is None and reference is not None and reference.shape == flat.shape:
+        printed = printed_mask(reference[top:bottom, x0:x1])
         ink &= ~printed
+    elif printed is not None and printed.shape == flat.shape:
+        ink &= ~printed[top:bottom, x0:x1]
     else:
         ink[: int(4 * PX_PER_MM)] = False
+    if not ink.any():
+        return ZoneInk(0.0, 0.0, 0.0)
     # speckles and JPEG ringing are small: keep components of some size only
     n, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
     keep = np.zeros(n, bool)

@@ -346,16 +346,20 @@ def read_document(doc: DocPages, name: str) -> dict:
             d.needs_review, d.reason = True, d.reason or by_content[0].message
         readings[path] = Reading(d.value, d.confidence, d.needs_review,
                                  [e for e in ev if e["state"] != "empty"] or ev[:1], d.reason)
+    masks: dict[int, np.ndarray | None] = {}
     for z in layout.get("zones", []):
         pr = doc.pages.get(z["page"])
         if pr is None:
             continue
-        # ink the printed page does not have: the issued document itself (pre-filled
-        # text is not handwriting), else the blank form
-        ref = printed_page(doc.document_id, z["page"])
-        if ref is None:
-            ref = reference_page(fd.id, doc.version, z["page"])
-        ink = measure.measure_zone(pr.flat, z["bbox"], ref)
+        if z["page"] not in masks:
+            # ink the printed page does not have: the issued document itself (pre-filled
+            # text is not handwriting), else the blank form; once per page
+            ref = printed_page(doc.document_id, z["page"])
+            if ref is None:
+                ref = reference_page(fd.id, doc.version, z["page"])
+            masks[z["page"]] = measure.printed_mask(ref) if ref is not None and ref.shape == pr.flat.shape \
+                else None
+        ink = measure.measure_zone(pr.flat, z["bbox"], None, printed=masks[z["page"]])
         ev = {"page": z["page"], "bbox": z["bbox"]}
         if z["kind"] == "signature":
             d = decide.signature_state(ink)
@@ -365,12 +369,12 @@ def read_document(doc: DocPages, name: str) -> dict:
                     ev["crop"] = crop
             readings[f"{z['path']}.signee"] = Reading(d.value, d.confidence, d.needs_review, [ev], d.reason)
         else:
-            crop = _save_crop(pr.flat, z["bbox"], doc_key, z["path"], z["page"])
-            if crop:
-                ev["crop"] = crop
             written = ink.ink > 0.002 and ink.width_mm > 3
             zf = fd.field(z["path"])
-            if written:
+            if written:   # a crop for the person who types it in
+                crop = _save_crop(pr.flat, z["bbox"], doc_key, z["path"], z["page"])
+                if crop:
+                    ev["crop"] = crop
                 readings[z["path"]] = Reading(None, 0.0, True, [ev],
                                               "Texte manuscrit : à saisir d'après l'image")
             elif zf is not None and zf.type in ("choice", "multi"):
