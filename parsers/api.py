@@ -19,7 +19,10 @@ MAX_FILES = 100
 
 
 class ParseForm(BaseModel):
-    files: list[FileStorage] = Field(description="Un ou plusieurs fichiers : PDF, TIFF, JPEG, PNG")
+    # not required in the schema, so that a request without a file gets this endpoint's own
+    # 400 ``fichier_manquant`` rather than a generic validation error
+    files: list[FileStorage] = Field(default_factory=list,
+                                     description="Un ou plusieurs fichiers (au moins un) : PDF, TIFF, JPEG, PNG")
 
 
 class ParseResult(RootModel[list[Record | FileError]]):
