@@ -98,13 +98,13 @@ def measure_box(flat: np.ndarray, bbox_pt: list[float]) -> BoxInk:
     return BoxInk(darkness, coverage, light, solid, square, found)
 
 
-DUST_MM = 0.7                          # a speck of dust is smaller than this; a pen dot is 1.3 mm or more
+DUST_MM = 1.0                          # dust specks reach 0.8 mm on a 1-bit scan; a pen dot is 1.3 mm or more
 
 
 def _without_dust(inner: np.ndarray) -> np.ndarray:
     """The box interior without dust: one or two specks smaller than DUST_MM, and nothing else.
 
-    Scanner dust in an empty box reads like a faint mark (4 % of the interior); a real mark
+    Scanner dust in an empty box reads like a faint mark (4–7 % of the interior); a real mark
     is a stroke (ticks, crosses), a blob of 1.3 mm or more (a pressed dot) or many grains
     along a line (pencil), which are all kept.
     """
@@ -125,6 +125,9 @@ class ZoneInk:
     ink: float              # share of inked pixels not explained by the printed form
     width_mm: float         # horizontal extent of that ink
     height_mm: float
+
+
+ZONE_INK = 185                         # a pixel of handwriting in a zone (paper is ~255 after flat-fielding)
 
 
 def printed_mask(reference: np.ndarray) -> np.ndarray:
@@ -148,7 +151,7 @@ def measure_zone(flat: np.ndarray, bbox_pt: list[float], reference: np.ndarray |
     crop = flat[top:bottom, x0:x1]
     if crop.size == 0:
         return ZoneInk(0.0, 0.0, 0.0)
-    ink = crop < 140
+    ink = crop < ZONE_INK   # pencil reads ~150–170 once flat-fielded
     if printed is None and reference is not None and reference.shape == flat.shape:
         printed = printed_mask(reference[top:bottom, x0:x1])
         ink &= ~printed

@@ -42,6 +42,8 @@ class PageResult:
     identified_by: str = "qr"
     flat: np.ndarray | None = None       # rectified, flat-fielded, WORK_DPI
     message: str | None = None
+    #: identified by content and checked against the issued document's own page
+    verified: bool = False
 
 
 def _ink_share(gray: np.ndarray) -> float:
@@ -352,7 +354,7 @@ def read_document(doc: DocPages, name: str) -> dict:
         codes = [True] if f.type == "bool" else [b["value"] for b in boxes]
         d = decide.decide_group(f.type, states, codes)
         by_content = [doc.pages[p] for p in sorted({b["page"] for b in boxes})
-                      if doc.pages[p].identified_by == "content"]
+                      if doc.pages[p].identified_by == "content" and not doc.pages[p].verified]
         if by_content:
             d.needs_review, d.reason = True, d.reason or by_content[0].message
         readings[path] = Reading(d.value, d.confidence, d.needs_review,
@@ -415,6 +417,7 @@ class ScanBatch:
         self.docs: dict[tuple, DocPages] = {}
         self.order: list[tuple] = []
         self.extra: list[dict] = []
+        self.pending: list[PageResult] = []
         self.pages = 0
 
     def add_file(self, name: str, data: bytes, kind: str, *, max_pages: int = 200) -> None:
@@ -422,7 +425,8 @@ class ScanBatch:
         located = []
         for img in images_of(name, data, kind, max_pages):
             pr = locate(img)
-            pr.image = PageImage(img.file, img.file_page, _NO_IMAGE, img.dpi)
+            keep = pr.status == "unknown" and pr.info is None   # no QR: matched later, on its image
+            pr.image = PageImage(img.file, img.file_page, img.gray if keep else _NO_IMAGE, img.dpi)
             located.append(pr)
         if not located:
             raise BadDocument("Aucune page lisible", rule="aucune_page")
@@ -432,6 +436,9 @@ class ScanBatch:
     def add_page(self, pr: PageResult) -> None:
         name, file_page = pr.image.file, pr.image.file_page
         self.pages += 1
+        if pr.status == "unknown" and pr.info is None and pr.image.gray.size:
+            self.pending.append(pr)
+            return
         if pr.status != "form":
             self.extra.append({"file": name, "file_page": file_page, "page_status": pr.status,
                                "message": pr.message})
@@ -454,9 +461,70 @@ class ScanBatch:
             return
         doc.pages[pr.page] = pr
 
+    def match_pending(self) -> None:
+        """Pages without a readable QR code, matched to the pages the batch's documents miss.
+
+        A page whose QR codes and registration marks were cut off by the scanner (an
+        enlarged or shifted sheet) or smudged is registered (ORB features) on each page
+        that a document of the same upload lacks — the issued document's own page — and
+        taken by the one it resembles clearly best. A page identified by its content
+        alone (marks, no QR) is checked against its document's issued page the same way.
+        Such pages are read like the others, without review.
+        """
+        for pr in self.pending:
+            found = self._match(pr)
+            if found is None:
+                self.extra.append({"file": pr.image.file, "file_page": pr.image.file_page,
+                                   "page_status": "unknown", "message": pr.message})
+                continue
+            key, page, matrix, flat = found
+            doc = self.docs[key]
+            # clockwise quarter turn of the page in the image: where the page's x axis points
+            rot = int(round(np.degrees(np.arctan2(matrix[1, 0], matrix[0, 0])) / 90.0)) % 4 * 90
+            doc.pages[page] = PageResult(
+                PageImage(pr.image.file, pr.image.file_page, _NO_IMAGE, pr.image.dpi), "form", None, doc.form,
+                page, doc.page_count, rot, "content", flat,
+                "QR code illisible : page identifiée par son contenu", verified=True)
+        self.pending = []
+        for doc in self.docs.values():
+            for n, pr in doc.pages.items():
+                if pr.identified_by == "content" and not pr.verified and doc.document_id:
+                    ref = printed_page(doc.document_id, n)
+                    if ref is not None and _likeness(pr.flat, ref) >= MATCH_LIKENESS:
+                        pr.verified = True
+
+    def _match(self, pr: PageResult):
+        candidates = [(k, n) for k in self.order for n in range(1, (self.docs[k].page_count or 0) + 1)
+                      if n not in self.docs[k].pages and self.docs[k].document_id]
+        scored = []
+        for key, n in candidates[:MAX_CANDIDATES]:
+            ref = printed_page(self.docs[key].document_id, n)
+            if ref is None:
+                continue
+            try:
+                matrix = align.fallback_feature_align(pr.image.gray, ref, reference_dpi=measure.WORK_DPI)
+            except align.AlignmentFailed:
+                continue
+            flat = align.rectify(pr.image.gray, matrix, measure.WORK_DPI)
+            scored.append((_likeness(flat, ref), key, n, matrix, flat, ref))
+        if not scored:
+            return None
+        scored.sort(key=lambda t: -t[0])
+        best = scored[0]
+        if best[0] < MATCH_LIKENESS or (len(scored) > 1 and best[0] - scored[1][0] < MATCH_MARGIN):
+            return None
+        _, key, n, matrix, flat, ref = best
+        fix = align.refine_by_content(flat, ref)
+        if fix is not None:
+            r = align.render_px(measure.WORK_DPI)
+            matrix = matrix @ np.linalg.inv(r) @ fix @ r
+            flat = align.rectify(pr.image.gray, matrix, measure.WORK_DPI)
+        return key, n, matrix, measure.flatten_light(flat)
+
     def results(self) -> list[dict]:
         """One record per document (or an error entry naming its first file), then the
         pages that are no form (blank, unknown, duplicate)."""
+        self.match_pending()
         out = []
         for k in self.order:
             doc = self.docs[k]
@@ -472,6 +540,20 @@ class ScanBatch:
 
 
 _NO_IMAGE = np.zeros((0, 0), np.uint8)
+MATCH_LIKENESS = 0.5        # correlation (50 dpi, page interior) of a page with its issued page
+MATCH_MARGIN = 0.08         # ahead of the next candidate
+MAX_CANDIDATES = 12         # pages tried for one page without QR (~0.1 s each)
+
+
+def _likeness(flat: np.ndarray, ref: np.ndarray) -> float:
+    """Normalised correlation of two pages at 50 dpi, margins (QR codes, footer) left out."""
+    if flat is None or ref is None or flat.shape != ref.shape:
+        return 0.0
+    a = cv2.resize(flat, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA).astype(np.float32)
+    b = cv2.resize(ref, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA).astype(np.float32)
+    h, w = a.shape
+    a, b = a[int(h * 0.1):int(h * 0.9), int(w * 0.08):int(w * 0.92)], b[int(h * 0.1):int(h * 0.9), int(w * 0.08):int(w * 0.92)]
+    return float(cv2.matchTemplate(a, b, cv2.TM_CCOEFF_NORMED).max())
 
 
 def parse_scan(name: str, data: bytes, kind: str, *, max_pages: int = 200) -> list[dict]:

@@ -1,0 +1,638 @@
+"""Bench of the readers: scans box by box against the scan bench's truth, and timings.
+
+    .venv/bin/python -m benchmarks.parse --out DIR --pages 300 --seed 42     # generate, then read
+    .venv/bin/python -m benchmarks.parse --dir DIR                           # read a bench made before
+
+Not part of the test suite. What it does:
+
+1. (``--out``) generates ``--pages`` scan pages with ``benchmarks.scanbench.generate``;
+2. issues every document of the truth files in a fresh app (temporary SQLite database and
+   storage): the PDF is rendered again by the service's pipeline with the same data and
+   document id (the same PDF the generator printed), stored, and recorded as an
+   :class:`~forms_service.db.IssuedDocument` with its layout, as ``RenderService`` does —
+   so the reader finds what it finds in production: the layout, the printed PDF, the data;
+3. reads every file with :func:`parsers.parse.parse_files` in this process, on one core
+   (``cv2.setNumThreads(1)``, ``OMP_THREAD_LIMIT=1``), timing each stage;
+4. scores every box of every page against the truth, counted box by box:
+
+   * *right*: its field is not flagged for review and its value holds the box's option
+     exactly as the truth's expected data does (ticked ⇔ expected);
+   * *review*: its field is flagged (``needs_review``), or its page was not read;
+   * *confident error*: otherwise (the reader says something wrong and does not flag it);
+   * boxes of planted ambiguities (two ticks in a one-choice group, a box blackened alone)
+     count as right only when flagged, and are left out of the review rate;
+
+   and every signature zone (right / review / error on ``<path>.signee``);
+5. times the AcroForm reader on filled fillable PDFs of every form (median per document)
+   and the PDF-text reader on rendered PDFs;
+6. prints a table (and ``--json FILE`` the figures), with examples of each kind of
+   failure: seed, ``--replay batch:page``, path, truth, reading, reason.
+
+Targets (issue): ≥ 99 % right, ≤ 1 % review, 0 confident errors; ≤ 120 ms per 200-dpi
+page (decode, QR, alignment, boxes, signatures; no OCR); ≤ 25 ms per AcroForm document.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+import argparse
+import collections
+import contextlib
+import datetime as dt
+import functools
+import io
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = PROJECT_ROOT / "samples"
+BASELINES = {   # /work/shared/notes/measurements.md (same kind of machine, one core, medians)
+    "pypdfium2 page → grey numpy, 200 dpi": "2.1 ms",
+    "JPEG decode, 300-dpi scan, grey": "13 ms",
+    "QR, zxing-cpp, QR only on a crop": "3.9 ms",
+    "ORB registration, 100 dpi then warp": "56–60 ms",
+    "darkness of 60 known boxes": "0.2 ms",
+    "pypdf get_fields() on a filled 140-field AcroForm": "19 ms",
+}
+CORE_STAGES = ("decode", "qr", "marks", "rectify", "refine", "flatten", "boxes", "zones")
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# =========================================================================== timing
+
+class Timer:
+    """Seconds spent in wrapped functions, per stage, for the file being read."""
+
+    def __init__(self):
+        self.current: collections.Counter = collections.Counter()
+        self.depth = 0
+
+    def wrap(self, module, name: str, stage: str) -> None:
+        fn = getattr(module, name)
+        timer = self
+
+        @functools.wraps(fn)
+        def timed(*a, **k):
+            if timer.depth:          # nested in another timed call: counted there
+                return fn(*a, **k)
+            timer.depth += 1
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                timer.current[stage] += time.perf_counter() - t0
+                timer.depth -= 1
+        setattr(module, name, timed)
+
+    def wrap_iter(self, module, name: str, stage: str) -> None:
+        fn = getattr(module, name)
+        timer = self
+
+        @functools.wraps(fn)
+        def timed(*a, **k):
+            it = iter(fn(*a, **k))
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    item = next(it)
+                except StopIteration:
+                    timer.current[stage] += time.perf_counter() - t0
+                    return
+                timer.current[stage] += time.perf_counter() - t0
+                yield item
+        setattr(module, name, timed)
+
+    def take(self) -> dict[str, float]:
+        out, self.current = dict(self.current), collections.Counter()
+        return out
+
+
+def instrument() -> Timer:
+    from parsers import parse as parse_mod
+    from parsers.scan import align, decide, identify, measure, pipeline
+
+    t = Timer()
+    t.wrap_iter(pipeline, "images_of", "decode")
+    t.wrap(identify, "find_qr", "qr")
+    t.wrap(align, "find_marks", "marks")
+    t.wrap(align, "estimate_transform", "marks")
+    t.wrap(align, "rectify", "rectify")
+    t.wrap(align, "refine_by_content", "refine")
+    t.wrap(measure, "flatten_light", "flatten")
+    t.wrap(measure, "measure_box", "boxes")
+    t.wrap(decide, "box_state", "boxes")
+    t.wrap(decide, "decide_group", "boxes")
+    t.wrap(measure, "measure_zone", "zones")
+    t.wrap(decide, "signature_state", "zones")
+    t.wrap(pipeline, "printed_page", "zones")
+    t.wrap(pipeline, "reference_page", "zones")
+    t.wrap(pipeline, "match_reference", "content_match")
+    t.wrap(pipeline, "_save_crop", "crops")
+    t.wrap(pipeline, "_layout", "layout")
+    t.wrap(parse_mod, "reconcile", "record")
+    t.wrap(pipeline, "make_record", "record")
+    return t
+
+
+# =========================================================================== issuing
+
+def issue_documents(app, bench_dir: Path, truths: list[dict], pool) -> dict[str, Any]:
+    """Render and record every document of the truth files (as RenderService would)."""
+    from forms_service import db
+    from forms_service.catalogue import catalogue
+    from forms_service.render.layout import layout_for
+    from forms_service.render.pipeline import render_docx, template_version
+    from forms_service.render.service import get_service
+    from forms_service.render.stamp import stamp_pdf
+
+    settings = app.extensions["forms_service.settings"]
+    service = get_service(app)
+    docs = {}
+    for t in truths:
+        for d in t["documents"]:
+            docs.setdefault(d["document_id"], d)
+    store = Path(settings.storage_dir) / "bench"
+    store.mkdir(parents=True, exist_ok=True)
+    stale = collections.Counter()
+    t0 = time.perf_counter()
+    with app.app_context():
+        for form_id in sorted({d["form"] for d in docs.values()}):
+            service.blank_layout(form_id)      # the TemplateVersion row, with its blank layout
+        for n, (doc_id, d) in enumerate(docs.items(), 1):
+            fd = catalogue.get(d["form"])
+            version = template_version(fd, settings)
+            if version != d["template_version"]:
+                stale[d["form"]] += 1
+            py = fd.model.model_validate(d["data"]).model_dump(mode="python")
+            docx = render_docx(fd, py, settings=settings, document_id=doc_id, version=version, for_pdf=True)
+            pdf = stamp_pdf(pool.convert(docx), fd.id, version, doc_id)
+            lists = any(f.type == "list" for f in fd.fields)
+            layout = (layout_for(fd, settings=settings, pool=pool, data_dump=py) if lists else
+                      {"blank_layout": {"form_id": fd.id, "template_version": version}})
+            path = store / f"{doc_id}.pdf"
+            path.write_bytes(pdf)
+            with db.session() as s:
+                s.add(db.IssuedDocument(document_id=doc_id, form_id=fd.id, template_version=version,
+                                        data=d["data"], file_path=str(path), layout=layout, format="pdf",
+                                        created_by="bench"))
+            if n % 25 == 0:
+                log(f"bench: {n}/{len(docs)} documents issued")
+    if stale:
+        log(f"bench: WARNING the templates changed since the bench was generated ({dict(stale)}): "
+            "regenerate it (--out) for exact prints")
+    return {"documents": len(docs), "seconds": round(time.perf_counter() - t0, 1), "stale": dict(stale)}
+
+
+# =========================================================================== scoring
+
+def _get(data, path: str):
+    cur = data
+    for part in path.split("."):
+        if isinstance(cur, dict):
+            cur = cur.get(part)
+        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+            cur = cur[int(part)]
+        else:
+            return None
+    return cur
+
+
+def holds(value, code) -> bool:
+    """Whether a field's value ticks the box of option ``code`` (True: a box alone)."""
+    if code is True:
+        return value is True
+    if isinstance(value, list):
+        return code in value or str(code) in map(str, value)
+    return value is not None and str(value) == str(code)
+
+
+class Score:
+    def __init__(self):
+        self.boxes = collections.Counter()        # right / review / error (+ amb_*)
+        self.sig = collections.Counter()
+        self.hand = collections.Counter()
+        self.examples: dict[str, list[dict]] = collections.defaultdict(list)
+        self.categories = collections.Counter()
+        self.pages = collections.Counter()
+
+    def example(self, category: str, item: dict) -> None:
+        self.categories[category] += 1
+        self.examples[category].append(item)
+
+
+def _review_category(reason: str | None) -> str:
+    r = (reason or "").lower()
+    if "manquante" in r or "page" in r and "non lue" in r:
+        return "review: page not read"
+    if "noircie" in r:
+        return "review: box blackened (correction?)"
+    if "plusieurs" in r:
+        return "review: several ticks in a one-choice group"
+    if "incertaine" in r:
+        return "review: uncertain mark"
+    if "contenu" in r or "qr" in r:
+        return "review: page identified by content"
+    return f"review: {reason or '?'}"
+
+
+def score_file(truth: dict, results: list[dict], score: Score) -> None:
+    records = {r["document_id"]: r for r in results if "fields" in r}
+    failed_pages = [r for r in results if "page_status" in r]
+    file_error = next((r for r in results if "error" in r), None)
+    docs = {d["document_id"]: d for d in truth["documents"]}
+    seed = truth.get("seed")
+    for page in truth["pages"]:
+        if page["blank"]:
+            score.pages["blank"] += 1
+            continue
+        score.pages["form"] += 1
+        doc = docs[page["document_id"]]
+        rec = records.get(page["document_id"])
+        replay = f"--seed {seed} --replay {truth['batch']}:{page['index']}"
+        where = {"replay": replay, "file": truth["file"], "form": page["form"], "page": page["page_number"],
+                 "dpi": page["dpi"], "mode": page["mode"]}
+        page_lost = rec is None or page["page_number"] not in {p["number"] for p in rec["pages"]}
+        if page_lost:
+            score.pages["not read"] += 1
+            why = (file_error or {}).get("error", {}).get("message") or next(
+                (f.get("message") for f in failed_pages), "no record")
+            score.example("page not read", {**where, "reason": why})
+        for b in page["boxes"]:
+            want = holds(_get(doc["expected"], b["path"]), b["value"])
+            amb = bool(b.get("ambiguous"))
+            field = None if page_lost else rec["fields"].get(b["path"])
+            if field is None and not page_lost:   # a blank list row, dropped from the record
+                field = {"value": None, "needs_review": False}
+            if field is None:
+                verdict, reason = "review", "page not read"
+            elif field["needs_review"]:
+                verdict, reason = "review", field.get("reason")
+            elif holds(field["value"], b["value"]) == want:
+                verdict, reason = "right", None
+            else:
+                verdict, reason = "error", None
+            if amb:
+                verdict = "right" if verdict == "review" else "error"
+                score.boxes["ambiguous_" + verdict] += 1
+            score.boxes[verdict] += 1
+            item = {**where, "path": b["path"], "value": b["value"], "state": b["state"],
+                    "mark": b.get("mark"), "ink": b.get("ink"), "planted": b.get("planted"),
+                    "expected": want, "read": None if field is None else field["value"],
+                    "reason": reason}
+            if verdict == "error":
+                kind = ("ambiguity not flagged" if amb else
+                        ("missed tick" if want else "false tick"))
+                mark = f" ({b.get('mark')}, {b.get('ink')})" if b.get("mark") not in (None, "printed") else ""
+                score.example(f"confident error: {kind}{mark if kind != 'false tick' else ''}", item)
+            elif verdict == "review" and not amb:
+                score.example(_review_category(reason), item)
+        for s in page.get("signatures", []):
+            field = None if page_lost else rec["fields"].get(f"{s['path']}.signee")
+            if field is None:
+                verdict = "review"
+            elif field["needs_review"]:
+                verdict = "review"
+            else:
+                verdict = "right" if bool(field["value"]) == bool(s["signed"]) else "error"
+            score.sig[verdict] += 1
+            if verdict != "right":
+                score.example(f"signature {verdict}", {**where, "path": s["path"], "signed": s["signed"],
+                                                        "read": None if field is None else field["value"],
+                                                        "reason": None if field is None else field.get("reason")})
+        # text zones written by hand: flagged for a person (no OCR)
+        written = {h["path"] for h in page.get("handwriting", []) if h.get("handwritten")}
+        if not page_lost:
+            for h in written:
+                f = rec["fields"].get(h)
+                score.hand["written, flagged" if f and f["needs_review"] else "written, not flagged"] += 1
+
+
+# =========================================================================== tuning data
+
+def dump_boxes(bench_dir: Path, items: list[tuple[str, dict]], out: Path) -> None:
+    """Every box of every page located by its QR: its measures (:class:`BoxInk`), the state
+    :func:`decide.box_state` gives, and the truth (state, mark, pen, scan mode, dpi)."""
+    from parsers.parse import kind_of
+    from parsers.scan import decide, ingest, measure, pipeline
+
+    with open(out, "w", encoding="utf-8") as fh:
+        for name, truth in items:
+            data = (bench_dir / name).read_bytes()
+            images = list(ingest.images_of(name, data, kind_of(data), 500))
+            for img, page in zip(images, truth["pages"]):
+                if page["blank"]:
+                    continue
+                pr = pipeline.locate(img)
+                if pr.status != "form" or pr.info is None:
+                    continue
+                doc = pipeline.DocPages(pr.form, pr.info.version, pr.info.doc_id, page_count=pr.pages)
+                doc.pages[pr.page] = pr
+                layout = pipeline._layout(doc)
+                want = {(b["path"], str(b["value"])): b for b in page["boxes"]}
+                for b in layout["boxes"]:
+                    t = want.get((b["path"], str(b["value"])))
+                    if b["page"] != pr.page or t is None:
+                        continue
+                    ink = measure.measure_box(pr.flat, b["bbox"])
+                    st = decide.box_state(ink)
+                    fh.write(json.dumps({
+                        "replay": f"--seed {truth['seed']} --replay {truth['batch']}:{page['index']}",
+                        "form": page["form"], "path": b["path"], "value": b["value"], "dpi": page["dpi"],
+                        "mode": page["mode"], "truth": t["state"], "mark": t.get("mark"), "ink": t.get("ink"),
+                        "planted": t.get("planted"), "read": st.state, "confidence": round(st.confidence, 3),
+                        "darkness": round(ink.darkness, 4), "coverage": round(ink.coverage, 4),
+                        "light": round(ink.light, 4), "solid": round(ink.solid, 4), "found": ink.found},
+                        ensure_ascii=False, default=str) + "\n")
+
+
+# =========================================================================== AcroForm / PDF text timing
+
+def time_digital(app, reps: int) -> dict:
+    """Median time to read one filled AcroForm document, and one rendered PDF (text)."""
+    from parsers.parse import parse_files
+    from pypdf import PdfWriter
+
+    from forms_service.catalogue import catalogue
+    from forms_service.render.service import get_service
+
+    service = get_service(app)
+    out = {"acroform": {}, "pdf-text": {}}
+    with app.app_context():
+        for form_id in ("fiche-liaison", "annexe-3", "cers", "cerp", "annexe-2"):
+            path = SAMPLES / f"{form_id}.json"
+            if not path.exists():
+                continue
+            data = json.loads(path.read_text(encoding="utf-8"))
+            fillable = service.render(form_id, data, fmt="pdf", fillable=True, actor="bench").content
+            writer = PdfWriter(clone_from=io.BytesIO(fillable))   # touched by another program
+            buf = io.BytesIO()
+            writer.write(buf)
+            filled = buf.getvalue()
+            plain = service.render(form_id, data, fmt="pdf", actor="bench").content
+            for kind, pdf in (("acroform", filled), ("pdf-text", plain)):
+                parse_files([("warm.pdf", pdf)])
+                times = []
+                for _ in range(reps if kind == "acroform" else max(3, reps // 5)):
+                    t0 = time.perf_counter()
+                    res = parse_files([(f"{form_id}.pdf", pdf)])
+                    times.append(time.perf_counter() - t0)
+                assert res and res[0].get("source") == kind, res[0].get("error")
+                n_fields = len(res[0]["fields"])
+                out[kind][form_id] = {"median_ms": round(1000 * statistics.median(times), 1),
+                                      "pages": len(res[0]["pages"]), "fields": n_fields}
+    return out
+
+
+# =========================================================================== report
+
+def pct(a: int, b: int) -> str:
+    return f"{100 * a / b:.2f} %" if b else "-"
+
+
+def machine() -> dict:
+    info = {"python": platform.python_version(), "platform": platform.platform(),
+            "cpus": os.cpu_count()}
+    try:
+        info["cpu"] = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                           if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        info["load"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    import cv2
+    import numpy
+    import pypdfium2
+    import zxingcpp
+    info["versions"] = {"opencv": cv2.__version__, "numpy": numpy.__version__,
+                        "pypdfium2": getattr(pypdfium2, "V_PYPDFIUM2", "?"),
+                        "zxing-cpp": getattr(zxingcpp, "__version__", "?")}
+    return info
+
+
+def report(score: Score, timing: dict, digital: dict | None, meta: dict, show: int) -> dict:
+    b = score.boxes
+    total = b["right"] + b["review"] + b["error"]
+    plain = total - (b["ambiguous_right"] + b["ambiguous_error"])
+    review_plain = b["review"]   # ambiguous boxes were moved to right/error above
+    s = score.sig
+    sig_total = sum(s.values())
+    figures = {
+        "boxes": total, "ambiguous_boxes": b["ambiguous_right"] + b["ambiguous_error"],
+        "right": b["right"], "review": review_plain, "confident_errors": b["error"],
+        "right_rate": round(b["right"] / total, 5) if total else None,
+        "review_rate": round(review_plain / plain, 5) if plain else None,
+        "ambiguities_flagged": b["ambiguous_right"],
+        "signatures": dict(s), "signature_accuracy": round(s["right"] / sig_total, 5) if sig_total else None,
+        "handwriting": dict(score.hand), "pages": dict(score.pages),
+        "failure_categories": dict(score.categories.most_common()),
+        "timing": timing, "digital": digital, **meta,
+    }
+    line = "-" * 78
+    print(line)
+    print(f"Scan reader bench — {meta['bench']['pages']} pages ({score.pages['form']} form pages, "
+          f"{score.pages['blank']} blank), seed {meta['bench'].get('seed')}, {meta['bench']['files']} files")
+    print(line)
+    print(f"{'boxes':<40}{total:>10}")
+    print(f"{'  right':<40}{b['right']:>10}   {pct(b['right'], total):>9}   target ≥ 99 %")
+    print(f"{'  sent to review (ambiguities excluded)':<40}{review_plain:>10}   {pct(review_plain, plain):>9}   target ≤ 1 %")
+    print(f"{'  confident errors':<40}{b['error']:>10}   {pct(b['error'], total):>9}   target 0")
+    print(f"{'  planted ambiguities flagged':<40}{b['ambiguous_right']:>10} / "
+          f"{b['ambiguous_right'] + b['ambiguous_error']}")
+    print(f"{'signature zones right':<40}{s['right']:>10} / {sig_total}   {pct(s['right'], sig_total):>9}"
+          f"   (review {s['review']}, errors {s['error']})")
+    if score.hand:
+        print(f"{'handwritten text zones flagged':<40}{score.hand['written, flagged']:>10} / "
+              f"{sum(score.hand.values())}")
+    print(f"{'pages not read':<40}{score.pages['not read']:>10} / {score.pages['form']}")
+    for o in meta.get("over_service_limit", []):
+        print(f"  read although over the service's 50 MB file limit: {o['file']} ({o['mb']} MB)")
+    print(line)
+    print("Time per scanned page, one core (ms; mean over pages)")
+    by = timing["by_dpi"]
+    head = f"{'stage':<22}" + "".join(f"{str(d) + ' dpi':>11}" for d in sorted(by))
+    print(head)
+    stages = [s for s in CORE_STAGES] + ["core (target ≤ 120 @200)", "content_match", "crops", "layout",
+                                          "record", "other", "total"]
+    for st in stages:
+        print(f"{st:<22}" + "".join(f"{by[d].get(st.split(' ')[0], 0.0):>11.1f}" for d in sorted(by)))
+    print(f"{'pages':<22}" + "".join(f"{by[d]['pages']:>11}" for d in sorted(by)))
+    if digital:
+        print(line)
+        print("Digital PDFs, one document (median ms): AcroForm target ≤ 25 ms")
+        for form_id in digital["acroform"]:
+            a, t = digital["acroform"][form_id], digital["pdf-text"].get(form_id, {})
+            print(f"  {form_id:<16} AcroForm {a['median_ms']:>6.1f} ms ({a['pages']} p.)   "
+                  f"PDF text {t.get('median_ms', 0):>6.1f} ms")
+    print(line)
+    print("Baselines (measurements.md):")
+    for k, v in BASELINES.items():
+        print(f"  {k:<52}{v:>10}")
+    print(line)
+    if score.categories:
+        print("Failures by category (boxes, signatures, pages) and examples:")
+        for cat, n in score.categories.most_common():
+            print(f"  {n:>5}  {cat}")
+            for ex in score.examples[cat][:show]:
+                keep = {k: v for k, v in ex.items() if v is not None and k not in ("file",)}
+                print(f"         {json.dumps(keep, ensure_ascii=False, default=str)}")
+    print(line)
+    return figures
+
+
+def summarise_timing(per_file: list[dict]) -> dict:
+    by: dict[int, dict] = {}
+    for f in per_file:
+        d = by.setdefault(f["dpi"], collections.Counter())
+        d["pages"] += f["pages"]
+        for k, v in f["stages"].items():
+            d[k] += v
+        d["total"] += f["total"]
+    out = {}
+    for dpi, c in by.items():
+        n = max(1, c["pages"])
+        row = {k: 1000 * v / n for k, v in c.items() if k != "pages"}
+        row["core"] = sum(row.get(s, 0.0) for s in CORE_STAGES)
+        row["other"] = row["total"] - sum(v for k, v in row.items() if k not in ("total", "core"))
+        row["pages"] = c["pages"]
+        out[dpi] = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}
+    return {"by_dpi": out}
+
+
+# =========================================================================== main
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.parse", description=__doc__.split("\n\n")[0])
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dir", type=Path, help="a bench generated before (index.json, files, truth)")
+    src.add_argument("--out", type=Path, help="generate a bench here first")
+    ap.add_argument("--pages", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--forms", nargs="+")
+    ap.add_argument("--files", type=int, help="read only the first N files (quick runs)")
+    ap.add_argument("--batches", help="read only these batches (comma-separated; replays)")
+    ap.add_argument("--max-mb", type=float, default=200.0,
+                    help="largest file read, MB (the service's own limit is 50 MB per file; scanners "
+                         "write bigger multi-page grey TIFFs, which the bench reads and reports)")
+    ap.add_argument("--profile", type=Path, help="write a cProfile of the reading here")
+    ap.add_argument("--dump-boxes", type=Path,
+                    help="also write every box's measures beside its truth (JSON lines), for tuning "
+                         "parsers/scan/decide.py")
+    ap.add_argument("--acroform-reps", type=int, default=30, help="repetitions per AcroForm document (0: skip)")
+    ap.add_argument("--show", type=int, default=3, help="examples printed per failure category")
+    ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--details", type=Path, help="write every failure (JSON lines) here")
+    args = ap.parse_args(argv)
+
+    import cv2
+    cv2.setNumThreads(1)
+
+    from forms_service.app import create_app
+    from forms_service.render.pdf import ConverterPool
+
+    work = Path(tempfile.mkdtemp(prefix="parse-bench-"))
+    pool = ConverterPool(size=1, work_dir=work / "lo")
+    pool.start()
+    try:
+        bench_dir = args.dir or args.out
+        if args.out:
+            from benchmarks.scanbench import generate
+            log(f"bench: generating {args.pages} pages (seed {args.seed}) in {args.out}")
+            generate.run(args.out, args.pages, args.seed, args.forms, pool=pool)
+        index = json.loads((bench_dir / "index.json").read_text(encoding="utf-8"))
+        files = index["files"][: args.files] if args.files else index["files"]
+        truths = [json.loads((bench_dir / f"{name}.truth.json").read_text(encoding="utf-8")) for name in files]
+        if args.batches:
+            keep = {int(b) for b in args.batches.split(",")}
+            pairs = [(f, t) for f, t in zip(files, truths) if t["batch"] in keep]
+            files, truths = [f for f, _ in pairs], [t for _, t in pairs]
+
+        app = create_app({"var_dir": work / "var", "database_url": None, "api_keys": {},
+                          "departement_logo": None, "TESTING": True, "PDF_POOL": pool})
+        issued = issue_documents(app, bench_dir, truths, pool)
+        log(f"bench: {issued['documents']} documents issued in {issued['seconds']} s; reading {len(files)} files")
+
+        from parsers.parse import Limits, MAX_FILE_BYTES, parse_files
+        limits = Limits(max_bytes=int(args.max_mb * 1024 * 1024))
+        oversize = [(name, (bench_dir / name).stat().st_size) for name in files
+                    if (bench_dir / name).stat().st_size > MAX_FILE_BYTES]
+        timer = instrument()
+        profiler = None
+        if args.profile:
+            import cProfile
+            profiler = cProfile.Profile()
+        score = Score()
+        per_file = []
+        details = open(args.details, "w", encoding="utf-8") if args.details else None
+        batches: dict[int, list[tuple[str, dict]]] = collections.defaultdict(list)
+        for name, truth in zip(files, truths):   # what one person puts in the scanner: one upload
+            batches[truth["batch"]].append((name, truth))
+        with app.app_context():
+            for n, (b, items) in enumerate(sorted(batches.items()), 1):
+                upload = [(name, (bench_dir / name).read_bytes()) for name, _ in items]
+                timer.take()
+                t0 = time.perf_counter()
+                if profiler:
+                    profiler.enable()
+                results = parse_files(upload, limits)
+                if profiler:
+                    profiler.disable()
+                total = time.perf_counter() - t0
+                per_file.append({"batch": b, "dpi": items[0][1]["dpi"],
+                                 "pages": sum(len(t["pages"]) for _, t in items),
+                                 "stages": timer.take(), "total": total})
+                before = {k: len(v) for k, v in score.examples.items()}
+                for _, truth in items:
+                    score_file(truth, results, score)
+                if details:
+                    for k, v in score.examples.items():
+                        for ex in v[before.get(k, 0):]:
+                            details.write(json.dumps({"category": k, **ex}, ensure_ascii=False, default=str) + "\n")
+                if n % 10 == 0:
+                    log(f"bench: {n}/{len(batches)} uploads read")
+        if details:
+            details.close()
+        if profiler:
+            profiler.dump_stats(str(args.profile))
+        if args.dump_boxes:
+            with app.app_context():
+                dump_boxes(bench_dir, list(zip(files, truths)), args.dump_boxes)
+        digital = time_digital(app, args.acroform_reps) if args.acroform_reps else None
+        cmd = "python -m benchmarks.parse " + " ".join(argv if argv is not None else sys.argv[1:])
+        meta = {"bench": {"dir": str(bench_dir), "seed": index.get("seed"), "pages": sum(len(t["pages"]) for t in truths),
+                          "files": len(files)},
+                "issued": issued, "machine": machine(), "command": cmd,
+                "over_service_limit": [{"file": n, "mb": round(b / 1e6, 1)} for n, b in oversize],
+                "commit": _git_commit(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+        figures = report(score, summarise_timing(per_file), digital, meta, args.show)
+        if args.json:
+            args.json.write_text(json.dumps(figures, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+        app.extensions["forms_service.db"].dispose()
+    finally:
+        pool.close()
+    return 0
+
+
+def _git_commit() -> str | None:
+    with contextlib.suppress(Exception):
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or None
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

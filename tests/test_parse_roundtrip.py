@@ -1,0 +1,509 @@
+"""Round trips: render → fill → parse gives back the data that went in.
+
+For every form with checkboxes, three kinds of input, each rendered through the
+RenderService of one app (so the issued document, its layout and its PDF are in
+that app's database and storage, as in production):
+
+* **AcroForm**: the fillable PDF of a blank form (list rows kept) filled by pypdf
+  and by ``pdftk fill_form`` (XFDF), read by :mod:`parsers.acroform`;
+* **glyphs**: the rendered PDF itself, read by :mod:`parsers.pdf_text`;
+* **paper**: the rendered PDF rasterised at 200 dpi, signed, printed and scanned
+  (damage from ``benchmarks/scanbench`` when it is there, a simpler one otherwise),
+  read by the scan pipeline — boxes printed ☒, and boxes ticked by hand on a form
+  printed with empty boxes.
+
+AcroForm and glyphs are read *without* reconciliation with the issued document:
+the reader alone must give back every printed field. A scan gives back boxes and
+signatures; its text comes from the issued document (reconciliation).
+
+What is compared (:func:`expected`): the model's JSON dump of the input, on every
+path. Facts a form does not print (attachments ``pieces_jointes.*``, ``tri``
+fields) are expected unknown (null); signatures are null on AcroForm and glyphs
+(nobody signs a PDF by typing) and, on scans, true exactly where ink was put.
+A box can only be ticked or not: a bool the input left null is expected false.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+from xml.sax.saxutils import quoteattr, escape
+
+import numpy as np
+import pytest
+
+from forms_service.catalogue import catalogue
+from forms_service.render.pdf import get_pool, libreoffice_available
+from parsers.record import flatten, record_data
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+#: Forms with checkboxes (the issue's list).
+FORMS = ["fiche-liaison", "annexe-3", "cers", "cerp", "annexe-2"]
+#: Forms also scanned with boxes ticked by hand (a form printed with empty boxes).
+HAND_FORMS = ["fiche-liaison", "cers", "annexe-3"]
+SCAN_DPI = 200
+
+pytestmark = pytest.mark.skipif(not libreoffice_available(),
+                                reason="LibreOffice is not installed (no soffice)")
+
+_PDFIUM_LOCK = threading.Lock()
+
+
+# ---------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def rt_app(tmp_path_factory):
+    """One app (database, storage) and one started LibreOffice pool for the module.
+
+    The pool is ``pdf.get_pool`` for the render tests' options, so a session that runs
+    them too starts LibreOffice once.
+    """
+    from forms_service.app import create_app
+
+    pool = get_pool({"VAR_DIR": str(tmp_path_factory.getbasetemp() / "render-pool"), "PDF_POOL_SIZE": 2})
+    pool.start()
+    var = tmp_path_factory.mktemp("parse-roundtrip")
+    app = create_app({"var_dir": var / "var", "database_url": None, "api_keys": {},
+                      "departement_logo": None, "TESTING": True, "PDF_POOL": pool})
+    yield app
+    app.extensions["forms_service.db"].dispose()
+
+
+@pytest.fixture(scope="module")
+def service(rt_app):
+    from forms_service.render.service import get_service
+
+    return get_service(rt_app)
+
+
+@pytest.fixture(scope="module")
+def rendered(service):
+    """``{form: RenderedDocument}``: each form's sample as a PDF (cached for the module)."""
+    cache: dict[str, object] = {}
+
+    def get(form_id: str):
+        if form_id not in cache:
+            cache[form_id] = service.render(form_id, sample(form_id), fmt="pdf", actor="test-parse")
+        return cache[form_id]
+
+    return get
+
+
+def parse(app, files, *, reconcile=True):
+    """``parse_files`` in the app's context; ``reconcile=False``: the reader alone."""
+    from parsers import parse as parse_mod
+
+    with app.app_context():
+        if reconcile:
+            return parse_mod.parse_files(files)
+        saved = parse_mod.reconcile
+        parse_mod.reconcile = lambda fd, readings, *a, **k: readings
+        try:
+            return parse_mod.parse_files(files)
+        finally:
+            parse_mod.reconcile = saved
+
+
+# ---------------------------------------------------------------------- data
+
+def sample(form_id: str) -> dict:
+    return json.loads((SAMPLES / f"{form_id}.json").read_text(encoding="utf-8"))
+
+
+def dump(form_id: str, data: dict) -> dict:
+    return catalogue.get(form_id).model.model_validate(data).model_dump(mode="json")
+
+
+def expected(form_id: str, data: dict, kind: str) -> dict[str, object]:
+    """Leaf path → value a perfect reader of ``kind`` (acroform, pdf-text, scan) returns."""
+    fd = catalogue.get(form_id)
+    out = {}
+    for path, value in flatten(dump(form_id, data)).items():
+        f = fd.field(path)
+        if path.endswith(".signee"):
+            value = bool(value) if kind == "scan" else None
+        elif path.startswith("pieces_jointes.") or (f is not None and (f.type == "tri" or not f.printed)):
+            value = None
+        elif f is not None and f.type == "bool" and value is None:
+            value = False
+        out[path] = value
+    return out
+
+
+def _empty(v) -> bool:
+    return v is None or v == "" or v == [] or v is False
+
+
+def differences(record: dict, want: dict[str, object]) -> dict[str, tuple]:
+    """Paths where the record's data differs from ``want`` (a path absent on one side
+    must be empty on the other: blank list rows are trimmed by the readers)."""
+    got = flatten(record_data(record))
+    diff = {}
+    for path in sorted(set(want) | set(got)):
+        if path not in want and _empty(got[path]):
+            continue
+        if path not in got and _empty(want[path]):
+            continue
+        if want.get(path) != got.get(path):
+            diff[path] = (want.get(path), got.get(path))
+    return diff
+
+
+def skeleton(form_id: str, data: dict) -> dict:
+    """The blank form with the input's list rows (so the fillable PDF has their fields)."""
+    fd = catalogue.get(form_id)
+    d = dump(form_id, data)
+    out = {}
+    for f in fd.fields:
+        if f.type == "list":
+            rows = _get(d, f.path) or []
+            if rows:
+                _set(out, f.path, [{} for _ in rows])
+    return out
+
+
+def boxes_cleared(form_id: str, data: dict, layout: dict) -> dict:
+    """The input with every field printed as boxes emptied: a form to tick by hand.
+    (A choice among many codes is written in a cell, not ticked: it stays.)"""
+    fd = catalogue.get(form_id)
+    d = copy.deepcopy(dump(form_id, data))
+    for path in {b["path"] for b in layout["boxes"]}:
+        f = fd.field(path)
+        if f is not None and _get(d, path) is not None:
+            _set(d, path, [] if f.type == "multi" else (False if f.type == "bool" else None))
+    return d
+
+
+def _get(data, path: str):
+    cur = data
+    for part in path.split("."):
+        if isinstance(cur, dict):
+            cur = cur.get(part)
+        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+            cur = cur[int(part)]
+        else:
+            return None
+    return cur
+
+
+def _set(data: dict, path: str, value) -> None:
+    parts = path.split(".")
+    cur = data
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(cur, list):
+            cur = cur[int(part)]
+            continue
+        cur = cur.setdefault(part, [] if parts[i + 1].isdigit() else {})
+    if isinstance(cur, list):
+        cur[int(parts[-1])] = value
+    else:
+        cur[parts[-1]] = value
+
+
+# ---------------------------------------------------------------------- AcroForm filling
+
+def form_fields(pdf: bytes) -> list[tuple[str, str, list[str]]]:
+    """(qualified name, /FT, export states other than /Off) of every terminal field."""
+    import pikepdf
+
+    out = []
+
+    def walk(node, prefix):
+        t = node.get("/T")
+        name = f"{prefix}.{t}" if prefix and t is not None else (str(t) if t is not None else prefix)
+        kids = node.get("/Kids")
+        if kids is not None and any("/T" in k for k in kids):
+            for k in kids:
+                walk(k, name)
+            return
+        widgets = list(kids) if kids is not None else [node]
+        states = set()
+        for w in widgets:
+            ap = w.get("/AP")
+            if ap is not None and isinstance(ap.get("/N"), pikepdf.Dictionary):
+                states |= {str(k) for k in ap.N.keys()}
+        out.append((name, str(node.get("/FT", "")), sorted(states - {"/Off"})))
+
+    with pikepdf.open(io.BytesIO(pdf)) as doc:
+        for f in doc.Root.AcroForm.Fields:
+            walk(f, "")
+    return out
+
+
+def fill_values(form_id: str, data: dict, fields) -> dict[str, object]:
+    """What a person types and ticks: field name → text, or the export state to tick (or None)."""
+    fd = catalogue.get(form_id)
+    d = dump(form_id, data)
+    values: dict[str, object] = {}
+    for name, ft, states in fields:
+        if ft == "/Btn":
+            f = fd.field(name)
+            if f is not None and f.type == "bool":
+                on = bool(_get(d, name))
+            else:
+                path, _, code = name.rpartition(".")
+                v = _get(d, path)
+                on = code in v if isinstance(v, list) else (v is not None and str(v) == code)
+            values[name] = (states[0] if states else "/Yes") if on else None
+        else:
+            f = fd.field(name)
+            v = _get(d, name)
+            if v is None or v == "" or f is None:
+                text = ""
+            elif f.type == "date":
+                y, m, day = str(v)[:10].split("-")
+                text = f"{day}/{m}/{y}"
+            else:
+                text = str(v)
+            values[name] = text
+    return values
+
+
+def fill_pypdf(pdf: bytes, values: dict[str, object]) -> bytes:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter(clone_from=io.BytesIO(pdf))
+    todo = {k: v for k, v in values.items() if v not in (None, "")}
+    writer.update_page_form_field_values(None, todo, auto_regenerate=False)
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+def xfdf(values: dict[str, object]) -> str:
+    """An XFDF document, fields nested by their dotted names (as pdftk reads them)."""
+    tree: dict = {}
+    for name, value in values.items():
+        node = tree
+        for part in name.split("."):
+            node = node.setdefault(part, {})
+        node[None] = value
+    def emit(node, indent="  "):
+        out = []
+        for key, child in node.items():
+            if key is None:
+                continue
+            out.append(f"{indent}<field name={quoteattr(key)}>")
+            if None in child:
+                v = child[None]   # a box: its export state ("/Yes" → "Yes") or None ("Off")
+                v = "Off" if v is None else (v[1:] if v.startswith("/") else v)
+                out.append(f"{indent}  <value>{escape(v)}</value>")
+            out += emit(child, indent + "  ")
+            out.append(f"{indent}</field>")
+        return out
+
+    body = "\n".join(emit(tree))
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<xfdf xmlns="http://ns.adobe.com/xfdf/" xml:space="preserve">\n'
+            f"<fields>\n{body}\n</fields>\n</xfdf>\n")
+
+
+def fill_pdftk(pdf: bytes, values: dict[str, object], tmp: Path) -> bytes:
+    src, data, out = tmp / "in.pdf", tmp / "data.xfdf", tmp / "out.pdf"
+    src.write_bytes(pdf)
+    data.write_text(xfdf(values), encoding="utf-8")
+    subprocess.run(["pdftk", str(src), "fill_form", str(data), "output", str(out)],
+                   check=True, capture_output=True, timeout=120)
+    return out.read_bytes()
+
+
+needs_pdftk = pytest.mark.skipif(shutil.which("pdftk") is None, reason="pdftk is not installed")
+
+
+# ---------------------------------------------------------------------- paper
+
+def rasterise(pdf: bytes, dpi: int = SCAN_DPI) -> list[tuple[np.ndarray, tuple[float, float]]]:
+    import pypdfium2 as pdfium
+
+    with _PDFIUM_LOCK:
+        doc = pdfium.PdfDocument(pdf)
+        try:
+            out = []
+            for i in range(len(doc)):
+                page = doc[i]
+                arr = page.render(scale=dpi / 72, grayscale=True).to_numpy()
+                out.append((np.ascontiguousarray(arr[..., 0] if arr.ndim == 3 else arr), page.get_size()))
+            return out
+        finally:
+            doc.close()
+
+
+class Paper:
+    """Hand marks and print/scan damage: ``benchmarks.scanbench`` when present, else a
+    simple stand-in (skew, blur, noise) so that these tests do not depend on it."""
+
+    def __init__(self):
+        try:
+            from benchmarks.scanbench import damage, marks
+            self.damage, self.marks = damage, marks
+        except ImportError:
+            self.damage = self.marks = None
+
+    def tick(self, img, box_px, rng, ppm):
+        if self.marks is not None:
+            kind = ("cross", "tick", "border")[int(rng.integers(3))]
+            self.marks.draw_box_mark(img, kind, box_px, self.marks.PENS["ballpoint_blue"], rng, ppm)
+            return
+        import cv2
+        x0, y0, x1, y1 = (int(round(v)) for v in box_px)
+        cv2.line(img, (x0 + 2, y0 + 2), (x1 - 2, y1 - 2), 40, 2)
+        cv2.line(img, (x0 + 2, y1 - 2), (x1 - 2, y0 + 2), 40, 2)
+
+    def sign(self, img, zone_px, rng, ppm):
+        if self.marks is not None:
+            self.marks.draw_signature(img, zone_px, self.marks.PENS["ballpoint_black"], rng, ppm)
+            return
+        import cv2
+        x0, y0, x1, y1 = zone_px
+        pts = np.stack([np.linspace(x0 + 0.15 * (x1 - x0), x0 + 0.7 * (x1 - x0), 30),
+                        (y0 + y1) / 2 + np.sin(np.linspace(0, 12, 30)) * 0.25 * (y1 - y0)], 1)
+        cv2.polylines(img, [pts.astype(np.int32)], False, 30, 2)
+
+    def scan(self, img, size_pt, rng, dpi):
+        if self.damage is not None:
+            d = self.damage.sample_page_damage(rng, dpi=dpi, mode="grey", quarter_turn=0,
+                                               jpeg_quality=None, photocopy=False)
+            img = self.damage.print_damage(img, d)
+            out, _ = self.damage.scan_damage(img, d, rng, size_pt)
+            return out
+        import cv2
+        h, w = img.shape
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), float(rng.uniform(-1.5, 1.5)), 1.0)
+        m[:, 2] += rng.uniform(-15, 15, 2)
+        out = cv2.warpAffine(img, m, (w, h), borderValue=245)
+        out = cv2.GaussianBlur(out, (0, 0), 0.7)
+        noise = rng.normal(0, 4, out.shape)
+        return np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+
+
+def scan_pages(doc, data: dict, seed: int, *, tick: bool) -> list[np.ndarray]:
+    """The pages of a rendered document as scanned: signatures where the data says signed,
+    boxes ticked by hand where it says checked (``tick``: the form printed them empty)."""
+    fd = catalogue.get(doc.form_id)
+    d = dump(doc.form_id, data)
+    layout = doc.layout
+    paper = Paper()
+    rng = np.random.default_rng(seed)
+    k, ppm = SCAN_DPI / 72, SCAN_DPI / 25.4
+    from forms_service.render.fillable import box_checked  # what ☒ means, for a value and a code
+
+    if tick:   # where this very PDF printed its boxes (the layout may be the blank form's)
+        from parsers import pdf_text
+        from parsers.store import fit_layout
+        glyphs = pdf_text.glyphs(pdf_text.extract(doc.content))
+        layout = fit_layout(layout, [(g.page, g.bbox) for g in glyphs])
+    pages = []
+    for n, (img, size) in enumerate(rasterise(doc.content), start=1):
+        img = img.copy()
+        for z in layout["zones"]:
+            if z["page"] == n and z["kind"] == "signature" and _get(d, f"{z['path']}.signee"):
+                paper.sign(img, tuple(v * k for v in z["bbox"]), rng, ppm)
+        if tick:
+            for b in layout["boxes"]:
+                f = fd.field(b["path"])
+                if b["page"] == n and f is not None and box_checked(_get(d, b["path"]), b["value"]):
+                    paper.tick(img, tuple(v * k for v in b["bbox"]), rng, ppm)
+        pages.append(paper.scan(img, size, rng, SCAN_DPI))
+    return pages
+
+
+def encode(pages: list[np.ndarray], fmt: str) -> bytes:
+    from PIL import Image
+
+    ims = [Image.fromarray(p) for p in pages]
+    buf = io.BytesIO()
+    if fmt == "pdf":
+        ims[0].save(buf, format="PDF", save_all=True, append_images=ims[1:], resolution=SCAN_DPI, quality=80)
+    elif fmt == "tiff":
+        ims[0].save(buf, format="TIFF", save_all=True, append_images=ims[1:], dpi=(SCAN_DPI, SCAN_DPI),
+                    compression="tiff_lzw")
+    elif fmt == "tiff-g4":
+        ims = [im.point(lambda v: 255 if v > 150 else 0).convert("1") for im in ims]
+        ims[0].save(buf, format="TIFF", save_all=True, append_images=ims[1:], dpi=(SCAN_DPI, SCAN_DPI),
+                    compression="group4")
+    elif fmt == "png":
+        assert len(ims) == 1
+        ims[0].save(buf, format="PNG", dpi=(SCAN_DPI, SCAN_DPI))
+    elif fmt == "jpeg":
+        assert len(ims) == 1
+        ims[0].save(buf, format="JPEG", dpi=(SCAN_DPI, SCAN_DPI), quality=75)
+    return buf.getvalue()
+
+
+#: How each form comes back from the scanner (every container the pipeline takes).
+SCAN_FORMATS = {"fiche-liaison": "pdf", "annexe-3": "jpeg", "cers": "tiff", "cerp": "pdf", "annexe-2": "tiff-g4"}
+EXT = {"pdf": "pdf", "tiff": "tif", "tiff-g4": "tif", "png": "png", "jpeg": "jpg"}
+
+
+def one_record(result: list[dict], source: str) -> dict:
+    records = [r for r in result if "fields" in r]
+    others = [r for r in result if "fields" not in r]
+    assert len(records) == 1 and not others, json.dumps(result, ensure_ascii=False, default=str)[:2000]
+    assert records[0]["source"] == source
+    return records[0]
+
+
+def review_report(record: dict) -> str:
+    return "; ".join(f"{p}: {f.get('reason')}" for p, f in record["fields"].items() if f["needs_review"])
+
+
+# ---------------------------------------------------------------------- (a) AcroForm
+
+@pytest.mark.parametrize("form_id", FORMS)
+@pytest.mark.parametrize("filler", ["pypdf", pytest.param("pdftk", marks=needs_pdftk)])
+def test_acroform_filled_by_hand_reads_back_every_field(service, rt_app, tmp_path, form_id, filler):
+    data = sample(form_id)
+    blank = service.render(form_id, skeleton(form_id, data), fmt="pdf", fillable=True, actor="test-parse")
+    values = fill_values(form_id, data, form_fields(blank.content))
+    assert any(v not in (None, "") for v in values.values())
+    filled = fill_pypdf(blank.content, values) if filler == "pypdf" else fill_pdftk(blank.content, values, tmp_path)
+    record = one_record(parse(rt_app, [(f"{form_id}.pdf", filled)], reconcile=False), "acroform")
+    assert record["document_id"] == blank.document_id
+    assert record["template_version"] == blank.template_version
+    assert differences(record, expected(form_id, data, "acroform")) == {}
+    assert not review_report(record)
+
+
+# ---------------------------------------------------------------------- (b) glyphs
+
+@pytest.mark.parametrize("form_id", FORMS)
+def test_rendered_pdf_reads_back_every_field_from_its_text(rt_app, rendered, form_id):
+    doc = rendered(form_id)
+    record = one_record(parse(rt_app, [(f"{form_id}.pdf", doc.content)], reconcile=False), "pdf-text")
+    assert record["document_id"] == doc.document_id
+    assert differences(record, expected(form_id, sample(form_id), "pdf-text")) == {}
+    assert not review_report(record)
+    assert {p["identified_by"] for p in record["pages"]} == {"text"}
+
+
+# ---------------------------------------------------------------------- (c) paper
+
+@pytest.mark.parametrize("form_id", FORMS)
+def test_scan_of_the_printed_form_reads_back_boxes_signatures_and_reconciled_text(rt_app, rendered, form_id):
+    doc = rendered(form_id)
+    data = sample(form_id)
+    fmt = SCAN_FORMATS[form_id]
+    pages = scan_pages(doc, data, seed=10 + FORMS.index(form_id), tick=False)
+    record = one_record(parse(rt_app, [(f"{form_id}.{EXT[fmt]}", encode(pages, fmt))]), "scan")
+    assert record["document_id"] == doc.document_id
+    assert not review_report(record), review_report(record)
+    assert differences(record, expected(form_id, data, "scan")) == {}
+    assert [p["identified_by"] for p in record["pages"]] == ["qr"] * len(pages)
+
+
+@pytest.mark.parametrize("form_id", HAND_FORMS)
+def test_scan_of_boxes_ticked_by_hand_reads_back_the_ticks(service, rt_app, rendered, form_id):
+    data = sample(form_id)
+    cleared = boxes_cleared(form_id, data, rendered(form_id).layout)
+    doc = service.render(form_id, cleared, fmt="pdf", actor="test-parse")
+    pages = scan_pages(doc, data, seed=100 + FORMS.index(form_id), tick=True)
+    fmt = "pdf" if len(pages) > 1 else "png"
+    record = one_record(parse(rt_app, [(f"{form_id}-coche.{EXT[fmt]}", encode(pages, fmt))]), "scan")
+    assert not review_report(record), review_report(record)
+    assert differences(record, expected(form_id, data, "scan")) == {}
