@@ -140,6 +140,8 @@ def instrument() -> Timer:
     t.wrap(pipeline, "printed_page", "zones")
     t.wrap(pipeline, "reference_page", "zones")
     t.wrap(pipeline, "match_reference", "content_match")
+    t.wrap(pipeline.ScanBatch, "match_pending", "content_match")
+    t.wrap(parse_mod, "_digital", "pdf_probe")
     t.wrap(pipeline, "_save_crop", "crops")
     t.wrap(pipeline, "_layout", "layout")
     t.wrap(parse_mod, "reconcile", "record")
@@ -270,9 +272,11 @@ def score_file(truth: dict, results: list[dict], score: Score) -> None:
             why = (file_error or {}).get("error", {}).get("message") or next(
                 (f.get("message") for f in failed_pages), "no record")
             score.example("page not read", {**where, "reason": why})
+        ambiguous_fields = {a["path"] for a in doc.get("ambiguous", [])}
         for b in page["boxes"]:
             want = holds(_get(doc["expected"], b["path"]), b["value"])
-            amb = bool(b.get("ambiguous"))
+            # the flag is per field: every box of a field with a planted ambiguity is part of it
+            amb = bool(b.get("ambiguous")) or b["path"] in ambiguous_fields
             field = None if page_lost else rec["fields"].get(b["path"])
             if field is None and not page_lost:   # a blank list row, dropped from the record
                 field = {"value": None, "needs_review": False}
@@ -318,6 +322,13 @@ def score_file(truth: dict, results: list[dict], score: Score) -> None:
             for h in written:
                 f = rec["fields"].get(h)
                 score.hand["written, flagged" if f and f["needs_review"] else "written, not flagged"] += 1
+            on_page = {z for z, f in rec["fields"].items()
+                       if any(e.get("page") == page["page_number"] for e in f.get("evidence", []))}
+            for path in on_page - written:
+                f = rec["fields"][path]
+                if f["needs_review"] and (f.get("reason") or "").startswith("Texte manuscrit"):
+                    score.hand["not written, flagged"] += 1
+                    score.example("handwriting flagged on a zone left as printed", {**where, "path": path})
 
 
 # =========================================================================== tuning data
@@ -456,8 +467,9 @@ def report(score: Score, timing: dict, digital: dict | None, meta: dict, show: i
     print(f"{'signature zones right':<40}{s['right']:>10} / {sig_total}   {pct(s['right'], sig_total):>9}"
           f"   (review {s['review']}, errors {s['error']})")
     if score.hand:
-        print(f"{'handwritten text zones flagged':<40}{score.hand['written, flagged']:>10} / "
-              f"{sum(score.hand.values())}")
+        written = score.hand["written, flagged"] + score.hand["written, not flagged"]
+        print(f"{'handwritten text zones flagged':<40}{score.hand['written, flagged']:>10} / {written}"
+              f"   (zones not written but flagged: {score.hand['not written, flagged']})")
     print(f"{'pages not read':<40}{score.pages['not read']:>10} / {score.pages['form']}")
     for o in meta.get("over_service_limit", []):
         print(f"  read although over the service's 50 MB file limit: {o['file']} ({o['mb']} MB)")
@@ -466,8 +478,8 @@ def report(score: Score, timing: dict, digital: dict | None, meta: dict, show: i
     by = timing["by_dpi"]
     head = f"{'stage':<22}" + "".join(f"{str(d) + ' dpi':>11}" for d in sorted(by))
     print(head)
-    stages = [s for s in CORE_STAGES] + ["core (target ≤ 120 @200)", "content_match", "crops", "layout",
-                                          "record", "other", "total"]
+    stages = [s for s in CORE_STAGES] + ["core (target ≤ 120 @200)", "content_match", "pdf_probe", "crops",
+                                          "layout", "record", "other", "total"]
     for st in stages:
         print(f"{st:<22}" + "".join(f"{by[d].get(st.split(' ')[0], 0.0):>11.1f}" for d in sorted(by)))
     print(f"{'pages':<22}" + "".join(f"{by[d]['pages']:>11}" for d in sorted(by)))
