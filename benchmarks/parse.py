@@ -273,6 +273,9 @@ def score_file(truth: dict, results: list[dict], score: Score) -> None:
                 (f.get("message") for f in failed_pages), "no record")
             score.example("page not read", {**where, "reason": why})
         ambiguous_fields = {a["path"] for a in doc.get("ambiguous", [])}
+        # a box blackened all over is a planted ambiguity too (issue: it goes to review,
+        # never decided silently), also when a clear tick stands beside it (a correction)
+        ambiguous_fields |= {b["path"] for b in page["boxes"] if b.get("correction")}
         for b in page["boxes"]:
             want = holds(_get(doc["expected"], b["path"]), b["value"])
             # the flag is per field: every box of a field with a planted ambiguity is part of it

@@ -445,7 +445,7 @@ def plan_document(rng: np.random.Generator, fd, *, batch: int, index: int, mode:
             p, f, r = with_value[int(rng.integers(len(with_value)))]
             code = free_codes(p, f)[int(rng.integers(len(free_codes(p, f))))]
             doc.boxes[(p, code)] = BoxPlan("blackened", "fill", office_pen if r else ink_pen,
-                                           correction=True, planted="correction")
+                                           correction=True, planted="correction", ambiguous=True)
     if choice_hand and rng.random() < 0.18:
         preferred = [x for x in choice_hand if x[0].startswith(AMBIGUITY_FIELDS)
                      and not any(k[0] == x[0] and b.planted for k, b in doc.boxes.items())]

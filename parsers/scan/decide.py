@@ -3,12 +3,11 @@
 A box is ``checked``, ``empty``, ``corrected`` (blackened all over: a person
 changed their mind, or made it unreadable) or ``uncertain``. A group is
 accepted automatically only when its reading is unambiguous: a one-choice
-group with exactly one checked box and the others clearly empty — or blackened
-all over, which is how a person takes a tick back (SDAPS' convention); any
-uncertain box, a blackened box with no clear tick beside it (or in a multiple
-choice, or alone), or two ticks in a one-choice group, sends the field to
-review. Nothing is decided silently: a correction taken into account is said
-in the field's reason.
+group with exactly one checked box and the others clearly empty. Any
+uncertain box, any box blackened all over, or two ticks in a one-choice group,
+sends the field to review: nothing is decided silently. A blackened box beside
+one clear tick is most likely a tick taken back (SDAPS' convention): the tick is
+proposed as the value, and a person confirms it.
 """
 
 from __future__ import annotations
@@ -92,8 +91,9 @@ def decide_group(ftype: str, states: dict, codes: list) -> GroupDecision:
     if len(checked) == 1 and bad and len(corrected) == len(bad) and states[checked[0]].confidence >= 0.75:
         # SDAPS' rule: a box blackened all over is a box taken back; with exactly one clear
         # tick beside it, the tick is the answer (a blackened box alone stays for review)
-        return GroupDecision(checked[0], min(conf, states[checked[0]].confidence, 0.8), False,
-                             "Case noircie prise pour une correction : " + ", ".join(map(str, corrected)))
+        return GroupDecision(checked[0], min(conf, states[checked[0]].confidence, 0.8), True,
+                             "Case noircie, sans doute une correction : la case cochée est proposée ("
+                             + ", ".join(map(str, corrected)) + " noircie) ; à confirmer")
     if bad:
         return GroupDecision(checked[0] if checked else None, min(conf, 0.5), True, reason)
     return GroupDecision(checked[0] if checked else None, conf, False)
