@@ -98,10 +98,18 @@ def forms_command(as_json: bool) -> None:
         click.echo(f"{f['id']:<{width}}  {kind:<10}  {pages:>5}  {f['title']}")
 
 
-@main.command("schema", help="Affiche le JSON Schema des données d'un formulaire.")
+@main.command("schema", help="Affiche le JSON Schema des données d'un formulaire "
+                              "(--record : celui des enregistrements lus).")
 @click.argument("form")
-def schema_command(form: str) -> None:
-    _echo_json(catalogue.get(form).json_schema())
+@click.option("--record", is_flag=True, help="Schéma d'un formulaire lu (scan, PDF rempli).")
+def schema_command(form: str, record: bool) -> None:
+    fd = catalogue.get(form)
+    if record:
+        from parsers.record import record_schema
+        fd.json_schema()   # a reference list has no record either (exit 2)
+        _echo_json(record_schema(fd))
+        return
+    _echo_json(fd.json_schema())
 
 
 def _read_json_object(file: str) -> dict:

@@ -177,3 +177,17 @@ def test_api_without_a_file_is_400(client, data):
     r = client.post("/api/v1/parse", data=data, content_type="multipart/form-data")
     assert r.status_code == 400, r.get_data(as_text=True)
     assert r.get_json()["errors"][0]["rule"] == "fichier_manquant"
+
+
+def test_schema_record_prints_the_record_contract(runner):
+    import json as _json
+    result = runner.invoke(__import__("forms_service.cli", fromlist=["main"]).main,
+                           ["schema", "--record", "fiche-liaison"])
+    assert result.exit_code == 0, result.output
+    schema = _json.loads(result.output)
+    assert {"form", "document_id", "template_version", "source", "pages", "fields", "validation",
+            "status"} <= set(schema["properties"])
+    assert schema["properties"]["form"]["const"] == "fiche-liaison"
+    bad = runner.invoke(__import__("forms_service.cli", fromlist=["main"]).main,
+                        ["schema", "--record", "annexe-4"])
+    assert bad.exit_code == 2
