@@ -127,7 +127,7 @@ def _field_index(fd: FormDefinition) -> tuple[dict, dict]:
     return plain, lists
 
 
-def _field(fd: FormDefinition, path: str):
+def field_of(fd: FormDefinition, path: str):
     """``fd.field(path)`` by dictionary (the catalogue's scans every field: ~60 µs a call)."""
     plain, lists = _field_index(fd)
     f = plain.get(path)
@@ -147,11 +147,11 @@ def _resolve(fd: FormDefinition, name: str, kind: str | None = None):
     A choice among many options may be printed as a text field where the code is
     written (``pap.0.theme``): a text field named by a choice's path is that choice.
     """
-    f = _field(fd, name)
+    f = field_of(fd, name)
     if f is not None and (f.type not in ("choice", "multi") or kind == "text"):
         return name, f, None
     path, _, code = name.rpartition(".")
-    f = _field(fd, path) if path else None
+    f = field_of(fd, path) if path else None
     if f is not None and f.type in ("choice", "multi") and code in f.codes:
         return path, f, code
     return None
@@ -242,7 +242,7 @@ def readings_from(fd: FormDefinition, raw: list[RawField], page_height: dict[int
             text = str(rf.value or "").strip()
             readings[path] = Reading(text or None, 1.0, evidence=evidence(rf))
     for path, ticked in ticks.items():
-        f = _field(fd, path)
+        f = field_of(fd, path)
         codes = [c for c, _ in ticked]
         ev = [e for _, rf in ticked for e in evidence(rf)]
         if f.type == "multi":

@@ -19,6 +19,7 @@ from forms_service.catalogue import FormDefinition
 from forms_service.errors import BadDocument, FormsError
 
 from . import store
+from .acroform import field_of
 from .record import Reading, flatten, make_record
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -64,7 +65,7 @@ def reconcile(fd: FormDefinition, readings: dict[str, Reading], document_id: str
     printed = flatten(fd.model.model_validate(doc["data"] or {}).model_dump(mode="json"))
     out = dict(readings)
     for path, value in printed.items():
-        f = fd.field(path)
+        f = field_of(fd, path)
         if f is None or f.type == "tri" or path.endswith(".signee"):
             continue
         if value is None or value is False or value == "" or value == []:

@@ -30,7 +30,7 @@ from forms_service.config import get_settings
 from forms_service.errors import BadDocument, UnknownForm
 from forms_service.render.context import CHECKED, UNCHECKED, Mark, Recording
 
-from .acroform import parse_date, written_choice
+from .acroform import field_of, parse_date, written_choice
 from .record import Reading
 
 #: pypdfium2 is not thread-safe, even across documents.
@@ -204,7 +204,7 @@ def glyphs(pages: list[PageText]) -> list[Glyph]:
 
 
 def _label(fd: FormDefinition, mark: Mark) -> str:
-    f = fd.field(mark.path)
+    f = field_of(fd, mark.path)
     if f is None:
         return ""
     if mark.value is True or f.type == "bool":
@@ -271,7 +271,7 @@ def read_boxes(fd: FormDefinition, found: list[Glyph]) -> tuple[dict[str, Readin
         by_path.setdefault(m.path, []).append((m, g))
     readings: dict[str, Reading] = {}
     for path, items in by_path.items():
-        f = fd.field(path)
+        f = field_of(fd, path)
         ev = [{"page": g.page, "bbox": g.bbox} for _, g in items if g.checked]
         ticked = [m.value for m, g in items if g.checked]
         if f.type == "bool":
@@ -346,7 +346,7 @@ def read_texts(fd: FormDefinition, pages: list[PageText], layout: dict | None) -
     for z in layout.get("zones", []):
         if z["kind"] != "text":
             continue
-        f = fd.field(z["path"])
+        f = field_of(fd, z["path"])
         page = by_page.get(z["page"])
         if f is None or page is None:
             continue

@@ -23,6 +23,7 @@ from forms_service.render import geometry
 from forms_service.render.qr import QrInfo
 
 from .. import store
+from ..acroform import field_of
 from ..record import Reading, make_record
 from . import align, decide, identify, measure, ocr
 from .ingest import PageImage, images_of
@@ -327,7 +328,7 @@ def read_document(doc: DocPages, name: str) -> dict:
     for b in layout["boxes"]:
         boxes_by_path.setdefault(b["path"], []).append(b)
     for path, boxes in boxes_by_path.items():
-        f = fd.field(path)
+        f = field_of(fd, path)
         if f is None:
             continue
         # a group's boxes may run over two pages (a long list of actions): each box is
@@ -383,7 +384,7 @@ def read_document(doc: DocPages, name: str) -> dict:
             readings[f"{z['path']}.signee"] = Reading(d.value, d.confidence, d.needs_review, [ev], d.reason)
         else:
             written = ink.ink > 0.002 and ink.width_mm > 3
-            zf = fd.field(z["path"])
+            zf = field_of(fd, z["path"])
             if written:   # a crop for the person who types it in
                 crop = _save_crop(pr.flat, z["bbox"], doc_key, z["path"], z["page"])
                 if crop:
