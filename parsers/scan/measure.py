@@ -130,10 +130,16 @@ class ZoneInk:
 ZONE_INK = 185                         # a pixel of handwriting in a zone (paper is ~255 after flat-fielding)
 
 
+PRINTED_INK = 230                      # the printed page's ink, anti-aliased edges included
+PRINTED_SLACK_MM = 1.0                 # widened this much each way: misalignment, and print that
+                                       # a photocopy and blur made bolder (up to ~0.8 mm seen)
+
+
 def printed_mask(reference: np.ndarray) -> np.ndarray:
-    """Where the printed page has ink, widened by 0.8 mm each way (a residual misalignment)."""
-    k = int(1.6 * PX_PER_MM)
-    return cv2.dilate((reference < 200).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))) > 0
+    """Where the printed page has ink, widened by PRINTED_SLACK_MM each way."""
+    k = int(2 * PRINTED_SLACK_MM * PX_PER_MM) | 1
+    return cv2.dilate((reference < PRINTED_INK).astype(np.uint8),
+                      cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))) > 0
 
 
 def measure_zone(flat: np.ndarray, bbox_pt: list[float], reference: np.ndarray | None,
