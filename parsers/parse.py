@@ -59,7 +59,7 @@ def reconcile(fd: FormDefinition, readings: dict[str, Reading], document_id: str
     cannot show (attachments, ``tri`` fields) stay as read: unknown until a
     person confirms them.
     """
-    doc = store.issued_document(document_id)
+    doc = store.issued_data(document_id)
     if not doc or doc.get("form") != fd.id:
         return readings
     printed = flatten(fd.model.model_validate(doc["data"] or {}).model_dump(mode="json"))

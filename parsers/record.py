@@ -191,30 +191,28 @@ def _row_counts(form: FormDefinition, readings: dict[str, Reading]) -> dict[str,
     return counts
 
 
+def _list_row(list_paths: list[str], path: str) -> tuple[str, int] | None:
+    """(list path, row) of a path inside a list row (``pap.3.code`` → ("pap", 3)), else None."""
+    for lp in list_paths:
+        if path.startswith(lp + "."):
+            head = path[len(lp) + 1:].split(".", 1)[0]
+            if head.isdigit():
+                return lp, int(head)
+    return None
+
+
 def _trim_blank_rows(form: FormDefinition, readings: dict[str, Reading]) -> dict[str, Reading]:
     """Drop list rows printed blank for handwriting and left blank (nothing read, nothing to review)."""
-    keep_upto: dict[str, int] = {}
-    for f in form.fields:
-        if f.type != "list":
-            continue
-        last = -1
-        for p, r in readings.items():
-            rest = p[len(f.path) + 1:] if p.startswith(f.path + ".") else ""
-            head = rest.split(".")[0]
-            if head.isdigit() and (_filled(r.value) or r.needs_review):
-                last = max(last, int(head))
-        keep_upto[f.path] = last
-    out = {}
+    list_paths = [f.path for f in form.fields if f.type == "list"]
+    if not list_paths:
+        return readings
+    rows = {p: _list_row(list_paths, p) for p in readings}
+    keep_upto = dict.fromkeys(list_paths, -1)
     for p, r in readings.items():
-        drop = False
-        for lp, last in keep_upto.items():
-            rest = p[len(lp) + 1:] if p.startswith(lp + ".") else ""
-            head = rest.split(".")[0]
-            if head.isdigit() and int(head) > last:
-                drop = True
-        if not drop:
-            out[p] = r
-    return out
+        row = rows[p]
+        if row is not None and (_filled(r.value) or r.needs_review):
+            keep_upto[row[0]] = max(keep_upto[row[0]], row[1])
+    return {p: r for p, r in readings.items() if rows[p] is None or rows[p][1] <= keep_upto[rows[p][0]]}
 
 
 def make_record(form: FormDefinition, *, source: Source, readings: dict[str, Reading],

@@ -29,6 +29,22 @@ def issued_document(document_id: str | None) -> dict | None:
         return None
 
 
+def issued_data(document_id: str | None) -> dict | None:
+    """The issued document's form and data only (no layout to decode: reconciliation)."""
+    if not document_id:
+        return None
+    from sqlalchemy import select
+
+    from forms_service import db
+    try:
+        with db.session() as s:
+            row = s.execute(select(db.IssuedDocument.form_id, db.IssuedDocument.data)
+                            .where(db.IssuedDocument.document_id == document_id)).first()
+            return None if row is None else {"document_id": document_id, "form": row[0], "data": row[1]}
+    except Exception:
+        return None
+
+
 def stored_layout(form_id: str, version: str | None) -> dict | None:
     if not version:
         return None
