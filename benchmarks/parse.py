@@ -327,7 +327,11 @@ def score_file(truth: dict, results: list[dict], score: Score) -> None:
         if not page_lost:
             for h in written:
                 f = rec["fields"].get(h)
-                score.hand["written, flagged" if f and f["needs_review"] else "written, not flagged"] += 1
+                flagged = bool(f and f["needs_review"])
+                score.hand["written, flagged" if flagged else "written, not flagged"] += 1
+                if not flagged:
+                    score.example("handwriting not flagged", {**where, "path": h,
+                                                              "read": None if f is None else f["value"]})
             on_page = {z for z, f in rec["fields"].items()
                        if any(e.get("page") == page["page_number"] for e in f.get("evidence", []))}
             for path in on_page - written:
