@@ -164,7 +164,7 @@ def _reference_pages(form_id: str) -> tuple[str | None, tuple[np.ndarray, ...]]:
     return version, tuple(pages)
 
 
-ISSUED_RENDER_DPI = 100.0    # the printed page is a mask (dilated 0.8 mm): half the resolution will do
+ISSUED_RENDER_DPI = 100.0    # the printed page is a mask (dilated 1 mm): half the resolution will do
 
 
 @lru_cache(maxsize=8)
