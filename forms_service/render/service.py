@@ -489,27 +489,10 @@ def init_app(app) -> RenderService:
 
 
 def libreoffice_check(pool, autostart: bool) -> Callable[[], dict]:
-    """The ``libreoffice`` readiness check.
-
-    A pool that runs, or that the app starts at start-up (a served app): a real test
-    print (``pool.health``: a tiny DOCX converted, the PDF read back), which waits for
-    a pool still starting. A pool started lazily (tests, CLI) that has not started
-    yet: only whether ``soffice`` is installed — a health check does not start
-    LibreOffice (~10 s) for an app that may never print a PDF.
-    """
-    from forms_service.render.pdf import MSG_MISSING, find_soffice
-
-    def check() -> dict:
-        if autostart or pool.mode != "stopped":
-            return pool.health(start=True)
-        found = find_soffice(pool.soffice)
-        result = {"ok": found is not None, "mode": "stopped",
-                  "detail": "démarrage à la première conversion"}
-        if found is None:
-            result["error"] = MSG_MISSING
-        return result
-
-    return check
+    """The ``libreoffice`` readiness check: the pool's :meth:`~ConverterPool.status`
+    (instance counts, last good conversion; at most one test print a minute; no pids,
+    ports or paths). It never starts a pool that starts lazily (tests, CLI)."""
+    return pool.status
 
 
 def get_service(app=None) -> RenderService:
