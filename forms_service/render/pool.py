@@ -80,7 +80,7 @@ class ConverterPool:
     """N warm LibreOffice instances converting DOCX to PDF (see the module docstring).
 
     Nothing is started at construction: at :meth:`start` or at the first :meth:`convert`.
-    Thread-safe. One pool per process (see :func:`get_pool` / :func:`init_app`).
+    Thread-safe. An app creates its own and closes it (``pool_registry.get_pool``: shared).
     """
 
     def __init__(self, size: int | None = None, work_dir: str | os.PathLike = "var/lo", *,
