@@ -307,3 +307,41 @@ def test_orphans_of_a_dead_owner_are_killed_and_close_leaves_nothing(tmp_path):
     assert successor.test_print()["ok"] is True
     successor.close()
     assert processes_mentioning(work) == []
+
+
+_SIGNAL_CHILD = """
+import json, signal, sys, time
+from forms_service.render.pool import ConverterPool
+
+pool = ConverterPool(size=1, work_dir=sys.argv[1], cold_fallback=False).start()
+
+def stop(signum, frame):
+    pool.close()
+    sys.exit(0)
+
+signal.signal(signal.SIGTERM, stop)
+print(json.dumps(pool.process_ids()), flush=True)
+while True:
+    time.sleep(0.1)
+"""
+
+
+@needs_libreoffice
+def test_close_from_a_signal_handler_leaves_no_process(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    child = subprocess.Popen([sys.executable, "-c", _SIGNAL_CHILD, str(tmp_path / "lo")],
+                             stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        pids = json.loads(child.stdout.readline())
+        assert len(pids) >= 2 and still_running(pids), pids
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=60) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert still_running(pids) == []
+    assert processes_mentioning(tmp_path / "lo") == []
