@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from forms_service.catalogue import catalogue, load_yaml, references
-from forms_service.catalogue.rules_engine import CHECKS
+from forms_service.validation import CHECKS
 from forms_service.errors import NotAForm, UnknownForm
 from forms_service.validation import validate
 
