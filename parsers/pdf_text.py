@@ -27,6 +27,7 @@ import pypdfium2.raw as pdfium_c
 
 from forms_service.catalogue import FormDefinition, catalogue
 from forms_service.config import get_settings
+from forms_service.render.footer import footer_start, parse_footer
 from forms_service.errors import BadDocument, UnknownForm
 from forms_service.render.context import CHECKED, UNCHECKED, Mark, Recording
 
@@ -35,8 +36,6 @@ from .record import Reading
 
 #: pypdfium2 is not thread-safe, even across documents.
 PDFIUM_LOCK = threading.Lock()
-FOOTER = re.compile(r"(?P<form>[a-z0-9-]+) · modèle (?P<version>[0-9a-f]{12}) · page (?P<page>\d+)/(?P<pages>\d+)"
-                    r" · doc (?P<doc>[A-Za-z0-9]+)")
 
 
 @dataclass
@@ -142,14 +141,14 @@ def identify(pages: list[PageText]) -> dict:
     else the form from its printed title."""
     ids = sorted((fd.id for fd in catalogue.forms()), key=len, reverse=True)
     for p in pages:
-        m = None
+        footer = None
         for form_id in ids:   # text extraction may glue the footer to the text before it
-            at = p.text.find(f"{form_id} · modèle ")
+            at = footer_start(p.text, form_id)
             if at >= 0:
-                m = FOOTER.match(p.text, at)
+                footer = parse_footer(p.text, at=at)
                 break
-        if m:
-            return {"form": m["form"], "version": m["version"], "document_id": m["doc"],
+        if footer:
+            return {"form": footer.form, "version": footer.version, "document_id": footer.doc_id,
                     "identified_by": "text"}
     head = norm(" ".join(p.text for p in pages[:1]))
     best = None
