@@ -17,7 +17,6 @@ from __future__ import annotations
 import ctypes
 import difflib
 import re
-import threading
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -27,6 +26,7 @@ import pypdfium2.raw as pdfium_c
 
 from forms_service.catalogue import FormDefinition, catalogue
 from forms_service.config import get_settings
+from forms_service.pdfpages import PDFIUM_LOCK
 from forms_service.render.footer import footer_start, parse_footer
 from forms_service.errors import BadDocument, UnknownForm
 from forms_service.render.context import CHECKED, UNCHECKED, Mark, Recording
@@ -34,8 +34,6 @@ from forms_service.render.context import CHECKED, UNCHECKED, Mark, Recording
 from .acroform import field_of, parse_date, written_choice
 from .record import Reading
 
-#: pypdfium2 is not thread-safe, even across documents.
-PDFIUM_LOCK = threading.Lock()
 
 
 @dataclass

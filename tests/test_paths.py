@@ -41,6 +41,10 @@ def test_set_creates_dicts_and_lists_on_the_way():
     assert data == {"beneficiaire": {"nom": "X"}, "pap": [{"code": "A.1"}, {"code": "B.2"}]}
     set_path(data, "beneficiaire.nom", "Y")
     assert data["beneficiaire"] == {"nom": "Y"}
+    set_path(data, "pap.4.code", "C")                # rows skipped are empty rows
+    assert data["pap"][2:] == [{}, {}, {"code": "C"}]
+    set_path(data, "motifs.2", "x")                  # values skipped are None
+    assert data["motifs"] == [None, None, "x"]
 
 
 def test_set_into_a_text_is_a_bug_not_an_overwrite():

@@ -7,8 +7,8 @@ rows by their 0-based index. One behaviour everywhere:
   index past the end or not a number, a step into something that is not a dict or a
   list); never raises.
 * ``set_path``: sets the value, creating what is missing on the way: a dict, or a
-  list when the next step is an index; a list grows with ``None`` up to the index
-  (a row that comes next is created as a dict).
+  list when the next step is an index; a list grows up to the index with empty rows
+  (``{}``) when the path goes on into the row, else with ``None``.
 
 Pure: no import of the project, so every layer may use it.
 """
@@ -68,8 +68,9 @@ def set_path(data: dict, path: str, value: Any) -> None:
             if not part.isdigit():
                 raise TypeError(f"{path}: « {part} » is not a row index")
             idx = int(part)
+            row = nxt is not None and not nxt.isdigit()
             while len(cur) <= idx:
-                cur.append(None)
+                cur.append({} if row else None)
             if nxt is None:
                 cur[idx] = value
             else:

@@ -61,6 +61,8 @@ from pathlib import Path
 from typing import Any
 
 from ..catalogue import FormDefinition
+from ..catalogue.boxes import is_ticked
+from ..catalogue.paths import get_path, set_path
 from ..config import Settings
 from ..errors import TemplateError
 from . import geometry
@@ -83,24 +85,7 @@ _LINE = 10.0             # points: the least height of a line of handwriting or 
 
 # --------------------------------------------------------------------------- data
 
-def _get(data: dict, path: str) -> Any:
-    cur: Any = data
-    for part in path.split("."):
-        if isinstance(cur, dict):
-            cur = cur.get(part)
-        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
-            cur = cur[int(part)]
-        else:
-            return None
-    return cur
-
-
-def _set(data: dict, path: str, value: Any) -> None:
-    parts = path.split(".")
-    cur = data
-    for part in parts[:-1]:
-        cur = cur.setdefault(part, {})
-    cur[parts[-1]] = value
+_get, _set = get_path, set_path
 
 
 def _blank(value: Any) -> Any:
@@ -753,13 +738,7 @@ def checked_boxes(fd: FormDefinition, layout: dict, data_dump: dict) -> list[dic
     for b in layout["boxes"]:
         value = _get(data_dump, b["path"])
         code = b["value"]
-        if code is True:
-            ticked = bool(value)
-        elif isinstance(value, (list, tuple)):
-            ticked = code in value
-        else:
-            ticked = value == code
-        if ticked:
+        if is_ticked(value, code):
             out.append(b)
     return out
 
