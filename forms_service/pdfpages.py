@@ -15,19 +15,32 @@ from typing import Iterator
 
 import numpy as np
 
+from .errors import BadDocument
+
 #: The one lock around PDFium in the process.
 PDFIUM_LOCK = threading.RLock()
 
 
 @contextmanager
-def open_pdf(source: bytes | str | Path) -> Iterator["pdfium.PdfDocument"]:  # noqa: F821
+def open_pdf(source: bytes | str | Path, max_pages: int | None = None) -> Iterator["pdfium.PdfDocument"]:  # noqa: F821
     """The document (bytes or a path), open while the lock is held; closed after.
-    ``pypdfium2.PdfiumError`` passes through (the caller says what it means)."""
+
+    A PDF PDFium cannot open is a :class:`BadDocument` (encrypted, or unreadable), as is
+    one with more than ``max_pages`` pages.
+    """
     import pypdfium2 as pdfium
 
     with PDFIUM_LOCK:
-        doc = pdfium.PdfDocument(str(source) if isinstance(source, Path) else source)
         try:
+            doc = pdfium.PdfDocument(str(source) if isinstance(source, Path) else source)
+        except pdfium.PdfiumError as exc:
+            if "password" in str(exc).lower():
+                raise BadDocument("PDF chiffré : impossible de le lire sans mot de passe",
+                                  rule="pdf_chiffre") from None
+            raise BadDocument("PDF illisible ou corrompu", rule="pdf_corrompu") from None
+        try:
+            if max_pages is not None and len(doc) > max_pages:
+                raise BadDocument(f"Trop de pages ({len(doc)} ; {max_pages} au plus)", rule="trop_de_pages")
             yield doc
         finally:
             doc.close()

@@ -16,7 +16,6 @@ from typing import Any
 
 from ..catalogue import Catalogue, catalogue_for
 from ..catalogue.ede_grid import load_grid
-from ..catalogue.paths import set_path
 from ..catalogue.yaml_data import load_yaml
 
 

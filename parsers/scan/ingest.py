@@ -142,31 +142,17 @@ def _pdf_pages(name: str, data: bytes, max_pages: int) -> Iterator[PageImage]:
     if fast is not None:
         yield from fast
         return
-    import pypdfium2 as pdfium
-    try:
-        with open_pdf(data) as doc:
-            pages = _checked_pages(name, doc, max_pages)
-    except pdfium.PdfiumError as exc:
-        if "password" in str(exc).lower():
-            raise BadDocument("PDF chiffré : impossible de le lire sans mot de passe", rule="pdf_chiffre") from None
-        raise BadDocument("PDF illisible ou corrompu", rule="pdf_corrompu") from None
-    yield from pages
-
-
-def _checked_pages(name: str, doc, max_pages: int) -> list[PageImage]:
-    n = len(doc)
-    if n == 0:
-        raise BadDocument("PDF sans page", rule="pdf_vide")
-    if n > max_pages:
-        raise BadDocument(f"Trop de pages ({n} ; {max_pages} au plus)", rule="trop_de_pages")
     pages = []
-    for i in range(n):
-        page = doc[i]
-        w, h = page.get_size()
-        if max(w, h) > MAX_PAGE_PT or min(w, h) < 50:
-            raise BadDocument(f"Page {i + 1} : format de page inattendu ({w:.0f} × {h:.0f} pt)",
-                              rule="page_invalide")
-        pages.append(PageImage(name, i + 1, grey(page, RENDER_DPI), RENDER_DPI))
-        page.close()
-    return pages
+    with open_pdf(data, max_pages) as doc:
+        if len(doc) == 0:
+            raise BadDocument("PDF sans page", rule="pdf_vide")
+        for i in range(len(doc)):
+            page = doc[i]
+            w, h = page.get_size()
+            if max(w, h) > MAX_PAGE_PT or min(w, h) < 50:
+                raise BadDocument(f"Page {i + 1} : format de page inattendu ({w:.0f} × {h:.0f} pt)",
+                                  rule="page_invalide")
+            pages.append(PageImage(name, i + 1, grey(page, RENDER_DPI), RENDER_DPI))
+            page.close()
+    yield from pages
 
