@@ -54,6 +54,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from forms_service.catalogue.paths import get_path
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = PROJECT_ROOT / "samples"
 BASELINES = {   # /work/shared/notes/measurements.md (same kind of machine, one core, medians)
@@ -203,16 +205,7 @@ def issue_documents(app, bench_dir: Path, truths: list[dict], pool) -> dict[str,
 
 # =========================================================================== scoring
 
-def _get(data, path: str):
-    cur = data
-    for part in path.split("."):
-        if isinstance(cur, dict):
-            cur = cur.get(part)
-        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
-            cur = cur[int(part)]
-        else:
-            return None
-    return cur
+_get = get_path
 
 
 def holds(value, code) -> bool:

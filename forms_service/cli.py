@@ -143,11 +143,14 @@ def _read_json_object(file: str) -> dict:
 @click.argument("file")
 @click.pass_context
 def validate_command(ctx: click.Context, form: str, file: str) -> None:
+    from forms_service.config import get_settings
+    from forms_service.rules.programme import Programme
     from forms_service.validation import validate
 
-    fd = catalogue.get(form)
+    programme = Programme.from_settings(get_settings())
+    fd = programme.catalogue.get(form)
     data = _read_json_object(file)
-    report = validate(fd, data)
+    report = validate(fd, data, programme=programme)
     _echo_json(report.as_dict())
     ctx.exit(0 if report.valid else 1)
 

@@ -17,26 +17,22 @@ from __future__ import annotations
 import ctypes
 import difflib
 import re
-import threading
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
 from forms_service.catalogue import FormDefinition, catalogue
 from forms_service.config import get_settings
+from forms_service.pdfpages import PDFIUM_LOCK, open_pdf  # noqa: F401 (the lock: scan.pipeline reads it here)
+from forms_service.render.footer import footer_start, parse_footer
 from forms_service.errors import BadDocument, UnknownForm
 from forms_service.render.context import CHECKED, UNCHECKED, Mark, Recording
 
 from .acroform import field_of, parse_date, written_choice
 from .record import Reading
 
-#: pypdfium2 is not thread-safe, even across documents.
-PDFIUM_LOCK = threading.Lock()
-FOOTER = re.compile(r"(?P<form>[a-z0-9-]+) · modèle (?P<version>[0-9a-f]{12}) · page (?P<page>\d+)/(?P<pages>\d+)"
-                    r" · doc (?P<doc>[A-Za-z0-9]+)")
 
 
 @dataclass
@@ -67,65 +63,49 @@ class PageText:
 
 def extract(data: bytes, max_pages: int = 200) -> list[PageText]:
     """Characters with boxes (top-left origin), page by page."""
-    with PDFIUM_LOCK:
-        try:
-            doc = pdfium.PdfDocument(data)
-        except pdfium.PdfiumError as exc:
-            msg = str(exc)
-            if "password" in msg.lower():
-                raise BadDocument("PDF chiffré : impossible de le lire sans mot de passe", rule="pdf_chiffre") from None
-            raise BadDocument("PDF illisible ou corrompu", rule="pdf_corrompu") from None
-        try:
-            if len(doc) > max_pages:
-                raise BadDocument(f"Trop de pages ({len(doc)} ; {max_pages} au plus)", rule="trop_de_pages")
-            pages = []
-            for i in range(len(doc)):
-                page = doc[i]
-                w, h = page.get_size()
-                tp = page.get_textpage()
-                n = tp.count_chars()
-                text = tp.get_text_range(0, n) if n else ""
-                pt = PageText(i + 1, w, h)
-                ox, oy = ctypes.c_double(), ctypes.c_double()
-                for j in range(min(n, len(text))):
-                    ch = text[j]
-                    if ch in "\r\n":
-                        continue
-                    left, bottom, right, top = tp.get_charbox(j)
-                    base = None
-                    if pdfium_c.FPDFText_GetCharOrigin(tp, j, ctypes.byref(ox), ctypes.byref(oy)):
-                        base = h - oy.value
-                    size = pdfium_c.FPDFText_GetFontSize(tp, j) or None
-                    pt.chars.append(Char(ch, left, h - top, right, h - bottom, base, size))
-                tp.close()
-                page.close()
-                pages.append(pt)
-            return pages
-        finally:
-            doc.close()
+    with open_pdf(data, max_pages) as doc:
+        pages = []
+        for i in range(len(doc)):
+            page = doc[i]
+            w, h = page.get_size()
+            tp = page.get_textpage()
+            n = tp.count_chars()
+            text = tp.get_text_range(0, n) if n else ""
+            pt = PageText(i + 1, w, h)
+            ox, oy = ctypes.c_double(), ctypes.c_double()
+            for j in range(min(n, len(text))):
+                ch = text[j]
+                if ch in "\r\n":
+                    continue
+                left, bottom, right, top = tp.get_charbox(j)
+                base = None
+                if pdfium_c.FPDFText_GetCharOrigin(tp, j, ctypes.byref(ox), ctypes.byref(oy)):
+                    base = h - oy.value
+                size = pdfium_c.FPDFText_GetFontSize(tp, j) or None
+                pt.chars.append(Char(ch, left, h - top, right, h - bottom, base, size))
+            tp.close()
+            page.close()
+            pages.append(pt)
+        return pages
 
 
 def box_glyphs(data: bytes) -> list[tuple[int, list[float]]]:
     """(page, bbox) of the ☐/☒ glyphs of a PDF in content order: only those chars are
     measured (a few ms, where :func:`extract` measures every char)."""
     out = []
-    with PDFIUM_LOCK:
-        doc = pdfium.PdfDocument(data)
-        try:
-            for i in range(len(doc)):
-                page = doc[i]
-                h = page.get_size()[1]
-                tp = page.get_textpage()
-                n = tp.count_chars()
-                text = tp.get_text_range(0, n) if n else ""
-                for j in range(min(n, len(text))):
-                    if text[j] in (CHECKED, UNCHECKED):
-                        left, bottom, right, top = tp.get_charbox(j)
-                        out.append((i + 1, [round(left, 1), round(h - top, 1), round(right, 1), round(h - bottom, 1)]))
-                tp.close()
-                page.close()
-        finally:
-            doc.close()
+    with open_pdf(data) as doc:
+        for i in range(len(doc)):
+            page = doc[i]
+            h = page.get_size()[1]
+            tp = page.get_textpage()
+            n = tp.count_chars()
+            text = tp.get_text_range(0, n) if n else ""
+            for j in range(min(n, len(text))):
+                if text[j] in (CHECKED, UNCHECKED):
+                    left, bottom, right, top = tp.get_charbox(j)
+                    out.append((i + 1, [round(left, 1), round(h - top, 1), round(right, 1), round(h - bottom, 1)]))
+            tp.close()
+            page.close()
     return out
 
 
@@ -142,14 +122,14 @@ def identify(pages: list[PageText]) -> dict:
     else the form from its printed title."""
     ids = sorted((fd.id for fd in catalogue.forms()), key=len, reverse=True)
     for p in pages:
-        m = None
+        footer = None
         for form_id in ids:   # text extraction may glue the footer to the text before it
-            at = p.text.find(f"{form_id} · modèle ")
+            at = footer_start(p.text, form_id)
             if at >= 0:
-                m = FOOTER.match(p.text, at)
+                footer = parse_footer(p.text, at=at)
                 break
-        if m:
-            return {"form": m["form"], "version": m["version"], "document_id": m["doc"],
+        if footer:
+            return {"form": footer.form, "version": footer.version, "document_id": footer.doc_id,
                     "identified_by": "text"}
     head = norm(" ".join(p.text for p in pages[:1]))
     best = None

@@ -32,6 +32,8 @@ import pikepdf
 from pikepdf import Array, Dictionary, Name, String
 
 from ..catalogue import FormDefinition, catalogue
+from ..catalogue.boxes import is_ticked
+from ..catalogue.paths import get_path
 from ..errors import TemplateError, UnknownForm
 from .context import format_value
 
@@ -97,25 +99,8 @@ def _tree(layout: dict) -> _Node:
 
 # --------------------------------------------------------------------------- values
 
-def _get(data: Any, path: str) -> Any:
-    cur = data
-    for part in path.split("."):
-        if isinstance(cur, dict):
-            cur = cur.get(part)
-        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
-            cur = cur[int(part)]
-        else:
-            return None
-    return cur
-
-
-def box_checked(value: Any, code: Any) -> bool:
-    """What the template's ``box`` filter prints as ☒ (see ``context.f_box``)."""
-    if code is True:
-        return bool(value)
-    if isinstance(value, (list, tuple)):
-        return code in value
-    return value == code
+_get = get_path
+box_checked = is_ticked   # what the template's ``box`` filter prints as ☒
 
 
 def text_value(value: Any, ftype: str | None = None) -> str:

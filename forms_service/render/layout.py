@@ -63,6 +63,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..catalogue import FormDefinition
+from ..catalogue.boxes import is_ticked
+from ..catalogue.paths import get_path, set_path
 from ..config import Settings
 from ..errors import TemplateError
 from .context import Mark, Recording
@@ -78,24 +80,7 @@ PROBE_DOCUMENT_ID = "LAYOUT"
 
 # --------------------------------------------------------------------------- data
 
-def _get(data: dict, path: str) -> Any:
-    cur: Any = data
-    for part in path.split("."):
-        if isinstance(cur, dict):
-            cur = cur.get(part)
-        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
-            cur = cur[int(part)]
-        else:
-            return None
-    return cur
-
-
-def _set(data: dict, path: str, value: Any) -> None:
-    parts = path.split(".")
-    cur = data
-    for part in parts[:-1]:
-        cur = cur.setdefault(part, {})
-    cur[parts[-1]] = value
+_get, _set = get_path, set_path
 
 
 def _blank(value: Any) -> Any:
@@ -315,12 +300,6 @@ def checked_boxes(fd: FormDefinition, layout: dict, data_dump: dict) -> list[dic
     for b in layout["boxes"]:
         value = _get(data_dump, b["path"])
         code = b["value"]
-        if code is True:
-            ticked = bool(value)
-        elif isinstance(value, (list, tuple)):
-            ticked = code in value
-        else:
-            ticked = value == code
-        if ticked:
+        if is_ticked(value, code):
             out.append(b)
     return out

@@ -224,6 +224,7 @@ class RenderService:
     def prepare(self, form_id: str, data: Mapping | None, *, strict: bool = False,
                 fmt: str = "docx", fillable: bool = False) -> _Prepared:
         """Steps 1-3: the form, the checked data and the rule findings. No side effect."""
+        from forms_service.rules.programme import Programme
         from forms_service.validation import validate
 
         if fmt not in FORMATS:
@@ -242,7 +243,7 @@ class RenderService:
             if fillable:
                 raise NotAForm(fd.id, "rendre remplissable")
             return _Prepared(fd, {}, {}, {}, [])
-        report = validate(fd, data)
+        report = validate(fd, data, programme=Programme.from_settings(self.settings))
         if not report.model_valid:
             raise ValidationFailed(report.problems)
         if strict and report.errors:
@@ -411,11 +412,11 @@ class RenderService:
             return nullcontext()
         return self.app.app_context()
 
-    @staticmethod
-    def _catalogue():
-        from forms_service.catalogue import catalogue
+    def _catalogue(self):
+        """The catalogue of this app's settings (its EDE grid's items are the Annexe 3's fields)."""
+        from forms_service.catalogue import catalogue_for
 
-        return catalogue
+        return catalogue_for(self.settings.ede_grid)
 
 
 def _join(*parts: Any) -> str:

@@ -108,7 +108,7 @@ def _save(doc, out: Path) -> None:
 
 
 def build(fd: FormDefinition, out_dir: Path) -> Path:
-    layout = fd.raw.get("layout") or {}
+    layout = fd.layout.builder_options()
     style = Style(layout)
     breaks = layout.get("page_break_before_group") or {}
     beside = layout.get("side_by_side") or []          # [[left_id, right_id], ...]
