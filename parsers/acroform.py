@@ -97,8 +97,12 @@ def read_fields(pdf: pikepdf.Pdf) -> list[RawField]:
         return []
     page_of = {p.obj.objgen: i + 1 for i, p in enumerate(pdf.pages)}
     out: list[RawField] = []
-    for f in root.AcroForm.Fields:
-        _walk(f, "", None, page_of, out)
+    try:
+        for f in root.AcroForm.Fields:
+            _walk(f, "", None, page_of, out)
+    except (TypeError, ValueError, AttributeError, KeyError, pikepdf.PdfError):
+        # a field that is not a dictionary, /Fields or /Kids that are not arrays...
+        raise BadDocument("PDF endommagé : ses champs de formulaire sont malformés", rule="pdf_corrompu") from None
     return out
 
 
