@@ -40,12 +40,8 @@ class RawField:
 
 
 def _name_value(obj) -> str | None:
-    if obj is None:
-        return None
-    try:
-        return str(obj)
-    except Exception:
-        return None
+    # a value that cannot be read as text is a damaged field: read_fields says so
+    return None if obj is None else str(obj)
 
 
 def _ticked(value: str | None) -> bool:
