@@ -88,6 +88,15 @@ class FileError(BaseModel):
     error: dict = PField(description='{"rule": …, "message": …}')
 
 
+class PageStatus(BaseModel):
+    """A page that is no form to read: blank, unknown, or a second scan of a page."""
+
+    file: str
+    file_page: int
+    page_status: Literal["blank", "unknown", "duplicate"]
+    message: Optional[str] = None
+
+
 def record_schema(form: FormDefinition | None = None) -> dict:
     schema = Record.model_json_schema()
     if form is not None:

@@ -171,11 +171,9 @@ def random_date(rng: np.random.Generator, path: str) -> dt.date:
 def _allowed_codes(f) -> list[str]:
     from forms_service.catalogue import references
 
-    if f.options_from:
-        entries = references.entries(f.options_from)
-        if f.options_from == "annexe-6":
-            entries = [e for e in entries if e.extra.get("selectionnable")]
-        return sorted(e.code for e in entries)
+    if f.options_from:   # a list's headings (Annexe 6 themes: not selectable) name no value
+        return sorted(e.code for e in references.entries(f.options_from)
+                      if e.extra.get("selectionnable", True))
     return list(f.codes)
 
 
