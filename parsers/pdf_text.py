@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import difflib
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass, field
 
