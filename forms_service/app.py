@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from forms_service import __version__
 from forms_service import db as database
-from forms_service.api import HEALTH_CHECKS_KEY, URL_PREFIX, api, register_health_check
+from forms_service.api import HEALTH_CHECKS_KEY, URL_PREFIX, api, json_body, register_health_check
 from forms_service.api.errors import ErrorBody, register_error_handlers, validation_error_callback
 from forms_service.config import ENV, Settings
 from forms_service.logging_setup import configure_logging, get_logger
@@ -92,6 +92,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> OpenAPI:
     database.init_app(app, settings)
 
     app.register_api(api)
+    json_body.init_app(app)
     csrf = CSRFProtect(app)
     # The JSON API is authenticated by key, not by cookie (nested blueprints count separately).
     for name, blueprint in app.blueprints.items():
