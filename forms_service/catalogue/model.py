@@ -81,8 +81,10 @@ def _python_type(f: Field, model_prefix: str) -> tuple[Any, Any]:
         if f.options_from == "annexe-6":  # only actions, not theme headings, go in a PAP row
             allowed = frozenset(e.code for e in references.entries("annexe-6")
                                 if e.extra["selectionnable"])
-        ann = Annotated[str, Text, AfterValidator(_code_checker(f.options_from or f.path, allowed))]
-        return Optional[ann], PField(None, json_schema_extra={"enum": sorted(allowed)}, **desc)
+        # The enum on the string itself (not on the optional field): null stays valid.
+        ann = Annotated[str, PField(json_schema_extra={"enum": sorted(allowed)}), Text,
+                        AfterValidator(_code_checker(f.options_from or f.path, allowed))]
+        return Optional[ann], PField(None, **desc)
     if f.type == "list":
         item_model = build_model(f.item_fields, f"{model_prefix}{_camel(f.path)}Item")
         return list[item_model], PField(default_factory=list, max_length=f.max_items, **desc)
