@@ -176,7 +176,8 @@ PYDANTIC_MESSAGES: dict[str, tuple[str, str]] = {
                         "Texte trop long pour la case imprimée ({max_length} caractères au plus)"),
     "string_too_short": ("longueur_minimale", "Texte trop court ({min_length} caractères au moins)"),
     "string_pattern_mismatch": ("format_invalide", "Format invalide"),
-    "string_unicode": ("caractere_interdit", "Texte illisible : encodage Unicode invalide"),
+    "string_unicode": ("caractere_interdit", "Caractère interdit (demi-paire UTF-16 isolée) : un "
+                       "document ne peut pas contenir de caractère de contrôle"),
     "string_not_ascii": ("format_invalide", "Seuls les caractères ASCII sont admis"),
     "greater_than_equal": ("valeur_hors_bornes", "Valeur trop petite (minimum {ge})"),
     "greater_than": ("valeur_hors_bornes", "Valeur trop petite (supérieure à {gt} attendue)"),
