@@ -8,6 +8,7 @@ by choosing its parent, not by adding ``try`` blocks around call sites.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -251,6 +252,11 @@ def problem_from_pydantic(error: dict, path: str) -> Problem:
         rule, template = GENERIC_MESSAGE
     try:
         message = template.format(**_format_ctx(dict(error.get("ctx") or {})))
-    except (KeyError, IndexError, ValueError):
-        message = template.split(" (")[0].split(" :")[0] if "{" in template else template
+    except (KeyError, IndexError, ValueError):  # context missing: drop the parts that need it
+        message = _PLACEHOLDER_PART.sub("", template).strip()
+        if "{" in message or not message:
+            message = GENERIC_MESSAGE[1]
     return Problem(path, rule, message)
+
+
+_PLACEHOLDER_PART = re.compile(r"\s*(\([^)]*\{[^}]*\}[^)]*\)|«[^»]*\{[^}]*\}[^»]*»|:[^:]*\{[^}]*\}.*$)")
