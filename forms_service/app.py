@@ -120,7 +120,7 @@ def _per_form_paths(paths: dict) -> dict:
                 if fd.kind != "form":
                     del op["requestBody"]
                     op["parameters"] = [p for p in op["parameters"] if p.get("name") != "fillable"]
-                    for status in ("409", "415", "422"):
+                    for status in ("415", "422"):
                         op["responses"].pop(status, None)
                 elif action == "render-batch":
                     op["requestBody"]["content"] = {"application/json": {"schema": {

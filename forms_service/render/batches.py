@@ -60,7 +60,7 @@ class Idempotency:
 def idempotency(key: str | None, actor: str, **request: Any) -> Idempotency | None:
     """The request's :class:`Idempotency` (``None`` without a key); 400 for a key that
     is not 1 to 128 printable ASCII characters."""
-    if key is None or key == "":
+    if key is None:
         return None
     if not _KEY_RE.match(key):
         raise BadRequest("En-tête Idempotency-Key invalide : 1 à 128 caractères ASCII imprimables",
