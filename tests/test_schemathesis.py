@@ -40,7 +40,8 @@ def test_schemathesis_finds_no_failure(tmp_path):
                    "--report", "junit", "--report-dir", str(tmp_path / "report")]
         if seed:
             command += ["--seed", seed]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=1800,
+                                cwd=tmp_path)
         out = result.stdout + result.stderr
         assert result.returncode == 0, out[-20000:] + "\n--- server log ---\n" + server.log_tail()
     assert "No issues found" in out, out[-5000:]
