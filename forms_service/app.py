@@ -9,6 +9,7 @@ Upper-case keys of ``config`` that are not settings (``TESTING``...) go to
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,7 +19,7 @@ from sqlalchemy import text
 
 from forms_service import __version__
 from forms_service import db as database
-from forms_service.api import HEALTH_CHECKS_KEY, URL_PREFIX, api, register_health_check
+from forms_service.api import HEALTH_CHECKS_KEY, URL_PREFIX, api, json_body, register_health_check
 from forms_service.api.errors import ErrorBody, register_error_handlers, validation_error_callback
 from forms_service.config import ENV, Settings
 from forms_service.logging_setup import configure_logging, get_logger
@@ -30,22 +31,105 @@ log = get_logger(__name__)
 
 
 class FormsOpenAPI(OpenAPI):
-    """Adds each form's JSON Schema to the generated document's components, and
-    documents request-validation errors with our error body (not a list of them)."""
+    """The generated OpenAPI document, completed so that a client following it is
+    accepted (``tests/test_schemathesis.py`` checks it against the running service):
+
+    * each form's JSON Schema goes to ``components.schemas.<form id>``;
+    * an operation taking a form's data on ``/forms/{form_id}/…`` is declared once per
+      form, on the form's own path, with that form's schema as its body (validate:
+      required; render: optional, empty is the blank form; render-batch: a list of
+      them). A reference list is declared only where it is accepted: render, no body;
+    * the API-key security schemes (``X-API-Key`` header, HTTP bearer); ``/health`` is
+      open;
+    * request-validation errors use our error body (not a list of them), and the
+      statuses every JSON endpoint may answer (409, 413, 415) are declared.
+    """
 
     def generate_spec_json(self):
         super().generate_spec_json()
         from forms_service.api.forms import form_components
 
-        schemas = self.spec_json.setdefault("components", {}).setdefault("schemas", {})
+        spec = self.spec_json
+        components = spec.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
         schemas.update(form_components())
+        components["securitySchemes"] = SECURITY_SCHEMES
+        spec["security"] = [{name: []} for name in SECURITY_SCHEMES]
         error_ref = {"$ref": f"#/components/schemas/{ErrorBody.__name__}"}
-        for path_item in self.spec_json.get("paths", {}).values():
+        for path_item in spec.get("paths", {}).values():
             for operation in path_item.values():
-                response = operation.get("responses", {}).get(self.validation_error_status, {})
-                content = response.get("content", {}).get("application/json", {})
+                responses = operation.get("responses", {})
+                content = responses.get(self.validation_error_status, {}) \
+                    .get("content", {}).get("application/json", {})
                 if content.get("schema", {}).get("items") == error_ref:
                     content["schema"] = error_ref
+                if "requestBody" in operation:
+                    for status, description in _BODY_STATUSES.items():
+                        responses.setdefault(status, {
+                            "description": description,
+                            "content": {"application/json": {"schema": error_ref}}})
+        health = spec.get("paths", {}).get(f"{URL_PREFIX}/health", {}).get("get")
+        if health is not None:
+            health["security"] = []
+        spec["paths"] = _per_form_paths(spec.get("paths", {}))
+
+
+SECURITY_SCHEMES = {
+    "cleApi": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+               "description": "Clé d'API (en-tête X-API-Key)"},
+    "porteur": {"type": "http", "scheme": "bearer",
+                "description": "Clé d'API en en-tête Authorization: Bearer <clé>"},
+}
+_BODY_STATUSES = {"409": "Clé Idempotency-Key déjà utilisée pour une autre requête",
+                  "413": "Corps trop volumineux", "415": "Corps qui n'est pas du JSON"}
+_FORM_PARAM = "{form_id}"
+_IDEMPOTENCY_PARAM = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "Clé choisie par le client (1 à 128 caractères ASCII) : une nouvelle tentative "
+                   "avec la même clé et les mêmes données rend les mêmes documents sans en "
+                   "émettre d'autres ; la même clé avec d'autres données : 409",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$"}}
+
+
+def _per_form_paths(paths: dict) -> dict:
+    """``/forms/{form_id}/…`` operations with a body → one path per form (see above)."""
+    from forms_service.catalogue import catalogue
+    from forms_service.render.service import MAX_BATCH
+
+    out: dict = {}
+    for template, item in paths.items():
+        with_body = {m: op for m, op in item.items() if "requestBody" in op}
+        if _FORM_PARAM not in template or not with_body:
+            out[template] = item
+            continue
+        rest = {m: op for m, op in item.items() if m not in with_body}
+        if rest:
+            out[template] = rest
+        action = template.rsplit("/", 1)[-1]
+        for fd in catalogue.forms():
+            ref = {"$ref": f"#/components/schemas/{fd.id}"}
+            if fd.kind != "form" and action != "render":
+                continue
+            for method, op in with_body.items():
+                op = copy.deepcopy(op)
+                op["operationId"] = f"{op['operationId']}_{fd.id.replace('-', '_')}"
+                op["parameters"] = [p for p in op.get("parameters", [])
+                                    if not (p.get("in") == "path" and p.get("name") == "form_id")]
+                if action in ("render", "render-batch"):
+                    op["parameters"].append(dict(_IDEMPOTENCY_PARAM))
+                if fd.kind != "form":
+                    del op["requestBody"]
+                    op["parameters"] = [p for p in op["parameters"] if p.get("name") != "fillable"]
+                    for status in ("415", "422"):
+                        op["responses"].pop(status, None)
+                elif action == "render-batch":
+                    op["requestBody"]["content"] = {"application/json": {"schema": {
+                        "type": "array", "items": ref, "minItems": 1, "maxItems": MAX_BATCH}}}
+                else:
+                    op["requestBody"]["content"] = {"application/json": {"schema": ref}}
+                    op["requestBody"]["required"] = action != "render"
+                out.setdefault(template.replace(_FORM_PARAM, fd.id), {})[method] = op
+    return out
 
 
 def _check_database() -> dict[str, Any]:
@@ -92,6 +176,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> OpenAPI:
     database.init_app(app, settings)
 
     app.register_api(api)
+    json_body.init_app(app)
     csrf = CSRFProtect(app)
     # The JSON API is authenticated by key, not by cookie (nested blueprints count separately).
     for name, blueprint in app.blueprints.items():

@@ -30,11 +30,16 @@ def current_actor() -> str:
 
 
 def record_event(actor: str | None, action: str, *, form_id: str | None = None,
-                 document_id: str | None = None, **detail: Any) -> db.AuditEvent:
-    """Store one audit event (its own transaction) and log it (without personal data)."""
+                 document_id: str | None = None, session=None, **detail: Any) -> db.AuditEvent:
+    """Store one audit event and log it (without personal data). With ``session``, the
+    event joins that transaction (a document and its event commit together); without,
+    it has its own."""
     event = db.AuditEvent(actor=actor or ANONYMOUS, action=action, form_id=form_id,
                           document_id=document_id, detail=redact(detail))
-    with db.session() as s:
-        s.add(event)
+    if session is not None:
+        session.add(event)
+    else:
+        with db.session() as s:
+            s.add(event)
     log.info("audit", actor=event.actor, action=action, form_id=form_id, document_id=document_id)
     return event

@@ -8,6 +8,7 @@ by choosing its parent, not by adding ``try`` blocks around call sites.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -136,3 +137,139 @@ class TemplateError(FormsError):
     http_status = 500
     exit_code = 1
     rule = "modele_invalide"
+
+
+class UnsupportedMediaType(BadRequest):
+    """A body sent with another Content-Type than the endpoint reads (JSON)."""
+
+    http_status = 415
+    rule = "type_de_contenu"
+
+
+class IdempotencyConflict(FormsError):
+    """An ``Idempotency-Key`` reused for another request than the one it first named."""
+
+    http_status = 409
+    exit_code = 2
+    rule = "cle_idempotence_reutilisee"
+
+
+# -- pydantic's errors in French: the one table ---------------------------------
+#
+# Every message a user reads about a value that does not fit a model (the form's data,
+# a query parameter, a path) comes from here: the form models (``catalogue.model``) and
+# the API's request validation (``api.errors``) both call :func:`problem_from_pydantic`.
+# ``{name}`` placeholders are filled from the error's context; a type missing from the
+# table falls back on its family (``*_type``/``*_parsing``: a type error) and never on
+# pydantic's English text (``tests/test_hardening_messages.py`` walks every error type).
+
+_EXPECTED = {
+    "string": "du texte", "bool": "vrai ou faux (true, false)", "int": "un nombre entier",
+    "float": "un nombre", "decimal": "un nombre", "list": "une liste", "tuple": "une liste",
+    "set": "une liste", "frozen_set": "une liste", "deque": "une liste", "iterable": "une liste",
+    "dict": "un objet", "model": "un objet", "model_attributes": "un objet", "mapping": "un objet",
+    "dataclass": "un objet", "date": "une date AAAA-MM-JJ", "datetime": "une date et heure ISO 8601",
+    "time": "une heure HH:MM", "time_delta": "une durée", "url": "une adresse web",
+    "uuid": "un identifiant UUID", "bytes": "du texte", "enum": "une valeur de la liste",
+}
+
+PYDANTIC_MESSAGES: dict[str, tuple[str, str]] = {
+    # codes and lists
+    "literal_error": ("code_inconnu", "Code inconnu : valeurs admises {expected}"),
+    "enum": ("code_inconnu", "Code inconnu : valeurs admises {expected}"),
+    "code_inconnu": ("code_inconnu", "Code inconnu « {value} » (liste {liste})"),
+    "doublon": ("doublon", "Une même case est cochée deux fois"),
+    "caractere_interdit": ("caractere_interdit", "Caractère interdit ({codepoint}) : un document "
+                           "ne peut pas contenir de caractère de contrôle"),
+    "extra_forbidden": ("champ_inconnu", "Champ inconnu pour ce formulaire"),
+    "missing": ("champ_obligatoire", "Champ obligatoire"),
+    "too_long": ("nombre_maximal", "Trop de lignes : {max_length} au plus"),
+    "too_short": ("nombre_minimal", "Pas assez d'éléments : {min_length} au moins"),
+    # lengths and bounds
+    "string_too_long": ("longueur_maximale",
+                        "Texte trop long pour la case imprimée ({max_length} caractères au plus)"),
+    "string_too_short": ("longueur_minimale", "Texte trop court ({min_length} caractères au moins)"),
+    "string_pattern_mismatch": ("format_invalide", "Format invalide"),
+    "string_unicode": ("caractere_interdit", "Caractère interdit (demi-paire UTF-16 isolée) : un "
+                       "document ne peut pas contenir de caractère de contrôle"),
+    "string_not_ascii": ("format_invalide", "Seuls les caractères ASCII sont admis"),
+    "greater_than_equal": ("valeur_hors_bornes", "Valeur trop petite (minimum {ge})"),
+    "greater_than": ("valeur_hors_bornes", "Valeur trop petite (supérieure à {gt} attendue)"),
+    "less_than_equal": ("valeur_hors_bornes", "Valeur trop grande (maximum {le})"),
+    "less_than": ("valeur_hors_bornes", "Valeur trop grande (inférieure à {lt} attendue)"),
+    "multiple_of": ("valeur_hors_bornes", "Valeur invalide (multiple de {multiple_of} attendu)"),
+    "finite_number": ("type_invalide", "Type invalide : un nombre fini attendu"),
+    "int_parsing_size": ("valeur_hors_bornes", "Nombre trop grand"),
+    "int_from_float": ("type_invalide", "Type invalide : un nombre entier attendu"),
+    "bool_parsing": ("type_invalide", "Type invalide : vrai ou faux (true, false) attendu"),
+    # dates
+    "date_parsing": ("date_invalide", "Date invalide : attendue au format AAAA-MM-JJ (ISO 8601)"),
+    "date_from_datetime_parsing": ("date_invalide",
+                                   "Date invalide : attendue au format AAAA-MM-JJ (ISO 8601)"),
+    "date_from_datetime_inexact": ("date_invalide",
+                                   "Date invalide : attendue au format AAAA-MM-JJ (ISO 8601)"),
+    "date_type": ("date_invalide", "Date invalide : attendue au format AAAA-MM-JJ (ISO 8601)"),
+    "date_past": ("date_invalide", "La date doit être passée"),
+    "date_future": ("date_invalide", "La date doit être à venir"),
+    "datetime_past": ("date_invalide", "La date doit être passée"),
+    "datetime_future": ("date_invalide", "La date doit être à venir"),
+    "timezone_naive": ("date_invalide", "La date et heure ne doit pas porter de fuseau horaire"),
+    "timezone_aware": ("date_invalide", "La date et heure doit porter un fuseau horaire"),
+    "timezone_offset": ("date_invalide", "Fuseau horaire inattendu"),
+    # JSON itself
+    "json_invalid": ("json_invalide", "JSON invalide"),
+    "json_type": ("json_invalide", "JSON invalide : texte attendu"),
+    "recursion_loop": ("profondeur_maximale", "Données trop imbriquées"),
+    "recursion_depth_exceeded": ("profondeur_maximale", "Données trop imbriquées"),
+    "union_tag_invalid": ("type_invalide", "Type d'objet inconnu"),
+    "union_tag_not_found": ("type_invalide", "Type d'objet absent"),
+    "none_required": ("type_invalide", "Aucune valeur attendue (null)"),
+    "set_item_not_hashable": ("type_invalide", "Élément de liste invalide"),
+    "url_too_long": ("longueur_maximale", "Adresse web trop longue"),
+    "decimal_max_digits": ("valeur_hors_bornes", "Trop de chiffres ({max_digits} au plus)"),
+    "decimal_max_places": ("valeur_hors_bornes", "Trop de décimales ({decimal_places} au plus)"),
+    "decimal_whole_digits": ("valeur_hors_bornes", "Trop de chiffres avant la virgule"),
+    "frozen_field": ("champ_non_modifiable", "Champ non modifiable"),
+    "frozen_instance": ("champ_non_modifiable", "Objet non modifiable"),
+}
+
+GENERIC_MESSAGE = ("valeur_invalide", "Valeur invalide pour ce champ")
+
+
+def _family(error_type: str) -> str | None:
+    for suffix in ("_type", "_parsing", "_from_date_parsing", "_str_parsing"):
+        if error_type.endswith(suffix):
+            return error_type.removesuffix(suffix).removesuffix("_exact")
+    return None
+
+
+def _format_ctx(ctx: dict) -> dict:
+    out = {}
+    for k, v in ctx.items():
+        if k == "expected" and isinstance(v, str):
+            v = v.replace("' or '", "' ou '")
+        out[k] = ", ".join(repr(x) for x in v) if isinstance(v, (list, tuple)) else v
+    return out
+
+
+def problem_from_pydantic(error: dict, path: str) -> Problem:
+    """One pydantic error (an item of ``ValidationError.errors()``) as a French problem."""
+    etype = error.get("type", "")
+    if etype in PYDANTIC_MESSAGES:
+        rule, template = PYDANTIC_MESSAGES[etype]
+    elif (family := _family(etype)) is not None:
+        expected = _EXPECTED.get(family)
+        rule = "date_invalide" if family in ("date", "datetime", "time") else "type_invalide"
+        template = (f"Type invalide : {expected} attendu" if expected else "Type invalide")
+    else:
+        rule, template = GENERIC_MESSAGE
+    try:
+        message = template.format(**_format_ctx(dict(error.get("ctx") or {})))
+    except (KeyError, IndexError, ValueError):  # context missing: drop the parts that need it
+        message = _PLACEHOLDER_PART.sub("", template).strip()
+        if "{" in message or not message:
+            message = GENERIC_MESSAGE[1]
+    return Problem(path, rule, message)
+
+
+_PLACEHOLDER_PART = re.compile(r"\s*(\([^)]*\{[^}]*\}[^)]*\)|«[^»]*\{[^}]*\}[^»]*»|:[^:]*\{[^}]*\}.*$)")

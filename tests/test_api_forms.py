@@ -91,11 +91,15 @@ def test_validate_matches_the_library(client):
     (b"null", "application/json"),
     (b"42", "application/json"),
     (b"", "application/json"),
-    (b'{"a": 1}', "text/plain"),
 ])
 def test_validate_body_must_be_a_json_object(client, body, content_type):
     r = client.post(VALIDATE.format("fiche-liaison"), data=body, content_type=content_type)
     assert_error_body(r, 400, "requete_invalide")
+
+
+def test_validate_body_sent_as_text_is_415(client):  # issue 9, item 10
+    r = client.post(VALIDATE.format("fiche-liaison"), data=b'{"a": 1}', content_type="text/plain")
+    assert_error_body(r, 415, "type_de_contenu")
 
 
 def test_validate_a_reference_list_is_400(client):
@@ -192,7 +196,8 @@ def test_openapi_document_is_generated(client):
     assert r.status_code == 200
     spec = r.get_json()
     assert spec["openapi"].startswith("3.")
-    assert {"/api/v1/forms", "/api/v1/forms/{form_id}", "/api/v1/forms/{form_id}/validate",
+    # Validation is declared per form, with the form's schema as its body (issue 9, item 7).
+    assert {"/api/v1/forms", "/api/v1/forms/{form_id}", "/api/v1/forms/fiche-liaison/validate",
             "/api/v1/health"} <= set(spec["paths"])
     schemas = spec["components"]["schemas"]
     for fd in FORMS:
@@ -216,8 +221,10 @@ def test_openapi_document_is_generated(client):
     for ref in refs:
         assert ref.startswith("#/components/schemas/"), ref
         assert ref.removeprefix("#/components/schemas/") in schemas, ref
-    validate_op = spec["paths"]["/api/v1/forms/{form_id}/validate"]["post"]
+    validate_op = spec["paths"]["/api/v1/forms/fiche-liaison/validate"]["post"]
     assert "requestBody" in validate_op and "200" in validate_op["responses"]
+    assert validate_op["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/fiche-liaison"}
 
 
 def test_api_keys_when_configured(make_app):

@@ -304,18 +304,19 @@ def test_layout_of_the_blank_form(client):
 def test_openapi_documents_the_render_endpoints(client):
     spec = client.get("/api/v1/openapi.json").get_json()
     paths = spec["paths"]
-    render = paths["/api/v1/forms/{form_id}/render"]["post"]
-    assert {p["name"] for p in render["parameters"]} == {"form_id", "format", "fillable", "strict"}
+    # Declared per form, with the form's schema as body (issue 9, item 7).
+    render = paths["/api/v1/forms/fiche-liaison/render"]["post"]
+    assert {p["name"] for p in render["parameters"]} == {"format", "fillable", "strict",
+                                                         "Idempotency-Key"}
     ok = render["responses"]["200"]
     assert set(ok["content"]) == {"application/pdf", DOCX}
     assert {"X-Document-Id", "X-Template-Version", "X-Forms-Findings"} <= set(ok["headers"])
     assert render["requestBody"]["required"] is False
     for code in ("404", "422", "503"):
         assert render["responses"][code]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
-    batch = paths["/api/v1/forms/{form_id}/render-batch"]["post"]
+    batch = paths["/api/v1/forms/fiche-liaison/render-batch"]["post"]
     assert "application/zip" in batch["responses"]["200"]["content"]
-    schemas = spec["components"]["schemas"]
-    assert schemas["RenderBatchBody"]["maxItems"] == MAX_BATCH
+    assert batch["requestBody"]["content"]["application/json"]["schema"]["maxItems"] == MAX_BATCH
     assert "/api/v1/forms/{form_id}/layout" in paths
 
 

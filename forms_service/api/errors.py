@@ -20,7 +20,9 @@ from flask import Flask, current_app, jsonify, render_template, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from forms_service.errors import BadRequest, FormsError, NotFound, PayloadTooLarge, Problem
+from forms_service.errors import (BadRequest, FormsError, IdempotencyConflict, NotFound,
+                                  PayloadTooLarge, Problem, UnsupportedMediaType,
+                                  problem_from_pydantic)
 from forms_service.logging_setup import get_logger
 
 log = get_logger(__name__)
@@ -62,7 +64,9 @@ _HTTP_MESSAGES = {
     400: (BadRequest, "Requête invalide"),
     404: (NotFound, "Ressource introuvable"),
     405: (MethodNotAllowed, "Méthode non autorisée pour cette adresse"),
+    409: (IdempotencyConflict, "Conflit avec une requête précédente"),
     413: (PayloadTooLarge, "Requête trop volumineuse"),
+    415: (UnsupportedMediaType, "Type de contenu non pris en charge : application/json attendu"),
 }
 
 
@@ -75,7 +79,7 @@ def _from_http(exc: HTTPException) -> FormsError:
             if limit:
                 message = f"{message} (maximum {limit // (1024 * 1024)} Mio)"
         return cls(message)
-    err = FormsError(exc.description or exc.name or "Erreur", rule=f"http_{code}")
+    err = FormsError(f"Erreur HTTP {code}", rule=f"http_{code}")  # Werkzeug's text is English
     err.http_status = code
     return err
 
@@ -119,21 +123,26 @@ def handle_error(exc: BaseException):
 
 
 def validation_error_callback(exc: ValidationError):
-    """flask-openapi3 request validation (path, query, body) → our 400 error body."""
+    """flask-openapi3 request validation (path, query, body) → our 400 error body, in
+    French (the one table: ``forms_service.errors.PYDANTIC_MESSAGES``)."""
     problems = []
-    body_is_object = isinstance(request.get_json(silent=True), dict)
+    body = request.get_json(silent=True)
     for e in exc.errors(include_url=False, include_input=False):
         loc = [str(p) for p in e.get("loc", ())]
-        if not body_is_object and e.get("type") in {"dict_type", "model_type", "model_attributes_type"}:
+        if not isinstance(body, (dict, list)) and e.get("type") in _OBJECT_TYPES and len(loc) <= 1:
             problems.append(Problem("", BadRequest.rule,
                                     "Le corps de la requête doit être un objet JSON "
                                     "(Content-Type: application/json)"))
         else:
-            problems.append(Problem(".".join(loc), BadRequest.rule, f"Paramètre invalide ({e.get('type')})"))
+            p = problem_from_pydantic(e, ".".join(loc))
+            problems.append(Problem(p.path, BadRequest.rule, f"Paramètre invalide : {p.message}"))
     err = BadRequest("Requête invalide", problems=list(dict.fromkeys(problems)) or None)
     response = jsonify(err.as_body())
     response.status_code = err.http_status
     return response
+
+
+_OBJECT_TYPES = {"dict_type", "model_type", "model_attributes_type", "list_type"}
 
 
 def register_error_handlers(app: Flask) -> None:

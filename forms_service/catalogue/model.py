@@ -15,7 +15,8 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field as PField, ValidationError, create_model
 from pydantic_core import PydanticCustomError
 
-from ..errors import Problem
+from .. import characters
+from ..errors import Problem, problem_from_pydantic
 from .definition import Field
 
 _CONFIG = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -35,6 +36,19 @@ def _code_checker(list_name: str, allowed: frozenset[str]):
     return check
 
 
+def _printable(value: str) -> str:
+    """Every string field: no character a document cannot hold (``forms_service.characters``)."""
+    char = characters.first_forbidden(value)
+    if char is not None:
+        raise PydanticCustomError(characters.RULE, characters.message(char),
+                                  {"codepoint": f"U+{ord(char):04X}"})
+    return value
+
+
+#: The check of every free-text field (text, codes).
+Text = AfterValidator(_printable)
+
+
 def _unique(values: list) -> list:
     if len(set(values)) != len(values):
         raise PydanticCustomError("doublon", "Une même case est cochée deux fois")
@@ -45,7 +59,9 @@ def _python_type(f: Field, model_prefix: str) -> tuple[Any, Any]:
     """(annotation, default) of one field in the model."""
     desc = {"title": f.label}
     if f.type == "text":
-        return Optional[str], PField(None, max_length=f.max_length, **desc)
+        text = Annotated[str, PField(max_length=f.max_length,
+                                     json_schema_extra={"pattern": characters.JSON_PATTERN}), Text]
+        return Optional[text], PField(None, **desc)
     if f.type == "date":
         return Optional[dt.date], PField(None, **desc)
     if f.type == "integer":
@@ -61,8 +77,10 @@ def _python_type(f: Field, model_prefix: str) -> tuple[Any, Any]:
         return Annotated[list[item], AfterValidator(_unique)], PField(default_factory=list, **desc)
     if f.type == "code":
         allowed = f.allowed_codes
-        ann = Annotated[str, AfterValidator(_code_checker(f.options_from or f.path, allowed))]
-        return Optional[ann], PField(None, json_schema_extra={"enum": sorted(allowed)}, **desc)
+        # The enum on the string itself (not on the optional field): null stays valid.
+        ann = Annotated[str, PField(json_schema_extra={"enum": sorted(allowed)}), Text,
+                        AfterValidator(_code_checker(f.options_from or f.path, allowed))]
+        return Optional[ann], PField(None, **desc)
     if f.type == "list":
         item_model = build_model(f.item_fields, f"{model_prefix}{_camel(f.path)}Item")
         return list[item_model], PField(default_factory=list, max_length=f.max_items, **desc)
@@ -104,52 +122,12 @@ def _build_node(node: dict, name: str) -> type[BaseModel]:
 
 
 # -- turning pydantic's errors into the project's problems -------------------
-
-_RULES = {
-    "literal_error": ("code_inconnu", "Code inconnu : valeurs admises {expected}"),
-    "code_inconnu": ("code_inconnu", None),
-    "doublon": ("doublon", None),
-    "string_too_long": ("longueur_maximale",
-                        "Texte trop long pour la case imprimée ({max_length} caractères au plus)"),
-    "extra_forbidden": ("champ_inconnu", "Champ inconnu pour ce formulaire"),
-    "too_long": ("nombre_maximal", "Trop de lignes : {max_length} au plus"),
-    "greater_than_equal": ("valeur_hors_bornes", "Valeur trop petite (minimum {ge})"),
-    "less_than_equal": ("valeur_hors_bornes", "Valeur trop grande (maximum {le})"),
-}
-_DATE_TYPES = {"date_parsing", "date_from_datetime_parsing", "date_from_datetime_inexact",
-               "date_type", "date_past", "date_future"}
-_TYPE_LABELS = {"string_type": "du texte", "bool_parsing": "vrai ou faux", "bool_type": "vrai ou faux",
-                "int_parsing": "un nombre entier", "int_type": "un nombre entier",
-                "int_from_float": "un nombre entier", "list_type": "une liste",
-                "model_type": "un objet", "dict_type": "un objet", "model_attributes_type": "un objet"}
-
+# The French messages are in one table, ``forms_service.errors.PYDANTIC_MESSAGES``.
 
 def dotted(loc: tuple) -> str:
     return ".".join(str(p) for p in loc)
 
 
 def problems_from(exc: ValidationError) -> list[Problem]:
-    out = []
-    for err in exc.errors(include_url=False):
-        path = dotted(err["loc"])
-        etype = err["type"]
-        ctx = {k: (", ".join(repr(x) for x in v) if isinstance(v, (list, tuple)) else v)
-               for k, v in (err.get("ctx") or {}).items()}
-        if etype in _DATE_TYPES:
-            out.append(Problem(path, "date_invalide",
-                               "Date invalide : attendue au format AAAA-MM-JJ (ISO 8601)"))
-        elif etype in _RULES:
-            rule, msg = _RULES[etype]
-            if msg is None:
-                msg = err["msg"]
-            else:
-                try:
-                    msg = msg.format(**ctx)
-                except (KeyError, IndexError):
-                    pass
-            out.append(Problem(path, rule, msg.replace("' or '", "' ou '")))
-        else:
-            expected = _TYPE_LABELS.get(etype)
-            msg = f"Type invalide : {expected} attendu" if expected else f"Valeur invalide ({err['msg']})"
-            out.append(Problem(path, "type_invalide", msg))
-    return out
+    return [problem_from_pydantic(err, dotted(err["loc"]))
+            for err in exc.errors(include_url=False, include_input=False)]

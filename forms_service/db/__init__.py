@@ -17,10 +17,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from forms_service.config import Settings, current_settings
-from forms_service.db.models import (AuditEvent, Base, IssuedDocument, Record, TemplateVersion,
-                                     new_document_id)
+from forms_service.db.models import (AuditEvent, Base, IdempotencyKey, IssuedDocument, Record,
+                                     TemplateVersion, new_document_id)
 
-__all__ = ["AuditEvent", "Base", "Database", "IssuedDocument", "Record", "TemplateVersion",
+__all__ = ["AuditEvent", "Base", "Database", "IdempotencyKey", "IssuedDocument", "Record", "TemplateVersion",
            "get_database", "init_app", "new_document_id", "session", "upgrade"]
 
 EXTENSION_KEY = "forms_service.db"

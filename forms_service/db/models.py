@@ -98,3 +98,19 @@ class AuditEvent(Base):
     form_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     document_id: Mapped[str | None] = mapped_column(String(DOCUMENT_ID_LENGTH), nullable=True, index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class IdempotencyKey(Base):
+    """An ``Idempotency-Key`` a caller sent with a render: the request it named (hash)
+    and the documents it issued, so that a retry returns them instead of new ones.
+    Written in the same transaction as those documents."""
+
+    __tablename__ = "idempotency_key"
+
+    actor: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    #: sha256 (hex) of the request: form, format, options and data.
+    request_hash: Mapped[str] = mapped_column(String(64))
+    #: {"form_id", "format", "documents": [{"document_id", "filename", "findings"}]}
+    response: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -37,6 +37,9 @@ bp = APIBlueprint("render", __name__, abp_tags=[tag],
                   abp_responses={400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 413: ErrorBody,
                                  422: ErrorBody, 500: ErrorBody, 503: ErrorBody})
 
+#: A retry with the same key (same caller, same request) returns the same documents.
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
 # One RenderService (and LibreOffice pool, and health check) per app that mounts this blueprint.
 bp.record_once(lambda state: init_app(state.app))
 
@@ -65,8 +68,9 @@ class RenderBody(RootModel[Optional[dict[str, Any]]]):
         "description": "Données du formulaire (objet JSON) ; corps vide : formulaire vierge"})
 
 
-class RenderBatchBody(RootModel[list[dict[str, Any]]]):
-    """One data object per document."""
+class RenderBatchBody(RootModel[list[Any]]):
+    """One data object per document (each item is checked by the service, which names
+    the wrong one: ``items.<i>``)."""
 
     model_config = ConfigDict(
         json_schema_extra={"maxItems": MAX_BATCH, "minItems": 1},
@@ -156,7 +160,8 @@ def _attachment(content: bytes, mimetype: str, filename: str) -> Response:
 def render_form(path: FormPath, query: RenderQuery, body: RenderBody):
     service = get_service()
     doc = service.render(path.form_id, _json_body(), fmt=query.format, fillable=query.fillable,
-                         strict=query.strict, actor=current_actor())
+                         strict=query.strict, actor=current_actor(),
+                         idempotency_key=request.headers.get(IDEMPOTENCY_HEADER))
     response = _attachment(doc.content, doc.mimetype, doc.filename)
     response.headers["X-Document-Id"] = doc.document_id
     response.headers["X-Template-Version"] = doc.template_version
@@ -177,7 +182,8 @@ def render_batch(path: FormPath, query: RenderQuery, body: RenderBatchBody):
     service = get_service()
     docs = service.render_batch(path.form_id, _json_body(), fmt=query.format,
                                 fillable=query.fillable, strict=query.strict,
-                                actor=current_actor())
+                                actor=current_actor(),
+                                idempotency_key=request.headers.get(IDEMPOTENCY_HEADER))
     form_id = docs[0].form_id
     name = f"{form_id}_{dt.date.today().isoformat()}_lot-{len(docs)}.zip"
     response = _attachment(batch_zip(docs), "application/zip", name)

@@ -17,10 +17,12 @@ What :meth:`RenderService.render` does, in order:
    block, unless ``strict``: then error-level findings raise ``ValidationFailed``.
 4. A new document id; the DOCX (header QR) or the PDF (DOCX for print → warm
    LibreOffice pool → page stamp with QR codes and footer → optionally fillable).
-5. The file is stored under ``settings.storage_dir``, the
-   :class:`~forms_service.db.IssuedDocument` row is written (with the template's
-   :class:`~forms_service.db.TemplateVersion` when new), and an audit event is
-   recorded — identifiers and rule codes only, never what the data holds.
+5. The file is stored under ``settings.storage_dir``, and the
+   :class:`~forms_service.db.IssuedDocument` row and its audit event (identifiers and
+   rule codes only, never what the data holds) are written in one transaction
+   (``render/batches.py``: a batch's documents are issued all together or not at all;
+   an ``Idempotency-Key`` makes a retry return the same documents). The template's
+   :class:`~forms_service.db.TemplateVersion` row is written when new.
 
 Download names carry no personal data: ``<form id>_<date>_<document id>.<ext>``
 (a name would end up in proxy logs, mail subjects and browser histories).
@@ -31,7 +33,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import os
 import threading
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
@@ -41,11 +42,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forms_service import import_optional
+from forms_service import characters, import_optional
 from forms_service.errors import (BadRequest, ComponentMissing, NotAForm, PayloadTooLarge, Problem,
                                   ValidationFailed)
 from forms_service.logging_setup import get_logger
 from forms_service.audit import ANONYMOUS
+from forms_service.render import batches
 
 log = get_logger(__name__)
 
@@ -85,6 +87,8 @@ class RenderedDocument:
     layout: dict | None = None
     format: str = "docx"
     file_path: str = ""
+    #: What the document's database row holds besides the above (data, layout).
+    row_values: dict = field(default_factory=dict, repr=False)
 
     def findings_json(self) -> list[dict]:
         return [p.as_dict() for p in self.findings]
@@ -144,20 +148,32 @@ class RenderService:
 
     # ------------------------------------------------------------------ public
     def render(self, form_id: str, data: Mapping | None = None, *, fmt: str = "docx",
-               fillable: bool = False, strict: bool = False,
-               actor: str | None = None) -> RenderedDocument:
-        """Check, render, store and record one document (see the module docstring)."""
+               fillable: bool = False, strict: bool = False, actor: str | None = None,
+               idempotency_key: str | None = None) -> RenderedDocument:
+        """Check, render, store and record one document (see the module docstring).
+        With ``idempotency_key``, a retry of the same request returns the same document."""
         with self._context():
             prepared = self.prepare(form_id, data, strict=strict, fmt=fmt, fillable=fillable)
-            return self._produce(prepared, fmt=fmt, fillable=fillable, strict=strict, actor=actor)
+            idem = batches.idempotency(idempotency_key, actor or ANONYMOUS, kind="render",
+                                       form=prepared.fd.id, format=fmt, fillable=fillable,
+                                       strict=strict, data=data)
+            replayed = self._replay(idem)
+            if replayed is not None:
+                return replayed[0]
+            doc = self._make(prepared, fmt=fmt, fillable=fillable)
+            return self._issue([doc], actor=actor, idem=idem, fillable=fillable, strict=strict,
+                               batch=False)[0]
 
     def render_batch(self, form_id: str, items: list, *, fmt: str = "docx",
                      fillable: bool = False, strict: bool = False, actor: str | None = None,
                      on_done: Callable[[RenderedDocument], None] | None = None,
-                     workers: int | None = None) -> list[RenderedDocument]:
-        """Render every item, in order. Every item is checked first: one bad item
-        refuses the whole batch (``ValidationFailed`` naming ``items.<i>.<path>``)
-        before anything is rendered or recorded."""
+                     workers: int | None = None,
+                     idempotency_key: str | None = None) -> list[RenderedDocument]:
+        """Render every item, in order, and issue them all or none (``render/batches.py``).
+        Every item is checked first: one bad item refuses the whole batch
+        (``ValidationFailed`` naming ``items.<i>.<path>``) before anything is rendered;
+        every document is rendered before any is stored or recorded. With
+        ``idempotency_key``, a retry of the same batch returns the same documents."""
         if not isinstance(items, list):
             raise BadRequest("Un lot est une liste d'objets JSON", rule="liste_attendue")
         if not items:
@@ -169,9 +185,10 @@ class RenderService:
             prepared: list[_Prepared] = []
             problems: list[Problem] = []
             for i, item in enumerate(items):
-                if item is not None and not isinstance(item, Mapping):
+                if not isinstance(item, Mapping):
                     problems.append(Problem(f"items.{i}", "objet_attendu",
-                                            "Chaque élément du lot doit être un objet JSON"))
+                                            f"L'élément {i} du lot doit être un objet JSON "
+                                            f"({_json_kind(item)} reçu)"))
                     continue
                 try:
                     prepared.append(self.prepare(form_id, item, strict=strict, fmt=fmt,
@@ -181,11 +198,16 @@ class RenderService:
                                  for p in exc.problems]
             if problems:
                 raise ValidationFailed(problems)
+            idem = batches.idempotency(idempotency_key, actor or ANONYMOUS, kind="batch",
+                                       form=prepared[0].fd.id, format=fmt, fillable=fillable,
+                                       strict=strict, data=items)
+            replayed = self._replay(idem)
+            if replayed is not None:
+                return replayed
 
         def one(p: _Prepared) -> RenderedDocument:
             with self._context():
-                doc = self._produce(p, fmt=fmt, fillable=fillable, strict=strict, actor=actor,
-                                    batch=True)
+                doc = self._make(p, fmt=fmt, fillable=fillable)
             if on_done is not None:
                 on_done(doc)
             return doc
@@ -194,14 +216,18 @@ class RenderService:
             # PDF: keep every LibreOffice instance busy while the next DOCX renders.
             workers = 1 if fmt == "docx" else max(2, 2 * self.pool.size)
         if workers <= 1:
-            return [one(p) for p in prepared]
-        ex = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="render-batch")
-        futures = [ex.submit(one, p) for p in prepared]
-        try:
-            return [f.result() for f in futures]
-        finally:
-            # On the first failure (LibreOffice gone...), the items not started yet are dropped.
-            ex.shutdown(wait=True, cancel_futures=True)
+            docs = [one(p) for p in prepared]
+        else:
+            ex = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="render-batch")
+            futures = [ex.submit(one, p) for p in prepared]
+            try:
+                docs = [f.result() for f in futures]
+            finally:
+                # On the first failure (LibreOffice gone...), the items not started yet are dropped.
+                ex.shutdown(wait=True, cancel_futures=True)
+        with self._context():
+            return self._issue(docs, actor=actor, idem=idem, fillable=fillable, strict=strict,
+                               batch=True)
 
     def blank_layout(self, form_id: str) -> dict:
         """The layout map of the form's blank print (where each box and zone is), for the
@@ -250,14 +276,19 @@ class RenderService:
             raise ValidationFailed(report.errors, "Données incomplètes ou incohérentes "
                                                   "(mode strict)")
         instance = report.instance
-        return _Prepared(fd, instance.model_dump(mode="json"), instance.model_dump(mode="python"),
+        stored = instance.model_dump(mode="json")
+        # Defence in depth: whatever the model let through, no document holds a character
+        # XML cannot carry (``forms_service.characters``).
+        forbidden = [Problem(path, characters.RULE, characters.message(char))
+                     for path, char in characters.forbidden_paths(stored)]
+        if forbidden:
+            raise ValidationFailed(forbidden)
+        return _Prepared(fd, stored, instance.model_dump(mode="python"),
                          dict(report.derived), list(report.problems))
 
-    def _produce(self, p: _Prepared, *, fmt: str, fillable: bool, strict: bool,
-                 actor: str | None, batch: bool = False) -> RenderedDocument:
-        """Steps 4-5: render, store, record, audit."""
+    def _make(self, p: _Prepared, *, fmt: str, fillable: bool) -> RenderedDocument:
+        """Step 4: render one document in memory (a new id; nothing stored or recorded)."""
         from forms_service import db
-        from forms_service.audit import record_event
         from forms_service.render.pipeline import render_docx, template_version
 
         fd = p.fd
@@ -289,24 +320,52 @@ class RenderService:
         # template version's blank layout, by reference.
         stored_layout = layout if (lists and layout is not None) else {
             "blank_layout": {"form_id": fd.id, "template_version": version}}
+        return RenderedDocument(document_id, fd.id, version, download_name(fd.id, document_id, fmt),
+                                MIMETYPES[fmt], content, p.findings, layout, fmt,
+                                row_values={"data": p.data, "layout": stored_layout})
 
-        filename = download_name(fd.id, document_id, fmt)
-        path = self._store(fd.id, document_id, fmt, content)
-        try:
-            with db.session() as s:
-                s.add(db.IssuedDocument(
-                    document_id=document_id, form_id=fd.id, template_version=version,
-                    data=p.data, file_path=str(path), layout=stored_layout, format=fmt,
-                    created_by=actor or ANONYMOUS))
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        record_event(actor, "document.rendu", form_id=fd.id, document_id=document_id,
-                     format=fmt, template_version=version, fillable=fillable, strict=strict,
-                     batch=batch, findings=len(p.findings),
-                     rules=sorted({f.rule for f in p.findings}))
-        return RenderedDocument(document_id, fd.id, version, filename, MIMETYPES[fmt], content,
-                                p.findings, layout, fmt, str(path))
+    def _issue(self, docs: list[RenderedDocument], *, actor: str | None, idem, fillable: bool,
+               strict: bool, batch: bool) -> list[RenderedDocument]:
+        """Step 5: store, record and audit ``docs`` in one transaction (all or none)."""
+        from forms_service import db
+
+        def row(doc: RenderedDocument, path: str):
+            return db.IssuedDocument(
+                document_id=doc.document_id, form_id=doc.form_id,
+                template_version=doc.template_version, data=doc.row_values["data"],
+                file_path=path, layout=doc.row_values["layout"], format=doc.format,
+                created_by=actor or ANONYMOUS)
+
+        def event(doc: RenderedDocument) -> dict:
+            return {"format": doc.format, "template_version": doc.template_version,
+                    "fillable": fillable, "strict": strict, "batch": batch,
+                    "findings": len(doc.findings), "rules": sorted({f.rule for f in doc.findings})}
+
+        stored = batches.issue(docs, storage_dir=self.settings.storage_dir,
+                               actor=actor or ANONYMOUS, idem=idem, event=event, row=row)
+        return docs if stored is None else self._documents_of(stored)
+
+    def _replay(self, idem) -> list[RenderedDocument] | None:
+        """The documents an idempotency key already issued (``None`` for a new key)."""
+        if idem is None:
+            return None
+        from forms_service import db
+
+        with db.session() as s:
+            stored = batches.replay(s, idem)
+        if stored is None:
+            return None
+        log.info("idempotency_replay", documents=len(stored["documents"]))
+        return self._documents_of(stored)
+
+    @staticmethod
+    def _documents_of(stored: dict) -> list[RenderedDocument]:
+        def make(row, content: bytes, filename: str, findings: list[Problem]) -> RenderedDocument:
+            return RenderedDocument(row.document_id, row.form_id, row.template_version, filename,
+                                    MIMETYPES[row.format], content, findings, None, row.format,
+                                    row.file_path)
+
+        return batches.load_documents(stored, make)
 
     # ------------------------------------------------------------------ layouts
     def _layout_for(self, fd, dump: dict, *, required: bool) -> dict | None:
@@ -393,17 +452,6 @@ class RenderService:
             return layout
 
     # ------------------------------------------------------------------ helpers
-    def _store(self, form_id: str, document_id: str, fmt: str, content: bytes) -> Path:
-        """``<storage_dir>/<form>/<yyyy>/<mm>/<document id>.<fmt>``, written atomically."""
-        today = dt.date.today()
-        folder = Path(self.settings.storage_dir).resolve() / form_id / f"{today:%Y}" / f"{today:%m}"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{document_id}.{fmt}"
-        tmp = path.with_suffix(f".{fmt}.part")
-        tmp.write_bytes(content)
-        os.replace(tmp, path)
-        return path
-
     def _context(self):
         """The app's context, unless already inside it (batch workers are new threads)."""
         from flask import current_app, has_app_context
@@ -417,6 +465,13 @@ class RenderService:
         from forms_service.catalogue import catalogue_for
 
         return catalogue_for(self.settings.ede_grid)
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "booléen", int: "nombre", float: "nombre", str: "texte",
+            list: "liste"}.get(type(value), "valeur")
 
 
 def _join(*parts: Any) -> str:
@@ -441,11 +496,19 @@ def batch_findings(docs: list[RenderedDocument]) -> list[dict]:
 def batch_zip(docs: list[RenderedDocument]) -> bytes:
     """A ZIP with one file per document and ``findings.json``."""
     buf = io.BytesIO()
+
+    def entry(name: str, compress: int) -> zipfile.ZipInfo:
+        # A fixed date: the same documents give the same archive (an idempotent retry).
+        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = compress
+        return info
+
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for name, doc in batch_entries(docs):
             # PDFs and DOCX are compressed already.
-            z.writestr(name, doc.content, compress_type=zipfile.ZIP_STORED)
-        z.writestr("findings.json", json.dumps(batch_findings(docs), ensure_ascii=False, indent=2))
+            z.writestr(entry(name, zipfile.ZIP_STORED), doc.content)
+        z.writestr(entry("findings.json", zipfile.ZIP_DEFLATED),
+                   json.dumps(batch_findings(docs), ensure_ascii=False, indent=2))
     return buf.getvalue()
 
 
@@ -478,6 +541,7 @@ def init_app(app) -> RenderService:
     existing = app.extensions.get(EXTENSION_KEY)
     if existing is not None:
         return existing
+    _recover_storage(app)
     pool = pool_for(app)
     service = RenderService(app, pool)
     app.extensions[EXTENSION_KEY] = service
@@ -487,6 +551,16 @@ def init_app(app) -> RenderService:
     if autostart and not pool.closed:
         pool.start(wait=False)
     return service
+
+
+def _recover_storage(app) -> None:
+    """Finish or undo the issuing an interrupted process left (``batches.recover_storage``)."""
+    settings = app.extensions["forms_service.settings"]
+    try:
+        with app.app_context():
+            batches.recover_storage(settings.storage_dir)
+    except Exception as exc:  # e.g. a database not migrated yet: the next start retries
+        log.error("storage_recovery_failed", exc_type=type(exc).__name__)
 
 
 def libreoffice_check(pool, autostart: bool) -> Callable[[], dict]:
