@@ -98,3 +98,8 @@ class AuditEvent(Base):
     form_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     document_id: Mapped[str | None] = mapped_column(String(DOCUMENT_ID_LENGTH), nullable=True, index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+# The people (issue 10) live on the same Base: imported here so that the metadata
+# (Alembic, create_all) always sees them.
+from forms_service.accounts import models as _accounts_models  # noqa: E402,F401
