@@ -169,3 +169,12 @@ def _first(stmt, session: Session | None = None):
         return session.scalars(stmt).first()
     with db.session() as s:
         return s.scalars(stmt).first()
+
+
+def link_document(document_id: str, beneficiary_id: int) -> None:
+    """Attach an issued document to its beneficiary (checked by the caller through the policy)."""
+    from sqlalchemy import update
+
+    with db.session() as s:
+        s.execute(update(db.IssuedDocument).where(db.IssuedDocument.document_id == document_id)
+                  .values(beneficiary_id=beneficiary_id))

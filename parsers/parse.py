@@ -49,6 +49,9 @@ def kind_of(data: bytes) -> str:
 class Limits:
     max_bytes: int = MAX_FILE_BYTES
     max_pages: int = MAX_PAGES
+    #: Who the reading is for (``forms_service.principal.Principal``): reconciliation only
+    #: uses the issued documents it may see (``store.CALLER``). ``None``: every document.
+    principal: object = None
 
 
 def reconcile(fd: FormDefinition, readings: dict[str, Reading], document_id: str | None,
@@ -114,12 +117,16 @@ def _digital(name: str, data: bytes, kind: str) -> list[dict] | None:
 def parse_bytes(name: str, data: bytes, limits: Limits | None = None) -> list[dict]:
     """The records in one file (a scan may hold several forms). Raises BadDocument."""
     limits = limits or Limits()
-    kind = _check(data, limits)
-    found = _digital(name, data, kind)
-    if found is not None:
-        return found
-    from .scan.pipeline import parse_scan
-    return parse_scan(name, data, kind, max_pages=limits.max_pages)
+    token = store.CALLER.set(limits.principal)
+    try:
+        kind = _check(data, limits)
+        found = _digital(name, data, kind)
+        if found is None:
+            from .scan.pipeline import parse_scan
+            found = parse_scan(name, data, kind, max_pages=limits.max_pages)
+        return store.withhold(found)
+    finally:
+        store.CALLER.reset(token)
 
 
 def _record(found: dict, source: str, name: str, identified_by: str) -> dict:
@@ -151,9 +158,17 @@ def parse_files(files: list[tuple[str, bytes]], limits: Limits | None = None) ->
     ``limits.max_pages`` scanned pages are held at once: beyond, the documents read so
     far are finished and a new group starts.
     """
+    limits = limits or Limits()
+    token = store.CALLER.set(limits.principal)
+    try:
+        return store.withhold(_parse_files(files, limits))
+    finally:
+        store.CALLER.reset(token)
+
+
+def _parse_files(files: list[tuple[str, bytes]], limits: Limits) -> list[dict]:
     from .scan.pipeline import ScanBatch
 
-    limits = limits or Limits()
     slots: list[list[dict]] = [[] for _ in files]
     index = {name: i for i, (name, _) in reversed(list(enumerate(files)))}
     batch = ScanBatch()

@@ -7,14 +7,42 @@ version, or the issued document's own (tables whose rows vary).
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from forms_service.catalogue import FormDefinition
 
+#: Who the reading is for (a ``Principal``), set by ``parse_files`` from its ``Limits``;
+#: ``None`` (the command line) reads every document. An issued document the caller may not
+#: see (``forms_service.access``) is read as if the file carried no id.
+CALLER: ContextVar[Any] = ContextVar("parsers.store.caller", default=None)
+
+WITHHELD = {"path": "document_id", "rule": "document_inaccessible", "severity": "warning",
+            "message": "Identifiant de document inconnu ou inaccessible : "
+                       "formulaire lu sans le document produit"}
+
+
+def visible(document_id: str | None) -> bool:
+    """Whether the current caller may see this issued document (always, without a caller)."""
+    caller = CALLER.get()
+    if caller is None or caller.is_admin:
+        return True
+    from forms_service import access
+    return access.can_see_document(caller, document_id)
+
+
+def withhold(items: list[dict]) -> list[dict]:
+    """Records carrying the id of a document the caller may not see lose that id, and say so."""
+    for item in items:
+        if "fields" in item and item.get("document_id") and not visible(item["document_id"]):
+            item["document_id"] = None
+            item["validation"]["errors"].append(dict(WITHHELD))
+    return items
+
 
 def issued_document(document_id: str | None) -> dict | None:
     """The issued document's form, version, data and layout, or None."""
-    if not document_id:
+    if not document_id or not visible(document_id):
         return None
     from forms_service import db
     try:
@@ -31,7 +59,7 @@ def issued_document(document_id: str | None) -> dict | None:
 
 def issued_data(document_id: str | None) -> dict | None:
     """The issued document's form and data only (no layout to decode: reconciliation)."""
-    if not document_id:
+    if not document_id or not visible(document_id):
         return None
     from sqlalchemy import select
 

@@ -34,6 +34,9 @@ BLUEPRINT_MODULES = [
     "forms_service.api.forms",
     "forms_service.render.api",
     "parsers.api",
+    "forms_service.beneficiaries.api",
+    "forms_service.api.documents",
+    "forms_service.api.audit",
 ]
 
 #: Endpoints open without an API key even when keys are configured.
