@@ -20,7 +20,8 @@ from flask import Flask, current_app, jsonify, render_template, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from forms_service.errors import BadRequest, FormsError, NotFound, PayloadTooLarge, Problem
+from forms_service.errors import (BadRequest, Forbidden, FormsError, NotFound, PayloadTooLarge,
+                                  Problem, TooManyRequests, Unauthorized)
 from forms_service.logging_setup import get_logger
 
 log = get_logger(__name__)
@@ -40,12 +41,6 @@ class ErrorBody(BaseModel):
     errors: list[ErrorItem]
 
 
-class Unauthorized(FormsError):
-    http_status = 401
-    exit_code = 2
-    rule = "cle_api_invalide"
-
-
 class MethodNotAllowed(FormsError):
     http_status = 405
     exit_code = 2
@@ -63,11 +58,14 @@ _HTTP_MESSAGES = {
     404: (NotFound, "Ressource introuvable"),
     405: (MethodNotAllowed, "Méthode non autorisée pour cette adresse"),
     413: (PayloadTooLarge, "Requête trop volumineuse"),
+    429: (TooManyRequests, "Trop de tentatives : réessayez dans une minute"),
 }
 
 
 def _from_http(exc: HTTPException) -> FormsError:
     code = exc.code or 500
+    if code == 403:
+        return Forbidden("Accès refusé")
     if code in _HTTP_MESSAGES:
         cls, message = _HTTP_MESSAGES[code]
         if code == 413:
