@@ -17,7 +17,7 @@ from forms_service.errors import NotFound
 from forms_service.principal import current_principal
 
 tag = Tag(name="documents", description="Documents produits et enregistrements lus")
-bp = APIBlueprint("documents", __name__, abp_tags=[tag],
+bp = APIBlueprint("records", __name__, abp_tags=[tag],
                   abp_responses={401: ErrorBody, 403: ErrorBody, 404: ErrorBody})
 
 
