@@ -295,7 +295,8 @@ def test_openapi_documents_the_render_endpoints(client):
     spec = client.get("/api/v1/openapi.json").get_json()
     paths = spec["paths"]
     render = paths["/api/v1/forms/{form_id}/render"]["post"]
-    assert {p["name"] for p in render["parameters"]} == {"form_id", "format", "fillable", "strict"}
+    assert {p["name"] for p in render["parameters"]} == {"form_id", "format", "fillable", "strict",
+                                                           "beneficiaire"}
     ok = render["responses"]["200"]
     assert set(ok["content"]) == {"application/pdf", DOCX}
     assert {"X-Document-Id", "X-Template-Version", "X-Forms-Findings"} <= set(ok["headers"])
