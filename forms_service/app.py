@@ -183,15 +183,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> OpenAPI:
         if name == api.name or name.startswith(api.name + "."):
             csrf.exempt(blueprint)
 
-    from forms_service import web
+    from forms_service import accounts, security, web
 
     web.register(app)
+    accounts.init_app(app)
+    security.init_app(app)
     register_error_handlers(app)
 
     app.extensions.setdefault(HEALTH_CHECKS_KEY, [])
     register_health_check(app, "database", _check_database)
     register_health_check(app, "catalogue", _check_catalogue)
 
-    log.info("app_created", version=__version__, sqlite=settings.is_sqlite,
-             api_keys=len(settings.api_keys))
+    log.info("app_created", version=__version__, sqlite=settings.is_sqlite)
     return app

@@ -29,6 +29,10 @@ COMMAND_MODULES = [
     "forms_service.render.templates_cli",
     "forms_service.render.cli",
     "parsers.cli",
+    "forms_service.accounts.cli",
+    "forms_service.directory.cli",
+    "forms_service.beneficiaries.cli",
+    "forms_service.demo",
 ]
 
 

@@ -21,24 +21,6 @@ from typing import Any
 MIB = 1024 * 1024
 
 
-def _parse_api_keys(raw: str | Mapping[str, str] | None) -> dict[str, str]:
-    """``"name:key,name2:key2"`` → ``{"key": "name", ...}`` (looked up by key)."""
-    if raw is None or raw == "":
-        return {}
-    if isinstance(raw, Mapping):
-        return dict(raw)
-    keys: dict[str, str] = {}
-    for item in str(raw).split(","):
-        item = item.strip()
-        if not item:
-            continue
-        name, sep, key = item.partition(":")
-        if not sep or not name.strip() or not key.strip():
-            raise ValueError("FORMS_SERVICE_API_KEYS : format attendu « nom:clé,nom2:clé2 »")
-        keys[key.strip()] = name.strip()
-    return keys
-
-
 def _int(value: Any) -> int:
     return int(value)
 
@@ -53,6 +35,10 @@ def _opt_path(value: Any) -> Path | None:
 
 def _str(value: Any) -> str:
     return str(value)
+
+
+def _opt_bool(value: Any) -> bool | None:
+    return None if value in (None, "", "auto") else _bool(value)
 
 
 def _bool(value: Any) -> bool:
@@ -72,7 +58,8 @@ ENV: dict[str, tuple[str, Any]] = {
     "ede_bound_high": ("EDE_BOUND_HIGH", _int),
     "max_content_length": ("MAX_CONTENT_LENGTH", _int),
     "soffice_pool_size": ("SOFFICE_POOL_SIZE", _int),
-    "api_keys": ("FORMS_SERVICE_API_KEYS", _parse_api_keys),
+    "secure_cookies": ("FORMS_SERVICE_SECURE_COOKIES", _opt_bool),
+    "session_idle_minutes": ("FORMS_SERVICE_SESSION_IDLE_MINUTES", _int),
     "secret_key": ("SECRET_KEY", _str),
     "log_level": ("FORMS_SERVICE_LOG_LEVEL", _str),
     "migrate_on_startup": ("FORMS_SERVICE_MIGRATE_ON_STARTUP", _bool),
@@ -97,8 +84,10 @@ class Settings:
     ede_bound_high: int = 35
     max_content_length: int = 10 * MIB
     soffice_pool_size: int = field(default_factory=lambda: os.cpu_count() or 1)
-    #: API key -> key name (the name is what the audit log records).
-    api_keys: dict[str, str] = field(default_factory=dict, repr=False)
+    #: Session cookie ``Secure`` flag; ``None`` (auto): set when the request came over HTTPS.
+    secure_cookies: bool | None = None
+    #: A web session ends after this many minutes without a request.
+    session_idle_minutes: int = 30
     #: A random key per process when unset (sessions then end with the process).
     secret_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
     log_level: str = "INFO"
@@ -123,6 +112,8 @@ class Settings:
             raise ValueError("EDE_BOUND_LOW doit être inférieur ou égal à EDE_BOUND_HIGH")
         if self.soffice_pool_size < 1:
             raise ValueError("SOFFICE_POOL_SIZE doit être au moins 1")
+        if self.session_idle_minutes < 1:
+            raise ValueError("FORMS_SERVICE_SESSION_IDLE_MINUTES doit être au moins 1")
         if self.max_content_length < 1:
             raise ValueError("MAX_CONTENT_LENGTH doit être positif")
 

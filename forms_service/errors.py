@@ -131,6 +131,36 @@ class NotFound(FormsError):
     rule = "introuvable"
 
 
+class Unauthorized(FormsError):
+    """No valid credentials: no API key or a wrong one, or no session."""
+
+    http_status = 401
+    exit_code = 2
+    rule = "cle_api_invalide"
+
+
+class Forbidden(FormsError):
+    """Authenticated, but the key's scopes (or the session's roles) do not allow this."""
+
+    http_status = 403
+    exit_code = 2
+    rule = "acces_refuse"
+
+
+class Conflict(FormsError):
+    """The thing to create exists already (an account's e-mail, a key's name)."""
+
+    http_status = 409
+    exit_code = 2
+    rule = "existe_deja"
+
+
+class TooManyRequests(FormsError):
+    http_status = 429
+    exit_code = 2
+    rule = "trop_de_tentatives"
+
+
 class TemplateError(FormsError):
     """A DOCX template is inconsistent with its form definition (a contract break)."""
 

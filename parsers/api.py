@@ -61,7 +61,11 @@ def parse(form: ParseForm):
         raise BadRequest(f"Trop de fichiers ({len(uploads)} ; {MAX_FILES} au plus)", path="files",
                          rule="trop_de_fichiers")
     files = [(u.filename or f"fichier-{i + 1}", u.read()) for i, u in enumerate(uploads)]
-    result = _sandbox().parse(files)
+    from forms_service.principal import current_principal
+
+    from .parse import Limits
+    # reconciliation only uses the issued documents the caller may see (access policy)
+    result = _sandbox().parse(files, Limits(principal=current_principal()))
     actor = getattr(g, "actor", "anonyme")
     for item in result:
         if "fields" in item:   # a record (not a file's error entry, not a page's status)

@@ -53,6 +53,9 @@ def kind_of(data: bytes) -> str:
 class Limits:
     max_bytes: int = MAX_FILE_BYTES
     max_pages: int = MAX_PAGES
+    #: Who the reading is for (``forms_service.principal.Principal``): reconciliation only
+    #: uses the issued documents it may see (``Store.for_principal``). ``None``: every document.
+    principal: object = None
 
 
 def _check(data: bytes, limits: Limits) -> str:
@@ -108,6 +111,12 @@ def parse_files(files: list[tuple[str, bytes]], limits: Limits | None = None, *,
     far are finished and a new group starts.
     """
     limits = limits or Limits()
+    if limits.principal is not None:
+        store = store.for_principal(limits.principal)
+    return store.withhold(_parse_files(files, limits, store))
+
+
+def _parse_files(files: list[tuple[str, bytes]], limits: Limits, store: Store) -> list[dict]:
     slots: list[list[dict]] = [[] for _ in files]
     index = {name: i for i, (name, _) in reversed(list(enumerate(files)))}
     batch = ScanBatch(store)

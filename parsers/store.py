@@ -17,6 +17,7 @@ blanks.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from sqlalchemy import select
@@ -30,6 +31,12 @@ from forms_service.logging_setup import get_logger
 
 log = get_logger(__name__)
 
+#: The warning a record gets when the id printed in the file names a document its caller
+#: may not see (``forms_service.access``): the form is read as if it carried no id.
+WITHHELD = {"path": "document_id", "rule": "document_inaccessible", "severity": "warning",
+            "message": "Identifiant de document inconnu ou inaccessible : "
+                       "formulaire lu sans le document produit"}
+
 
 class Store:
     """Issued documents and layout maps, read through the caller's database and pool.
@@ -40,11 +47,49 @@ class Store:
     only when a layout map must be computed; ``None``: such a layout is unknown.
     """
 
-    def __init__(self, settings: Settings, *, database: db.Database | None = None, pool: Any = None):
+    def __init__(self, settings: Settings, *, database: db.Database | None = None, pool: Any = None,
+                 principal: Any = None):
         self.settings = settings
         self.pool = pool
+        #: Who the reading is for (a ``Principal``): only the issued documents it may see are
+        #: used. ``None`` (the command line, an administrator's tools): every document.
+        self.principal = principal
         self._own_database = database is None
         self.database = database if database is not None else db.Database(settings.database_url)
+
+    def for_principal(self, principal: Any) -> "Store":
+        """The same store reading for ``principal`` (shares the database and pool)."""
+        view = copy.copy(self)
+        view.principal = principal
+        view._own_database = False
+        return view
+
+    def _restriction(self):
+        """The SQL condition on issued documents for this store's principal, or None."""
+        p = self.principal
+        if p is None or getattr(p, "is_admin", False):
+            return None
+        from forms_service import access
+        return access.document_condition(p)
+
+    def visible(self, document_id: str | None) -> bool:
+        """Whether this store's principal may see the issued document (unknown ids: False)."""
+        cond = self._restriction()
+        if cond is None or not document_id:
+            return True
+
+        def query(s):
+            return s.execute(select(db.IssuedDocument.document_id)
+                             .where(db.IssuedDocument.document_id == document_id, cond)).first() is not None
+        return self._read("document_visible", query)
+
+    def withhold(self, items: list[dict]) -> list[dict]:
+        """Records carrying the id of a document the principal may not see lose that id, and say so."""
+        for item in items:
+            if "fields" in item and item.get("document_id") and not self.visible(item["document_id"]):
+                item["document_id"] = None
+                item["validation"]["errors"].append(dict(WITHHELD))
+        return items
 
     def close(self) -> None:
         if self._own_database:
@@ -64,6 +109,9 @@ class Store:
         if not document_id:
             return None
 
+        if not self.visible(document_id):
+            return None
+
         def query(s):
             row = s.get(db.IssuedDocument, document_id)
             if row is None:
@@ -78,9 +126,12 @@ class Store:
         if not document_id:
             return None
 
+        cond = self._restriction()
+        where = [db.IssuedDocument.document_id == document_id] + ([cond] if cond is not None else [])
+
         def query(s):
             row = s.execute(select(db.IssuedDocument.form_id, db.IssuedDocument.data)
-                            .where(db.IssuedDocument.document_id == document_id)).first()
+                            .where(*where)).first()
             return None if row is None else {"document_id": document_id, "form": row[0], "data": row[1]}
         return self._read("issued_data", query)
 

@@ -21,9 +21,11 @@ def make_app(tmp_path):
     apps = []
 
     def factory(**overrides):
-        config = {"var_dir": tmp_path / "var", "database_url": None, "api_keys": {},
+        config = {"var_dir": tmp_path / "var", "database_url": None,
                   "departement_logo": None, "TESTING": True}
         config.update(overrides)
+        if str(config.get("database_url") or "").startswith("postgresql"):
+            config.setdefault("migrate_on_startup", True)
         app = create_app(config)
         apps.append(app)
         return app

@@ -307,7 +307,7 @@ def test_openapi_documents_the_render_endpoints(client):
     # Declared per form, with the form's schema as body (issue 9, item 7).
     render = paths["/api/v1/forms/fiche-liaison/render"]["post"]
     assert {p["name"] for p in render["parameters"]} == {"format", "fillable", "strict",
-                                                         "Idempotency-Key"}
+                                                         "beneficiaire", "Idempotency-Key"}
     ok = render["responses"]["200"]
     assert set(ok["content"]) == {"application/pdf", DOCX}
     assert {"X-Document-Id", "X-Template-Version", "X-Forms-Findings"} <= set(ok["headers"])

@@ -12,16 +12,15 @@ answer 503 ``{"status": "degraded"}``.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from typing import Any
 
-from flask import current_app, g, request
+from flask import current_app
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
 from forms_service import __version__, import_optional
-from forms_service.api.errors import ErrorBody, Unauthorized
+from forms_service.api.errors import ErrorBody
 from forms_service.logging_setup import get_logger
 
 log = get_logger(__name__)
@@ -34,10 +33,10 @@ BLUEPRINT_MODULES = [
     "forms_service.api.forms",
     "forms_service.render.api",
     "parsers.api",
+    "forms_service.beneficiaries.api",
+    "forms_service.api.documents",
+    "forms_service.api.audit",
 ]
-
-#: Endpoints open without an API key even when keys are configured.
-PUBLIC_ENDPOINTS = {"api.health"}
 
 HealthCheck = Callable[[], dict[str, Any]]
 
@@ -53,25 +52,6 @@ for _name in BLUEPRINT_MODULES:
 def register_health_check(app, name: str, check: HealthCheck) -> None:
     """Add a readiness check (e.g. a test conversion by the LibreOffice pool)."""
     app.extensions.setdefault(HEALTH_CHECKS_KEY, []).append((name, check))
-
-
-@api.before_request
-def _check_api_key():
-    keys: dict[str, str] = current_app.extensions["forms_service.settings"].api_keys
-    if not keys:
-        g.actor = "anonyme"
-        return None
-    if request.endpoint in PUBLIC_ENDPOINTS:
-        return None
-    given = request.headers.get("X-API-Key", "")
-    if not given:
-        auth = request.headers.get("Authorization", "")
-        given = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-    for key, name in keys.items():
-        if given and hmac.compare_digest(given.encode(), key.encode()):
-            g.actor = name
-            return None
-    raise Unauthorized("Clé d'API absente ou invalide (en-tête X-API-Key)")
 
 
 class HealthCheckResult(BaseModel):

@@ -20,9 +20,9 @@ from flask import Flask, current_app, jsonify, render_template, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from forms_service.errors import (BadRequest, FormsError, IdempotencyConflict, NotFound,
-                                  PayloadTooLarge, Problem, UnsupportedMediaType,
-                                  problem_from_pydantic)
+from forms_service.errors import (BadRequest, Forbidden, FormsError, IdempotencyConflict,
+                                  NotFound, PayloadTooLarge, Problem, TooManyRequests,
+                                  Unauthorized, UnsupportedMediaType, problem_from_pydantic)
 from forms_service.logging_setup import get_logger
 
 log = get_logger(__name__)
@@ -40,12 +40,6 @@ class ErrorBody(BaseModel):
     """Body of every API error response."""
 
     errors: list[ErrorItem]
-
-
-class Unauthorized(FormsError):
-    http_status = 401
-    exit_code = 2
-    rule = "cle_api_invalide"
 
 
 class MethodNotAllowed(FormsError):
@@ -67,11 +61,14 @@ _HTTP_MESSAGES = {
     409: (IdempotencyConflict, "Conflit avec une requête précédente"),
     413: (PayloadTooLarge, "Requête trop volumineuse"),
     415: (UnsupportedMediaType, "Type de contenu non pris en charge : application/json attendu"),
+    429: (TooManyRequests, "Trop de tentatives : réessayez dans une minute"),
 }
 
 
 def _from_http(exc: HTTPException) -> FormsError:
     code = exc.code or 500
+    if code == 403:
+        return Forbidden("Accès refusé")
     if code in _HTTP_MESSAGES:
         cls, message = _HTTP_MESSAGES[code]
         if code == 413:

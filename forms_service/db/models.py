@@ -66,6 +66,9 @@ class IssuedDocument(Base):
     format: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[str] = mapped_column(String(128))
+    #: The beneficiary the document concerns, when the caller named one (access policy).
+    beneficiary_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("beneficiary.id", ondelete="SET NULL"), nullable=True, index=True)
 
 
 class Record(Base):
@@ -84,6 +87,9 @@ class Record(Base):
     source: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     correspondant: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    #: The beneficiary the record concerns (else its issued document's), for the access policy.
+    beneficiary_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("beneficiary.id", ondelete="SET NULL"), nullable=True, index=True)
 
 
 class AuditEvent(Base):
@@ -98,6 +104,10 @@ class AuditEvent(Base):
     form_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     document_id: Mapped[str | None] = mapped_column(String(DOCUMENT_ID_LENGTH), nullable=True, index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    #: What the event is about, by id, when not a document: ``beneficiaire``, ``enregistrement``,
+    #: ``annuaire``... No foreign key: the event outlives its object.
+    object_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    object_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class IdempotencyKey(Base):
@@ -114,3 +124,10 @@ class IdempotencyKey(Base):
     #: {"form_id", "format", "documents": [{"document_id", "filename", "findings"}]}
     response: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# The people (issue 10) live on the same Base: imported here so that the metadata
+# (Alembic, create_all) always sees them.
+from forms_service.accounts import models as _accounts_models  # noqa: E402,F401
+from forms_service.directory import models as _directory_models  # noqa: E402,F401
+from forms_service.beneficiaries import models as _beneficiaries_models  # noqa: E402,F401

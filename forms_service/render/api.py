@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 from forms_service.api.errors import ErrorBody
 from forms_service.audit import current_actor
 from forms_service.errors import BadRequest
+from forms_service.principal import current_principal
 from forms_service.render.service import (FINDINGS_HEADER_LIMIT, MAX_BATCH, MIMETYPES, batch_zip,
                                           findings_header, get_service, init_app)
 
@@ -57,6 +58,8 @@ class RenderQuery(BaseModel):
                                               "avec format=pdf seulement")
     strict: bool = Field(False, description="Refuser (422) les données qui enfreignent une règle "
                                             "de niveau « error » au lieu de les signaler")
+    beneficiaire: Optional[int] = Field(None, description="Identifiant du bénéficiaire concerné : "
+                                        "le document lui est rattaché (404 s'il n'est pas visible)")
 
 
 class RenderBody(RootModel[Optional[dict[str, Any]]]):
@@ -158,10 +161,17 @@ def _attachment(content: bytes, mimetype: str, filename: str) -> Response:
                      "LibreOffice est indisponible (le DOCX reste disponible).",
          responses={200: _file_response("Le document", list(MIMETYPES.values()), RenderHeaders)})
 def render_form(path: FormPath, query: RenderQuery, body: RenderBody):
+    from forms_service import access
+
+    principal = current_principal()
+    if query.beneficiaire is not None:   # checked before anything is produced
+        access.get_beneficiary(principal, query.beneficiaire)
     service = get_service()
     doc = service.render(path.form_id, _json_body(), fmt=query.format, fillable=query.fillable,
                          strict=query.strict, actor=current_actor(),
                          idempotency_key=request.headers.get(IDEMPOTENCY_HEADER))
+    if query.beneficiaire is not None:
+        access.link_document(doc.document_id, query.beneficiaire)
     response = _attachment(doc.content, doc.mimetype, doc.filename)
     response.headers["X-Document-Id"] = doc.document_id
     response.headers["X-Template-Version"] = doc.template_version

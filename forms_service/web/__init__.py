@@ -15,6 +15,9 @@ from forms_service.web.slai import bp as slai_bp
 def register(app: Flask) -> None:
     app.register_blueprint(referent_bp)
     app.register_blueprint(slai_bp)
+    from forms_service.web import admin_directory
+
+    admin_directory.init_app(app)
 
     @app.context_processor
     def _inject_departement():

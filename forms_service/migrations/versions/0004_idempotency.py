@@ -5,7 +5,7 @@ Revises: 0001
 Create Date: 2026-12-01
 
 Written by hand from forms_service/db/models.py (IdempotencyKey). The integrator
-re-chains ``down_revision`` after the other branches' revisions.
+follows the accounts and directory revisions.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0004"
-down_revision = "0001"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
