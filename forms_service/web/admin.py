@@ -13,6 +13,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import EmailField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -41,7 +42,7 @@ ROLE_LABELS = {
 class UserForm(FlaskForm):
     email = EmailField("Adresse e-mail", validators=[DataRequired("Indiquez l'adresse e-mail.")])
     nom = StringField("Nom affiché", validators=[Optional(), Length(max=128)])
-    roles = SelectMultipleField("Rôles", choices=[(r, ROLE_LABELS[r]) for r in ROLES],
+    roles = SelectMultipleField("Rôles", choices=[SelectChoice(r, ROLE_LABELS[r]) for r in ROLES],
                                 validators=[DataRequired("Choisissez au moins un rôle.")],
                                 option_widget=CheckboxInput(), widget=ListWidget(prefix_label=False))
     territoire = StringField("Territoire (code)", validators=[Optional(), Length(max=64)])
