@@ -582,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
             pairs = [(f, t) for f, t in zip(files, truths) if t["batch"] in keep]
             files, truths = [f for f, _ in pairs], [t for _, t in pairs]
 
-        app = create_app({"var_dir": work / "var", "database_url": None, "api_keys": {},
+        app = create_app({"var_dir": work / "var", "database_url": None,
                           "departement_logo": None, "TESTING": True, "PDF_POOL": pool})
         issued = issue_documents(app, bench_dir, truths, pool)
         log(f"bench: {issued['documents']} documents issued in {issued['seconds']} s; reading {len(files)} files")

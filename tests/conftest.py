@@ -1,12 +1,17 @@
 """Shared fixtures (flaskr style): ``app`` on a temporary var dir with its own
 SQLite database, ``client`` for HTTP, ``runner`` for the ``forms-service`` CLI,
-``make_app`` for an app with other settings, ``log_lines`` to read what was logged."""
+``make_app`` for an app with other settings, ``log_lines`` to read what was logged.
+
+People (issue 10): ``db_url`` (parametrized over SQLite and a real PostgreSQL,
+``tests/pg.py``), ``make_user`` (an account), ``api_key`` (a real key, stored
+hashed), ``login`` (signs a test client in through ``/connexion``)."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -14,6 +19,8 @@ from click.testing import CliRunner
 from forms_service.app import create_app
 from forms_service.config import get_settings
 from forms_service.logging_setup import configure_logging
+
+pytest_plugins = ["tests.pg"]
 
 
 @pytest.fixture
@@ -79,3 +86,66 @@ def log_lines():
     read.raw = stream.getvalue
     yield read
     root.removeHandler(handler)
+
+
+# --------------------------------------------------------------------------- people
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh database URL: SQLite in the test's folder, or a new database on the
+    session's throw-away PostgreSQL cluster."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'people.db'}"
+    return request.getfixturevalue("postgresql_server").create_database()
+
+
+TEST_PASSWORD = "mot-de-passe-de-test"
+
+
+@pytest.fixture
+def make_user(app):
+    """``make_user("a@b.fr", "referent", territoire=..., password=...)`` → the account's id."""
+    from forms_service import db
+    from forms_service.accounts import users
+
+    def factory(email, *roles, password=TEST_PASSWORD, **fields):
+        with app.app_context(), db.session() as s:
+            return users.save_user(s, email, list(roles) or ["administrateur"],
+                                   password=password, **fields).id
+
+    return factory
+
+
+@pytest.fixture
+def api_key(app):
+    """``api_key(scopes="render,parse", user="a@b.fr", territoire=None)`` → the key itself."""
+    from forms_service import db
+    from forms_service.accounts import keys
+
+    counter = iter(range(1, 1000))
+
+    def factory(scopes="render", user=None, territoire=None, name=None):
+        with app.app_context(), db.session() as s:
+            _row, key = keys.create_key(s, name or f"test-{next(counter)}", scopes,
+                                        user_email=user, territoire=territoire)
+        return key
+
+    return factory
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or \
+        re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+@pytest.fixture
+def login():
+    """``login(client, email, password)`` → the POST /connexion response (302 when signed in)."""
+    def do(client, email, password=TEST_PASSWORD):
+        token = csrf_token(client.get("/connexion").get_data(as_text=True))
+        return client.post("/connexion", data={"email": email, "mot_de_passe": password,
+                                               "csrf_token": token})
+
+    return do

@@ -227,13 +227,15 @@ def test_openapi_document_is_generated(client):
         "$ref": "#/components/schemas/fiche-liaison"}
 
 
-def test_api_keys_when_configured(make_app):
-    app = make_app(api_keys="mds-arras:s3cret,slai:autre")
+def test_api_keys_once_an_account_exists(app, api_key):
+    """Keys created through the model (stored hashed): X-API-Key or Bearer; health stays open."""
     c = app.test_client()
+    assert c.get("/api/v1/forms").status_code == 200          # open mode: no account, no key
+    key, other = api_key(scopes="render"), api_key(scopes="parse")
     assert_error_body(c.get("/api/v1/forms"), 401, "cle_api_invalide")
     assert_error_body(c.get("/api/v1/forms", headers={"X-API-Key": "faux"}), 401)
-    assert c.get("/api/v1/forms", headers={"X-API-Key": "s3cret"}).status_code == 200
-    assert c.get("/api/v1/forms", headers={"Authorization": "Bearer autre"}).status_code == 200
+    assert c.get("/api/v1/forms", headers={"X-API-Key": key}).status_code == 200
+    assert c.get("/api/v1/forms", headers={"Authorization": f"Bearer {other}"}).status_code == 200
     assert c.get("/api/v1/health").status_code == 200
 
 

@@ -39,7 +39,7 @@ def issuing_app(tmp_path_factory, var_dir):
 
     pool = get_pool({"VAR_DIR": str(tmp_path_factory.getbasetemp() / "render-pool"), "PDF_POOL_SIZE": 2})
     pool.start()
-    app = create_app({"var_dir": var_dir, "database_url": None, "api_keys": {}, "departement_logo": None,
+    app = create_app({"var_dir": var_dir, "database_url": None, "departement_logo": None,
                       "TESTING": True, "PDF_POOL": pool})
     yield app
     box = app.extensions.get("parsers.sandbox")

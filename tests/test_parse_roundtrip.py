@@ -69,7 +69,7 @@ def rt_app(tmp_path_factory):
     pool = get_pool({"VAR_DIR": str(tmp_path_factory.getbasetemp() / "render-pool"), "PDF_POOL_SIZE": 2})
     pool.start()
     var = tmp_path_factory.mktemp("parse-roundtrip")
-    app = create_app({"var_dir": var / "var", "database_url": None, "api_keys": {},
+    app = create_app({"var_dir": var / "var", "database_url": None,
                       "departement_logo": None, "TESTING": True, "PDF_POOL": pool})
     yield app
     app.extensions["forms_service.db"].dispose()

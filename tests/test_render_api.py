@@ -221,16 +221,20 @@ def test_health_does_not_start_a_lazy_pool(make_app):
 def test_actor_is_the_api_key_name(make_app):
     from forms_service import db
 
-    app = make_app(api_keys="mds-lens:s3cret")
+    from forms_service.accounts import keys
+
+    app = make_app()
     client = app.test_client()
+    with app.app_context(), db.session() as s:
+        _row, key = keys.create_key(s, "mds-lens", "render")
     errors_of(client.post(f"/api/v1/forms/{FORM}/render", json={}), 401)
-    r = client.post(f"/api/v1/forms/{FORM}/render", json={}, headers={"X-API-Key": "s3cret"})
+    r = client.post(f"/api/v1/forms/{FORM}/render", json={}, headers={"X-API-Key": key})
     assert r.status_code == 200
     with app.app_context(), db.session() as s:
         row = s.get(db.IssuedDocument, r.headers["X-Document-Id"])
-        assert row.created_by == "mds-lens"
+        assert row.created_by == "key:mds-lens"
         event = s.query(db.AuditEvent).filter_by(document_id=row.document_id).one()
-        assert event.actor == "mds-lens" and event.action == "document.rendu"
+        assert event.actor == "key:mds-lens" and event.action == "document.rendu"
 
 
 # ---------------------------------------------------------------------- batches

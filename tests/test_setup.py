@@ -32,7 +32,7 @@ def test_embedded_defaults(tmp_path, monkeypatch):
     assert (s.ede_bound_low, s.ede_bound_high) == (18, 35)
     assert s.max_content_length == 10 * MIB
     assert s.soffice_pool_size >= 1
-    assert s.api_keys == {}
+    assert s.secure_cookies is None and s.session_idle_minutes == 30
     assert s.secret_key and s.migrate_on_startup is True
 
 
@@ -41,13 +41,14 @@ def test_environment_variables(tmp_path):
         "FORMS_SERVICE_VAR_DIR": str(tmp_path), "DATABASE_URL": "postgresql+psycopg://u@h/db",
         "DEPARTEMENT_NAME": "Département du Nord", "EDE_BOUND_LOW": "20", "EDE_BOUND_HIGH": "30",
         "MAX_CONTENT_LENGTH": "1024", "SOFFICE_POOL_SIZE": "3",
-        "FORMS_SERVICE_API_KEYS": "mds-arras:k1, slai:k2", "SECRET_KEY": "x"})
+        "FORMS_SERVICE_SECURE_COOKIES": "true", "FORMS_SERVICE_SESSION_IDLE_MINUTES": "15",
+        "SECRET_KEY": "x"})
     assert s.var_dir == tmp_path and s.storage_dir == tmp_path / "files"
     assert s.database_url.startswith("postgresql") and not s.is_sqlite
     assert s.migrate_on_startup is False  # PostgreSQL: run `forms-service db upgrade`
     assert (s.departement_name, s.ede_bound_low, s.ede_bound_high) == ("Département du Nord", 20, 30)
     assert (s.max_content_length, s.soffice_pool_size, s.secret_key) == (1024, 3, "x")
-    assert s.api_keys == {"k1": "mds-arras", "k2": "slai"}
+    assert s.secure_cookies is True and s.session_idle_minutes == 15
 
 
 def test_overrides_win_over_the_environment(tmp_path):
@@ -58,7 +59,8 @@ def test_overrides_win_over_the_environment(tmp_path):
 
 @pytest.mark.parametrize("overrides", [
     {"inconnu": 1},
-    {"api_keys": "sans-deux-points"},
+    {"api_keys": "mds:cle"},            # FORMS_SERVICE_API_KEYS is gone: keys live in the database
+    {"session_idle_minutes": 0},
     {"ede_bound_low": 40, "ede_bound_high": 30},
     {"soffice_pool_size": 0},
 ])

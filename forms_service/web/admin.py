@@ -13,6 +13,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import EmailField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -41,7 +42,7 @@ ROLE_LABELS = {
 class UserForm(FlaskForm):
     email = EmailField("Adresse e-mail", validators=[DataRequired("Indiquez l'adresse e-mail.")])
     nom = StringField("Nom affiché", validators=[Optional(), Length(max=128)])
-    roles = SelectMultipleField("Rôles", choices=[(r, ROLE_LABELS[r]) for r in ROLES],
+    roles = SelectMultipleField("Rôles", choices=[SelectChoice(r, ROLE_LABELS[r]) for r in ROLES],
                                 validators=[DataRequired("Choisissez au moins un rôle.")],
                                 option_widget=CheckboxInput(), widget=ListWidget(prefix_label=False))
     territoire = StringField("Territoire (code)", validators=[Optional(), Length(max=64)])
@@ -59,7 +60,7 @@ def _reset_link(token: str) -> str:
 @bp.route("/", methods=["GET", "POST"])
 def comptes():
     form = UserForm()
-    error = link = None
+    error = link = link_for = None
     principal = current_principal()
     if not principal.open_mode and form.validate_on_submit():
         try:
@@ -69,16 +70,16 @@ def comptes():
                                        territoire=form.territoire.data or None,
                                        organisme=form.organisme.data or None)
                 token = users.start_password_reset(s, user)
-                user_id = user.id
+                user_id, email = user.id, user.email
         except FormsError as err:
             error = err.message
         else:
             record_event(principal.actor, "compte.cree", user_id=user_id, roles=form.roles.data)
-            link = _reset_link(token)
+            link, link_for = _reset_link(token), email
             form = UserForm(formdata=None)
     elif request.method == "POST" and form.errors:
         error = " ".join(m for msgs in form.errors.values() for m in msgs)
-    return _page(form, error=error, link=link), (400 if error else 200)
+    return _page(form, error=error, link=link, link_for=link_for), (400 if error else 200)
 
 
 @bp.post("/comptes/<int:user_id>/desactiver")
