@@ -2,9 +2,13 @@
 
     app = create_app()                       # settings from the environment
     app = create_app({"var_dir": tmp_path})  # overrides (tests)
+    app = create_app(settings=settings)      # settings built by the caller (the CLI)
+    ...
+    app.close()                              # stops the app's pool, workers, database
 
 Upper-case keys of ``config`` that are not settings (``TESTING``...) go to
-``app.config`` as they are.
+``app.config`` as they are. The app owns its services (``forms_service.services``):
+made here, stopped by ``app.close()`` (also at interpreter exit).
 """
 
 from __future__ import annotations
@@ -18,14 +22,15 @@ from sqlalchemy import text
 
 from forms_service import __version__
 from forms_service import db as database
-from forms_service.api import HEALTH_CHECKS_KEY, URL_PREFIX, api, register_health_check
+from forms_service import services
+from forms_service.api import HEALTH_CHECKS_KEY, URL_PREFIX, build_api, register_health_check
 from forms_service.api.errors import ErrorBody, register_error_handlers, validation_error_callback
-from forms_service.config import ENV, Settings
+from forms_service.config import Settings
 from forms_service.logging_setup import configure_logging, get_logger
 
 __all__ = ["create_app", "register_health_check", "HEALTH_CHECKS_KEY"]
 
-SETTINGS_KEY = "forms_service.settings"
+SETTINGS_KEY = services.SETTINGS_KEY
 log = get_logger(__name__)
 
 
@@ -60,9 +65,12 @@ def _check_catalogue() -> dict[str, Any]:
     return {"ok": True, "forms": len(catalogue.forms())}
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> OpenAPI:
+def create_app(config: Mapping[str, Any] | None = None, *,
+               settings: Settings | None = None) -> OpenAPI:
+    """A new app. ``settings``: use these (``config`` then holds Flask keys only); else
+    they are read from the environment with ``config``'s overrides."""
     config = dict(config or {})
-    settings = Settings.from_env(config)
+    settings = settings if settings is not None else Settings.from_env(config)
     configure_logging(settings.log_level)
 
     app = FormsOpenAPI(
@@ -76,21 +84,24 @@ def create_app(config: Mapping[str, Any] | None = None) -> OpenAPI:
         validation_error_model=ErrorBody,
         static_folder=None,
     )
-    env_names = {env for env, _ in ENV.values()}
+    env_names = set(Settings.env_names())
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_content_length,
         JSON_SORT_KEYS=False,
     )
-    app.config.update({k: v for k, v in config.items() if k.isupper() and k not in env_names})
+    app.config.update({k: v for k, v in config.items()
+                       if k.isupper() and k not in env_names and k not in Settings.model_fields})
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     app.extensions[SETTINGS_KEY] = settings
 
     for path in (settings.var_dir, settings.storage_dir):
         path.mkdir(parents=True, exist_ok=True)
-    database.init_app(app, settings)
+    db = database.init_app(app, settings)
+    owned = services.install(app, settings, db)
 
+    api = build_api()
     app.register_api(api)
     csrf = CSRFProtect(app)
     # The JSON API is authenticated by key, not by cookie (nested blueprints count separately).
@@ -106,6 +117,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> OpenAPI:
     app.extensions.setdefault(HEALTH_CHECKS_KEY, [])
     register_health_check(app, "database", _check_database)
     register_health_check(app, "catalogue", _check_catalogue)
+    register_health_check(app, "libreoffice", owned.libreoffice_check)
+    owned.start()
 
     log.info("app_created", version=__version__, sqlite=settings.is_sqlite,
              api_keys=len(settings.api_keys))

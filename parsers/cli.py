@@ -32,8 +32,8 @@ def parse(files: tuple[Path, ...], as_json: bool, in_process: bool) -> None:
     if in_process:
         out += parse_files(inputs)
     else:
-        from forms_service.config import get_settings
-        box = Sandbox(workers=min(len(inputs), 2) or 1, settings=get_settings())
+        from forms_service.cli_context import command_settings
+        box = Sandbox(workers=min(len(inputs), 2) or 1, settings=command_settings())
         try:
             out += box.parse(inputs)
         finally:

@@ -26,7 +26,7 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
 from forms_service.catalogue import FormDefinition, catalogue
-from forms_service.config import get_settings
+from forms_service.config import Settings
 from forms_service.errors import BadDocument, UnknownForm
 from forms_service.render.context import CHECKED, UNCHECKED, Mark, Recording
 
@@ -221,7 +221,7 @@ def _expected(form_id: str, rows_key: tuple) -> tuple[Mark, ...]:
     rows = dict(rows_key)
     data = fd.model.model_validate({p: [{}] * n for p, n in rows.items() if n}).model_dump(mode="python")
     rec = Recording()
-    render_docx(fd, data, settings=get_settings(), document_id="", version="", for_pdf=True, record=rec)
+    render_docx(fd, data, settings=Settings.from_env(), document_id="", version="", for_pdf=True, record=rec)
     return tuple(m for m in rec.marks if m.kind == "box")
 
 

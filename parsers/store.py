@@ -12,13 +12,22 @@ from typing import Any
 from forms_service.catalogue import FormDefinition
 
 
+def _settings():
+    """Interim (h1-core): the app's settings inside a request, else those the Sandbox gave
+    its worker (as variables); h3-parsers threads the settings down instead."""
+    from flask import has_app_context
+
+    from forms_service.config import Settings, current_settings
+    return current_settings() if has_app_context() else Settings.from_env()
+
+
 def issued_document(document_id: str | None) -> dict | None:
     """The issued document's form, version, data and layout, or None."""
     if not document_id:
         return None
     from forms_service import db
     try:
-        with db.session() as s:
+        with db.session(_settings()) as s:
             row = s.get(db.IssuedDocument, document_id)
             if row is None:
                 return None
@@ -37,7 +46,7 @@ def issued_data(document_id: str | None) -> dict | None:
 
     from forms_service import db
     try:
-        with db.session() as s:
+        with db.session(_settings()) as s:
             row = s.execute(select(db.IssuedDocument.form_id, db.IssuedDocument.data)
                             .where(db.IssuedDocument.document_id == document_id)).first()
             return None if row is None else {"document_id": document_id, "form": row[0], "data": row[1]}
@@ -50,7 +59,7 @@ def stored_layout(form_id: str, version: str | None) -> dict | None:
         return None
     from forms_service import db
     try:
-        with db.session() as s:
+        with db.session(_settings()) as s:
             row = s.get(db.TemplateVersion, {"form_id": form_id, "version": version})
             return row.layout if row is not None and row.layout else None
     except Exception:
@@ -75,10 +84,9 @@ def layout_for(fd: FormDefinition, version: str | None, document_id: str | None,
     if stored:
         return stored
     try:
-        from forms_service.config import current_settings
         from forms_service.render import layout as layout_mod
         from forms_service.render.pipeline import template_version
-        settings = current_settings()
+        settings = _settings()
         if version and version != template_version(fd, settings):
             return None
         pool = _pool(settings)

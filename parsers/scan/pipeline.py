@@ -137,11 +137,11 @@ _REF_LOCK = threading.Lock()
 @lru_cache(maxsize=64)
 def _reference_pages(form_id: str) -> tuple[str | None, tuple[np.ndarray, ...]]:
     """(template version, pages at WORK_DPI) of the blank fillable PDF of a form, if shipped."""
-    from forms_service.config import get_settings
+    from forms_service.config import Settings
     from ..pdf_text import PDFIUM_LOCK
     import json
     import pypdfium2 as pdfium
-    base = Path(get_settings().templates_dir) / "pdf"
+    base = Path(Settings.from_env().templates_dir) / "pdf"
     path = base / f"{form_id}.pdf"
     if not path.exists():
         return None, ()
@@ -246,8 +246,8 @@ class DocPages:
 
 def _crop_path(doc_key: str, path: str, page: int) -> Path | None:
     try:
-        from forms_service.config import get_settings
-        base = Path(get_settings().storage_dir) / "crops" / doc_key
+        from forms_service.config import Settings
+        base = Path(Settings.from_env().storage_dir) / "crops" / doc_key
         base.mkdir(parents=True, exist_ok=True)
         return base / f"p{page}-{path}.png"
     except OSError:
@@ -300,14 +300,14 @@ def _printed_glyphs(file_path: str, mtime: float) -> tuple:
 
 def _rows_for_pages(fd: FormDefinition, pages: int) -> dict | None:
     """Without the issued document, the row counts that make the printed page count."""
-    from forms_service.config import get_settings
+    from forms_service.config import Settings
     from forms_service.render import layout as layout_mod
     for extra in range(0, 12):
         f = next(f for f in fd.fields if f.type == "list")
         rows = (f.rows_per_page or 8) * (1 + extra)
         dump = fd.model.model_validate({f.path: [{}] * rows}).model_dump(mode="python")
         try:
-            lay = layout_mod.layout_for(fd, settings=get_settings(), pool=store._pool(get_settings()),
+            lay = layout_mod.layout_for(fd, settings=Settings.from_env(), pool=store._pool(Settings.from_env()),
                                         data_dump=dump)
         except Exception:
             return None
