@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import subprocess
+import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -241,6 +242,15 @@ def test_every_dependency_is_pinned_to_what_is_installed():
         m = re.fullmatch(r"([A-Za-z0-9_.\-]+)(\[[a-z,]+\])?==([0-9][0-9A-Za-z.+\-]*)", req)
         assert m, f"not pinned exactly: {req}"
         assert metadata.version(m.group(1)) == m.group(3), req
+
+
+def test_constraints_pin_the_installed_transitive_set():
+    """constraints.txt is what scripts/lock writes from this environment (run it after
+    changing a pin), and scripts/setup installs with it."""
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "lock"), "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "-c constraints.txt" in (ROOT / "scripts" / "setup").read_text(encoding="utf-8")
 
 
 def test_readme_opens_with_the_two_commands():
