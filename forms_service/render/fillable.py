@@ -535,9 +535,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("forms", nargs="*", help="only these forms")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from ..config import get_settings
+    from ..config import Settings
 
-    settings = get_settings()
+    settings = Settings.from_env()
     if args.build:
         from .pdf import ConverterPool
 

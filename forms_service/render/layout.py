@@ -783,11 +783,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool-size", type=int, default=2)
     args = parser.parse_args(argv)
     from ..catalogue import catalogue
-    from ..config import get_settings
+    from ..config import Settings
     from .fillable import template_forms
     from .pdf import ConverterPool
 
-    settings = get_settings()
+    settings = Settings.from_env()
     forms = [catalogue.get(f) for f in args.forms] or template_forms(settings)
     data = json.loads(open(args.data, encoding="utf-8").read()) if args.data else None
     with ConverterPool(size=args.pool_size, work_dir=Path(settings.var_dir) / "lo-layout",
