@@ -31,10 +31,10 @@ from forms_service.logging_setup import get_logger
 log = get_logger(__name__)
 
 EXTENSION_KEY = "forms_service"
-#: Where the parts are also found by the code that uses them.
+#: Where the parts are also found by the code that uses them (the settings and the
+#: database are put there by ``create_app`` and ``db.init_app``; the render service is
+#: under ``render.service.EXTENSION_KEY``, read by ``get_service``).
 SETTINGS_KEY = "forms_service.settings"
-DATABASE_KEY = "forms_service.db"
-RENDER_KEY = "forms_service.render"
 POOL_KEY = "pdf_pool"
 SANDBOX_KEY = "parsers.sandbox"
 
@@ -109,6 +109,8 @@ class AppServices:
 def install(app, settings: Settings, database: Database) -> AppServices:
     """Make the app's services, put them where their users look, and give the app a
     ``close()`` (also run at interpreter exit)."""
+    from forms_service.render.service import EXTENSION_KEY as RENDER_KEY
+
     services = AppServices(app, settings, database)
     app.extensions[EXTENSION_KEY] = services
     app.extensions[RENDER_KEY] = services.render
