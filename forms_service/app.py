@@ -70,7 +70,11 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     """A new app. ``settings``: use these (``config`` then holds Flask keys only); else
     they are read from the environment with ``config``'s overrides."""
     config = dict(config or {})
-    settings = settings if settings is not None else Settings.from_env(config)
+    env_names = set(Settings.env_names())
+    if settings is None:
+        settings = Settings.from_env(config)
+    elif any(k in env_names or k in Settings.model_fields for k in config):
+        raise ValueError("create_app: settings given, config may only hold Flask keys")
     configure_logging(settings.log_level)
 
     app = FormsOpenAPI(
@@ -84,14 +88,12 @@ def create_app(config: Mapping[str, Any] | None = None, *,
         validation_error_model=ErrorBody,
         static_folder=None,
     )
-    env_names = set(Settings.env_names())
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_content_length,
         JSON_SORT_KEYS=False,
     )
-    app.config.update({k: v for k, v in config.items()
-                       if k.isupper() and k not in env_names and k not in Settings.model_fields})
+    app.config.update({k: v for k, v in config.items() if k.isupper() and k not in env_names})
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     app.extensions[SETTINGS_KEY] = settings
