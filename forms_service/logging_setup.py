@@ -92,22 +92,6 @@ def _shared_processors(*, foreign: bool = False) -> list:
     ]
 
 
-class _CurrentStderr(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is when the record comes (a test runner swaps it
-    and closes its copy: lines logged at exit, e.g. by a pool closing, still go out)."""
-
-    def __init__(self) -> None:
-        super().__init__(sys.stderr)
-
-    @property
-    def stream(self) -> TextIO:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: TextIO) -> None:
-        pass
-
-
 def configure_logging(level: str | int = "INFO", stream: TextIO | None = None,
                       force: bool = False) -> None:
     """Configure structlog and the standard library's root logger, once."""
@@ -139,7 +123,7 @@ def configure_logging(level: str | int = "INFO", stream: TextIO | None = None,
             structlog.processors.JSONRenderer(ensure_ascii=False, default=str),
         ],
     )
-    handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderr()
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
     handler.set_name("forms_service")
     root = logging.getLogger()
