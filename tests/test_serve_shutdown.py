@@ -103,7 +103,11 @@ def test_sigterm_leaves_no_child_process(tmp_path):
         assert returncode == 0, log.read_text()[-2000:]
         assert "Arrêt du service." in log.read_text(encoding="utf-8")
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None:   # the test failed early: collect its processes now
+            try:
+                descendants += psutil.Process(proc.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                pass
             proc.kill()
             proc.wait()
         for p in descendants:   # only the processes this test started
