@@ -1,6 +1,6 @@
 """Bench of the readers: scans box by box against the scan bench's truth, and timings.
 
-    .venv/bin/python -m benchmarks.parse --out DIR --pages 300 --seed 42     # generate, then read
+    .venv/bin/python -m benchmarks.parse --out DIR --pages 300 --seed 7      # generate, then read
     .venv/bin/python -m benchmarks.parse --dir DIR                           # read a bench made before
 
 Not part of the test suite. What it does:
@@ -28,6 +28,11 @@ Not part of the test suite. What it does:
 6. prints a table (and ``--json FILE`` the figures), with examples of each kind of
    failure: seed, ``--replay batch:page``, path, truth, reading, reason.
 
+The thresholds of ``parsers/scan/decide.py`` and ``measure.py`` were tuned on the seeds
+of :data:`TUNING_SEEDS`: figures on them say how well the tuning fits, not how well the
+reader reads. The default seed is another one; a run on a tuning seed says so on its
+first line (and ``"tuning_seed": true`` in the JSON).
+
 Targets (issue): ≥ 99 % right, ≤ 1 % review, 0 confident errors; ≤ 120 ms per 200-dpi
 page (decode, QR, alignment, boxes, signatures; no OCR); ≤ 25 ms per AcroForm document.
 """
@@ -54,16 +59,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from forms_service.catalogue.paths import get_path
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = PROJECT_ROOT / "samples"
-BASELINES = {   # /work/shared/notes/measurements.md (same kind of machine, one core, medians)
-    "pypdfium2 page → grey numpy, 200 dpi": "2.1 ms",
-    "JPEG decode, 300-dpi scan, grey": "13 ms",
-    "QR, zxing-cpp, QR only on a crop": "3.9 ms",
-    "ORB registration, 100 dpi then warp": "56–60 ms",
-    "darkness of 60 known boxes": "0.2 ms",
-    "pypdf get_fields() on a filled 140-field AcroForm": "19 ms",
-}
+#: Seeds the decision thresholds were tuned on (docs/reading.md): not for reporting.
+TUNING_SEEDS = (42,)
+DEFAULT_SEED = 7
 CORE_STAGES = ("decode", "qr", "marks", "rectify", "refine", "flatten", "boxes", "zones")
 #: CPU time of this process: on a machine shared with other jobs, wall time measures the
 #: neighbours too (OpenCV is pinned to one thread, PDFium and zxing-cpp use one).
@@ -124,11 +126,11 @@ class Timer:
 
 
 def instrument() -> Timer:
-    from parsers import parse as parse_mod
-    from parsers.scan import align, decide, identify, measure, pipeline
+    from parsers import parse as parse_mod, reconcile as reconcile_mod
+    from parsers.scan import align, batch, crops, decide, identify, measure, pipeline, references
 
     t = Timer()
-    t.wrap_iter(pipeline, "images_of", "decode")
+    t.wrap_iter(batch, "images_of", "decode")
     t.wrap(identify, "find_qr", "qr")
     t.wrap(align, "find_marks", "marks")
     t.wrap(align, "estimate_transform", "marks")
@@ -140,14 +142,14 @@ def instrument() -> Timer:
     t.wrap(decide, "decide_group", "boxes")
     t.wrap(measure, "measure_zone", "zones")
     t.wrap(decide, "signature_state", "zones")
-    t.wrap(pipeline, "printed_page", "zones")
-    t.wrap(pipeline, "reference_page", "zones")
-    t.wrap(pipeline, "match_reference", "content_match")
-    t.wrap(pipeline.ScanBatch, "match_pending", "content_match")
+    t.wrap(references.References, "printed_page", "zones")
+    t.wrap(references.References, "reference_page", "zones")
+    t.wrap(references.References, "match_reference", "content_match")
+    t.wrap(batch.ScanBatch, "match_pending", "content_match")
     t.wrap(parse_mod, "_digital", "pdf_probe")
-    t.wrap(pipeline, "_save_crop", "crops")
-    t.wrap(pipeline, "_layout", "layout")
-    t.wrap(parse_mod, "reconcile", "record")
+    t.wrap(crops.Crops, "save", "crops")
+    t.wrap(pipeline, "document_layout", "layout")
+    t.wrap(reconcile_mod, "reconcile", "record")
     t.wrap(pipeline, "make_record", "record")
     return t
 
@@ -203,16 +205,7 @@ def issue_documents(app, bench_dir: Path, truths: list[dict], pool) -> dict[str,
 
 # =========================================================================== scoring
 
-def _get(data, path: str):
-    cur = data
-    for part in path.split("."):
-        if isinstance(cur, dict):
-            cur = cur.get(part)
-        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
-            cur = cur[int(part)]
-        else:
-            return None
-    return cur
+_get = get_path
 
 
 def holds(value, code) -> bool:
@@ -343,11 +336,14 @@ def score_file(truth: dict, results: list[dict], score: Score) -> None:
 
 # =========================================================================== tuning data
 
-def dump_boxes(bench_dir: Path, items: list[tuple[str, dict]], out: Path) -> None:
+def dump_boxes(bench_dir: Path, items: list[tuple[str, dict]], out: Path, store) -> None:
     """Every box of every page located by its QR: its measures (:class:`BoxInk`), the state
     :func:`decide.box_state` gives, and the truth (state, mark, pen, scan mode, dpi)."""
     from parsers.parse import kind_of
-    from parsers.scan import decide, ingest, measure, pipeline
+    from parsers.scan import decide, ingest, locate, measure, pipeline
+    from parsers.scan.references import References
+
+    refs = References(store)
 
     with open(out, "w", encoding="utf-8") as fh:
         for name, truth in items:
@@ -356,12 +352,12 @@ def dump_boxes(bench_dir: Path, items: list[tuple[str, dict]], out: Path) -> Non
             for img, page in zip(images, truth["pages"]):
                 if page["blank"]:
                     continue
-                pr = pipeline.locate(img)
+                pr = locate.locate(img, refs)
                 if pr.status != "form" or pr.info is None:
                     continue
                 doc = pipeline.DocPages(pr.form, pr.info.version, pr.info.doc_id, page_count=pr.pages)
                 doc.pages[pr.page] = pr
-                layout = pipeline._layout(doc)
+                layout = pipeline.document_layout(doc, store, refs)
                 want = {(b["path"], str(b["value"])): b for b in page["boxes"]}
                 for b in layout["boxes"]:
                     t = want.get((b["path"], str(b["value"])))
@@ -381,7 +377,7 @@ def dump_boxes(bench_dir: Path, items: list[tuple[str, dict]], out: Path) -> Non
 
 # =========================================================================== AcroForm / PDF text timing
 
-def time_digital(app, reps: int) -> dict:
+def time_digital(app, reps: int, store) -> dict:
     """Median time to read one filled AcroForm document, and one rendered PDF (text)."""
     from parsers.parse import parse_files
     from pypdf import PdfWriter
@@ -404,11 +400,11 @@ def time_digital(app, reps: int) -> dict:
             filled = buf.getvalue()
             plain = service.render(form_id, data, fmt="pdf", actor="bench").content
             for kind, pdf in (("acroform", filled), ("pdf-text", plain)):
-                parse_files([("warm.pdf", pdf)])
+                parse_files([("warm.pdf", pdf)], store=store)
                 times = []
                 for _ in range(reps if kind == "acroform" else max(3, reps // 5)):
                     t0 = CLOCK()
-                    res = parse_files([(f"{form_id}.pdf", pdf)])
+                    res = parse_files([(f"{form_id}.pdf", pdf)], store=store)
                     times.append(CLOCK() - t0)
                 assert res and res[0].get("source") == kind, res[0].get("error")
                 n_fields = len(res[0]["fields"])
@@ -463,9 +459,13 @@ def report(score: Score, timing: dict, digital: dict | None, meta: dict, show: i
         "handwriting": dict(score.hand), "pages": dict(score.pages),
         "failure_categories": dict(score.categories.most_common()),
         "timing": timing, "digital": digital, **meta,
+        "tuning_seed": meta["bench"].get("seed") in TUNING_SEEDS,
     }
     line = "-" * 78
     print(line)
+    if figures["tuning_seed"]:
+        print(f"WARNING: seed {meta['bench'].get('seed')} was used to tune the thresholds: these figures "
+              f"measure the fit, not the reader (use another seed)")
     print(f"Scan reader bench — {meta['bench']['pages']} pages ({score.pages['form']} form pages, "
           f"{score.pages['blank']} blank), seed {meta['bench'].get('seed')}, {meta['bench']['files']} files")
     print(line)
@@ -501,10 +501,6 @@ def report(score: Score, timing: dict, digital: dict | None, meta: dict, show: i
             a, t = digital["acroform"][form_id], digital["pdf-text"].get(form_id, {})
             print(f"  {form_id:<16} AcroForm {a['median_ms']:>6.1f} ({a['min_ms']:>5.1f}) ms, {a['pages']} p., "
                   f"{a['fields']} fields   PDF text {t.get('median_ms', 0):>6.1f} ({t.get('min_ms', 0):>5.1f}) ms")
-    print(line)
-    print("Baselines (measurements.md):")
-    for k, v in BASELINES.items():
-        print(f"  {k:<52}{v:>10}")
     print(line)
     if score.categories:
         print("Failures by category (boxes, signatures, pages) and examples:")
@@ -545,7 +541,8 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--dir", type=Path, help="a bench generated before (index.json, files, truth)")
     src.add_argument("--out", type=Path, help="generate a bench here first")
     ap.add_argument("--pages", type=int, default=300)
-    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                    help=f"bench seed (default {DEFAULT_SEED}; {', '.join(map(str, TUNING_SEEDS))} tuned the thresholds)")
     ap.add_argument("--forms", nargs="+")
     ap.add_argument("--files", type=int, help="read only the first N files (quick runs)")
     ap.add_argument("--batches", help="read only these batches (comma-separated; replays)")
@@ -591,6 +588,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"bench: {issued['documents']} documents issued in {issued['seconds']} s; reading {len(files)} files")
 
         from parsers.parse import Limits, MAX_FILE_BYTES, parse_files
+        from parsers.store import Store
+        store = Store(app.extensions["forms_service.settings"], database=app.extensions["forms_service.db"],
+                      pool=pool)
         limits = Limits(max_bytes=int(args.max_mb * 1024 * 1024))
         oversize = [(name, (bench_dir / name).stat().st_size) for name in files
                     if (bench_dir / name).stat().st_size > MAX_FILE_BYTES]
@@ -612,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
                 t0, w0 = CLOCK(), time.perf_counter()
                 if profiler:
                     profiler.enable()
-                results = parse_files(upload, limits)
+                results = parse_files(upload, limits, store=store)
                 if profiler:
                     profiler.disable()
                 total, wall = CLOCK() - t0, time.perf_counter() - w0
@@ -634,8 +634,8 @@ def main(argv: list[str] | None = None) -> int:
             profiler.dump_stats(str(args.profile))
         if args.dump_boxes:
             with app.app_context():
-                dump_boxes(bench_dir, list(zip(files, truths)), args.dump_boxes)
-        digital = time_digital(app, args.acroform_reps) if args.acroform_reps else None
+                dump_boxes(bench_dir, list(zip(files, truths)), args.dump_boxes, store)
+        digital = time_digital(app, args.acroform_reps, store) if args.acroform_reps else None
         cmd = "python -m benchmarks.parse " + " ".join(argv if argv is not None else sys.argv[1:])
         meta = {"bench": {"dir": str(bench_dir), "seed": index.get("seed"), "pages": sum(len(t["pages"]) for t in truths),
                           "files": len(files)},

@@ -29,7 +29,7 @@ from typing import Any
 import click
 
 from forms_service.catalogue import catalogue
-from forms_service.cli_context import APP_CONFIG_KEY, pass_settings
+from forms_service.cli_context import APP_CONFIG_KEY, command_settings, pass_settings
 from forms_service.config import Settings, SettingsError
 from forms_service.errors import BadRequest, FormsError
 from forms_service.logging_setup import configure_logging
@@ -171,11 +171,13 @@ def _read_json_object(file: str) -> dict:
 @click.argument("file")
 @click.pass_context
 def validate_command(ctx: click.Context, form: str, file: str) -> None:
+    from forms_service.rules.programme import Programme
     from forms_service.validation import validate
 
-    fd = catalogue.get(form)
+    programme = Programme.from_settings(command_settings())
+    fd = programme.catalogue.get(form)
     data = _read_json_object(file)
-    report = validate(fd, data)
+    report = validate(fd, data, programme=programme)
     _echo_json(report.as_dict())
     ctx.exit(0 if report.valid else 1)
 

@@ -111,6 +111,19 @@ class ComponentMissing(FormsError):
     rule = "composant_indisponible"
 
 
+class DatabaseUnavailable(FormsError):
+    """The database cannot be read (down, unreachable, file gone): nothing read from it
+    can be trusted, so the call fails rather than go on without it."""
+
+    http_status = 503
+    exit_code = 3
+    rule = "base_indisponible"
+
+    def __init__(self, message: str = "Base de données indisponible : les documents émis ne peuvent "
+                                      "pas être relus, réessayez plus tard"):
+        super().__init__(message)
+
+
 class NotFound(FormsError):
     http_status = 404
     exit_code = 2

@@ -35,7 +35,6 @@ EXTENSION_KEY = "forms_service"
 #: database are put there by ``create_app`` and ``db.init_app``; the render service is
 #: under ``render.service.EXTENSION_KEY``, read by ``get_service``).
 SETTINGS_KEY = "forms_service.settings"
-POOL_KEY = "pdf_pool"
 SANDBOX_KEY = "parsers.sandbox"
 
 #: Parse worker processes per app (each reads one file at a time, within memory limits).
@@ -70,8 +69,8 @@ class AppServices:
         injected = app.config.get("PDF_POOL")
         self.owns_pool = injected is None
         self.pool = make_pool(settings, app.config) if injected is None else injected
-        self.sandbox = Sandbox(workers=int(app.config.get("PARSE_WORKERS", DEFAULT_PARSE_WORKERS)),
-                               settings=settings)
+        self.sandbox = Sandbox(settings, pool=self.pool,
+                               workers=int(app.config.get("PARSE_WORKERS", DEFAULT_PARSE_WORKERS)))
         self.render = RenderService(app, self.pool)
         self.autostart = bool(app.config.get("PDF_POOL_AUTOSTART", not app.testing))
         self.libreoffice_check = libreoffice_check(self.pool, self.autostart)
@@ -109,7 +108,7 @@ class AppServices:
 def install(app, settings: Settings, database: Database) -> AppServices:
     """Make the app's services, put them where their users look, and give the app a
     ``close()`` (also run at interpreter exit)."""
-    from forms_service.render.service import EXTENSION_KEY as RENDER_KEY
+    from forms_service.render.service import EXTENSION_KEY as RENDER_KEY, POOL_KEY
 
     services = AppServices(app, settings, database)
     app.extensions[EXTENSION_KEY] = services

@@ -18,7 +18,11 @@ from .catalogue import FormDefinition
 from .catalogue.model import problems_from
 from .catalogue.rules_engine import Context, run_rules
 from .errors import BadRequest, NotAForm, Problem, ValidationFailed
-from .rules.programme import programme_params
+from .rules import all_checks
+from .rules.programme import DEFAULT, Programme
+
+#: Every check a definition may name: the generic ones and the programme's.
+CHECKS = all_checks()
 
 
 @dataclass
@@ -59,14 +63,19 @@ def parse_model(form: FormDefinition, data: Any):
         raise ValidationFailed(problems_from(exc)) from None
 
 
-def validate(form: FormDefinition, data: Any, *, overrides: Mapping[str, Any] | None = None,
+def validate(form: FormDefinition, data: Any, *, programme: Programme | None = None,
              today: dt.date | None = None) -> ValidationReport:
-    """Every problem in ``data`` for ``form``; raises only for a reference list or a non-object."""
+    """Every problem in ``data`` for ``form``; raises only for a reference list or a non-object.
+
+    ``programme``: the EDE bounds and grid in force (``Programme.from_settings(settings)``);
+    ``None``: the programme's defaults.
+    """
     try:
         instance = parse_model(form, data)
     except ValidationFailed as exc:
         return ValidationReport(list(exc.problems), model_valid=False)
-    ctx = Context(data=instance.model_dump(mode="python"), form=form,
-                  params=programme_params(overrides), today=today or dt.date.today(), derived={})
-    problems = run_rules(form.rules(), ctx)
+    programme = programme or DEFAULT
+    ctx = Context(data=instance.model_dump(mode="python"), form=form, params=programme.params(),
+                  today=today or dt.date.today(), derived={}, programme=programme)
+    problems = run_rules(form.rules(), ctx, CHECKS)
     return ValidationReport(problems, ctx.derived, True, instance)

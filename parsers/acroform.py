@@ -40,12 +40,8 @@ class RawField:
 
 
 def _name_value(obj) -> str | None:
-    if obj is None:
-        return None
-    try:
-        return str(obj)
-    except Exception:
-        return None
+    # a value that cannot be read as text is a damaged field: read_fields says so
+    return None if obj is None else str(obj)
 
 
 def _ticked(value: str | None) -> bool:
@@ -97,8 +93,12 @@ def read_fields(pdf: pikepdf.Pdf) -> list[RawField]:
         return []
     page_of = {p.obj.objgen: i + 1 for i, p in enumerate(pdf.pages)}
     out: list[RawField] = []
-    for f in root.AcroForm.Fields:
-        _walk(f, "", None, page_of, out)
+    try:
+        for f in root.AcroForm.Fields:
+            _walk(f, "", None, page_of, out)
+    except (TypeError, ValueError, AttributeError, KeyError, pikepdf.PdfError):
+        # a field that is not a dictionary, /Fields or /Kids that are not arrays...
+        raise BadDocument("PDF endommagé : ses champs de formulaire sont malformés", rule="pdf_corrompu") from None
     return out
 
 

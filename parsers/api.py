@@ -9,11 +9,12 @@ from pydantic import BaseModel, Field, RootModel
 from forms_service.api.errors import ErrorBody
 from forms_service.errors import BadRequest
 
-from .record import FileError, Record
+from .record import FileError, PageStatus, Record
 
 tag = Tag(name="lecture", description="Lecture des formulaires retournés (PDF remplis, scans)")
 bp = APIBlueprint("parse", __name__, abp_tags=[tag],
-                  abp_responses={400: ErrorBody, 401: ErrorBody, 413: ErrorBody, 500: ErrorBody})
+                  abp_responses={400: ErrorBody, 401: ErrorBody, 413: ErrorBody, 500: ErrorBody,
+                                 503: ErrorBody})
 
 MAX_FILES = 100
 
@@ -25,16 +26,25 @@ class ParseForm(BaseModel):
                                      description="Un ou plusieurs fichiers (au moins un) : PDF, TIFF, JPEG, PNG")
 
 
-class ParseResult(RootModel[list[Record | FileError]]):
-    """One record per form found, and one error entry per file that could not be read."""
+class ParseResult(RootModel[list[Record | FileError | PageStatus]]):
+    """One record per form found, one error entry per file that could not be read, and
+    one status entry per page that is no form (blank, unknown, duplicate)."""
+
+
+SANDBOX_KEY = "parsers.sandbox"
 
 
 def _sandbox():
+    """The app's sandbox (``app.extensions["parsers.sandbox"]``), made at the first parse
+    if the app did not make one: the app's settings, the app's converter pool."""
+    from forms_service.render.service import POOL_KEY
+
     from .sandbox import Sandbox
-    box = current_app.extensions.get("parsers.sandbox")
+    box = current_app.extensions.get(SANDBOX_KEY)
     if box is None:
-        box = current_app.extensions["parsers.sandbox"] = Sandbox(
-            workers=2, settings=current_app.extensions["forms_service.settings"])
+        box = current_app.extensions[SANDBOX_KEY] = Sandbox(
+            current_app.extensions["forms_service.settings"], pool=current_app.extensions.get(POOL_KEY),
+            workers=2)
     return box
 
 
@@ -54,7 +64,7 @@ def parse(form: ParseForm):
     result = _sandbox().parse(files)
     actor = getattr(g, "actor", "anonyme")
     for item in result:
-        if "error" not in item:
+        if "fields" in item:   # a record (not a file's error entry, not a page's status)
             record_event(actor, "parse", form_id=item["form"], document_id=item["document_id"],
                          status=item["status"], source=item["source"])
     return result

@@ -8,19 +8,23 @@ text on a scan), and :func:`parsers.record.make_record` validates the result.
 
 A file that cannot be read gets an error entry, never an exception out of
 :func:`parse_files`: one bad file in a batch of a hundred does not lose the others.
+The one exception is a database that cannot be read (:class:`DatabaseUnavailable`,
+503): then no file can be reconciled, and the call fails.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
-from forms_service.catalogue import FormDefinition
-from forms_service.errors import BadDocument, FormsError
+from forms_service.errors import BadDocument, DatabaseUnavailable, FormsError
 
-from . import store
-from .acroform import field_of
-from .record import Reading, flatten, make_record
+from . import reconcile
+from .acroform import parse_acroform
+from .failures import error_of, log_failure
+from .pdf_text import parse_pdf_text
+from .record import make_record
+from .scan.batch import ScanBatch
+from .store import Store
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_PAGES = 200
@@ -51,41 +55,6 @@ class Limits:
     max_pages: int = MAX_PAGES
 
 
-def reconcile(fd: FormDefinition, readings: dict[str, Reading], document_id: str | None,
-              source: str) -> dict[str, Reading]:
-    """Pre-filled values from the issued document where the returned form says nothing.
-
-    What was ticked, signed or written on the returned form wins; facts a form
-    cannot show (attachments, ``tri`` fields) stay as read: unknown until a
-    person confirms them.
-    """
-    doc = store.issued_data(document_id)
-    if not doc or doc.get("form") != fd.id:
-        return readings
-    printed = flatten(fd.model.model_validate(doc["data"] or {}).model_dump(mode="json"))
-    out = dict(readings)
-    for path, value in printed.items():
-        f = field_of(fd, path)
-        if f is None or f.type == "tri" or path.endswith(".signee"):
-            continue
-        if value is None or value is False or value == "" or value == []:
-            continue   # (0 is a value: ``0 in (False,)`` is true in Python)
-        r = out.get(path)
-        if r is None or (r.value in (None, "", []) and not r.needs_review and f.type not in ("bool", "choice", "multi")):
-            out[path] = Reading(_typed(f, value), 1.0, evidence=r.evidence if r else [],
-                                reason=None)
-    return out
-
-
-def _typed(f, value):
-    if f.type == "date" and isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            return value
-    return value
-
-
 def _check(data: bytes, limits: Limits) -> str:
     """The file's kind, once its size is acceptable (raises BadDocument)."""
     if len(data) > limits.max_bytes:
@@ -96,35 +65,23 @@ def _check(data: bytes, limits: Limits) -> str:
     return kind_of(data)
 
 
-def _digital(name: str, data: bytes, kind: str) -> list[dict] | None:
+def _digital(name: str, data: bytes, kind: str, store: Store) -> list[dict] | None:
     """The record of a PDF with form fields or a text layer, or None (then it is a scan)."""
     if kind != "pdf":
         return None
-    from .acroform import parse_acroform
     found = parse_acroform(data)
     if found is not None:
-        return [_record(found, "acroform", name, "metadata")]
-    from .pdf_text import parse_pdf_text
-    found = parse_pdf_text(data, layout_lookup=store.layout_for)
+        return [_record(found, "acroform", name, "metadata", store)]
+    found = parse_pdf_text(data, store)
     if found is not None and found["readings"]:
-        return [_record(found, "pdf-text", name, found.get("identified_by", "text"))]
+        return [_record(found, "pdf-text", name, found.get("identified_by", "text"), store)]
     return None
 
 
-def parse_bytes(name: str, data: bytes, limits: Limits | None = None) -> list[dict]:
-    """The records in one file (a scan may hold several forms). Raises BadDocument."""
-    limits = limits or Limits()
-    kind = _check(data, limits)
-    found = _digital(name, data, kind)
-    if found is not None:
-        return found
-    from .scan.pipeline import parse_scan
-    return parse_scan(name, data, kind, max_pages=limits.max_pages)
-
-
-def _record(found: dict, source: str, name: str, identified_by: str) -> dict:
+def _record(found: dict, source: str, name: str, identified_by: str, store: Store) -> dict:
     fd = found["form"]
-    readings = reconcile(fd, found["readings"], found.get("document_id"), source)
+    issued = store.issued_data(found.get("document_id"))
+    readings = reconcile.reconcile(fd, found["readings"], issued)
     pages = [{"number": i + 1, "file": name, "file_page": i + 1, "rotation": 0,
               "identified_by": identified_by} for i in range(found.get("page_count", 0))]
     return make_record(fd, source=source, readings=readings, pages=pages,
@@ -132,41 +89,37 @@ def _record(found: dict, source: str, name: str, identified_by: str) -> dict:
                        template_version=found.get("template_version"), rows=found.get("rows"))
 
 
-def _error(name: str, exc: BaseException) -> dict:
-    if isinstance(exc, FormsError):
-        return {"file": name, "error": {"rule": exc.problems[0].rule, "message": exc.message}}
-    if isinstance(exc, MemoryError):
-        return {"file": name, "error": {"rule": "document_trop_gros",
-                                        "message": "Document trop gros pour être lu"}}
-    # a reader's bug or a hostile file: report it, keep the batch
-    return {"file": name, "error": {"rule": "document_illisible",
-                                    "message": f"Document illisible ({exc.__class__.__name__})"}}
+def _error(name: str, index: int, exc: BaseException) -> dict:
+    if not isinstance(exc, (FormsError, MemoryError)):   # a reader's bug or a hostile file
+        log_failure("parse_file_failed", exc, file_index=index)
+    return {"file": name, "error": error_of(exc)}
 
 
-def parse_files(files: list[tuple[str, bytes]], limits: Limits | None = None) -> list[dict]:
+def parse_files(files: list[tuple[str, bytes]], limits: Limits | None = None, *, store: Store) -> list[dict]:
     """Records of every file, and ``{"file", "error": {"rule", "message"}}`` for each unreadable one.
+
+    ``store`` is the caller's (its settings, database and converter pool). A database
+    that cannot be read fails the call (:class:`DatabaseUnavailable`): reading on without
+    the issued documents would give their pre-filled values as confident blanks.
 
     Scanned pages are grouped by document across the files (one JPEG per page makes
     one record); a record comes at the place of its first file. At most
     ``limits.max_pages`` scanned pages are held at once: beyond, the documents read so
     far are finished and a new group starts.
     """
-    from .scan.pipeline import ScanBatch
-
     limits = limits or Limits()
     slots: list[list[dict]] = [[] for _ in files]
     index = {name: i for i, (name, _) in reversed(list(enumerate(files)))}
-    batch = ScanBatch()
+    batch = ScanBatch(store)
 
     def flush(b: ScanBatch) -> None:
         try:
             results = b.results()
-        except BaseException as exc:  # noqa: BLE001 — never lose the other files
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            names = sorted({pr.image.file for d in b.docs.values() for pr in d.pages.values()})
-            for name in names:
-                slots[index[name]].append(_error(name, exc))
+        except DatabaseUnavailable:
+            raise
+        except Exception as exc:   # never lose the other files (MemoryError included)
+            for name in b.files():
+                slots[index[name]].append(_error(name, index[name], exc))
             return
         for item in results:
             if "fields" in item:   # a record: at the place of its first file
@@ -178,15 +131,17 @@ def parse_files(files: list[tuple[str, bytes]], limits: Limits | None = None) ->
     for i, (name, data) in enumerate(files):
         try:
             kind = _check(data, limits)
-            found = _digital(name, data, kind)
+            found = _digital(name, data, kind, store)
             if found is not None:
                 slots[i].extend(found)
                 continue
             if batch.pages >= limits.max_pages:
                 flush(batch)
-                batch = ScanBatch()
+                batch = ScanBatch(store)
             batch.add_file(name, data, kind, max_pages=limits.max_pages)
+        except DatabaseUnavailable:
+            raise
         except Exception as exc:   # MemoryError included
-            slots[i].append(_error(name, exc))
+            slots[i].append(_error(name, i, exc))
     flush(batch)
     return [item for slot in slots for item in slot]

@@ -20,23 +20,20 @@ import re
 import threading
 import unicodedata
 from dataclasses import dataclass, field
-from functools import lru_cache
 
-import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
 from forms_service.catalogue import FormDefinition, catalogue
 from forms_service.config import Settings
+from forms_service.pdfpages import open_pdf
+from forms_service.render.footer import footer_start, parse_footer
 from forms_service.errors import BadDocument, UnknownForm
 from forms_service.render.context import CHECKED, UNCHECKED, Mark, Recording
 
 from .acroform import field_of, parse_date, written_choice
 from .record import Reading
+from .store import Store, fit_layout
 
-#: pypdfium2 is not thread-safe, even across documents.
-PDFIUM_LOCK = threading.Lock()
-FOOTER = re.compile(r"(?P<form>[a-z0-9-]+) · modèle (?P<version>[0-9a-f]{12}) · page (?P<page>\d+)/(?P<pages>\d+)"
-                    r" · doc (?P<doc>[A-Za-z0-9]+)")
 
 
 @dataclass
@@ -67,65 +64,49 @@ class PageText:
 
 def extract(data: bytes, max_pages: int = 200) -> list[PageText]:
     """Characters with boxes (top-left origin), page by page."""
-    with PDFIUM_LOCK:
-        try:
-            doc = pdfium.PdfDocument(data)
-        except pdfium.PdfiumError as exc:
-            msg = str(exc)
-            if "password" in msg.lower():
-                raise BadDocument("PDF chiffré : impossible de le lire sans mot de passe", rule="pdf_chiffre") from None
-            raise BadDocument("PDF illisible ou corrompu", rule="pdf_corrompu") from None
-        try:
-            if len(doc) > max_pages:
-                raise BadDocument(f"Trop de pages ({len(doc)} ; {max_pages} au plus)", rule="trop_de_pages")
-            pages = []
-            for i in range(len(doc)):
-                page = doc[i]
-                w, h = page.get_size()
-                tp = page.get_textpage()
-                n = tp.count_chars()
-                text = tp.get_text_range(0, n) if n else ""
-                pt = PageText(i + 1, w, h)
-                ox, oy = ctypes.c_double(), ctypes.c_double()
-                for j in range(min(n, len(text))):
-                    ch = text[j]
-                    if ch in "\r\n":
-                        continue
-                    left, bottom, right, top = tp.get_charbox(j)
-                    base = None
-                    if pdfium_c.FPDFText_GetCharOrigin(tp, j, ctypes.byref(ox), ctypes.byref(oy)):
-                        base = h - oy.value
-                    size = pdfium_c.FPDFText_GetFontSize(tp, j) or None
-                    pt.chars.append(Char(ch, left, h - top, right, h - bottom, base, size))
-                tp.close()
-                page.close()
-                pages.append(pt)
-            return pages
-        finally:
-            doc.close()
+    with open_pdf(data, max_pages) as doc:
+        pages = []
+        for i in range(len(doc)):
+            page = doc[i]
+            w, h = page.get_size()
+            tp = page.get_textpage()
+            n = tp.count_chars()
+            text = tp.get_text_range(0, n) if n else ""
+            pt = PageText(i + 1, w, h)
+            ox, oy = ctypes.c_double(), ctypes.c_double()
+            for j in range(min(n, len(text))):
+                ch = text[j]
+                if ch in "\r\n":
+                    continue
+                left, bottom, right, top = tp.get_charbox(j)
+                base = None
+                if pdfium_c.FPDFText_GetCharOrigin(tp, j, ctypes.byref(ox), ctypes.byref(oy)):
+                    base = h - oy.value
+                size = pdfium_c.FPDFText_GetFontSize(tp, j) or None
+                pt.chars.append(Char(ch, left, h - top, right, h - bottom, base, size))
+            tp.close()
+            page.close()
+            pages.append(pt)
+        return pages
 
 
 def box_glyphs(data: bytes) -> list[tuple[int, list[float]]]:
     """(page, bbox) of the ☐/☒ glyphs of a PDF in content order: only those chars are
     measured (a few ms, where :func:`extract` measures every char)."""
     out = []
-    with PDFIUM_LOCK:
-        doc = pdfium.PdfDocument(data)
-        try:
-            for i in range(len(doc)):
-                page = doc[i]
-                h = page.get_size()[1]
-                tp = page.get_textpage()
-                n = tp.count_chars()
-                text = tp.get_text_range(0, n) if n else ""
-                for j in range(min(n, len(text))):
-                    if text[j] in (CHECKED, UNCHECKED):
-                        left, bottom, right, top = tp.get_charbox(j)
-                        out.append((i + 1, [round(left, 1), round(h - top, 1), round(right, 1), round(h - bottom, 1)]))
-                tp.close()
-                page.close()
-        finally:
-            doc.close()
+    with open_pdf(data) as doc:
+        for i in range(len(doc)):
+            page = doc[i]
+            h = page.get_size()[1]
+            tp = page.get_textpage()
+            n = tp.count_chars()
+            text = tp.get_text_range(0, n) if n else ""
+            for j in range(min(n, len(text))):
+                if text[j] in (CHECKED, UNCHECKED):
+                    left, bottom, right, top = tp.get_charbox(j)
+                    out.append((i + 1, [round(left, 1), round(h - top, 1), round(right, 1), round(h - bottom, 1)]))
+            tp.close()
+            page.close()
     return out
 
 
@@ -142,14 +123,14 @@ def identify(pages: list[PageText]) -> dict:
     else the form from its printed title."""
     ids = sorted((fd.id for fd in catalogue.forms()), key=len, reverse=True)
     for p in pages:
-        m = None
+        footer = None
         for form_id in ids:   # text extraction may glue the footer to the text before it
-            at = p.text.find(f"{form_id} · modèle ")
+            at = footer_start(p.text, form_id)
             if at >= 0:
-                m = FOOTER.match(p.text, at)
+                footer = parse_footer(p.text, at=at)
                 break
-        if m:
-            return {"form": m["form"], "version": m["version"], "document_id": m["doc"],
+        if footer:
+            return {"form": footer.form, "version": footer.version, "document_id": footer.doc_id,
                     "identified_by": "text"}
     head = norm(" ".join(p.text for p in pages[:1]))
     best = None
@@ -213,22 +194,38 @@ def _label(fd: FormDefinition, mark: Mark) -> str:
     return opt.label if opt else str(mark.value)
 
 
-@lru_cache(maxsize=64)
-def _expected(form_id: str, rows_key: tuple) -> tuple[Mark, ...]:
-    """The boxes the template prints, in order, for lists of the given row counts."""
+_EXPECTED: dict[tuple, tuple[Mark, ...]] = {}
+_EXPECTED_LOCK = threading.Lock()
+
+
+def _expected(settings: Settings, form_id: str, rows_key: tuple) -> tuple[Mark, ...]:
+    """The boxes the template prints, in order, for lists of the given row counts.
+
+    Cached by (templates directory, form, rows): the box sequence depends on nothing else.
+    """
     from forms_service.render.pipeline import render_docx
+    key = (str(settings.templates_dir), form_id, rows_key)
+    with _EXPECTED_LOCK:
+        hit = _EXPECTED.get(key)
+    if hit is not None:
+        return hit
     fd = catalogue.get(form_id)
     rows = dict(rows_key)
     data = fd.model.model_validate({p: [{}] * n for p, n in rows.items() if n}).model_dump(mode="python")
     rec = Recording()
-    render_docx(fd, data, settings=Settings.from_env(), document_id="", version="", for_pdf=True, record=rec)
-    return tuple(m for m in rec.marks if m.kind == "box")
+    render_docx(fd, data, settings=settings, document_id="", version="", for_pdf=True, record=rec)
+    marks = tuple(m for m in rec.marks if m.kind == "box")
+    with _EXPECTED_LOCK:
+        if len(_EXPECTED) >= 64:
+            _EXPECTED.pop(next(iter(_EXPECTED)))
+        _EXPECTED[key] = marks
+    return marks
 
 
-def expected_boxes(fd: FormDefinition, n_found: int) -> tuple[Mark, ...]:
+def expected_boxes(fd: FormDefinition, n_found: int, settings: Settings) -> tuple[Mark, ...]:
     """The template's box sequence, with list rows chosen so the count matches what was found."""
     lists = [f for f in fd.fields if f.type == "list"]
-    base = _expected(fd.id, ())
+    base = _expected(settings, fd.id, ())
     if not lists or len(base) == n_found:
         return base
     per_row = {f.path: sum(len(c.options) if c.type in ("choice", "multi") else 1
@@ -243,7 +240,7 @@ def expected_boxes(fd: FormDefinition, n_found: int) -> tuple[Mark, ...]:
         rows = {f.path: pages[i] * steps[f.path] for i, f in enumerate(lists)}
         guess = len(base) + sum(per_row[p] * (rows[p] - _blank_rows(f)) for f, p in zip(lists, rows))
         if guess == n_found:
-            cand = _expected(fd.id, tuple(sorted(rows.items())))
+            cand = _expected(settings, fd.id, tuple(sorted(rows.items())))
             if len(cand) == n_found:
                 return cand
     return best
@@ -254,8 +251,8 @@ def _blank_rows(f) -> int:
     return -(-max(f.min_rows, 1) // per) * per
 
 
-def read_boxes(fd: FormDefinition, found: list[Glyph]) -> tuple[dict[str, Reading], list[str]]:
-    expected = expected_boxes(fd, len(found))
+def read_boxes(fd: FormDefinition, found: list[Glyph], settings: Settings) -> tuple[dict[str, Reading], list[str]]:
+    expected = expected_boxes(fd, len(found), settings)
     exp_labels = [norm(_label(fd, m))[:40] for m in expected]
     got_labels = [norm(g.after)[:40] for g in found]
     sm = difflib.SequenceMatcher(a=exp_labels, b=got_labels, autojunk=False)
@@ -374,8 +371,12 @@ def read_texts(fd: FormDefinition, pages: list[PageText], layout: dict | None) -
     return readings
 
 
-def parse_pdf_text(data: bytes, *, layout_lookup=None) -> dict | None:
-    """Readings of a digital PDF, or None when it has no text layer (a scan)."""
+def parse_pdf_text(data: bytes, store: Store) -> dict | None:
+    """Readings of a digital PDF, or None when it has no text layer (a scan).
+
+    ``store`` gives the layout the PDF was printed with (its text zones) and the settings
+    (the templates whose box sequence is matched).
+    """
     pages = extract(data)
     if not any(p.chars for p in pages):
         return None
@@ -385,10 +386,9 @@ def parse_pdf_text(data: bytes, *, layout_lookup=None) -> dict | None:
         fd = catalogue.get(ident["form"])
     except UnknownForm:
         raise BadDocument(f"Formulaire inconnu « {ident['form']} »", rule="formulaire_non_reconnu") from None
-    readings, unsure = read_boxes(fd, found)
-    layout = layout_lookup(fd, ident["version"], ident["document_id"]) if layout_lookup else None
+    readings, unsure = read_boxes(fd, found, store.settings)
+    layout = store.layout_for(fd, ident["version"], ident["document_id"])
     if layout:   # where this very PDF printed its boxes (data can move them from the blank's)
-        from .store import fit_layout
         layout = fit_layout(layout, [(g.page, g.bbox) for g in found])
     readings.update({k: v for k, v in read_texts(fd, pages, layout).items() if k not in readings})
     return {"form": fd, "template_version": ident["version"], "document_id": ident["document_id"],

@@ -15,6 +15,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field as PField
 
 from forms_service.catalogue import FormDefinition
+from forms_service.catalogue import paths
 from forms_service.validation import validate
 
 Source = Literal["acroform", "pdf-text", "scan"]
@@ -87,6 +88,15 @@ class FileError(BaseModel):
     error: dict = PField(description='{"rule": …, "message": …}')
 
 
+class PageStatus(BaseModel):
+    """A page that is no form to read: blank, unknown, or a second scan of a page."""
+
+    file: str
+    file_page: int
+    page_status: Literal["blank", "unknown", "duplicate"]
+    message: Optional[str] = None
+
+
 def record_schema(form: FormDefinition | None = None) -> dict:
     schema = Record.model_json_schema()
     if form is not None:
@@ -111,29 +121,7 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def unflatten(flat: dict[str, Any]) -> dict:
-    """The nested data of leaf paths (``pap.0.code`` → {"pap": [{"code": …}]})."""
-    root: dict = {}
-    for path, value in flat.items():
-        parts = path.split(".")
-        node: Any = root
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            nxt = parts[i + 1] if not last else None
-            if isinstance(node, list):
-                idx = int(part)
-                while len(node) <= idx:
-                    node.append({})
-                if last:
-                    node[idx] = value
-                else:
-                    node = node[idx]
-                continue
-            if last:
-                node[part] = value
-            else:
-                node = node.setdefault(part, [] if nxt.isdigit() else {})
-    return root
+unflatten = paths.unflatten   # the nested data of leaf paths (``pap.0.code`` → {"pap": [{"code": …}]})
 
 
 def _jsonable(value: Any) -> Any:
@@ -150,30 +138,9 @@ def blank_flat(form: FormDefinition, rows: dict[str, int] | None = None) -> dict
     for f in form.fields:
         if f.type == "list" and rows and rows.get(f.path):
             item_model = form.model.model_validate(
-                _nest(f.path, [{}] * rows[f.path])).model_dump(mode="json")
-            _set(dump, f.path, _get(item_model, f.path))
+                paths.nest(f.path, [{}] * rows[f.path])).model_dump(mode="json")
+            paths.set_path(dump, f.path, paths.get_path(item_model, f.path))
     return flatten(dump)
-
-
-def _nest(path: str, value: Any) -> dict:
-    parts = path.split(".")
-    out: Any = value
-    for part in reversed(parts):
-        out = {part: out}
-    return out
-
-
-def _get(data: dict, path: str) -> Any:
-    for part in path.split("."):
-        data = data[part]
-    return data
-
-
-def _set(data: dict, path: str, value: Any) -> None:
-    *parents, last = path.split(".")
-    for part in parents:
-        data = data[part]
-    data[last] = value
 
 
 def _filled(value: Any) -> bool:

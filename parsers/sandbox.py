@@ -15,27 +15,33 @@ from concurrent.futures import ProcessPoolExecutor, TimeoutError as FutureTimeou
 from concurrent.futures.process import BrokenProcessPool
 from threading import Lock
 
+from forms_service.config import Settings
+
 from .parse import Limits, parse_files
+from .pool_proxy import PoolServer, RemotePool
+from .store import Store
 
 MEMORY_LIMIT = 2 * 1024 ** 3       # per worker
 FILE_TIMEOUT = 120.0               # seconds per file
 
+#: The worker's store: the sandbox owner's settings, a database of its own, the owner's pool.
+_STORE: Store | None = None
 
-def _init_worker(memory_limit: int, env: dict[str, str]) -> None:
-    os.environ.update(env)   # the parent's settings (database, var dir), read once here too
+
+def _init_worker(memory_limit: int, settings: Settings, pool_address: str | None,
+                 pool_key: bytes | None) -> None:
+    global _STORE
     try:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     except (ValueError, OSError):
-        pass
+        pass   # a ceiling above the hard limit: the hard limit holds
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")   # tesseract: 1 thread, processes in parallel
-
-
-def _parse_one(name: str, data: bytes, limits: Limits) -> list[dict]:
-    return parse_files([(name, data)], limits)
+    pool = RemotePool(pool_address, pool_key) if pool_address else None
+    _STORE = Store(settings, pool=pool)
 
 
 def _parse_many(files: list[tuple[str, bytes]], limits: Limits) -> list[dict]:
-    return parse_files(files, limits)
+    return parse_files(files, limits, store=_STORE)
 
 
 def _jobs(files: list[tuple[str, bytes]]) -> list[list[tuple[int, tuple[str, bytes]]]]:
@@ -48,33 +54,49 @@ def _jobs(files: list[tuple[str, bytes]]) -> list[list[tuple[int, tuple[str, byt
 
 
 class Sandbox:
-    def __init__(self, workers: int | None = None, memory_limit: int = MEMORY_LIMIT,
-                 timeout: float = FILE_TIMEOUT, settings=None):
+    """Worker processes reading files for the app or a command, created and closed by it.
+
+    ``settings`` are the owner's (its database, templates, storage), given to every
+    worker; ``pool`` is the owner's converter pool (or None), lent to the workers for
+    layouts that must be computed. :meth:`close` stops the workers (and the lending);
+    the pool stays the owner's to close.
+    """
+
+    def __init__(self, settings: Settings, *, pool=None, workers: int | None = None,
+                 memory_limit: int = MEMORY_LIMIT, timeout: float = FILE_TIMEOUT):
+        self.settings = settings
         self.workers = workers or max(1, os.cpu_count() or 1)
         self.memory_limit = memory_limit
         self.timeout = timeout
+        self._pool_server = PoolServer(pool) if pool is not None else None
         self._pool: ProcessPoolExecutor | None = None
-        self.env: dict[str, str] = {}
-        if settings is not None:
-            self.env = {"FORMS_SERVICE_VAR_DIR": str(settings.var_dir),
-                        "DATABASE_URL": str(settings.database_url),
-                        "FORMS_SERVICE_TEMPLATES_DIR": str(settings.templates_dir)}
         self._lock = Lock()
 
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
+                server = self._pool_server
+                initargs = (self.memory_limit, self.settings, server.address if server else None,
+                            server.authkey if server else None)
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("forkserver"),
-                                                 initializer=_init_worker, initargs=(self.memory_limit, self.env))
+                                                 initializer=_init_worker, initargs=initargs)
             return self._pool
 
-    def _reset(self) -> None:
+    def _reset(self, *, kill: bool) -> None:
+        """Drop the executor: its workers killed (one overran or died) or let finish.
+
+        Either way the executor is shut down and waited for, so that its management
+        thread is gone before the process exits (else it may write to a closed pipe at
+        interpreter exit: « OSError: [Errno 9] Bad file descriptor »).
+        """
         with self._lock:
             pool, self._pool = self._pool, None
-        if pool is not None:
-            for proc in list(getattr(pool, "_processes", {}).values()):
+        if pool is None:
+            return
+        if kill:   # ProcessPoolExecutor has no public way to stop a busy worker before 3.14
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
                 proc.kill()
-            pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=True, cancel_futures=True)
 
     def parse(self, files: list[tuple[str, bytes]], limits: Limits | None = None) -> list[dict]:
         """Every file's records or error entry, in file order.
@@ -125,7 +147,7 @@ class Sandbox:
             try:
                 done[j] = fut.result(timeout=self.timeout * len(jobs[j]))
             except FutureTimeout:
-                self._reset()
+                self._reset(kill=True)
                 broken = True
                 if len(jobs[j]) > 1 and not isolated:
                     retry.append(j)
@@ -134,7 +156,7 @@ class Sandbox:
                                                      "message": "Lecture trop longue : fichier abandonné"}}
                                for _, (n, _) in jobs[j]]
             except (BrokenProcessPool, MemoryError, OSError):
-                self._reset()
+                self._reset(kill=True)
                 broken = True
                 if isolated and len(jobs[j]) == 1:
                     done[j] = [{"file": name, "error": {"rule": "document_hostile",
@@ -145,4 +167,7 @@ class Sandbox:
         return retry
 
     def close(self) -> None:
-        self._reset()
+        """Stop the workers and the pool lending (idempotent)."""
+        self._reset(kill=False)
+        if self._pool_server is not None:
+            self._pool_server.close()

@@ -3,120 +3,125 @@
 A returned form is matched to what was printed by its document id (QR code,
 footer or PDF metadata); its template version selects the layout map of that
 version, or the issued document's own (tables whose rows vary).
+
+A :class:`Store` is built by whoever runs the readers (the app, the CLI command, a
+sandbox worker) from that caller's settings, database and converter pool: the
+parsers never read the process environment, and never start a LibreOffice server
+of their own.
+
+A database that cannot be read is never taken for "no such document": the call
+fails with :class:`~forms_service.errors.DatabaseUnavailable` (logged), since
+reading on without the issued document would give pre-filled zones as confident
+blanks.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from forms_service import db
 from forms_service.catalogue import FormDefinition
+from forms_service.config import Settings
+from forms_service.errors import DatabaseUnavailable
+from forms_service.logging_setup import get_logger
+
+log = get_logger(__name__)
 
 
-def _settings():
-    """Interim (h1-core): the app's settings inside a request, else those the Sandbox gave
-    its worker (as variables); h3-parsers threads the settings down instead."""
-    from flask import has_app_context
+class Store:
+    """Issued documents and layout maps, read through the caller's database and pool.
 
-    from forms_service.config import Settings, current_settings
-    return current_settings() if has_app_context() else Settings.from_env()
+    ``database`` is the caller's :class:`forms_service.db.Database` (the app's); without
+    one, the store opens its own on ``settings.database_url`` and :meth:`close` disposes
+    it. ``pool`` is the caller's converter pool (anything with ``convert(docx)``), used
+    only when a layout map must be computed; ``None``: such a layout is unknown.
+    """
 
+    def __init__(self, settings: Settings, *, database: db.Database | None = None, pool: Any = None):
+        self.settings = settings
+        self.pool = pool
+        self._own_database = database is None
+        self.database = database if database is not None else db.Database(settings.database_url)
 
-def issued_document(document_id: str | None) -> dict | None:
-    """The issued document's form, version, data and layout, or None."""
-    if not document_id:
-        return None
-    from forms_service import db
-    try:
-        with db.session(_settings()) as s:
+    def close(self) -> None:
+        if self._own_database:
+            self.database.dispose()
+
+    def _read(self, what: str, query):
+        """``query(session)`` in a session; a database failure raises DatabaseUnavailable."""
+        try:
+            with self.database.session() as s:
+                return query(s)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("parse_database_unavailable", read=what, error=type(exc).__name__)
+            raise DatabaseUnavailable() from exc
+
+    def issued_document(self, document_id: str | None) -> dict | None:
+        """The issued document's form, version, data and layout, or None when unknown."""
+        if not document_id:
+            return None
+
+        def query(s):
             row = s.get(db.IssuedDocument, document_id)
             if row is None:
                 return None
             return {"document_id": row.document_id, "form": row.form_id,
                     "template_version": row.template_version, "data": row.data,
                     "layout": row.layout, "file_path": row.file_path, "format": row.format}
-    except Exception:  # no database configured or reachable: read without reconciliation
-        return None
+        return self._read("issued_document", query)
 
+    def issued_data(self, document_id: str | None) -> dict | None:
+        """The issued document's form and data only (no layout to decode: reconciliation)."""
+        if not document_id:
+            return None
 
-def issued_data(document_id: str | None) -> dict | None:
-    """The issued document's form and data only (no layout to decode: reconciliation)."""
-    if not document_id:
-        return None
-    from sqlalchemy import select
-
-    from forms_service import db
-    try:
-        with db.session(_settings()) as s:
+        def query(s):
             row = s.execute(select(db.IssuedDocument.form_id, db.IssuedDocument.data)
                             .where(db.IssuedDocument.document_id == document_id)).first()
             return None if row is None else {"document_id": document_id, "form": row[0], "data": row[1]}
-    except Exception:
-        return None
+        return self._read("issued_data", query)
 
+    def stored_layout(self, form_id: str, version: str | None) -> dict | None:
+        if not version:
+            return None
 
-def stored_layout(form_id: str, version: str | None) -> dict | None:
-    if not version:
-        return None
-    from forms_service import db
-    try:
-        with db.session(_settings()) as s:
+        def query(s):
             row = s.get(db.TemplateVersion, {"form_id": form_id, "version": version})
             return row.layout if row is not None and row.layout else None
-    except Exception:
-        return None
+        return self._read("stored_layout", query)
 
+    def layout_for(self, fd: FormDefinition, version: str | None, document_id: str | None,
+                   data_dump: dict | None = None) -> dict | None:
+        """The layout a page was printed with: the issued document's own, else its version's.
 
-def layout_for(fd: FormDefinition, version: str | None, document_id: str | None,
-               data_dump: dict | None = None) -> dict | None:
-    """The layout a page was printed with: the issued document's own, else its version's.
+        When the version is the current one and nothing is stored yet, it is computed
+        with the caller's pool (this needs LibreOffice); a version no longer current and
+        not stored, or no pool, makes it unknown (None).
+        """
+        doc = self.issued_document(document_id)
+        if doc and doc.get("layout"):
+            ref = doc["layout"].get("blank_layout")
+            if not ref:
+                return doc["layout"]
+            # a form without lists: the issued document names its version's blank layout
+            version = ref.get("template_version") or version
+        stored = self.stored_layout(fd.id, version)
+        if stored:
+            return stored
+        return self.computed_layout(fd, version, data_dump)
 
-    When the version is the current one and nothing is stored yet, it is computed
-    (this needs LibreOffice); a version no longer current and not stored is unknown.
-    """
-    doc = issued_document(document_id)
-    if doc and doc.get("layout"):
-        ref = doc["layout"].get("blank_layout")
-        if not ref:
-            return doc["layout"]
-        # a form without lists: the issued document names its version's blank layout
-        version = ref.get("template_version") or version
-    stored = stored_layout(fd.id, version)
-    if stored:
-        return stored
-    try:
+    def computed_layout(self, fd: FormDefinition, version: str | None,
+                        data_dump: dict | None = None) -> dict | None:
+        """The current version's layout map for ``data_dump``'s rows, built with the pool."""
         from forms_service.render import layout as layout_mod
         from forms_service.render.pipeline import template_version
-        settings = _settings()
-        if version and version != template_version(fd, settings):
+
+        if self.pool is None or (version and version != template_version(fd, self.settings)):
             return None
-        pool = _pool(settings)
-        if pool is None:
-            return None
-        return layout_mod.layout_for(fd, settings=settings, pool=pool, data_dump=data_dump)
-    except Exception:
-        return None
-
-
-_POOL: Any = None
-
-
-def _pool(settings):
-    """The app's converter pool when inside the app, else one for this process."""
-    global _POOL
-    try:
-        from flask import current_app, has_app_context
-        if has_app_context():
-            pool = current_app.extensions.get("pdf_pool")
-            if pool is not None:
-                return pool
-    except Exception:
-        pass
-    if _POOL is None:
-        from forms_service.render.pdf import ConverterPool, libreoffice_available
-        if not libreoffice_available():
-            return None
-        _POOL = ConverterPool(size=1, work_dir=settings.var_dir / "lo-parse")
-    return _POOL
+        return layout_mod.layout_for(fd, settings=self.settings, pool=self.pool, data_dump=data_dump)
 
 
 def fit_layout(layout: dict, glyphs: list[tuple[int, list[float]]]) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from forms_service.catalogue import catalogue, load_yaml, references
-from forms_service.catalogue.rules_engine import CHECKS
+from forms_service.validation import CHECKS
 from forms_service.errors import NotAForm, UnknownForm
 from forms_service.validation import validate
 
@@ -255,3 +255,63 @@ def test_samples_readme_describes_the_samples():
     for path in VALID_SAMPLES + INVALID_SAMPLES:
         if form_of(path.stem) in DESCRIBED_ONE_BY_ONE:
             assert f"`{path.relative_to(SAMPLES).as_posix()}`" in readme, path.name
+
+
+# -- the definition's own properties ---------------------------------------------------------
+
+def _definition(**changes) -> dict:
+    from forms_service.catalogue.yaml_data import load_yaml as load
+
+    raw = load("forms_service.catalogue.forms", "annexe-3.yaml")
+    raw.update(changes)
+    return raw
+
+
+def test_a_layout_naming_a_missing_section_fails_at_load():
+    from forms_service.catalogue import FormDefinition
+
+    raw = _definition()
+    raw["layout"] = dict(raw["layout"], compact_sections=["identification", "grille_complements"])
+    with pytest.raises(ValueError, match="annexe-3: layout names sections that do not exist: grille_complements"):
+        FormDefinition(raw)
+
+
+@pytest.mark.parametrize("layout, words", [
+    ({"font_sise": 9}, "font_sise"),                                    # a typo
+    ({"font_size": "grand"}, "font_size"),                              # a wrong type
+    ({"page_break_before_group": {"nulle.part": "X"}}, "fields that do not exist: nulle.part"),
+])
+def test_a_wrong_layout_fails_at_load(layout, words):
+    from forms_service.catalogue import FormDefinition
+
+    with pytest.raises(ValueError, match=re.escape(words)):
+        FormDefinition(_definition(layout=layout))
+
+
+def test_every_layout_is_typed():
+    fd = catalogue.get("annexe-3")
+    assert fd.layout.grids == ("grille",) and fd.layout.font_size == 8.5
+    assert catalogue.get("annexe-2").layout.builder_options() == {}
+
+
+def test_field_by_path_and_list_rows():
+    fd = catalogue.get("cers")
+    lst = next(f for f in fd.fields if f.type == "list")
+    column = lst.item_fields[0]
+    assert fd.field(lst.path) is lst
+    assert fd.field(f"{lst.path}.3.{column.path}") is column
+    assert fd.field(f"{lst.path}.x.{column.path}") is None
+    assert fd.field(f"{lst.path}.3.inconnu") is None and fd.field("inconnu.0.x") is None
+
+
+def test_a_reference_list_s_headings_are_not_codes_a_field_takes():
+    headings = {e.code for e in references.entries("annexe-6") if not e.selectable}
+    assert headings and headings.isdisjoint(references.selectable_codes("annexe-6"))
+    pap_code = next(c for f in catalogue.get("cers").fields if f.type == "list"
+                    for c in f.item_fields if c.options_from == "annexe-6")
+    assert pap_code.allowed_codes == references.selectable_codes("annexe-6")
+    assert catalogue.get("annexe-3").field("paliers.logement").allowed_codes == set("123456")
+
+
+def test_which_forms_use_the_ede_grid_is_in_the_definition():
+    assert [fd.id for fd in catalogue.forms() if fd.uses_ede_grid] == ["annexe-3"]

@@ -83,7 +83,7 @@ def test_validate_valid_data_exits_0(runner, tmp_path, monkeypatch):
         def as_dict(self):
             return {"valid": True, "errors": []}
 
-    monkeypatch.setattr(validation, "validate", lambda fd, data: Report())
+    monkeypatch.setattr(validation, "validate", lambda fd, data, **kw: Report())
     f = tmp_path / "ok.json"
     f.write_text("{}")
     r = runner.run("validate", FORM, f)

@@ -3,7 +3,7 @@
 The committed ``templates/pdf/<form>.pdf`` are checked as they are (fields, names,
 positions, metadata), filled and read back with pypdf and with ``pdftk fill_form``.
 ``test_committed_templates_are_not_stale`` fails when an input changed (template,
-definition, render sources) until ``python -m forms_service.render.fillable --build``
+definition, render sources) until ``python -m forms_service.render.fillable_cli --build``
 is run and its output committed. Tests needing LibreOffice are skipped only when
 ``soffice`` is missing; the pdftk ones only when ``pdftk`` is.
 """
@@ -25,6 +25,7 @@ from forms_service.catalogue import catalogue
 from forms_service.config import DEFAULT_TEMPLATES_DIR, Settings
 from forms_service.errors import TemplateError
 from forms_service.render import fillable as F
+from forms_service.render import templates_pdf as T
 from forms_service.render import layout as L
 from forms_service.render.pdf import get_pool, libreoffice_available
 from forms_service.render.stamp import stamp_pdf
@@ -58,12 +59,12 @@ def settings(tmp_path_factory):
 def layouts(pool, settings):
     """Fresh blank layouts of the forms (what the committed PDFs must carry)."""
     return {fd.id: L.build_layout_and_pdf(fd, settings=settings, pool=pool)
-            for fd in F.template_forms(settings)}
+            for fd in T.template_forms(settings)}
 
 
 def committed(form: str) -> bytes:
     path = PDF_DIR / f"{form}.pdf"
-    assert path.exists(), f"{path} missing: run python -m forms_service.render.fillable --build"
+    assert path.exists(), f"{path} missing: run python -m forms_service.render.fillable_cli --build"
     return path.read_bytes()
 
 
@@ -174,26 +175,26 @@ def test_text_value_formats_like_the_print():
 
 
 def test_committed_templates_are_not_stale(tmp_path):
-    stale = F.stale_templates(default_settings(tmp_path))
+    stale = T.stale_templates(default_settings(tmp_path))
     assert stale == [], (f"templates/pdf is stale for {stale}: run "
-                         "`.venv/bin/python -m forms_service.render.fillable --build` and commit templates/pdf")
+                         "`.venv/bin/python -m forms_service.render.fillable_cli --build` and commit templates/pdf")
 
 
 def test_manifest_covers_every_form_with_a_template(tmp_path):
     settings = default_settings(tmp_path)
-    manifest = F.read_manifest(settings)
-    forms = {fd.id for fd in F.template_forms(settings)}
+    manifest = T.read_manifest(settings)
+    forms = {fd.id for fd in T.template_forms(settings)}
     assert "fiche-liaison" in forms
     assert set(manifest["forms"]) == forms
     for form, entry in manifest["forms"].items():
-        assert entry["inputs"] == F.inputs_hash(catalogue.get(form), settings)
+        assert entry["inputs"] == T.inputs_hash(catalogue.get(form), settings)
 
 
 def test_stale_when_an_input_changes(tmp_path):
     """Another template version (here: another département name) makes every PDF stale."""
     settings = Settings.from_env({"var_dir": tmp_path, "departement_logo": None,
                                   "departement_name": "Département de test"}, environ={})
-    assert set(F.stale_templates(settings)) == {fd.id for fd in F.template_forms(settings)}
+    assert set(T.stale_templates(settings)) == {fd.id for fd in T.template_forms(settings)}
 
 
 # ----------------------------------------------------------------- the committed PDFs

@@ -23,6 +23,7 @@ from forms_service.catalogue import catalogue
 from forms_service.config import Settings
 from forms_service.errors import TemplateError
 from forms_service.render import layout as L
+from forms_service.render import layout_analysis
 from forms_service.render.context import Mark
 from forms_service.render.pdf import get_pool, libreoffice_available
 from forms_service.render.pipeline import render_docx, template_version
@@ -54,7 +55,7 @@ def settings(tmp_path_factory):
 
 
 def form_ids(settings_=None) -> list[str]:
-    from forms_service.render.fillable import template_forms
+    from forms_service.render.templates_pdf import template_forms
     return [fd.id for fd in template_forms(settings_ or default_settings("var"))]
 
 
@@ -113,7 +114,7 @@ def test_markers_found_by_position_not_content_order():
     # LibreOffice writes a line font by font: the digits before the brackets.
     chars = [ch("1", 13), ch("2", 16), ch("A", 2), ch("\u27e6", 10), ch("\u27e7", 19),
              ch("\u27e6", 30, 650), ch("7", 33, 650), ch("\u27e7", 36, 650)]
-    found = L._markers(chars)
+    found = layout_analysis._markers(chars)
     assert set(found) == {12, 7}
     assert found[12][0]["x0"] == 10 and found[12][1] == {0, 1, 3, 4}
 

@@ -188,3 +188,104 @@ def test_schema_record_prints_the_record_contract(runner):
     bad = runner.invoke(__import__("forms_service.cli", fromlist=["main"]).main,
                         ["schema", "--record", "annexe-4"])
     assert bad.exit_code == 2
+
+
+# ---------------------------------------------------------------------- bad company for a good file
+
+def test_api_keeps_a_good_record_beside_a_blank_page_polyglots_and_a_bomb(issuing_app, documents):
+    """Issue 9 item 1: one good filled PDF sent with a blank page, a PDF+ZIP and an HTML+PDF
+    polyglot and an image bomb: 200, the good record, a page status and French errors."""
+    from test_parse_hostile import NOT_FOR_USERS, blank_page_png
+
+    files = [("cers-rempli.pdf", documents["files"]["cers-rempli.pdf"]), ("blanche.png", blank_page_png())]
+    files += [(n, (HOSTILE / n).read_bytes()) for n in ("pdf-zip.pdf", "html-pdf.html", "bombe.png")]
+    r = issuing_app.test_client().post("/api/v1/parse", data=_multipart(files), content_type="multipart/form-data")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    out = r.get_json()
+    assert [e.get("file") or e["pages"][0]["file"] for e in out] == [n for n, _ in files]
+    record, blank, *errors = out
+    assert record["form"] == "cers" and record["document_id"] == documents["ids"]["cers-rempli.pdf"]
+    assert blank == {"file": "blanche.png", "file_page": 1, "page_status": "blank", "message": "Page blanche"}
+    assert [e["error"]["rule"] for e in errors] == ["formulaire_non_reconnu", "formulaire_non_reconnu",
+                                                    "image_trop_grande"]
+    for e in errors:
+        assert not NOT_FOR_USERS.search(e["error"]["message"]), e
+
+
+def test_cli_prints_a_page_status_line(cli, documents):
+    from test_parse_hostile import blank_page_png
+
+    folder = documents["folder"]
+    (folder / "blanche.png").write_bytes(blank_page_png())
+    result = cli(folder / "cers-rempli.pdf", folder / "blanche.png")
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("valid") or lines[0].startswith("needs_review") or lines[0].startswith("invalid")
+    assert lines[1].startswith("PAGE") and "Page blanche" in lines[1]
+
+
+# ---------------------------------------------------------------------- the CLI as a real process
+
+def _run_cli(var_dir, *args):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root), "FORMS_SERVICE_VAR_DIR": str(var_dir),
+           "OMP_THREAD_LIMIT": "1"}
+    env.pop("DATABASE_URL", None)
+    return subprocess.run([sys.executable, "-m", "forms_service.cli", "parse", *map(str, args)],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_parse_exits_cleanly_every_time(var_dir, documents):
+    """Issue 9 item 9: the sandbox is shut down before exit: no traceback on stderr, ever."""
+    path = documents["folder"] / "cers-rempli.pdf"
+    for run in range(20):
+        done = _run_cli(var_dir, path, "--json")
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == "", f"run {run}: {done.stderr}"
+        [record] = json.loads(done.stdout)
+        assert record["document_id"] == documents["ids"]["cers-rempli.pdf"]
+
+
+def test_cli_answers_a_damaged_pdf_in_french(var_dir):
+    """A damaged PDF: a French message and a stable rule, never a Python exception's name."""
+    done = _run_cli(var_dir, HOSTILE / "champs-malformes.pdf", "--json")
+    assert done.returncode == 2, done.stderr
+    [entry] = json.loads(done.stdout)
+    assert entry["error"] == {"rule": "pdf_corrompu",
+                              "message": "PDF endommagé : ses champs de formulaire sont malformés"}
+    assert "Error" not in done.stdout and "Traceback" not in done.stderr
+
+
+def _lo_parse_processes() -> set[int]:
+    import psutil
+
+    found = set()
+    for p in psutil.process_iter():
+        try:
+            if "lo-parse" in " ".join(p.cmdline()):
+                found.add(p.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_cli_parse_of_a_pdf_without_stamps_leaves_no_libreoffice(issuing_app, var_dir, tmp_path):
+    """Issue 9 item 9: a PDF without page stamps needs its layout computed; the command's
+    own pool does it and is closed before the command ends (no soffice under var/lo-parse)."""
+    from forms_service.render.service import get_service
+
+    service = get_service(issuing_app)
+    docx = service.render("fiche-liaison", sample("fiche-liaison"), fmt="docx", actor="test").content
+    pdf = tmp_path / "sans-tampon.pdf"
+    pdf.write_bytes(service.pool.convert(docx))
+    before = _lo_parse_processes()
+    done = _run_cli(var_dir, pdf, "--json")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", done.stderr
+    [record] = json.loads(done.stdout)
+    assert record["form"] == "fiche-liaison" and record["source"] == "pdf-text"
+    assert _lo_parse_processes() - before == set()

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from parsers.parse import parse_files
+from forms_service.config import Settings
+from parsers.parse import parse_files as _parse_files
 from parsers.sandbox import Sandbox
+from parsers.store import Store
 
 HOSTILE = Path(__file__).resolve().parent / "hostile"
 sys.path.insert(0, str(HOSTILE))
@@ -27,6 +29,20 @@ from make_corpus import EXPECTED, corpus  # noqa: E402
 #: Words of a traceback or of a library's English message: never in what a user reads.
 NOT_FOR_USERS = re.compile(r"Traceback|Error\b|Exception|object at 0x|File \"|errno|PdfiumError|stream <",
                            re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory) -> Settings:
+    """A service of its own (SQLite under a temporary var dir): nothing was issued."""
+    return Settings.from_env({"var_dir": tmp_path_factory.mktemp("hostile") / "var"})
+
+
+@pytest.fixture(scope="module")
+def parse_files(settings):
+    """``parse_files`` in this process, with a store on ``settings`` and no converter pool."""
+    store = Store(settings)
+    yield lambda files, limits=None: _parse_files(files, limits, store=store)
+    store.close()
 
 
 def blank_page_png() -> bytes:
@@ -63,7 +79,7 @@ def test_corpus_is_small_and_up_to_date():
 # ---------------------------------------------------------------------- in process
 
 @pytest.mark.parametrize("name", list(EXPECTED))
-def test_each_hostile_file_gets_its_rule(name):
+def test_each_hostile_file_gets_its_rule(name, parse_files):
     t0 = time.perf_counter()
     result = parse_files([(name, (HOSTILE / name).read_bytes())])
     assert time.perf_counter() - t0 < 10
@@ -71,7 +87,7 @@ def test_each_hostile_file_gets_its_rule(name):
     assert_clear_error(result[0], name, EXPECTED[name])
 
 
-def test_hostile_files_do_not_stop_a_batch():
+def test_hostile_files_do_not_stop_a_batch(parse_files):
     files = hostile_files()
     files.insert(3, ("page-blanche.png", blank_page_png()))
     result = parse_files(files)
@@ -83,7 +99,7 @@ def test_hostile_files_do_not_stop_a_batch():
     assert [e["file"] for e in result] == [n for n, _ in files]   # file order kept
 
 
-def test_wrong_extension_is_read_by_content():
+def test_wrong_extension_is_read_by_content(parse_files):
     """A PNG named .pdf is a PNG; a PDF named .jpg is a PDF."""
     png = blank_page_png()
     result = parse_files([("scan.pdf", png), ("tronque.jpg", (HOSTILE / "tronque.pdf").read_bytes())])
@@ -94,8 +110,8 @@ def test_wrong_extension_is_read_by_content():
 # ---------------------------------------------------------------------- through the sandbox
 
 @pytest.fixture(scope="module")
-def sandbox():
-    box = Sandbox(workers=2, timeout=60)
+def sandbox(settings):
+    box = Sandbox(settings, workers=2, timeout=60)
     yield box
     box.close()
 
@@ -117,7 +133,8 @@ def _dying_parse(files, limits):
             os._exit(3)
         if name.startswith("lent"):
             time.sleep(30)
-    return parse_files(files, limits)
+    import parsers.sandbox as sandbox_mod
+    return _parse_files(files, limits, store=sandbox_mod._STORE)
 
 
 @pytest.fixture
@@ -129,8 +146,8 @@ def dying_reader(monkeypatch):
     return sandbox_mod
 
 
-def test_a_worker_that_dies_loses_only_its_file(dying_reader):
-    box = Sandbox(workers=2, timeout=60)
+def test_a_worker_that_dies_loses_only_its_file(dying_reader, settings):
+    box = Sandbox(settings, workers=2, timeout=60)
     try:
         blank = blank_page_png()
         files = [("a.png", blank), ("meurt.pdf", b"%PDF-1.4"), ("vide.pdf", b""), ("b.png", blank),
@@ -148,8 +165,8 @@ def test_a_worker_that_dies_loses_only_its_file(dying_reader):
         box.close()
 
 
-def test_a_file_that_overruns_its_time_loses_only_itself(dying_reader):
-    box = Sandbox(workers=2, timeout=4)
+def test_a_file_that_overruns_its_time_loses_only_itself(dying_reader, settings):
+    box = Sandbox(settings, workers=2, timeout=4)
     try:
         box.parse([("chauffe.png", blank_page_png())])   # workers started (imports) before timing
         files = [("lent.pdf", b"%PDF-1.4"), ("vide.pdf", b""), ("a.png", blank_page_png())]

@@ -96,18 +96,22 @@ def rendered(service):
 
 
 def parse(app, files, *, reconcile=True):
-    """``parse_files`` in the app's context; ``reconcile=False``: the reader alone."""
-    from parsers import parse as parse_mod
+    """``parse_files`` with the app's settings, database and pool; ``reconcile=False``: the
+    reader alone (the issued document is not consulted for pre-filled values)."""
+    from forms_service.render.service import POOL_KEY
+    from parsers import parse as parse_mod, reconcile as reconcile_mod
+    from parsers.store import Store
 
-    with app.app_context():
-        if reconcile:
-            return parse_mod.parse_files(files)
-        saved = parse_mod.reconcile
-        parse_mod.reconcile = lambda fd, readings, *a, **k: readings
-        try:
-            return parse_mod.parse_files(files)
-        finally:
-            parse_mod.reconcile = saved
+    store = Store(app.extensions["forms_service.settings"], database=app.extensions["forms_service.db"],
+                  pool=app.extensions.get(POOL_KEY) or app.config.get("PDF_POOL"))
+    if reconcile:
+        return parse_mod.parse_files(files, store=store)
+    saved = reconcile_mod.reconcile
+    reconcile_mod.reconcile = lambda fd, readings, issued: readings
+    try:
+        return parse_mod.parse_files(files, store=store)
+    finally:
+        reconcile_mod.reconcile = saved
 
 
 # ---------------------------------------------------------------------- data

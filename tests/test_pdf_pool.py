@@ -15,19 +15,19 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import SimpleNamespace
 
 import docx
+import psutil
 import pypdfium2 as pdfium
 import pytest
 from docx.shared import Mm
 
 from forms_service.errors import BadDocument, ComponentMissing
-from forms_service.render import pdf as pdfmod
 from forms_service.render.pdf import (
-    MSG_MISSING, ConversionTimeout, ConverterPool, cold_convert, get_pool, init_app,
-    libreoffice_available, pdf_page_count,
+    MSG_MISSING, ConversionTimeout, ConverterPool, cold_convert, get_pool,
+    libreoffice_available, pdf_page_count, pool_options,
 )
+from forms_service.render.processes import group_members, name_of
 
 needs_libreoffice = pytest.mark.skipif(
     not libreoffice_available(),
@@ -66,24 +66,28 @@ def processes_mentioning(path: Path) -> list[int]:
     """Live processes whose command line names ``path`` (orphan check)."""
     marks = (str(path), path.as_uri())
     found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == os.getpid():
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        if proc.info["pid"] == os.getpid() or proc.info["status"] == psutil.STATUS_ZOMBIE:
             continue
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                if fh.read().rsplit(")", 1)[-1].split()[0] == "Z":
-                    continue
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
+        cmd = " ".join(proc.info["cmdline"] or ())
         if any(m in cmd for m in marks):
-            found.append(int(pid))
+            found.append(proc.info["pid"])
     return found
 
 
+def still_running(pids) -> list[int]:
+    out = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
 def soffice_bin_pids(info: dict) -> list[int]:
-    return [pid for pid in info["libreoffice_pids"] if pdfmod._comm(pid) == "soffice.bin"]
+    return [pid for pid in info["libreoffice_pids"] if name_of(pid) == "soffice.bin"]
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +118,8 @@ def test_component_missing_when_soffice_path_is_wrong(tmp_path):
         pool.convert(make_docx("Bonjour"))
     assert info.value.message == MSG_MISSING
     assert info.value.http_status == 503 and info.value.exit_code == 3
-    health = pool.health()
-    assert health["ok"] is False and health["error"] == MSG_MISSING
+    status = pool.status()
+    assert status["ok"] is False and status["error"] == MSG_MISSING
     with pytest.raises(ComponentMissing):
         cold_convert(make_docx("Bonjour"), soffice=missing)
     pool.close()
@@ -128,19 +132,28 @@ def test_not_a_docx_is_refused_before_libreoffice(tmp_path):
     assert pool.mode == "stopped"  # nothing was started
 
 
-def test_init_app_registers_a_lazy_pool(tmp_path):
-    app = SimpleNamespace(config={"PDF_POOL_SIZE": 2, "VAR_DIR": str(tmp_path)}, extensions={})
-    pool = init_app(app)
-    assert app.extensions["pdf_pool"] is pool
-    assert app.extensions["health_checks"]["libreoffice"] == pool.health
+def test_get_pool_shares_a_lazy_pool_per_options(tmp_path):
+    config = {"PDF_POOL_SIZE": 2, "VAR_DIR": str(tmp_path)}
+    assert pool_options(config)["work_dir"] == tmp_path / "lo"
+    pool = get_pool(config)
     assert pool.size == 2 and pool.work_dir == tmp_path / "lo"
     assert pool.mode == "stopped" and pool.instances() == []  # LibreOffice not started
     assert not (tmp_path / "lo").exists()
-    other = SimpleNamespace(config=dict(app.config), extensions={})
-    assert init_app(other) is pool  # one pool per process for the same settings
-    assert get_pool(app.config) is pool
+    assert get_pool(dict(config)) is pool  # one pool per process for the same settings
+    assert get_pool({**config, "PDF_POOL_SIZE": 1}) is not pool
     pool.close()
-    assert get_pool(app.config) is not pool  # a closed pool is replaced
+    assert get_pool(config) is not pool  # a closed pool is replaced
+
+
+def test_status_of_a_lazy_pool_starts_nothing(tmp_path):
+    pool = ConverterPool(size=2, work_dir=tmp_path / "lo")
+    status = pool.status()
+    assert status["mode"] == "stopped" and status["ok"] is libreoffice_available()
+    assert status["instances"] == {"configured": 2, "ready": 0, "busy": 0, "starting": 0,
+                                   "broken": 0}
+    assert pool.mode == "stopped" and not (tmp_path / "lo").exists()
+    pool.close()
+    assert pool.status()["ok"] is False
 
 
 # ------------------------------------------------------------------ with LibreOffice
@@ -170,11 +183,45 @@ def test_parallel_conversions_from_threads(ready_pool):
 
 
 @needs_libreoffice
-def test_health_is_a_real_test_print(ready_pool):
-    health = ready_pool.health()
-    assert health["ok"] is True, health
-    assert health["pages"] == 1 and health["mode"] == "pool"
-    assert len(health["instances"]) == 2
+def test_test_print_is_a_real_conversion(ready_pool):
+    result = ready_pool.test_print()
+    assert result["ok"] is True and result["pages"] == 1, result
+
+
+def _without_identifiers(status: dict) -> None:
+    text = repr(status)
+    assert "pid" not in text and "port" not in text and "/" not in text, status
+
+
+@needs_libreoffice
+def test_status_probes_at_most_once_per_interval_and_shows_no_pids(tmp_path):
+    with ConverterPool(size=1, work_dir=tmp_path / "lo", cold_fallback=False,
+                       probe_interval=3600) as pool:
+        status = pool.status()
+        assert status["ok"] is True and status["mode"] == "pool", status
+        assert status["instances"]["configured"] == 1 and status["instances"]["ready"] == 1
+        assert status["last_success_age_s"] is not None  # the readiness test print
+        _without_identifiers(status)
+        conversions = pool.stats["conversions"]
+        for _ in range(5):
+            assert pool.status()["ok"] is True
+        assert pool.stats["conversions"] == conversions  # no conversion per call
+        pool.probe_interval = 0  # now due: one test print, counted as a conversion
+        assert pool.status()["ok"] is True
+        assert pool.stats["conversions"] == conversions + 1
+
+
+@needs_libreoffice
+def test_close_leaves_no_process_of_the_pool(tmp_path):
+    pool = ConverterPool(size=2, work_dir=tmp_path / "lo", cold_fallback=False).start()
+    assert pool.convert(make_docx("Avant l'arrêt")).startswith(b"%PDF-")
+    pids = pool.process_ids()
+    names = {name_of(pid) for pid in pids}
+    assert "soffice.bin" in names and len(pids) >= 4, names  # 2 × (unoserver + LibreOffice)
+    pool.close()
+    assert still_running(pids) == []
+    assert processes_mentioning(tmp_path / "lo") == []
+    pool.close()  # idempotent
 
 
 @needs_libreoffice
@@ -188,7 +235,7 @@ def test_instances_are_recycled(ready_pool):
             break
     assert pool.stats["recycles"] > recycles
     assert pool.wait_ready(timeout=120)
-    assert pool.health()["ok"] is True
+    assert pool.test_print()["ok"] is True
 
 
 @needs_libreoffice
@@ -210,7 +257,7 @@ def test_killed_libreoffice_is_restarted_and_conversions_succeed(ready_pool):
     after = pool.instances()[0]
     assert after["starts"] > victim["starts"] and after["pid"] != victim["pid"]
     assert soffice_bin_pids(after) and victim_bin not in soffice_bin_pids(after)
-    assert pdfmod.group_members(victim["pid"]) == []  # the old group is gone entirely
+    assert group_members(victim["pid"]) == []  # the old group is gone entirely
     assert "Conversion" in pdf_text(pool.convert(make_docx("Conversion après redémarrage")))
 
 
@@ -257,6 +304,44 @@ def test_orphans_of_a_dead_owner_are_killed_and_close_leaves_nothing(tmp_path):
     successor = ConverterPool(size=1, work_dir=work, cold_fallback=False).start()
     assert successor._instances[0].dir == work / "0"  # the same slot, reclaimed
     assert not set(orphans) & set(processes_mentioning(work))
-    assert successor.health()["ok"] is True
+    assert successor.test_print()["ok"] is True
     successor.close()
     assert processes_mentioning(work) == []
+
+
+_SIGNAL_CHILD = """
+import json, signal, sys, time
+from forms_service.render.pool import ConverterPool
+
+pool = ConverterPool(size=1, work_dir=sys.argv[1], cold_fallback=False).start()
+
+def stop(signum, frame):
+    pool.close()
+    sys.exit(0)
+
+signal.signal(signal.SIGTERM, stop)
+print(json.dumps(pool.process_ids()), flush=True)
+while True:
+    time.sleep(0.1)
+"""
+
+
+@needs_libreoffice
+def test_close_from_a_signal_handler_leaves_no_process(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    child = subprocess.Popen([sys.executable, "-c", _SIGNAL_CHILD, str(tmp_path / "lo")],
+                             stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        pids = json.loads(child.stdout.readline())
+        assert len(pids) >= 2 and still_running(pids), pids
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=60) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert still_running(pids) == []
+    assert processes_mentioning(tmp_path / "lo") == []

@@ -181,11 +181,21 @@ def test_pdf_without_libreoffice_is_503_and_docx_still_works(no_lo_client):
 
 
 @needs_libreoffice
-def test_health_does_a_real_test_print(client):
-    r = client.get("/api/v1/health")
+def test_health_reports_the_pool_without_converting_on_each_call(client, lo_pool):
+    r = client.get("/api/v1/health")  # at most one test print per minute: maybe this one
     assert r.status_code == 200, r.get_json()
+    conversions = lo_pool.stats["conversions"]
+    for _ in range(3):
+        r = client.get("/api/v1/health")
+        assert r.status_code == 200, r.get_json()
+    assert lo_pool.stats["conversions"] == conversions
     check = r.get_json()["checks"]["libreoffice"]
-    assert check["ok"] is True and check["pages"] >= 1 and check["mode"] == "pool"
+    assert check["ok"] is True and check["mode"] == "pool"
+    assert check["instances"]["configured"] == lo_pool.size
+    assert check["instances"]["ready"] + check["instances"]["busy"] >= 1
+    assert isinstance(check["last_success_age_s"], float)
+    text = repr(check)
+    assert "pid" not in text and "port" not in text and "/" not in text, check
 
 
 def test_health_does_not_start_a_lazy_pool(make_app):

@@ -10,15 +10,27 @@ from pathlib import Path
 import pytest
 import yaml
 
-from forms_service.catalogue import Catalogue, catalogue
-from forms_service.config import get_settings
+from forms_service.catalogue import Catalogue, catalogue, catalogue_for
+from forms_service.catalogue.ede_grid import load_grid
+from forms_service.config import Settings
 from forms_service.rules import ede
+from forms_service.rules.programme import Programme
 from forms_service.validation import validate
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "annexe-3.json"
 FD = catalogue.get("annexe-3")
-ITEMS = [item["code"] for item in ede.load_grid()["items"]]
+ITEMS = [item["code"] for item in load_grid()["items"]]
 POINTS = {1: 1, 2: 2, 3: 4, 4: 8, 5: 14, 6: 20}       # the indicative grid: palier → points
+ORIENTATIONS = {
+    "professionnelle": "Orientation prioritaire Pôle Emploi (sphère professionnelle)",
+    "equipe_pluridisciplinaire": "L'équipe pluridisciplinaire ou d'orientation se prononce",
+    "solidarite": "Orientation vers la sphère solidarité",
+}
+COLOUR_MEANING = {
+    "vert": "point de vigilance",
+    "rose": "à l'appréciation de l'équipe pluridisciplinaire",
+    "bleu": "frein réel : orientation solidarité à prioriser",
+}
 
 
 def sample() -> dict:
@@ -33,7 +45,7 @@ def with_paliers(paliers: list[int]) -> dict:
 
 
 def test_the_indicative_grid():
-    grid = ede.load_grid()
+    grid = load_grid()
     assert grid["modele_indicatif"] is True
     assert len(grid["items"]) == 8 and ITEMS[0] == "logement"
     for item in grid["items"]:
@@ -58,13 +70,13 @@ BOUNDARIES = [
 @pytest.mark.parametrize("total,paliers,orientation", BOUNDARIES, ids=[str(b[0]) for b in BOUNDARIES])
 def test_orientation_at_the_boundaries(total, paliers, orientation):
     assert sum(POINTS[p] for p in paliers) == total
-    result = ede.score({item: str(p) for item, p in zip(ITEMS, paliers)}, 18, 35)
+    result = ede.score({item: str(p) for item, p in zip(ITEMS, paliers)})
     assert (result["total"], result["orientation"], result["complet"]) == (total, orientation, True)
     report = validate(FD, with_paliers(paliers))
     assert report.valid
     assert report.derived["ede"]["total"] == total
     assert report.derived["ede"]["orientation"] == orientation
-    assert report.derived["ede"]["orientation_libelle"] == ede.ORIENTATIONS[orientation]
+    assert report.derived["ede"]["orientation_libelle"] == ORIENTATIONS[orientation]
 
 
 def test_the_sample_scores_27():
@@ -74,8 +86,8 @@ def test_the_sample_scores_27():
 
 
 def test_extremes():
-    assert ede.score(dict.fromkeys(ITEMS, "1"), 18, 35)["total"] == 8
-    assert ede.score(dict.fromkeys(ITEMS, "6"), 18, 35)["total"] == 160
+    assert ede.score(dict.fromkeys(ITEMS, "1"))["total"] == 8
+    assert ede.score(dict.fromkeys(ITEMS, "6"))["total"] == 160
 
 
 # -- missing paliers ----------------------------------------------------------------------
@@ -122,7 +134,7 @@ def test_colour_alerts_are_listed():
     assert [(a["item"], a["palier"], a["couleur"]) for a in alerts] == [
         ("logement", "6", "bleu"), ("sante", "5", "rose"), ("budget", "3", "vert"), ("mobilite", "4", "vert")]
     for alert in alerts:
-        assert alert["signification"] == ede.COLOUR_MEANING[alert["couleur"]]
+        assert alert["signification"] == COLOUR_MEANING[alert["couleur"]]
     bleue = next(p for p in report.warnings if p.rule == "ede_alerte_bleue")
     assert "Logement" in bleue.message and "palier 6" in bleue.message
 
@@ -134,15 +146,27 @@ def test_no_alert_on_uncoloured_paliers():
 
 # -- bounds are configuration -----------------------------------------------------------------
 
-def test_bounds_are_overridable():
+def test_bounds_are_the_programme_s():
     data = with_paliers([1, 1, 1, 2, 2, 2, 2, 4])                       # 19 points
     assert validate(FD, data).derived["ede"]["orientation"] == "equipe_pluridisciplinaire"
-    low = validate(FD, data, overrides={"ede.bound_low": 20})
+    low = validate(FD, data, programme=Programme(ede_bound_low=20))
     assert low.derived["ede"]["orientation"] == "professionnelle"
-    high = validate(FD, data, overrides={"ede.bound_high": 18})
+    high = validate(FD, data, programme=Programme(ede_bound_low=10, ede_bound_high=18))
     assert high.derived["ede"]["orientation"] == "solidarite"
-    # an override is for one call only
+    # a programme is for one call only
     assert validate(FD, data).derived["ede"]["orientation"] == "equipe_pluridisciplinaire"
+
+
+def test_the_programme_comes_from_settings(tmp_path):
+    settings = Settings.from_env({"var_dir": tmp_path, "EDE_BOUND_LOW": "20", "EDE_BOUND_HIGH": "30"},
+                                 environ={})
+    programme = Programme.from_settings(settings)
+    assert programme.bounds == (20, 30)
+    assert programme.params()["ede"]["bound_low"] == 20
+    assert Programme().bounds == (18, 35)                               # programme.yaml's defaults
+    assert programme.template_values() == {"ede": {"bound_low": 20, "bound_high": 30}}
+    with pytest.raises(ValueError):
+        Programme(ede_bound_low=40, ede_bound_high=30)
 
 
 @pytest.mark.parametrize("low,high,orientation", [
@@ -152,7 +176,7 @@ def test_bounds_are_overridable():
 ])
 def test_bounds_are_parameters_of_score(low, high, orientation):
     paliers = {i: str(p) for i, p in zip(ITEMS, [1, 1, 1, 2, 2, 2, 2, 4])}    # 19 points
-    assert ede.score(paliers, low, high)["orientation"] == orientation
+    assert ede.score(paliers, Programme(low, high))["orientation"] == orientation
 
 
 # -- a département's own grid ------------------------------------------------------------------
@@ -174,17 +198,14 @@ DEPARTEMENT_GRID["items"][0]["paliers"][5] = {"label": "Sans logement", "points"
 
 
 @pytest.fixture
-def departement_grid(tmp_path, monkeypatch):
+def departement_grid(tmp_path):
     path = tmp_path / "grille.yaml"
     path.write_text(yaml.safe_dump(DEPARTEMENT_GRID, allow_unicode=True), encoding="utf-8")
-    monkeypatch.setenv("FORMS_SERVICE_EDE_GRID", str(path))
-    get_settings.cache_clear()
-    yield path
-    get_settings.cache_clear()
+    return path
 
 
 def test_load_grid_reads_a_departement_file(departement_grid):
-    grid = ede.load_grid(str(departement_grid))
+    grid = load_grid(str(departement_grid))
     assert grid["modele_indicatif"] is False
     assert [i["code"] for i in grid["items"]] == [f"item{n}" for n in range(1, 9)]
     assert [p["points"] for p in grid["items"][1]["paliers"]] == [1, 3, 5, 10, 15, 20]
@@ -194,29 +215,34 @@ def test_load_grid_reads_a_departement_file(departement_grid):
 
 
 def test_departement_grid_replaces_the_default_for_score(departement_grid):
-    assert ede.grid_path() == str(departement_grid)
+    programme = Programme(ede_grid=departement_grid)
     paliers = {f"item{n}": "2" for n in range(1, 9)}                    # 8 × 3 = 24 points
-    result = ede.score(paliers, 18, 35)
+    result = ede.score(paliers, programme)
     assert (result["total"], result["orientation"], result["modele_indicatif"]) == \
         (24, "equipe_pluridisciplinaire", False)
     assert {a["couleur"] for a in result["alertes"]} == {"vert"}       # palier 2 is green here
     paliers["item1"] = "6"
-    assert ede.score(paliers, 18, 35)["total"] == 24 - 3 + 18
+    assert ede.score(paliers, programme)["total"] == 24 - 3 + 18
+    # the indicative grid is untouched: another app's programme
+    assert ede.score(dict.fromkeys(ITEMS, "1"))["total"] == 8
 
 
 def test_departement_grid_drives_the_form_without_code_changes(departement_grid):
-    fd = Catalogue().get("annexe-3")                                    # a catalogue loaded with that grid
+    fd = Catalogue(ede_grid=departement_grid).get("annexe-3")           # a catalogue loaded with that grid
+    assert catalogue_for(departement_grid).get("annexe-3").field("paliers.item1") is not None
+    assert catalogue.get("annexe-3").field("paliers.item1") is None     # the default one is untouched
+    programme = Programme(ede_grid=departement_grid)
     assert fd.field("paliers.item1") is not None and fd.field("paliers.logement") is None
     assert [o.extra["points"] for o in fd.field("paliers.item2").options] == [1, 3, 5, 10, 15, 20]
     data = sample()
     data["paliers"] = {f"item{n}": "1" for n in range(1, 9)}
     data.pop("complements")
-    report = validate(fd, data)
+    report = validate(fd, data, programme=programme)
     assert report.valid and report.derived["ede"]["total"] == 8
     assert report.derived["ede"]["orientation"] == "professionnelle"
     # the indicative grid's items are not fields of this form
     data["paliers"]["logement"] = "1"
-    assert "champ_inconnu" in {p.rule for p in validate(fd, data).problems}
+    assert "champ_inconnu" in {p.rule for p in validate(fd, data, programme=programme).problems}
 
 
 def test_a_grid_without_8_items_of_6_paliers_is_refused(tmp_path):
@@ -225,10 +251,10 @@ def test_a_grid_without_8_items_of_6_paliers_is_refused(tmp_path):
     path = tmp_path / "sept.yaml"
     path.write_text(yaml.safe_dump(bad, allow_unicode=True), encoding="utf-8")
     with pytest.raises(ValueError):
-        ede.load_grid(str(path))
+        load_grid(str(path))
     bad = copy.deepcopy(DEPARTEMENT_GRID)
     bad["items"][3]["paliers"] = bad["items"][3]["paliers"][:5]
     path = tmp_path / "cinq.yaml"
     path.write_text(yaml.safe_dump(bad, allow_unicode=True), encoding="utf-8")
     with pytest.raises(ValueError):
-        ede.load_grid(str(path))
+        load_grid(str(path))

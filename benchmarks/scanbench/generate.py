@@ -38,6 +38,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from forms_service.catalogue.boxes import is_ticked
+from forms_service.catalogue.paths import get_path, set_path
+from forms_service.pdfpages import PDFIUM_LOCK
+
 from . import damage as dmg
 from . import marks as mk
 
@@ -100,34 +104,7 @@ WORDS = ("accompagnement", "rendez-vous", "démarches", "emploi", "formation", "
          "dossier", "situation", "entretien", "réunion", "courrier", "candidature", "stage", "mission")
 
 
-def _get(data: Any, path: str) -> Any:
-    cur = data
-    for part in path.split("."):
-        if isinstance(cur, dict):
-            cur = cur.get(part)
-        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
-            cur = cur[int(part)]
-        else:
-            return None
-    return cur
-
-
-def _set(data: dict, path: str, value: Any) -> None:
-    parts = path.split(".")
-    cur: Any = data
-    for i, part in enumerate(parts[:-1]):
-        if isinstance(cur, list):
-            cur = cur[int(part)]
-            continue
-        nxt = cur.get(part)
-        if nxt is None:
-            nxt = [] if parts[i + 1].isdigit() else {}
-            cur[part] = nxt
-        cur = nxt
-    if isinstance(cur, list):
-        cur[int(parts[-1])] = value
-    else:
-        cur[parts[-1]] = value
+_get, _set = get_path, set_path
 
 
 def _delete(data: dict, path: str) -> None:
@@ -143,12 +120,7 @@ def _delete(data: dict, path: str) -> None:
         cur.pop(int(parts[-1]))
 
 
-def _is_checked(value: Any, code: Any) -> bool:
-    if code is True:
-        return bool(value)
-    if isinstance(value, (list, tuple)):
-        return code in value
-    return value == code
+_is_checked = is_ticked
 
 
 def _phone(rng) -> str:
@@ -199,11 +171,9 @@ def random_date(rng: np.random.Generator, path: str) -> dt.date:
 def _allowed_codes(f) -> list[str]:
     from forms_service.catalogue import references
 
-    if f.options_from:
-        entries = references.entries(f.options_from)
-        if f.options_from == "annexe-6":
-            entries = [e for e in entries if e.extra.get("selectionnable")]
-        return sorted(e.code for e in entries)
+    if f.options_from:   # a list's headings (Annexe 6 themes: not selectable) name no value
+        return sorted(e.code for e in references.entries(f.options_from)
+                      if e.extra.get("selectionnable", True))
     return list(f.codes)
 
 
@@ -591,7 +561,6 @@ def render_document(doc: DocPlan, fd, settings, pool) -> Rendered:
     return Rendered(pdf, layout, version, len(layout["pages"]), key)
 
 
-_PDFIUM_LOCK = threading.Lock()   # pypdfium2 is not thread-safe
 
 
 BOX_GLYPHS = ("\u2610", "\u2612")   # ☐ ☒
@@ -603,7 +572,7 @@ def text_runs(pdf: bytes, pages: set[int] | None = None) -> dict[int, list[tuple
     import pypdfium2 as pdfium
 
     runs: dict[int, list] = {}
-    with _PDFIUM_LOCK:
+    with PDFIUM_LOCK:
         doc = pdfium.PdfDocument(pdf)
         try:
             for i in range(len(doc)):
@@ -630,7 +599,7 @@ def rasterize(pdf: bytes, dpi: int, color: bool) -> tuple[list[tuple[np.ndarray,
     import pypdfium2 as pdfium
 
     out, glyphs = [], []
-    with _PDFIUM_LOCK:
+    with PDFIUM_LOCK:
         doc = pdfium.PdfDocument(pdf)
         try:
             for i in range(len(doc)):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from forms_service.api.errors import ErrorBody
 from forms_service.catalogue import catalogue
+from forms_service.config import current_settings
 from forms_service.errors import BadRequest
 
 tag = Tag(name="formulaires", description="Catalogue des formulaires et validation des données")
@@ -90,13 +91,15 @@ def get_form(path: FormPath):
                      "404 pour un formulaire inconnu ; 400 pour une liste de référence.",
          responses={200: ValidationReport})
 def validate_form(path: FormPath, body: FormData):
+    from forms_service.rules.programme import Programme
     from forms_service.validation import validate
 
-    fd = catalogue.get(path.form_id)
+    programme = Programme.from_settings(current_settings())
+    fd = programme.catalogue.get(path.form_id)
     data = request.get_json(silent=True)
     if not isinstance(data, dict):  # e.g. a JSON string holding an object
         raise BadRequest("Le corps de la requête doit être un objet JSON")
-    return validate(fd, data).as_dict()
+    return validate(fd, data, programme=programme).as_dict()
 
 
 def form_components() -> dict[str, dict]:

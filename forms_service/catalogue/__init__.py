@@ -8,51 +8,26 @@ it returns: that is the only field list there is.
 
 from __future__ import annotations
 
-from functools import cached_property
-from importlib import resources
-from typing import Any, Callable, Iterator
-
-import yaml
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Callable, Iterator
 
 from ..errors import NotAForm, UnknownForm
 from . import references
 from .definition import BOX_TYPES, FIELD_TYPES, Field, Option, ReferenceEntry, RuleSpec, Section
+from .ede_grid import grid_fields, load_grid
 from .model import build_model
+from .print_layout import PrintLayout, parse_layout
+from .yaml_data import load_yaml, parse_yaml
 
-__all__ = ["catalogue", "Catalogue", "FormDefinition", "Field", "Option", "Section", "RuleSpec"]
+__all__ = ["catalogue", "catalogue_for", "Catalogue", "FormDefinition", "Field", "Option", "Section",
+           "RuleSpec", "PrintLayout", "load_yaml", "parse_yaml"]
 
-#: Functions that produce a section's fields from data (the EDE grid), by name.
-FIELD_GENERATORS: dict[str, Callable[[dict], list[dict]]] = {}
-
-
-def field_generator(name: str):
-    def register(fn):
-        FIELD_GENERATORS[name] = fn
-        return fn
-    return register
-
-
-class _DataLoader(yaml.SafeLoader):
-    """YAML 1.2 booleans: only true/false. In YAML 1.1 « on », « off », « yes », « no »
-    are booleans, which would turn a key like ``on:`` or a code like ``no`` into True/False."""
-
-
-_DataLoader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
-    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+#: How a section's ``fields_from`` produces fields from data, by name: a function of
+#: the catalogue (which holds the data files in force, e.g. its EDE grid).
+FIELD_SOURCES: dict[str, Callable[["Catalogue"], list[dict]]] = {
+    "ede_grid": lambda cat: grid_fields(cat.ede_grid()),
 }
-_DataLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", __import__("re").compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"))
-
-
-def parse_yaml(text) -> Any:
-    return yaml.load(text, Loader=_DataLoader)  # noqa: S506 (a SafeLoader subclass)
-
-
-def load_yaml(package: str, name: str) -> Any:
-    with resources.files(package).joinpath(name).open(encoding="utf-8") as fh:
-        return parse_yaml(fh)
 
 
 def _options(raw: dict) -> tuple[Option, ...]:
@@ -65,6 +40,14 @@ def _options(raw: dict) -> tuple[Option, ...]:
     return tuple(opts)
 
 
+def _allowed_codes(raw: dict, options: tuple[Option, ...]) -> frozenset[str]:
+    """The codes a value may take: a reference list's selectable entries (not the theme
+    headings of Annexe 6), or the field's own options."""
+    if raw.get("options_from"):
+        return references.selectable_codes(raw["options_from"])
+    return frozenset(o.code for o in options)
+
+
 def _field(raw: dict) -> Field:
     ftype = raw["type"]
     if ftype not in FIELD_TYPES:
@@ -75,9 +58,11 @@ def _field(raw: dict) -> Field:
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"{raw['path']}: unknown keys {sorted(unknown)}")
+    options = _options(raw)
     return Field(
         path=raw["path"], type=ftype, label=raw["label"], required=raw.get("required", False),
-        max_length=raw.get("max_length"), lines=raw.get("lines", 1), options=_options(raw),
+        max_length=raw.get("max_length"), lines=raw.get("lines", 1), options=options,
+        allowed_codes=_allowed_codes(raw, options),
         options_from=raw.get("options_from"), printed=raw.get("printed", ftype != "tri"),
         provenance=raw.get("provenance", "confirmed"), help=raw.get("help"),
         minimum=raw.get("minimum"), maximum=raw.get("maximum"),
@@ -108,8 +93,9 @@ def _rules(raw_rules: list[dict], form_id: str) -> tuple[RuleSpec, ...]:
 class FormDefinition:
     """One form or reference list, as its definition file declares it."""
 
-    def __init__(self, raw: dict):
+    def __init__(self, raw: dict, catalogue: "Catalogue | None" = None):
         self.raw = raw
+        self._catalogue = catalogue
         self.id: str = raw["id"]
         self.kind: str = raw.get("kind", "form")
         self.title: str = raw["title"]
@@ -125,22 +111,40 @@ class FormDefinition:
         self.printed_note: str | None = raw.get("printed_note")
         self.sections: tuple[Section, ...] = tuple(self._section(s) for s in raw.get("sections") or ())
         self._rule_specs = _rules(raw.get("rules"), self.id)
-        self._check_paths()
+        self._by_path = self._index_paths()
+        self.layout: PrintLayout = parse_layout(self.id, raw.get("layout"),
+                                                (s.id for s in self.sections), self._by_path)
 
     def _section(self, s: dict) -> Section:
         raw_fields = list(s.get("fields") or ())
-        if s.get("fields_from"):
-            raw_fields = FIELD_GENERATORS[s["fields_from"]](s) + raw_fields
+        source = s.get("fields_from")
+        if source:
+            if source not in FIELD_SOURCES:
+                raise ValueError(f"{self.id}: section {s['id']}: unknown fields_from {source}")
+            raw_fields = FIELD_SOURCES[source](self._catalogue or catalogue) + raw_fields
         return Section(id=s["id"], title=s["title"], page=s.get("page"),
                        fields=tuple(_field(f) for f in raw_fields), note=s.get("note"),
-                       reserved=s.get("reserved", False), banner=s.get("banner"))
+                       reserved=s.get("reserved", False), banner=s.get("banner"),
+                       fields_from=source)
 
-    def _check_paths(self) -> None:
-        seen: set[str] = set()
+    def _index_paths(self) -> dict[str, Field]:
+        by_path: dict[str, Field] = {}
         for f in self.fields:
-            if f.path in seen:
+            if f.path in by_path:
                 raise ValueError(f"{self.id}: field {f.path} declared twice")
-            seen.add(f.path)
+            by_path[f.path] = f
+        return by_path
+
+    # -- what the definition says about itself (no form is named in code) -----
+    @property
+    def field_sources(self) -> frozenset[str]:
+        """The ``fields_from`` sources of its sections (``{"ede_grid"}`` for the Annexe 3)."""
+        return frozenset(s.fields_from for s in self.sections if s.fields_from)
+
+    @property
+    def uses_ede_grid(self) -> bool:
+        """Its fields are the EDE grid's items: its print and its reading depend on the grid."""
+        return "ede_grid" in self.field_sources
 
     # -- fields ---------------------------------------------------------------
     @property
@@ -150,14 +154,18 @@ class FormDefinition:
 
     def field(self, path: str) -> Field | None:
         """The field at a full path; list rows resolve to their column (``pap.3.code``)."""
-        parts = path.split(".")
-        for f in self.fields:
-            fparts = f.path.split(".")
-            if parts == fparts:
-                return f
-            if f.type == "list" and parts[:len(fparts)] == fparts and len(parts) > len(fparts) + 1:
-                rest = ".".join(parts[len(fparts) + 1:])
-                return next((c for c in f.item_fields if c.path == rest), None)
+        f = self._by_path.get(path)
+        if f is not None:
+            return f
+        # a list row: « <list path>.<index>.<column> »
+        head, sep, rest = path.partition(".")
+        while sep:
+            index, sep2, column = rest.partition(".")
+            lst = self._by_path.get(head)
+            if lst is not None and lst.type == "list" and index.isdigit() and sep2:
+                return lst.column(column)
+            step, sep, rest = rest.partition(".")
+            head = f"{head}.{step}"
         return None
 
     def page_of(self, path: str) -> int | None:
@@ -199,20 +207,28 @@ class FormDefinition:
 
 
 class Catalogue:
-    """All definitions, loaded once from package data."""
+    """All definitions, loaded once from package data.
 
-    def __init__(self, package: str = "forms_service.catalogue.forms"):
+    ``ede_grid``: the département's EDE grid file (``settings.ede_grid``), whose items
+    are the Annexe 3's fields; ``None``: the indicative grid shipped in ``data/``.
+    """
+
+    def __init__(self, package: str = "forms_service.catalogue.forms", *,
+                 ede_grid: str | Path | None = None):
         self.package = package
+        self.ede_grid_path = Path(ede_grid) if ede_grid else None
         self._forms: dict[str, FormDefinition] | None = None
         self._aliases: dict[str, str] = {}
 
+    def ede_grid(self) -> dict:
+        return load_grid(self.ede_grid_path)
+
     def _load(self) -> dict[str, FormDefinition]:
         if self._forms is None:
-            from .. import rules  # noqa: F401  (registers the programme's checks and generators)
             index = load_yaml(self.package, "index.yaml")
             forms = {}
             for name in index["forms"]:
-                fd = FormDefinition(load_yaml(self.package, f"{name}.yaml"))
+                fd = FormDefinition(load_yaml(self.package, f"{name}.yaml"), self)
                 forms[fd.id] = fd
                 for alias in fd.aliases:
                     self._aliases[alias] = fd.id
@@ -234,3 +250,16 @@ class Catalogue:
 
 
 catalogue = Catalogue()
+"""The catalogue with the indicative EDE grid (no settings read)."""
+
+
+@lru_cache(maxsize=8)
+def _catalogue_with_grid(path: Path) -> Catalogue:
+    return Catalogue(ede_grid=path)
+
+
+def catalogue_for(ede_grid: str | Path | None) -> Catalogue:
+    """The catalogue of an app whose settings name ``ede_grid`` (one per grid file)."""
+    if not ede_grid:
+        return catalogue
+    return _catalogue_with_grid(Path(ede_grid).expanduser().resolve())

@@ -62,6 +62,8 @@ class Field:
     lines: int = 1                     # handwriting lines printed for a text field
     options: tuple[Option, ...] = ()
     options_from: str | None = None    # name of a reference list (annexe-1, annexe-4, annexe-6)
+    #: the codes a value may take: the options', or the reference list's selectable entries
+    allowed_codes: frozenset[str] = frozenset()
     printed: bool = True               # False: in the model only (attachments, computed facts)
     provenance: str = "confirmed"      # "confirmed" by the seed, or "inferred" (our design)
     help: str | None = None
@@ -83,6 +85,10 @@ class Field:
     @property
     def codes(self) -> list[str]:
         return [o.code for o in self.options]
+
+    def column(self, path: str) -> "Field | None":
+        """A list's column by its path in the row (``code``)."""
+        return next((c for c in self.item_fields if c.path == path), None)
 
     def describe(self) -> dict:
         """A plain description used by the web forms, the API and the docs."""
@@ -110,6 +116,7 @@ class Section:
     note: str | None = None            # printed text under the heading (footnotes, legal text)
     reserved: bool = False             # filled by the SLAI/EP/Président, printed blank
     banner: str | None = None          # a heading printed above the section (shared by a pair)
+    fields_from: str | None = None     # the data its fields come from (``ede_grid``)
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,7 @@ class ReferenceEntry:
     code: str
     label: str
     extra: dict[str, Any] = field(default_factory=dict)
+    selectable: bool = True            # False: a heading (an Annexe 6 theme) no value may name
 
     def as_dict(self) -> dict:
         return {"code": self.code, "label": self.label, **self.extra}

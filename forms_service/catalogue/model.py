@@ -16,7 +16,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field as PField, Val
 from pydantic_core import PydanticCustomError
 
 from ..errors import Problem
-from . import references
 from .definition import Field
 
 _CONFIG = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -61,10 +60,7 @@ def _python_type(f: Field, model_prefix: str) -> tuple[Any, Any]:
         item = Literal[tuple(f.codes)]
         return Annotated[list[item], AfterValidator(_unique)], PField(default_factory=list, **desc)
     if f.type == "code":
-        allowed = references.codes(f.options_from) if f.options_from else frozenset(f.codes)
-        if f.options_from == "annexe-6":  # only actions, not theme headings, go in a PAP row
-            allowed = frozenset(e.code for e in references.entries("annexe-6")
-                                if e.extra["selectionnable"])
+        allowed = f.allowed_codes
         ann = Annotated[str, AfterValidator(_code_checker(f.options_from or f.path, allowed))]
         return Optional[ann], PField(None, json_schema_extra={"enum": sorted(allowed)}, **desc)
     if f.type == "list":

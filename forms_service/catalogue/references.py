@@ -44,14 +44,15 @@ def codifications_actions() -> tuple[ReferenceEntry, ...]:
     """
     out = []
     for r in _rows("codifications_actions.csv"):
+        selectable = r["selectionnable"] == "oui"
         out.append(ReferenceEntry(r["code"], r["libelle"], {
             "theme": r["theme"],
-            "selectionnable": r["selectionnable"] == "oui",
+            "selectionnable": selectable,
             "sphere_solidarite": r["sphere_solidarite"] == "oui",
             "sphere_professionnelle": r["sphere_professionnelle"] == "oui",
             "ne_peut_etre_seule": r["ne_peut_etre_seule"] or "non",
             "remarque": r["remarque"] or None,
-        }))
+        }, selectable))
     return tuple(out)
 
 
@@ -76,6 +77,12 @@ def entries(name: str) -> tuple[ReferenceEntry, ...]:
 @lru_cache(maxsize=None)
 def codes(name: str) -> frozenset[str]:
     return frozenset(e.code for e in entries(name))
+
+
+@lru_cache(maxsize=None)
+def selectable_codes(name: str) -> frozenset[str]:
+    """The codes a field may hold (a list's headings, such as Annexe 6's themes, excluded)."""
+    return frozenset(e.code for e in entries(name) if e.selectable)
 
 
 @lru_cache(maxsize=None)

@@ -14,33 +14,21 @@ Conditions are plain data::
 Parameters whose value is a string starting with ``@`` are read from the
 programme's rules data (``data/programme.yaml``): durations and deadlines are
 data, not constants in code.
+
+Checks live in a :class:`Checks` registry. The generic ones are in ``GENERIC``
+below; the programme's (``forms_service.rules``) are added explicitly by
+``rules.register_all(registry)``: the catalogue never imports the rules.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ..errors import Problem
 from .definition import RuleSpec
-
-_MISSING = object()
-
-
-def get(data: Any, path: str, default: Any = None) -> Any:
-    """Value at a dotted path (``pap.0.code``), or ``default``."""
-    cur = data
-    for part in path.split(".") if path else []:
-        if isinstance(cur, dict):
-            cur = cur.get(part, _MISSING)
-        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
-            cur = cur[int(part)]
-        else:
-            cur = _MISSING
-        if cur is _MISSING:
-            return default
-    return cur
+from .paths import get_path as get
 
 
 def is_filled(value: Any) -> bool:
@@ -76,13 +64,14 @@ def holds(cond: dict | None, data: dict) -> bool:
 
 @dataclass
 class Context:
-    """What a check sees: the data (python values: dates are ``date``), the form, the programme's parameters."""
+    """What a check sees: the data (python values: dates are ``date``), the form, the programme."""
 
     data: dict
     form: Any                 # FormDefinition
-    params: dict              # programme rules data, with configuration overrides applied
+    params: dict              # programme rules data, with the settings' values applied
     today: dt.date
     derived: dict             # values a check computes for the caller (EDE total…)
+    programme: Any = None     # rules.programme.Programme: the EDE grid and bounds in force
 
     def get(self, path: str, default: Any = None) -> Any:
         return get(self.data, path, default)
@@ -97,23 +86,32 @@ class Context:
 #: own (with details such as a computed total).
 Finding = tuple[str, str | None]
 Check = Callable[..., Iterable[Finding]]
-CHECKS: dict[str, Check] = {}
 
 
-def check(name: str):
-    def register(fn: Check) -> Check:
-        CHECKS[name] = fn
-        return fn
-    return register
+class Checks(dict):
+    """Checks by the name a rule gives in ``check:``."""
+
+    def register(self, name: str) -> Callable[[Check], Check]:
+        def add(fn: Check) -> Check:
+            if name in self:
+                raise ValueError(f"check {name} registered twice")
+            self[name] = fn
+            return fn
+        return add
 
 
-def run_rules(rules: Iterable[RuleSpec], ctx: Context) -> list[Problem]:
+#: The checks any form may use; ``rules.register_all`` adds the programme's.
+GENERIC = Checks()
+check = GENERIC.register
+
+
+def run_rules(rules: Iterable[RuleSpec], ctx: Context, checks: Mapping[str, Check]) -> list[Problem]:
     problems: list[Problem] = []
     for rule in rules:
         if not holds(rule.when, ctx.data):
             continue
         params = {k: ctx.param(v) for k, v in rule.params.items()}
-        for path, message in CHECKS[rule.check](ctx, **params):
+        for path, message in checks[rule.check](ctx, **params):
             problems.append(Problem(path, rule.code, message or rule.message.format(**params),
                                     rule.severity))
     return problems

@@ -15,10 +15,16 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from jinja2 import Environment, StrictUndefined
+from jinja2 import Environment, StrictUndefined, pass_context
 from markupsafe import Markup
 
 from ..catalogue import FormDefinition, references
+from ..catalogue.boxes import is_ticked
+from ..catalogue.paths import join
+from ..rules.programme import DEFAULT, Programme
+
+#: The context key holding the form being rendered (read by the filters, never printed).
+FORM_KEY = "__form__"
 
 CHECKED, UNCHECKED = "\u2612", "\u2610"   # ☒ ☐
 
@@ -99,9 +105,9 @@ class Mark:
 
 def wrap(value: Any, path: str) -> Any:
     if isinstance(value, dict):
-        return Group(path, {k: wrap(v, f"{path}.{k}" if path else k) for k, v in value.items()})
+        return Group(path, {k: wrap(v, join(path, k)) for k, v in value.items()})
     if isinstance(value, list) and value and isinstance(value[0], dict):
-        return Val(path, [wrap(v, f"{path}.{i}") for i, v in enumerate(value)])
+        return Val(path, [wrap(v, join(path, i)) for i, v in enumerate(value)])
     return Val(path, value)
 
 
@@ -111,29 +117,28 @@ def f_box(val: Any, code: Any = True) -> Mark:
     """☒ when the value holds ``code`` (a multi-choice), equals it (a one-choice) or is true."""
     path = getattr(val, "path", "?")
     value = getattr(val, "value", val)
-    if code is True:
-        checked = bool(value)
-    elif isinstance(value, (list, tuple)):
-        checked = code in value
-    else:
-        checked = value == code
-    return Mark("box", path, code, checked)
+    return Mark("box", path, code, is_ticked(value, code))
 
 
 def f_date(val: Any) -> Any:
     return val  # a Val prints its date dd/mm/yyyy; the filter names the intent in the template
 
 
-def f_code(val: Any) -> Any:
-    """A code printed with its label (ROME, codification)."""
+@pass_context
+def f_code(jctx: Any, val: Any) -> Any:
+    """A code printed with its label, from the field's own list (ROME, codification)."""
     value = getattr(val, "value", None)
-    if not value:
+    form: FormDefinition | None = jctx.get(FORM_KEY)
+    f = form.field(val.path) if value and form is not None else None
+    if f is None:
         return val
-    for name in ("annexe-6", "annexe-4", "annexe-1"):
-        entry = references.by_code(name).get(value)
-        if entry:
-            return Val(val.path, f"{value} – {entry.label}")
-    return val
+    if f.options_from:
+        entry = references.by_code(f.options_from).get(value)
+        label = entry.label if entry else None
+    else:
+        option = f.option(value)
+        label = option.label if option else None
+    return Val(val.path, f"{value} – {label}") if label else val
 
 
 def f_zone(group: Any) -> Mark:
@@ -147,22 +152,22 @@ class Chunk:
     last: bool
 
 
-def f_pages(val: Any, per_page: int, min_rows: int = 0) -> list[Chunk]:
-    """Split a list's rows into pages of ``per_page``; pad with blank rows for handwriting."""
+@pass_context
+def f_pages(jctx: Any, val: Any, per_page: int, min_rows: int = 0) -> list[Chunk]:
+    """Split a list's rows into pages of ``per_page``; pad with blank rows for handwriting
+    (shaped by the list's columns, so blank rows wrap like real ones)."""
     rows = list(getattr(val, "value", None) or [])
     path = getattr(val, "path", "?")
     total = max(len(rows), min_rows, 1)
     total = -(-total // per_page) * per_page
-    blank_fields = _row_fields.get(path, ())
+    form: FormDefinition | None = jctx.get(FORM_KEY)
+    lst = form.field(path) if form is not None else None
+    columns = lst.item_fields if lst is not None else ()
     for i in range(len(rows), total):
-        rows.append(wrap({k: ([] if t == "multi" else False if t == "bool" else None)
-                          for k, t in blank_fields}, f"{path}.{i}"))
+        rows.append(wrap({c.name: ([] if c.type == "multi" else False if c.type == "bool" else None)
+                          for c in columns}, join(path, i)))
     chunks = [rows[i:i + per_page] for i in range(0, total, per_page)]
     return [Chunk(c, i > 0, i == len(chunks) - 1) for i, c in enumerate(chunks)]
-
-
-#: A list's column names and types, so blank rows wrap like real ones (set per render).
-_row_fields: dict[str, tuple[tuple[str, str], ...]] = {}
 
 
 # -- recording what is printed, in order ----------------------------------------
@@ -227,31 +232,27 @@ def make_env() -> Environment:
 
 
 #: Names every template may use besides the form's own fields.
-SERVICE_VARIABLES = {"document", "departement", "derived", "modele_indicatif", "entries"}
+SERVICE_VARIABLES = {"document", "departement", "derived", "modele_indicatif", "entries", "programme"}
 
 
 def build_context(form: FormDefinition, data: dict, *, derived: dict | None = None,
-                  document: dict | None = None, departement: dict | None = None) -> dict:
-    """The context of one render. ``data`` is the model's dump (every key present)."""
-    for f in form.fields:
-        if f.type == "list":
-            _row_fields[f.path] = tuple((c.name, c.type) for c in f.item_fields)
+                  document: dict | None = None, departement: dict | None = None,
+                  programme: Programme | None = None) -> dict:
+    """The context of one render. ``data`` is the model's dump (every key present);
+    ``programme``: the EDE bounds and grid in force (the printed EDE note shows them)."""
+    programme = programme or DEFAULT
     ctx: dict[str, Any] = {k: wrap(v, k) for k, v in data.items()}
+    ctx[FORM_KEY] = form
     ctx["derived"] = derived or {}
     ctx["document"] = document or {"id": "", "version": "", "qr": ""}
     ctx["departement"] = departement or {"nom": "", "logo": ""}
-    ctx["modele_indicatif"] = _indicative(form)
+    ctx["programme"] = programme.template_values()
+    # the printed note (« modèle indicatif ») shows while the grid in force is the indicative one
+    ctx["modele_indicatif"] = bool(form.uses_ede_grid and programme.grid()["modele_indicatif"])
     if form.kind == "reference":
         ctx["entries"] = [{"code": e.code, "label": e.label, "remarque": e.extra.get("remarque") or ""}
                           for e in form.entries()]
     return ctx
-
-
-def _indicative(form: FormDefinition) -> bool:
-    if not form.printed_note:
-        return False
-    from ..rules.ede import grid  # the EDE grid says whether it is the indicative one
-    return bool(grid()["modele_indicatif"])
 
 
 def raw(xml: str) -> Markup:

@@ -17,32 +17,23 @@
 * the document's identity in its Info dictionary (``/RsaForm``,
   ``/RsaTemplateVersion``, ``/RsaDocumentId``) and in its XMP metadata.
 
-:func:`build_templates_pdf` writes ``templates/pdf/<form>.pdf`` for every form
-(the blank form, stamped with document id ``BLANK``, made fillable) and
-``templates/pdf/manifest.json``; :func:`stale_templates` says which of them no
-longer match their inputs. ``python -m forms_service.render.fillable --help``.
+The committed blank fillable PDFs (``templates/pdf``) are built by
+:mod:`forms_service.render.templates_pdf`.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import hashlib
 import io
-import json
 import logging
-import os
-import sys
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
 import pikepdf
 from pikepdf import Array, Dictionary, Name, String
 
 from ..catalogue import FormDefinition, catalogue
-from ..config import Settings
+from ..catalogue.boxes import is_ticked
+from ..catalogue.paths import get_path
 from ..errors import TemplateError, UnknownForm
 from .context import format_value
 
@@ -51,12 +42,6 @@ log = logging.getLogger(__name__)
 META_KEYS = {"form": "/RsaForm", "version": "/RsaTemplateVersion", "document_id": "/RsaDocumentId"}
 XMP_NS = "http://rsa-forms.example/ns/1.0/"
 BLANK_DOCUMENT_ID = "BLANK"
-MANIFEST = "manifest.json"
-MANIFEST_FORMAT = 1
-#: Source files whose content changes the committed fillable PDFs (besides the
-#: template version, which covers the DOCX template, the definition and the print
-#: configuration).
-SOURCE_INPUTS = ("fillable.py", "layout.py", "stamp.py", "geometry.py", "qr.py", "context.py")
 
 ON = Name("/Yes")
 OFF = Name("/Off")
@@ -114,25 +99,8 @@ def _tree(layout: dict) -> _Node:
 
 # --------------------------------------------------------------------------- values
 
-def _get(data: Any, path: str) -> Any:
-    cur = data
-    for part in path.split("."):
-        if isinstance(cur, dict):
-            cur = cur.get(part)
-        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
-            cur = cur[int(part)]
-        else:
-            return None
-    return cur
-
-
-def box_checked(value: Any, code: Any) -> bool:
-    """What the template's ``box`` filter prints as ☒ (see ``context.f_box``)."""
-    if code is True:
-        return bool(value)
-    if isinstance(value, (list, tuple)):
-        return code in value
-    return value == code
+_get = get_path
+box_checked = is_ticked   # what the template's ``box`` filter prints as ☒
 
 
 def text_value(value: Any, ftype: str | None = None) -> str:
@@ -384,173 +352,3 @@ def read_metadata(pdf_bytes: bytes) -> dict:
     with pikepdf.open(io.BytesIO(pdf_bytes)) as pdf:
         info = pdf.docinfo
         return {k: (str(info[v]) if v in info else None) for k, v in META_KEYS.items()}
-
-
-# --------------------------------------------------------------------------- templates/pdf
-
-def _pdf_dir(settings: Settings) -> Path:
-    return Path(settings.templates_dir) / "pdf"
-
-
-def template_forms(settings: Settings) -> list[FormDefinition]:
-    """Forms (kind "form") whose DOCX template exists: the ones with a fillable PDF."""
-    from .pipeline import template_path
-
-    out = []
-    for fd in catalogue.forms():
-        if fd.kind != "form":
-            continue
-        try:
-            template_path(fd, settings)
-        except TemplateError:
-            continue
-        out.append(fd)
-    return out
-
-
-def _sources_digest() -> str:
-    here = Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for name in SOURCE_INPUTS:
-        h.update(name.encode() + b"\0" + (here / name).read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-def inputs_hash(fd: FormDefinition, settings: Settings) -> str:
-    """What a form's fillable PDF is made from: its template version and our sources.
-
-    LibreOffice's PDFs are not byte-reproducible, so staleness is decided on inputs,
-    never on PDF bytes.
-    """
-    from .pipeline import template_version
-
-    h = hashlib.sha256()
-    h.update(f"{MANIFEST_FORMAT}|{fd.id}|{template_version(fd, settings)}|".encode())
-    h.update(_sources_digest().encode())
-    return h.hexdigest()
-
-
-def read_manifest(settings: Settings) -> dict:
-    path = _pdf_dir(settings) / MANIFEST
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {"format": MANIFEST_FORMAT, "forms": {}}
-    data.setdefault("forms", {})
-    return data
-
-
-def stale_templates(settings: Settings) -> list[str]:
-    """Ids of the forms whose ``templates/pdf/<form>.pdf`` is missing or out of date."""
-    manifest = read_manifest(settings)
-    out = []
-    for fd in template_forms(settings):
-        entry = manifest["forms"].get(fd.id) or {}
-        if (not (_pdf_dir(settings) / f"{fd.id}.pdf").exists()
-                or entry.get("inputs") != inputs_hash(fd, settings)):
-            out.append(fd.id)
-    return out
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)   # as a plain open() would (mkstemp makes 0600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def build_fillable_template(fd: FormDefinition, settings: Settings, pool) -> tuple[bytes, dict]:
-    """The blank fillable PDF of a form (stamped ``BLANK``) and its layout map."""
-    from .layout import build_layout_and_pdf
-    from .pipeline import template_version
-    from .stamp import stamp_pdf
-
-    version = template_version(fd, settings)
-    layout, blank = build_layout_and_pdf(fd, settings=settings, pool=pool, version=version)
-    stamped = stamp_pdf(blank, fd.id, version, BLANK_DOCUMENT_ID)
-    return make_fillable(stamped, layout, form=fd.id, version=version,
-                         document_id=BLANK_DOCUMENT_ID), layout
-
-
-def build_templates_pdf(settings: Settings, pool, *, forms: list[str] | None = None,
-                        force: bool = False) -> dict[str, Path]:
-    """Write ``templates/pdf/<form>.pdf`` for every form with a template, and the manifest.
-
-    Only stale forms are rebuilt unless ``force``; ``forms`` restricts the run. The
-    manifest records, per form, the hash of its inputs (see :func:`inputs_hash`), its
-    template version and its field counts; entries of forms that have no template any
-    more are dropped (their PDFs are left alone). Returns the paths written.
-    """
-    manifest = read_manifest(settings)
-    wanted = template_forms(settings)
-    stale = set(stale_templates(settings))
-    written: dict[str, Path] = {}
-    for fd in wanted:
-        if forms and fd.id not in forms:
-            continue
-        if not force and fd.id not in stale:
-            continue
-        from .pipeline import template_version
-
-        t0 = time.perf_counter()
-        data, layout = build_fillable_template(fd, settings, pool)
-        path = _pdf_dir(settings) / f"{fd.id}.pdf"
-        _write_atomic(path, data)
-        written[fd.id] = path
-        manifest["forms"][fd.id] = {
-            "template_version": template_version(fd, settings),
-            "inputs": inputs_hash(fd, settings),
-            "pages": len(layout["pages"]),
-            "checkboxes": len(layout["boxes"]),
-            "text_fields": sum(1 for z in layout["zones"] if z["kind"] == "text"),
-            "signature_zones": sum(1 for z in layout["zones"] if z["kind"] == "signature"),
-        }
-        log.info("fillable template written", extra={"form": fd.id,
-                                                     "ms": round((time.perf_counter() - t0) * 1000)})
-    known = {fd.id for fd in wanted}
-    manifest["forms"] = {k: v for k, v in sorted(manifest["forms"].items()) if k in known}
-    manifest["format"] = MANIFEST_FORMAT
-    manifest["note"] = ("Generated by `python -m forms_service.render.fillable --build`; "
-                        "do not edit. `inputs` = sha256(template version + render sources).")
-    _write_atomic(_pdf_dir(settings) / MANIFEST,
-                  (json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=True) + "\n").encode())
-    return written
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m forms_service.render.fillable",
-        description="Fillable PDFs of the forms (templates/pdf): build, or list the stale ones.")
-    parser.add_argument("--build", action="store_true", help="rebuild the stale PDFs (needs LibreOffice)")
-    parser.add_argument("--force", action="store_true", help="with --build: rebuild them all")
-    parser.add_argument("--check", action="store_true", help="exit 1 when a PDF is stale")
-    parser.add_argument("forms", nargs="*", help="only these forms")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from ..config import Settings
-
-    settings = Settings.from_env()
-    if args.build:
-        from .pdf import ConverterPool
-
-        with ConverterPool(size=2, work_dir=Path(settings.var_dir) / "lo-fillable",
-                           cold_fallback=False) as pool:
-            for form, path in build_templates_pdf(settings, pool, forms=args.forms or None,
-                                                  force=args.force).items():
-                print(f"{form}: {path}")
-    stale = stale_templates(settings)
-    for form in stale:
-        print(f"périmé : {form}", file=sys.stderr)
-    return 1 if (args.check and stale) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

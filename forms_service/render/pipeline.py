@@ -2,7 +2,7 @@
 
 The template version identifies what was printed: the first 12 hex digits of a
 SHA-256 over the DOCX template, the form definition and the configuration that
-changes the print (the département's name and logo, the EDE grid). A scan's
+changes the print (the département's name and logo, the EDE grid and bounds). A scan's
 QR code names it, and the layout map of that version says where each box was.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 from ..catalogue import FormDefinition
 from ..config import Settings
 from ..errors import TemplateError
+from ..rules.programme import Programme
 from . import qr
 from .context import Recording, build_context, raw
 from .docx import LOGO_REL_ID, QR_REL_ID, DocxRenderer, drawing_xml, run_xml
@@ -47,9 +48,10 @@ def print_config(fd: FormDefinition, settings: Settings) -> dict:
     cfg: dict[str, Any] = {"departement": settings.departement_name}
     if settings.departement_logo and Path(settings.departement_logo).exists():
         cfg["logo"] = file_digest(Path(settings.departement_logo))
-    if fd.raw.get("sections") and any(s.get("fields_from") for s in fd.raw["sections"]):
-        from ..rules.ede import grid
-        cfg["grid"] = grid()
+    if fd.uses_ede_grid:
+        programme = Programme.from_settings(settings)
+        cfg["grid"] = programme.grid()
+        cfg["ede_bounds"] = programme.bounds
     return cfg
 
 
@@ -106,5 +108,6 @@ def render_docx(fd: FormDefinition, data: dict, *, settings: Settings, document_
         images["logo"] = logo_png
     ctx = build_context(fd, data, derived=derived,
                         document={"id": document_id, "version": version, "qr": qr_xml},
-                        departement={"nom": settings.departement_name, "logo": logo_xml})
+                        departement={"nom": settings.departement_name, "logo": logo_xml},
+                        programme=Programme.from_settings(settings))
     return _renderer.render(template_path(fd, settings), ctx, images=images, record=record)

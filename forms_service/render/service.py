@@ -48,6 +48,8 @@ from forms_service.audit import ANONYMOUS
 log = get_logger(__name__)
 
 EXTENSION_KEY = "forms_service.render"
+#: Where the app's LibreOffice pool is (``forms_service.services`` puts it there).
+POOL_KEY = "pdf_pool"
 
 FORMATS = ("docx", "pdf")
 MIMETYPES = {
@@ -214,6 +216,7 @@ class RenderService:
     def prepare(self, form_id: str, data: Mapping | None, *, strict: bool = False,
                 fmt: str = "docx", fillable: bool = False) -> _Prepared:
         """Steps 1-3: the form, the checked data and the rule findings. No side effect."""
+        from forms_service.rules.programme import Programme
         from forms_service.validation import validate
 
         if fmt not in FORMATS:
@@ -232,7 +235,7 @@ class RenderService:
             if fillable:
                 raise NotAForm(fd.id, "rendre remplissable")
             return _Prepared(fd, {}, {}, {}, [])
-        report = validate(fd, data)
+        report = validate(fd, data, programme=Programme.from_settings(self.settings))
         if not report.model_valid:
             raise ValidationFailed(report.problems)
         if strict and report.errors:
@@ -395,11 +398,11 @@ class RenderService:
             return nullcontext()
         return self.app.app_context()
 
-    @staticmethod
-    def _catalogue():
-        from forms_service.catalogue import catalogue
+    def _catalogue(self):
+        """The catalogue of this app's settings (its EDE grid's items are the Annexe 3's fields)."""
+        from forms_service.catalogue import catalogue_for
 
-        return catalogue
+        return catalogue_for(self.settings.ede_grid)
 
 
 def _join(*parts: Any) -> str:
@@ -435,27 +438,10 @@ def batch_zip(docs: list[RenderedDocument]) -> bytes:
 # ---------------------------------------------------------------------- app wiring
 
 def libreoffice_check(pool, autostart: bool) -> Callable[[], dict]:
-    """The ``libreoffice`` readiness check.
-
-    A pool that runs, or that the app starts at start-up (a served app): a real test
-    print (``pool.health``: a tiny DOCX converted, the PDF read back), which waits for
-    a pool still starting. A pool started lazily (tests, CLI) that has not started
-    yet: only whether ``soffice`` is installed — a health check does not start
-    LibreOffice (~10 s) for an app that may never print a PDF.
-    """
-    from forms_service.render.pdf import MSG_MISSING, find_soffice
-
-    def check() -> dict:
-        if autostart or pool.mode != "stopped":
-            return pool.health(start=True)
-        found = find_soffice(pool.soffice)
-        result = {"ok": found is not None, "mode": "stopped",
-                  "detail": "démarrage à la première conversion"}
-        if found is None:
-            result["error"] = MSG_MISSING
-        return result
-
-    return check
+    """The ``libreoffice`` readiness check: the pool's :meth:`~ConverterPool.status`
+    (instance counts, last good conversion; at most one test print a minute; no pids,
+    ports or paths). It never starts a pool that starts lazily (tests, CLI)."""
+    return pool.status
 
 
 def get_service(app=None) -> RenderService:

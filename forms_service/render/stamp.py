@@ -28,6 +28,7 @@ from pikepdf import Array, Dictionary, Name, Stream
 
 from forms_service.errors import TemplateError
 from forms_service.render import geometry as g
+from forms_service.render.footer import format_footer
 from forms_service.render.qr import payload, qr_matrix
 
 _MARKS_NAME = Name("/RsaStampMarks")
@@ -36,9 +37,7 @@ _FONT = "Helvetica"
 _KAPPA = 4 * (math.sqrt(2) - 1) / 3
 
 
-def footer_text(form: str, version: str, page: int, pages: int, doc_id: str) -> str:
-    """The footer line (French, user-facing)."""
-    return f"{form} · modèle {version} · page {page}/{pages} · doc {doc_id}"
+footer_text = format_footer   # the footer line (French, user-facing): see render/footer.py
 
 
 def _fmt(v: float) -> str:

@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Iterator
 
 from ..catalogue import references
-from ..catalogue.rules_engine import Context, Finding, check, holds, is_filled
+from ..catalogue.rules_engine import Checks, Context, Finding, holds, is_filled
 
 
 def add_months(d: dt.date, months: int) -> dt.date:
@@ -31,6 +31,8 @@ def contract_months(start: dt.date, end: dt.date) -> int | None:
             return None
     return None
 
+checks = Checks()
+check = checks.register
 
 @check("cer_duration")
 def _cer_duration(ctx: Context, start: str, end: str, durations: list[int]) -> Iterator[Finding]:

@@ -12,8 +12,10 @@ from __future__ import annotations
 from typing import Iterator
 
 from ..catalogue import references
-from ..catalogue.rules_engine import Context, Finding, check
+from ..catalogue.rules_engine import Checks, Context, Finding
 
+checks = Checks()
+check = checks.register
 
 @check("exclusive_option")
 def _exclusive_option(ctx: Context, path: str, code: str) -> Iterator[Finding]:

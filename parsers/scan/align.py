@@ -184,7 +184,7 @@ def apply(matrix: np.ndarray, points: Iterable[Sequence[float]]) -> np.ndarray:
 
 
 
-def _match_marks(found: np.ndarray, expected: np.ndarray, dpi_guess: float | None,
+def match_marks(found: np.ndarray, expected: np.ndarray, dpi_guess: float | None,
                  rotation: int | None) -> list[tuple[int, int]]:
     """(expected index, found index) pairs of the best similarity hypothesis (vectorised)."""
     if len(found) < 2 or len(expected) < 2:
@@ -249,7 +249,7 @@ def estimate_transform(
     found = np.asarray(marks_found, dtype=float).reshape(-1, 2)
     expected = np.asarray(expected_marks_pt, dtype=float).reshape(-1, 2)
     extra = [(tuple(map(float, a)), tuple(map(float, b))) for a, b in extra_pairs]
-    best_pairs = _match_marks(found, expected, dpi_guess, rotation)
+    best_pairs = match_marks(found, expected, dpi_guess, rotation)
     if len(best_pairs) < 3 and not extra:
         # two points always fit a similarity exactly: nothing would show a wrong match
         # (e.g. a 180° turn forced to 0° matches two diagonal marks)
@@ -280,7 +280,7 @@ def align_page(gray: np.ndarray, qr_hits: Sequence = (), dpi_guess: float | None
     rotation = ours[0].rotation if ours else None
     expected = np.asarray(geometry.MARK_CENTERS, dtype=float)
     extra = []
-    if len(_match_marks(marks, expected, dpi_guess, rotation)) < 3:
+    if len(match_marks(marks, expected, dpi_guess, rotation)) < 3:
         extra = [pair for h in ours for pair in h.point_pairs()]
     return estimate_transform(marks, expected, dpi_guess=dpi_guess, rotation=rotation, extra_pairs=extra)
 

@@ -18,7 +18,7 @@ from .measure import BoxInk, ZoneInk
 
 # Thresholds on the box interior (see measure.py), tuned on the scan test bench
 # (``python -m benchmarks.parse --dir DIR --dump-boxes FILE``; figures in docs/reading.md).
-# Seed 42, 300 pages, ~6000 boxes: empty boxes reach light 0.045 / darkness 0.033 (dust,
+# Tuning seed 42, 300 pages, ~6000 boxes: empty boxes reach light 0.045 / darkness 0.033 (dust,
 # grey cells), the faintest mark (a pencil tick) light 0.145 / darkness 0.052; a box
 # blackened all over has coverage and solid 1.0, the blackest tick or scribble (felt-tip)
 # coverage 0.89.
@@ -110,3 +110,27 @@ def signature_state(z: ZoneInk) -> GroupDecision:
     if z.ink <= UNSIGNED_INK:
         return GroupDecision(False, _conf(z.ink, 0.0, UNSIGNED_INK * 2), False)
     return GroupDecision(None, 0.4, True, "Signature incertaine : à vérifier")
+
+
+# Handwriting in a text zone: ink the printed page does not explain, wide enough to be
+# writing rather than dust.
+WRITTEN_INK = 0.002
+WRITTEN_WIDTH_MM = 3.0
+
+
+def is_written(z: ZoneInk) -> bool:
+    return z.ink > WRITTEN_INK and z.width_mm > WRITTEN_WIDTH_MM
+
+
+# Pages: a page is blank under this share of dark pixels; a page without QR code is
+# taken for the blank form page it correlates with at least REFERENCE_LIKENESS; a page
+# matched to a page its batch lacks must correlate MATCH_LIKENESS with that issued page
+# (50 dpi, page interior) and MATCH_MARGIN more than the next candidate.
+BLANK_INK = 0.0015
+REFERENCE_LIKENESS = 0.55
+MATCH_LIKENESS = 0.5
+MATCH_MARGIN = 0.08
+
+
+def is_blank(ink_share: float) -> bool:
+    return ink_share < BLANK_INK

@@ -19,7 +19,7 @@ from PIL import Image, ImageSequence
 
 from forms_service.errors import BadDocument
 
-from ..pdf_text import PDFIUM_LOCK
+from forms_service.pdfpages import grey, open_pdf
 
 RENDER_DPI = 200                 # PDF pages are rasterised at this resolution
 MAX_PIXELS = 60_000_000          # an A4 page at 600 dpi is 35 Mpx
@@ -142,32 +142,17 @@ def _pdf_pages(name: str, data: bytes, max_pages: int) -> Iterator[PageImage]:
     if fast is not None:
         yield from fast
         return
-    import pypdfium2 as pdfium
-    with PDFIUM_LOCK:
-        try:
-            doc = pdfium.PdfDocument(data)
-        except pdfium.PdfiumError as exc:
-            if "password" in str(exc).lower():
-                raise BadDocument("PDF chiffré : impossible de le lire sans mot de passe", rule="pdf_chiffre") from None
-            raise BadDocument("PDF illisible ou corrompu", rule="pdf_corrompu") from None
-        try:
-            n = len(doc)
-            if n == 0:
-                raise BadDocument("PDF sans page", rule="pdf_vide")
-            if n > max_pages:
-                raise BadDocument(f"Trop de pages ({n} ; {max_pages} au plus)", rule="trop_de_pages")
-            pages = []
-            for i in range(n):
-                page = doc[i]
-                w, h = page.get_size()
-                if max(w, h) > MAX_PAGE_PT or min(w, h) < 50:
-                    raise BadDocument(f"Page {i + 1} : format de page inattendu ({w:.0f} × {h:.0f} pt)",
-                                      rule="page_invalide")
-                arr = page.render(scale=RENDER_DPI / 72, grayscale=True).to_numpy()
-                page.close()
-                if arr.ndim == 3:
-                    arr = arr[:, :, 0]
-                pages.append(PageImage(name, i + 1, np.ascontiguousarray(arr, dtype=np.uint8), RENDER_DPI))
-        finally:
-            doc.close()
+    pages = []
+    with open_pdf(data, max_pages) as doc:
+        if len(doc) == 0:
+            raise BadDocument("PDF sans page", rule="pdf_vide")
+        for i in range(len(doc)):
+            page = doc[i]
+            w, h = page.get_size()
+            if max(w, h) > MAX_PAGE_PT or min(w, h) < 50:
+                raise BadDocument(f"Page {i + 1} : format de page inattendu ({w:.0f} × {h:.0f} pt)",
+                                  rule="page_invalide")
+            pages.append(PageImage(name, i + 1, grey(page, RENDER_DPI), RENDER_DPI))
+            page.close()
     yield from pages
+

@@ -21,12 +21,10 @@ import numpy as np
 
 from forms_service.catalogue import catalogue
 from forms_service.render import geometry
+from forms_service.render.footer import parse_footer
 
 from .measure import K
 
-FOOTER_RE = re.compile(
-    r"(?P<form>[a-z0-9-]+)\W+mod[eè]le\W+(?P<version>[0-9a-f]{12})\W+page\W+(?P<page>\d+)\s*/\s*(?P<pages>\d+)"
-    r"\W+doc\W+(?P<doc>[A-Z0-9]{6,26})", re.IGNORECASE)
 TIMEOUT = 15
 
 
@@ -58,17 +56,11 @@ def read_footer(flat: np.ndarray) -> dict | None:
     """Form, version, page, pages, document id from the footer of a rectified page."""
     if not available():
         return None
-    text = _tesseract(_crop(flat, geometry.FOOTER_BOX, scale=3.0), psm=7)
-    text = text.replace("·", " ").replace("•", " ")
-    m = FOOTER_RE.search(text)
-    if not m:
+    footer = parse_footer(_tesseract(_crop(flat, geometry.FOOTER_BOX, scale=3.0), psm=7), ocr=True)
+    if footer is None or footer.form not in {fd.id for fd in catalogue.forms()}:
         return None
-    ids = {fd.id for fd in catalogue.forms()}
-    form = m["form"].lower()
-    if form not in ids:
-        return None
-    return {"form": form, "version": m["version"].lower(), "page": int(m["page"]),
-            "pages": int(m["pages"]), "doc_id": m["doc"].upper()}
+    return {"form": footer.form, "version": footer.version, "page": footer.page,
+            "pages": footer.pages, "doc_id": footer.doc_id}
 
 
 def _norm(text: str) -> str:

@@ -32,6 +32,9 @@ EXPECTED = {
     "bombe.jpg": "image_trop_grande",
     "tronque.jpg": "image_illisible",
     "1000-pages.tif": "trop_de_pages",
+    "champs-malformes.pdf": "pdf_corrompu",
+    "pdf-zip.pdf": "formulaire_non_reconnu",
+    "html-pdf.html": "formulaire_non_reconnu",
 }
 
 
@@ -67,6 +70,30 @@ def simple_pdf() -> bytes:
         _page_content(),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ])
+
+
+def bad_fields_pdf() -> bytes:
+    """An AcroForm whose /Fields holds a number, not a field dictionary."""
+    return _pdf([
+        b"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [ 5 ] >> >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
+    ])
+
+
+def zip_polyglot() -> bytes:
+    """A PDF that is also a ZIP archive (a ZIP appended after %%EOF: both readers open it)."""
+    buf = io.BytesIO()
+    import zipfile
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr(zipfile.ZipInfo("lisez-moi.txt", (2020, 1, 1, 0, 0, 0)), "contenu")
+    return simple_pdf() + buf.getvalue()
+
+
+def html_polyglot() -> bytes:
+    """An HTML page with a PDF inside its first kilobyte (a browser and a PDF reader both open it)."""
+    return (b"<!DOCTYPE html><html><body><script>alert(1)</script><!--\n" + simple_pdf()
+            + b"\n--></body></html>\n")
 
 
 def loop_pages_pdf() -> bytes:
@@ -180,6 +207,9 @@ def corpus() -> dict[str, bytes]:
         "bombe.jpg": jpeg_bomb(),
         "tronque.jpg": jpeg[: len(jpeg) // 2],
         "1000-pages.tif": tiff_pages(1000),
+        "champs-malformes.pdf": bad_fields_pdf(),
+        "pdf-zip.pdf": zip_polyglot(),
+        "html-pdf.html": html_polyglot(),
     }
 
 

@@ -1,0 +1,76 @@
+"""The ``layout:`` block of a definition: how the template builder prints the form.
+
+A typed, validated object: an unknown key, a value of the wrong type, or a name of
+a section or field the definition does not have is refused when the catalogue
+loads, with the form and the key in the message. Sizes left out (``None``) take
+the builder's defaults (``render/template_builder.Style``).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+class PrintLayout(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # sizes (points, or millimetres where named _mm)
+    font_size: float | None = None
+    small_size: float | None = None
+    heading_size: float | None = None
+    box_size: float | None = None
+    box_line: float | None = None
+    line_mm: float | None = None
+    signature_mm: float | None = None
+    list_row_mm: float | None = None
+    compact_value_size: float | None = None
+    # arrangement
+    option_columns: int | None = None
+    pair_fields: bool | None = None
+    label_width: float | None = None
+    section_gap: float | None = None
+    compact_pair_max: int | None = None
+    #: lists that start on a new page: True for every long list, or their paths
+    list_new_page: bool | list[str] | None = None
+    #: sections printed as a cell-per-option grid (the EDE)
+    grids: tuple[str, ...] = ()
+    #: sections printed in the compact « Label : ……… » style
+    compact_sections: tuple[str, ...] = ()
+    #: pairs of sections printed side by side: [[left, right], ...]
+    side_by_side: tuple[tuple[str, str], ...] = ()
+    #: a field path → the option group heading before which the page breaks
+    page_break_before_group: dict[str, str] = {}
+    #: lines printed after the last section (Jinja templates over the context)
+    summary: tuple[str, ...] = ()
+
+    def section_ids(self) -> set[str]:
+        return set(self.grids) | set(self.compact_sections) | {s for pair in self.side_by_side for s in pair}
+
+    def field_paths(self) -> set[str]:
+        paths = set(self.page_break_before_group)
+        if isinstance(self.list_new_page, list):
+            paths |= set(self.list_new_page)
+        return paths
+
+    def builder_options(self) -> dict:
+        """The keys set in the definition, as the builder's ``Style`` reads them."""
+        return self.model_dump(exclude_none=True, exclude_defaults=True)
+
+
+def parse_layout(form_id: str, raw: dict | None, sections: Iterable[str],
+                 fields: Iterable[str]) -> PrintLayout:
+    """The layout of ``form_id``; ``ValueError`` naming what is wrong."""
+    try:
+        layout = PrintLayout.model_validate(raw or {})
+    except ValidationError as exc:
+        where = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"{form_id}: layout: {where}") from None
+    unknown = sorted(layout.section_ids() - set(sections))
+    if unknown:
+        raise ValueError(f"{form_id}: layout names sections that do not exist: {', '.join(unknown)}")
+    unknown = sorted(layout.field_paths() - set(fields))
+    if unknown:
+        raise ValueError(f"{form_id}: layout names fields that do not exist: {', '.join(unknown)}")
+    return layout

@@ -1,0 +1,327 @@
+"""Section layout of a DOCX template: each section of a definition as a bordered table on a
+12-column grid, grey heading, label/value cells, options as ☐ rows, two sections side by
+side when the definition says so."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from docx.shared import Pt
+
+from ..catalogue.definition import Field, Section
+from .template_ooxml import (
+    add_box, add_page_break, add_para, add_run, fixed_widths, no_split, row_height,
+    set_cell_fill, set_cell_margins, set_table_borders,
+)
+from .template_style import CONTENT_WIDTH_MM, GRID, HEADING_FILL, RESERVED_FILL, Style
+
+
+def template_var(path: str, f: Field, row_var: str | None = None) -> str:
+    base = f"{row_var}.{f.path}" if row_var else f.path
+    if f.type == "date":
+        return base + "|date"
+    if f.type == "code":
+        return base + "|code"
+    return base
+
+
+
+def section_table(doc, ncols: int, widths: list[float], style: Style):
+    table = doc.add_table(rows=0, cols=ncols)
+    set_table_borders(table)
+    set_cell_margins(table)
+    fixed_widths(table, widths)
+    return table
+
+
+def add_row(table, cells_spec: Iterable[tuple[int, int]]):
+    """A row whose cells are merged spans: [(first, last)] over the table's columns."""
+    row = table.add_row()
+    out = []
+    for start, end in cells_spec:
+        c = row.cells[start]
+        if end > start:
+            c = c.merge(row.cells[end])
+        out.append(c)
+    no_split(row)
+    return row, out
+
+
+def _heading_cells(table, sections: list[Section], style: Style) -> None:
+    spans = [(0, GRID - 1)] if len(sections) == 1 else [(0, GRID // 2 - 1), (GRID // 2, GRID - 1)]
+    _, cells = add_row(table, spans)
+    for cell, section in zip(cells, sections):
+        set_cell_fill(cell, RESERVED_FILL if section.reserved else HEADING_FILL)
+        add_para(cell, section.title, size=style.heading, bold=True)
+
+
+def _is_short(f: Field) -> bool:
+    if f.type == "date":
+        return True
+    if f.type == "text":
+        return (f.max_length or 999) <= 40 and f.lines == 1
+    if f.type == "choice":
+        return len(f.options) <= 3 and sum(len(o.label) for o in f.options) <= 36
+    if f.type in ("integer", "bool"):
+        return True
+    return False
+
+
+def _value_cell(cell, f: Field, style: Style, row_var: str | None = None) -> None:
+    if f.type in ("choice", "multi"):
+        _options_inline(cell, f, style, row_var)
+    elif f.type == "bool":
+        p = add_para(cell, "", size=style.body)
+        add_box(p, f"{template_var(f.path, f, row_var)}|box", style)
+    else:
+        add_para(cell, "{{ " + template_var(f.path, f, row_var) + " }}", size=style.body)
+
+
+def _options_inline(cell, f: Field, style: Style, row_var: str | None = None) -> None:
+    p = add_para(cell, "", size=style.body)
+    for i, o in enumerate(f.options):
+        add_box(p, f"{template_var(f.path, f, row_var)}|box('{o.code}')", style)
+        add_run(p, f" {o.label}" + ("   " if i < len(f.options) - 1 else ""), size=style.body)
+
+
+# A section is laid out as a list of rows; a row is [(span, filler)], where a span
+# is (first, last) column within the section's own columns and a filler writes a
+# cell. Rows are independent of where the section sits, so two sections can be
+# printed side by side (the compact reserved parts of the fiche de liaison).
+Row = list  # [((first, last), filler, height_mm | None)]
+PAGE_BREAK = "page_break"
+
+
+def _label(text: str, style: Style, bold: bool = True, italic: bool = False, fill: str | None = None):
+    def fill_cell(cell):
+        if fill:
+            set_cell_fill(cell, fill)
+        add_para(cell, text, size=style.small, bold=bold, italic=italic)
+    return fill_cell
+
+
+def _value(f: Field, style: Style):
+    return lambda cell: _value_cell(cell, f, style)
+
+
+def _signature_filler(f: Field, style: Style):
+    def fill_cell(cell):
+        p = add_para(cell, f.label, size=style.small, bold=True)
+        add_run(p, "{{ " + f.path + "|zone }}", size=style.small)
+    fill_cell.signature = True
+    return fill_cell
+
+
+def _option_rows(f: Field, style: Style, ncols: int, breaks: dict, table_cols: int = 12) -> list:
+    """Many options: under their printed headings, in ``ncols`` columns."""
+    rows: list = []
+    span = table_cols // ncols
+    groups: list[tuple[str | None, list]] = []
+    for o in f.options:
+        if not groups or groups[-1][0] != o.group:
+            groups.append((o.group, []))
+        groups[-1][1].append(o)
+    prev: list[str] = []
+    for g, opts in groups:
+        if g:
+            levels = g.split("|")
+            for depth, level in enumerate(levels):
+                if depth < len(prev) and prev[depth] == level:
+                    continue
+                if breaks.get(f.path) == level:
+                    rows.append(PAGE_BREAK)
+                rows.append([((0, table_cols - 1), _label(level, style, bold=depth == 0, italic=depth > 0,
+                                                     fill="F2F2F2" if depth == 0 else None), None)])
+            prev = levels
+        per_col = -(-len(opts) // ncols)
+        row = []
+        for ci in range(ncols):
+            chunk = opts[ci * per_col:(ci + 1) * per_col]
+
+            def fill_cell(cell, chunk=chunk):
+                for i, o in enumerate(chunk):
+                    p = add_para(cell, "", size=style.body, first=i == 0)
+                    add_box(p, f"{f.path}|box('{o.code}')", style)
+                    add_run(p, f" {o.label}", size=style.body)
+            row.append(((ci * span, ci * span + span - 1), fill_cell, None))
+        rows.append(row)
+    return rows
+
+
+def _inline(f: Field, style: Style):
+    """Label and value in one cell (« Label : ……… »), the compact CERFA style."""
+    def fill_cell(cell):
+        p = add_para(cell, "", size=style.small)
+        add_run(p, f.label + (" " if f.label.endswith(":") else " : "), size=style.small, bold=True)
+        if f.type in ("choice", "multi"):
+            for i, o in enumerate(f.options):
+                add_box(p, f"{f.path}|box('{o.code}')", style)
+                add_run(p, f" {o.label}  ", size=style.small)
+        elif f.type == "bool":
+            add_box(p, f"{f.path}|box", style)
+        else:
+            add_run(p, "{{ " + template_var(f.path, f) + " }}", size=style.compact_value)
+    return fill_cell
+
+
+def _option_list(f: Field, style: Style):
+    """The field's label, then one option a line, in a single cell."""
+    def fill_cell(cell):
+        add_para(cell, f.label, size=style.small, bold=True)
+        for o in f.options:
+            p = add_para(cell, "", size=style.small, first=False)
+            add_box(p, f"{f.path}|box('{o.code}')", style)
+            add_run(p, f" {o.label}", size=style.small)
+    return fill_cell
+
+
+def _compact_rows(section: Section, style: Style, ncols: int, breaks: dict) -> list:
+    rows: list = []
+    pending: list[Field] = []
+
+    def flush():
+        while pending:
+            chunk = [pending.pop(0) for _ in range(min(2, len(pending)))]
+            per = ncols // len(chunk)
+            rows.append([((i * per, i * per + per - 1), _inline(f, style), style.line_mm)
+                         for i, f in enumerate(chunk)])
+
+    for f in section.fields:
+        if not f.printed or f.type == "list":
+            continue
+        if f.type == "signature":
+            flush()
+            prev = rows[-1] if rows else None
+            if prev and len(prev) == 1 and getattr(prev[0][1], "signature", False) and ncols == GRID:
+                # two signatures side by side
+                rows[-1] = [((0, 5), prev[0][1], style.signature_mm),
+                            ((6, 11), _signature_filler(f, style), style.signature_mm)]
+            else:
+                rows.append([((0, ncols - 1), _signature_filler(f, style), style.signature_mm)])
+        elif f.type in ("multi", "choice") and len(f.options) > 3 and ncols == GRID // 2:
+            flush()
+            rows.append([((0, ncols - 1), _option_list(f, style), None)])
+        elif f.type in ("multi", "choice") and len(f.options) > 3:
+            flush()
+            rows.append([((0, ncols - 1), _label(f.label, style), None)])
+            rows.extend(_option_rows(f, style, style.option_columns, breaks, ncols))
+        elif f.type == "text" and f.lines > 1:
+            flush()
+            rows.append([((0, ncols - 1), _inline(f, style), style.line_mm * f.lines)])
+        elif f.type in ("choice", "multi") or (f.type == "text" and (f.max_length or 0) > style.compact_pair_max):
+            flush()
+            rows.append([((0, ncols - 1), _inline(f, style), style.line_mm)])
+        else:
+            pending.append(f)
+    flush()
+    return rows
+
+
+def section_rows(section: Section, style: Style, ncols: int, breaks: dict) -> list:
+    """The rows of a section laid out on ``ncols`` (4 full width, 2 half width) columns."""
+    if section.id in style.compact:
+        return _compact_rows(section, style, ncols, breaks)
+    rows: list = []
+    pending: list[Field] = []
+
+    def flush():
+        while pending:
+            a = pending.pop(0)
+            b = pending.pop(0) if pending and style.pair_fields and ncols == 12 else None
+            if b is None:
+                rows.append([((0, 1), _label(a.label, style), None), ((2, ncols - 1), _value(a, style), None)])
+            else:
+                rows.append([((0, 1), _label(a.label, style), None), ((2, 5), _value(a, style), None),
+                             ((6, 7), _label(b.label, style), None), ((8, 11), _value(b, style), None)])
+
+    for f in section.fields:
+        if not f.printed or f.type == "list":
+            continue
+        if _is_short(f):
+            pending.append(f)
+            continue
+        flush()
+        if f.type == "signature":
+            rows.append([((0, ncols - 1), _signature_filler(f, style), style.signature_mm)])
+        elif f.type in ("multi", "choice") and (len(f.options) > 4 or
+                                                sum(len(o.label) for o in f.options) > 70):
+            rows.append([((0, ncols - 1), _label(f.label, style), None)])
+            rows.extend(_option_rows(f, style, style.option_columns if ncols == 12 else 1, breaks, ncols))
+        elif f.type == "text" and f.lines > 1:
+            rows.append([((0, ncols - 1), _label(f.label, style), None)])
+            rows.append([((0, ncols - 1), _value(f, style), style.line_mm * f.lines)])
+        else:
+            rows.append([((0, 1), _label(f.label, style), None), ((2, ncols - 1), _value(f, style), None)])
+    flush()
+    return rows
+
+
+def _emit(doc, table, rows_by_side: list[list], style: Style, sections: list[Section], widths):
+    """Write rows into ``table``; a side-by-side pair shares each row (left cols 0–1, right 2–3)."""
+    n = max(len(r) for r in rows_by_side)
+    for i in range(n):
+        spans, fillers, heights = [], [], []
+        page_break = False
+        for side, rows in enumerate(rows_by_side):
+            offset = (GRID // 2) * side
+            if i >= len(rows):
+                spans.append((offset, offset + GRID // 2 - 1))
+                fillers.append(None)
+                continue
+            row = rows[i]
+            if row == PAGE_BREAK:
+                page_break = True
+                continue
+            for (a, b), filler, h in row:
+                spans.append((a + offset, b + offset))
+                fillers.append(filler)
+                heights.append(h)
+        if page_break:
+            add_page_break(doc)
+            table = section_table(doc, GRID, widths, style)
+            continue
+        tr, cells = add_row(table, spans)
+        for cell, filler in zip(cells, fillers):
+            if filler:
+                filler(cell)
+        hs = [h for h in heights if h]
+        if hs:
+            row_height(tr, max(hs))
+    return table
+
+
+def section_block(doc, sections: list[Section], style: Style, breaks: dict) -> None:
+    """One section full width on a grid of 12 equal columns, or two side by side.
+
+    A side-by-side pair is an outer borderless table whose two cells each hold the
+    section's own 6-column table, so that each side packs its rows independently.
+    """
+    if len(sections) == 1:
+        widths = [CONTENT_WIDTH_MM / GRID] * GRID
+        table = section_table(doc, GRID, widths, style)
+        _heading_cells(table, sections, style)
+        _emit(doc, table, [section_rows(sections[0], style, GRID, breaks)], style, sections, widths)
+        return
+    half = GRID // 2
+    gap = 2.0
+    outer = doc.add_table(rows=1, cols=2)
+    set_cell_margins(outer, 0, 0, 0, 0)
+    side_w = (CONTENT_WIDTH_MM - gap) / 2
+    fixed_widths(outer, [side_w + gap / 2, side_w + gap / 2])
+    for i, (cell, section) in enumerate(zip(outer.rows[0].cells, sections)):
+        inner = cell.add_table(rows=0, cols=half)
+        set_table_borders(inner)
+        set_cell_margins(inner)
+        widths = [side_w / half] * half
+        fixed_widths(inner, widths)
+        _, (head,) = add_row(inner, [(0, half - 1)])
+        set_cell_fill(head, RESERVED_FILL if section.reserved else HEADING_FILL)
+        add_para(head, section.title, size=style.heading, bold=True)
+        _emit(doc, inner, [section_rows(section, style, half, breaks)], style, [section], widths)
+        # python-docx leaves an empty paragraph before the nested table; keep it tiny.
+        first = cell.paragraphs[0]
+        first.paragraph_format.line_spacing = Pt(1)
+        if i == 0:
+            cell.paragraphs[0].paragraph_format.space_after = Pt(0)
+    table_pr = outer._tbl.tblPr
+    no_split(outer.rows[0])

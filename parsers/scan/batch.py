@@ -1,0 +1,172 @@
+"""Scanned pages grouped by document across the files of one upload.
+
+A person uploads one JPEG per page, or a multi-page PDF, or both: pages are matched
+to their document by their QR code wherever they are, and one record is made per
+document (:func:`parsers.scan.pipeline.read_document`). Pages whose QR codes were lost
+are matched to the pages their batch's documents lack, by their likeness to the
+issued page.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from forms_service.errors import BadDocument, DatabaseUnavailable, FormsError
+
+from ..failures import error_of, log_failure
+from ..store import Store
+from . import align, decide, measure
+from .ingest import PageImage, images_of
+from .locate import PageResult, locate
+from .pipeline import DocPages, read_document
+from .references import References, likeness
+
+MAX_CANDIDATES = 12         # pages tried for one page without QR (~0.1 s each)
+_NO_IMAGE = np.zeros((0, 0), np.uint8)
+
+
+class ScanBatch:
+    """The scanned pages of one or more files, grouped by document across the files.
+
+    A file whose reading fails adds none of its pages (it gets an error entry). Page
+    images are dropped once located; the rectified page (~4 MB at 200 dpi) is kept
+    until its document is read.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.refs = References(store)
+        self.docs: dict[tuple, DocPages] = {}
+        self.order: list[tuple] = []
+        self.extra: list[dict] = []
+        self.pending: list[PageResult] = []
+        self.pages = 0
+
+    def files(self) -> list[str]:
+        """The names of the files whose pages the batch holds."""
+        names = {pr.image.file for d in self.docs.values() for pr in d.pages.values()}
+        names |= {pr.image.file for pr in self.pending} | {e["file"] for e in self.extra}
+        return sorted(names)
+
+    def add_file(self, name: str, data: bytes, kind: str, *, max_pages: int = 200) -> None:
+        """Locate every page of a file (raises BadDocument, adding nothing, when it cannot be read)."""
+        located = []
+        for img in images_of(name, data, kind, max_pages):
+            pr = locate(img, self.refs)
+            keep = pr.status == "unknown" and pr.info is None   # no QR: matched later, on its image
+            pr.image = PageImage(img.file, img.file_page, img.gray if keep else _NO_IMAGE, img.dpi)
+            located.append(pr)
+        if not located:
+            raise BadDocument("Aucune page lisible", rule="aucune_page")
+        for pr in located:
+            self.add_page(pr)
+
+    def add_page(self, pr: PageResult) -> None:
+        name, file_page = pr.image.file, pr.image.file_page
+        self.pages += 1
+        if pr.status == "unknown" and pr.info is None and pr.image.gray.size:
+            self.pending.append(pr)
+            return
+        if pr.status != "form":
+            self.extra.append({"file": name, "file_page": file_page, "page_status": pr.status,
+                               "message": pr.message})
+            return
+        info = pr.info
+        if info is not None:
+            key = (pr.form.id, info.version, info.doc_id)
+            version, doc_id = info.version, info.doc_id
+        else:   # identified by content: joins the previous document of that form
+            prev = next((k for k in reversed(self.order) if k[0] == pr.form.id), None)
+            key = prev or (pr.form.id, None, None)
+            version, doc_id = key[1], key[2]
+        doc = self.docs.get(key)
+        if doc is None:
+            doc = self.docs[key] = DocPages(pr.form, version, doc_id, page_count=pr.pages)
+            self.order.append(key)
+        if pr.page in doc.pages:   # the same page twice (two scans of one sheet)
+            self.extra.append({"file": name, "file_page": file_page, "page_status": "duplicate",
+                               "message": f"Page {pr.page} déjà lue pour ce document"})
+            return
+        doc.pages[pr.page] = pr
+
+    def match_pending(self) -> None:
+        """Pages without a readable QR code, matched to the pages the batch's documents miss.
+
+        A page whose QR codes and registration marks were cut off by the scanner (an
+        enlarged or shifted sheet) or smudged is registered (ORB features) on each page
+        that a document of the same upload lacks — the issued document's own page — and
+        taken by the one it resembles clearly best. A page identified by its content
+        alone (marks, no QR) is checked against its document's issued page the same way.
+        Such pages are read like the others, without review.
+        """
+        for pr in self.pending:
+            found = self._match(pr)
+            if found is None:
+                self.extra.append({"file": pr.image.file, "file_page": pr.image.file_page,
+                                   "page_status": "unknown", "message": pr.message})
+                continue
+            key, page, matrix, flat = found
+            doc = self.docs[key]
+            # clockwise quarter turn of the page in the image: where the page's x axis points
+            rot = int(round(np.degrees(np.arctan2(matrix[1, 0], matrix[0, 0])) / 90.0)) % 4 * 90
+            doc.pages[page] = PageResult(
+                PageImage(pr.image.file, pr.image.file_page, _NO_IMAGE, pr.image.dpi), "form", None, doc.form,
+                page, doc.page_count, rot, "content", flat,
+                "QR code illisible : page identifiée par son contenu", verified=True)
+        self.pending = []
+        for doc in self.docs.values():
+            for n, pr in doc.pages.items():
+                if pr.identified_by == "content" and not pr.verified and doc.document_id:
+                    ref = self.refs.printed_page(doc.document_id, n)
+                    if ref is not None and likeness(pr.flat, ref) >= decide.MATCH_LIKENESS:
+                        pr.verified = True
+
+    def _match(self, pr: PageResult):
+        candidates = [(k, n) for k in self.order for n in range(1, (self.docs[k].page_count or 0) + 1)
+                      if n not in self.docs[k].pages and self.docs[k].document_id]
+        scored = []
+        for key, n in candidates[:MAX_CANDIDATES]:
+            ref = self.refs.printed_page(self.docs[key].document_id, n)
+            if ref is None:
+                continue
+            try:
+                matrix = align.fallback_feature_align(pr.image.gray, ref, reference_dpi=measure.WORK_DPI)
+            except align.AlignmentFailed:
+                continue
+            flat = align.rectify(pr.image.gray, matrix, measure.WORK_DPI)
+            scored.append((likeness(flat, ref), key, n, matrix, flat, ref))
+        if not scored:
+            return None
+        scored.sort(key=lambda t: -t[0])
+        best = scored[0]
+        if best[0] < decide.MATCH_LIKENESS or (len(scored) > 1 and best[0] - scored[1][0] < decide.MATCH_MARGIN):
+            return None
+        _, key, n, matrix, flat, ref = best
+        fix = align.refine_by_content(flat, ref)
+        if fix is not None:
+            r = align.render_px(measure.WORK_DPI)
+            matrix = matrix @ np.linalg.inv(r) @ fix @ r
+            flat = align.rectify(pr.image.gray, matrix, measure.WORK_DPI)
+        return key, n, matrix, measure.flatten_light(flat)
+
+    def results(self) -> list[dict]:
+        """One record per document (or an error entry naming its first file), then the
+        pages that are no form (blank, unknown, duplicate).
+
+        A database that cannot be read fails the whole batch (DatabaseUnavailable):
+        no document of it can be reconciled.
+        """
+        self.match_pending()
+        out = []
+        for k in self.order:
+            doc = self.docs[k]
+            first = min(doc.pages.values(), key=lambda pr: (pr.image.file, pr.image.file_page)).image.file
+            try:
+                out.append(read_document(doc, first, self.store, self.refs))
+            except DatabaseUnavailable:
+                raise
+            except Exception as exc:  # this document only; a reader's bug is logged
+                if not isinstance(exc, FormsError):
+                    log_failure("scan_document_failed", exc, form_id=doc.form.id, document_id=doc.document_id)
+                out.append({"file": first, "error": error_of(exc)})
+        return out + self.extra

@@ -1,0 +1,174 @@
+"""What a scanned page is compared with: the blank form's pages and the issued document's.
+
+- the **blank pages** (the shipped fillable PDFs, ``<templates_dir>/pdf/<form>.pdf``) tell
+  a page without QR code by its content and, for a document not issued by the service,
+  which ink is printed;
+- the **printed pages** (the issued document's stored PDF) hold the pre-filled text too,
+  so that it is not taken for handwriting, and the places of its ☐/☒ glyphs.
+
+Pages are rendered at :data:`measure.WORK_DPI` and cached by file (and mtime).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from forms_service.catalogue import FormDefinition, catalogue
+from forms_service.errors import BadDocument
+from forms_service.logging_setup import get_logger
+
+from forms_service.pdfpages import grey, grey_pages, open_pdf
+
+from ..pdf_text import box_glyphs
+from ..store import Store
+from . import decide, measure
+
+log = get_logger(__name__)
+
+ISSUED_RENDER_DPI = 100.0    # the printed page is a mask (dilated 1 mm): half the resolution will do
+
+
+class References:
+    """The reference pages of one batch: the store's issued documents, the caller's templates.
+
+    The issued document of each id is read from the store once per batch.
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._issued: dict[str, dict | None] = {}
+        self._lock = threading.Lock()
+
+    def issued_document(self, document_id: str | None) -> dict | None:
+        if not document_id:
+            return None
+        with self._lock:
+            if document_id in self._issued:
+                return self._issued[document_id]
+        doc = self.store.issued_document(document_id)   # DatabaseUnavailable goes up
+        with self._lock:
+            self._issued[document_id] = doc
+        return doc
+
+    def _issued_pdf(self, document_id: str | None) -> Path | None:
+        doc = self.issued_document(document_id)
+        if not doc or doc.get("format") != "pdf" or not doc.get("file_path"):
+            return None
+        return Path(doc["file_path"])
+
+    def printed_page(self, document_id: str | None, page: int) -> np.ndarray | None:
+        """Page ``page`` of the issued document as printed (its stored PDF), or None."""
+        path = self._issued_pdf(document_id)
+        if path is None:
+            return None
+        try:
+            pages = _issued_pages(str(path), path.stat().st_mtime)
+        except (OSError, BadDocument) as exc:
+            # the stored file moved or is damaged: the blank form serves instead (its
+            # pre-filled text then reads as handwriting, sent to review, never dropped)
+            log.warning("issued_pdf_unreadable", document_id=document_id, error=type(exc).__name__)
+            return None
+        return pages[page - 1] if 1 <= page <= len(pages) else None
+
+    def printed_glyphs(self, document_id: str | None) -> list[tuple[int, list[float]]] | None:
+        """(page, bbox) of the ☐/☒ glyphs of the issued document's stored PDF, or None."""
+        path = self._issued_pdf(document_id)
+        if path is None:
+            return None
+        try:
+            return list(_printed_glyphs(str(path), path.stat().st_mtime))
+        except (OSError, BadDocument) as exc:   # moved or damaged: the layout's own places serve
+            log.warning("issued_pdf_unreadable", document_id=document_id, error=type(exc).__name__)
+            return None
+
+    def reference_page(self, form_id: str, version: str | None, page: int) -> np.ndarray | None:
+        """Page ``page`` of the blank form, if shipped for this template version."""
+        ref_version, pages = _reference_pages(str(self.store.settings.templates_dir), form_id)
+        if not pages or (version and ref_version and version != ref_version) or not (1 <= page <= len(pages)):
+            return None
+        return pages[page - 1]
+
+    def page_of(self, document_id: str | None, form_id: str, version: str | None,
+                page: int) -> np.ndarray | None:
+        """What was printed on a page: the issued document's own, else the blank form's."""
+        ref = self.printed_page(document_id, page)
+        return ref if ref is not None else self.reference_page(form_id, version, page)
+
+    def match_reference(self, flat: np.ndarray) -> tuple[FormDefinition, int, int] | None:
+        """The form page a rectified page looks like most (correlation at low resolution)."""
+        small = cv2.resize(flat, None, fx=0.15, fy=0.15, interpolation=cv2.INTER_AREA).astype(np.float32)
+        # ignore the margins (QR codes, footer): they differ between documents
+        h, w = small.shape
+        inner = small[int(h * 0.1):int(h * 0.9), int(w * 0.08):int(w * 0.92)]
+        best, best_score = None, 0.0
+        templates_dir = str(self.store.settings.templates_dir)
+        for fd in catalogue.forms():
+            if fd.kind != "form":
+                continue
+            _, pages = _reference_pages(templates_dir, fd.id)
+            for i, ref in enumerate(pages):
+                r = cv2.resize(ref, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+                r = r[int(h * 0.1):int(h * 0.9), int(w * 0.08):int(w * 0.92)]
+                score = float(cv2.matchTemplate(inner, r, cv2.TM_CCOEFF_NORMED).max())
+                if score > best_score:
+                    best, best_score = (fd, i + 1, len(pages)), score
+        return best if best_score >= decide.REFERENCE_LIKENESS else None
+
+
+def likeness(flat: np.ndarray, ref: np.ndarray) -> float:
+    """Normalised correlation of two pages at 50 dpi, margins (QR codes, footer) left out."""
+    if flat is None or ref is None or flat.shape != ref.shape:
+        return 0.0
+    a = cv2.resize(flat, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA).astype(np.float32)
+    b = cv2.resize(ref, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA).astype(np.float32)
+    h, w = a.shape
+    inner = (slice(int(h * 0.1), int(h * 0.9)), slice(int(w * 0.08), int(w * 0.92)))
+    return float(cv2.matchTemplate(a[inner], b[inner], cv2.TM_CCOEFF_NORMED).max())
+
+
+@lru_cache(maxsize=64)
+def _reference_pages(templates_dir: str, form_id: str) -> tuple[str | None, tuple[np.ndarray, ...]]:
+    """(template version, pages at WORK_DPI) of the blank fillable PDF of a form, if shipped."""
+    base = Path(templates_dir) / "pdf"
+    path = base / f"{form_id}.pdf"
+    if not path.exists():
+        return None, ()
+    version = None
+    try:
+        manifest = json.loads((base / "manifest.json").read_text())
+        entry = manifest.get(form_id) or manifest.get("forms", {}).get(form_id) or {}
+        version = entry.get("template_version") if isinstance(entry, dict) else None
+    except (OSError, ValueError):
+        log.warning("blank_pdf_manifest_unreadable", form_id=form_id)
+    pages = grey_pages(path, measure.WORK_DPI)
+    return version, tuple(pages)
+
+
+@lru_cache(maxsize=8)
+def _issued_pages(file_path: str, mtime: float) -> tuple[np.ndarray, ...]:
+    """The issued document's own PDF at WORK_DPI: what was printed, pre-filled text included.
+
+    Rendered at ISSUED_RENDER_DPI and scaled up to the page's size at WORK_DPI (4× cheaper
+    than rendering at WORK_DPI; the result is only compared after a dilation).
+    """
+    pages = []
+    with open_pdf(file_path) as doc:
+        for i in range(len(doc)):
+            page = doc[i]
+            w, h = page.get_size()
+            arr = grey(page, ISSUED_RENDER_DPI)
+            k = measure.WORK_DPI / 72
+            size = (int(np.ceil(w * k - 1e-6)), int(np.ceil(h * k - 1e-6)))   # as pdfium, as rectify
+            pages.append(cv2.resize(arr, size, interpolation=cv2.INTER_LINEAR))
+    return tuple(pages)
+
+
+@lru_cache(maxsize=8)
+def _printed_glyphs(file_path: str, mtime: float) -> tuple:
+    return tuple(box_glyphs(Path(file_path).read_bytes()))
