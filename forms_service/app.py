@@ -2,9 +2,13 @@
 
     app = create_app()                       # settings from the environment
     app = create_app({"var_dir": tmp_path})  # overrides (tests)
+    app = create_app(settings=settings)      # settings built by the caller (the CLI)
+    ...
+    app.close()                              # stops the app's pool, workers, database
 
 Upper-case keys of ``config`` that are not settings (``TESTING``...) go to
-``app.config`` as they are.
+``app.config`` as they are. The app owns its services (``forms_service.services``):
+made here, stopped by ``app.close()`` (also at interpreter exit).
 """
 
 from __future__ import annotations
@@ -19,14 +23,15 @@ from sqlalchemy import text
 
 from forms_service import __version__
 from forms_service import db as database
-from forms_service.api import HEALTH_CHECKS_KEY, URL_PREFIX, api, json_body, register_health_check
+from forms_service import services
+from forms_service.api import HEALTH_CHECKS_KEY, URL_PREFIX, build_api, json_body, register_health_check
 from forms_service.api.errors import ErrorBody, register_error_handlers, validation_error_callback
-from forms_service.config import ENV, Settings
+from forms_service.config import Settings
 from forms_service.logging_setup import configure_logging, get_logger
 
 __all__ = ["create_app", "register_health_check", "HEALTH_CHECKS_KEY"]
 
-SETTINGS_KEY = "forms_service.settings"
+SETTINGS_KEY = services.SETTINGS_KEY
 log = get_logger(__name__)
 
 
@@ -144,9 +149,16 @@ def _check_catalogue() -> dict[str, Any]:
     return {"ok": True, "forms": len(catalogue.forms())}
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> OpenAPI:
+def create_app(config: Mapping[str, Any] | None = None, *,
+               settings: Settings | None = None) -> OpenAPI:
+    """A new app. ``settings``: use these (``config`` then holds Flask keys only); else
+    they are read from the environment with ``config``'s overrides."""
     config = dict(config or {})
-    settings = Settings.from_env(config)
+    env_names = set(Settings.env_names())
+    if settings is None:
+        settings = Settings.from_env(config)
+    elif any(k in env_names or k in Settings.model_fields for k in config):
+        raise ValueError("create_app: settings given, config may only hold Flask keys")
     configure_logging(settings.log_level)
 
     app = FormsOpenAPI(
@@ -160,7 +172,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> OpenAPI:
         validation_error_model=ErrorBody,
         static_folder=None,
     )
-    env_names = {env for env, _ in ENV.values()}
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_content_length,
@@ -173,8 +184,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> OpenAPI:
 
     for path in (settings.var_dir, settings.storage_dir):
         path.mkdir(parents=True, exist_ok=True)
-    database.init_app(app, settings)
+    db = database.init_app(app, settings)
+    owned = services.install(app, settings, db)
 
+    api = build_api()
     app.register_api(api)
     json_body.init_app(app)
     csrf = CSRFProtect(app)
@@ -193,6 +206,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> OpenAPI:
     app.extensions.setdefault(HEALTH_CHECKS_KEY, [])
     register_health_check(app, "database", _check_database)
     register_health_check(app, "catalogue", _check_catalogue)
+    register_health_check(app, "libreoffice", owned.libreoffice_check)
+    owned.start()
 
     log.info("app_created", version=__version__, sqlite=settings.is_sqlite)
     return app

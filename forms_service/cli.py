@@ -5,26 +5,36 @@ form, reference list, unreadable file); 3 missing component. They come from the
 exception's ``exit_code`` in one place, ``FormsGroup.invoke``: commands just
 raise a :class:`FormsError`, the group prints its French message on stderr.
 
+Settings are read once per invocation, by the group, and kept as the click
+context's object: commands take them with ``@pass_settings`` and build an app on
+them with ``command_app()`` (``forms_service.cli_context``). An invalid setting
+is one French line and exit 2.
+
 Other packages add commands without editing this file beyond one line: list
-the module in ``COMMAND_MODULES``. Each such module, if it exists, is imported
-the first time an unknown command name (or ``--help``) is looked up, and
-defines ``commands``, a list of ``click.Command`` objects.
+the module in ``COMMAND_MODULES``. Each such module is imported the first time
+an unknown command name (or ``--help``) is looked up, and defines ``commands``,
+a list of ``click.Command`` objects.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from forms_service import import_optional
 from forms_service.catalogue import catalogue
+from forms_service.cli_context import APP_CONFIG_KEY, command_settings, pass_settings
+from forms_service.config import Settings, SettingsError
 from forms_service.errors import BadRequest, FormsError
+from forms_service.logging_setup import configure_logging
 
-#: Modules that contribute commands (``commands = [...]``); missing ones are skipped.
+#: Modules that contribute commands (``commands = [...]``).
 COMMAND_MODULES = [
     "forms_service.render.templates_cli",
     "forms_service.render.cli",
@@ -56,7 +66,11 @@ class FormsGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except SettingsError as exc:
+                raise BadRequest(str(exc), path="configuration",
+                                 rule="configuration_invalide") from None
         except FormsError as err:
             _report_error(err)
             ctx.exit(err.exit_code)
@@ -66,8 +80,8 @@ class FormsGroup(click.Group):
             return
         FormsGroup._plugins_loaded = True
         for name in COMMAND_MODULES:
-            module = import_optional(name)
-            for command in getattr(module, "commands", ()):
+            module = importlib.import_module(name)
+            for command in module.commands:
                 self.add_command(command)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -82,10 +96,24 @@ class FormsGroup(click.Group):
         return command
 
 
+#: Commands whose log lines are the output (the others keep stderr for the user's messages).
+SERVING_COMMANDS = {"serve"}
+
+
 @click.group(cls=FormsGroup, help="Service des formulaires RSA.")
 @click.version_option(package_name="forms-service")
-def main() -> None:
-    pass
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    # A caller may hand Flask configuration for the command's app as the object
+    # (tests: ``runner.invoke(main, args, obj={"PDF_POOL": pool})``).
+    if isinstance(ctx.obj, dict):
+        ctx.meta[APP_CONFIG_KEY] = dict(ctx.obj)
+    overrides = {}
+    if ctx.invoked_subcommand not in SERVING_COMMANDS and not os.environ.get(
+            "FORMS_SERVICE_LOG_LEVEL"):
+        overrides["log_level"] = "WARNING"
+    ctx.obj = Settings.from_env(overrides)
+    configure_logging(ctx.obj.log_level)
 
 
 @main.command("forms", help="Liste les formulaires et listes de référence.")
@@ -147,11 +175,10 @@ def _read_json_object(file: str) -> dict:
 @click.argument("file")
 @click.pass_context
 def validate_command(ctx: click.Context, form: str, file: str) -> None:
-    from forms_service.config import get_settings
     from forms_service.rules.programme import Programme
     from forms_service.validation import validate
 
-    programme = Programme.from_settings(get_settings())
+    programme = Programme.from_settings(command_settings())
     fd = programme.catalogue.get(form)
     data = _read_json_object(file)
     report = validate(fd, data, programme=programme)
@@ -172,19 +199,42 @@ def rules_command(form: str | None, as_json: bool) -> None:
         click.echo(f"{r['code']}\t{r['form']}\t{r['severity']}\t{r['message']}")
 
 
-@main.command("serve", help="Démarre le service web.")
+class _Stop(Exception):
+    """Raised in the main thread by SIGTERM/SIGINT to leave the server's loop."""
+
+
+@main.command("serve", help="Démarre le service web (arrêt propre sur SIGTERM ou Ctrl-C : "
+                            "LibreOffice et les processus de lecture sont arrêtés).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int)
-def serve_command(host: str, port: int, threads: int) -> None:
-    import waitress
+@pass_settings
+def serve_command(settings: Settings, host: str, port: int, threads: int) -> None:
+    from waitress.server import create_server
 
     from forms_service.app import create_app
 
-    app = create_app()
+    app = create_app(settings=settings)
+    server = create_server(app, host=host, port=port, threads=threads, ident="forms-service")
+
+    def stop(signum, _frame):
+        raise _Stop(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"Service des formulaires RSA : http://{shown}:{port}/", err=True)
-    waitress.serve(app, host=host, port=port, threads=threads, ident="forms-service")
+    try:
+        server.run()
+    except _Stop:
+        click.echo("Arrêt du service.", err=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_IGN)   # a second signal does not cut the shutdown
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)  # requests under way
+        server.close()
+        app.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @main.group("db", help="Base de données.")
@@ -194,24 +244,24 @@ def db_group() -> None:
 
 @db_group.command("upgrade", help="Applique les migrations (jusqu'à la dernière par défaut).")
 @click.option("--revision", default="head", show_default=True)
-def db_upgrade(revision: str) -> None:
+@pass_settings
+def db_upgrade(settings: Settings, revision: str) -> None:
     from forms_service import db
-    from forms_service.config import get_settings
 
-    db.upgrade(get_settings().database_url, revision)
+    db.upgrade(settings.database_url, revision)
     click.echo(f"Base de données migrée ({revision}).", err=True)
 
 
 @db_group.command("revision", help="Crée une migration (développeurs).")
 @click.option("-m", "--message", required=True)
 @click.option("--autogenerate", is_flag=True)
-def db_revision(message: str, autogenerate: bool) -> None:
+@pass_settings
+def db_revision(settings: Settings, message: str, autogenerate: bool) -> None:
     from alembic import command
 
     from forms_service import db
-    from forms_service.config import get_settings
 
-    command.revision(db.alembic_config(get_settings().database_url), message=message,
+    command.revision(db.alembic_config(settings.database_url), message=message,
                      autogenerate=autogenerate)
 
 

@@ -1,111 +1,118 @@
-"""Service configuration: environment variables with embedded defaults, read once.
+"""Service configuration: environment variables with embedded defaults (pydantic-settings).
 
-``Settings.from_env()`` builds an immutable snapshot; ``get_settings()`` caches the
-process-wide one. ``create_app(config)`` passes a dict of overrides (keys are field
-names such as ``"var_dir"`` or the environment names such as ``"DATABASE_URL"``), so
-tests never touch ``os.environ``.
+One :class:`Settings` object is built per app or per command and passed on; nothing
+reads the process environment behind the caller's back:
 
-Every variable is listed once, in ``ENV`` below; the README's table mirrors it.
+* ``create_app(config)`` builds its own (``Settings.from_env(config)``) and keeps it in
+  ``app.extensions["forms_service.settings"]``; code serving a request reads it there
+  (:func:`current_settings`).
+* the ``forms-service`` command builds one per invocation in its click group and hands
+  it to the commands (``forms_service.cli_context.pass_settings``).
+
+``Settings.from_env(overrides)`` takes overrides keyed by field name (``"var_dir"``) or by
+environment variable name (``"DATABASE_URL"``), so tests never touch ``os.environ``.
+Every variable is declared once, as a field's ``validation_alias`` below; the README's
+configuration table mirrors them. Invalid values are refused in French
+(:class:`SettingsError`, a ``ValueError``).
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+
 MIB = 1024 * 1024
-
-
-def _int(value: Any) -> int:
-    return int(value)
-
-
-def _path(value: Any) -> Path:
-    return Path(value).expanduser()
-
-
-def _opt_path(value: Any) -> Path | None:
-    return None if value in (None, "") else Path(value).expanduser()
-
-
-def _str(value: Any) -> str:
-    return str(value)
-
-
-def _opt_bool(value: Any) -> bool | None:
-    return None if value in (None, "", "auto") else _bool(value)
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in {"1", "true", "yes", "oui", "on"}
-
-
-# field name -> (environment variable, parser). Defaults live on the dataclass.
-ENV: dict[str, tuple[str, Any]] = {
-    "var_dir": ("FORMS_SERVICE_VAR_DIR", _path),
-    "database_url": ("DATABASE_URL", _str),
-    "storage_dir": ("FORMS_SERVICE_STORAGE_DIR", _path),
-    "departement_name": ("DEPARTEMENT_NAME", _str),
-    "departement_logo": ("DEPARTEMENT_LOGO", _opt_path),
-    "ede_bound_low": ("EDE_BOUND_LOW", _int),
-    "ede_bound_high": ("EDE_BOUND_HIGH", _int),
-    "max_content_length": ("MAX_CONTENT_LENGTH", _int),
-    "soffice_pool_size": ("SOFFICE_POOL_SIZE", _int),
-    "secure_cookies": ("FORMS_SERVICE_SECURE_COOKIES", _opt_bool),
-    "session_idle_minutes": ("FORMS_SERVICE_SESSION_IDLE_MINUTES", _int),
-    "secret_key": ("SECRET_KEY", _str),
-    "log_level": ("FORMS_SERVICE_LOG_LEVEL", _str),
-    "migrate_on_startup": ("FORMS_SERVICE_MIGRATE_ON_STARTUP", _bool),
-    "templates_dir": ("FORMS_SERVICE_TEMPLATES_DIR", _path),
-    "ede_grid": ("FORMS_SERVICE_EDE_GRID", _opt_path),
-}
 
 #: The repository's ``templates/`` (``docx/`` and ``pdf/``): the committed templates.
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
+_TRUE = {"1", "true", "yes", "oui", "on"}
+_FALSE = {"0", "false", "no", "non", "off"}
 
-@dataclass(frozen=True)
-class Settings:
-    var_dir: Path = Path("var")
+
+class SettingsError(ValueError):
+    """A setting with a value the service cannot use (message in French)."""
+
+
+def _env(name: str, default: Any = None, **kw: Any) -> Any:
+    return Field(default, validation_alias=name, **kw)
+
+
+class Settings(BaseSettings):
+    """The service's settings (immutable). Field names are what code reads
+    (``settings.var_dir``); each field's alias is its environment variable."""
+
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=True, env_ignore_empty=True,
+                                      populate_by_name=True, extra="ignore")
+
+    var_dir: Path = _env("FORMS_SERVICE_VAR_DIR", Path("var"))
     #: ``None`` means ``sqlite:///<var_dir>/forms.db``.
-    database_url: str | None = None
+    database_url: str | None = _env("DATABASE_URL")
     #: ``None`` means ``<var_dir>/files``.
-    storage_dir: Path | None = None
-    departement_name: str = "Département du Pas-de-Calais"
-    departement_logo: Path | None = None
-    ede_bound_low: int = 18
-    ede_bound_high: int = 35
-    max_content_length: int = 10 * MIB
-    soffice_pool_size: int = field(default_factory=lambda: os.cpu_count() or 1)
+    storage_dir: Path | None = _env("FORMS_SERVICE_STORAGE_DIR")
+    departement_name: str = _env("DEPARTEMENT_NAME", "Département du Pas-de-Calais")
+    departement_logo: Path | None = _env("DEPARTEMENT_LOGO")
+    ede_bound_low: int = _env("EDE_BOUND_LOW", 18)
+    ede_bound_high: int = _env("EDE_BOUND_HIGH", 35)
+    max_content_length: int = _env("MAX_CONTENT_LENGTH", 10 * MIB)
+    soffice_pool_size: int = Field(default_factory=lambda: os.cpu_count() or 1,
+                                   validation_alias="SOFFICE_POOL_SIZE")
     #: Session cookie ``Secure`` flag; ``None`` (auto): set when the request came over HTTPS.
-    secure_cookies: bool | None = None
+    secure_cookies: bool | None = _env("FORMS_SERVICE_SECURE_COOKIES")
     #: A web session ends after this many minutes without a request.
-    session_idle_minutes: int = 30
+    session_idle_minutes: int = _env("FORMS_SERVICE_SESSION_IDLE_MINUTES", 30)
     #: A random key per process when unset (sessions then end with the process).
-    secret_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
-    log_level: str = "INFO"
+    secret_key: str = Field(default_factory=lambda: secrets.token_hex(32),
+                            validation_alias="SECRET_KEY", repr=False)
+    log_level: str = _env("FORMS_SERVICE_LOG_LEVEL", "INFO")
     #: ``None`` means: on for SQLite, off otherwise (run ``forms-service db upgrade``).
-    migrate_on_startup: bool | None = None
+    migrate_on_startup: bool | None = _env("FORMS_SERVICE_MIGRATE_ON_STARTUP")
     #: Where ``docx/`` and ``pdf/`` templates are read from (a département's edited copies).
-    templates_dir: Path = DEFAULT_TEMPLATES_DIR
+    templates_dir: Path = _env("FORMS_SERVICE_TEMPLATES_DIR", DEFAULT_TEMPLATES_DIR)
     #: The département's own EDE grid (YAML); ``None``: the indicative grid.
-    ede_grid: Path | None = None
+    ede_grid: Path | None = _env("FORMS_SERVICE_EDE_GRID")
 
-    def __post_init__(self) -> None:
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise SettingsError(_french(exc)) from None
+
+    # -- parsing of the environment's strings
+    @field_validator("migrate_on_startup", "secure_cookies", mode="before")
+    @classmethod
+    def _parse_bool(cls, raw: Any) -> Any:
+        if isinstance(raw, str) and raw.strip().lower() == "auto":
+            return None
+        if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+            return raw.strip().lower() in _TRUE
+        return raw
+
+    @field_validator("var_dir", "storage_dir", "departement_logo", "templates_dir", "ede_grid",
+                     mode="before")
+    @classmethod
+    def _parse_path(cls, raw: Any) -> Any:
+        if raw in (None, ""):
+            return None
+        return Path(raw).expanduser()
+
+    @model_validator(mode="after")
+    def _derive(self) -> "Settings":
         # Resolve the derived defaults once, so every reader sees the same values.
-        var_dir = Path(self.var_dir).expanduser().resolve()
-        object.__setattr__(self, "var_dir", var_dir)
-        if self.storage_dir is None:
-            object.__setattr__(self, "storage_dir", var_dir / "files")
-        if not self.database_url:
-            object.__setattr__(self, "database_url", f"sqlite:///{var_dir / 'forms.db'}")
+        var_dir = (self.var_dir or Path("var")).resolve()
+        derived = {"var_dir": var_dir,
+                   "storage_dir": self.storage_dir or var_dir / "files",
+                   "database_url": self.database_url or f"sqlite:///{var_dir / 'forms.db'}",
+                   "templates_dir": self.templates_dir or DEFAULT_TEMPLATES_DIR}
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
         if self.migrate_on_startup is None:
             object.__setattr__(self, "migrate_on_startup", self.is_sqlite)
         if self.ede_bound_low > self.ede_bound_high:
@@ -116,10 +123,25 @@ class Settings:
             raise ValueError("FORMS_SERVICE_SESSION_IDLE_MINUTES doit être au moins 1")
         if self.max_content_length < 1:
             raise ValueError("MAX_CONTENT_LENGTH doit être positif")
+        return self
+
+    # -- sources: the environment given to from_env, or the process's
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
+                                   dotenv_settings, file_secret_settings):
+        environ = _ENVIRON.get()
+        if environ is not None:
+            env_settings = _MappingEnvSource(settings_cls, environ)
+        return (init_settings, env_settings)
 
     @property
     def is_sqlite(self) -> bool:
         return str(self.database_url).startswith("sqlite")
+
+    @classmethod
+    def env_names(cls) -> dict[str, str]:
+        """Environment variable name -> field name."""
+        return {f.validation_alias: name for name, f in cls.model_fields.items()}
 
     @classmethod
     def from_env(cls, overrides: Mapping[str, Any] | None = None,
@@ -130,41 +152,68 @@ class Settings:
         (``FORMS_SERVICE_VAR_DIR``). Other upper-case keys are ignored here (they are
         Flask configuration, see ``create_app``); an unknown lower-case key is an error.
         """
-        environ = os.environ if environ is None else environ
-        overrides = dict(overrides or {})
-        by_env_name = {env: name for name, (env, _) in ENV.items()}
-        known = {f.name for f in fields(cls)}
+        by_env_name = cls.env_names()
         values: dict[str, Any] = {}
-        for name, (env, parse) in ENV.items():
-            if env in environ and environ[env] != "":
-                values[name] = parse(environ[env])
-        for key, value in overrides.items():
+        for key, value in dict(overrides or {}).items():
             name = by_env_name.get(key, key)
-            if name in known:
-                values[name] = value if value is None else ENV[name][1](value)
+            if name in cls.model_fields:
+                values[name] = value
             elif key.islower():
-                raise ValueError(f"Paramètre de configuration inconnu : {key}")
-        return cls(**values)
+                raise SettingsError(f"Paramètre de configuration inconnu : {key}")
+        token = _ENVIRON.set(dict(os.environ if environ is None else environ))
+        try:
+            return cls(**values)
+        finally:
+            _ENVIRON.reset(token)
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read from the environment once."""
-    return Settings.from_env()
+#: The environment ``from_env`` reads (set for the duration of one build).
+_ENVIRON: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "forms_service_environ", default=None)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """The environment source, reading a given mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls, environ: Mapping[str, str]):
+        super().__init__(settings_cls)
+        # case-sensitive names, empty values ignored (as the model's configuration says)
+        self.env_vars = {k: v for k, v in environ.items() if v != ""}
+
+
+_FRENCH = {
+    "int_parsing": "nombre entier attendu",
+    "int_from_float": "nombre entier attendu",
+    "int_type": "nombre entier attendu",
+    "bool_parsing": "valeur attendue : oui ou non (1/0, true/false)",
+    "bool_type": "valeur attendue : oui ou non (1/0, true/false)",
+    "string_type": "texte attendu",
+    "path_type": "chemin de fichier attendu",
+    "dict_type": "liste « nom:clé » attendue",
+    "frozen_instance": "les paramètres ne se modifient pas une fois lus",
+}
+
+
+def _french(exc: ValidationError) -> str:
+    """One French line per problem: ``VARIABLE : message``."""
+    names = {name: f.validation_alias for name, f in Settings.model_fields.items()}
+    lines = []
+    for err in exc.errors():
+        loc = str(err["loc"][0]) if err["loc"] else ""
+        where = names.get(loc, loc)
+        if err["type"] == "value_error":
+            message = str(err.get("ctx", {}).get("error", err["msg"]))
+        else:
+            message = _FRENCH.get(err["type"], "valeur invalide")
+        lines.append(f"{where} : {message}" if where else message)
+    return "Configuration invalide : " + " ; ".join(lines)
 
 
 def current_settings() -> Settings:
-    """The running app's settings inside an app context, else the process-wide ones."""
+    """The settings of the app serving the current request (an app context is required:
+    outside one, pass the settings explicitly)."""
     from flask import current_app, has_app_context
 
-    if has_app_context():
-        settings = current_app.extensions.get("forms_service.settings")
-        if settings is not None:
-            return settings
-    return get_settings()
-
-
-def ede_grid_file() -> str | None:
-    """The EDE grid file the process uses (read by the catalogue when it loads)."""
-    grid = get_settings().ede_grid
-    return str(grid) if grid else None
+    if not has_app_context():
+        raise RuntimeError("current_settings() needs an app context; pass the settings explicitly")
+    return current_app.extensions["forms_service.settings"]

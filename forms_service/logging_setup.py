@@ -2,7 +2,9 @@
 
 ``configure_logging()`` runs once per process (later calls are no-ops unless
 ``force=True``). The standard library's loggers (Flask, Werkzeug, Waitress,
-Alembic) go through the same JSON renderer and the same redaction.
+Alembic, and ours called as ``log.info("x", extra={...})``) go through the same
+JSON renderer and the same redaction; their ``extra=`` fields become keys of the
+line (``ExtraAdder``), masked like any other.
 
 Redaction is by key: any key naming personal data (``nom``, ``prenom``,
 ``adresse``, ``num_caf``, ``email``, ``tel``, ``date_naissance``, a form's
@@ -77,12 +79,15 @@ def redact_processor(logger: Any, method_name: str, event_dict: dict) -> dict:
     return event_dict
 
 
-def _shared_processors() -> list:
+def _shared_processors(*, foreign: bool = False) -> list:
+    """The processors every line goes through; ``foreign``: a standard-library record,
+    whose ``extra=`` fields are taken in before the redaction."""
     return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        *([structlog.stdlib.ExtraAdder()] if foreign else []),
         redact_processor,
     ]
 
@@ -111,7 +116,7 @@ def configure_logging(level: str | int = "INFO", stream: TextIO | None = None,
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        foreign_pre_chain=_shared_processors(foreign=True),
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,

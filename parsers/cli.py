@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from forms_service.cli_context import command_settings
 from forms_service.config import Settings
 
 
@@ -22,7 +23,7 @@ def parse(files: tuple[Path, ...], as_json: bool, in_process: bool) -> None:
     enregistrements), 2 quand un fichier n'a pas pu l'être, 3 quand la base de
     données est indisponible.
     """
-    settings = Settings.from_env()   # h1-core: the group's settings, once it passes them
+    settings = command_settings()   # the group's, read once per invocation
     inputs, out = [], []
     for path in files:
         try:

@@ -1,6 +1,7 @@
 """Shared fixtures (flaskr style): ``app`` on a temporary var dir with its own
 SQLite database, ``client`` for HTTP, ``runner`` for the ``forms-service`` CLI,
-``make_app`` for an app with other settings, ``log_lines`` to read what was logged.
+``make_app`` for an app with other settings (each closed after the test),
+``lo_pool`` for the session's LibreOffice pool, ``log_lines`` to read what was logged.
 
 People (issue 10): ``db_url`` (parametrized over SQLite and a real PostgreSQL,
 ``tests/pg.py``), ``make_user`` (an account), ``api_key`` (a real key, stored
@@ -17,10 +18,12 @@ import pytest
 from click.testing import CliRunner
 
 from forms_service.app import create_app
-from forms_service.config import get_settings
 from forms_service.logging_setup import configure_logging
 
 pytest_plugins = ["tests.pg"]
+
+#: LibreOffice instances of the session's pool.
+POOL_SIZE = 2
 
 
 @pytest.fixture
@@ -39,7 +42,7 @@ def make_app(tmp_path):
 
     yield factory
     for app in apps:
-        app.extensions["forms_service.db"].dispose()
+        app.close()
 
 
 @pytest.fixture
@@ -52,21 +55,37 @@ def client(app):
     return app.test_client()
 
 
+@pytest.fixture(scope="session")
+def lo_pool(tmp_path_factory):
+    """One warm LibreOffice pool for the session (unoserver takes ~10 s to start): apps
+    take it as ``make_app(PDF_POOL=lo_pool)`` and do not close it."""
+    from forms_service.render.pdf import ConverterPool, libreoffice_available
+
+    if not libreoffice_available():
+        pytest.skip("LibreOffice is not installed (no soffice)")
+    pool = ConverterPool(size=POOL_SIZE, work_dir=tmp_path_factory.mktemp("session-pool") / "lo")
+    pool.start()
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
 def runner(tmp_path, monkeypatch):
-    """Runs ``forms-service`` in-process with a temporary var dir."""
+    """Runs ``forms-service`` in-process with a temporary var dir; ``runner.app_config``
+    is extra Flask configuration for the command's app (e.g. ``{"PDF_POOL": lo_pool}``)."""
     from forms_service.cli import main
 
     monkeypatch.setenv("FORMS_SERVICE_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    get_settings.cache_clear()
 
     class Runner(CliRunner):
-        def run(self, *args, input=None):
-            return self.invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+        app_config: dict | None = None
 
-    yield Runner()
-    get_settings.cache_clear()
+        def run(self, *args, input=None):
+            return self.invoke(main, [str(a) for a in args], input=input, catch_exceptions=False,
+                               obj=dict(self.app_config) if self.app_config else None)
+
+    return Runner()
 
 
 @pytest.fixture

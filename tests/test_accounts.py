@@ -319,11 +319,8 @@ def test_download_names_use_rfc_6266():
 
 @pytest.fixture
 def cli(runner, db_url, monkeypatch):
-    from forms_service.config import get_settings
-
     monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv("FORMS_SERVICE_MIGRATE_ON_STARTUP", "1")
-    get_settings.cache_clear()
     return runner
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from forms_service import cli
 from forms_service.catalogue import catalogue
+from forms_service.cli_context import pass_settings
 from forms_service.errors import ComponentMissing
 
 FORM = "fiche-liaison"
@@ -169,12 +170,17 @@ def plugin(monkeypatch):
     def convertir():
         raise ComponentMissing("LibreOffice n'est pas démarré")
 
-    module.commands = [bonjour, convertir]
+    @click.command("departement")
+    @pass_settings
+    def departement(settings):
+        click.echo(settings.departement_name)
+
+    module.commands = [bonjour, convertir, departement]
     monkeypatch.setitem(sys.modules, "fake_team_cli", module)
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["fake_team_cli", "module_absent.cli"])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["fake_team_cli"])
     monkeypatch.setattr(cli.FormsGroup, "_plugins_loaded", False)
     yield module
-    for name in ("bonjour", "convertir"):
+    for name in ("bonjour", "convertir", "departement"):
         cli.main.commands.pop(name, None)
 
 
@@ -188,3 +194,16 @@ def test_forms_error_maps_to_its_exit_code(runner, plugin):
     r = runner.run("convertir")
     assert r.exit_code == ComponentMissing.exit_code == 3
     assert r.stderr == "Erreur : LibreOffice n'est pas démarré\n"
+
+
+def test_commands_get_the_settings_the_group_read_once(runner, plugin, monkeypatch):
+    monkeypatch.setenv("DEPARTEMENT_NAME", "Département du Nord")
+    r = runner.run("departement")
+    assert r.exit_code == 0 and r.stdout == "Département du Nord\n"
+
+
+def test_an_invalid_setting_is_one_french_line_and_exit_2(runner, monkeypatch):
+    monkeypatch.setenv("EDE_BOUND_LOW", "beaucoup")
+    r = runner.run("forms")
+    assert r.exit_code == 2
+    assert r.stderr == "Erreur : Configuration invalide : EDE_BOUND_LOW : nombre entier attendu\n"

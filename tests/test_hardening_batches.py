@@ -110,11 +110,11 @@ def test_same_key_other_body_is_409_in_french(client, app):
     assert r.status_code == 409
 
 
-def test_keys_belong_to_their_caller(make_app):
-    app = make_app(api_keys="mds-arras:k1,slai:k2")
+def test_keys_belong_to_their_caller(app, api_key):
+    k1, k2 = api_key("render", name="mds-arras"), api_key("render", name="slai")
     c = app.test_client()
-    one = c.post(BATCH_URL, json=[sample(FORM)], headers={"X-API-Key": "k1", "Idempotency-Key": "x"})
-    two = c.post(BATCH_URL, json=[sample(FORM)], headers={"X-API-Key": "k2", "Idempotency-Key": "x"})
+    one = c.post(BATCH_URL, json=[sample(FORM)], headers={"X-API-Key": k1, "Idempotency-Key": "x"})
+    two = c.post(BATCH_URL, json=[sample(FORM)], headers={"X-API-Key": k2, "Idempotency-Key": "x"})
     assert one.status_code == two.status_code == 200
     assert names(one.data) != names(two.data)
 

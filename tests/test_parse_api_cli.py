@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from forms_service.config import get_settings
 from forms_service.render.pdf import get_pool, libreoffice_available
 
 from test_parse_roundtrip import encode, fill_pypdf, fill_values, form_fields, sample, scan_pages, skeleton
@@ -76,13 +75,11 @@ def cli(var_dir, monkeypatch):
 
     monkeypatch.setenv("FORMS_SERVICE_VAR_DIR", str(var_dir))
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    get_settings.cache_clear()
 
     def run(*args):
         return CliRunner().invoke(main, ["parse", *map(str, args)], catch_exceptions=False)
 
     yield run
-    get_settings.cache_clear()
 
 
 def test_cli_reads_every_file_and_exits_0(cli, documents):

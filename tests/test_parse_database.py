@@ -17,7 +17,6 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from forms_service.config import get_settings
 from forms_service.errors import DatabaseUnavailable
 from forms_service.render.pdf import get_pool, libreoffice_available
 
@@ -36,7 +35,7 @@ def broken(tmp_path_factory):
     pool = get_pool({"VAR_DIR": str(tmp_path_factory.getbasetemp() / "render-pool"), "PDF_POOL_SIZE": 2})
     pool.start()
     var = tmp_path_factory.mktemp("parse-db") / "var"
-    app = create_app({"var_dir": var, "database_url": None, "api_keys": {}, "departement_logo": None,
+    app = create_app({"var_dir": var, "database_url": None, "departement_logo": None,
                       "TESTING": True, "PDF_POOL": pool})
     ede = get_service(app).render("annexe-3", sample("annexe-3"), fmt="pdf", actor="test")
     scan = encode(scan_pages(ede, sample("annexe-3"), seed=11, tick=False), "png")
@@ -69,11 +68,7 @@ def test_cli_exits_3_with_a_french_line(broken, monkeypatch):
     path.write_bytes(scan)
     monkeypatch.setenv("FORMS_SERVICE_VAR_DIR", str(var))
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(main, ["parse", str(path), "--json"])
-    finally:
-        get_settings.cache_clear()
+    result = CliRunner().invoke(main, ["parse", str(path), "--json"])
     assert result.exit_code == 3, result.output
     assert "Erreur : Base de données indisponible" in result.output
     assert "Traceback" not in result.output
@@ -99,7 +94,7 @@ def test_a_readable_database_gives_the_pre_filled_values(tmp_path_factory):
 
     pool = get_pool({"VAR_DIR": str(tmp_path_factory.getbasetemp() / "render-pool"), "PDF_POOL_SIZE": 2})
     var = tmp_path_factory.mktemp("parse-db-ok") / "var"
-    app = create_app({"var_dir": var, "database_url": None, "api_keys": {}, "departement_logo": None,
+    app = create_app({"var_dir": var, "database_url": None, "departement_logo": None,
                       "TESTING": True, "PDF_POOL": pool})
     try:
         ede = get_service(app).render("annexe-3", sample("annexe-3"), fmt="pdf", actor="test")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from forms_service.config import get_settings
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "annexe-3.json"
 ITEMS = ["logement", "sante", "garde_enfants", "budget", "vie_sociale", "competences",
@@ -91,7 +90,6 @@ def test_an_app_s_grid_is_its_own(make_app, tmp_path):
 def narrow_runner(runner, monkeypatch):
     for key, value in NARROW.items():
         monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
     return runner
 
 

@@ -93,7 +93,7 @@ def service(tmp_path_factory, lo_pool):
     from forms_service.app import create_app
 
     app = create_app({"var_dir": tmp_path_factory.mktemp("properties") / "var",
-                      "database_url": None, "api_keys": {}, "departement_logo": None,
+                      "database_url": None, "departement_logo": None,
                       "TESTING": True, "PDF_POOL": lo_pool})
     yield get_service(app)
     app.extensions["forms_service.db"].dispose()

@@ -13,22 +13,14 @@ import zipfile
 
 import pytest
 
-from forms_service import import_optional
 from forms_service.render.pdf import libreoffice_available, pdf_page_count
 from forms_service.render.service import FINDINGS_HEADER_LIMIT, MAX_BATCH
 from test_render_service import (assert_pages_identify, needs_libreoffice, norm, pdf_pages_text,
-                                 sample, shared_pool)
+                                 sample)
 
 FORM = "fiche-liaison"
 REFERENCE = "annexe-1"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-
-
-@pytest.fixture(scope="session")
-def lo_pool(tmp_path_factory):
-    pool = shared_pool(tmp_path_factory)
-    yield pool
-    pool.close()
 
 
 @pytest.fixture
@@ -119,9 +111,6 @@ def test_huge_findings_header_is_cut(client):
 def test_fillable_pdf(client):
     r = client.post(f"/api/v1/forms/{FORM}/render?format=pdf&fillable=true",
                     json={"mds": "MDS de Lens", "objet": ["passage_ep"]})
-    if import_optional("forms_service.render.fillable") is None:
-        errors_of(r, 503)
-        pytest.skip("forms_service.render.fillable is not there yet: 503 checked")
     assert r.status_code == 200, r.get_data(as_text=True)[:500]
     from pypdf import PdfReader
 
@@ -291,9 +280,6 @@ def test_docx_batch(client):
 
 @needs_libreoffice
 def test_layout_of_the_blank_form(client):
-    if import_optional("forms_service.render.layout") is None:
-        errors_of(client.get(f"/api/v1/forms/{FORM}/layout"), 503)
-        pytest.skip("forms_service.render.layout is not there yet: 503 checked")
     r = client.get(f"/api/v1/forms/annexe-7/layout")
     assert r.status_code == 200, r.get_data(as_text=True)[:500]
     layout = r.get_json()

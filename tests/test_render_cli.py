@@ -1,8 +1,7 @@
 """``forms-service render`` and ``forms-service layout``: files written, exit codes
 (0 done, 1 invalid data with paths on stderr, 2 unreadable or unknown, 3 LibreOffice
 missing), batches into a folder or a ZIP. The CLI builds its app from the environment;
-pointing it at the session pool's var dir and size makes ``pdf.get_pool`` hand it the
-pool the other render test modules already started."""
+``pdf_runner`` hands it the session's pool (``app_config``), already started."""
 
 from __future__ import annotations
 
@@ -12,28 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from forms_service import import_optional
-from forms_service.config import get_settings
 from forms_service.render.pdf import pdf_page_count
-from test_render_service import (POOL_SIZE, assert_pages_identify, needs_libreoffice, sample,
-                                 shared_pool, shared_pool_options)
+from test_render_service import assert_pages_identify, needs_libreoffice, sample
 
 FORM = "fiche-liaison"
 
 
-@pytest.fixture(scope="session")
-def lo_pool(tmp_path_factory):
-    pool = shared_pool(tmp_path_factory)
-    yield pool
-    pool.close()
-
-
 @pytest.fixture
-def pdf_runner(runner, monkeypatch, lo_pool, tmp_path_factory):
-    """The CLI runner, with the settings that lead ``pool_for`` to the session's pool."""
-    monkeypatch.setenv("FORMS_SERVICE_VAR_DIR", shared_pool_options(tmp_path_factory)["VAR_DIR"])
-    monkeypatch.setenv("SOFFICE_POOL_SIZE", str(POOL_SIZE))
-    get_settings.cache_clear()
+def pdf_runner(runner, lo_pool):
+    """The CLI runner, its app using the session's pool."""
+    runner.app_config = {"PDF_POOL": lo_pool}
     return runner
 
 
@@ -59,9 +46,6 @@ def test_render_pdf_to_a_file(pdf_runner, lo_pool, tmp_path):
     assert pdf_page_count(pdf) == 3
     no_traceback(r)
     layout = pdf_runner.run("layout", FORM, "--json")
-    if import_optional("forms_service.render.layout") is None:
-        assert layout.exit_code == 3, layout.output  # no layout module: a missing component
-        return
     assert layout.exit_code == 0, layout.stderr
     layout = json.loads(layout.stdout)
     assert layout["form"] == FORM and len(layout["pages"]) == 3
@@ -175,10 +159,6 @@ def test_batch_into_a_folder_and_a_bad_line(runner, tmp_path):
 
 
 def test_layout_text(pdf_runner):
-    if import_optional("forms_service.render.layout") is None:
-        r = pdf_runner.run("layout", FORM)
-        assert r.exit_code == 3
-        pytest.skip("forms_service.render.layout is not there yet: exit 3 checked")
     r = pdf_runner.run("layout", "annexe-7")
     assert r.exit_code == 0, r.stderr
     assert r.stdout.startswith(f"{FORM} · modèle ") and "page 3" in r.stdout

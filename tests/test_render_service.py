@@ -22,15 +22,14 @@ from pathlib import Path
 import pypdfium2 as pdfium
 import pytest
 
-from forms_service import import_optional
 from forms_service.catalogue import catalogue
 from forms_service.errors import NotAForm, TemplateError, UnknownForm, ValidationFailed
-from forms_service.render.pdf import get_pool, libreoffice_available, pdf_page_count
+from forms_service.config import Settings
+from forms_service.render.pdf import libreoffice_available, pdf_page_count
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
 SPEC = ROOT.parent / "shared" / "spec" / "fiche-liaison.md"
-POOL_SIZE = 2
 
 needs_libreoffice = pytest.mark.skipif(
     not libreoffice_available(),
@@ -41,29 +40,15 @@ _PDFIUM_LOCK = threading.Lock()  # pypdfium2 is not thread-safe
 
 # ---------------------------------------------------------------------- shared helpers
 
-def shared_pool_options(tmp_path_factory) -> dict:
-    """Options of the session's pool: same options → same pool (``pdf.get_pool``)."""
-    return {"VAR_DIR": str(tmp_path_factory.getbasetemp() / "render-pool"),
-            "PDF_POOL_SIZE": POOL_SIZE}
-
-
-def shared_pool(tmp_path_factory):
-    if not libreoffice_available():
-        pytest.skip("LibreOffice is not installed (no soffice)")
-    pool = get_pool(shared_pool_options(tmp_path_factory))
-    pool.start()
-    return pool
-
-
 def rendered_forms() -> list:
     """Forms (kind form) whose DOCX template exists."""
-    from forms_service.config import get_settings
     from forms_service.render.pipeline import template_path
 
+    settings = Settings.from_env(environ={})
     out = []
     for fd in catalogue.forms():
         try:
-            template_path(fd, get_settings())
+            template_path(fd, settings)
         except TemplateError:
             continue
         out.append(fd)
@@ -104,9 +89,6 @@ def page_images(pdf: bytes, dpi: int = 150) -> list:
 
 def qr_texts(gray) -> list[str]:
     """QR payloads of a page image: the scan team's reader if present, else zxing-cpp."""
-    identify = import_optional("parsers.scan.identify")
-    if identify is not None and hasattr(identify, "find_qr"):
-        return [hit.text for hit in identify.find_qr(gray)]
     import zxingcpp
 
     return [r.text for r in zxingcpp.read_barcodes(gray, formats=zxingcpp.BarcodeFormat.QRCode)]
@@ -164,13 +146,6 @@ def spec_labels(text: str) -> dict[int, list[str]]:
 
 
 # ---------------------------------------------------------------------- fixtures
-
-@pytest.fixture(scope="session")
-def lo_pool(tmp_path_factory):
-    pool = shared_pool(tmp_path_factory)
-    yield pool
-    pool.close()
-
 
 @pytest.fixture
 def service(make_app, lo_pool):
@@ -371,8 +346,7 @@ def test_pdf_records_the_template_version_with_its_blank_layout(service):
     with service.app.app_context(), db.session() as s:
         tv = s.get(db.TemplateVersion, ("fiche-liaison", doc.template_version))
         assert tv is not None and len(tv.template_sha) == 64
-        if import_optional("forms_service.render.layout") is not None:
-            assert tv.layout and tv.layout["boxes"]
+        assert tv.layout and tv.layout["boxes"]
         assert s.get(db.IssuedDocument, doc.document_id).format == "pdf"
 
 
@@ -411,12 +385,6 @@ def test_batch_is_bounded(docx_service):
 
 @needs_libreoffice
 def test_fillable_pdf(service):
-    if import_optional("forms_service.render.fillable") is None:
-        from forms_service.errors import ComponentMissing
-
-        with pytest.raises(ComponentMissing):
-            service.render("fiche-liaison", {}, fmt="pdf", fillable=True)
-        pytest.skip("forms_service.render.fillable is not there yet: 503 checked")
     from pypdf import PdfReader
 
     data = {"mds": "MDS de l'Arrageois", "objet": ["passage_ep"]}

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import logging
 import re
 import subprocess
+import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import create_engine, inspect
 
 from forms_service.config import MIB, Settings
@@ -70,7 +72,7 @@ def test_bad_settings_are_refused(overrides):
 
 
 def test_settings_are_frozen():
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(ValidationError):
         Settings.from_env(environ={}).var_dir = Path("/tmp")
 
 
@@ -79,6 +81,49 @@ def test_create_app_uses_overrides(app, tmp_path):
     assert settings.var_dir == tmp_path / "var"
     assert app.config["MAX_CONTENT_LENGTH"] == 10 * MIB and app.config["TESTING"] is True
     assert (tmp_path / "var" / "forms.db").is_file() and (tmp_path / "var" / "files").is_dir()
+
+
+def test_the_process_environment_is_read_by_from_env_only(monkeypatch, tmp_path):
+    monkeypatch.setenv("EDE_BOUND_LOW", "21")
+    assert Settings.from_env().ede_bound_low == 21
+    assert Settings.from_env(environ={}).ede_bound_low == 18
+    assert Settings.from_env({"EDE_BOUND_LOW": 20}).ede_bound_low == 20
+
+
+def test_every_variable_is_in_the_readme_table():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    for name in Settings.env_names():
+        assert f"`{name}`" in table, name
+
+
+def test_two_apps_do_not_share_their_services(make_app, tmp_path):
+    from forms_service.render.service import get_service
+
+    a = make_app(EDE_BOUND_LOW=20)
+    b = make_app(var_dir=tmp_path / "autre")
+    sa, sb = a.extensions["forms_service"], b.extensions["forms_service"]
+    assert a.extensions["forms_service.settings"].ede_bound_low == 20
+    assert b.extensions["forms_service.settings"].ede_bound_low == 18
+    for part in ("pool", "sandbox", "render", "database"):
+        assert getattr(sa, part) is not getattr(sb, part), part
+    assert get_service(a) is sa.render and get_service(a).pool is sa.pool
+    assert sa.pool.work_dir == tmp_path / "var" / "lo"
+    assert sb.pool.work_dir == tmp_path / "autre" / "lo"
+    assert a.blueprints["api"] is not b.blueprints["api"]   # built per app
+
+
+def test_closing_an_app_stops_its_services_only(make_app, lo_pool):
+    own = make_app()
+    shared = make_app(PDF_POOL=lo_pool)
+    other = make_app()
+    own.close()
+    own.close()  # twice is fine
+    services = own.extensions["forms_service"]
+    assert services.closed and services.pool.closed
+    assert not other.extensions["forms_service"].pool.closed
+    shared.close()
+    assert not lo_pool.closed   # the caller's pool: not the app's to stop
 
 
 # -- database -----------------------------------------------------------------
@@ -167,6 +212,21 @@ def test_log_lines_are_json_and_redacted(log_lines):
         assert secret not in raw
 
 
+def test_standard_library_loggers_keep_their_extra_fields(log_lines):
+    """``logging`` calls with ``extra=`` (ours, and libraries') keep their fields in the JSON
+    line, and those fields are masked like structlog's."""
+    logging.getLogger("forms_service.test").warning(
+        "rendu_lent", extra={"form_id": "cer", "duration_ms": 1234.5, "nom": "Dupont",
+                             "beneficiaire": {"prenom": "Jeanne"}})
+    lines = [line for line in log_lines() if line.get("event") == "rendu_lent"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["form_id"] == "cer" and line["duration_ms"] == 1234.5
+    assert line["level"] == "warning" and line["logger"] == "forms_service.test"
+    assert line["nom"] == MASK and line["beneficiaire"] == MASK
+    assert "Dupont" not in log_lines.raw() and "Jeanne" not in log_lines.raw()
+
+
 def test_requests_log_no_personal_data(client, log_lines):
     client.post("/api/v1/forms/fiche-liaison/validate",
                 json={"beneficiaire": {"nom": "Dupont", "prenom": "Jeanne"}})
@@ -184,6 +244,15 @@ def test_every_dependency_is_pinned_to_what_is_installed():
         m = re.fullmatch(r"([A-Za-z0-9_.\-]+)(\[[a-z,]+\])?==([0-9][0-9A-Za-z.+\-]*)", req)
         assert m, f"not pinned exactly: {req}"
         assert metadata.version(m.group(1)) == m.group(3), req
+
+
+def test_constraints_pin_the_installed_transitive_set():
+    """constraints.txt is what scripts/lock writes from this environment (run it after
+    changing a pin), and scripts/setup installs with it."""
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "lock"), "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "-c constraints.txt" in (ROOT / "scripts" / "setup").read_text(encoding="utf-8")
 
 
 def test_readme_opens_with_the_two_commands():

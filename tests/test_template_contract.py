@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from forms_service.catalogue import catalogue
-from forms_service.config import get_settings
+from forms_service.config import Settings
 from forms_service.render.contract import check_all, check_template
 
-TEMPLATES = Path(get_settings().templates_dir) / "docx"
+TEMPLATES = Path(Settings.from_env(environ={}).templates_dir) / "docx"
 
 
 def test_committed_templates_honour_their_definitions():
-    results = check_all(get_settings())
+    results = check_all(Settings.from_env(environ={}))
     assert {fd.id for fd in catalogue.forms()} <= set(results)
     assert {k: [p.message for p in v] for k, v in results.items() if v} == {}
 
@@ -95,17 +95,13 @@ def test_not_a_docx_is_reported(tmp_path):
 def test_cli_exits_non_zero_with_a_readable_list(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from forms_service import cli, config
+    from forms_service import cli
     shutil.copytree(TEMPLATES.parent, tmp_path / "templates")
     (tmp_path / "templates" / "docx" / "annexe-3.docx").unlink()
     _edited(tmp_path, "{{ objet|box('autre') }}", "")
     shutil.copy(tmp_path / "fiche-liaison.docx", tmp_path / "templates" / "docx" / "fiche-liaison.docx")
     monkeypatch.setenv("FORMS_SERVICE_TEMPLATES_DIR", str(tmp_path / "templates"))
-    config.get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(cli.main, ["templates", "check"])
-    finally:
-        config.get_settings.cache_clear()
+    result = CliRunner().invoke(cli.main, ["templates", "check"])
     assert result.exit_code == 1
     assert "ERR fiche-liaison" in result.output and "Autre(s)" in result.output
     assert "Modèle absent : annexe-3.docx" in result.output

@@ -940,14 +940,14 @@ class Bench:
     def __init__(self, out: Path, seed: int, form_ids: list[str] | None, *, settings=None, pool=None,
                  options: Options | None = None):
         from forms_service.catalogue import catalogue
-        from forms_service.config import get_settings
+        from forms_service.config import Settings
         from forms_service.errors import TemplateError
         from forms_service.render.pipeline import template_path
 
         self.out = Path(out)
         self.seed = int(seed)
         self.options = options or Options()
-        self.settings = settings or get_settings()
+        self.settings = settings or Settings.from_env()
         all_forms = {fd.id: fd for fd in catalogue.forms() if fd.kind == "form"}
         if form_ids:
             unknown = [f for f in form_ids if f not in all_forms]

@@ -19,22 +19,11 @@ import sys
 
 import click
 
-from forms_service import db
 from forms_service.accounts import keys, users
-from forms_service.audit import record_event
+from forms_service.console import console_event, console_session
 from forms_service.errors import BadRequest
 from forms_service.principal import ROLES, SCOPES
 
-CLI_ACTOR = "cli"
-
-
-def _database() -> None:
-    """Bring the schema to head first when the settings say so (SQLite by default)."""
-    from forms_service.config import get_settings
-
-    settings = get_settings()
-    if settings.migrate_on_startup:
-        db.upgrade(settings.database_url)
 
 
 def _read_password(from_stdin: bool, required: bool) -> str | None:
@@ -69,13 +58,12 @@ def user_group() -> None:
                    "sans --password-stdin).")
 def user_add(email, roles, territoire, organisme, display_name, password_stdin, update):
     password = _read_password(password_stdin, required=not update)
-    _database()
-    with db.session() as s:
+    with console_session() as s:
         existed = users.get_user(s, email) is not None
         user = users.save_user(s, email, list(roles), password=password, display_name=display_name,
                                territoire=territoire, organisme=organisme, update=update)
         user_id = user.id
-    record_event(CLI_ACTOR, "compte.modifie" if existed else "compte.cree", user_id=user_id,
+    console_event("compte.modifie" if existed else "compte.cree", user_id=user_id,
                  roles=list(roles))
     click.echo(f"Compte {'modifié' if existed else 'créé'} (n° {user_id}).", err=True)
 
@@ -83,8 +71,7 @@ def user_add(email, roles, territoire, organisme, display_name, password_stdin, 
 @user_group.command("list", help="Liste les comptes.")
 @click.option("--json", "as_json", is_flag=True, help="Sortie JSON.")
 def user_list(as_json: bool):
-    _database()
-    with db.session() as s:
+    with console_session() as s:
         rows = [users.user_summary(u) for u in users.list_users(s)]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -98,22 +85,20 @@ def user_list(as_json: bool):
 @user_group.command("disable", help="Désactive un compte (ses sessions et clés cessent).")
 @click.argument("email")
 def user_disable(email: str):
-    _database()
-    with db.session() as s:
+    with console_session() as s:
         user_id = users.disable_user(s, email).id
-    record_event(CLI_ACTOR, "compte.desactive", user_id=user_id)
+    console_event("compte.desactive", user_id=user_id)
     click.echo(f"Compte désactivé (n° {user_id}).", err=True)
 
 
 @user_group.command("reset", help="Affiche un lien à usage unique pour choisir un mot de passe.")
 @click.argument("email")
 def user_reset(email: str):
-    _database()
-    with db.session() as s:
+    with console_session() as s:
         user = users.require_user(s, email)
         token = users.start_password_reset(s, user)
         user_id = user.id
-    record_event(CLI_ACTOR, "compte.reinitialisation", user_id=user_id)
+    console_event("compte.reinitialisation", user_id=user_id)
     click.echo(f"/reinitialisation/{token}")
 
 
@@ -129,19 +114,17 @@ def apikey_group() -> None:
               help="La clé agit au nom de ce compte (ses rôles, ses accès).")
 @click.option("--territoire", default=None, help="Territoire de la clé.")
 def apikey_add(name: str, scopes: str, user_email: str | None, territoire: str | None):
-    _database()
-    with db.session() as s:
+    with console_session() as s:
         row, key = keys.create_key(s, name, scopes, user_email=user_email, territoire=territoire)
         key_name = row.name
-    record_event(CLI_ACTOR, "cle.creee", key=key_name, scopes=keys.parse_scopes(scopes))
+    console_event("cle.creee", key=key_name, scopes=keys.parse_scopes(scopes))
     click.echo(key)
 
 
 @apikey_group.command("list", help="Liste les clés (jamais leur secret).")
 @click.option("--json", "as_json", is_flag=True, help="Sortie JSON.")
 def apikey_list(as_json: bool):
-    _database()
-    with db.session() as s:
+    with console_session() as s:
         rows = [keys.key_summary(k) for k in keys.list_keys(s)]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -155,10 +138,9 @@ def apikey_list(as_json: bool):
 @apikey_group.command("revoke", help="Révoque une clé.")
 @click.argument("name")
 def apikey_revoke(name: str):
-    _database()
-    with db.session() as s:
+    with console_session() as s:
         key_name = keys.revoke_key(s, name).name
-    record_event(CLI_ACTOR, "cle.revoquee", key=key_name)
+    console_event("cle.revoquee", key=key_name)
     click.echo(f"Clé « {key_name} » révoquée.", err=True)
 
 

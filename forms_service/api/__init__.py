@@ -1,8 +1,9 @@
-"""The JSON API, mounted at ``/api/v1`` as the ``api`` blueprint.
+"""The JSON API, mounted at ``/api/v1``: ``build_api()`` makes the ``api`` blueprint,
+once per app (``create_app`` calls it).
 
-Sub-blueprints come from ``BLUEPRINT_MODULES``: each module that exists defines
-``bp`` (an ``APIBlueprint`` without prefix) and is mounted under ``/api/v1``. A
-team adds its endpoints by adding its module's name to that list.
+Sub-blueprints come from ``BLUEPRINT_MODULES``: each module defines ``bp`` (an
+``APIBlueprint`` without prefix), mounted under ``/api/v1``. A team adds its
+endpoints by adding its module's name to that list.
 
 ``GET /api/v1/health`` runs the checks registered with ``register_health_check``
 (``app.extensions["forms_service.health_checks"]``): each is a callable returning
@@ -12,6 +13,7 @@ answer 503 ``{"status": "degraded"}``.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +21,7 @@ from flask import current_app
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
-from forms_service import __version__, import_optional
+from forms_service import __version__
 from forms_service.api.errors import ErrorBody
 from forms_service.logging_setup import get_logger
 
@@ -28,7 +30,7 @@ log = get_logger(__name__)
 URL_PREFIX = "/api/v1"
 HEALTH_CHECKS_KEY = "forms_service.health_checks"
 
-#: Modules whose ``bp`` is mounted under /api/v1 (skipped when the module does not exist).
+#: Modules whose ``bp`` is mounted under /api/v1.
 BLUEPRINT_MODULES = [
     "forms_service.api.forms",
     "forms_service.render.api",
@@ -40,13 +42,17 @@ BLUEPRINT_MODULES = [
 
 HealthCheck = Callable[[], dict[str, Any]]
 
-api = APIBlueprint("api", __name__, url_prefix=URL_PREFIX)
 
 
-for _name in BLUEPRINT_MODULES:
-    _module = import_optional(_name)
-    if _module is not None:
-        api.register_api(_module.bp)
+def build_api() -> APIBlueprint:
+    """A new ``api`` blueprint: ``/health`` and every module's ``bp`` (authentication is
+    the app's one step, ``accounts.authn``)."""
+    api = APIBlueprint("api", __name__, url_prefix=URL_PREFIX)
+    api.get("/health", summary="État du service", tags=[Tag(name="service")],
+            responses={200: Health, 503: Health})(health)
+    for name in BLUEPRINT_MODULES:
+        api.register_api(importlib.import_module(name).bp)
+    return api
 
 
 def register_health_check(app, name: str, check: HealthCheck) -> None:
@@ -65,8 +71,6 @@ class Health(BaseModel):
     checks: dict[str, HealthCheckResult]
 
 
-@api.get("/health", summary="État du service", tags=[Tag(name="service")],
-         responses={200: Health, 503: Health})
 def health():
     checks: dict[str, dict] = {}
     for name, check in current_app.extensions.get(HEALTH_CHECKS_KEY, []):
@@ -82,4 +86,4 @@ def health():
     return body, (200 if ok else 503)
 
 
-__all__ = ["api", "register_health_check", "HEALTH_CHECKS_KEY", "BLUEPRINT_MODULES", "ErrorBody"]
+__all__ = ["build_api", "register_health_check", "HEALTH_CHECKS_KEY", "BLUEPRINT_MODULES", "ErrorBody"]

@@ -1,9 +1,15 @@
-"""Database access: one engine per app (or per process outside an app), sessions
-as context managers, and the Alembic upgrade the app runs at start-up on SQLite.
+"""Database access: one engine per app, sessions as context managers, and the Alembic
+upgrade the app runs at start-up on SQLite.
 
     from forms_service import db
-    with db.session() as s:          # commits on success, rolls back on error
-        s.add(db.AuditEvent(...))
+    with db.session() as s:          # the current app's database; commits on success,
+        s.add(db.AuditEvent(...))    # rolls back on error
+
+Outside an app (a parse worker process, a script), name the database:
+``db.session(settings)`` uses one engine per URL for the process. Nothing falls back
+to the environment.
+
+``Record`` (data read back from a returned form) stays: issue 11 stores the records.
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from forms_service.config import Settings, current_settings
+from forms_service.config import Settings
 from forms_service.db.models import (AuditEvent, Base, IdempotencyKey, IssuedDocument, Record,
                                      TemplateVersion, new_document_id)
 
-__all__ = ["AuditEvent", "Base", "Database", "IdempotencyKey", "IssuedDocument", "Record", "TemplateVersion",
-           "get_database", "init_app", "new_document_id", "session", "upgrade"]
+__all__ = ["AuditEvent", "Base", "Database", "IdempotencyKey", "IssuedDocument", "Record",
+           "TemplateVersion", "database_for", "get_database", "init_app", "new_document_id",
+           "session", "upgrade"]
 
 EXTENSION_KEY = "forms_service.db"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -64,7 +71,8 @@ def _ensure_sqlite_dir(url: str) -> None:
 
 
 @lru_cache(maxsize=8)
-def _database_for(url: str) -> Database:
+def database_for(url: str) -> Database:
+    """The process's engine for ``url`` (code that runs outside an app)."""
     return Database(url)
 
 
@@ -77,18 +85,21 @@ def init_app(app, settings: Settings) -> Database:
     return database
 
 
-def get_database() -> Database:
-    """The current app's database, or the process one (from the settings) outside an app."""
+def get_database(settings: Settings | None = None) -> Database:
+    """``settings``' database when given, else the current app's (an app context is
+    then required)."""
+    if settings is not None:
+        return database_for(settings.database_url)
     from flask import current_app, has_app_context
 
     if has_app_context() and EXTENSION_KEY in current_app.extensions:
         return current_app.extensions[EXTENSION_KEY]
-    return _database_for(current_settings().database_url)
+    raise RuntimeError("No app context: pass the settings (db.session(settings))")
 
 
-def session():
-    """``with db.session() as s: ...`` on the current database."""
-    return get_database().session()
+def session(settings: Settings | None = None):
+    """``with db.session() as s: ...`` on the current app's database (or ``settings``')."""
+    return get_database(settings).session()
 
 
 def alembic_config(url: str):
@@ -102,11 +113,10 @@ def alembic_config(url: str):
     return cfg
 
 
-def upgrade(url: str | None = None, revision: str = "head") -> None:
-    """Apply the Alembic migrations up to ``revision``."""
+def upgrade(url: str, revision: str = "head") -> None:
+    """Apply the Alembic migrations to the database at ``url``, up to ``revision``."""
     from alembic import command
 
-    url = url or current_settings().database_url
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
     command.upgrade(alembic_config(url), revision)

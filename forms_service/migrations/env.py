@@ -1,13 +1,14 @@
-"""Alembic environment. The URL comes from the Alembic config when the service
-set it (``forms_service.db.upgrade``), otherwise from the service's settings
-(``DATABASE_URL`` / ``FORMS_SERVICE_VAR_DIR``)."""
+"""Alembic environment. The URL comes from the Alembic config, which the service sets
+(``forms_service.db.alembic_config``: ``forms-service db upgrade`` and the app's start-up
+migration, from their settings); an ``alembic`` run without it reads the settings of
+the environment (``DATABASE_URL`` / ``FORMS_SERVICE_VAR_DIR``) here, at its entry point."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from forms_service.config import get_settings
+from forms_service.config import Settings
 from forms_service.db.models import Base
 
 config = context.config
@@ -15,7 +16,7 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    return config.get_main_option("sqlalchemy.url") or get_settings().database_url
+    return config.get_main_option("sqlalchemy.url") or Settings.from_env().database_url
 
 
 def run_migrations_offline() -> None:

@@ -12,8 +12,7 @@ Errors go through the app's one handler (``api/errors.py``): unknown form 404, b
 JSON 400, data not fitting the model 422 (every path), strict mode 422 (rule codes), body
 too large or batch too long 413, LibreOffice missing 503 for a PDF (DOCX still works).
 
-Registering this blueprint on an app creates the app's :class:`RenderService` and the
-``libreoffice`` health check (a real test print), see ``service.init_app``.
+The endpoints use the app's :class:`RenderService` (made by ``create_app``).
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from forms_service.audit import current_actor
 from forms_service.errors import BadRequest
 from forms_service.principal import current_principal
 from forms_service.render.service import (FINDINGS_HEADER_LIMIT, MAX_BATCH, MIMETYPES, batch_zip,
-                                          findings_header, get_service, init_app)
+                                          findings_header, get_service)
 
 tag = Tag(name="rendu", description="Production des documents (DOCX, PDF) à partir des données")
 bp = APIBlueprint("render", __name__, abp_tags=[tag],
@@ -40,9 +39,6 @@ bp = APIBlueprint("render", __name__, abp_tags=[tag],
 
 #: A retry with the same key (same caller, same request) returns the same documents.
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-
-# One RenderService (and LibreOffice pool, and health check) per app that mounts this blueprint.
-bp.record_once(lambda state: init_app(state.app))
 
 
 # ---------------------------------------------------------------------- models

@@ -5,38 +5,33 @@
     forms-service render fiche-liaison --data lot.jsonl --format pdf -o lot.zip    # a batch
     forms-service layout fiche-liaison --json
 
-The commands use the app's :class:`~forms_service.render.service.RenderService` (the
-same code path as the API: validation, storage, database record, audit trail), with
-the settings of the environment. Exit codes (``cli.FormsGroup``): 0 done, 1 invalid
+The commands use the :class:`~forms_service.render.service.RenderService` of an app on
+the invocation's settings (the same code path as the API: validation, storage, database
+record, audit trail); the app, and the LibreOffice it started, stop when the command
+ends (``cli_context.command_app``). Exit codes (``cli.FormsGroup``): 0 done, 1 invalid
 data (each path on stderr), 2 unreadable or unknown input, 3 LibreOffice missing.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from forms_service.cli_context import command_app
 from forms_service.errors import BadRequest
 
 ACTOR = "cli"
 
 
 def _service():
-    """The RenderService of an app built from the environment (no background pool start:
-    a DOCX needs no LibreOffice, a PDF starts it at its first conversion)."""
-    from forms_service.app import create_app
+    """The RenderService of the invocation's app."""
     from forms_service.render.service import get_service
 
-    config: dict[str, Any] = {"PDF_POOL_AUTOSTART": False}
-    if not os.environ.get("FORMS_SERVICE_LOG_LEVEL"):
-        config["log_level"] = "WARNING"  # stderr is for the user's messages
-    app = create_app(config)
-    return get_service(app)
+    return get_service(command_app())
 
 
 def _read_text(file: str) -> tuple[str, str]:

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ..config import get_settings
+from ..config import Settings
 from .pool import ConverterPool
 from .templates_pdf import build_templates_pdf, stale_templates
 
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("forms", nargs="*", help="only these forms")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = get_settings()
+    settings = Settings.from_env()
     if args.build:
         with ConverterPool(size=2, work_dir=Path(settings.var_dir) / "lo-fillable",
                            cold_fallback=False) as pool:

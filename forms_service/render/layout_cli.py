@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from ..catalogue import catalogue
-from ..config import get_settings
+from ..config import Settings
 from .layout import build_layout, build_layout_and_pdf
 from .pool import ConverterPool
 from .templates_pdf import template_forms
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="a JSON file of data (its list rows shape the map)")
     parser.add_argument("--pool-size", type=int, default=2)
     args = parser.parse_args(argv)
-    settings = get_settings()
+    settings = Settings.from_env()
     forms = [catalogue.get(f) for f in args.forms] or template_forms(settings)
     data = json.loads(open(args.data, encoding="utf-8").read()) if args.data else None
     with ConverterPool(size=args.pool_size, work_dir=Path(settings.var_dir) / "lo-layout",

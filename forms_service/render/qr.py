@@ -120,8 +120,8 @@ def _matrix(text: str) -> bytes:
 def qr_matrix(text: str) -> np.ndarray:
     """Modules of the version-5 symbol for ``text`` (``True`` = dark), without quiet zone.
 
-    Made with zxing-cpp's encoder (0.5 ms, standard mask selection); segno makes the same
-    symbols but takes ~9 ms each, too slow for per-page stamping.
+    Made with zxing-cpp's encoder (0.5 ms, standard mask selection), the one QR encoder
+    of the service (page stamps and the DOCX header).
     """
     n = geometry.QR_MODULES
     bits = np.unpackbits(np.frombuffer(_matrix(text), dtype=np.uint8), count=n * n)
@@ -129,22 +129,23 @@ def qr_matrix(text: str) -> np.ndarray:
 
 
 def qr_png(text: str, module_mm: float = 0.5, *, border: int = 4, dpi: int = 600) -> bytes:
-    """PNG of the symbol for ``text`` (the DOCX header QR), made with segno.
+    """PNG of the symbol for ``text`` (the DOCX header QR): :func:`qr_matrix`'s modules,
+    written by Pillow.
 
     The image has ``border`` quiet-zone modules and carries its physical size (``dpi``
     metadata), so inserting it at its natural size in the DOCX gives ``module_mm`` modules.
     Insert it with docxtpl's ``InlineImage(tpl, io.BytesIO(png), width=Mm(qr_png_size_mm(...)))``.
     """
-    import segno
+    from PIL import Image
 
     if module_mm < geometry.QR_MODULE_MM:
         raise ValueError(f"QR modules must be at least {geometry.QR_MODULE_MM} mm")
     scale = max(1, round(module_mm / 25.4 * dpi))
-    real_dpi = scale * 25.4 / module_mm
-    qr = segno.make_qr(text, error=ec_level(text).lower(), version=geometry.QR_VERSION, boost_error=False,
-                       mode="byte")
+    real_dpi = round(scale * 25.4 / module_mm)
+    light = np.pad(~qr_matrix(text), border, constant_values=True)
+    pixels = np.kron(light, np.ones((scale, scale), dtype=bool))
     buf = io.BytesIO()
-    qr.save(buf, kind="png", scale=scale, border=border, dpi=round(real_dpi))
+    Image.fromarray(pixels).save(buf, format="PNG", dpi=(real_dpi, real_dpi), optimize=True)
     return buf.getvalue()
 
 

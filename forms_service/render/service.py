@@ -1,6 +1,6 @@
 """Rendering as a service: one call from a form id and its data to a recorded document.
 
-    service = get_service(app)              # one per app, in app.extensions
+    service = get_service(app)              # the app's, made by create_app
     doc = service.render("annexe-7", data, fmt="pdf", actor="mds-arras")
     doc.filename   # "fiche-liaison_2026-11-23_01JD3ZK7S4....pdf"
     doc.findings   # business-rule findings (warnings, and errors unless strict)
@@ -42,9 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forms_service import characters, import_optional
-from forms_service.errors import (BadRequest, ComponentMissing, NotAForm, PayloadTooLarge, Problem,
-                                  ValidationFailed)
+from forms_service import characters
+from forms_service.errors import BadRequest, NotAForm, PayloadTooLarge, Problem, ValidationFailed
 from forms_service.logging_setup import get_logger
 from forms_service.audit import ANONYMOUS
 from forms_service.render import batches
@@ -52,6 +51,7 @@ from forms_service.render import batches
 log = get_logger(__name__)
 
 EXTENSION_KEY = "forms_service.render"
+#: Where the app's LibreOffice pool is (``forms_service.services`` puts it there).
 POOL_KEY = "pdf_pool"
 
 FORMATS = ("docx", "pdf")
@@ -63,14 +63,6 @@ MIMETYPES = {
 MAX_BATCH = 200
 #: The findings header is cut beyond this many bytes (proxies refuse headers over ~8 KiB).
 FINDINGS_HEADER_LIMIT = 6000
-
-LAYOUT_MODULE = "forms_service.render.layout"
-FILLABLE_MODULE = "forms_service.render.fillable"
-
-MSG_NO_LAYOUT = ("La carte de mise en page des formulaires n'est pas disponible sur ce service "
-                 "(module de mise en page absent).")
-MSG_NO_FILLABLE = ("Le PDF remplissable n'est pas disponible sur ce service "
-                   "(module des champs de formulaire absent).")
 
 
 @dataclass
@@ -133,8 +125,9 @@ class RenderService:
     """Renders, stores and records documents for one app (thread-safe).
 
     ``app`` gives the settings, the database and the audit trail (each call runs in
-    the app's context); ``pool`` is the LibreOffice :class:`ConverterPool`, started
-    at its first conversion.
+    the app's context); ``pool`` is the app's LibreOffice :class:`ConverterPool`,
+    started at its first conversion. ``create_app`` makes one per app
+    (``forms_service.services``); the app's ``close()`` stops the pool.
     """
 
     def __init__(self, app, pool):
@@ -311,11 +304,10 @@ class RenderService:
             if lists:
                 layout = self._layout_for(fd, p.dump, required=fillable)
             if fillable:
-                fillable_mod = import_optional(FILLABLE_MODULE)
-                if fillable_mod is None:
-                    raise ComponentMissing(MSG_NO_FILLABLE)
-                content = fillable_mod.make_fillable(content, layout, form=fd.id, version=version,
-                                                     document_id=document_id, data_dump=p.dump)
+                from forms_service.render.fillable import make_fillable
+
+                content = make_fillable(content, layout, form=fd.id, version=version,
+                                        document_id=document_id, data_dump=p.dump)
         # A form with lists: the layout of this very print (rows move boxes); otherwise the
         # template version's blank layout, by reference.
         stored_layout = layout if (lists and layout is not None) else {
@@ -370,17 +362,13 @@ class RenderService:
     # ------------------------------------------------------------------ layouts
     def _layout_for(self, fd, dump: dict, *, required: bool) -> dict | None:
         """The layout of one print of a form with lists (rows move the boxes)."""
-        layout_mod = import_optional(LAYOUT_MODULE)
-        if layout_mod is None:
-            if required:
-                raise ComponentMissing(MSG_NO_LAYOUT)
-            return None
         from forms_service import db
+        from forms_service.render.layout import layout_for
 
         try:
             with db.session() as s:
-                return layout_mod.layout_for(fd, settings=self.settings, pool=self.pool,
-                                             data_dump=dump, session=s)
+                return layout_for(fd, settings=self.settings, pool=self.pool, data_dump=dump,
+                                  session=s)
         except Exception as exc:
             if required:
                 raise
@@ -391,11 +379,11 @@ class RenderService:
                          required: bool = False) -> dict | None:
         """Record the TemplateVersion row the first time a version is printed, and return
         its blank layout: stored, or computed now (``compute``: a PDF is being made, so
-        LibreOffice is up) when the layout module is there.
+        LibreOffice is up).
 
-        ``required`` (a fillable PDF needs it): a missing module or a failure raises;
-        otherwise it is logged and the document is issued without it (the row keeps an
-        empty layout, computed at a later print).
+        ``required`` (a fillable PDF needs it): a failure raises; otherwise it is logged
+        and the document is issued without it (the row keeps an empty layout, computed
+        at a later print).
         """
         key = (fd.id, version)
         layout = self._blank_layouts.get(key)
@@ -417,19 +405,18 @@ class RenderService:
                 self._recorded.add(key)
                 self._blank_layouts[key] = stored
                 return stored
-            layout_mod = import_optional(LAYOUT_MODULE) if fd.kind == "form" else None
-            if compute and layout_mod is not None and (required or key not in self._layout_failed):
+            if compute and fd.kind == "form" and (required or key not in self._layout_failed):
+                from forms_service.render.layout import blank_layout
+
                 try:
                     with db.session() as s:
-                        layout = layout_mod.blank_layout(fd, self.settings, self.pool, session=s)
+                        layout = blank_layout(fd, self.settings, self.pool, session=s)
                 except Exception as exc:
                     if required:
                         raise
                     self._layout_failed.add(key)
                     log.error("blank_layout_failed", form_id=fd.id, version=version,
                               exc_type=type(exc).__name__)
-            elif required:
-                raise ComponentMissing(MSG_NO_LAYOUT)
             if row is not None and not layout:
                 self._recorded.add(key)
                 return None
@@ -514,47 +501,9 @@ def batch_zip(docs: list[RenderedDocument]) -> bytes:
 
 # ---------------------------------------------------------------------- app wiring
 
-def pool_for(app):
-    """The app's LibreOffice pool: ``app.config["PDF_POOL"]`` if given (tests share one),
-    else the process's pool for the app's settings (profiles under ``<var>/lo``; size
-    ``SOFFICE_POOL_SIZE``; ``PDF_*`` keys of ``app.config`` as in ``pdf.pool_options``)."""
-    from forms_service.render.pdf import get_pool
-
-    injected = app.config.get("PDF_POOL")
-    if injected is not None:
-        return injected
-    settings = app.extensions["forms_service.settings"]
-    options: dict[str, Any] = {"VAR_DIR": str(settings.var_dir),
-                               "PDF_POOL_SIZE": settings.soffice_pool_size}
-    options.update({k: v for k, v in app.config.items()
-                    if k.startswith("PDF_") and k not in ("PDF_POOL", "PDF_POOL_AUTOSTART")})
-    return get_pool(options)
-
-
-def init_app(app) -> RenderService:
-    """Create the app's RenderService and LibreOffice pool, and register the
-    ``libreoffice`` health check (see :func:`libreoffice_check`). The pool starts in the
-    background unless ``PDF_POOL_AUTOSTART`` is false (default: false when ``TESTING``);
-    then the first PDF starts it."""
-    from forms_service.api import register_health_check
-
-    existing = app.extensions.get(EXTENSION_KEY)
-    if existing is not None:
-        return existing
-    _recover_storage(app)
-    pool = pool_for(app)
-    service = RenderService(app, pool)
-    app.extensions[EXTENSION_KEY] = service
-    app.extensions[POOL_KEY] = pool
-    autostart = bool(app.config.get("PDF_POOL_AUTOSTART", not app.testing))
-    register_health_check(app, "libreoffice", libreoffice_check(pool, autostart))
-    if autostart and not pool.closed:
-        pool.start(wait=False)
-    return service
-
-
-def _recover_storage(app) -> None:
-    """Finish or undo the issuing an interrupted process left (``batches.recover_storage``)."""
+def recover_storage(app) -> None:
+    """Finish or undo the issuing an interrupted process left (``batches.recover_storage``);
+    run once when the app is made."""
     settings = app.extensions["forms_service.settings"]
     try:
         with app.app_context():
@@ -571,10 +520,9 @@ def libreoffice_check(pool, autostart: bool) -> Callable[[], dict]:
 
 
 def get_service(app=None) -> RenderService:
-    """The app's RenderService (``current_app``'s by default), created on first use."""
+    """The app's RenderService (``current_app``'s by default), made by ``create_app``."""
     if app is None:
         from flask import current_app
 
         app = current_app._get_current_object()
-    service = app.extensions.get(EXTENSION_KEY)
-    return service if service is not None else init_app(app)
+    return app.extensions[EXTENSION_KEY]

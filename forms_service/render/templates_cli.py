@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from ..config import get_settings
+from ..cli_context import pass_settings
+from ..config import Settings
 
 
 @click.group("templates")
@@ -17,12 +18,13 @@ def templates() -> None:
 
 @templates.command("check")
 @click.option("--json", "as_json", is_flag=True, help="Sortie JSON.")
-def check(as_json: bool) -> None:
+@pass_settings
+def check(settings: Settings, as_json: bool) -> None:
     """Vérifie que chaque modèle et sa définition de formulaire concordent."""
     import json
 
     from .contract import check_all
-    results = check_all(get_settings())
+    results = check_all(settings)
     broken = {k: v for k, v in results.items() if v}
     if as_json:
         click.echo(json.dumps({k: [p.as_dict(with_severity=False) for p in v] for k, v in results.items()},
@@ -41,10 +43,11 @@ def check(as_json: bool) -> None:
 @click.argument("forms", nargs=-1)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Dossier de sortie (par défaut : templates/docx).")
-def build(forms: tuple[str, ...], out: Path | None) -> None:
+@pass_settings
+def build(settings: Settings, forms: tuple[str, ...], out: Path | None) -> None:
     """Régénère les modèles DOCX depuis les définitions (écrase les modèles édités)."""
     from .template_builder import build_all
-    target = out or Path(get_settings().templates_dir) / "docx"
+    target = out or Path(settings.templates_dir) / "docx"
     for path in build_all(target, list(forms) or None):
         click.echo(str(path))
 
