@@ -59,16 +59,3 @@ def seed(app) -> dict:
 
 def headers(key: str) -> dict:
     return {"X-API-Key": key}
-
-
-# Until tests/conftest.py has them (h4a): the database over SQLite and PostgreSQL.
-import pytest  # noqa: E402
-
-from pg import postgresql_server  # noqa: E402,F401
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'people.db'}"
-    return request.getfixturevalue("postgresql_server").create_database()

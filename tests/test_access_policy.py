@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from people_data import db_url, headers, postgresql_server, seed  # noqa: F401
+from people_data import headers, seed
 
 SAMPLE = json.loads(open("samples/fiche-liaison.json", encoding="utf-8").read())
 

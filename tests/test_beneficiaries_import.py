@@ -15,7 +15,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from people_data import DEMO, db_url, headers, person, postgresql_server, seed  # noqa: F401
+from people_data import DEMO, headers, person, seed
 
 COLUMNS = ["num_caf", "nom", "prenom", "date_naissance", "adresse", "territoire", "mds",
            "orientation.sphere", "orientation.date_decision", "referent", "cer.type",
