@@ -215,3 +215,35 @@ def test_worker_killed_mid_batch_every_page_read_exactly_once(make_app, lo_pool,
         for rid in view["records"]:
             assert s.scalar(select(func.count()).select_from(BatchPage)
                             .where(BatchPage.record_id == rid)) == len(pages)
+
+
+def test_post_parse_keeps_every_record_with_its_pages_and_file(app, tmp_path):
+    """``POST /api/v1/parse`` answers as before, and keeps what it read (issue 11)."""
+    import io
+    from pathlib import Path
+
+    from forms_service import db
+    from forms_service.desk.models import BatchFile
+
+    pdf = (Path(__file__).resolve().parent.parent / "templates" / "pdf" / "fiche-liaison.pdf").read_bytes()
+    client = app.test_client()
+    r = client.post("/api/v1/parse", data={"files": [(io.BytesIO(pdf), "rempli.pdf"), (io.BytesIO(b"x"), "vide.txt")]},
+                    content_type="multipart/form-data")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    result = r.get_json()
+    records = [i for i in result if "fields" in i]
+    assert len(records) == 1 and [i["file"] for i in result if "error" in i] == ["vide.txt"]
+    batch_id = int(r.headers["X-Batch-Id"])
+    view = client.get(f"/api/v1/batches/{batch_id}").get_json()
+    assert view["status"] == "done" and len(view["records"]) == 1
+    assert {p["status"] for p in view["pages"] if p["file"] == 0} == {"record"}
+    assert [p["status"] for p in view["pages"] if p["file"] == 1] == ["error"]
+    rec = client.get(f"/api/v1/records/{view['records'][0]}").get_json()
+    assert rec["batch"] == batch_id and rec["record"] == records[0]
+    assert [p["file"] for p in rec["links"]["pages"]] == [0] * len(records[0]["pages"])
+    with app.app_context(), db.session() as s:
+        stored = s.scalars(select(BatchFile).where(BatchFile.batch_id == batch_id)
+                           .order_by(BatchFile.position)).all()
+        assert [f.status for f in stored] == ["read", "error"]
+        settings = app.extensions["forms_service.settings"]
+        assert (settings.storage_dir / stored[0].stored_path).read_bytes() == pdf

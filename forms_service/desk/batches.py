@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from forms_service import access, db
@@ -40,7 +41,8 @@ from forms_service.config import Settings
 from forms_service.desk import storage
 from forms_service.desk.models import Batch, BatchFile, BatchPage, RecordCrop, RecordPage
 from forms_service.directory.models import Territory
-from forms_service.errors import BadRequest, Forbidden, FormsError, PayloadTooLarge
+from forms_service.errors import (BadRequest, DatabaseUnavailable, Forbidden, FormsError,
+                                  PayloadTooLarge)
 from forms_service.logging_setup import get_logger
 from forms_service.principal import Principal
 
@@ -211,6 +213,50 @@ def finish_if_done(session: Session, batch: Batch) -> None:
     if not pending:
         batch.status = "done"
         batch.finished_at = db.models.utcnow()
+
+
+def keep_parsed(settings: Settings, principal: Principal, files: list[Upload], items: list[dict],
+                *, database: db.Database | None = None) -> int:
+    """Keep what ``POST /api/v1/parse`` read: a batch (source ``parse``, the caller's
+    territory if any) with its files stored, its pages and records, written at once.
+    Returns the batch id."""
+    database = database or db.get_database(settings if not _in_app() else None)
+    try:
+        return _keep_parsed(database, settings, principal, files, items)
+    except (SQLAlchemyError, OSError) as exc:   # never a 500: the records could not be kept
+        log.warning("parse_keep_failed", error=type(exc).__name__)
+        raise DatabaseUnavailable() from exc
+
+
+def _keep_parsed(database, settings, principal, files, items) -> int:
+    from parsers.parse import kind_of
+
+    from forms_service.desk.reading import write_results
+
+    with database.session() as s:
+        batch = Batch(source="parse", territoire=principal.territoire, created_by=principal.actor,
+                      user_id=principal.user_id, status="running")
+        s.add(batch)
+        s.flush()
+        rows = []
+        for position, upload in enumerate(files):
+            digest, rel = storage.put(settings, upload.data)
+            row = BatchFile(batch_id=batch.id, position=position, name=upload.name[:255], sha256=digest,
+                            size=len(upload.data), stored_path=rel, status="pending")
+            try:
+                row.kind = kind_of(upload.data)
+                row.page_count = page_count(upload.data, row.kind)
+            except Exception:   # the reader's own entry says why
+                row.page_count = 1
+            s.add(row)
+            s.flush()
+            rows.append(row)
+            for n in range(1, max(row.page_count, 1) + 1):
+                s.add(BatchPage(batch_id=batch.id, file_id=row.id, file_page=n, status="pending"))
+            batch.pages_total += max(row.page_count, 1)
+        s.flush()
+        write_results(s, settings, batch.id, [r.id for r in rows], items, by_name=True)
+        return batch.id
 
 
 # -- records --------------------------------------------------------------------------

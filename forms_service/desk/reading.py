@@ -228,10 +228,18 @@ class AlreadyWritten(Exception):
     """Another job stored this file first (the transaction is rolled back)."""
 
 
-def write_results(s, settings: Settings, batch_id: int, file_ids: list[int], items: list[dict]) -> None:
-    """Every record with its pages, every page's status, and the files' status, at once."""
+def write_results(s, settings: Settings, batch_id: int, file_ids: list[int], items: list[dict],
+                  *, by_name: bool = False) -> None:
+    """Every record with its pages, every page's status, and the files' status, at once.
+
+    The readers were given each file under its id (``str(file.id)``: names may repeat in
+    a batch), put back in the records; ``by_name``: under its own name (``POST /parse``,
+    the first file of a name).
+    """
     batch = s.get(Batch, batch_id)
-    files = {f.id: f for f in s.scalars(select(BatchFile).where(BatchFile.id.in_(file_ids))).all()}
+    files = {f.id: f for f in s.scalars(select(BatchFile).where(BatchFile.id.in_(file_ids))
+                                        .order_by(BatchFile.position.desc())).all()}
+    names = {f.name: f for f in files.values()}
     for fid in files:
         done = s.execute(update(BatchFile).where(BatchFile.id == fid, BatchFile.status == "pending")
                          .values(status="read", read_at=db.models.utcnow(), claimed_by=None,
@@ -242,6 +250,8 @@ def write_results(s, settings: Settings, batch_id: int, file_ids: list[int], ite
         select(BatchPage).where(BatchPage.file_id.in_(list(files)))).all()}
 
     def file_of(key: str) -> BatchFile | None:
+        if by_name:
+            return names.get(key)
         return files.get(int(key)) if str(key).isdigit() else None
 
     ordinals: dict[int, int] = {}
