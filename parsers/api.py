@@ -67,7 +67,8 @@ def parse(form: ParseForm):
     # reconciliation only uses the issued documents the caller may see (access policy)
     result = _sandbox().parse(files, Limits(principal=current_principal()))
     # every record read is kept, with its pages, crops and source file (issue 11)
-    from forms_service.desk.batches import Upload, keep_parsed
+    from forms_service.desk.batches import Upload
+    from forms_service.desk.reading import keep_parsed
     batch_id = keep_parsed(current_app.extensions["forms_service.settings"], current_principal(),
                            [Upload(n, d) for n, d in files], result)
     actor = getattr(g, "actor", "anonyme")
