@@ -87,10 +87,10 @@ def end_to_end(bench_dir: Path, work: Path, files: list[str], territoire: str) -
     try:
         for _ in range(600):
             try:
-                if requests.get(f"{base}/health", timeout=2).status_code in (200, 503):
+                if requests.get(f"{base}/health", timeout=10).status_code in (200, 503):
                     break
-            except requests.ConnectionError:
-                time.sleep(0.2)
+            except requests.RequestException:
+                time.sleep(0.5)
         time.sleep(3)   # the worker beside it starts
         uploads = [("files", (n, (bench_dir / n).read_bytes())) for n in files]
         server = psutil.Process(proc.pid)

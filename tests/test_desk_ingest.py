@@ -139,11 +139,13 @@ def test_mixed_batch_through_http_every_page_accounted_for(desk):
             if doc_id != mixed.copies_of:
                 assert [r["status"] for r in recs] == [alone[doc_id]]
     with desk["app"].app_context(), db.session() as s:
-        assert s.scalar(select(func.count()).select_from(db.Record)) == len(view["records"])
-        assert s.scalar(select(func.count()).select_from(BatchPage)) == mixed.pages
-        assert s.scalar(select(func.count()).select_from(RecordPage)) == \
+        in_batch = db.Record.batch_id == created["id"]
+        assert s.scalar(select(func.count()).select_from(db.Record).where(in_batch)) == len(view["records"])
+        assert s.scalar(select(func.count()).select_from(BatchPage)
+                        .where(BatchPage.batch_id == created["id"])) == mixed.pages
+        assert s.scalar(select(func.count()).select_from(RecordPage).join(db.Record).where(in_batch)) == \
             sum(1 for p in pages if p["status"] == "record")
-        crops = s.scalars(select(RecordCrop)).all()
+        crops = s.scalars(select(RecordCrop).join(db.Record).where(in_batch)).all()
     for crop in crops:
         assert (settings.storage_dir / crop.stored_path).is_file() or os.path.isfile(crop.stored_path)
 

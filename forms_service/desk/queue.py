@@ -16,6 +16,7 @@ many consumers run (a key per period, ``put_if_empty`` in the queue's storage).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,6 +28,26 @@ from forms_service.logging_setup import get_logger
 log = get_logger(__name__)
 
 NAME = "forms-service"
+
+
+#: The work the queue's tasks do, by name: ``handler(queue, *args)``, registered by the
+#: modules that do it (``desk.reading``: ``read_files``, ``sweep``, ``worker_start``) so that
+#: this module imports none of them. A consumer imports them first (``forms-service worker``).
+HANDLERS: dict[str, Callable[..., None]] = {}
+#: Handlers run by the periodic task (once a minute, once whatever the number of consumers).
+PERIODIC: list[Callable[["DeskQueue"], None]] = []
+
+
+def handler(name: str):
+    def register(fn):
+        HANDLERS[name] = fn
+        return fn
+    return register
+
+
+def periodic(fn):
+    PERIODIC.append(fn)
+    return fn
 
 
 def _once_per(huey, name: str, period: int) -> bool:
@@ -50,17 +71,16 @@ class DeskQueue:
             self.huey = SqliteHuey(NAME, filename=str(path), results=False, timeout=30)
             self.kind = "sqlite"
         h = self.huey
-        self._read = h.task(name="desk.read_files", retries=2, retry_delay=2)(self._read_files)
-        self._sweep = h.task(name="desk.sweep")(self._sweep_now)
+        self._run = h.task(name="desk.run", retries=2, retry_delay=2)(self._dispatch)
         h.periodic_task(crontab(minute="*"), name="desk.every_minute")(self._every_minute)
         h.on_startup(name="desk.worker_start")(self._on_start)
 
     # -- producer side
     def enqueue_read(self, batch_id: int, file_ids: list[int]) -> None:
-        self._read(batch_id, list(file_ids))
+        self._run("read_files", batch_id, list(file_ids))
 
     def enqueue_sweep(self) -> None:
-        self._sweep()
+        self._run("sweep")
 
     def pending(self) -> int:
         return self.huey.pending_count()
@@ -73,31 +93,21 @@ class DeskQueue:
                                          initial_delay=0.05, backoff=1.3, max_delay=1.0,
                                          check_worker_health=True)
 
-    def _worker(self):
-        from forms_service.desk.reading import Worker
-        return Worker.get(self.settings)
+    def _dispatch(self, name: str, *args) -> None:
+        HANDLERS[name](self, *args)
 
     def _on_start(self) -> None:
-        # a killed worker's dequeued jobs are gone: queue again what it left (once per consumer)
-        worker = self._worker()
-        if worker.first_start():
-            self.enqueue_sweep()
-
-    def _read_files(self, batch_id: int, file_ids: list[int]) -> None:
-        self._worker().read_files(batch_id, file_ids)
-
-    def _sweep_now(self) -> None:
-        from forms_service.desk.reading import sweep
-        for batch_id, file_ids in sweep(self._worker()):
-            self.enqueue_read(batch_id, file_ids)
+        if "worker_start" in HANDLERS:
+            HANDLERS["worker_start"](self)
 
     def _every_minute(self) -> None:
         if not _once_per(self.huey, "every_minute", 60):
             return
-        self._sweep_now()
-        if self.settings.watch_dir:
-            from forms_service.desk.watch import poll
-            poll(self.settings, queue=self)
+        for fn in PERIODIC:
+            try:
+                fn(self)
+            except Exception as exc:   # one periodic job's failure does not stop the others
+                log.error("periodic_failed", job=getattr(fn, "__name__", "?"), error=type(exc).__name__)
 
 
 @lru_cache(maxsize=8)

@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from forms_service import db
 from forms_service.config import Settings
 from forms_service.desk import records, storage
+from forms_service.desk.queue import handler, periodic
 from forms_service.desk.storage import Upload, page_count
 from forms_service.desk.models import Batch, BatchFile, BatchPage
 from forms_service.errors import DatabaseUnavailable
@@ -373,6 +374,27 @@ def sweep(worker: Worker) -> list[tuple[int, list[int]]]:
     if out:
         log.info("desk_sweep", jobs=len(out))
     return out
+
+
+# -- the queue's tasks -------------------------------------------------------------------
+
+@handler("read_files")
+def _read_task(queue, batch_id: int, file_ids: list[int]) -> None:
+    Worker.get(queue.settings).read_files(batch_id, file_ids)
+
+
+@handler("sweep")
+@periodic
+def _sweep_task(queue) -> None:
+    for batch_id, file_ids in sweep(Worker.get(queue.settings)):
+        queue.enqueue_read(batch_id, file_ids)
+
+
+@handler("worker_start")
+def _worker_start(queue) -> None:
+    # a killed worker's dequeued jobs are gone: queue again what it left (once per consumer)
+    if Worker.get(queue.settings).first_start():
+        queue.enqueue_sweep()
 
 
 __all__ = ["AlreadyWritten", "Worker", "keep_parsed", "read_copies", "sweep", "write_results"]

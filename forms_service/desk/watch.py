@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from forms_service.config import Settings
+from forms_service.desk.queue import periodic
 from forms_service.directory.models import TERRITORY_CODES
 from forms_service.logging_setup import get_logger
 from forms_service.principal import Principal
@@ -84,3 +85,9 @@ def poll(settings: Settings, *, queue=None, database=None) -> list[int]:
         made.append(batch.id)
         log.info("watched_file_taken", batch=batch.id, territoire=territory)
     return made
+
+
+@periodic
+def _watch_task(queue) -> None:
+    if queue.settings.watch_dir:
+        poll(queue.settings, queue=queue)
