@@ -10,7 +10,7 @@ import pytest
 @pytest.fixture
 def admin_headers(api_key, make_user):
     make_user("admin@exemple.fr", "administrateur")
-    return {"X-API-Key": api_key("beneficiaries,records,admin", user="admin@exemple.fr")}
+    return {"X-API-Key": api_key("render,beneficiaries,records,admin", user="admin@exemple.fr")}
 
 
 @pytest.mark.parametrize("url", [
@@ -32,3 +32,10 @@ def test_out_of_range_ids_and_pages_are_400_in_french(client, admin_headers, url
 def test_the_largest_id_is_a_plain_404(client, admin_headers):
     r = client.get("/api/v1/beneficiaries/9223372036854775807", headers=admin_headers)
     assert r.status_code == 404
+
+
+def test_render_for_an_out_of_range_beneficiary_is_400(client, admin_headers):
+    r = client.post("/api/v1/forms/cerp/render?beneficiaire=2110515946946622914560",
+                    headers=admin_headers, json={})
+    assert r.status_code == 400, r.get_data(as_text=True)
+    assert r.get_json()["errors"][0]["path"] == "beneficiaire"
