@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from forms_service import access
 from forms_service.api.errors import ErrorBody
+from forms_service.api.params import RowId
 from forms_service.audit import record_event
 from forms_service.errors import NotFound
 from forms_service.principal import current_principal
@@ -26,7 +27,7 @@ class DocumentPath(BaseModel):
 
 
 class RecordPath(BaseModel):
-    record_id: int
+    record_id: RowId
 
 
 class RecordLinks(BaseModel):

@@ -26,6 +26,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from forms_service.api.errors import ErrorBody
+from forms_service.api.params import RowId
 from forms_service.audit import current_actor
 from forms_service.errors import BadRequest
 from forms_service.principal import current_principal
@@ -54,7 +55,7 @@ class RenderQuery(BaseModel):
                                               "avec format=pdf seulement")
     strict: bool = Field(False, description="Refuser (422) les données qui enfreignent une règle "
                                             "de niveau « error » au lieu de les signaler")
-    beneficiaire: Optional[int] = Field(None, description="Identifiant du bénéficiaire concerné : "
+    beneficiaire: Optional[RowId] = Field(None, description="Identifiant du bénéficiaire concerné : "
                                         "le document lui est rattaché (404 s'il n'est pas visible)")
 
 
