@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from forms_service.catalogue.rules_engine import holds
 from forms_service.errors import Forbidden, TransitionRefused
 
 STATES_FILE = Path(__file__).with_name("states.yaml")
@@ -64,6 +65,11 @@ class Machine:
     initial: str
     types: dict[str, str]
     steps: dict[str, Step]
+    type_conditions: dict[str, dict]
+
+    def types_of(self, data: dict) -> list[str]:
+        """The request types a fiche's data carries (``states.yaml`` ``types``)."""
+        return [code for code, cond in self.type_conditions.items() if holds(cond, data)]
 
     def step(self, code: str) -> Step:
         return self.steps[code]
@@ -98,7 +104,9 @@ def _load(path: Path) -> Machine:
                            roles=frozenset(s["roles"]), choices=dict(s["choices"]), next=rules,
                            choice_field=s.get("choice_field"), comment_field=s.get("comment_field"),
                            date_field=s.get("date_field"), delay_days=s.get("delay_days"))
-    m = Machine(states=states, initial=raw["initial"], types=dict(raw["types"]), steps=steps)
+    m = Machine(states=states, initial=raw["initial"], steps=steps,
+                types={code: t["label"] for code, t in raw["types"].items()},
+                type_conditions={code: t["when"] for code, t in raw["types"].items()})
     for step in steps.values():
         unknown = (set(step.sources) | step.targets) - set(states)
         if unknown:
