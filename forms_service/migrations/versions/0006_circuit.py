@@ -1,7 +1,7 @@
 """the fiche de liaison's circuit: requests, their types, avis, allowed transitions
 
 Revision ID: 0006
-Revises: 0004 (0005 once p1-desk-ingest's records are merged)
+Revises: 0005
 Create Date: 2026-12-01
 
 Written by hand from forms_service/circuit/models.py. The transitions are those of
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
