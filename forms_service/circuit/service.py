@@ -102,7 +102,12 @@ def submit_record(s: Session, principal: Principal, record) -> Outcome | None:
         log.info("demande_waits", record_id=record.id,
                  reason="review" if record.beneficiary_id else "beneficiaire")
         return None
-    data = (record.record or {}).get("data", record.record or {})
+    stored = record.record or {}
+    if "fields" in stored:
+        from parsers.record import record_data
+        data = record_data(stored)
+    else:
+        data = stored.get("data", stored)
     return submit(s, principal, data, beneficiary_id=record.beneficiary_id,
                   source=record.source or "papier", document_id=record.document_id,
                   record_id=record.id)
