@@ -42,7 +42,7 @@ def seed(app) -> dict:
         for email, (roles, territoire) in PEOPLE.items():
             out["ids"][email] = users.save_user(s, email, roles, password=PASSWORD,
                                                 territoire=territoire).id
-            _, key = keys.create_key(s, email.split("@")[0], "requests,records,beneficiaries",
+            _, key = keys.create_key(s, email.split("@")[0], "requests,records,beneficiaries,render,parse",
                                      user_email=email)
             out["keys"][email] = key
         lines = [person(1, "arrageois", "ref.arr@c.example"),

@@ -169,8 +169,13 @@ def list_requests(query: ListQuery):
     return {"items": items, "page": query.page, "pages": pages, "total": total}
 
 
+CSV_RESPONSE = {"description": "Les demandes, une par ligne (UTF-8 avec BOM, séparateur « ; »)",
+                "content": {"text/csv": {"schema": {"type": "string"}}}}
+
+
 @bp.get("/requests/export.csv", summary="Export CSV d'une liste de demandes",
-        description="Mêmes filtres que la liste, toutes les pages : UTF-8 avec BOM, « ; ».")
+        description="Mêmes filtres que la liste, toutes les pages : UTF-8 avec BOM, « ; ».",
+        responses={200: CSV_RESPONSE})
 def export_requests(query: ListQuery):
     principal = current_principal()
     with db.session() as s:
