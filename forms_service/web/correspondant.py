@@ -138,12 +138,15 @@ def page_image(request_id: int, position: int):
         if file is None:
             abort(404)
         path, file_page = file.stored_path, row.file_page
+    from forms_service.desk import storage
+
+    content = storage.get(_settings(), path)
     buffer = io.BytesIO()
-    if path.lower().endswith(".pdf") or (file.kind or "") == "pdf":
-        with open_pdf(path) as pdf:
+    if content[:5] == b"%PDF-":
+        with open_pdf(content) as pdf:
             Image.fromarray(grey(pdf[file_page - 1], 72)).save(buffer, "PNG")
     else:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(content)) as image:
             image.seek(max(0, file_page - 1))
             image.convert("L").save(buffer, "PNG")
     buffer.seek(0)
