@@ -37,13 +37,15 @@ bp = APIBlueprint("requests", __name__, abp_tags=[tag],
                                  422: ErrorBody})
 
 MAX_PER_PAGE = 200
+#: Largest id a database integer holds (a bigger one is 422, never a driver overflow).
+MAX_ID = 2**31 - 1
 
 
 class ListQuery(BaseModel):
     etat: Optional[str] = Field(None, max_length=32, description="État (recue, a_corriger, …)")
     type: Optional[str] = Field(None, max_length=32, description="Type de demande")
     territoire: Optional[str] = Field(None, max_length=32)
-    referent: Optional[int] = Field(None, description="Compte du référent")
+    referent: Optional[int] = Field(None, ge=1, le=MAX_ID, description="Compte du référent")
     depuis: Optional[dt.date] = Field(None, description="Reçues depuis cette date")
     echeance_avant: Optional[dt.date] = Field(None, description="Échéance au plus tard ce jour")
     page: int = Field(1, ge=1, le=100000)
@@ -56,7 +58,7 @@ class ListQuery(BaseModel):
 
 
 class RequestPath(BaseModel):
-    request_id: int
+    request_id: int = Field(ge=1, le=MAX_ID)
 
 
 class Problem(BaseModel):
@@ -114,7 +116,7 @@ class RequestPage(BaseModel):
 
 
 class SubmitBody(BaseModel):
-    beneficiaire: int = Field(description="Le bénéficiaire (GET /beneficiaries)")
+    beneficiaire: int = Field(ge=1, le=MAX_ID, description="Le bénéficiaire (GET /beneficiaries)")
     fiche: dict[str, Any] = Field(description="Les données de la fiche de liaison "
                                               "(components.schemas.fiche-liaison)")
     document_id: Optional[str] = Field(None, max_length=26,
