@@ -221,3 +221,33 @@ def test_the_database_transitions_are_the_state_file_s():
     assert set(migration.STATES) == set(m.states)
     assert set(migration.TYPES) == set(m.types)
     assert set(migration.STEPS) == set(m.steps)
+
+
+def test_a_record_waiting_at_the_desk_routes_once_reviewed(make_app):
+    """A stored fiche whose beneficiary is not identified waits (no request); once the desk
+    has reviewed it and named the beneficiary, it becomes a request and is routed."""
+    from forms_service import db
+    from forms_service.circuit.models import Demande
+    from forms_service.desk import batches
+    from parsers.record import flatten
+
+    app = make_app()
+    people = seed(app)
+    fiche = sample("suspension")
+    stored = {"form": "fiche-liaison", "document_id": None, "source": "scan", "status": "valid",
+              "fields": {p: {"value": v} for p, v in flatten(fiche).items()}}
+    with app.app_context():
+        with db.session() as s:
+            record = db.Record(form_id="fiche-liaison", status="valid", record=stored, source="scan",
+                               review="pending")
+            s.add(record)
+            s.flush()
+            for hook in batches.on_record_stored:     # what the desk calls when it stores one
+                hook(s, record)
+            assert s.query(Demande).count() == 0          # waits at the desk
+            record.beneficiary_id, record.review = people["b"]["arr1"], "done"
+            batches.record_reviewed(s, record)
+            batches.record_reviewed(s, record)            # once only
+            demandes = s.query(Demande).all()
+            assert [(d.record_id, d.etat, d.types) for d in demandes] == [
+                (record.id, "avis_correspondant", ["suspension"])]
