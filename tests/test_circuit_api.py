@@ -135,8 +135,9 @@ def test_requests_reach_the_right_inbox_and_come_back_to_the_referent(circuit, s
     assert [row[0] for row in rows[1:]] == [str(ids["suspension"])]
 
 
-def test_a_fiche_read_again_adds_to_its_request(circuit, smtp):
-    app, client, people = circuit
+def test_a_fiche_read_again_adds_to_its_request(make_app):
+    app = make_app()
+    client, people = app.test_client(), seed(app)
     k, b = people["keys"], people["b"]
     with app.app_context():
         from forms_service import db
