@@ -27,7 +27,7 @@ from forms_service import access, db
 from forms_service.api.errors import ErrorBody
 from forms_service.audit import record_event
 from forms_service.beneficiaries.models import Beneficiary
-from forms_service.circuit import notify, queries, service
+from forms_service.circuit import mailing, queries, service
 from forms_service.config import current_settings
 from forms_service.principal import current_principal
 
@@ -141,7 +141,7 @@ def _detail(request_id: int) -> dict:
 
 
 def _finish(outcome_mails, request_id: int) -> dict:
-    notify.send_all(current_settings(), outcome_mails)
+    mailing.send_all(current_settings(), outcome_mails)
     return _detail(request_id)
 
 

@@ -3,7 +3,7 @@
 A message holds no personal data beyond what its addressee may see: the request's number,
 its types, its state, the step and choice, and a link to the request (the page shows the
 rest to who may see it). ``Mail`` objects are built inside the transaction and handed over
-after it commits (``send_all``): to the task queue (the desk's Huey, task
+after it commits (``circuit.mailing.send_all``): to the task queue (the desk's Huey, task
 ``circuit.send_mail``, retried ``QUEUE_RETRIES`` times ``QUEUE_RETRY_DELAY`` seconds apart)
 which a ``forms-service worker`` runs (``serve`` starts one); logged by request id and
 address count only, never the addresses.
@@ -134,33 +134,6 @@ def deliver_with_retry(settings: Settings, mail: Mail, retries: int = RETRIES) -
     return False
 
 
-def send_all(settings: Settings, mails) -> None:
-    """After the transaction that made them committed: onto the task queue (SMTP), or
-    written at once as .eml files (no SMTP_HOST: nothing to wait for)."""
-    mails = [m for m in mails if m.to or log.info("mail_no_addressee", about=m.about, kind=m.kind)]
-    if not mails:
-        return
-    if outbox_mode(settings):
-        for mail in mails:
-            deliver_with_retry(settings, mail)
-        return
-    from forms_service.desk.queue import get_queue
-
-    queue = get_queue(settings)
-    for mail in mails:
-        try:
-            queue.send_mail(_as_payload(mail))
-            log.info("mail_queued", about=mail.about, kind=mail.kind, recipients=len(mail.to))
-        except Exception as exc:   # the queue's storage is down: try now rather than lose it
-            log.warning("mail_queue_unavailable", about=mail.about, exc_type=type(exc).__name__)
-            deliver_with_retry(settings, mail)
-
-
-def _as_payload(mail: Mail) -> dict:
-    return {"to": list(mail.to), "subject": mail.subject, "body": mail.body,
-            "about": mail.about, "link": mail.link, "kind": mail.kind}
-
-
 def register_task(huey, settings: Settings):
     """The queue's ``circuit.send_mail`` task (registered by the desk's queue, producer and
     consumer alike); failures are logged and retried by the queue."""
@@ -180,5 +153,11 @@ def register_task(huey, settings: Settings):
                      retry_delay=QUEUE_RETRY_DELAY)(send_mail)
 
 
-__all__ = ["Mail", "deliver", "deliver_with_retry", "send_all", "register_task", "outbox_mode",
+def payload(mail: Mail) -> dict:
+    """What the queue's task carries (JSON)."""
+    return {"to": list(mail.to), "subject": mail.subject, "body": mail.body,
+            "about": mail.about, "link": mail.link, "kind": mail.kind}
+
+
+__all__ = ["Mail", "deliver", "deliver_with_retry", "register_task", "payload", "outbox_mode",
            "outbox_dir"]

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from forms_service import access, db
 from forms_service.accounts.models import User
 from forms_service.beneficiaries.models import Beneficiary
-from forms_service.circuit import notify, queries, service
+from forms_service.circuit import mailing, notify, queries, service
 from forms_service.circuit.machine import machine
 from forms_service.errors import FormsError, Forbidden
 from forms_service.principal import current_principal
@@ -86,7 +86,7 @@ def demande(request_id: int):
                                                   request.form.get("choix", ""),
                                                   request.form.get("commentaire", ""), source="web")
                     mails = outcome.mails
-                notify.send_all(_settings(), mails)
+                mailing.send_all(_settings(), mails)
                 return redirect(url_for(".demande", request_id=request_id, enregistre=1))
             except FormsError as exc:
                 if exc.http_status == 404:
