@@ -19,8 +19,10 @@ def register(app: Flask) -> None:
 
     app.register_blueprint(correspondant.bp)     # the fiche de liaison's circuit (issue 12)
     app.register_blueprint(mes_demandes.bp)
-    from forms_service.web import admin_directory
+    from forms_service.web import admin, admin_directory, auth
 
+    auth.init_app(app)          # /connexion, /deconnexion, password links
+    admin.init_app(app)         # /administration/ (accounts)
     admin_directory.init_app(app)
 
     @app.context_processor
