@@ -4,6 +4,7 @@ screenshots at 1280 and 820 pixels wide), and the référent's « Mes demandes �
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -13,7 +14,9 @@ import pytest
 from tests.circuit_data import PASSWORD, headers, sample, seed
 from tests.conftest import csrf_token
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+#: Where the browser test writes its screenshots: a temporary folder, or (to refresh the
+#: committed ones) ``SCREENSHOT_DIR=docs/screenshots``.
+SCREENSHOT_DIR = os.environ.get("SCREENSHOT_DIR")
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -80,9 +83,10 @@ def served(make_app):
 
 
 @pytest.mark.skipif(not shutil.which(CHROMIUM), reason="chromium is not installed")
-def test_a_correspondant_filters_opens_and_records_an_avis_in_a_browser(served):
+def test_a_correspondant_filters_opens_and_records_an_avis_in_a_browser(served, tmp_path):
     from playwright.sync_api import sync_playwright
 
+    shots = Path(SCREENSHOT_DIR) if SCREENSHOT_DIR else tmp_path
     app, people, base = served
     k, b = people["keys"], people["b"]
     client = app.test_client()
@@ -91,7 +95,7 @@ def test_a_correspondant_filters_opens_and_records_an_avis_in_a_browser(served):
     invalid = sample("demande-appui")
     invalid.pop("objet_detail")
     _submit(client, k["ref.arr@c.example"], b["arr3"], invalid)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shots.mkdir(parents=True, exist_ok=True)
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
@@ -110,17 +114,17 @@ def test_a_correspondant_filters_opens_and_records_an_avis_in_a_browser(served):
             page.wait_for_url("**type=suspension**")
             rows = page.locator("table.demandes tbody tr")
             assert rows.count() == 1
-            page.screenshot(path=str(SCREENSHOTS / "circuit-boite-1280.png"), full_page=True)
+            page.screenshot(path=str(shots / "circuit-boite-1280.png"), full_page=True)
             page.set_viewport_size({"width": 820, "height": 900})
-            page.screenshot(path=str(SCREENSHOTS / "circuit-boite-820.png"), full_page=True)
+            page.screenshot(path=str(shots / "circuit-boite-820.png"), full_page=True)
             page.set_viewport_size({"width": 1280, "height": 900})
 
             rows.first.locator("a").click()
             page.wait_for_url(f"**/correspondant/demandes/{susp}")
             assert "Non respect du PPAE" in page.inner_text("main")
-            page.screenshot(path=str(SCREENSHOTS / "circuit-demande-1280.png"), full_page=True)
+            page.screenshot(path=str(shots / "circuit-demande-1280.png"), full_page=True)
             page.set_viewport_size({"width": 820, "height": 900})
-            page.screenshot(path=str(SCREENSHOTS / "circuit-demande-820.png"), full_page=True)
+            page.screenshot(path=str(shots / "circuit-demande-820.png"), full_page=True)
             page.set_viewport_size({"width": 1280, "height": 900})
 
             page.check("#choix-favorable")
@@ -140,9 +144,9 @@ def test_a_correspondant_filters_opens_and_records_an_avis_in_a_browser(served):
             ref.goto(f"{base}/mes-demandes/")
             mine = ref.inner_text("main")
             assert "Passage en EP justifié." in mine and "À corriger par le référent" in mine
-            ref.screenshot(path=str(SCREENSHOTS / "circuit-mes-demandes-1280.png"), full_page=True)
+            ref.screenshot(path=str(shots / "circuit-mes-demandes-1280.png"), full_page=True)
             ref.set_viewport_size({"width": 820, "height": 900})
-            ref.screenshot(path=str(SCREENSHOTS / "circuit-mes-demandes-820.png"), full_page=True)
+            ref.screenshot(path=str(shots / "circuit-mes-demandes-820.png"), full_page=True)
         finally:
             browser.close()
     with app.app_context():
