@@ -16,6 +16,7 @@ Rules (issue 10):
 - ``agent_slai``, ``correspondant``, ``secretariat_ep``, ``decideur`` see their
   territory's beneficiaries;
 - ``structure`` sees what is sent to it (nothing yet: a later issue);
+- a fiche de liaison's request (``circuit``) is visible with its beneficiary;
 - a person holding several roles sees the union;
 - an API key without a user (a machine: the département's system) sees everything,
   or its territory's only when it has one; a key made for a user acts as that user
@@ -166,6 +167,33 @@ def get_record(p: Principal, record_id: int, session: Session | None = None) -> 
     row = _first(stmt, session)
     if row is None:
         raise NotFound(MSG_RECORD, path="enregistrement")
+    return row
+
+
+MSG_REQUEST = "Demande introuvable"
+
+
+def request_condition(p: Principal) -> ColumnElement[bool]:
+    """A fiche de liaison's request (circuit) goes with its beneficiary, who it always has."""
+    from forms_service.circuit.models import Demande
+
+    if p.open_mode or "administrateur" in p.roles:
+        return true()
+    return Demande.beneficiary_id.in_(select(Beneficiary.id).where(beneficiary_condition(p)))
+
+
+def visible_requests(p: Principal):
+    from forms_service.circuit.models import Demande
+
+    return select(Demande).where(request_condition(p))
+
+
+def get_request(p: Principal, request_id: int, session: Session | None = None):
+    from forms_service.circuit.models import Demande
+
+    row = _first(visible_requests(p).where(Demande.id == request_id), session)
+    if row is None:
+        raise NotFound(MSG_REQUEST, path="demande")
     return row
 
 

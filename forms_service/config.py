@@ -90,6 +90,17 @@ class Settings(BaseSettings):
     #: Threads of a ``forms-service worker`` (each reads one job at a time); ``None``: the cores.
     worker_threads: int | None = _env("FORMS_SERVICE_WORKER_THREADS")
 
+    # -- e-mail (the fiche de liaison's circuit): no SMTP_HOST → .eml files in <var>/outbox/
+    smtp_host: str | None = _env("SMTP_HOST")
+    smtp_port: int | None = _env("SMTP_PORT")
+    smtp_user: str | None = _env("SMTP_USER")
+    smtp_password: str | None = Field(None, validation_alias="SMTP_PASSWORD", repr=False)
+    #: STARTTLS after connecting (port 465 means implicit TLS whatever this says).
+    smtp_starttls: bool = _env("SMTP_STARTTLS", False)
+    mail_from: str = _env("MAIL_FROM", "rsa-formulaires@localhost")
+    #: The service's address as its users reach it, for the links in e-mails.
+    public_url: str = _env("FORMS_SERVICE_PUBLIC_URL", "http://127.0.0.1:5000")
+
     def __init__(self, **values: Any) -> None:
         try:
             super().__init__(**values)
@@ -97,7 +108,7 @@ class Settings(BaseSettings):
             raise SettingsError(_french(exc)) from None
 
     # -- parsing of the environment's strings
-    @field_validator("migrate_on_startup", "secure_cookies", mode="before")
+    @field_validator("migrate_on_startup", "secure_cookies", "smtp_starttls", mode="before")
     @classmethod
     def _parse_bool(cls, raw: Any) -> Any:
         if isinstance(raw, str) and raw.strip().lower() == "auto":

@@ -138,6 +138,8 @@ def worker_command(settings: Settings, threads: int | None) -> None:
 
     if settings.migrate_on_startup:
         db.upgrade(settings.database_url)
+    from forms_service.circuit import hooks as circuit_hooks
+    circuit_hooks.install(settings)   # stored fiches de liaison become requests (issue 12)
     queue = get_queue(settings)
     click.echo(f"File d'attente ({queue.kind}) : lecteur démarré.", err=True)
     try:

@@ -74,6 +74,8 @@ class DeskQueue:
         self._run = h.task(name="desk.run", retries=2, retry_delay=2)(self._dispatch)
         h.periodic_task(crontab(minute="*"), name="desk.every_minute")(self._every_minute)
         h.on_startup(name="desk.worker_start")(self._on_start)
+        from forms_service.circuit import notify   # the circuit's e-mails (issue 12)
+        self.send_mail = notify.register_task(h, settings)
 
     # -- producer side
     def enqueue_read(self, batch_id: int, file_ids: list[int]) -> None:
