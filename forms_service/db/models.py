@@ -131,3 +131,4 @@ class IdempotencyKey(Base):
 from forms_service.accounts import models as _accounts_models  # noqa: E402,F401
 from forms_service.directory import models as _directory_models  # noqa: E402,F401
 from forms_service.beneficiaries import models as _beneficiaries_models  # noqa: E402,F401
+from forms_service import drafts as _drafts_models  # noqa: E402,F401

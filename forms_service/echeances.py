@@ -1,0 +1,89 @@
+"""Échéances: what is due for a référent's beneficiaries (issue 14), counted with the
+month rule of the CER checks (``rules.cer.add_months``) and the programme's
+parameters (``programme.yaml``: ``cers.renewal_request_month``,
+``cers/cerp.signature_deadline_months``, ``cers.max_consecutive_months``).
+
+    for e in due(beneficiaries, today=date.today(), params=programme.params()):
+        e.code, e.beneficiary_id, e.date, e.message
+
+Each rule and its day (``WINDOW_DAYS`` = 30):
+
+- ``cer_fin``: the CER ends within 30 days (from today to today + 30 days, both included);
+- ``cers_renouvellement``: a CERS reached ``renewal_request_month`` (5) months: from that
+  day to its end, its renewal is to be asked;
+- ``contrat_non_signe``: no contract signed since the orientation decision, and its
+  deadline (1 month for the sphère professionnelle's CERP, 2 for the CERS) is past
+  (the day after the deadline);
+- ``cers_12_mois``: the CERS in force brings the months in a row to
+  ``max_consecutive_months`` (12) within 30 days (or already did, while it runs): the PAP
+  and its bilan go to the équipe pluridisciplinaire. The months already done come from
+  the last CERS issued for the person (``cer.mois_precedents``), 0 when none.
+
+Avis awaited and EP opinions need the requests' circuit (issue 13): not counted here yet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from forms_service.rules.cer import add_months
+
+WINDOW_DAYS = 30
+#: The contract an orientation's sphere leads to.
+SPHERE_FORMS = {"professionnelle": "cerp", "solidarite": "cers"}
+
+
+@dataclass(frozen=True)
+class Echeance:
+    code: str
+    beneficiary_id: int
+    date: dt.date
+    message: str
+
+
+def _fr(d: dt.date) -> str:
+    return d.strftime("%d/%m/%Y")
+
+
+def due_for(b, *, today: dt.date, params: Mapping, months_done: int = 0) -> list[Echeance]:
+    """The échéances of one beneficiary (anything with the ``Beneficiary`` columns)."""
+    out: list[Echeance] = []
+    window = today + dt.timedelta(days=WINDOW_DAYS)
+    debut, fin = b.cer_date_debut, b.cer_date_fin
+    if fin and today <= fin <= window:
+        out.append(Echeance("cer_fin", b.id, fin, f"Le CER se termine le {_fr(fin)}"))
+    if b.cer_type == "cers" and debut and fin:
+        renewal = add_months(debut, params["cers"]["renewal_request_month"])
+        if renewal <= today <= fin:
+            out.append(Echeance("cers_renouvellement", b.id, renewal,
+                                f"Renouvellement du CERS à demander (5 mois le {_fr(renewal)})"))
+        limit = params["cers"].get("max_consecutive_months")
+        if limit:
+            reached = add_months(debut, limit - months_done)
+            if reached <= fin and reached <= window and today <= fin:
+                out.append(Echeance("cers_12_mois", b.id, reached,
+                                    f"{limit} mois de CERS à la suite le {_fr(reached)} : "
+                                    "transmettre le PAP et son bilan à l'équipe pluridisciplinaire"))
+    form = SPHERE_FORMS.get(b.orientation_sphere or "")
+    decided = b.orientation_date
+    if form and decided:
+        signed = b.cer_date_signature
+        if signed is None or signed < decided:
+            months = params[form]["signature_deadline_months"]
+            deadline = add_months(decided, months)
+            if today > deadline:
+                out.append(Echeance("contrat_non_signe", b.id, deadline,
+                                    f"Contrat non signé dans le délai de {months} mois "
+                                    f"(décision d'orientation du {_fr(decided)})"))
+    return out
+
+
+def due(beneficiaries: Iterable, *, today: dt.date, params: Mapping,
+        months_done: Mapping[int, int] | None = None) -> list[Echeance]:
+    """Every échéance of ``beneficiaries``, soonest first."""
+    months_done = months_done or {}
+    out = [e for b in beneficiaries
+           for e in due_for(b, today=today, params=params, months_done=months_done.get(b.id, 0))]
+    return sorted(out, key=lambda e: (e.date, e.beneficiary_id, e.code))
