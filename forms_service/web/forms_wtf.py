@@ -182,17 +182,22 @@ def form_data(fd: FormDefinition, form: FlaskForm) -> dict:
                 data[f.path] = value
             continue
         value = _to_value(f, raw)
-        if value is None or value == [] or value is False:
+        if _empty(f, value):
             continue
         set_path(data, _data_path(f), value)
     return data
+
+
+def _empty(f: Field, value: Any) -> bool:
+    """Left out of the data: nothing typed, no box ticked (a fact answered « non » is kept)."""
+    return value is None or value == [] or (value is False and f.type == "bool")
 
 
 def _row_data(f: Field, entry: dict) -> dict:
     row = {}
     for c in f.item_fields:
         value = _to_value(c, entry.get(c.name))
-        if value is None or value == [] or value is False:
+        if _empty(c, value):
             continue
         row[c.path] = value
     return row
