@@ -16,6 +16,7 @@ Rules (issue 10):
 - ``agent_slai``, ``correspondant``, ``secretariat_ep``, ``decideur`` see their
   territory's beneficiaries;
 - ``structure`` sees what is sent to it (nothing yet: a later issue);
+- a fiche de liaison's request (``circuit``) is visible with its beneficiary;
 - a person holding several roles sees the union;
 - an API key without a user (a machine: the département's system) sees everything,
   or its territory's only when it has one; a key made for a user acts as that user
@@ -149,7 +150,12 @@ def record_condition(p: Principal) -> ColumnElement[bool]:
                         by_document)
     unlinked = and_(db.Record.beneficiary_id.is_(None), db.Record.document_id.is_(None),
                     true() if (_unrestricted(p) and not p.territoire) else false())
-    return or_(linked, via_document, unlinked)
+    # the desk (issue 11): a record whose beneficiary is still to identify is its
+    # territory's, for the SLAI agents (and a machine key) of that territory
+    to_identify = false()
+    if p.territoire and ("agent_slai" in p.roles or _unrestricted(p)):
+        to_identify = and_(db.Record.beneficiary_id.is_(None), db.Record.territoire == p.territoire)
+    return or_(linked, via_document, unlinked, to_identify)
 
 
 def visible_records(p: Principal):
@@ -162,6 +168,68 @@ def get_record(p: Principal, record_id: int, session: Session | None = None) -> 
     if row is None:
         raise NotFound(MSG_RECORD, path="enregistrement")
     return row
+
+
+MSG_REQUEST = "Demande introuvable"
+
+
+def request_condition(p: Principal) -> ColumnElement[bool]:
+    """A fiche de liaison's request (circuit) goes with its beneficiary, who it always has."""
+    from forms_service.circuit.models import Demande
+
+    if p.open_mode or "administrateur" in p.roles:
+        return true()
+    return Demande.beneficiary_id.in_(select(Beneficiary.id).where(beneficiary_condition(p)))
+
+
+def visible_requests(p: Principal):
+    from forms_service.circuit.models import Demande
+
+    return select(Demande).where(request_condition(p))
+
+
+def get_request(p: Principal, request_id: int, session: Session | None = None):
+    from forms_service.circuit.models import Demande
+
+    row = _first(visible_requests(p).where(Demande.id == request_id), session)
+    if row is None:
+        raise NotFound(MSG_REQUEST, path="demande")
+    return row
+
+
+MSG_BATCH = "Lot introuvable"
+
+
+def batch_condition(p: Principal) -> ColumnElement[bool]:
+    """A batch of received files (the SLAI desk) is seen by its territory's agents, its
+    submitter, administrators and unrestricted machine keys (else their territory's)."""
+    from forms_service.desk.models import Batch
+
+    if p.open_mode or "administrateur" in p.roles:
+        return true()
+    if _unrestricted(p):
+        return Batch.territoire == p.territoire if p.territoire else true()
+    conditions = [Batch.created_by == p.actor] if p.actor != "anonyme" else []
+    if p.territoire and any(r in p.roles for r in TERRITORY_ROLES):
+        conditions.append(Batch.territoire == p.territoire)
+    return or_(*conditions) if conditions else false()
+
+
+def get_batch(p: Principal, batch_id: int, session: Session | None = None):
+    from forms_service.desk.models import Batch
+
+    row = _first(select(Batch).where(Batch.id == batch_id, batch_condition(p)), session)
+    if row is None:
+        raise NotFound(MSG_BATCH, path="lot")
+    return row
+
+
+def can_see_batch(p: Principal, batch_id: int, session: Session | None = None) -> bool:
+    try:
+        get_batch(p, batch_id, session)
+    except NotFound:
+        return False
+    return True
 
 
 def _first(stmt, session: Session | None = None):

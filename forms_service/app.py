@@ -197,7 +197,9 @@ def create_app(config: Mapping[str, Any] | None = None, *,
             csrf.exempt(blueprint)
 
     from forms_service import accounts, security, web
+    from forms_service.circuit import hooks as circuit_hooks
 
+    circuit_hooks.install(settings)   # stored fiches de liaison become requests
     web.register(app)
     accounts.init_app(app)
     security.init_app(app)

@@ -78,6 +78,28 @@ class Settings(BaseSettings):
     templates_dir: Path = _env("FORMS_SERVICE_TEMPLATES_DIR", DEFAULT_TEMPLATES_DIR)
     #: The département's own EDE grid (YAML); ``None``: the indicative grid.
     ede_grid: Path | None = _env("FORMS_SERVICE_EDE_GRID")
+    # -- the SLAI desk (issue 11)
+    #: The task queue: ``None`` is Huey on SQLite (``<var_dir>/queue.db``); ``redis://…`` Redis.
+    queue_url: str | None = _env("QUEUE_URL")
+    #: Largest batch of received files (all files together), apart from MAX_CONTENT_LENGTH.
+    max_batch_bytes: int = _env("MAX_BATCH_BYTES", 1024 * MIB)
+    #: Watched folders: one subfolder per territory code (``<dir>/arrageois/``); ``None``: none.
+    watch_dir: Path | None = _env("FORMS_SERVICE_WATCH_DIR")
+    #: A watched file is taken once unchanged (size, time) for this many seconds.
+    watch_settle_seconds: float = _env("FORMS_SERVICE_WATCH_SETTLE_SECONDS", 5.0)
+    #: Threads of a ``forms-service worker`` (each reads one job at a time); ``None``: the cores.
+    worker_threads: int | None = _env("FORMS_SERVICE_WORKER_THREADS")
+
+    # -- e-mail (the fiche de liaison's circuit): no SMTP_HOST → .eml files in <var>/outbox/
+    smtp_host: str | None = _env("SMTP_HOST")
+    smtp_port: int | None = _env("SMTP_PORT")
+    smtp_user: str | None = _env("SMTP_USER")
+    smtp_password: str | None = Field(None, validation_alias="SMTP_PASSWORD", repr=False)
+    #: STARTTLS after connecting (port 465 means implicit TLS whatever this says).
+    smtp_starttls: bool = _env("SMTP_STARTTLS", False)
+    mail_from: str = _env("MAIL_FROM", "rsa-formulaires@localhost")
+    #: The service's address as its users reach it, for the links in e-mails.
+    public_url: str = _env("FORMS_SERVICE_PUBLIC_URL", "http://127.0.0.1:5000")
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -86,7 +108,7 @@ class Settings(BaseSettings):
             raise SettingsError(_french(exc)) from None
 
     # -- parsing of the environment's strings
-    @field_validator("migrate_on_startup", "secure_cookies", mode="before")
+    @field_validator("migrate_on_startup", "secure_cookies", "smtp_starttls", mode="before")
     @classmethod
     def _parse_bool(cls, raw: Any) -> Any:
         if isinstance(raw, str) and raw.strip().lower() == "auto":
@@ -96,7 +118,7 @@ class Settings(BaseSettings):
         return raw
 
     @field_validator("var_dir", "storage_dir", "departement_logo", "templates_dir", "ede_grid",
-                     mode="before")
+                     "watch_dir", mode="before")
     @classmethod
     def _parse_path(cls, raw: Any) -> Any:
         if raw in (None, ""):

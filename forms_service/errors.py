@@ -155,6 +155,12 @@ class Conflict(FormsError):
     rule = "existe_deja"
 
 
+class TransitionRefused(Conflict):
+    """A step the fiche de liaison's circuit does not allow in the request's state now."""
+
+    rule = "transition_interdite"
+
+
 class TooManyRequests(FormsError):
     http_status = 429
     exit_code = 2

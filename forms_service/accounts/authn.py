@@ -62,6 +62,8 @@ ENDPOINT_SCOPES: dict[str, str | None] = {
     "api.accounts.": "admin",
     "referent.": None,
     "slai.": "records",
+    "correspondant.": "requests",        # the circuit's inboxes (issue 12)
+    "mes_demandes.": "requests",
     "auth.": None,
     "admin.": "admin",
 }

@@ -10,7 +10,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (JSON, Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, String,
+                        Text, UniqueConstraint, false)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -75,7 +76,13 @@ class Record(Base):
     """Data read back from a filled or scanned form, or entered at the SLAI desk."""
 
     __tablename__ = "record"
-    __table_args__ = (Index("ix_record_form_status", "form_id", "status"),)
+    __table_args__ = (
+        Index("ix_record_form_status", "form_id", "status"),
+        Index("ix_record_territoire_review", "territoire", "review"),
+        UniqueConstraint("file_id", "ordinal", name="uq_record_file_ordinal"),
+        CheckConstraint("status IN ('valid', 'invalid', 'needs_review')", name="ck_record_status"),
+        CheckConstraint("review IN ('none', 'pending', 'done')", name="ck_record_review"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     form_id: Mapped[str] = mapped_column(String(64))
@@ -88,8 +95,41 @@ class Record(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     correspondant: Mapped[str | None] = mapped_column(String(128), nullable=True)
     #: The beneficiary the record concerns (else its issued document's), for the access policy.
+    #: None: « bénéficiaire à identifier » (an agent picks it at the desk).
     beneficiary_id: Mapped[int | None] = mapped_column(
         Integer, ForeignKey("beneficiary.id", ondelete="SET NULL"), nullable=True, index=True)
+
+    # -- where it was read (issue 11: every record read is kept, with its source file)
+    batch_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("batch.id", ondelete="SET NULL"), nullable=True, index=True)
+    #: The received file it was read from (its first page's file).
+    file_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("batch_file.id", ondelete="SET NULL"), nullable=True)
+    #: Its place among the records read from that file: (file_id, ordinal) is unique, so a
+    #: file read twice (a worker killed after writing) can never store its records twice.
+    ordinal: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: Its beneficiary's territory, else its batch's (the desk's queues are per territory).
+    territoire: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("territory.code"), nullable=True, index=True)
+    #: none | pending (waits at the desk) | done (an agent confirmed or corrected it)
+    review: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    #: Sampled for review although accepted automatically (REVIEW_SAMPLE_RATE).
+    sampled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: A photocopy of one printed form: the first record of the same issued document in the
+    #: same file (every copy is a record of its own).
+    copy_of_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("record.id", ondelete="SET NULL"), nullable=True)
+    #: A rescan whose readings all match an earlier record of the same document: shown to an
+    #: agent to confirm, never dropped.
+    probable_duplicate_of_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("record.id", ondelete="SET NULL"), nullable=True)
+    #: sha256 of the values read (document id, form and every field's value), to find rescans.
+    readings_sha: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    #: A review lease (two agents never review one record at once).
+    review_lease_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    review_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reviewed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class AuditEvent(Base):
@@ -131,4 +171,6 @@ class IdempotencyKey(Base):
 from forms_service.accounts import models as _accounts_models  # noqa: E402,F401
 from forms_service.directory import models as _directory_models  # noqa: E402,F401
 from forms_service.beneficiaries import models as _beneficiaries_models  # noqa: E402,F401
+from forms_service.desk import models as _desk_models  # noqa: E402,F401
+from forms_service.circuit import models as _circuit_models  # noqa: E402,F401
 from forms_service import drafts as _drafts_models  # noqa: E402,F401

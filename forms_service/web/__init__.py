@@ -15,6 +15,10 @@ from forms_service.web.slai import bp as slai_bp
 def register(app: Flask) -> None:
     app.register_blueprint(referent_bp)
     app.register_blueprint(slai_bp)
+    from forms_service.web import correspondant, mes_demandes
+
+    app.register_blueprint(correspondant.bp)     # the fiche de liaison's circuit (issue 12)
+    app.register_blueprint(mes_demandes.bp)
     from forms_service.web import admin_directory
 
     admin_directory.init_app(app)

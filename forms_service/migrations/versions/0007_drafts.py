@@ -1,7 +1,7 @@
 """drafts of the référent's forms (issue 14)
 
 Revision ID: 0007
-Revises: 0004 (the integrator re-chains after the other phase-2 revisions)
+Revises: 0006 (the circuit's, merged in; the integrator re-chains after the other phase-2 revisions)
 Create Date: 2026-12-01
 
 Written by hand from forms_service/drafts (Draft).
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0007"
-down_revision = "0004"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

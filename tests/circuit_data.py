@@ -1,0 +1,97 @@
+"""Shared set-up of the circuit tests (issue 12): the demo directory, référents and
+correspondants of two territories, four beneficiaries, a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import socket
+from email import message_from_bytes, policy
+from pathlib import Path
+
+from tests.people_data import DEMO, person
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+#: email → (roles, territoire)
+PEOPLE = {
+    "admin@c.example": (["administrateur"], None),
+    "ref.arr@c.example": (["referent"], "arrageois"),
+    "ref.art@c.example": (["referent"], "artois"),
+    "corr.arr@c.example": (["correspondant"], "arrageois"),
+    "corr.art@c.example": (["correspondant"], "artois"),
+    "agent.arr@c.example": (["agent_slai"], "arrageois"),
+}
+PASSWORD = "mot-de-passe-de-test"
+
+
+def sample(name: str) -> dict:
+    return copy.deepcopy(json.loads((SAMPLES / f"fiche-liaison-{name}.json").read_text("utf-8")))
+
+
+def seed(app) -> dict:
+    """Returns ``{"ids": {email: id}, "keys": {email: key}, "b": {name: beneficiary id}}``."""
+    from forms_service import db
+    from forms_service.accounts import keys, users
+    from forms_service.beneficiaries.importer import import_beneficiaries
+    from forms_service.directory.file import import_directory, parse_directory
+
+    out: dict = {"ids": {}, "keys": {}}
+    with app.app_context(), db.session() as s:
+        import_directory(s, parse_directory((DEMO / "annuaire.yaml").read_text("utf-8")), "test")
+        for email, (roles, territoire) in PEOPLE.items():
+            out["ids"][email] = users.save_user(s, email, roles, password=PASSWORD,
+                                                territoire=territoire).id
+            _, key = keys.create_key(s, email.split("@")[0], "requests,records,beneficiaries",
+                                     user_email=email)
+            out["keys"][email] = key
+        lines = [person(1, "arrageois", "ref.arr@c.example"),
+                 person(2, "arrageois", "ref.arr@c.example"),
+                 person(3, "artois", "ref.art@c.example"),
+                 person(4, "artois", "ref.art@c.example"),
+                 person(5, "arrageois", "ref.arr@c.example")]
+        report = import_beneficiaries(s, json.dumps(lines).encode(), "b.json")
+        assert report.count("created") == 5, report.as_dict()
+        ids = [r.id for r in report.lines]
+    out["b"] = dict(zip(["arr1", "arr2", "art1", "art2", "arr3"], ids))
+    return out
+
+
+def headers(key: str) -> dict:
+    return {"X-API-Key": key}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class SmtpServer:
+    """A real SMTP server on a loopback port; ``messages`` holds what it received."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+
+        self.messages: list = []
+        outer = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                msg = message_from_bytes(envelope.content, policy=policy.default)
+                outer.messages.append({"to": list(envelope.rcpt_tos), "subject": str(msg["Subject"]),
+                                       "body": msg.get_content()})
+                return "250 OK"
+
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+
+    def __enter__(self):
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.controller.stop()
+
+    def to(self, email: str) -> list[dict]:
+        return [m for m in self.messages if email in m["to"]]

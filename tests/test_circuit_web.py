@@ -1,0 +1,141 @@
+"""The circuit's pages (issue 12): the correspondant's inbox and a request with its avis form
+(test client, then a real browser: Playwright driving Debian's chromium over real HTTP, with
+screenshots at 1280 and 820 pixels wide), and the référent's « Mes demandes »."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.circuit_data import PASSWORD, headers, sample, seed
+from tests.conftest import csrf_token
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _submit(client, key, beneficiary, fiche):
+    r = client.post("/api/v1/requests", json={"beneficiaire": beneficiary, "fiche": fiche},
+                    headers=headers(key))
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()["id"]
+
+
+def _login(client, email):
+    token = csrf_token(client.get("/connexion").get_data(as_text=True))
+    r = client.post("/connexion", data={"email": email, "mot_de_passe": PASSWORD, "csrf_token": token})
+    assert r.status_code == 302
+
+
+def test_inbox_filters_and_avis_on_the_page_then_mes_demandes(make_app):
+    app = make_app()      # no SMTP_HOST: the e-mails are .eml files, and the pages say so
+    people = seed(app)
+    k, b = people["keys"], people["b"]
+    susp = _submit(app.test_client(), k["ref.arr@c.example"], b["arr1"], sample("suspension"))
+    cg = _submit(app.test_client(), k["ref.arr@c.example"], b["arr2"], sample("actions-cg"))
+    other = _submit(app.test_client(), k["ref.art@c.example"], b["art1"], sample("reorientation"))
+
+    corr = app.test_client()
+    _login(corr, "corr.arr@c.example")
+    page = corr.get("/correspondant/").get_data(as_text=True)
+    assert f"n° {susp}<" in page and f"n° {cg}<" in page and f"n° {other}<" not in page
+    assert "var/outbox/" in page
+    filtered = corr.get("/correspondant/?type=suspension&etat=avis_correspondant").get_data(as_text=True)
+    assert f"n° {susp}<" in filtered and f"n° {cg}<" not in filtered
+    assert corr.get(f"/correspondant/demandes/{other}").status_code == 404
+
+    detail = corr.get(f"/correspondant/demandes/{susp}").get_data(as_text=True)
+    assert "Non respect du PPAE ou Contrat d&#39;engagement" in detail   # the fiche's labels
+    r = corr.post(f"/correspondant/demandes/{susp}",
+                  data={"csrf_token": csrf_token(detail), "choix": "defavorable",
+                        "commentaire": "Une quatrième convocation d'abord."})
+    assert r.status_code == 302
+    assert "Votre avis est enregistré" in corr.get(r.headers["Location"]).get_data(as_text=True)
+    assert corr.post(f"/correspondant/demandes/{cg}", data={"choix": "favorable"}).status_code == 400
+
+    ref = app.test_client()
+    _login(ref, "ref.arr@c.example")
+    mine = ref.get("/mes-demandes/").get_data(as_text=True)
+    assert "Une quatrième convocation d&#39;abord." in mine and "Défavorable" in mine
+    assert ref.get("/correspondant/").status_code == 403
+    outbox = sorted((Path(app.extensions["forms_service.settings"].var_dir) / "outbox").glob("*.eml"))
+    assert len(outbox) == 3 + 1     # three routed requests, one avis back to the référent
+
+
+@pytest.fixture
+def served(make_app):
+    from werkzeug.serving import make_server
+
+    app = make_app(FORMS_SERVICE_SECURE_COOKIES="false")
+    people = seed(app)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield app, people, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(10)
+
+
+@pytest.mark.skipif(not shutil.which(CHROMIUM), reason="chromium is not installed")
+def test_a_correspondant_filters_opens_and_records_an_avis_in_a_browser(served):
+    from playwright.sync_api import sync_playwright
+
+    app, people, base = served
+    k, b = people["keys"], people["b"]
+    client = app.test_client()
+    susp = _submit(client, k["ref.arr@c.example"], b["arr1"], sample("suspension"))
+    _submit(client, k["ref.arr@c.example"], b["arr2"], sample("actions-cg"))
+    invalid = sample("demande-appui")
+    invalid.pop("objet_detail")
+    _submit(client, k["ref.arr@c.example"], b["arr3"], invalid)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="fr-FR")
+            page.goto(f"{base}/connexion")
+            page.fill("input[name=email]", "corr.arr@c.example")
+            page.fill("input[name=mot_de_passe]", PASSWORD)
+            page.click("button[type=submit]")
+            page.goto(f"{base}/correspondant/")
+            assert page.locator("table.demandes tbody tr").count() == 2
+            page.select_option("select[name=type]", "suspension")
+            page.click("form.filtres button[type=submit]")
+            page.wait_for_url("**type=suspension**")
+            rows = page.locator("table.demandes tbody tr")
+            assert rows.count() == 1
+            page.screenshot(path=str(SCREENSHOTS / "circuit-boite-1280.png"), full_page=True)
+            page.set_viewport_size({"width": 820, "height": 900})
+            page.screenshot(path=str(SCREENSHOTS / "circuit-boite-820.png"), full_page=True)
+            page.set_viewport_size({"width": 1280, "height": 900})
+
+            rows.first.locator("a").click()
+            page.wait_for_url(f"**/correspondant/demandes/{susp}")
+            assert "Non respect du PPAE" in page.inner_text("main")
+            page.screenshot(path=str(SCREENSHOTS / "circuit-demande-1280.png"), full_page=True)
+            page.set_viewport_size({"width": 820, "height": 900})
+            page.screenshot(path=str(SCREENSHOTS / "circuit-demande-820.png"), full_page=True)
+            page.set_viewport_size({"width": 1280, "height": 900})
+
+            page.check("#choix-favorable")
+            page.fill("#commentaire", "Passage en EP justifié.")
+            page.click("form.avis button[type=submit]")
+            page.wait_for_url("**enregistre=1")
+            text = page.inner_text("main")
+            assert "Votre avis est enregistré" in text and "Passage en EP justifié." in text
+            assert "En équipe pluridisciplinaire" in text
+        finally:
+            browser.close()
+    with app.app_context():
+        from forms_service import db
+        from forms_service.circuit.models import Demande
+        with db.session() as s:
+            d = s.get(Demande, susp)
+            assert d.etat == "en_ep" and d.avis[-1].source == "web"
+            assert d.data["correspondant_avis"]["observation"] == "Passage en EP justifié."
