@@ -19,7 +19,11 @@ Each rule and its day (``WINDOW_DAYS`` = 30):
   and its bilan go to the équipe pluridisciplinaire. The months already done come from
   the last CERS issued for the person (``cer.mois_precedents``), 0 when none.
 
-Avis awaited and EP opinions need the requests' circuit (issue 13): not counted here yet.
+And for the requests (fiches de liaison in the circuit, ``forms_service.circuit``),
+:func:`requests_due`: every open request waiting for someone else's avis
+(``avis_attendu``: the correspondant's, the Président's decision, the structure's) or for
+the équipe pluridisciplinaire's (``avis_ep``), dated by its ``echeance`` (else the day it
+was sent), and those sent back to correct (``a_corriger``).
 """
 
 from __future__ import annotations
@@ -80,10 +84,35 @@ def due_for(b, *, today: dt.date, params: Mapping, months_done: int = 0) -> list
     return out
 
 
+#: Request state → (code, message) of what the référent waits for.
+REQUEST_STATES = {
+    "avis_correspondant": ("avis_attendu", "Avis du correspondant attendu"),
+    "decision": ("avis_attendu", "Décision du Président attendue"),
+    "structure": ("avis_attendu", "Retour de la structure attendu"),
+    "en_ep": ("avis_ep", "Avis de l'équipe pluridisciplinaire attendu"),
+    "a_corriger": ("a_corriger", "Demande à corriger"),
+}
+
+
+def requests_due(requests: Iterable) -> list[Echeance]:
+    """The échéances of requests (anything with ``Demande``'s ``id``, ``etat``,
+    ``beneficiary_id``, ``echeance``, ``created_at``)."""
+    out = []
+    for d in requests:
+        if d.etat not in REQUEST_STATES:
+            continue
+        code, message = REQUEST_STATES[d.etat]
+        day = d.echeance or d.created_at.date()
+        suffix = f" (échéance le {_fr(d.echeance)})" if d.echeance else ""
+        out.append(Echeance(code, d.beneficiary_id, day, f"{message} — demande n° {d.id}{suffix}"))
+    return out
+
+
 def due(beneficiaries: Iterable, *, today: dt.date, params: Mapping,
-        months_done: Mapping[int, int] | None = None) -> list[Echeance]:
-    """Every échéance of ``beneficiaries``, soonest first."""
+        months_done: Mapping[int, int] | None = None, requests: Iterable = ()) -> list[Echeance]:
+    """Every échéance of ``beneficiaries`` and of their ``requests``, soonest first."""
     months_done = months_done or {}
     out = [e for b in beneficiaries
            for e in due_for(b, today=today, params=params, months_done=months_done.get(b.id, 0))]
+    out += requests_due(requests)
     return sorted(out, key=lambda e: (e.date, e.beneficiary_id, e.code))

@@ -123,3 +123,16 @@ def test_on_the_home_page(make_app, login):
     assert login(client, "ref1@t.example").status_code == 302
     page = client.get("/").get_data(as_text=True)
     assert 'data-code="cer_fin"' in page and "NOM11" in page and "NOM12" not in page
+
+
+def test_requests_awaiting_an_avis():
+    from forms_service.echeances import requests_due
+
+    sent = dt.datetime(2026, 3, 2, 9, 0)
+    rows = [SimpleNamespace(id=1, etat="avis_correspondant", beneficiary_id=5, echeance=None, created_at=sent),
+            SimpleNamespace(id=2, etat="en_ep", beneficiary_id=5, echeance=dt.date(2026, 4, 9), created_at=sent),
+            SimpleNamespace(id=3, etat="traitee", beneficiary_id=5, echeance=None, created_at=sent),
+            SimpleNamespace(id=4, etat="a_corriger", beneficiary_id=6, echeance=None, created_at=sent)]
+    got = [(e.code, e.date) for e in requests_due(rows)]
+    assert got == [("avis_attendu", dt.date(2026, 3, 2)), ("avis_ep", dt.date(2026, 4, 9)),
+                   ("a_corriger", dt.date(2026, 3, 2))]

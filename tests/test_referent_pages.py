@@ -180,3 +180,32 @@ def test_rome_search():
     words = rome_search("magasinage")
     assert words and all("magasinage" in r["label"].lower() for r in words)
     assert rome_search("") == []
+
+
+def test_fiche_de_liaison_sent_without_paper(site):
+    """A demande d'appui goes straight into the circuit; a suspension needs the signed paper.
+    The request is on the person's page, in « Mes demandes » and among the échéances."""
+    from forms_service.circuit.models import Demande
+
+    app, client, info = site
+    url = _url(info, "fiche-liaison")
+    refused = _post(client, url, posted(without_reserved("fiche-liaison",
+                                                         sample("fiche-liaison-suspension"))), "envoyer")
+    assert refused.status_code == 422
+    assert "Seule une demande d&#39;appui peut être transmise sans papier" in refused.get_data(as_text=True)
+    data = without_reserved("fiche-liaison", sample("fiche-liaison-demande-appui"))
+    sent = _post(client, url, posted(data), "envoyer")
+    assert sent.status_code == 302 and "/mes-demandes/" in sent.headers["Location"]
+    with app.app_context(), db.session() as s:
+        d = s.query(Demande).one()
+        assert d.beneficiary_id == info["beneficiaries"]["ref1_a"] and d.source == "web"
+        assert d.data == data and d.types == ["demande_appui"]
+        request_id, state = d.id, d.etat
+    assert client.get(sent.headers["Location"]).status_code == 200
+    person = client.get(f"/beneficiaires/{info['beneficiaries']['ref1_a']}").get_data(as_text=True)
+    assert f"Demande n° {request_id}" in person and "Demande d&#39;appui" in person
+    listing = client.get("/beneficiaires").get_data(as_text=True)
+    assert f"n° {request_id} : " in listing
+    assert state == "avis_correspondant"                  # complete: routed to the correspondant
+    home = client.get("/").get_data(as_text=True)
+    assert 'data-code="avis_attendu"' in home and f"demande n° {request_id}" in home

@@ -34,6 +34,11 @@ from forms_service import access, db, echeances
 from forms_service.accounts.models import User
 from forms_service.beneficiaries.models import Beneficiary
 from forms_service.catalogue import catalogue, references
+from forms_service.circuit import notify
+from forms_service.circuit import service as circuit
+from forms_service.circuit.machine import machine
+from forms_service.circuit.models import Demande
+from forms_service.circuit.queries import as_dict as request_dict
 from forms_service.drafts import Draft, drafts_of, get_draft, save_draft
 from forms_service.errors import Forbidden, NotFound
 from forms_service.principal import current_principal
@@ -54,6 +59,11 @@ FORMAT_MIMETYPES = {
     "pdf": "application/pdf",
 }
 ROME_LIMIT = 20
+#: Requests that wait for nobody any more.
+CLOSED_STATES = ("traitee", "annulee")
+#: The request types a fiche de liaison may be sent as without paper (the seed: the
+#: demande d'appui « peut être dématérialisée »; the others need signatures on paper).
+PAPERLESS_TYPES = {"demande_appui"}
 #: Endpoints open to any signed-in person; the others are the référent's pages.
 OPEN_ENDPOINTS = {"referent.accueil", "referent.formulaire", "referent.logo", "referent.static",
                   "referent.rome", "referent.rome_recherche"}
@@ -108,7 +118,10 @@ def _echeances(p, today: dt.date) -> list[dict]:
             Beneficiary.referent_id == p.user_id)))
         done = _months_done(s, [b.id for b in people])
         names = {b.id: f"{b.nom} {b.prenom}" for b in people}
-        items = echeances.due(people, today=today, params=_programme().params(), months_done=done)
+        open_requests = list(s.scalars(access.visible_requests(p).where(
+            Demande.referent_id == p.user_id, Demande.etat.in_(echeances.REQUEST_STATES))))
+        items = echeances.due(people, today=today, params=_programme().params(), months_done=done,
+                              requests=[d for d in open_requests if d.beneficiary_id in names])
     return [{"e": e, "nom": names[e.beneficiary_id]} for e in items]
 
 
@@ -162,8 +175,14 @@ def beneficiaires():
                                   Beneficiary.num_caf.like(f"%{w}%")))
     with db.session() as s:
         people = list(s.scalars(stmt.order_by(Beneficiary.nom, Beneficiary.prenom).limit(200)))
+        requests: dict[int, list[str]] = {}
+        rows = s.scalars(access.visible_requests(p).where(
+            Demande.beneficiary_id.in_([b.id for b in people]),
+            Demande.etat.not_in(CLOSED_STATES)).order_by(Demande.created_at))
+        for d in rows:
+            requests.setdefault(d.beneficiary_id, []).append(f"n° {d.id} : {machine().states[d.etat]}")
     return render_template("beneficiaires.html", form=form, people=people, searched=searched,
-                           spheres=SPHERE_LABELS)
+                           spheres=SPHERE_LABELS, requests=requests)
 
 
 @bp.get("/beneficiaires/<int:beneficiary_id>")
@@ -175,10 +194,16 @@ def beneficiaire(beneficiary_id: int):
                               .where(db.IssuedDocument.beneficiary_id == b.id)
                               .order_by(db.IssuedDocument.created_at.desc())))
         drafts = drafts_of(s, author_id=p.user_id, beneficiary_id=b.id) if p.user_id else []
+        requests = [request_dict(d, with_avis=True) for d in s.scalars(
+            access.visible_requests(p).where(Demande.beneficiary_id == b.id)
+            .order_by(Demande.created_at.desc()))]
+        for r in requests:
+            r["types_libelles"] = [machine().types.get(t, t) for t in r["types"]]
         s.expunge_all()
     cer_docs = [d for d in docs if d.form_id in ("cers", "cerp")]
     titles = {fid: catalogue.get(fid).title for fid in FILLED_FORMS}
     return render_template("beneficiaire.html", b=b, docs=docs, drafts=drafts, titles=titles,
+                           requests=requests,
                            forms=FILLED_FORMS, spheres=SPHERE_LABELS,
                            last_cer=cer_docs[0] if cer_docs else None)
 
@@ -338,6 +363,13 @@ def saisie(beneficiary_id: int, form_id: str):
                                        data=data, draft_id=draft_id)
                     draft_id = draft.id
                 notice = "Brouillon enregistré."
+            elif action == "envoyer" and fd.id == circuit.FORM_ID:
+                refused = _paperless_refusal(data) if report.valid else \
+                    "La demande n'a pas été transmise : corrigez les erreurs signalées."
+                if refused is None:
+                    return _send(b, data, p)
+                status = 422
+                notice = refused
             elif action in FORMAT_MIMETYPES:
                 if report.valid:
                     return _download(fd, b, data, action, p)
@@ -352,6 +384,7 @@ def saisie(beneficiary_id: int, form_id: str):
         "saisie.html", fd=fd, b=b, form=form, sections=forms_wtf.sections(fd),
         field_name=forms_wtf._name, problems=problems, by_anchor=by_anchor, report=report,
         notice=notice, draft_id=draft_id, lists=forms_wtf.list_fields(fd),
+        can_send=fd.id == circuit.FORM_ID,
         ede_bounds=(low, high), orientations=programme.params()["ede"]["orientations"]), status
 
 
@@ -379,6 +412,25 @@ def _problems(fd, report) -> list[dict]:
         out.append({"n": n, "path": pr.path, "rule": pr.rule, "severity": pr.severity,
                     "message": pr.message, "anchor": forms_wtf.problem_anchor(fd, pr.path or "")})
     return out
+
+
+def _paperless_refusal(data: dict) -> str | None:
+    """Why this fiche cannot go without paper (None: it can)."""
+    types = set(machine().types_of(data))
+    if types and types <= PAPERLESS_TYPES:
+        return None
+    return ("Seule une demande d'appui peut être transmise sans papier : pour cette demande, "
+            "téléchargez la fiche, faites-la signer et remettez-la au SLAI.")
+
+
+def _send(b, data: dict, p):
+    """The fiche de liaison straight into the circuit; then its page in « Mes demandes »."""
+    with db.session() as s:
+        outcome = circuit.submit(s, p, data, beneficiary_id=b.id, source="web",
+                                 referent_id=p.user_id)
+        request_id, mails = outcome.demande.id, outcome.mails
+    notify.send_all(_settings(), mails)
+    return redirect(url_for("mes_demandes.demande", request_id=request_id))
 
 
 def _download(fd, b, data: dict, fmt: str, p):
