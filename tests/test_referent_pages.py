@@ -19,13 +19,26 @@ from tests.conftest import csrf_token
 from tests.referent_data import dump, posted, sample, without_reserved
 
 
-@pytest.fixture
-def site(make_app, lo_pool, login):
-    app = make_app(PDF_POOL=lo_pool)
+def sign_in(client, email: str) -> None:
+    token = csrf_token(client.get("/connexion").get_data(as_text=True))
+    answer = client.post("/connexion", data={"email": email, "mot_de_passe": "mot-de-passe-de-test",
+                                             "csrf_token": token})
+    assert answer.status_code == 302
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, lo_pool):
+    """One app for the module (the people are seeded once: argon2 is slow on purpose)."""
+    from forms_service.app import create_app
+
+    var = tmp_path_factory.mktemp("referent-pages")
+    app = create_app({"var_dir": var / "var", "database_url": None, "departement_logo": None,
+                      "TESTING": True, "PDF_POOL": lo_pool})
     info = people_data.seed(app)
     client = app.test_client()
-    assert login(client, "ref1@t.example").status_code == 302
-    return app, client, info
+    sign_in(client, "ref1@t.example")
+    yield app, client, info
+    app.close()
 
 
 def _post(client, url, pairs, action):
@@ -53,7 +66,7 @@ def test_my_beneficiaries_and_search(site):
     assert "0 résultats" in other.get_data(as_text=True)
 
 
-def test_access_refused(site, make_user, login):
+def test_access_refused(site):
     app, client, info = site
     other = info["beneficiaries"]["ref2"]
     assert client.get(f"/beneficiaires/{other}").status_code == 404
@@ -61,7 +74,7 @@ def test_access_refused(site, make_user, login):
     assert client.get(_url(info, "annexe-6")).status_code == 404       # not a form one fills
     # a desk agent is not a référent
     desk = app.test_client()
-    assert login(desk, "agent.arr@t.example").status_code == 302
+    sign_in(desk, "agent.arr@t.example")
     assert desk.get("/beneficiaires").status_code == 403
     assert desk.get(_url(info, "cerp")).status_code == 403
     # no session: sent to the login page
