@@ -116,3 +116,29 @@ def due(beneficiaries: Iterable, *, today: dt.date, params: Mapping,
            for e in due_for(b, today=today, params=params, months_done=months_done.get(b.id, 0))]
     out += requests_due(requests)
     return sorted(out, key=lambda e: (e.date, e.beneficiary_id, e.code))
+
+
+def for_referent(s, p, *, today: dt.date, params: Mapping) -> list[tuple[Echeance, str]]:
+    """``(échéance, "NOM Prénom")`` of the people ``p`` (a référent's principal) is named for,
+    read through the access policy in session ``s``."""
+    from sqlalchemy import select
+
+    from forms_service import access, db
+    from forms_service.beneficiaries.models import Beneficiary
+    from forms_service.circuit.models import Demande
+
+    people = list(s.scalars(access.visible_beneficiaries(p).where(Beneficiary.referent_id == p.user_id)))
+    names = {b.id: f"{b.nom} {b.prenom}" for b in people}
+    months: dict[int, int] = {}
+    if names:
+        rows = s.execute(select(db.IssuedDocument.beneficiary_id, db.IssuedDocument.data)
+                         .where(db.IssuedDocument.beneficiary_id.in_(list(names)),
+                                db.IssuedDocument.form_id == "cers")
+                         .order_by(db.IssuedDocument.created_at))
+        for beneficiary_id, data in rows:      # the last CERS issued says the months done before it
+            months[beneficiary_id] = int(((data or {}).get("cer") or {}).get("mois_precedents") or 0)
+    open_requests = [d for d in s.scalars(access.visible_requests(p).where(
+        Demande.referent_id == p.user_id, Demande.etat.in_(list(REQUEST_STATES))))
+        if d.beneficiary_id in names]
+    items = due(people, today=today, params=params, months_done=months, requests=open_requests)
+    return [(e, names[e.beneficiary_id]) for e in items]

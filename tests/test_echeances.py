@@ -136,3 +136,44 @@ def test_requests_awaiting_an_avis():
     got = [(e.code, e.date) for e in requests_due(rows)]
     assert got == [("avis_attendu", dt.date(2026, 3, 2)), ("avis_ep", dt.date(2026, 4, 9)),
                    ("a_corriger", dt.date(2026, 3, 2))]
+
+
+def test_daily_digest_on_the_queue(make_app, login, tmp_path):
+    """The référent with something due gets one e-mail (no name in it); switched off on the
+    home page, none; the queue runs it once a day."""
+    import email
+    import json
+
+    from forms_service import db
+    from forms_service.beneficiaries.importer import import_beneficiaries
+    from forms_service.desk.queue import get_queue
+    from forms_service.digest import build_digests, send_digests
+    from tests import people_data
+    from tests.conftest import csrf_token
+
+    app = make_app()
+    settings = app.extensions["forms_service.settings"]
+    people_data.seed(app)
+    today = dt.date.today()
+    line = people_data.person(21, "arrageois", "ref1@t.example",
+                              cer={"type": "cerp", "date_debut": (today - dt.timedelta(days=100)).isoformat(),
+                                   "date_fin": (today + dt.timedelta(days=5)).isoformat(),
+                                   "date_signature": (today - dt.timedelta(days=100)).isoformat()})
+    with app.app_context(), db.session() as s:
+        report = import_beneficiaries(s, json.dumps([line]).encode(), "d.json")
+        person_id = report.lines[0].id
+    mails = build_digests(settings, today)
+    assert [m.to for m in mails] == [("ref1@t.example",)]
+    assert f"bénéficiaire n° {person_id}" in mails[0].body and "NOM21" not in mails[0].body
+    assert send_digests(settings, today) == 1
+    sent = list((settings.var_dir / "outbox").glob("*.eml"))
+    assert len(sent) == 1
+    assert "Le CER se termine" in email.message_from_bytes(sent[0].read_bytes()).get_payload(decode=True).decode()
+
+    client = app.test_client()
+    assert login(client, "ref1@t.example").status_code == 302
+    home = client.get("/").get_data(as_text=True)
+    assert 'id="actif" name="actif" type="checkbox" value="y"' in home and "checked" in home
+    assert client.post("/echeances/courriel", data={"csrf_token": csrf_token(home)}).status_code == 302
+    assert build_digests(settings, today) == []
+    assert "referent.digest" in {t.__name__ for t in get_queue(settings).huey._registry._periodic_tasks}

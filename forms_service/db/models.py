@@ -174,3 +174,4 @@ from forms_service.beneficiaries import models as _beneficiaries_models  # noqa:
 from forms_service.desk import models as _desk_models  # noqa: E402,F401
 from forms_service.circuit import models as _circuit_models  # noqa: E402,F401
 from forms_service import drafts as _drafts_models  # noqa: E402,F401
+from forms_service import digest as _digest_models  # noqa: E402,F401

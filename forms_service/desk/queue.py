@@ -54,6 +54,10 @@ class DeskQueue:
         self._sweep = h.task(name="desk.sweep")(self._sweep_now)
         h.periodic_task(crontab(minute="*"), name="desk.every_minute")(self._every_minute)
         h.on_startup(name="desk.worker_start")(self._on_start)
+        # the référents' daily e-mail of échéances (issue 14: forms_service/digest.py)
+        from forms_service.digest import DIGEST_HOUR
+        h.periodic_task(crontab(hour=str(DIGEST_HOUR), minute="0"),
+                        name="referent.digest")(self._daily_digest)
 
     # -- producer side
     def enqueue_read(self, batch_id: int, file_ids: list[int]) -> None:
@@ -90,6 +94,12 @@ class DeskQueue:
         from forms_service.desk.reading import sweep
         for batch_id, file_ids in sweep(self._worker()):
             self.enqueue_read(batch_id, file_ids)
+
+    def _daily_digest(self) -> None:
+        if not _once_per(self.huey, "referent.digest", 86400):
+            return
+        from forms_service.digest import send_digests
+        send_digests(self.settings)
 
     def _every_minute(self) -> None:
         if not _once_per(self.huey, "every_minute", 60):

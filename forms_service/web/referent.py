@@ -28,9 +28,9 @@ from flask import (Blueprint, abort, current_app, jsonify, redirect, render_temp
                    send_file, url_for)
 from flask_wtf import FlaskForm
 from sqlalchemy import func, or_, select
-from wtforms import StringField
+from wtforms import BooleanField, StringField
 
-from forms_service import access, db, echeances
+from forms_service import access, db, digest, echeances
 from forms_service.accounts.models import User
 from forms_service.beneficiaries.models import Beneficiary
 from forms_service.catalogue import catalogue, references
@@ -100,43 +100,40 @@ def _definition(form_id: str):
 
 # -- home and the forms' descriptions -------------------------------------------------
 
+class DigestForm(FlaskForm):
+    actif = BooleanField("Recevoir chaque matin mes échéances par e-mail")
+
+
 @bp.get("/")
 def accueil():
     p = current_principal()
-    due = []
+    due, digest_form = [], None
     if p.has_role("referent") and p.user_id is not None:
         due = _echeances(p, dt.date.today())
+        with db.session() as s:
+            digest_form = DigestForm(formdata=None, actif=digest.wants_digest(s, p.user_id))
     forms = catalogue.forms()
-    return render_template("accueil.html", echeances=due,
+    return render_template("accueil.html", echeances=due, digest_form=digest_form,
                            formulaires=[fd for fd in forms if fd.kind == "form"],
                            references=[fd for fd in forms if fd.kind != "form"])
 
 
+@bp.post("/echeances/courriel")
+def courriel_echeances():
+    """Switches the daily e-mail of échéances on or off (the home page's box)."""
+    p = current_principal()
+    form = DigestForm()
+    if not form.validate() or p.user_id is None:
+        raise Forbidden("Formulaire expiré : rechargez la page", rule="csrf")
+    with db.session() as s:
+        digest.set_digest(s, p.user_id, bool(form.actif.data))
+    return redirect(url_for("referent.accueil"))
+
+
 def _echeances(p, today: dt.date) -> list[dict]:
     with db.session() as s:
-        people = list(s.scalars(access.visible_beneficiaries(p).where(
-            Beneficiary.referent_id == p.user_id)))
-        done = _months_done(s, [b.id for b in people])
-        names = {b.id: f"{b.nom} {b.prenom}" for b in people}
-        open_requests = list(s.scalars(access.visible_requests(p).where(
-            Demande.referent_id == p.user_id, Demande.etat.in_(echeances.REQUEST_STATES))))
-        items = echeances.due(people, today=today, params=_programme().params(), months_done=done,
-                              requests=[d for d in open_requests if d.beneficiary_id in names])
-    return [{"e": e, "nom": names[e.beneficiary_id]} for e in items]
-
-
-def _months_done(s, ids: list[int]) -> dict[int, int]:
-    """Months of CERS already done before the current one, from each person's last CERS."""
-    out: dict[int, int] = {}
-    if not ids:
-        return out
-    rows = s.execute(select(db.IssuedDocument.beneficiary_id, db.IssuedDocument.data)
-                     .where(db.IssuedDocument.beneficiary_id.in_(ids),
-                            db.IssuedDocument.form_id == "cers")
-                     .order_by(db.IssuedDocument.created_at))
-    for beneficiary_id, data in rows:
-        out[beneficiary_id] = int(((data or {}).get("cer") or {}).get("mois_precedents") or 0)
-    return out
+        items = echeances.for_referent(s, p, today=today, params=_programme().params())
+    return [{"e": e, "nom": nom} for e, nom in items]
 
 
 @bp.get("/formulaires/<form_id>")

@@ -1,10 +1,10 @@
-"""drafts of the référent's forms (issue 14)
+"""drafts of the référent's forms and the daily digest's preference (issue 14)
 
 Revision ID: 0007
 Revises: 0006 (the circuit's, merged in; the integrator re-chains after the other phase-2 revisions)
 Create Date: 2026-12-01
 
-Written by hand from forms_service/drafts (Draft).
+Written by hand from forms_service/drafts (Draft) and forms_service/digest (DigestPreference).
 """
 from __future__ import annotations
 
@@ -36,9 +36,18 @@ def upgrade() -> None:
     )
     op.create_index("ix_draft_author_id", "draft", ["author_id"])
     op.create_index("ix_draft_beneficiary_id", "draft", ["beneficiary_id"])
+    op.create_table(
+        "digest_preference",
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("actif", sa.Boolean(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["user_id"], ["user_account.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("user_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("digest_preference")
     op.drop_index("ix_draft_beneficiary_id", table_name="draft")
     op.drop_index("ix_draft_author_id", table_name="draft")
     op.drop_table("draft")
