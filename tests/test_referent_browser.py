@@ -46,6 +46,7 @@ def served(tmp_path_factory, lo_pool):
     app = create_app({"var_dir": var / "var", "database_url": None, "departement_logo": None,
                       "TESTING": True, "PDF_POOL": lo_pool, "WTF_CSRF_SSL_STRICT": False})
     info = people_data.seed(app)
+    _with_a_cer_ending(app)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -53,6 +54,23 @@ def served(tmp_path_factory, lo_pool):
     server.shutdown()
     thread.join(10)
     app.close()
+
+
+def _with_a_cer_ending(app) -> None:
+    """One more of ref1's people, whose CER ends in 10 days (an échéance on the home page)."""
+    import datetime as dt
+    import json
+
+    from forms_service import db
+    from forms_service.beneficiaries.importer import import_beneficiaries
+
+    day = lambda n: (dt.date.today() + dt.timedelta(days=n)).isoformat()  # noqa: E731
+    line = people_data.person(31, "arrageois", "ref1@t.example",
+                              cer={"type": "cerp", "date_debut": day(-170), "date_fin": day(10),
+                                   "date_signature": day(-175)},
+                              orientation={"sphere": "professionnelle", "date_decision": day(-180)})
+    with app.app_context(), db.session() as s:
+        assert import_beneficiaries(s, json.dumps([line]).encode(), "b.json").count("created") == 1
 
 
 @pytest.fixture(scope="module")
@@ -247,6 +265,8 @@ def test_every_page_accessible(page, served, shots):
         if url is None:
             url = form_url(base, info, {"cers": "cers", "dsp": "annexe-2"}[name])[len(base):]
         page.goto(base + url)
+        if name == "accueil":
+            assert page.locator('tr[data-code="cer_fin"]').count() == 1
         check_page(page, shots, name)
     # the search, posted
     page.goto(base + "/beneficiaires")
