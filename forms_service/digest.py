@@ -18,7 +18,6 @@ from datetime import datetime
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from forms_service import db
 from forms_service.db.models import Base, utcnow
 from forms_service.logging_setup import get_logger
 
@@ -53,7 +52,7 @@ def set_digest(s: Session, user_id: int, actif: bool) -> None:
 
 
 def build_digests(settings, today: dt.date) -> list:
-    from forms_service import echeances
+    from forms_service import db, echeances
     from forms_service.accounts import authn
     from forms_service.accounts.models import User, UserRole
     from forms_service.circuit.notify import Mail

@@ -40,9 +40,17 @@ class RecordOut(BaseModel):
     record: dict
 
 
+#: The download's documented answer: the file as issued (PDF or DOCX).
+DOCUMENT_FILE = {"description": "Le fichier tel qu'il a été produit",
+                 "content": {m: {"schema": {"type": "string", "format": "binary"}}
+                             for m in ("application/pdf", "application/vnd.openxmlformats-"
+                                       "officedocument.wordprocessingml.document")}}
+
+
 @bp.get("/documents/<document_id>", summary="Télécharger un document produit",
         description="Le fichier tel qu'il a été produit ; 404 s'il n'existe pas ou si "
-                    "l'appelant n'y a pas accès.")
+                    "l'appelant n'y a pas accès.",
+        responses={200: DOCUMENT_FILE})
 def download_document(path: DocumentPath):
     from forms_service.render.service import download_name
 
