@@ -5,7 +5,7 @@
 
 The queue (``desk/queue.py``) runs :func:`send_digests` once a day (``DIGEST_HOUR`` UTC,
 once however many consumers run). A référent switches it off on the home page
-(``DigestPreference.actif``; on by default). The message holds no name: the échéances'
+(``preferences.DigestPreference``; on by default). The message holds no name: the échéances'
 wording, the person's number (``bénéficiaire n° 12``) and a link to the home page, where the
 référent sees the rest.
 """
@@ -13,42 +13,16 @@ référent sees the rest.
 from __future__ import annotations
 
 import datetime as dt
-from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import select
 
-from forms_service.db.models import Base, utcnow
 from forms_service.logging_setup import get_logger
+from forms_service.preferences import DigestPreference, set_digest, wants_digest  # noqa: F401
 
 log = get_logger(__name__)
 
 #: Hour (UTC) the daily digest is sent.
 DIGEST_HOUR = 6
-
-
-class DigestPreference(Base):
-    """Whether a référent receives the daily digest (no row: yes)."""
-
-    __tablename__ = "digest_preference"
-
-    user_id: Mapped[int] = mapped_column(
-        Integer, ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True)
-    actif: Mapped[bool] = mapped_column(Boolean, default=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-def wants_digest(s: Session, user_id: int) -> bool:
-    row = s.get(DigestPreference, user_id)
-    return row is None or row.actif
-
-
-def set_digest(s: Session, user_id: int, actif: bool) -> None:
-    row = s.get(DigestPreference, user_id)
-    if row is None:
-        s.add(DigestPreference(user_id=user_id, actif=actif))
-    else:
-        row.actif, row.updated_at = actif, utcnow()
 
 
 def build_digests(settings, today: dt.date) -> list:

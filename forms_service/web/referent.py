@@ -30,7 +30,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import func, or_, select
 from wtforms import BooleanField, StringField
 
-from forms_service import access, db, digest, echeances
+from forms_service import access, db, echeances, preferences
 from forms_service.accounts.models import User
 from forms_service.beneficiaries.models import Beneficiary
 from forms_service.catalogue import catalogue, references
@@ -111,7 +111,7 @@ def accueil():
     if p.has_role("referent") and p.user_id is not None:
         due = _echeances(p, dt.date.today())
         with db.session() as s:
-            digest_form = DigestForm(formdata=None, actif=digest.wants_digest(s, p.user_id))
+            digest_form = DigestForm(formdata=None, actif=preferences.wants_digest(s, p.user_id))
     forms = catalogue.forms()
     return render_template("accueil.html", echeances=due, digest_form=digest_form,
                            formulaires=[fd for fd in forms if fd.kind == "form"],
@@ -126,7 +126,7 @@ def courriel_echeances():
     if not form.validate() or p.user_id is None:
         raise Forbidden("Formulaire expiré : rechargez la page", rule="csrf")
     with db.session() as s:
-        digest.set_digest(s, p.user_id, bool(form.actif.data))
+        preferences.set_digest(s, p.user_id, bool(form.actif.data))
     return redirect(url_for("referent.accueil"))
 
 

@@ -4,7 +4,7 @@ Revision ID: 0007
 Revises: 0006 (the circuit's, merged in; the integrator re-chains after the other phase-2 revisions)
 Create Date: 2026-12-01
 
-Written by hand from forms_service/drafts (Draft) and forms_service/digest (DigestPreference).
+Written by hand from forms_service/drafts (Draft) and forms_service/preferences (DigestPreference).
 """
 from __future__ import annotations
 
