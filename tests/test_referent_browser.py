@@ -206,7 +206,10 @@ def test_fiche_de_liaison_suspension_missing_signature(page, served, shots):
     data = without_reserved("fiche-liaison", sample("fiche-liaison-suspension"))
     data["signature_referent"].pop("signee")
     page.goto(form_url(base, info, "fiche-liaison"))
+    # the sections a request needs (the definition's needed_when) show when it is chosen
+    assert page.locator("#section-ep").is_hidden() and page.locator("#section-actions_cg").is_hidden()
     fill(page, posted(data))
+    assert page.locator("#section-ep").is_visible() and page.locator("#section-actions_cg").is_hidden()
     # « signée : non »: an error beside the signature, listed at the top; no PDF
     page.locator('[name="signature_referent-signee"][value="non"]').check()
     page.click('#saisie button[value="pdf"]')

@@ -152,6 +152,34 @@
     }, 200);
   });
 
+  // -- sections a request needs (the definition's needed_when) ---------------
+  function holds(c) {
+    if (c.any) { return c.any.some(holds); }
+    if (c.all) { return c.all.every(holds); }
+    if (c.not) { return !holds(c.not); }
+    var name = c.path.replace(/\./g, "-");
+    if ("has" in c) {
+      return form.querySelector('[name="' + name + '"][value="' + c.has + '"]:checked') !== null;
+    }
+    if ("is" in c) {
+      var box = form.querySelector('[name="' + name + '"]');
+      return box ? box.checked === (c.is === true) : true;
+    }
+    return true;
+  }
+  var needed = form.querySelectorAll("section[data-needed-when]");
+  function showNeeded() {
+    needed.forEach(function (section) {
+      var show = holds(JSON.parse(section.getAttribute("data-needed-when"))) ||
+        section.querySelector(".en-erreur, .en-avertissement") !== null;
+      section.hidden = !show;
+    });
+  }
+  if (needed.length) {
+    form.addEventListener("change", showNeeded);
+    showNeeded();
+  }
+
   // -- errors ----------------------------------------------------------------
   var summary = document.getElementById("resume-erreurs");
   if (summary) { summary.focus(); }
