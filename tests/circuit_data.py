@@ -42,7 +42,7 @@ def seed(app) -> dict:
         for email, (roles, territoire) in PEOPLE.items():
             out["ids"][email] = users.save_user(s, email, roles, password=PASSWORD,
                                                 territoire=territoire).id
-            _, key = keys.create_key(s, email.split("@")[0], "requests,records,beneficiaries",
+            _, key = keys.create_key(s, email.split("@")[0], "requests,records,beneficiaries,render,parse",
                                      user_email=email)
             out["keys"][email] = key
         lines = [person(1, "arrageois", "ref.arr@c.example"),
@@ -93,5 +93,25 @@ class SmtpServer:
     def __exit__(self, *exc):
         self.controller.stop()
 
+    def wait(self, count: int, timeout: float = 90) -> list[dict]:
+        """Until ``count`` messages have arrived (the queue's worker sends them)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(self.messages) >= count, f"{len(self.messages)} message(s) of {count}"
+        return self.messages
+
     def to(self, email: str) -> list[dict]:
         return [m for m in self.messages if email in m["to"]]
+
+
+def mail_worker(app, smtp, tmp_path):
+    """A real ``forms-service worker`` (the queue's consumer) that sends to ``smtp``."""
+    from tests.desk_queue import start_worker
+
+    settings = app.extensions["forms_service.settings"]
+    return start_worker(settings, threads=1, log=tmp_path / "worker.log",
+                        SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp.port), SMTP_STARTTLS="false",
+                        MAIL_FROM=settings.mail_from, FORMS_SERVICE_PUBLIC_URL=settings.public_url)

@@ -12,7 +12,8 @@ import io
 import pytest
 import sqlalchemy as sa
 
-from tests.circuit_data import SmtpServer, headers, sample, seed
+from tests.circuit_data import SmtpServer, headers, mail_worker, sample, seed
+from tests.desk_queue import stop
 
 
 @pytest.fixture
@@ -22,10 +23,14 @@ def smtp():
 
 
 @pytest.fixture
-def circuit(make_app, smtp):
+def circuit(make_app, smtp, tmp_path):
+    """An app whose e-mails go through the task queue to a real worker and SMTP server."""
     app = make_app(SMTP_HOST="127.0.0.1", SMTP_PORT=smtp.port, SMTP_STARTTLS="false",
                    MAIL_FROM="rsa@departement.example", FORMS_SERVICE_PUBLIC_URL="https://rsa.example")
-    return app, app.test_client(), seed(app)
+    people = seed(app)
+    worker = mail_worker(app, smtp, tmp_path)
+    yield app, app.test_client(), people
+    stop(worker)
 
 
 def submit(client, key, beneficiary, fiche, **extra):
@@ -78,6 +83,7 @@ def test_requests_reach_the_right_inbox_and_come_back_to_the_referent(circuit, s
                                   if i["etat"] == "avis_correspondant"}
 
     # e-mails: one per routed request to its correspondant, the invalid one to its référent
+    smtp.wait(5)
     assert sorted(m["subject"] for m in smtp.to("corr.arr@c.example")) == sorted(
         f"Fiche de liaison n° {ids[n]} à examiner" for n in ("suspension", "actions_cg"))
     assert len(smtp.to("corr.art@c.example")) == 2
@@ -110,6 +116,7 @@ def test_requests_reach_the_right_inbox_and_come_back_to_the_referent(circuit, s
     assert done["fiche"]["correspondant_avis"]["date"]
     mine = client.get(f"/api/v1/requests/{ids['suspension']}", headers=headers(ref_arr)).get_json()
     assert mine["avis"][-1]["choix"] == "favorable" and mine["avis"][-1]["etape"] == "correspondant"
+    smtp.wait(5 + 1 + 1)     # the corrected fiche routed, the avis back to the référent
     told = [m for m in smtp.to("ref.arr@c.example") if m["subject"].endswith("avis du correspondant")]
     assert len(told) == 1 and "Favorable" in told[0]["body"]
 
@@ -128,8 +135,9 @@ def test_requests_reach_the_right_inbox_and_come_back_to_the_referent(circuit, s
     assert [row[0] for row in rows[1:]] == [str(ids["suspension"])]
 
 
-def test_a_fiche_read_again_adds_to_its_request(circuit, smtp):
-    app, client, people = circuit
+def test_a_fiche_read_again_adds_to_its_request(make_app):
+    app = make_app()
+    client, people = app.test_client(), seed(app)
     k, b = people["keys"], people["b"]
     with app.app_context():
         from forms_service import db
@@ -214,3 +222,33 @@ def test_the_database_transitions_are_the_state_file_s():
     assert set(migration.STATES) == set(m.states)
     assert set(migration.TYPES) == set(m.types)
     assert set(migration.STEPS) == set(m.steps)
+
+
+def test_a_record_waiting_at_the_desk_routes_once_reviewed(make_app):
+    """A stored fiche whose beneficiary is not identified waits (no request); once the desk
+    has reviewed it and named the beneficiary, it becomes a request and is routed."""
+    from forms_service import db
+    from forms_service.circuit.models import Demande
+    from forms_service.desk import batches
+    from parsers.record import flatten
+
+    app = make_app()
+    people = seed(app)
+    fiche = sample("suspension")
+    stored = {"form": "fiche-liaison", "document_id": None, "source": "scan", "status": "valid",
+              "fields": {p: {"value": v} for p, v in flatten(fiche).items()}}
+    with app.app_context():
+        with db.session() as s:
+            record = db.Record(form_id="fiche-liaison", status="valid", record=stored, source="scan",
+                               review="pending")
+            s.add(record)
+            s.flush()
+            for hook in batches.on_record_stored:     # what the desk calls when it stores one
+                hook(s, record)
+            assert s.query(Demande).count() == 0          # waits at the desk
+            record.beneficiary_id, record.review = people["b"]["arr1"], "done"
+            batches.record_reviewed(s, record)
+            batches.record_reviewed(s, record)            # once only
+            demandes = s.query(Demande).all()
+            assert [(d.record_id, d.etat, d.types) for d in demandes] == [
+                (record.id, "avis_correspondant", ["suspension"])]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from email import message_from_bytes, policy
 
-from forms_service.circuit import notify
+from forms_service.circuit import mailing, notify
 from forms_service.config import Settings
 from tests.circuit_data import SmtpServer
 
@@ -45,7 +45,7 @@ def test_a_refused_message_is_retried_then_received(tmp_path, log_lines, monkeyp
 def test_without_smtp_host_messages_are_eml_files(tmp_path):
     settings = Settings(var_dir=tmp_path)
     assert notify.outbox_mode(settings)
-    notify.send_all(settings, [_mail()])
+    mailing.send_all(settings, [_mail()])
     files = list((tmp_path / "outbox").glob("*.eml"))
     assert len(files) == 1
     msg = message_from_bytes(files[0].read_bytes(), policy=policy.default)

@@ -130,6 +130,19 @@ def test_a_correspondant_filters_opens_and_records_an_avis_in_a_browser(served):
             text = page.inner_text("main")
             assert "Votre avis est enregistré" in text and "Passage en EP justifié." in text
             assert "En équipe pluridisciplinaire" in text
+
+            # the référent sees it on « Mes demandes »
+            ref = browser.new_page(viewport={"width": 1280, "height": 900}, locale="fr-FR")
+            ref.goto(f"{base}/connexion")
+            ref.fill("input[name=email]", "ref.arr@c.example")
+            ref.fill("input[name=mot_de_passe]", PASSWORD)
+            ref.click("button[type=submit]")
+            ref.goto(f"{base}/mes-demandes/")
+            mine = ref.inner_text("main")
+            assert "Passage en EP justifié." in mine and "À corriger par le référent" in mine
+            ref.screenshot(path=str(SCREENSHOTS / "circuit-mes-demandes-1280.png"), full_page=True)
+            ref.set_viewport_size({"width": 820, "height": 900})
+            ref.screenshot(path=str(SCREENSHOTS / "circuit-mes-demandes-820.png"), full_page=True)
         finally:
             browser.close()
     with app.app_context():

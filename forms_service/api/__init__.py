@@ -39,6 +39,7 @@ BLUEPRINT_MODULES = [
     "forms_service.api.documents",
     "forms_service.api.audit",
     "forms_service.api.requests",
+    "forms_service.api.batches",
 ]
 
 HealthCheck = Callable[[], dict[str, Any]]

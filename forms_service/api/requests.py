@@ -27,7 +27,7 @@ from forms_service import access, db
 from forms_service.api.errors import ErrorBody
 from forms_service.audit import record_event
 from forms_service.beneficiaries.models import Beneficiary
-from forms_service.circuit import notify, queries, service
+from forms_service.circuit import mailing, queries, service
 from forms_service.config import current_settings
 from forms_service.principal import current_principal
 
@@ -37,13 +37,15 @@ bp = APIBlueprint("requests", __name__, abp_tags=[tag],
                                  422: ErrorBody})
 
 MAX_PER_PAGE = 200
+#: Largest id a database integer holds (a bigger one is 422, never a driver overflow).
+MAX_ID = 2**31 - 1
 
 
 class ListQuery(BaseModel):
     etat: Optional[str] = Field(None, max_length=32, description="État (recue, a_corriger, …)")
     type: Optional[str] = Field(None, max_length=32, description="Type de demande")
     territoire: Optional[str] = Field(None, max_length=32)
-    referent: Optional[int] = Field(None, description="Compte du référent")
+    referent: Optional[int] = Field(None, ge=1, le=MAX_ID, description="Compte du référent")
     depuis: Optional[dt.date] = Field(None, description="Reçues depuis cette date")
     echeance_avant: Optional[dt.date] = Field(None, description="Échéance au plus tard ce jour")
     page: int = Field(1, ge=1, le=100000)
@@ -56,7 +58,7 @@ class ListQuery(BaseModel):
 
 
 class RequestPath(BaseModel):
-    request_id: int
+    request_id: int = Field(ge=1, le=MAX_ID)
 
 
 class Problem(BaseModel):
@@ -114,7 +116,7 @@ class RequestPage(BaseModel):
 
 
 class SubmitBody(BaseModel):
-    beneficiaire: int = Field(description="Le bénéficiaire (GET /beneficiaries)")
+    beneficiaire: int = Field(ge=1, le=MAX_ID, description="Le bénéficiaire (GET /beneficiaries)")
     fiche: dict[str, Any] = Field(description="Les données de la fiche de liaison "
                                               "(components.schemas.fiche-liaison)")
     document_id: Optional[str] = Field(None, max_length=26,
@@ -139,7 +141,7 @@ def _detail(request_id: int) -> dict:
 
 
 def _finish(outcome_mails, request_id: int) -> dict:
-    notify.send_all(current_settings(), outcome_mails)
+    mailing.send_all(current_settings(), outcome_mails)
     return _detail(request_id)
 
 
@@ -169,8 +171,13 @@ def list_requests(query: ListQuery):
     return {"items": items, "page": query.page, "pages": pages, "total": total}
 
 
+CSV_RESPONSE = {"description": "Les demandes, une par ligne (UTF-8 avec BOM, séparateur « ; »)",
+                "content": {"text/csv": {"schema": {"type": "string"}}}}
+
+
 @bp.get("/requests/export.csv", summary="Export CSV d'une liste de demandes",
-        description="Mêmes filtres que la liste, toutes les pages : UTF-8 avec BOM, « ; ».")
+        description="Mêmes filtres que la liste, toutes les pages : UTF-8 avec BOM, « ; ».",
+        responses={200: CSV_RESPONSE})
 def export_requests(query: ListQuery):
     principal = current_principal()
     with db.session() as s:

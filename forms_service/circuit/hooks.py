@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from forms_service.circuit import notify, service
+from forms_service.circuit import mailing, service
 from forms_service.config import Settings
 from forms_service.logging_setup import get_logger
 from forms_service.principal import Principal
@@ -39,7 +39,7 @@ def _after_commit(session: Session) -> None:
     mails = session.info.pop(PENDING_KEY, [])
     settings = _settings_now()
     if mails and settings is not None:
-        notify.send_all(settings, mails)
+        mailing.send_all(settings, mails)
 
 
 def _on_record(session: Session, record) -> None:

@@ -20,6 +20,20 @@ def correspondants(s: Session, demande: Demande) -> list[User]:
     return list(s.scalars(stmt))
 
 
+def correspondant_addresses(s: Session, demande: Demande) -> tuple[str, ...]:
+    """Whom to tell of a request routed to its territory: the correspondants' accounts, and
+    the correspondant addresses the directory lists for the territory (without an account
+    yet, they are told to ask for one to open the inbox)."""
+    from forms_service.directory.models import Territory
+
+    emails = [u.email for u in correspondants(s, demande)]
+    territory = s.get(Territory, demande.territoire)
+    if territory is not None:
+        emails += [e.strip().lower() for e in (territory.contacts or {}).get("correspondant", [])
+                   if isinstance(e, str) and e.strip()]
+    return tuple(dict.fromkeys(emails))
+
+
 def referent(s: Session, demande: Demande) -> User | None:
     if demande.referent_id is None:
         return None
@@ -27,4 +41,4 @@ def referent(s: Session, demande: Demande) -> User | None:
     return user if user is not None and user.active else None
 
 
-__all__ = ["correspondants", "referent"]
+__all__ = ["correspondants", "correspondant_addresses", "referent"]

@@ -124,7 +124,7 @@ def _route(s: Session, demande: Demande, report, outcome: Outcome) -> None:
     if demande.etat == "a_corriger":
         outcome.mails.append(_mail_referent(s, demande, "a_corriger", problems=errors))
     else:
-        to = tuple(u.email for u in routing.correspondants(s, demande))
+        to = routing.correspondant_addresses(s, demande)
         if not to:
             log.warning("demande_no_correspondant", demande_id=demande.id,
                         territoire=demande.territoire)

@@ -15,11 +15,11 @@ from forms_service.web.slai import bp as slai_bp
 def register(app: Flask) -> None:
     app.register_blueprint(referent_bp)
     app.register_blueprint(slai_bp)
-    from forms_service.web import admin, admin_directory, auth
     from forms_service.web import correspondant, mes_demandes
 
     app.register_blueprint(correspondant.bp)     # the fiche de liaison's circuit (issue 12)
     app.register_blueprint(mes_demandes.bp)
+    from forms_service.web import admin, admin_directory, auth
 
     auth.init_app(app)          # /connexion, /deconnexion, password links
     admin.init_app(app)         # /administration/ (accounts)

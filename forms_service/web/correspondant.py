@@ -15,7 +15,7 @@ from sqlalchemy import select
 from forms_service import access, db
 from forms_service.accounts.models import User
 from forms_service.beneficiaries.models import Beneficiary
-from forms_service.circuit import notify, queries, service
+from forms_service.circuit import mailing, notify, queries, service
 from forms_service.circuit.machine import machine
 from forms_service.errors import FormsError, Forbidden
 from forms_service.principal import current_principal
@@ -86,7 +86,7 @@ def demande(request_id: int):
                                                   request.form.get("choix", ""),
                                                   request.form.get("commentaire", ""), source="web")
                     mails = outcome.mails
-                notify.send_all(_settings(), mails)
+                mailing.send_all(_settings(), mails)
                 return redirect(url_for(".demande", request_id=request_id, enregistre=1))
             except FormsError as exc:
                 if exc.http_status == 404:
@@ -138,12 +138,15 @@ def page_image(request_id: int, position: int):
         if file is None:
             abort(404)
         path, file_page = file.stored_path, row.file_page
+    from forms_service.desk import storage
+
+    content = storage.get(_settings(), path)
     buffer = io.BytesIO()
-    if path.lower().endswith(".pdf") or (file.kind or "") == "pdf":
-        with open_pdf(path) as pdf:
+    if content[:5] == b"%PDF-":
+        with open_pdf(content) as pdf:
             Image.fromarray(grey(pdf[file_page - 1], 72)).save(buffer, "PNG")
     else:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(content)) as image:
             image.seek(max(0, file_page - 1))
             image.convert("L").save(buffer, "PNG")
     buffer.seek(0)
