@@ -59,6 +59,7 @@ def send_digests(settings, today: dt.date | None = None) -> int:
     from forms_service.circuit import notify
 
     mails = build_digests(settings, today or dt.date.today())
-    notify.send_all(settings, mails)
+    for mail in mails:              # already in the queue's task: sent from here
+        notify.deliver_with_retry(settings, mail)
     log.info("echeances_envoyees", count=len(mails))
     return len(mails)

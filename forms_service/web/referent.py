@@ -34,7 +34,7 @@ from forms_service import access, db, echeances, preferences
 from forms_service.accounts.models import User
 from forms_service.beneficiaries.models import Beneficiary
 from forms_service.catalogue import catalogue, references
-from forms_service.circuit import notify
+from forms_service.circuit import mailing
 from forms_service.circuit import service as circuit
 from forms_service.circuit.machine import machine
 from forms_service.circuit.models import Demande
@@ -426,7 +426,7 @@ def _send(b, data: dict, p):
         outcome = circuit.submit(s, p, data, beneficiary_id=b.id, source="web",
                                  referent_id=p.user_id)
         request_id, mails = outcome.demande.id, outcome.mails
-    notify.send_all(_settings(), mails)
+    mailing.send_all(_settings(), mails)
     return redirect(url_for("mes_demandes.demande", request_id=request_id))
 
 
