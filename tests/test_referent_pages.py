@@ -72,6 +72,9 @@ def test_access_refused(site):
     assert client.get(f"/beneficiaires/{other}").status_code == 404
     assert client.get(f"/beneficiaires/{other}/formulaires/cerp").status_code == 404
     assert client.get(_url(info, "annexe-6")).status_code == 404       # not a form one fills
+    # other people's desks: the correspondant's inbox, the administration
+    assert client.get("/correspondant/").status_code == 403
+    assert client.get("/administration/").status_code == 403
     # a desk agent is not a référent
     desk = app.test_client()
     sign_in(desk, "agent.arr@t.example")
