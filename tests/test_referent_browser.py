@@ -253,6 +253,7 @@ def test_ede_total_and_orientation_as_paliers_are_chosen(page, served, shots):
         choose(n, max)
     assert int(page.locator("#ede-points").inner_text()) > 35
     assert "solidarité" in page.locator("#ede-orientation").inner_text()
+    assert page.locator("#ede-alerte").inner_text().startswith("Alerte couleur")      # the colour alert
     page.click('#saisie .barre-actions button[value="verifier"]')
     # the server's verdict is the same
     assert "solidarité" in page.locator("#ede-orientation").inner_text()

@@ -382,7 +382,8 @@ def saisie(beneficiary_id: int, form_id: str):
         field_name=forms_wtf._name, problems=problems, by_anchor=by_anchor, report=report,
         notice=notice, draft_id=draft_id, lists=forms_wtf.list_fields(fd),
         can_send=fd.id == circuit.FORM_ID,
-        ede_bounds=(low, high), orientations=programme.params()["ede"]["orientations"]), status
+        ede_bounds=(low, high), orientations=programme.params()["ede"]["orientations"],
+        couleurs=programme.params()["ede"]["couleurs"]), status
 
 
 def _initial_data(fd, b, p, draft_id: int | None) -> dict:

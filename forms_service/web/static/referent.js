@@ -110,6 +110,8 @@
     var orientation = document.getElementById("ede-orientation");
     ["bleu", "rose", "vert"].forEach(function (c) { ede.classList.remove("alerte-" + c); });
     if (!complete) {
+      var none = document.getElementById("ede-alerte");
+      if (none) { none.textContent = ""; }
       points.textContent = "—";
       orientation.textContent = "à compléter (un palier par item)";
       return;
@@ -118,7 +120,11 @@
     var key = total < low ? "professionnelle" : (total > high ? "solidarite" : "equipe");
     orientation.textContent = ede.getAttribute("data-" + key);
     var worst = ["bleu", "rose", "vert"].filter(function (c) { return colours[c]; })[0];
+    var alerte = document.getElementById("ede-alerte");
     if (worst) { ede.classList.add("alerte-" + worst); }
+    if (alerte) {
+      alerte.textContent = worst ? "Alerte couleur " + worst + " : " + ede.getAttribute("data-couleur-" + worst) : "";
+    }
   }
   if (ede) {
     form.addEventListener("change", function (event) {
