@@ -17,7 +17,7 @@ import datetime as dt
 from sqlalchemy import select
 
 from forms_service.logging_setup import get_logger
-from forms_service.preferences import DigestPreference, set_digest, wants_digest  # noqa: F401
+from forms_service.preferences import wants_digest
 
 log = get_logger(__name__)
 

@@ -8,8 +8,6 @@ must be those of the same data sent to the API, the errors the same French messa
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 from werkzeug.datastructures import MultiDict
 

@@ -122,13 +122,13 @@ def _camel(text: str) -> str:
     return "".join(p.capitalize() for p in text.replace("-", "_").replace(".", "_").split("_"))
 
 
-def _name(f: Field) -> str:
+def input_name(f: Field) -> str:
     return field_id(f"{f.path}.signee" if f.type == "signature" else f.path)
 
 
 @lru_cache(maxsize=64)
 def _form_class(fd: FormDefinition, sphere: str | None) -> type[FlaskForm]:
-    attrs = {_name(f): _wtf_field(f, sphere) for f in input_fields(fd)}
+    attrs = {input_name(f): _wtf_field(f, sphere) for f in input_fields(fd)}
     return type(f"{_camel(fd.id)}Form", (FlaskForm,), attrs)
 
 
@@ -174,9 +174,9 @@ def form_data(fd: FormDefinition, form: FlaskForm) -> dict:
     """The posted form as the form's data (empty inputs and empty list rows left out)."""
     data: dict = {}
     for f in input_fields(fd):
-        raw = form[_name(f)].data
+        raw = form[input_name(f)].data
         if f.type == "list":
-            rows = [_row_data(f, entry) for entry in raw or []]
+            rows = [row_data(f, entry) for entry in raw or []]
             value = [r for r in rows if r]
             if value:
                 data[f.path] = value
@@ -193,7 +193,7 @@ def _empty(f: Field, value: Any) -> bool:
     return value is None or value == [] or (value is False and f.type == "bool")
 
 
-def _row_data(f: Field, entry: dict) -> dict:
+def row_data(f: Field, entry: dict) -> dict:
     row = {}
     for c in f.item_fields:
         value = _to_value(c, entry.get(c.name))
@@ -213,9 +213,9 @@ def form_values(fd: FormDefinition, data: dict, *, min_rows: int = 1) -> dict:
                     for r in (value or [])]
             while len(rows) < min_rows:
                 rows.append({c.name: _from_value(c, None) for c in f.item_fields})
-            values[_name(f)] = rows
+            values[input_name(f)] = rows
         else:
-            values[_name(f)] = _from_value(f, value)
+            values[input_name(f)] = _from_value(f, value)
     return values
 
 
@@ -226,7 +226,7 @@ def list_fields(fd: FormDefinition) -> dict[str, Field]:
 
 def problem_anchor(fd: FormDefinition, path: str) -> str | None:
     """The id of the input (or table) a problem at ``path`` is shown next to."""
-    known = {_name(f) for f in input_fields(fd)}
+    known = {input_name(f) for f in input_fields(fd)}
     lists = list_fields(fd)
     parts = path.split(".")
     if parts and parts[0] in lists:

@@ -27,7 +27,7 @@ import unicodedata
 from flask import (Blueprint, abort, current_app, jsonify, redirect, render_template, request,
                    send_file, url_for)
 from flask_wtf import FlaskForm
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_
 from wtforms import BooleanField, StringField
 
 from forms_service import access, db, echeances, preferences
@@ -39,7 +39,7 @@ from forms_service.circuit import service as circuit
 from forms_service.circuit.machine import machine
 from forms_service.circuit.models import Demande
 from forms_service.circuit.queries import as_dict as request_dict
-from forms_service.drafts import Draft, drafts_of, get_draft, save_draft
+from forms_service.drafts import drafts_of, get_draft, save_draft
 from forms_service.errors import Forbidden, NotFound
 from forms_service.principal import current_principal
 from forms_service.rules.cer import contract_months
@@ -312,11 +312,7 @@ def _posted_rows(fd, form) -> dict:
     """The posted lists with their empty rows kept (a row just added is empty)."""
     out = {}
     for path, f in forms_wtf.list_fields(fd).items():
-        rows = []
-        for entry in form[forms_wtf.field_id(path)].data or []:
-            row = forms_wtf._row_data(f, entry)
-            rows.append(row)
-        out[path] = rows
+        out[path] = [forms_wtf.row_data(f, entry) for entry in form[forms_wtf.field_id(path)].data or []]
     return out
 
 
@@ -345,11 +341,9 @@ def saisie(beneficiary_id: int, form_id: str):
         data = forms_wtf.form_data(fd, posted)
         action = request.form.get("action", "verifier")
         if action.startswith(("ajouter:", "supprimer:")):
-            rows = _posted_rows(fd, posted)
-            data.update({k: v for k, v in rows.items()})
+            data.update(_posted_rows(fd, posted))      # empty rows kept: one may just have been added
             _edit_rows(fd, data, action)
             form = Form(formdata=None, data=forms_wtf.form_values(fd, data))
-            data = {k: v for k, v in data.items()}
             notice = "Ligne ajoutée." if action.startswith("ajouter:") else "Ligne supprimée."
         else:
             report = validate(fd, data, programme=programme)
@@ -379,7 +373,7 @@ def saisie(beneficiary_id: int, form_id: str):
     low, high = programme.bounds
     return render_template(
         "saisie.html", fd=fd, b=b, form=form, sections=forms_wtf.sections(fd),
-        field_name=forms_wtf._name, problems=problems, by_anchor=by_anchor, report=report,
+        field_name=forms_wtf.input_name, problems=problems, by_anchor=by_anchor, report=report,
         notice=notice, draft_id=draft_id, lists=forms_wtf.list_fields(fd),
         can_send=fd.id == circuit.FORM_ID,
         ede_bounds=(low, high), orientations=programme.params()["ede"]["orientations"],
