@@ -125,7 +125,7 @@ class FormDefinition:
         return Section(id=s["id"], title=s["title"], page=s.get("page"),
                        fields=tuple(_field(f) for f in raw_fields), note=s.get("note"),
                        reserved=s.get("reserved", False), banner=s.get("banner"),
-                       fields_from=source)
+                       fields_from=source, needed_when=s.get("needed_when"))
 
     def _index_paths(self) -> dict[str, Field]:
         by_path: dict[str, Field] = {}

@@ -117,6 +117,9 @@ class Section:
     reserved: bool = False             # filled by the SLAI/EP/Président, printed blank
     banner: str | None = None          # a heading printed above the section (shared by a pair)
     fields_from: str | None = None     # the data its fields come from (``ede_grid``)
+    #: a condition (the rules' ``when`` syntax) on the form's data: the section is needed only
+    #: when it holds (the référent's page hides it otherwise; paper prints it always)
+    needed_when: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,10 @@ class DeskQueue:
         h.on_startup(name="desk.worker_start")(self._on_start)
         from forms_service.circuit import notify   # the circuit's e-mails (issue 12)
         self.send_mail = notify.register_task(h, settings)
+        # the référents' daily e-mail of échéances (issue 14: forms_service/digest.py)
+        from forms_service.digest import DIGEST_HOUR
+        h.periodic_task(crontab(hour=str(DIGEST_HOUR), minute="0"),
+                        name="referent.digest")(self._daily_digest)
 
     # -- producer side
     def enqueue_read(self, batch_id: int, file_ids: list[int]) -> None:
@@ -101,6 +105,12 @@ class DeskQueue:
     def _on_start(self) -> None:
         if "worker_start" in HANDLERS:
             HANDLERS["worker_start"](self)
+
+    def _daily_digest(self) -> None:
+        if not _once_per(self.huey, "referent.digest", 86400):
+            return
+        from forms_service.digest import send_digests
+        send_digests(self.settings)
 
     def _every_minute(self) -> None:
         if not _once_per(self.huey, "every_minute", 60):

@@ -1,0 +1,290 @@
+"""The référent's pages in a real browser (issue 14): Debian's chromium driven by
+Playwright, against the app served over real HTTP (werkzeug, in a thread), with a
+real SQLite database and LibreOffice for the PDFs.
+
+- a CERP filled with three PAP rows (added in place by the page's script) and the
+  fiche de suivi emploi, a fiche de liaison asking a suspension (the missing-signature
+  rule beside its field), an EDE (total and proposed orientation change as paliers
+  are chosen), a draft saved and come back to, the PDFs downloaded and read back by
+  the parsers to the same data;
+- every page checked by axe-core (no serious or critical violation) and captured at
+  1280 and 820 px wide (``REFERENT_SCREENSHOTS=<dir>`` keeps them; else a temporary
+  folder).
+
+The CSP is enforced (no ``bypass_csp``): the page's own script must run under it;
+axe is injected through Playwright's ``evaluate`` (DevTools), which the CSP does not govern.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests import people_data
+from tests.referent_data import posted, sample, without_reserved
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+WIDTHS = (1280, 820)
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which("soffice") is None,
+                                reason="chromium or LibreOffice is not installed")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, lo_pool):
+    from werkzeug.serving import make_server
+
+    from forms_service.app import create_app
+
+    var = tmp_path_factory.mktemp("referent-browser")
+    app = create_app({"var_dir": var / "var", "database_url": None, "departement_logo": None,
+                      "TESTING": True, "PDF_POOL": lo_pool, "WTF_CSRF_SSL_STRICT": False})
+    info = people_data.seed(app)
+    _with_a_cer_ending(app)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield app, f"http://127.0.0.1:{server.server_port}", info
+    server.shutdown()
+    thread.join(10)
+    app.close()
+
+
+def _with_a_cer_ending(app) -> None:
+    """One more of ref1's people, whose CER ends in 10 days (an échéance on the home page)."""
+    import datetime as dt
+    import json
+
+    from forms_service import db
+    from forms_service.beneficiaries.importer import import_beneficiaries
+
+    day = lambda n: (dt.date.today() + dt.timedelta(days=n)).isoformat()  # noqa: E731
+    line = people_data.person(31, "arrageois", "ref1@t.example",
+                              cer={"type": "cerp", "date_debut": day(-170), "date_fin": day(10),
+                                   "date_signature": day(-175)},
+                              orientation={"sphere": "professionnelle", "date_decision": day(-180)})
+    with app.app_context(), db.session() as s:
+        assert import_beneficiaries(s, json.dumps([line]).encode(), "b.json").count("created") == 1
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    target = os.environ.get("REFERENT_SCREENSHOTS")
+    path = Path(target) if target else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def page(browser, served):
+    _app, base, _info = served
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True,
+                                  locale="fr-FR")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))          # script errors, CSP refusals
+    page.on("console", lambda m: errors.append(m.text)
+            if m.type == "error" and "Failed to load resource" not in m.text else None)
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
+            if r.status >= 400 and not r.url.endswith("/favicon.ico") and r.request.method == "GET"
+            and "/formulaires/" not in r.url else None)
+    page.goto(base + "/connexion")
+    page.fill("#email", "ref1@t.example")
+    page.fill("#mot_de_passe", "mot-de-passe-de-test")
+    page.click("main button[type=submit]")
+    page.wait_for_url(base + "/")
+    page.js_errors = errors
+    yield page
+    context.close()
+
+
+def check_page(page, shots: Path, name: str) -> None:
+    """axe-core: no serious or critical violation; screenshots at both widths."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        results = Axe().run(page)
+        bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+               for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+        assert not bad, f"{name} at {width}px: {bad}"
+        page.screenshot(path=str(shots / f"{name}-{width}.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def fill(page, pairs, scope: str = "#saisie") -> None:
+    """Types the (name, value) pairs as a person would: ticks, picks, types."""
+    for name, value in pairs:
+        inputs = page.locator(f'{scope} [name="{name}"]')
+        first = inputs.first
+        kind = first.get_attribute("type")
+        tag = first.evaluate("e => e.tagName")
+        if kind in ("radio", "checkbox") and value != "y":
+            page.locator(f'{scope} [name="{name}"][value="{value}"]').check()
+        elif kind == "checkbox":
+            first.check()
+        elif tag == "SELECT":
+            first.select_option(value)
+        else:
+            first.fill(value)
+
+
+def add_rows(page, data: dict) -> None:
+    """Adds the list rows ``data`` needs with the page's « Ajouter une ligne » (in place)."""
+    page.evaluate("window.__same_page = true")
+    for key, value in data.items():
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            liste = page.locator(f'[data-liste="{key}"]')
+            while liste.locator("fieldset.ligne").count() < len(value):
+                liste.locator("button.ajouter").click()
+    assert page.evaluate("window.__same_page") is True      # no page load: done in place
+
+
+def form_url(base, info, form_id):
+    return f"{base}/beneficiaires/{info['beneficiaries']['ref1_a']}/formulaires/{form_id}"
+
+
+def same_as_read(app, content: bytes, form_id: str, data: dict) -> dict:
+    """Where the PDF, read by the parsers alone (its printed text and boxes, no
+    reconciliation with the issued document), differs from ``data``: ``{}`` when nowhere."""
+    from tests.test_parse_roundtrip import differences, expected, one_record, parse
+
+    record = one_record(parse(app, [(f"{form_id}.pdf", content)], reconcile=False), "pdf-text")
+    return differences(record, expected(form_id, data, "pdf-text"))
+
+
+def test_cerp_three_pap_rows_draft_and_pdf(page, served, shots):
+    app, base, info = served
+    data = without_reserved("cerp", sample("cerp"))
+    data["pap"] = data["pap"][:3]
+    page.goto(form_url(base, info, "cerp"))
+    add_rows(page, data)
+    assert page.locator('[data-liste="pap"] fieldset.ligne').count() == 3
+    assert page.locator("#annonces").inner_text().startswith("Ligne")
+    fill(page, posted(data))
+    # the action picker offers the professional sphere's actions only
+    codes = page.locator('[name="pap-0-code"] option').evaluate_all("os => os.map(o => o.value)")
+    assert "H.1.1" in codes and "A.1.1" not in codes
+    page.click('#saisie .barre-actions button[value="brouillon"]')
+    assert "Brouillon enregistré." in page.locator("#annonces").inner_text()
+    check_page(page, shots, "cerp")
+
+    # come back to the draft from the person's page
+    page.goto(f"{base}/beneficiaires/{info['beneficiaries']['ref1_a']}")
+    check_page(page, shots, "beneficiaire")
+    page.click("text=Contrat d'Engagements Réciproques – Professionnel >> nth=-1")
+    assert "brouillon=" in page.url
+    assert page.locator('[name="pap-2-code"]').input_value() == data["pap"][2]["code"]
+    assert page.locator('[name="offres-2-offre"]').input_value() == data["offres"][2]["offre"]
+
+    with page.expect_download() as download:
+        page.click('#saisie button[value="pdf"]')
+    content = Path(download.value.path()).read_bytes()
+    assert content.startswith(b"%PDF")
+    assert page.js_errors == []
+    assert same_as_read(app, content, "cerp", data) == {}
+
+
+def test_fiche_de_liaison_suspension_missing_signature(page, served, shots):
+    app, base, info = served
+    data = without_reserved("fiche-liaison", sample("fiche-liaison-suspension"))
+    data["signature_referent"].pop("signee")
+    page.goto(form_url(base, info, "fiche-liaison"))
+    # the sections a request needs (the definition's needed_when) show when it is chosen
+    assert page.locator("#section-ep").is_hidden() and page.locator("#section-actions_cg").is_hidden()
+    fill(page, posted(data))
+    assert page.locator("#section-ep").is_visible() and page.locator("#section-actions_cg").is_hidden()
+    # « signée : non »: an error beside the signature, listed at the top; no PDF
+    page.locator('[name="signature_referent-signee"][value="non"]').check()
+    page.click('#saisie button[value="pdf"]')
+    message = "Suspension : la signature du référent (page 3) est obligatoire"
+    assert message in page.locator("#signature_referent-signee-erreur").inner_text()
+    assert page.locator('#resume-erreurs a[href="#signature_referent-signee"]').inner_text() == message
+    assert page.evaluate("document.activeElement.id") == "resume-erreurs"
+    check_page(page, shots, "fiche-liaison-erreurs")
+    # not known yet (the paper is signed by hand): a warning to check, and the PDF
+    page.locator('[name="signature_referent-signee"][value=""]').check()
+    page.click('#saisie .barre-actions button[value="verifier"]')
+    assert message + " (à vérifier)" in page.locator("#signature_referent-signee-erreur").inner_text()
+    assert page.locator('#resume-avertissements a[href="#signature_referent-signee"]').count() == 1
+    with page.expect_download() as download:
+        page.click('#saisie button[value="pdf"]')
+    content = Path(download.value.path()).read_bytes()
+    assert same_as_read(app, content, "fiche-liaison", data) == {}
+    assert page.js_errors == []
+
+
+def test_ede_total_and_orientation_as_paliers_are_chosen(page, served, shots):
+    app, base, info = served
+    page.goto(form_url(base, info, "annexe-3"))
+    items = page.locator("fieldset.groupe:has(input[data-points])")
+    assert items.count() == 8
+    assert page.locator("#ede-points").inner_text() == "—"
+    def choose(n: int, pick) -> None:      # the palier of item n with the fewest / most points
+        options = items.nth(n).locator("input[data-points]")
+        values = options.evaluate_all("xs => xs.map(x => parseInt(x.dataset.points, 10))")
+        options.nth(values.index(pick(values))).check()
+
+    for n in range(7):
+        choose(n, min)
+    assert page.locator("#ede-points").inner_text() == "—"          # one item left
+    choose(7, min)                         # the fewest points everywhere: below the low bound
+    points = int(page.locator("input[data-points]:checked").evaluate_all(
+        "xs => xs.reduce((t, x) => t + parseInt(x.dataset.points, 10), 0)"))
+    assert page.locator("#ede-points").inner_text() == str(points)
+    assert "Pôle Emploi" in page.locator("#ede-orientation").inner_text()
+    for n in range(8):                     # the most points everywhere: above the high bound
+        choose(n, max)
+    assert int(page.locator("#ede-points").inner_text()) > 35
+    assert "solidarité" in page.locator("#ede-orientation").inner_text()
+    assert page.locator("#ede-alerte").inner_text().startswith("Alerte couleur")      # the colour alert
+    page.click('#saisie .barre-actions button[value="verifier"]')
+    # the server's verdict is the same
+    assert "solidarité" in page.locator("#ede-orientation").inner_text()
+    check_page(page, shots, "ede")
+    assert page.js_errors == []
+
+
+def test_every_page_accessible(page, served, shots):
+    app, base, info = served
+    for name, url in [("accueil", "/"), ("beneficiaires", "/beneficiaires"),
+                      ("rome", "/rome/recherche?q=logistique"),
+                      ("cers", None), ("dsp", None)]:
+        if url is None:
+            url = form_url(base, info, {"cers": "cers", "dsp": "annexe-2"}[name])[len(base):]
+        page.goto(base + url)
+        if name == "accueil":
+            assert page.locator('tr[data-code="cer_fin"]').count() == 1
+        check_page(page, shots, name)
+    # the search, posted
+    page.goto(base + "/beneficiaires")
+    page.fill("#recherche", "NOM4")
+    page.click("form.recherche button")
+    assert "NOM4" in page.locator("table").inner_text() and "NOM1" not in page.locator("table").inner_text()
+    assert "NOM4" not in page.url
+    # keyboard alone: Tab reaches the search field and the focus is visible
+    page.goto(base + "/beneficiaires")
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "recherche":
+            break
+    assert page.evaluate("document.activeElement.id") == "recherche"
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"
+    assert page.js_errors == []
