@@ -62,6 +62,7 @@ ENDPOINT_SCOPES: dict[str, str | None] = {
     "api.accounts.": "admin",
     "referent.": None,
     "slai.": "records",
+    "slai.deposer": "parse",             # the desk's upload: the batches' code path
     "auth.": None,
     "admin.": "admin",
 }

@@ -172,3 +172,4 @@ from forms_service.accounts import models as _accounts_models  # noqa: E402,F401
 from forms_service.directory import models as _directory_models  # noqa: E402,F401
 from forms_service.beneficiaries import models as _beneficiaries_models  # noqa: E402,F401
 from forms_service.desk import models as _desk_models  # noqa: E402,F401
+from forms_service.desk import review_models as _review_models  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""French web pages: the référent's pages at ``/`` and the SLAI desk at ``/slai``.
+"""French web pages: the référent's pages at ``/`` and the SLAI desk at ``/slai`` (``desk``).
 
 Templates live in ``web/templates`` (``base.html`` holds the header with the
 département's name and logo), static files in ``web/static``.
@@ -9,14 +9,13 @@ from __future__ import annotations
 from flask import Flask, current_app
 
 from forms_service.web.referent import bp as referent_bp
-from forms_service.web.slai import bp as slai_bp
 
 
 def register(app: Flask) -> None:
     app.register_blueprint(referent_bp)
-    app.register_blueprint(slai_bp)
-    from forms_service.web import admin_directory
+    from forms_service.web import admin_directory, desk
 
+    desk.init_app(app)
     admin_directory.init_app(app)
 
     @app.context_processor
