@@ -149,7 +149,12 @@ def record_condition(p: Principal) -> ColumnElement[bool]:
                         by_document)
     unlinked = and_(db.Record.beneficiary_id.is_(None), db.Record.document_id.is_(None),
                     true() if (_unrestricted(p) and not p.territoire) else false())
-    return or_(linked, via_document, unlinked)
+    # the desk (issue 11): a record whose beneficiary is still to identify is its
+    # territory's, for the SLAI agents (and a machine key) of that territory
+    to_identify = false()
+    if p.territoire and ("agent_slai" in p.roles or _unrestricted(p)):
+        to_identify = and_(db.Record.beneficiary_id.is_(None), db.Record.territoire == p.territoire)
+    return or_(linked, via_document, unlinked, to_identify)
 
 
 def visible_records(p: Principal):
@@ -162,6 +167,41 @@ def get_record(p: Principal, record_id: int, session: Session | None = None) -> 
     if row is None:
         raise NotFound(MSG_RECORD, path="enregistrement")
     return row
+
+
+MSG_BATCH = "Lot introuvable"
+
+
+def batch_condition(p: Principal) -> ColumnElement[bool]:
+    """A batch of received files (the SLAI desk) is seen by its territory's agents, its
+    submitter, administrators and unrestricted machine keys (else their territory's)."""
+    from forms_service.desk.models import Batch
+
+    if p.open_mode or "administrateur" in p.roles:
+        return true()
+    if _unrestricted(p):
+        return Batch.territoire == p.territoire if p.territoire else true()
+    conditions = [Batch.created_by == p.actor] if p.actor != "anonyme" else []
+    if p.territoire and any(r in p.roles for r in TERRITORY_ROLES):
+        conditions.append(Batch.territoire == p.territoire)
+    return or_(*conditions) if conditions else false()
+
+
+def get_batch(p: Principal, batch_id: int, session: Session | None = None):
+    from forms_service.desk.models import Batch
+
+    row = _first(select(Batch).where(Batch.id == batch_id, batch_condition(p)), session)
+    if row is None:
+        raise NotFound(MSG_BATCH, path="lot")
+    return row
+
+
+def can_see_batch(p: Principal, batch_id: int, session: Session | None = None) -> bool:
+    try:
+        get_batch(p, batch_id, session)
+    except NotFound:
+        return False
+    return True
 
 
 def _first(stmt, session: Session | None = None):

@@ -78,8 +78,19 @@ class Settings(BaseSettings):
     templates_dir: Path = _env("FORMS_SERVICE_TEMPLATES_DIR", DEFAULT_TEMPLATES_DIR)
     #: The département's own EDE grid (YAML); ``None``: the indicative grid.
     ede_grid: Path | None = _env("FORMS_SERVICE_EDE_GRID")
+    # -- the SLAI desk (issue 11)
+    #: The task queue: ``None`` is Huey on SQLite (``<var_dir>/queue.db``); ``redis://…`` Redis.
+    queue_url: str | None = _env("QUEUE_URL")
+    #: Largest batch of received files (all files together), apart from MAX_CONTENT_LENGTH.
+    max_batch_bytes: int = _env("MAX_BATCH_BYTES", 1024 * MIB)
+    #: Watched folders: one subfolder per territory code (``<dir>/arrageois/``); ``None``: none.
+    watch_dir: Path | None = _env("FORMS_SERVICE_WATCH_DIR")
+    #: A watched file is taken once unchanged (size, time) for this many seconds.
+    watch_settle_seconds: float = _env("FORMS_SERVICE_WATCH_SETTLE_SECONDS", 5.0)
+    #: Threads of a ``forms-service worker`` (each reads one job at a time); ``None``: the cores.
+    worker_threads: int | None = _env("FORMS_SERVICE_WORKER_THREADS")
     #: Share of the automatically accepted records sent to the review queue anyway (0 to 1),
-    #: chosen from the record id (``desk.review.is_sampled``): the machine's error rate is measured.
+    #: chosen from the record id (``desk.batches.sampled``): the machine's error rate is measured.
     review_sample_rate: float = _env("REVIEW_SAMPLE_RATE", 0.02)
     #: How long an agent holds a record under review before another may take it.
     review_lease_minutes: int = _env("REVIEW_LEASE_MINUTES", 10)
@@ -101,7 +112,7 @@ class Settings(BaseSettings):
         return raw
 
     @field_validator("var_dir", "storage_dir", "departement_logo", "templates_dir", "ede_grid",
-                     mode="before")
+                     "watch_dir", mode="before")
     @classmethod
     def _parse_path(cls, raw: Any) -> Any:
         if raw in (None, ""):

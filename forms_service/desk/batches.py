@@ -1,0 +1,403 @@
+"""Batches: received files stored first, every page accounted for, records kept.
+
+The one code path of every entry (the desk page, ``POST /api/v1/batches``, ``forms-service
+batch submit``, the watched folders, and ``POST /api/v1/parse``)::
+
+    batch = receive(settings, principal, files, territoire, source="api")   # stored, committed, queued
+    view = batch_view(session, principal, batch.id)                          # the API's JSON
+
+Underneath, for callers that hold their own transaction:
+
+- :func:`submit_batch` stores each file (content-addressed, :mod:`forms_service.desk.storage`),
+  recognises a file received before (``duplicate_of``: the earlier copy the caller may see;
+  then it is not read again), and creates one :class:`BatchPage` per page, ``pending``;
+- :func:`store_record` writes one record read back, with its pages and crops, in the
+  caller's transaction (the reading job writes a file's records and pages together:
+  :mod:`forms_service.desk.reading`), then calls the :data:`on_record_stored` hooks;
+- :func:`record_reviewed` is called by the review (an agent confirmed or corrected a
+  record) and calls the :data:`on_record_reviewed` hooks.
+
+A record belongs to its beneficiary's territory, else to its batch's. Its beneficiary is
+its issued document's; unknown, it waits at the desk (« bénéficiaire à identifier »).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from forms_service import access, db
+from forms_service.audit import record_event
+from forms_service.beneficiaries.models import Beneficiary
+from forms_service.config import Settings
+from forms_service.desk import storage
+from forms_service.desk.models import Batch, BatchFile, BatchPage, RecordCrop, RecordPage
+from forms_service.directory.models import Territory
+from forms_service.errors import BadRequest, Forbidden, FormsError, PayloadTooLarge
+from forms_service.logging_setup import get_logger
+from forms_service.principal import Principal
+
+log = get_logger(__name__)
+
+#: Called with (session, record) inside the transaction that stores a record (each in a
+#: savepoint: a hook that fails is logged and undone, the record stays). The circuit
+#: registers here to turn a stored fiche de liaison into a request.
+on_record_stored: list[Callable[[Session, db.Record], None]] = []
+#: Called with (session, record) when an agent has confirmed or corrected a record.
+on_record_reviewed: list[Callable[[Session, db.Record], None]] = []
+
+MAX_FILES = 1000
+MSG_BATCH = "Lot introuvable"
+BENEFICIARY_TO_IDENTIFY = "bénéficiaire à identifier"
+
+
+@dataclass(frozen=True)
+class Upload:
+    name: str
+    data: bytes
+
+
+# -- receiving ------------------------------------------------------------------------
+
+def page_count(data: bytes, kind: str) -> int:
+    """How many pages a file holds (without reading them); raises on an unreadable file."""
+    if kind in ("jpeg", "png"):
+        return 1
+    if kind == "tiff":
+        from PIL import Image
+        with Image.open(io.BytesIO(data)) as im:
+            return int(getattr(im, "n_frames", 1))
+    from forms_service.pdfpages import open_pdf
+    with open_pdf(data) as pdf:
+        return len(pdf)
+
+
+def batch_territory(session: Session, principal: Principal, territoire: str | None) -> str | None:
+    """The territory a batch is received for: the caller's own, else the one named
+    (required when the caller has none; administrators and machine keys may name any)."""
+    own = principal.territoire
+    if territoire and own and territoire != own and not principal.is_admin:
+        raise Forbidden("Ce territoire n'est pas le vôtre", path="territoire", rule="territoire_refuse")
+    chosen = territoire or own
+    if not chosen:
+        raise BadRequest("Territoire manquant (champ « territoire »)", path="territoire",
+                         rule="territoire_manquant")
+    if session.get(Territory, chosen) is None:
+        raise BadRequest(f"Territoire inconnu : {chosen}", path="territoire", rule="territoire_inconnu")
+    return chosen
+
+
+def check_size(files: list[Upload], settings: Settings) -> None:
+    total = sum(len(f.data) for f in files)
+    limit = getattr(settings, "max_batch_bytes", None)
+    if limit and total > limit:
+        raise PayloadTooLarge(f"Lot trop volumineux ({total // 1024 ** 2} Mio ; "
+                              f"{limit // 1024 ** 2} Mio au plus)", path="files")
+
+
+def submit_batch(session: Session, principal: Principal, files: list[Upload], territoire: str | None,
+                 *, settings: Settings, source: str) -> Batch:
+    """Store the files and create the batch, its files and pending pages (not committed,
+    not queued: :func:`receive` does both)."""
+    from parsers.parse import kind_of
+
+    if not files:
+        raise BadRequest("Aucun fichier reçu (champ « files »)", path="files", rule="fichier_manquant")
+    if len(files) > MAX_FILES:
+        raise BadRequest(f"Trop de fichiers ({len(files)} ; {MAX_FILES} au plus)", path="files",
+                         rule="trop_de_fichiers")
+    check_size(files, settings)
+    batch = Batch(source=source, territoire=batch_territory(session, principal, territoire),
+                  created_by=principal.actor, user_id=principal.user_id, status="queued")
+    session.add(batch)
+    session.flush()
+    seen: dict[str, BatchFile] = {}
+    total = 0
+    for position, upload in enumerate(files):
+        digest, rel = storage.put(settings, upload.data)   # stored before anything else
+        row = BatchFile(batch_id=batch.id, position=position, name=(upload.name or f"fichier-{position + 1}")[:255],
+                        sha256=digest, size=len(upload.data), stored_path=rel, status="pending")
+        earlier = seen.get(digest) or earlier_copy(session, principal, digest, batch.id)
+        try:
+            row.kind = kind_of(upload.data)
+            row.page_count = page_count(upload.data, row.kind)
+        except Exception as exc:   # unreadable: one page, in error, never lost
+            row.kind = row.kind if isinstance(exc, FormsError) or row.kind else None
+            row.status, row.page_count = "error", 1
+            row.error = _error_of(exc)
+        if earlier is not None:
+            row.duplicate_of_id = earlier.id
+            if row.status != "error":
+                row.status = "duplicate"
+        session.add(row)
+        session.flush()
+        seen.setdefault(digest, row)
+        for n in range(1, max(row.page_count, 1) + 1):
+            status, message = "pending", None
+            if row.status == "duplicate":
+                status, message = "duplicate", f"Fichier déjà reçu (lot {earlier.batch_id})"
+            elif row.status == "error":
+                status, message = "error", row.error["message"]
+            session.add(BatchPage(batch_id=batch.id, file_id=row.id, file_page=n, status=status,
+                                  message=message))
+        total += max(row.page_count, 1)
+    batch.pages_total = total
+    session.flush()
+    finish_if_done(session, batch)
+    record_event(principal, "lot.recu", object_type="lot", object_id=batch.id, session=session,
+                 files=len(files), pages=total, source=source, territoire=batch.territoire)
+    return batch
+
+
+def _error_of(exc: BaseException) -> dict:
+    from parsers.failures import error_of
+    return error_of(exc)
+
+
+def earlier_copy(session: Session, principal: Principal, digest: str, batch_id: int | None) -> BatchFile | None:
+    """The first stored copy of these bytes, in a batch the caller may see, if any."""
+    stmt = (select(BatchFile).join(Batch, Batch.id == BatchFile.batch_id)
+            .where(BatchFile.sha256 == digest, BatchFile.duplicate_of_id.is_(None),
+                   access.batch_condition(principal))
+            .order_by(BatchFile.id).limit(1))
+    return session.scalars(stmt).first()
+
+
+def read_jobs(session: Session, batch_id: int) -> list[list[int]]:
+    """The reading jobs of a batch's pending files: its JPEG and PNG files together (one
+    photo per page makes one record), every other file alone."""
+    rows = session.scalars(select(BatchFile).where(BatchFile.batch_id == batch_id,
+                                                   BatchFile.status == "pending")
+                           .order_by(BatchFile.position)).all()
+    images = [r.id for r in rows if r.kind in ("jpeg", "png")]
+    others = [[r.id] for r in rows if r.kind not in ("jpeg", "png")]
+    return ([images] if images else []) + others
+
+
+def receive(settings: Settings, principal: Principal, files: list[Upload], territoire: str | None,
+            *, source: str, database: db.Database | None = None, queue=None) -> Batch:
+    """Store, commit, then queue the batch's reading: what every entry calls."""
+    from forms_service.desk import queue as desk_queue
+
+    database = database or db.get_database(settings if not _in_app() else None)
+    with database.session() as s:
+        batch = submit_batch(s, principal, files, territoire, settings=settings, source=source)
+        jobs = read_jobs(s, batch.id)
+        s.expunge(batch)
+    q = queue or desk_queue.get_queue(settings)
+    for file_ids in jobs:
+        q.enqueue_read(batch.id, file_ids)
+    log.info("batch_received", batch=batch.id, jobs=len(jobs), pages=batch.pages_total, source=source)
+    return batch
+
+
+def _in_app() -> bool:
+    from flask import has_app_context
+    return has_app_context()
+
+
+def finish_if_done(session: Session, batch: Batch) -> None:
+    """``done`` once no page is pending (in the caller's transaction)."""
+    pending = session.scalar(select(func.count()).select_from(BatchPage)
+                             .where(BatchPage.batch_id == batch.id, BatchPage.status == "pending"))
+    if not pending:
+        batch.status = "done"
+        batch.finished_at = db.models.utcnow()
+    elif batch.status == "queued":
+        done = session.scalar(select(func.count()).select_from(BatchPage)
+                              .where(BatchPage.batch_id == batch.id, BatchPage.status != "pending"))
+        if done:
+            batch.status = "running"
+
+
+# -- records --------------------------------------------------------------------------
+
+def readings_sha(record: dict) -> str:
+    """What a record read, as a hash: two records with the same are a rescan of one sheet."""
+    values = {"form": record.get("form"), "document_id": record.get("document_id"),
+              "fields": {p: f.get("value") for p, f in sorted(record.get("fields", {}).items())}}
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def needs_review(row: db.Record, record: dict) -> bool:
+    """Whether a record waits at the desk: a field to look at, a page identified by its
+    content, an unknown beneficiary, a probable duplicate, or a sampled accepted record."""
+    return (record.get("status") == "needs_review"
+            or any(p.get("identified_by") == "content" for p in record.get("pages", []))
+            or row.beneficiary_id is None
+            or row.probable_duplicate_of_id is not None
+            or row.sampled)
+
+
+def sampled(record_id: int, rate: float) -> bool:
+    """Deterministic from the record id: the same record is always (not) sampled."""
+    if rate <= 0:
+        return False
+    h = int.from_bytes(hashlib.sha256(f"record:{record_id}".encode()).digest()[:4], "big")
+    return h < rate * 2 ** 32
+
+
+def _beneficiary_of(session: Session, record: dict) -> Beneficiary | None:
+    doc_id = record.get("document_id")
+    if not doc_id:
+        return None
+    doc = session.get(db.IssuedDocument, doc_id)
+    if doc is None or doc.beneficiary_id is None:
+        return None
+    return session.get(Beneficiary, doc.beneficiary_id)
+
+
+def store_record(session: Session, record: dict, *, settings: Settings, batch: Batch,
+                 file: BatchFile | None, ordinal: int | None,
+                 pages: list[tuple[dict, BatchPage | None, BatchFile | None]]) -> db.Record:
+    """Write one record read back with its pages and crops, in the caller's transaction.
+
+    ``pages`` pairs each of the record's pages with the received page and file it came
+    from. Copies of one issued document point at its first record (``copy_of``); a record
+    whose readings all match an earlier one of the same document is a probable duplicate.
+    """
+    beneficiary = _beneficiary_of(session, record)
+    sha = readings_sha(record)
+    doc_id = record.get("document_id")
+    first = probable = None
+    if doc_id:
+        first = session.scalars(select(db.Record).where(db.Record.document_id == doc_id)
+                                .order_by(db.Record.id).limit(1)).first()
+        probable = session.scalars(select(db.Record).where(db.Record.document_id == doc_id,
+                                                           db.Record.readings_sha == sha)
+                                   .order_by(db.Record.id).limit(1)).first()
+    if doc_id and session.get(db.IssuedDocument, doc_id) is None:
+        doc_id = None   # an id printed on no document of ours: read as without one
+    row = db.Record(form_id=record["form"], document_id=doc_id, status=record["status"],
+                    record=record, source=record.get("source", "scan"),
+                    beneficiary_id=beneficiary.id if beneficiary else None,
+                    territoire=beneficiary.territoire if beneficiary else batch.territoire,
+                    batch_id=batch.id, file_id=file.id if file else None, ordinal=ordinal,
+                    copy_of_id=first.id if first else None,
+                    probable_duplicate_of_id=probable.id if probable else None,
+                    readings_sha=sha)
+    session.add(row)
+    session.flush()
+    row.sampled = sampled(row.id, float(getattr(settings, "review_sample_rate", 0.02)))
+    row.review = "pending" if needs_review(row, record) else "none"
+    for position, (page, batch_page, page_file) in enumerate(pages):
+        session.add(RecordPage(record_id=row.id, position=position, number=page.get("number"),
+                               batch_page_id=batch_page.id if batch_page else None,
+                               file_id=page_file.id if page_file else None,
+                               file_page=int(page.get("file_page") or 1),
+                               rotation=int(page.get("rotation") or 0),
+                               identified_by=page.get("identified_by") or "qr"))
+        if batch_page is not None:
+            batch_page.status, batch_page.record_id, batch_page.message = "record", row.id, None
+    for path, field in record.get("fields", {}).items():
+        for ev in field.get("evidence") or []:
+            if ev.get("crop"):
+                session.add(RecordCrop(record_id=row.id, path=path, page=int(ev.get("page") or 1),
+                                       bbox=list(ev.get("bbox") or []), stored_path=str(ev["crop"])))
+    record_event(batch.created_by, "enregistrement.stocke", form_id=row.form_id, document_id=row.document_id,
+                 object_type="enregistrement", object_id=row.id, session=session, lot=batch.id,
+                 status=row.status, review=row.review)
+    _call(on_record_stored, session, row)
+    return row
+
+
+def record_reviewed(session: Session, record: db.Record) -> None:
+    """An agent confirmed or corrected ``record`` (its review is done): the hooks go on."""
+    _call(on_record_reviewed, session, record)
+
+
+def _call(hooks: list, session: Session, row: db.Record) -> None:
+    for hook in list(hooks):
+        try:
+            with session.begin_nested():
+                hook(session, row)
+        except Exception as exc:   # a hook's failure never loses the record
+            log.error("record_hook_failed", hook=getattr(hook, "__name__", "?"), record=row.id,
+                      error=type(exc).__name__)
+
+
+# -- views ----------------------------------------------------------------------------
+
+def get_batch(session: Session, principal: Principal, batch_id: int) -> Batch:
+    return access.get_batch(principal, batch_id, session)
+
+
+def file_entry(session: Session, principal: Principal, row: BatchFile) -> dict:
+    dup = None
+    if row.duplicate_of_id is not None:
+        earlier = session.get(BatchFile, row.duplicate_of_id)
+        if earlier is not None and access.can_see_batch(principal, earlier.batch_id, session):
+            dup = {"batch": earlier.batch_id, "file": earlier.position}
+    entry = {"name": row.name, "sha256": row.sha256, "duplicate_of": dup}
+    return entry
+
+
+def files_view(session: Session, principal: Principal, batch: Batch) -> list[dict]:
+    rows = session.scalars(select(BatchFile).where(BatchFile.batch_id == batch.id)
+                           .order_by(BatchFile.position)).all()
+    return [file_entry(session, principal, r) for r in rows]
+
+
+def batch_view(session: Session, principal: Principal, batch_id: int) -> dict:
+    """``GET /api/v1/batches/<id>``: status, progress, summary, files, records, pages."""
+    batch = get_batch(session, principal, batch_id)
+    files = session.scalars(select(BatchFile).where(BatchFile.batch_id == batch.id)
+                            .order_by(BatchFile.position)).all()
+    position = {f.id: f.position for f in files}
+    pages = session.scalars(select(BatchPage).where(BatchPage.batch_id == batch.id)
+                            .order_by(BatchPage.file_id, BatchPage.file_page)).all()
+    records = session.scalars(select(db.Record).where(db.Record.batch_id == batch.id)
+                              .order_by(db.Record.id)).all()
+    counts = {s: sum(1 for p in pages if p.status == s) for s in ("blank", "unknown", "duplicate", "error")}
+    summary = {"forms": len(records),
+               "valid": sum(1 for r in records if r.status == "valid"),
+               "needs_review": sum(1 for r in records if r.review == "pending"),
+               "invalid": sum(1 for r in records if r.status == "invalid"),
+               "blank": counts["blank"], "unknown": counts["unknown"],
+               "duplicates": counts["duplicate"], "errors": counts["error"]}
+    return {
+        "id": batch.id, "status": batch.status, "territoire": batch.territoire,
+        "created_at": batch.created_at.isoformat(),
+        "progress": {"pages_total": len(pages), "pages_done": sum(1 for p in pages if p.status != "pending")},
+        "summary": summary,
+        "files": [file_entry(session, principal, f) for f in files],
+        "records": [r.id for r in records],
+        "pages": [{"file": position[p.file_id], "file_page": p.file_page, "status": p.status,
+                   "record": p.record_id, "message": p.message} for p in pages],
+    }
+
+
+def record_view(session: Session, principal: Principal, record_id: int) -> dict:
+    """``GET /api/v1/records/<id>``: the record, its batch, beneficiary, review and links."""
+    row = access.get_record(principal, record_id, session)
+    pages = session.scalars(select(RecordPage).where(RecordPage.record_id == row.id)
+                            .order_by(RecordPage.position)).all()
+    crops = session.scalars(select(RecordCrop).where(RecordCrop.record_id == row.id)
+                            .order_by(RecordCrop.id)).all()
+    files = {f.id: f for f in session.scalars(select(BatchFile).where(
+        BatchFile.id.in_([p.file_id for p in pages if p.file_id]))).all()}
+    return {
+        "id": row.id, "batch": row.batch_id, "beneficiary": row.beneficiary_id, "review": row.review,
+        "status": row.status, "territoire": row.territoire, "form_id": row.form_id,
+        "document_id": row.document_id, "copy_of": row.copy_of_id,
+        "probable_duplicate_of": row.probable_duplicate_of_id,
+        "record": row.record,
+        "links": {
+            "pages": [{"number": p.number, "file": files[p.file_id].position if p.file_id in files else None,
+                       "batch": files[p.file_id].batch_id if p.file_id in files else None,
+                       "file_page": p.file_page, "rotation": p.rotation, "identified_by": p.identified_by}
+                      for p in pages],
+            "crops": [{"path": c.path, "page": c.page, "bbox": c.bbox, "id": c.id} for c in crops],
+        },
+    }
+
+
+__all__ = ["BENEFICIARY_TO_IDENTIFY", "Upload", "batch_view", "on_record_reviewed", "on_record_stored",
+           "receive", "record_reviewed", "record_view", "store_record", "submit_batch"]

@@ -1,0 +1,316 @@
+"""Reading a batch's files on a queue worker: claimed, read once, written in one transaction.
+
+A job names files of one batch. The worker claims those still pending (a lease naming
+it: ``host:pid:start``), reads their stored bytes with the parsers (in its sandbox), then
+writes, in ONE transaction, every record with its pages and crops, every page's status
+and the file's; the file's row is updated only while it is still pending, so a job run
+twice (a retry, a sweep after a worker was killed) stores nothing twice. A page the
+readers say nothing about is an ``error`` (« page non lue »), never left pending.
+
+Photocopies: a file holding several copies of one printed form (same document id) is
+read copy after copy — pages the reader calls « déjà lue » are read again as the next
+copy, unless the page image is identical to one already read (then a true duplicate).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+from datetime import timedelta
+
+import psutil
+from sqlalchemy import select, update
+
+from forms_service import db
+from forms_service.config import Settings
+from forms_service.desk import batches, storage
+from forms_service.desk.models import Batch, BatchFile, BatchPage
+from forms_service.errors import DatabaseUnavailable
+from forms_service.logging_setup import get_logger
+
+log = get_logger(__name__)
+
+LEASE = timedelta(minutes=10)
+#: A pending file never claimed this long after its batch arrived is queued again (its job
+#: was lost: the producer died between commit and enqueue).
+LOST_AFTER = timedelta(minutes=2)
+MAX_COPIES = 50
+
+
+def _me() -> str:
+    p = psutil.Process()
+    return f"{socket.gethostname()}:{p.pid}:{int(p.create_time())}"
+
+
+def _alive(holder: str | None) -> bool:
+    """Whether the worker named by a lease still runs (only known for this host)."""
+    if not holder:
+        return False
+    try:
+        host, pid, started = holder.rsplit(":", 2)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return True   # another machine's: its lease expires on its own
+    try:
+        proc = psutil.Process(int(pid))
+        return proc.is_running() and int(proc.create_time()) == int(started) and \
+            proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, ValueError):
+        return False
+
+
+class Worker:
+    """A consumer process's reading context: its settings' database and a parse sandbox."""
+
+    _instances: dict[Settings, "Worker"] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, settings: Settings, *, sandbox=None):
+        self.settings = settings
+        self.database = db.Database(settings.database_url)
+        self._sandbox = sandbox
+        self._started = False
+        self.me = _me()
+
+    @classmethod
+    def get(cls, settings: Settings) -> "Worker":
+        with cls._lock:
+            w = cls._instances.get(settings)
+            if w is None:
+                w = cls._instances[settings] = Worker(settings)
+            return w
+
+    def first_start(self) -> bool:
+        with self._lock:
+            first, self._started = not self._started, True
+            return first
+
+    def sandbox(self):
+        with self._lock:
+            if self._sandbox is None:
+                from parsers.sandbox import Sandbox
+                self._sandbox = Sandbox(self.settings, pool=None,
+                                        workers=max(1, os.cpu_count() or 1))
+            return self._sandbox
+
+    def close(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()
+        self.database.dispose()
+
+    # -- one job
+    def read_files(self, batch_id: int, file_ids: list[int]) -> None:
+        claimed = self._claim(file_ids)
+        if not claimed:
+            return
+        with self.database.session() as s:
+            rows = s.scalars(select(BatchFile).where(BatchFile.id.in_(claimed))
+                             .order_by(BatchFile.position)).all()
+            inputs = [(r.id, r.name, r.stored_path) for r in rows]
+        files = [(str(fid), storage.get(self.settings, rel)) for fid, _, rel in inputs]
+        items = read_copies(self.sandbox(), files)
+        try:
+            with self.database.session() as s:
+                write_results(s, self.settings, batch_id, claimed, items)
+        except AlreadyWritten:   # another job stored them first: nothing to do
+            log.info("batch_files_already_written", batch=batch_id)
+            return
+        log.info("batch_files_read", batch=batch_id, files=len(claimed), items=len(items))
+
+    def _claim(self, file_ids: list[int]) -> list[int]:
+        now = db.models.utcnow()
+        with self.database.session() as s:
+            rows = s.scalars(select(BatchFile).where(BatchFile.id.in_(file_ids),
+                                                     BatchFile.status == "pending")
+                             .with_for_update()).all()
+            mine = []
+            for r in rows:
+                held = r.claimed_by and r.claimed_by != self.me and _alive(r.claimed_by) and \
+                    r.claimed_until and _aware(r.claimed_until) > now
+                if held:
+                    continue
+                r.claimed_by, r.claimed_until = self.me, now + LEASE
+                mine.append(r.id)
+            if mine:
+                s.execute(update(Batch).where(Batch.id == rows[0].batch_id, Batch.status == "queued")
+                          .values(status="running"))
+            return mine
+
+
+def _aware(value):
+    from datetime import timezone
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+# -- reading copy after copy ------------------------------------------------------------
+
+def _page_hashes(name: str, data: bytes) -> dict[int, str]:
+    from parsers.parse import kind_of
+    from parsers.scan.ingest import images_of
+    try:
+        return {img.file_page: hashlib.sha256(img.gray.tobytes()).hexdigest()
+                for img in images_of(name, data, kind_of(data), 10_000)}
+    except Exception:   # unreadable here: the reader's own entries stand
+        return {}
+
+
+def _subfile(data: bytes, pages: list[int]) -> bytes | None:
+    """A file holding only ``pages`` (1-based) of ``data`` (PDF or TIFF), else None."""
+    import io
+    from parsers.parse import kind_of
+    kind = kind_of(data)
+    if kind == "pdf":
+        import pikepdf
+        with pikepdf.open(io.BytesIO(data)) as src:
+            out = pikepdf.new()
+            for n in pages:
+                out.pages.append(src.pages[n - 1])
+            buf = io.BytesIO()
+            out.save(buf)
+            return buf.getvalue()
+    if kind == "tiff":
+        from PIL import Image, ImageSequence
+        with Image.open(io.BytesIO(data)) as im:
+            frames = [f.copy() for i, f in enumerate(ImageSequence.Iterator(im), 1) if i in pages]
+        buf = io.BytesIO()
+        frames[0].save(buf, format="TIFF", save_all=True, append_images=frames[1:])
+        return buf.getvalue()
+    return None
+
+
+def _again(item: dict) -> bool:
+    return item.get("page_status") == "duplicate" and "déjà lue" in (item.get("message") or "")
+
+
+def read_copies(sandbox, files: list[tuple[str, bytes]]) -> list[dict]:
+    """The parsers' entries for ``files``, each file's photocopies read as records of their own."""
+    items = sandbox.parse(files)
+    data = dict(files)
+    for name in list(data):
+        again = [i for i in items if i.get("file") == name and _again(i)]
+        if not again:
+            continue
+        hashes = _page_hashes(name, data[name])
+        rounds = 0
+        while again and rounds < MAX_COPIES:
+            rounds += 1
+            read_pages = {p["file_page"] for i in items if "fields" in i for p in i["pages"]
+                          if p["file"] == name}
+            seen = {hashes.get(n) for n in read_pages}
+            twins = [i for i in again if hashes.get(i["file_page"]) in seen and hashes.get(i["file_page"])]
+            for i in twins:   # the same page image again: a true duplicate
+                i["message"] = "Page identique à une page déjà lue (même image)"
+            retry = [i for i in again if i not in twins]
+            if not retry:
+                break
+            numbers = [i["file_page"] for i in retry]
+            sub = _subfile(data[name], numbers)
+            if sub is None:
+                break
+            more = sandbox.parse([(name, sub)])
+            for m in more:   # back to the original file's page numbers
+                if "fields" in m:
+                    for p in m["pages"]:
+                        p["file_page"] = numbers[p["file_page"] - 1]
+                elif "file_page" in m:
+                    m["file_page"] = numbers[m["file_page"] - 1]
+            items = [i for i in items if i not in retry] + more
+            again = [m for m in more if m.get("file") == name and _again(m)]
+    return items
+
+
+# -- writing ----------------------------------------------------------------------------
+
+class AlreadyWritten(Exception):
+    """Another job stored this file first (the transaction is rolled back)."""
+
+
+def write_results(s, settings: Settings, batch_id: int, file_ids: list[int], items: list[dict]) -> None:
+    """Every record with its pages, every page's status, and the files' status, at once."""
+    batch = s.get(Batch, batch_id)
+    files = {f.id: f for f in s.scalars(select(BatchFile).where(BatchFile.id.in_(file_ids))).all()}
+    for fid in files:
+        done = s.execute(update(BatchFile).where(BatchFile.id == fid, BatchFile.status == "pending")
+                         .values(status="read", read_at=db.models.utcnow(), claimed_by=None,
+                                 claimed_until=None))
+        if done.rowcount != 1:
+            raise AlreadyWritten(fid)
+    pages = {(p.file_id, p.file_page): p for p in s.scalars(
+        select(BatchPage).where(BatchPage.file_id.in_(list(files)))).all()}
+
+    def file_of(key: str) -> BatchFile | None:
+        return files.get(int(key)) if str(key).isdigit() else None
+
+    ordinals: dict[int, int] = {}
+    for item in items:
+        if "fields" in item:
+            record_pages = []
+            for p in item["pages"]:
+                f = file_of(p["file"])
+                record_pages.append((p, pages.get((f.id, int(p["file_page"]))) if f else None, f))
+                if f is not None:
+                    p["file"] = f.name   # the contract names the file as it was sent
+            first = next((f for _, _, f in record_pages if f is not None), None)
+            ordinal = None
+            if first is not None:
+                ordinal = ordinals[first.id] = ordinals.get(first.id, -1) + 1
+            batches.store_record(s, item, settings=settings, batch=batch, file=first, ordinal=ordinal,
+                                 pages=record_pages)
+        elif "error" in item:
+            f = file_of(item["file"])
+            if f is None:
+                continue
+            f.status, f.error = "error", item["error"]
+            for (fid, _), page in pages.items():
+                if fid == f.id and page.status == "pending":
+                    page.status, page.message = "error", item["error"].get("message")
+        elif "page_status" in item:
+            f = file_of(item["file"])
+            page = pages.get((f.id, int(item["file_page"]))) if f else None
+            if page is not None and page.status == "pending":
+                page.status, page.message = item["page_status"], item.get("message")
+    for page in pages.values():
+        if page.status == "pending":
+            page.status, page.message = "error", "Page non lue"
+    s.flush()
+    batches.finish_if_done(s, batch)
+
+
+# -- recovery ---------------------------------------------------------------------------
+
+def sweep(worker: Worker) -> list[tuple[int, list[int]]]:
+    """The jobs to queue again: pending files whose worker died or whose lease expired,
+    and pending files never claimed long after their batch arrived (a lost job)."""
+    now = db.models.utcnow()
+    jobs: dict[int, list[int]] = {}
+    try:
+        with worker.database.session() as s:
+            rows = s.execute(select(BatchFile.id, BatchFile.batch_id, BatchFile.claimed_by,
+                                    BatchFile.claimed_until, Batch.created_at)
+                             .join(Batch, Batch.id == BatchFile.batch_id)
+                             .where(BatchFile.status == "pending")).all()
+    except Exception as exc:
+        log.warning("desk_sweep_failed", error=type(exc).__name__)
+        return []
+    for fid, bid, holder, until, created in rows:
+        if holder:
+            lost = not _alive(holder) or (until is not None and _aware(until) < now)
+        else:
+            lost = _aware(created) + LOST_AFTER < now
+        if lost:
+            jobs.setdefault(bid, []).append(fid)
+    out = []
+    with worker.database.session() as s:
+        for bid, fids in jobs.items():
+            kinds = dict(s.execute(select(BatchFile.id, BatchFile.kind).where(BatchFile.id.in_(fids))).all())
+            images = [f for f in fids if kinds.get(f) in ("jpeg", "png")]
+            out += ([(bid, images)] if images else []) + [(bid, [f]) for f in fids if f not in images]
+    if out:
+        log.info("desk_sweep", jobs=len(out))
+    return out
+
+
+__all__ = ["AlreadyWritten", "DatabaseUnavailable", "Worker", "read_copies", "sweep", "write_results"]
