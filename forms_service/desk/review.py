@@ -77,6 +77,7 @@ BY_CONTENT = {"content"}
 MSG_LEASED = ("Cet enregistrement est en cours de vérification par un autre agent ; "
               "il sera libéré au plus tard à {until}.")
 MSG_NO_ITEM = "Ce point a déjà été vérifié."
+MSG_SAMPLE_FLAGGED = "Signalé faux lors du contrôle par échantillon : indiquez la valeur juste."
 
 
 # --------------------------------------------------------------------------- items
@@ -288,9 +289,9 @@ class Outcome:
 def decide(session: Session, principal: Principal, settings: Any, record_id: int, item_key: str,
            *, value: Any = None, action: str = "confirmer", now: dt.datetime | None = None) -> Outcome:
     """Settle one item of a record: ``action`` ``confirmer`` keeps the proposal, ``corriger``
-    sets ``value`` (a field's new value as the page sends it, a beneficiary id, "non" for a
-    duplicate or an identification refused). ``echantillon`` takes ``value=(path, value)``
-    to correct one field of a sampled record."""
+    sets ``value`` (a field's new value as the page sends it, a beneficiary id); for a
+    duplicate or an identification, ``corriger`` denies it. ``echantillon`` corrected takes
+    the path of the field found wrong: that field then waits as a ``champ`` item."""
     row = take_lease(session, principal, record_id, settings.review_lease_minutes, now=now)
     decided = decided_items(session, [row.id])[row.id]
     item = next((i for i in open_items(row, decided) if i.key == item_key), None)
@@ -306,12 +307,13 @@ def decide(session: Session, principal: Principal, settings: Any, record_id: int
     if item.kind == "champ":
         outcome, audit = _settle_field(fd, record, item.path, action, value)
     elif item.kind == "echantillon":
-        if action == "corriger":
-            path, new = value if isinstance(value, (list, tuple)) else (None, None)
-            if not path or path not in record["fields"]:
+        if action == "corriger":            # a wrong value: that field goes to review, as a champ item
+            path = value
+            if not path or path not in record["fields"] or f"champ:{path}" in decided:
                 raise BadRequest("Choisissez le champ à corriger", path="champ")
-            outcome, audit = _settle_field(fd, record, path, "corriger", new)
-            audit["item"] = "echantillon"
+            record["fields"][path].update(needs_review=True, reason=MSG_SAMPLE_FLAGGED)
+            outcome = "corrige"
+            audit.update(path=path)
     elif item.kind == "beneficiaire":
         if value in (None, ""):
             raise BadRequest("Choisissez le bénéficiaire", path="beneficiaire")
@@ -424,12 +426,12 @@ def coerce(f, raw: Any) -> Any:
     if isinstance(raw, str):
         raw = raw.strip()
     empty = raw in (None, "", [])
+    codes = f.codes or sorted(f.allowed_codes) if f is not None else []
     if kind == "multi":
         values = raw if isinstance(raw, list) else ([] if empty else [raw])
-        unknown = [v for v in values if v not in f.codes]
-        if unknown:
+        if any(v not in codes for v in values):
             raise BadRequest("Case inconnue pour ce champ", path=f.path)
-        return [c for c in f.codes if c in values]
+        return [c for c in codes if c in values]
     if kind in ("bool", "tri"):
         if empty:
             return False if kind == "bool" else None
@@ -440,8 +442,8 @@ def coerce(f, raw: Any) -> Any:
         raise BadRequest("Réponse attendue : oui ou non", path=f.path)
     if empty:
         return None
-    if kind == "choice":
-        if raw not in f.codes:
+    if kind in ("choice", "code"):
+        if raw not in codes:
             raise BadRequest("Case inconnue pour ce champ", path=f.path)
         return raw
     if kind == "integer":

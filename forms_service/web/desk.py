@@ -299,8 +299,8 @@ def decider(record_id: int):
         value = request.form.getlist("valeur") if f is not None and f.type == "multi" \
             else request.form.get("valeur")
     elif item_key == "echantillon":
-        value = (request.form.get("champ") or None, request.form.get("valeur"))
-        action = "corriger" if request.form.get("champ") else "confirmer"
+        value = request.form.get("champ") or None
+        action = "corriger" if value else "confirmer"
     else:
         value = request.form.get("valeur")
     with db.session() as s:
