@@ -43,6 +43,7 @@ COMMAND_MODULES = [
     "forms_service.directory.cli",
     "forms_service.beneficiaries.cli",
     "forms_service.demo",
+    "forms_service.desk.cli",
 ]
 
 
@@ -208,13 +209,16 @@ class _Stop(Exception):
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--no-worker", is_flag=True, help="Sans lecteur de file d'attente à côté (« forms-service worker »).")
 @pass_settings
-def serve_command(settings: Settings, host: str, port: int, threads: int) -> None:
+def serve_command(settings: Settings, host: str, port: int, threads: int, no_worker: bool) -> None:
     from waitress.server import create_server
 
     from forms_service.app import create_app
+    from forms_service.desk.worker_process import WorkerProcess
 
     app = create_app(settings=settings)
+    worker = None if no_worker else WorkerProcess.start()
     server = create_server(app, host=host, port=port, threads=threads, ident="forms-service")
 
     def stop(signum, _frame):
@@ -232,6 +236,8 @@ def serve_command(settings: Settings, host: str, port: int, threads: int) -> Non
             signal.signal(sig, signal.SIG_IGN)   # a second signal does not cut the shutdown
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)  # requests under way
         server.close()
+        if worker is not None:
+            worker.stop()
         app.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

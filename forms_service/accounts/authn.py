@@ -54,6 +54,7 @@ ENDPOINT_SCOPES: dict[str, str | None] = {
     "api.forms.": None,                  # the catalogue (GET) and validation
     "api.render.": "render",
     "api.parse.": "parse",
+    "api.batches.": "parse",
     "api.records.": "records",
     "api.requests.": "requests",
     "api.beneficiaries.": "beneficiaries",

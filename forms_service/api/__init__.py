@@ -38,6 +38,7 @@ BLUEPRINT_MODULES = [
     "forms_service.beneficiaries.api",
     "forms_service.api.documents",
     "forms_service.api.audit",
+    "forms_service.api.batches",
 ]
 
 HealthCheck = Callable[[], dict[str, Any]]

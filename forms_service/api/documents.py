@@ -29,15 +29,27 @@ class RecordPath(BaseModel):
     record_id: int
 
 
+class RecordLinks(BaseModel):
+    pages: list[dict] = Field(description="[{number, batch, file, file_page, rotation, identified_by}]")
+    crops: list[dict] = Field(description="[{id, path, page, bbox}]")
+
+
 class RecordOut(BaseModel):
     id: int
+    batch: int | None
+    beneficiary: int | None = Field(description="null : « bénéficiaire à identifier »")
+    review: str = Field(description="none | pending | done")
+    status: str = Field(description="valid | invalid | needs_review")
+    territoire: str | None
+    copy_of: int | None = Field(description="Copie d'un même document produit : son premier enregistrement")
+    probable_duplicate_of: int | None = Field(description="Relecture probable d'un enregistrement (à confirmer)")
+    record: dict
+    links: RecordLinks
     form_id: str
     document_id: str | None
     beneficiary_id: int | None
-    status: str
     source: str
     created_at: str
-    record: dict
 
 
 @bp.get("/documents/<document_id>", summary="Télécharger un document produit",
@@ -65,13 +77,15 @@ def download_document(path: DocumentPath):
 @bp.get("/records/<int:record_id>", summary="Un enregistrement lu",
         responses={200: RecordOut})
 def get_record(path: RecordPath):
+    from forms_service import db
+    from forms_service.desk.batches import record_view
+
     principal = current_principal()
-    row = access.get_record(principal, path.record_id)
-    record_event(principal, "enregistrement.consulte", form_id=row.form_id,
-                 document_id=row.document_id, object_type="enregistrement", object_id=row.id)
-    return {"id": row.id, "form_id": row.form_id, "document_id": row.document_id,
-            "beneficiary_id": row.beneficiary_id, "status": row.status, "source": row.source,
-            "created_at": row.created_at.isoformat(), "record": row.record}
+    with db.session() as s:
+        view = record_view(s, principal, path.record_id)
+    record_event(principal, "enregistrement.consulte", form_id=view["form_id"],
+                 document_id=view["document_id"], object_type="enregistrement", object_id=view["id"])
+    return view
 
 
 __all__ = ["bp"]

@@ -204,17 +204,13 @@ def _in_app() -> bool:
 
 
 def finish_if_done(session: Session, batch: Batch) -> None:
-    """``done`` once no page is pending (in the caller's transaction)."""
+    """``done`` once no page is pending (in the caller's transaction); a worker's claim
+    makes it ``running``."""
     pending = session.scalar(select(func.count()).select_from(BatchPage)
                              .where(BatchPage.batch_id == batch.id, BatchPage.status == "pending"))
     if not pending:
         batch.status = "done"
         batch.finished_at = db.models.utcnow()
-    elif batch.status == "queued":
-        done = session.scalar(select(func.count()).select_from(BatchPage)
-                              .where(BatchPage.batch_id == batch.id, BatchPage.status != "pending"))
-        if done:
-            batch.status = "running"
 
 
 # -- records --------------------------------------------------------------------------
@@ -388,7 +384,8 @@ def record_view(session: Session, principal: Principal, record_id: int) -> dict:
         "status": row.status, "territoire": row.territoire, "form_id": row.form_id,
         "document_id": row.document_id, "copy_of": row.copy_of_id,
         "probable_duplicate_of": row.probable_duplicate_of_id,
-        "record": row.record,
+        "record": row.record, "beneficiary_id": row.beneficiary_id, "source": row.source,
+        "created_at": row.created_at.isoformat(),
         "links": {
             "pages": [{"number": p.number, "file": files[p.file_id].position if p.file_id in files else None,
                        "batch": files[p.file_id].batch_id if p.file_id in files else None,

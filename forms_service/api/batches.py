@@ -1,0 +1,122 @@
+"""``POST /api/v1/batches`` (received files, read in the background) and ``GET
+/api/v1/batches/<id>`` (progress, summary, every page), scope ``parse``, through the
+access policy (a batch the caller may not see answers 404).
+
+Batches have their own size limit (``MAX_BATCH_BYTES``, 1 GiB by default), raised for
+this route only above the API's ``MAX_CONTENT_LENGTH``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from flask import current_app, request
+from flask_openapi3 import APIBlueprint, FileStorage, Tag
+from pydantic import BaseModel, Field
+
+from forms_service import db
+from forms_service.api.errors import ErrorBody
+from forms_service.desk import batches
+from forms_service.principal import current_principal
+
+tag = Tag(name="lots", description="Lots de formulaires reçus (bureau du SLAI), lus en arrière-plan")
+bp = APIBlueprint("batches", __name__, abp_tags=[tag],
+                  abp_responses={400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody,
+                                 413: ErrorBody, 503: ErrorBody})
+
+
+@bp.before_request
+def _batch_size_limit():
+    """The batches' own limit (``MAX_BATCH_BYTES``) instead of the API's."""
+    if request.endpoint and request.endpoint.endswith("batches.submit"):
+        request.max_content_length = current_app.extensions["forms_service.settings"].max_batch_bytes
+
+
+class BatchForm(BaseModel):
+    files: list[FileStorage] = Field(default_factory=list,
+                                     description="Un ou plusieurs fichiers : PDF, TIFF, JPEG, PNG")
+    territoire: Optional[str] = Field(None, max_length=32,
+                                      description="Code du territoire ; obligatoire si l'appelant n'en a pas")
+
+
+class BatchPath(BaseModel):
+    batch_id: int
+
+
+class DuplicateOf(BaseModel):
+    batch: int
+    file: int = Field(description="Rang du fichier dans ce lot (à partir de 0)")
+
+
+class BatchFileOut(BaseModel):
+    name: str
+    sha256: str
+    duplicate_of: Optional[DuplicateOf]
+
+
+class BatchCreated(BaseModel):
+    id: int
+    status: Literal["queued", "running", "done"]
+    files: list[BatchFileOut]
+
+
+class Progress(BaseModel):
+    pages_total: int
+    pages_done: int
+
+
+class Summary(BaseModel):
+    forms: int
+    valid: int
+    needs_review: int
+    invalid: int
+    blank: int
+    unknown: int
+    duplicates: int
+    errors: int
+
+
+class PageOut(BaseModel):
+    file: int
+    file_page: int
+    status: Literal["pending", "record", "blank", "unknown", "duplicate", "error"]
+    record: Optional[int]
+    message: Optional[str] = None
+
+
+class BatchOut(BaseModel):
+    id: int
+    status: Literal["queued", "running", "done"]
+    territoire: Optional[str]
+    created_at: str
+    progress: Progress
+    summary: Summary
+    files: list[BatchFileOut]
+    records: list[int]
+    pages: list[PageOut]
+
+
+@bp.post("/batches", summary="Déposer un lot de formulaires",
+         description="Chaque fichier est enregistré d'abord, puis lu en arrière-plan ; la réponse "
+                     "(202) vient aussitôt. Un fichier déjà reçu n'est pas relu : « duplicate_of » "
+                     "nomme la copie précédente visible par l'appelant.",
+         responses={202: BatchCreated})
+def submit(form: BatchForm):
+    principal = current_principal()
+    uploads = [batches.Upload(u.filename or f"fichier-{i + 1}", u.read())
+               for i, u in enumerate(request.files.getlist("files"))]
+    settings = current_app.extensions["forms_service.settings"]
+    batch = batches.receive(settings, principal, uploads, request.form.get("territoire") or None,
+                            source="api", database=db.get_database())
+    with db.session() as s:
+        files = batches.files_view(s, principal, batch)
+    return {"id": batch.id, "status": batch.status, "files": files}, 202
+
+
+@bp.get("/batches/<int:batch_id>", summary="Suivre un lot", responses={200: BatchOut})
+def show(path: BatchPath):
+    with db.session() as s:
+        return batches.batch_view(s, current_principal(), path.batch_id)
+
+
+__all__ = ["bp"]

@@ -1,0 +1,132 @@
+"""``forms-service batch submit FILE… [--territoire T] [--wait]``, ``batch show ID [--json]``
+and ``forms-service worker`` (a queue consumer; ``serve`` starts one beside the web server).
+
+``batch submit`` takes the same code path as ``POST /api/v1/batches``
+(:func:`forms_service.desk.batches.receive`, the same queue), as the console's operator.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from forms_service.cli_context import pass_settings
+from forms_service.config import Settings
+from forms_service.errors import BadRequest
+
+POLL_SECONDS = 0.5
+
+
+@click.group("batch", help="Lots de formulaires reçus (bureau du SLAI).")
+def batch_group() -> None:
+    pass
+
+
+@batch_group.command("submit", help="Dépose des fichiers (PDF, TIFF, JPEG, PNG) : enregistrés, puis "
+                                    "lus en arrière-plan par le service (« forms-service worker »).")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--territoire", help="Code du territoire du lot.")
+@click.option("--wait", is_flag=True, help="Attend la fin de la lecture (barre de progression).")
+@click.option("--json", "as_json", is_flag=True, help="Affiche le lot en JSON.")
+@pass_settings
+def submit_command(settings: Settings, files: tuple[str, ...], territoire: str | None, wait: bool,
+                   as_json: bool) -> None:
+    from forms_service import db
+    from forms_service.cli_context import command_app
+    from forms_service.console import CONSOLE
+    from forms_service.desk import batches
+
+    uploads = []
+    for f in files:
+        try:
+            uploads.append(batches.Upload(Path(f).name, Path(f).read_bytes()))
+        except FileNotFoundError:
+            raise BadRequest(f"Fichier introuvable : {f}", path="files") from None
+    with command_app().app_context():
+        batch = batches.receive(settings, CONSOLE, uploads, territoire, source="cli",
+                                database=db.get_database())
+        click.echo(f"Lot {batch.id} reçu : {len(uploads)} fichier(s), {batch.pages_total} page(s).", err=True)
+        view = _wait(batch.id, batch.pages_total) if wait else _view(batch.id)
+    if as_json:
+        click.echo(json.dumps(view, ensure_ascii=False, indent=2))
+    else:
+        click.echo(str(batch.id))
+        if wait:
+            _print_summary(view)
+
+
+def _view(batch_id: int) -> dict:
+    from forms_service import db
+    from forms_service.console import CONSOLE
+    from forms_service.desk import batches
+
+    with db.session() as s:
+        return batches.batch_view(s, CONSOLE, batch_id)
+
+
+def _wait(batch_id: int, total: int) -> dict:
+    view = _view(batch_id)
+    with click.progressbar(length=max(total, 1), label="Lecture", file=click.get_text_stream("stderr")) as bar:
+        shown = 0
+        while True:
+            done = view["progress"]["pages_done"]
+            bar.update(done - shown)
+            shown = done
+            if view["status"] == "done":
+                return view
+            time.sleep(POLL_SECONDS)
+            view = _view(batch_id)
+
+
+def _print_summary(view: dict) -> None:
+    s = view["summary"]
+    click.echo(f"Formulaires : {s['forms']} (valides {s['valid']}, à revoir {s['needs_review']}, "
+               f"invalides {s['invalid']}) ; pages blanches {s['blank']}, inconnues {s['unknown']}, "
+               f"doublons {s['duplicates']}, erreurs {s['errors']}")
+
+
+@batch_group.command("show", help="Affiche un lot : avancement, bilan, pages.")
+@click.argument("batch_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@pass_settings
+def show_command(settings: Settings, batch_id: int, as_json: bool) -> None:
+    from forms_service.cli_context import command_app
+
+    with command_app().app_context():
+        view = _view(batch_id)
+    if as_json:
+        click.echo(json.dumps(view, ensure_ascii=False, indent=2))
+        return
+    p = view["progress"]
+    click.echo(f"Lot {view['id']} ({view['territoire'] or '-'}) : {view['status']}, "
+               f"{p['pages_done']}/{p['pages_total']} pages lues")
+    _print_summary(view)
+    for page in view["pages"]:
+        name = view["files"][page["file"]]["name"]
+        rec = f" → enregistrement {page['record']}" if page["record"] else ""
+        click.echo(f"  {name} p. {page['file_page']} : {page['status']}{rec}")
+
+
+@click.command("worker", help="Lit les lots en file d'attente (Huey ; SQLite par défaut, Redis avec "
+                              "QUEUE_URL). Arrêt propre sur SIGINT, immédiat sur SIGTERM.")
+@click.option("--threads", type=int, default=None, help="Travaux menés à la fois (défaut : nombre de cœurs).")
+@pass_settings
+def worker_command(settings: Settings, threads: int | None) -> None:
+    from forms_service import db
+    from forms_service.desk.queue import get_queue
+    from forms_service.desk.reading import Worker
+
+    if settings.migrate_on_startup:
+        db.upgrade(settings.database_url)
+    queue = get_queue(settings)
+    click.echo(f"File d'attente ({queue.kind}) : lecteur démarré.", err=True)
+    try:
+        queue.consumer(threads).run()
+    finally:
+        Worker.get(settings).close()
+
+
+commands = [batch_group, worker_command]

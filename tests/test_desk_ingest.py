@@ -1,0 +1,153 @@
+"""The SLAI desk's ingestion, end to end (issue 11): files through HTTP, stored first,
+read by real ``forms-service worker`` processes on the real queue (Huey on SQLite, and
+on a real redis-server with two workers), on SQLite and on PostgreSQL; every page
+accounted for, one record per photocopy, the file sent twice recognised, records kept
+with their pages, crops, source file, issued document and beneficiary.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+import desk_data
+from desk_queue import redis_url, start_worker, stop  # noqa: F401  (fixture)
+from people_data import headers, seed
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+WAIT = 240
+
+
+@pytest.fixture
+def desk(make_app, lo_pool, db_url, request, tmp_path):
+    """An app (the database of ``db_url``, the queue of the test's parameter), the people
+    of the people tests, and the documents a mixed batch holds, rendered by the service."""
+    queue = getattr(request, "param", "sqlite")
+    extra = {"queue_url": request.getfixturevalue("redis_url")} if queue == "redis" else {}
+    app = make_app(PDF_POOL=lo_pool, database_url=db_url, **extra)
+    people = seed(app)
+    client = app.test_client()
+    admin = headers(people["keys"]["admin@t.example"])
+    b = people["beneficiaries"]
+    docs = {"fiche": (*desk_data.render(client, admin, "fiche-liaison", b["ref1_a"]), b["ref1_a"]),
+            "cer": (*desk_data.render(client, admin, "cers", b["ref2"]), b["ref2"]),
+            "annexe3": (*desk_data.render(client, admin, "annexe-3", b["ref1_b"]), b["ref1_b"]),
+            "copies": (*desk_data.render(client, admin, "fiche-liaison", None), None)}
+    layout = client.get("/api/v1/forms/fiche-liaison/layout", headers=admin).get_json()
+    last = max(z["page"] for z in layout["zones"])
+    zones = [z["bbox"] for z in layout["zones"] if z["kind"] == "signature" and z["page"] == last]
+    return {"app": app, "client": client, "people": people, "docs": docs, "zones": zones,
+            "settings": app.extensions["forms_service.settings"], "queue": queue, "tmp": tmp_path}
+
+
+def wait_done(client, hdrs, batch_id, timeout=WAIT, workers=()):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = client.get(f"/api/v1/batches/{batch_id}", headers=hdrs).get_json()
+        if view["status"] == "done":
+            return view
+        for w in workers:
+            assert w.poll() is None, "a worker died"
+        time.sleep(0.3)
+    raise AssertionError(f"batch not done: {view['progress']}")
+
+
+def submit(client, hdrs, files, **form):
+    import io
+    data = {"files": [(io.BytesIO(b), name) for name, b in files], **form}
+    return client.post("/api/v1/batches", data=data, headers=hdrs, content_type="multipart/form-data")
+
+
+@pytest.mark.parametrize("desk", ["sqlite", "redis"], indirect=True)
+def test_mixed_batch_through_http_every_page_accounted_for(desk):
+    from forms_service import db
+    from forms_service.desk.models import BatchPage, RecordCrop, RecordPage
+
+    client, settings = desk["client"], desk["settings"]
+    agent = headers(desk["people"]["keys"]["agent.arr@t.example"])
+    mixed = desk_data.mixed_batch(desk["docs"], desk["zones"])
+    workers = [start_worker(settings, log=desk["tmp"] / f"worker{i}.log")
+               for i in range(2 if desk["queue"] == "redis" else 1)]
+    try:
+        r = submit(client, agent, mixed.files)   # the agent's own territory
+        assert r.status_code == 202, r.get_data(as_text=True)
+        created = r.get_json()
+        assert created["status"] == "queued"
+        assert [f["name"] for f in created["files"]] == [n for n, _ in mixed.files]
+        for i, earlier in mixed.twice:
+            assert created["files"][i]["duplicate_of"] == {"batch": created["id"], "file": earlier}
+            assert created["files"][i]["sha256"] == created["files"][earlier]["sha256"]
+        assert all(f["duplicate_of"] is None for i, f in enumerate(created["files"])
+                   if i not in dict(mixed.twice))
+        view = wait_done(client, agent, created["id"], workers=workers)
+    finally:
+        for w in workers:
+            stop(w)
+    pages = view["pages"]
+    assert view["progress"] == {"pages_total": mixed.pages, "pages_done": mixed.pages}
+    assert len(pages) == mixed.pages and not [p for p in pages if p["status"] in ("pending", "error")], pages
+    assert view["summary"]["blank"] == mixed.blank
+    assert view["summary"]["unknown"] == mixed.unknown
+    dup_file = mixed.twice[0][0]
+    assert {p["status"] for p in pages if p["file"] == dup_file} == {"duplicate"}
+    assert view["summary"]["duplicates"] == sum(1 for p in pages if p["file"] == dup_file)
+
+    # one record per document, one per photocopy; each record's pages are the batch's
+    records = [client.get(f"/api/v1/records/{rid}", headers=agent) for rid in view["records"]]
+    by_doc: dict[str | None, list[dict]] = {}
+    for resp in records:
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+        rec = resp.get_json()
+        by_doc.setdefault(rec["document_id"], []).append(rec)
+    assert {d: len(v) for d, v in by_doc.items()} == mixed.records_per_document
+    assert view["summary"]["forms"] == sum(mixed.records_per_document.values())
+    copies = sorted(by_doc[mixed.copies_of], key=lambda r: r["id"])
+    assert [r["copy_of"] for r in copies] == [None, copies[0]["id"], copies[0]["id"]]
+    assert [r["probable_duplicate_of"] for r in copies] == [None, None, None]   # signed differently
+    for rec in (r for v in by_doc.values() for r in v):
+        assert rec["batch"] == created["id"]
+        assert rec["beneficiary"] == mixed.beneficiary_of[rec["document_id"]]
+        assert rec["status"] == rec["record"]["status"]
+        assert rec["review"] == ("pending" if rec["beneficiary"] is None or rec["status"] == "needs_review"
+                                 or any(p["identified_by"] == "content" for p in rec["record"]["pages"])
+                                 else "none")
+        assert len(rec["links"]["pages"]) == len(rec["record"]["pages"])
+        assert all(p["batch"] == created["id"] for p in rec["links"]["pages"])
+        record_pages = {(p["file"], p["file_page"]) for p in rec["links"]["pages"]}
+        assert record_pages == {(p["file"], p["file_page"]) for p in pages if p["record"] == rec["id"]}
+    # the copies: the blank form has no beneficiary → « bénéficiaire à identifier »
+    assert all(r["beneficiary"] is None and r["review"] == "pending" for r in copies)
+    # each record's status is the reader's for that document read alone
+    alone = {item["document_id"]: item["status"] for item in _parse_alone(desk, mixed)}
+    for doc_id, recs in by_doc.items():
+        if doc_id != mixed.copies_of:
+            assert [r["status"] for r in recs] == [alone[doc_id]]
+    with desk["app"].app_context(), db.session() as s:
+        assert s.scalar(select(func.count()).select_from(db.Record)) == len(view["records"])
+        assert s.scalar(select(func.count()).select_from(BatchPage)) == mixed.pages
+        assert s.scalar(select(func.count()).select_from(RecordPage)) == \
+            sum(1 for p in pages if p["status"] == "record")
+        crops = s.scalars(select(RecordCrop)).all()
+    for crop in crops:
+        assert (settings.storage_dir / crop.stored_path).is_file() or os.path.isfile(crop.stored_path)
+
+
+def _parse_alone(desk, mixed):
+    """The reader alone, on each document's pages as one clean file (POST /api/v1/parse)."""
+    import io
+    client = desk["client"]
+    admin = headers(desk["people"]["keys"]["admin@t.example"])
+    out = []
+    for name in ("fiche", "cer", "annexe3"):
+        _, pdf, _ = desk["docs"][name]
+        scan = desk_data.encode([desk_data.scanned(p, 99) for p in desk_data.pages_of(pdf)], "pdf")
+        r = client.post("/api/v1/parse", data={"files": [(io.BytesIO(scan), f"{name}.pdf")]},
+                        headers=admin, content_type="multipart/form-data")
+        assert r.status_code == 200, r.get_data(as_text=True)
+        out += [i for i in r.get_json() if "fields" in i]
+    return out
