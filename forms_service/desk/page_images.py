@@ -1,6 +1,7 @@
 """Images the desk shows an agent: a received page, upright, and a stored review crop.
 
     png = page_png(settings, batch_file, file_page, rotation=90)   # PNG bytes, ≤ 1100 px wide
+    png = zone_png(settings, batch_file, file_page, bbox, rotation=90)  # a field's zone of it
     path = crop_path(settings, crop)                               # None if outside the storage
 
 The caller has checked access (``forms_service.access``) before asking: these
@@ -19,13 +20,45 @@ from forms_service.errors import NotFound
 
 #: Width of a page image on the review page (pixels): enough to read handwriting.
 PAGE_WIDTH = 1100
-A4_WIDTH_PT = 595
+A4_WIDTH_PT = 595.3
+
+
+#: Margin around a field's zone (PDF points): the label and the neighbouring boxes show.
+ZONE_MARGIN_PT = 28
 
 
 def page_png(settings, batch_file, file_page: int, *, rotation: int = 0,
              width: int = PAGE_WIDTH) -> bytes:
     """Page ``file_page`` (1-based) of a received file as PNG, turned upright by
     ``rotation`` (the clockwise angle the page appears turned by, as the reader says)."""
+    return _encode(page_image(settings, batch_file, file_page, rotation=rotation, width=width))
+
+
+def zone_png(settings, batch_file, file_page: int, bbox_pt: list[float], *,
+             rotation: int = 0) -> bytes:
+    """The part of an upright page around ``bbox_pt`` (x0, top, x1, bottom in PDF points of
+    the form's page), with a margin: where a field without a stored crop was read. The
+    upright scan is taken as the A4 portrait page the forms are printed on."""
+    image = page_image(settings, batch_file, file_page, rotation=rotation, width=2 * PAGE_WIDTH)
+    k = image.width / A4_WIDTH_PT
+    x0, top, x1, bottom = bbox_pt
+    m = ZONE_MARGIN_PT
+    box = (max(0, int((x0 - 4 * m) * k)), max(0, int((top - m) * k)),
+           min(image.width, int((x1 + 4 * m) * k)), min(image.height, int((bottom + m) * k)))
+    if box[2] <= box[0] or box[3] <= box[1]:
+        raise NotFound("Zone introuvable", path="zone")
+    return _encode(image.crop(box))
+
+
+def _encode(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+def page_image(settings, batch_file, file_page: int, *, rotation: int = 0,
+               width: int = PAGE_WIDTH) -> Image.Image:
+    """The upright page image, at most ``width`` pixels wide."""
     source = storage.path(settings, batch_file.stored_path)
     if not source.is_file():
         raise NotFound("Fichier introuvable dans le stockage", path="page")
@@ -39,9 +72,7 @@ def page_png(settings, batch_file, file_page: int, *, rotation: int = 0,
         image = image.rotate(rotation % 360, expand=True)   # counter-clockwise: back upright
     if image.width > width:
         image = image.resize((width, round(image.height * width / image.width)))
-    out = io.BytesIO()
-    image.save(out, "PNG", optimize=True)
-    return out.getvalue()
+    return image
 
 
 def _pdf_page(source: Path, file_page: int, width: int) -> Image.Image:

@@ -13,7 +13,10 @@ Pages (French, on ``base.html``; scripts in ``web/static/desk.js``, none inline)
 - ``/slai/verification/<record id>``: one record's next item: the page crop beside the
   reader's proposal and its reason, settled in one action, keyboard shortcuts shown;
 - page images and crops: ``/slai/enregistrements/<id>/pages/<n>.png``,
-  ``/slai/enregistrements/<id>/recadrages/<crop id>.png``, ``/slai/lots/<id>/pages/<page id>.png``.
+  ``/slai/enregistrements/<id>/recadrages/<crop id>.png`` (a stored crop),
+  ``/slai/enregistrements/<id>/zones/<field path>.png`` (where a field without a crop was
+  read), ``/slai/lots/<id>/pages/<page id>.png`` (a received page), each ``inline`` with a
+  safe file name.
 
 The upload goes through ``desk.batches.receive``, the code path of ``POST /api/v1/batches``;
 the review through ``desk.review``. Everything read goes through ``forms_service.access``
@@ -22,15 +25,14 @@ the review through ``desk.review``. Everything read goes through ``forms_service
 
 from __future__ import annotations
 
-from flask import (Blueprint, Flask, Response, current_app, jsonify, redirect, render_template,
-                   request, send_file, url_for)
+from flask import Blueprint, Flask, Response, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from forms_service import access, db
 from forms_service.catalogue import catalogue_for
 from forms_service.config import current_settings
 from forms_service.desk import page_images, review
-from forms_service.errors import BadRequest, FormsError, NotFound, ReviewLeased
+from forms_service.errors import NotFound, ReviewLeased
 from forms_service.principal import current_principal
 
 bp = Blueprint("slai", __name__, url_prefix="/slai", template_folder="templates")
@@ -226,14 +228,25 @@ def _review_context(session, principal, row, q: str) -> dict:
                             .order_by(RecordCrop.id)).all()
     pages = session.scalars(select(RecordPage).where(RecordPage.record_id == row.id)
                             .order_by(RecordPage.position)).all()
-    shown_crops = []
+    shown_crops, zone = [], None
     if item is not None and item.kind == "champ":
         shown_crops = [c for c in crops if c.path == item.path]
+        evidence = (row.record["fields"][item.path].get("evidence") or [{}])[0]
+        if not shown_crops and evidence.get("bbox"):      # no stored crop: the zone of its page
+            zone = url_for("slai.zone", record_id=row.id, champ=item.path)
+        pages = [p for p in pages if p.number == evidence.get("page")] or pages[:1]
     elif item is not None and item.kind == "beneficiaire":
         shown_crops = [c for c in crops if c.path == "administratif"]
+        pages = pages[:1]                                  # the administrative part is on page 1
+    field_labels = {}
+    for i in items:
+        if i.path:
+            f = review.field_def(fd, i.path)
+            field_labels[i.path] = f.label if f is not None else i.path
     context = {"row": row, "fd": fd, "item": item, "items": items, "crops": shown_crops,
-               "pages": pages, "field": None, "proposal": None, "options": [], "candidates": [],
-               "q": q, "filled": [], "status_labels": RECORD_STATUS_LABELS}
+               "field_labels": field_labels,
+               "zone": zone, "pages": pages, "field": None, "proposal": None, "options": [],
+               "candidates": [], "q": q, "filled": [], "status_labels": RECORD_STATUS_LABELS}
     if item is None:
         return context
     if item.kind == "champ":
@@ -355,6 +368,29 @@ def image_page(record_id: int, position: int):
         png = page_images.page_png(current_settings(), batch_file, page.file_page,
                                    rotation=page.rotation)
     return _png(png, f"enregistrement-{record_id}-page-{position + 1}.png")
+
+
+@bp.get("/enregistrements/<int:record_id>/zones/<path:champ>.png")
+def zone(record_id: int, champ: str):
+    """Where a field was read on its page (its evidence's bbox), for a field without a crop."""
+    from forms_service.desk.models import BatchFile, RecordPage
+
+    principal = current_principal()
+    with db.session() as s:
+        row = access.get_record(principal, record_id, s)
+        field = (row.record or {}).get("fields", {}).get(champ)
+        evidence = ((field or {}).get("evidence") or [{}])[0]
+        if not evidence.get("bbox"):
+            raise NotFound("Zone introuvable", path="zone")
+        pages = s.scalars(select(RecordPage).where(RecordPage.record_id == record_id)
+                          .order_by(RecordPage.position)).all()
+        page = next((p for p in pages if p.number == evidence.get("page")), None)
+        batch_file = s.get(BatchFile, page.file_id) if page is not None and page.file_id else None
+        if batch_file is None:
+            raise NotFound("Zone introuvable", path="zone")
+        png = page_images.zone_png(current_settings(), batch_file, page.file_page,
+                                   [float(v) for v in evidence["bbox"]], rotation=page.rotation)
+    return _png(png, f"enregistrement-{record_id}-zone.png")
 
 
 @bp.get("/enregistrements/<int:record_id>/recadrages/<int:crop_id>.png")
