@@ -183,10 +183,17 @@ def test_a_correction_that_breaks_a_rule_makes_the_record_invalid(app, people, l
     assert action == "enregistrement.corrige" and detail == {**detail, "changed": True, "status": "invalid"}
 
 
-def test_another_agents_lease_is_refused_until_it_expires(app, people, login, make_user):
+def test_another_agents_lease_is_refused_until_it_expires(make_app, db_url, login):
+    """On SQLite and on PostgreSQL: the lease is one conditional UPDATE."""
+    from forms_service.accounts import users
+
+    app = make_app(REVIEW_SAMPLE_RATE=0, database_url=db_url)
+    people = seed(app)
     rid = store(app, uncertain={"referent.type": ("solidarite", "Case peu marquée")},
                 beneficiary=people["beneficiaries"]["ref1_a"])
-    make_user("agent2.arr@t.example", "agent_slai", territoire="arrageois")
+    with app.app_context(), db.session() as s:
+        users.save_user(s, "agent2.arr@t.example", ["agent_slai"], password="mot-de-passe-de-test",
+                        territoire="arrageois")
     first = signed_in(app, login, "agent.arr@t.example")
     second = signed_in(app, login, "agent2.arr@t.example")
     assert first.get(f"/slai/verification/{rid}").status_code == 200
@@ -238,3 +245,64 @@ def test_sampled_records_measure_the_error_rate(make_app, login):
     flagged, corrected = (d for _, _, d in events(app, second))
     assert flagged == {**flagged, "item": "echantillon", "path": "referent.type"}
     assert corrected == {**corrected, "item": "champ", "old": "solidarite", "new": "professionnel"}
+
+
+def test_duplicate_identification_and_unknown_page_items(app, people, login):
+    from PIL import Image
+    import io
+
+    from forms_service.desk import storage
+    from forms_service.desk.models import Batch, BatchFile, BatchPage
+
+    ben = people["beneficiaries"]["ref1_a"]
+    first = store(app, uncertain={}, beneficiary=ben)
+    rescan = store(app, uncertain={}, beneficiary=ben, identified_by="content")
+    with app.app_context(), db.session() as s:            # as the ingestion flags a rescan
+        s.get(db.Record, rescan).probable_duplicate_of_id = first
+        s.get(db.Record, rescan).review = "pending"
+        buf = io.BytesIO()
+        Image.new("L", (620, 877), 240).save(buf, "PNG")
+        settings = app.extensions["forms_service.settings"]
+        digest, rel = storage.put(settings, buf.getvalue())
+        batch = Batch(source="desk", territoire="arrageois", created_by="test", status="done")
+        s.add(batch)
+        s.flush()
+        f = BatchFile(batch_id=batch.id, position=0, name="courrier.png", sha256=digest, size=len(buf.getvalue()),
+                      kind="png", stored_path=rel, page_count=1, status="read")
+        s.add(f)
+        s.flush()
+        unknown = BatchPage(batch_id=batch.id, file_id=f.id, file_page=1, status="unknown",
+                            message="Page non reconnue (au plus près : CER, page 2)")
+        s.add(unknown)
+        s.flush()
+        page_id, batch_id = unknown.id, batch.id
+    agent = signed_in(app, login, "agent.arr@t.example")
+    queue = agent.get("/slai/verification").get_data(as_text=True)
+    # worst first: the probable duplicate (30 + 5), then the unknown page (20)
+    assert queue.index(f"Enregistrement n° {rescan}") < queue.index(f"Page n° {page_id}")
+    assert "Doublon probable" in queue and "Page non reconnue" in queue
+
+    page = agent.get(f"/slai/verification/{rescan}").get_data(as_text=True)
+    assert "Doublon probable" in page and f"n° {first}" in page
+    assert post(agent, rescan, "doublon", action="corriger").status_code == 303      # not a duplicate
+    assert record_row(app, rescan).probable_duplicate_of_id is None
+    assert "Identifié par le contenu" in agent.get(f"/slai/verification/{rescan}").get_data(as_text=True)
+    assert post(agent, rescan, "identification", action="corriger").status_code == 303   # not this form
+    row = record_row(app, rescan)
+    assert row.review == "done" and row.status == "invalid"
+    assert [e["rule"] for e in row.record["validation"]["errors"]] == ["identification_refusee"]
+    denied, refused = (d for _, _, d in events(app, rescan))
+    assert denied == {**denied, "item": "doublon", "old": first, "new": None}
+    assert refused == {**refused, "item": "identification", "status": "invalid"}
+
+    # « page non reconnue »: the page shown, the reader's guesses, confirmed once
+    page = agent.get(f"/slai/verification/pages/{page_id}").get_data(as_text=True)
+    assert "au plus près : CER, page 2" in page
+    image = agent.get(f"/slai/lots/{batch_id}/pages/{page_id}.png")
+    assert image.status_code == 200 and image.mimetype == "image/png"
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert agent.post(f"/slai/verification/pages/{page_id}", data={"csrf_token": token}).status_code == 303
+    assert f"Page n° {page_id}" not in agent.get("/slai/verification").get_data(as_text=True)
+    assert agent.post(f"/slai/verification/pages/{page_id}", data={"csrf_token": token}).status_code == 404
+    other = signed_in(app, login, "agent.art@t.example")
+    assert other.get(f"/slai/lots/{batch_id}/pages/{page_id}.png").status_code == 404
