@@ -306,3 +306,35 @@ def test_duplicate_identification_and_unknown_page_items(app, people, login):
     assert agent.post(f"/slai/verification/pages/{page_id}", data={"csrf_token": token}).status_code == 404
     other = signed_in(app, login, "agent.art@t.example")
     assert other.get(f"/slai/lots/{batch_id}/pages/{page_id}.png").status_code == 404
+
+
+def test_the_upload_form_works_without_javascript(make_app, login):
+    """The plain form: multipart, its CSRF token, the batches' own size limit (not
+    MAX_CONTENT_LENGTH); the batch page refreshes through <noscript><meta refresh>."""
+    import io
+
+    from PIL import Image
+
+    app = make_app(MAX_CONTENT_LENGTH=2000, MAX_BATCH_BYTES=200_000)
+    seed(app)
+    agent = signed_in(app, login, "agent.arr@t.example")
+    home = agent.get("/slai/").get_data(as_text=True)
+    assert 'enctype="multipart/form-data"' in home and 'type="file" id="fichiers" name="fichiers" multiple' in home
+    token = re.search(r'name="csrf_token" value="([^"]+)"', home).group(1)
+    buf = io.BytesIO()
+    Image.effect_noise((200, 200), 60).save(buf, "PNG")          # larger than MAX_CONTENT_LENGTH
+    scan = buf.getvalue()
+    assert 2000 < len(scan) < 200_000
+
+    def upload(data, **extra):
+        return agent.post("/slai/lots", content_type="multipart/form-data",
+                          data={"fichiers": [(io.BytesIO(data), "scan.png")], **extra})
+
+    assert upload(scan).status_code == 400                        # no CSRF token
+    r = upload(scan, csrf_token=token)
+    assert r.status_code == 303 and re.search(r"/slai/lots/\d+$", r.headers["Location"])
+    batch = agent.get(r.headers["Location"]).get_data(as_text=True)
+    assert '<noscript><meta http-equiv="refresh" content="3"></noscript>' in batch
+    assert "scan.png" in batch and "en attente" in batch
+    assert upload(scan * 100, csrf_token=token).status_code == 413   # above MAX_BATCH_BYTES
+    assert agent.post("/slai/lots", data={"csrf_token": token}).status_code == 400   # no file

@@ -87,15 +87,17 @@ def _max_batch_bytes() -> int:
 def deposer():
     """The upload form: the same code path as ``POST /api/v1/batches`` (``receive``)."""
     from flask_wtf.csrf import CSRFError, validate_csrf
+    from wtforms.validators import ValidationError
 
     from forms_service.desk import batches
 
     # This route alone takes a batch's size (MAX_BATCH_BYTES), not MAX_CONTENT_LENGTH: the
     # limit is raised before the body is read, then the CSRF token is checked here.
     request.max_content_length = _max_batch_bytes()
+    token = request.form.get("csrf_token")       # 413 here above MAX_BATCH_BYTES
     try:
-        validate_csrf(request.form.get("csrf_token"))
-    except Exception as exc:   # flask-wtf raises ValidationError; answered as its CSRFError
+        validate_csrf(token)
+    except ValidationError as exc:   # answered as CSRFProtect answers a missing token
         raise CSRFError(str(exc)) from None
     uploads = [batches.Upload(f.filename or "", f.read())
                for f in request.files.getlist("fichiers") if f and (f.filename or f.content_length)]
