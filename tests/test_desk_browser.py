@@ -4,7 +4,7 @@ app served over real HTTP, a real ``forms-service worker`` reading on the real q
 An agent signs in, drops a scanned fiche de liaison (two boxes ticked for one choice) on
 the upload form, watches the progress refresh by itself until the summary, reviews the
 uncertain field with the keyboard alone, and the correction is in the audit trail.
-Screenshots of the upload, progress, summary and review pages at 1280 and 820 pixels wide
+Screenshots of the upload, progress, summary, queue and review pages at 1280 and 820 pixels wide
 go to the test's folder (and to ``DESK_SCREENSHOTS`` when set).
 """
 
@@ -121,8 +121,12 @@ def test_upload_progress_and_keyboard_review_in_a_browser(served, tmp_path):
             expect(page.locator('#resume [data-cle="needs_review"]')).to_have_text("1")
             shoot(page, "resume", shots)
 
-            # the review, with the keyboard alone: « 2 » picks « Professionnel » and sends it
-            page.click("text=Vérifier l'enregistrement")
+            # the queue, then the review with the keyboard alone: « N » opens the worst entry,
+            # « 2 » picks « Professionnel » and sends it
+            page.goto(f"{url}/slai/verification")
+            expect(page.locator("table.file")).to_contain_text("Champ à vérifier")
+            shoot(page, "file", shots)
+            page.keyboard.press("n")
             page.wait_for_url(f"{url}/slai/verification/*")
             expect(page.locator(".raison")).to_contain_text("Plusieurs cases cochées")
             expect(page.locator(".raccourcis")).to_contain_text("Entrée")

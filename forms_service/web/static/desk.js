@@ -71,7 +71,7 @@
   /* -- review: Entrée confirms, 1..9 choose, N goes to the next one, Échap leaves a field -- */
   function initRaccourcis() {
     var form = document.querySelector("form[data-raccourcis]");
-    if (!form) { return; }
+    if (!form && !document.querySelector('a[data-touche="n"]')) { return; }
     document.addEventListener("keydown", function (e) {
       if (e.altKey || e.ctrlKey || e.metaKey || e.isComposing) { return; }
       var t = e.target;
@@ -80,6 +80,12 @@
         if (e.key === "Escape") { t.blur(); }
         return;                       /* Entrée in a text field submits its own form */
       }
+      if (e.key === "n" || e.key === "N") {
+        var next = document.querySelector('a[data-touche="n"]');
+        if (next) { e.preventDefault(); window.location.href = next.href; }
+        return;
+      }
+      if (!form) { return; }
       if (e.key === "Enter") {
         if (t.matches && t.matches("button, a, summary")) { return; }
         e.preventDefault();
@@ -98,9 +104,6 @@
         } else {
           el.click();
         }
-      } else if (e.key === "n" || e.key === "N") {
-        var next = document.querySelector('a[data-touche="n"]');
-        if (next) { e.preventDefault(); window.location.href = next.href; }
       }
     });
   }
