@@ -105,14 +105,25 @@ def record_row(app, record_id):
         return row
 
 
-def test_an_agent_identifies_confirms_and_corrects_and_the_status_follows(app, people, login, make_user):
+def test_an_agent_identifies_confirms_and_corrects_and_the_status_follows(app, people, login):
     rid = store(app, crop=True, uncertain={
         "objet": (["demande_appui", "passage_ep"], "Deux cases cochées"),
         "beneficiaire.nom": ("BENALT", "Écriture manuscrite à relire"),
         "referent.type": ("solidarite", "Case peu marquée"),
     })
     assert record_row(app, rid).review == "pending" and record_row(app, rid).status == "needs_review"
+
+    # another territory's agent sees nothing of it: not the record, its crops, its batch
+    other = signed_in(app, login, "agent.art@t.example")
+    assert other.get(f"/slai/verification/{rid}").status_code == 404
+    assert other.get(f"/slai/enregistrements/{rid}/recadrages/1.png").status_code == 404
+    assert f"n° {rid}" not in other.get("/slai/verification").get_data(as_text=True)
+    assert other.get("/slai/lots/1").status_code == 404
+
     agent = signed_in(app, login, "agent.arr@t.example")
+    assert agent.get("/slai/lots/1").status_code == 200
+    state = agent.get("/slai/lots/1/etat").get_json()
+    assert state["records"] == [rid] and state["status"] == "done"
 
     # the queue lists it, « suivant » opens it, the page shows the item, its reason and shortcuts
     queue = agent.get("/slai/verification").get_data(as_text=True)
@@ -168,21 +179,6 @@ def test_an_agent_identifies_confirms_and_corrects_and_the_status_follows(app, p
     assert agent.get(f"/slai/verification/{rid}").status_code == 302
 
 
-def test_a_correction_that_breaks_a_rule_makes_the_record_invalid(app, people, login):
-    rid = store(app, uncertain={"cer.date_fin": ("2011-07-09", "Date manuscrite à relire")},
-                beneficiary=people["beneficiaries"]["ref1_a"])
-    agent = signed_in(app, login, "agent.arr@t.example")
-    page = agent.get(f"/slai/verification/{rid}").get_data(as_text=True)
-    assert 'value="09/07/2011"' in page                                   # dates shown the French way
-    assert post(agent, rid, "champ:cer.date_fin", valeur="31/02/2011").status_code == 400   # no such date
-    assert post(agent, rid, "champ:cer.date_fin", valeur="01/01/2010").status_code == 303   # before the start
-    row = record_row(app, rid)
-    assert row.review == "done" and row.status == "invalid" and not row.record["validation"]["valid"]
-    assert any(e["path"].startswith("cer") for e in row.record["validation"]["errors"])
-    (_, action, detail), = events(app, rid)
-    assert action == "enregistrement.corrige" and detail == {**detail, "changed": True, "status": "invalid"}
-
-
 def test_another_agents_lease_is_refused_until_it_expires(make_app, db_url, login):
     """On SQLite and on PostgreSQL: the lease is one conditional UPDATE."""
     from forms_service.accounts import users
@@ -211,19 +207,6 @@ def test_another_agents_lease_is_refused_until_it_expires(make_app, db_url, logi
     assert record_row(app, rid).review == "done"
 
 
-def test_another_territory_and_other_roles_see_nothing(app, people, login, make_user):
-    rid = store(app, crop=True, uncertain={"referent.type": ("solidarite", "Case peu marquée")})
-    other = signed_in(app, login, "agent.art@t.example")
-    assert other.get(f"/slai/verification/{rid}").status_code == 404
-    assert other.get(f"/slai/enregistrements/{rid}/recadrages/1.png").status_code == 404
-    assert f"n° {rid}" not in other.get("/slai/verification").get_data(as_text=True)
-    assert other.get("/slai/lots/1").status_code == 404
-    agent = signed_in(app, login, "agent.arr@t.example")
-    assert agent.get("/slai/lots/1").status_code == 200
-    state = agent.get("/slai/lots/1/etat").get_json()
-    assert state["records"] == [rid] and state["status"] == "done"
-
-
 def test_sampled_records_measure_the_error_rate(make_app, login):
     app = make_app(REVIEW_SAMPLE_RATE=1)
     people = seed(app)
@@ -247,7 +230,7 @@ def test_sampled_records_measure_the_error_rate(make_app, login):
     assert corrected == {**corrected, "item": "champ", "old": "solidarite", "new": "professionnel"}
 
 
-def test_duplicate_identification_and_unknown_page_items(app, people, login):
+def test_duplicate_identification_unknown_page_and_a_correction_breaking_a_rule(app, people, login):
     from PIL import Image
     import io
 
@@ -306,6 +289,19 @@ def test_duplicate_identification_and_unknown_page_items(app, people, login):
     assert agent.post(f"/slai/verification/pages/{page_id}", data={"csrf_token": token}).status_code == 404
     other = signed_in(app, login, "agent.art@t.example")
     assert other.get(f"/slai/lots/{batch_id}/pages/{page_id}.png").status_code == 404
+
+    # a correction that breaks a rule: the record is invalid
+    rid = store(app, uncertain={"cer.date_fin": ("2011-07-09", "Date manuscrite à relire")},
+                beneficiary=people["beneficiaries"]["ref1_a"])
+    page = agent.get(f"/slai/verification/{rid}").get_data(as_text=True)
+    assert 'value="09/07/2011"' in page                                   # dates shown the French way
+    assert post(agent, rid, "champ:cer.date_fin", valeur="31/02/2011").status_code == 400   # no such date
+    assert post(agent, rid, "champ:cer.date_fin", valeur="01/01/2010").status_code == 303   # before the start
+    row = record_row(app, rid)
+    assert row.review == "done" and row.status == "invalid" and not row.record["validation"]["valid"]
+    assert any(e["path"].startswith("cer") for e in row.record["validation"]["errors"])
+    (_, action, detail), = events(app, rid)
+    assert action == "enregistrement.corrige" and detail == {**detail, "changed": True, "status": "invalid"}
 
 
 def test_the_upload_form_works_without_javascript(make_app, login):
