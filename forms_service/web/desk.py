@@ -234,11 +234,17 @@ def _review_context(session, principal, row, q: str) -> dict:
     if item is not None and item.kind == "champ":
         shown_crops = [c for c in crops if c.path == item.path]
         evidence = (row.record["fields"][item.path].get("evidence") or [{}])[0]
-        if not shown_crops and evidence.get("bbox"):      # no stored crop: the zone of its page
-            zone = url_for("slai.zone", record_id=row.id, champ=item.path)
+        if not shown_crops and evidence.get("bbox") and any(p.file_id for p in pages):
+            zone = url_for("slai.zone", record_id=row.id, champ=item.path)   # no stored crop
         pages = [p for p in pages if p.number == evidence.get("page")] or pages[:1]
     elif item is not None and item.kind == "beneficiaire":
         shown_crops = [c for c in crops if c.path == "administratif"]
+        # without that crop: where the beneficiary's identity was read (name, CAF number...)
+        read_at = next((path for path, f in row.record["fields"].items()
+                        if path.startswith("beneficiaire.") and (f.get("evidence") or [{}])[0].get("bbox")),
+                       None)
+        if not shown_crops and read_at and any(p.file_id for p in pages):
+            zone = url_for("slai.zone", record_id=row.id, champ=read_at)
         pages = pages[:1]                                  # the administrative part is on page 1
     field_labels = {}
     for i in items:
