@@ -13,9 +13,11 @@ from forms_service.web.referent import bp as referent_bp
 
 def register(app: Flask) -> None:
     app.register_blueprint(referent_bp)
-    from forms_service.web import admin_directory, desk
+    from forms_service.web import admin, admin_directory, auth, desk
 
-    desk.init_app(app)
+    auth.init_app(app)          # /connexion, /deconnexion, password links
+    admin.init_app(app)         # /administration/ (accounts)
+    desk.init_app(app)          # /slai (the SLAI desk)
     admin_directory.init_app(app)
 
     @app.context_processor
