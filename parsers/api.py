@@ -66,9 +66,14 @@ def parse(form: ParseForm):
     from .parse import Limits
     # reconciliation only uses the issued documents the caller may see (access policy)
     result = _sandbox().parse(files, Limits(principal=current_principal()))
+    # every record read is kept, with its pages, crops and source file (issue 11)
+    from forms_service.desk.batches import Upload
+    from forms_service.desk.reading import keep_parsed
+    batch_id = keep_parsed(current_app.extensions["forms_service.settings"], current_principal(),
+                           [Upload(n, d) for n, d in files], result)
     actor = getattr(g, "actor", "anonyme")
     for item in result:
         if "fields" in item:   # a record (not a file's error entry, not a page's status)
             record_event(actor, "parse", form_id=item["form"], document_id=item["document_id"],
                          status=item["status"], source=item["source"])
-    return result
+    return result, 200, {"X-Batch-Id": str(batch_id)}

@@ -215,3 +215,78 @@ def test_worker_killed_mid_batch_every_page_read_exactly_once(make_app, lo_pool,
         for rid in view["records"]:
             assert s.scalar(select(func.count()).select_from(BatchPage)
                             .where(BatchPage.record_id == rid)) == len(pages)
+
+
+def test_post_parse_keeps_every_record_with_its_pages_and_file(app, tmp_path):
+    """``POST /api/v1/parse`` answers as before, and keeps what it read (issue 11)."""
+    import io
+    from pathlib import Path
+
+    from forms_service import db
+    from forms_service.desk.models import BatchFile
+
+    pdf = (Path(__file__).resolve().parent.parent / "templates" / "pdf" / "fiche-liaison.pdf").read_bytes()
+    client = app.test_client()
+    r = client.post("/api/v1/parse", data={"files": [(io.BytesIO(pdf), "rempli.pdf"), (io.BytesIO(b"x"), "vide.txt")]},
+                    content_type="multipart/form-data")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    result = r.get_json()
+    records = [i for i in result if "fields" in i]
+    assert len(records) == 1 and [i["file"] for i in result if "error" in i] == ["vide.txt"]
+    batch_id = int(r.headers["X-Batch-Id"])
+    view = client.get(f"/api/v1/batches/{batch_id}").get_json()
+    assert view["status"] == "done" and len(view["records"]) == 1
+    assert {p["status"] for p in view["pages"] if p["file"] == 0} == {"record"}
+    assert [p["status"] for p in view["pages"] if p["file"] == 1] == ["error"]
+    rec = client.get(f"/api/v1/records/{view['records'][0]}").get_json()
+    assert rec["batch"] == batch_id and rec["record"] == records[0]
+    assert [p["file"] for p in rec["links"]["pages"]] == [0] * len(records[0]["pages"])
+    with app.app_context(), db.session() as s:
+        stored = s.scalars(select(BatchFile).where(BatchFile.batch_id == batch_id)
+                           .order_by(BatchFile.position)).all()
+        assert [f.status for f in stored] == ["read", "error"]
+        settings = app.extensions["forms_service.settings"]
+        assert (settings.storage_dir / stored[0].stored_path).read_bytes() == pdf
+
+
+def test_watched_folder_takes_a_file_only_once_complete(make_app, tmp_path):
+    """A file still being written is left; one that stopped growing, or was renamed into
+    place, is taken once (stored, queued), then moved aside."""
+    from pathlib import Path
+
+    from forms_service import db
+    from forms_service.desk import watch
+    from forms_service.desk.models import Batch, BatchFile
+    from people_data import DEMO
+    from forms_service.directory.file import import_directory, parse_directory
+
+    app = make_app(watch_dir=tmp_path / "scans", watch_settle_seconds=1)
+    settings = app.extensions["forms_service.settings"]
+    with app.app_context(), db.session() as s:
+        import_directory(s, parse_directory((DEMO / "annuaire.yaml").read_text("utf-8")), "test")
+    folder = tmp_path / "scans" / "artois"
+    folder.mkdir(parents=True)
+    pdf = (Path(__file__).resolve().parent.parent / "templates" / "pdf" / "cers.pdf").read_bytes()
+    growing = folder / "en-cours.pdf"
+    growing.write_bytes(pdf[:1000])                       # just written: too recent
+    partial = folder / "scan.pdf.part"
+    partial.write_bytes(pdf)                               # ignored until renamed
+    old = time.time() - 60
+    os.utime(partial, (old, old))
+    with app.app_context():
+        assert watch.poll(settings) == []
+        growing.write_bytes(pdf[:5000])                    # still growing
+        os.utime(growing, (old, old))
+        assert watch.poll(settings) == []                  # size changed since the last poll
+        partial.rename(folder / "scan.pdf")                # renamed into place: complete at once
+        made = watch.poll(settings)                        # and the other unchanged since: complete
+        assert len(made) == 2 and watch.poll(settings) == []
+        with db.session() as s:
+            batches = s.scalars(select(Batch).order_by(Batch.id)).all()
+            assert [(b.source, b.territoire, b.created_by) for b in batches] == \
+                [("folder", "artois", "dossier:artois")] * 2
+            names = [f.name for f in s.scalars(select(BatchFile).order_by(BatchFile.id))]
+    assert names == ["en-cours.pdf", "scan.pdf"]
+    assert sorted(p.name for p in (folder / ".traites").iterdir()) == \
+        [f"{made[0]}-en-cours.pdf", f"{made[1]}-scan.pdf"]
+    assert [p.name for p in folder.iterdir() if p.is_file()] == []

@@ -1,6 +1,7 @@
 """Every table of the service on one metadata: the core's (``db.models``: template
 versions, issued documents, records, audit, idempotency keys) and the people's
-(accounts, directory, beneficiaries) and the SLAI desk's (batches, review decisions), imported here so that Alembic, the mappers and
+(accounts, directory, beneficiaries) and the desk's (batches, their files and pages,
+record pages and crops, review decisions), imported here so that Alembic, the mappers and
 ``create_all`` always see them all. ``forms_service.db`` imports it."""
 
 from __future__ import annotations
@@ -8,8 +9,8 @@ from __future__ import annotations
 from forms_service.accounts import models as accounts_models  # noqa: F401
 from forms_service.beneficiaries import models as beneficiaries_models  # noqa: F401
 from forms_service.db.models import Base
-from forms_service.directory import models as directory_models  # noqa: F401
 from forms_service.desk import models as desk_models  # noqa: F401
 from forms_service.desk import review_models  # noqa: F401
+from forms_service.directory import models as directory_models  # noqa: F401
 
 metadata = Base.metadata

@@ -110,6 +110,22 @@ def show_command(settings: Settings, batch_id: int, as_json: bool) -> None:
         click.echo(f"  {name} p. {page['file_page']} : {page['status']}{rec}")
 
 
+@batch_group.command("watch", help="Prend les fichiers complets des dossiers surveillés "
+                                   "(FORMS_SERVICE_WATCH_DIR/<territoire>/) ; le lecteur le fait chaque minute.")
+@pass_settings
+def watch_command(settings: Settings) -> None:
+    from forms_service import db
+    from forms_service.cli_context import command_app
+    from forms_service.desk.watch import poll
+
+    if not settings.watch_dir:
+        raise BadRequest("Aucun dossier surveillé (FORMS_SERVICE_WATCH_DIR)", path="FORMS_SERVICE_WATCH_DIR")
+    with command_app().app_context():
+        made = poll(settings, database=db.get_database())
+    for batch_id in made:
+        click.echo(str(batch_id))
+
+
 @click.command("worker", help="Lit les lots en file d'attente (Huey ; SQLite par défaut, Redis avec "
                               "QUEUE_URL). Arrêt propre sur SIGINT, immédiat sur SIGTERM.")
 @click.option("--threads", type=int, default=None, help="Travaux menés à la fois (défaut : nombre de cœurs).")

@@ -22,12 +22,15 @@ from datetime import timedelta
 
 import psutil
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from forms_service import db
 from forms_service.config import Settings
-from forms_service.desk import batches, storage
+from forms_service.desk import records, storage
+from forms_service.desk.storage import Upload, page_count
 from forms_service.desk.models import Batch, BatchFile, BatchPage
 from forms_service.errors import DatabaseUnavailable
+from forms_service.principal import Principal
 from forms_service.logging_setup import get_logger
 
 log = get_logger(__name__)
@@ -140,6 +143,11 @@ class Worker:
             return mine
 
 
+def _in_app() -> bool:
+    from flask import has_app_context
+    return has_app_context()
+
+
 def _aware(value):
     from datetime import timezone
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
@@ -228,10 +236,18 @@ class AlreadyWritten(Exception):
     """Another job stored this file first (the transaction is rolled back)."""
 
 
-def write_results(s, settings: Settings, batch_id: int, file_ids: list[int], items: list[dict]) -> None:
-    """Every record with its pages, every page's status, and the files' status, at once."""
+def write_results(s, settings: Settings, batch_id: int, file_ids: list[int], items: list[dict],
+                  *, by_name: bool = False) -> None:
+    """Every record with its pages, every page's status, and the files' status, at once.
+
+    The readers were given each file under its id (``str(file.id)``: names may repeat in
+    a batch), put back in the records; ``by_name``: under its own name (``POST /parse``,
+    the first file of a name).
+    """
     batch = s.get(Batch, batch_id)
-    files = {f.id: f for f in s.scalars(select(BatchFile).where(BatchFile.id.in_(file_ids))).all()}
+    files = {f.id: f for f in s.scalars(select(BatchFile).where(BatchFile.id.in_(file_ids))
+                                        .order_by(BatchFile.position.desc())).all()}
+    names = {f.name: f for f in files.values()}
     for fid in files:
         done = s.execute(update(BatchFile).where(BatchFile.id == fid, BatchFile.status == "pending")
                          .values(status="read", read_at=db.models.utcnow(), claimed_by=None,
@@ -242,6 +258,8 @@ def write_results(s, settings: Settings, batch_id: int, file_ids: list[int], ite
         select(BatchPage).where(BatchPage.file_id.in_(list(files)))).all()}
 
     def file_of(key: str) -> BatchFile | None:
+        if by_name:
+            return names.get(key)
         return files.get(int(key)) if str(key).isdigit() else None
 
     ordinals: dict[int, int] = {}
@@ -257,7 +275,7 @@ def write_results(s, settings: Settings, batch_id: int, file_ids: list[int], ite
             ordinal = None
             if first is not None:
                 ordinal = ordinals[first.id] = ordinals.get(first.id, -1) + 1
-            batches.store_record(s, item, settings=settings, batch=batch, file=first, ordinal=ordinal,
+            records.store_record(s, item, settings=settings, batch=batch, file=first, ordinal=ordinal,
                                  pages=record_pages)
         elif "error" in item:
             f = file_of(item["file"])
@@ -276,7 +294,51 @@ def write_results(s, settings: Settings, batch_id: int, file_ids: list[int], ite
         if page.status == "pending":
             page.status, page.message = "error", "Page non lue"
     s.flush()
-    batches.finish_if_done(s, batch)
+    records.finish_if_done(s, batch)
+
+
+# -- POST /api/v1/parse -----------------------------------------------------------------
+
+def keep_parsed(settings: Settings, principal: Principal, files: list[Upload], items: list[dict],
+                *, database: db.Database | None = None) -> int:
+    """Keep what ``POST /api/v1/parse`` read: a batch (source ``parse``, the caller's
+    territory if any) with its files stored, its pages and records, written at once.
+    Returns the batch id."""
+    database = database or db.get_database(settings if not _in_app() else None)
+    try:
+        return _keep_parsed(database, settings, principal, files, items)
+    except (SQLAlchemyError, OSError) as exc:   # never a 500: the records could not be kept
+        log.warning("parse_keep_failed", error=type(exc).__name__)
+        raise DatabaseUnavailable() from exc
+
+
+def _keep_parsed(database, settings, principal, files, items) -> int:
+    from parsers.parse import kind_of
+
+    with database.session() as s:
+        batch = Batch(source="parse", territoire=principal.territoire, created_by=principal.actor,
+                      user_id=principal.user_id, status="running")
+        s.add(batch)
+        s.flush()
+        rows = []
+        for position, upload in enumerate(files):
+            digest, rel = storage.put(settings, upload.data)
+            row = BatchFile(batch_id=batch.id, position=position, name=upload.name[:255], sha256=digest,
+                            size=len(upload.data), stored_path=rel, status="pending")
+            try:
+                row.kind = kind_of(upload.data)
+                row.page_count = page_count(upload.data, row.kind)
+            except Exception:   # the reader's own entry says why
+                row.page_count = 1
+            s.add(row)
+            s.flush()
+            rows.append(row)
+            for n in range(1, max(row.page_count, 1) + 1):
+                s.add(BatchPage(batch_id=batch.id, file_id=row.id, file_page=n, status="pending"))
+            batch.pages_total += max(row.page_count, 1)
+        s.flush()
+        write_results(s, settings, batch.id, [r.id for r in rows], items, by_name=True)
+        return batch.id
 
 
 # -- recovery ---------------------------------------------------------------------------
@@ -313,4 +375,4 @@ def sweep(worker: Worker) -> list[tuple[int, list[int]]]:
     return out
 
 
-__all__ = ["AlreadyWritten", "DatabaseUnavailable", "Worker", "read_copies", "sweep", "write_results"]
+__all__ = ["AlreadyWritten", "Worker", "keep_parsed", "read_copies", "sweep", "write_results"]

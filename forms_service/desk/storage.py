@@ -10,12 +10,36 @@ The same bytes received twice are one stored file; the rows that name it
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from forms_service.config import Settings
 
 ROOT = "desk"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file as received: the name it was sent under, its bytes."""
+
+    name: str
+    data: bytes
+
+
+
+def page_count(data: bytes, kind: str) -> int:
+    """How many pages a file holds (without reading them); raises on an unreadable file."""
+    if kind in ("jpeg", "png"):
+        return 1
+    if kind == "tiff":
+        from PIL import Image
+        with Image.open(io.BytesIO(data)) as im:
+            return int(getattr(im, "n_frames", 1))
+    from forms_service.pdfpages import open_pdf
+    with open_pdf(data) as pdf:
+        return len(pdf)
 
 
 def sha256(data: bytes) -> str:

@@ -1,0 +1,200 @@
+"""Bench of the SLAI desk: a mixed batch of scans through HTTP, end to end, next to the
+reader's own time on the same files in the same run.
+
+    .venv/bin/python -m benchmarks.desk --out /tmp/desk300 --pages 300 --seed 7   # generate, then run
+    .venv/bin/python -m benchmarks.desk --dir /tmp/desk300                         # a bench made before
+
+Not part of the test suite. What it does:
+
+1. (``--out``) generates ``--pages`` scan pages with ``benchmarks.scanbench.generate``
+   (every form, PDF/TIFF/JPEG/PNG, shuffled, turned, blank pages);
+2. issues every document of the truth files into a fresh var directory (SQLite), as
+   ``benchmarks.parse`` does, and loads the demo directory (the territories);
+3. **end to end**: starts ``forms-service serve`` (which starts its queue worker, Huey on
+   SQLite) on a free port, ``POST /api/v1/batches`` with every file at once, polls
+   ``GET /api/v1/batches/<id>`` until ``done``: pages per second from the request to the
+   last page stored; the CPU of the server and worker processes is sampled (both cores
+   used?);
+4. **the reader alone**: the same files read by :class:`parsers.sandbox.Sandbox` with as
+   many worker processes as cores (what the worker uses), upload by upload, nothing stored;
+5. prints both, and the overhead of the queue, storage and database: end-to-end time
+   over the reader's time, minus one (the issue's target: at most 20 %).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare(bench_dir: Path, work: Path, pool) -> tuple[list[str], list[dict]]:
+    from benchmarks.parse import issue_documents
+    from forms_service import db
+    from forms_service.app import create_app
+    from forms_service.directory.file import import_directory, parse_directory
+
+    index = json.loads((bench_dir / "index.json").read_text(encoding="utf-8"))
+    files = index["files"]
+    truths = [json.loads((bench_dir / f"{n}.truth.json").read_text(encoding="utf-8")) for n in files]
+    app = create_app({"var_dir": work / "var", "database_url": None, "departement_logo": None,
+                      "TESTING": True, "PDF_POOL": pool})
+    issued = issue_documents(app, bench_dir, truths, pool)
+    with app.app_context(), db.session() as s:
+        demo = ROOT / "samples" / "demo" / "annuaire.yaml"
+        import_directory(s, parse_directory(demo.read_text("utf-8")), "bench")
+    log(f"desk bench: {issued['documents']} documents issued in {issued['seconds']} s")
+    app.close()
+    return files, truths
+
+
+def end_to_end(bench_dir: Path, work: Path, files: list[str], territoire: str) -> dict:
+    import requests
+
+    port = free_port()
+    env = {**os.environ, "FORMS_SERVICE_VAR_DIR": str(work / "var"), "OMP_THREAD_LIMIT": "1",
+           "PYTHONPATH": str(ROOT)}
+    for k in ("DATABASE_URL", "QUEUE_URL", "FORMS_SERVICE_STORAGE_DIR"):
+        env.pop(k, None)
+    logf = open(work / "serve.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "forms_service.cli", "serve", "--port", str(port)],
+                            env=env, cwd=str(ROOT), stdout=logf, stderr=logf)
+    base = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        for _ in range(600):
+            try:
+                if requests.get(f"{base}/health", timeout=2).status_code in (200, 503):
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        time.sleep(3)   # the worker beside it starts
+        uploads = [("files", (n, (bench_dir / n).read_bytes())) for n in files]
+        server = psutil.Process(proc.pid)
+        cpu0 = _tree_cpu(server)
+        t0 = time.perf_counter()
+        r = requests.post(f"{base}/batches", files=uploads, data={"territoire": territoire}, timeout=600)
+        r.raise_for_status()
+        accepted = time.perf_counter() - t0
+        batch = r.json()["id"]
+        while True:
+            view = requests.get(f"{base}/batches/{batch}", timeout=30).json()
+            if view["status"] == "done":
+                break
+            time.sleep(0.5)
+        seconds = time.perf_counter() - t0
+        cpu = _tree_cpu(server) - cpu0
+        pages = view["progress"]["pages_total"]
+        return {"pages": pages, "seconds": round(seconds, 2), "pages_per_s": round(pages / seconds, 2),
+                "accepted_after_s": round(accepted, 2), "summary": view["summary"],
+                "cpu_seconds_service": round(cpu, 1), "cores_busy": round(cpu / seconds, 2)}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        logf.close()
+
+
+def _tree_cpu(proc: psutil.Process) -> float:
+    total = 0.0
+    for p in [proc] + proc.children(recursive=True):
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:
+            pass
+    return total
+
+
+def reader_alone(bench_dir: Path, work: Path, files: list[str], truths: list[dict]) -> dict:
+    from forms_service.config import Settings
+    from parsers.sandbox import Sandbox
+
+    settings = Settings(var_dir=work / "var")
+    box = Sandbox(settings, workers=max(1, os.cpu_count() or 1))
+    data = [(n, (bench_dir / n).read_bytes()) for n in files]
+    pages = sum(len(t["pages"]) for t in truths)
+    try:
+        box.parse(data[:1])   # the workers started
+        t0 = time.perf_counter()
+        box.parse(data)
+        seconds = time.perf_counter() - t0
+    finally:
+        box.close()
+    return {"pages": pages, "seconds": round(seconds, 2), "pages_per_s": round(pages / seconds, 2),
+            "ms_per_page": round(1000 * seconds / pages, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.desk", description=__doc__.split("\n\n")[0])
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dir", type=Path)
+    src.add_argument("--out", type=Path)
+    ap.add_argument("--pages", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--territoire", default="arrageois")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+
+    from forms_service.render.pdf import ConverterPool
+
+    work = Path(tempfile.mkdtemp(prefix="desk-bench-"))
+    pool = ConverterPool(size=1, work_dir=work / "lo")
+    pool.start()
+    try:
+        bench_dir = args.dir or args.out
+        if args.out:
+            from benchmarks.scanbench import generate
+            log(f"desk bench: generating {args.pages} pages (seed {args.seed}) in {args.out}")
+            generate.run(args.out, args.pages, args.seed, None, pool=pool)
+        files, truths = prepare(bench_dir, work, pool)
+    finally:
+        pool.close()
+    load0 = os.getloadavg()
+    e2e = end_to_end(bench_dir, work, files, args.territoire)
+    alone = reader_alone(bench_dir, work, files, truths)
+    load1 = os.getloadavg()
+    overhead = e2e["seconds"] / alone["seconds"] - 1
+    out = {"end_to_end": e2e, "reader_alone": alone, "overhead": round(overhead, 3),
+           "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                       "python": platform.python_version(), "load_before": load0, "load_after": load1},
+           "command": "python -m benchmarks.desk " + " ".join(argv if argv is not None else sys.argv[1:])}
+    print(f"end to end (HTTP, queue, storage, database): {e2e['pages']} pages in {e2e['seconds']} s = "
+          f"{e2e['pages_per_s']} pages/s; accepted after {e2e['accepted_after_s']} s; "
+          f"service CPU {e2e['cpu_seconds_service']} s ({e2e['cores_busy']} cores busy on average)")
+    print(f"reader alone (sandbox, {os.cpu_count()} workers): {alone['seconds']} s = {alone['pages_per_s']} pages/s "
+          f"({alone['ms_per_page']} ms per page)")
+    print(f"overhead of queue + storage + database: {100 * overhead:.1f} % (target ≤ 20 %)")
+    print(f"summary: {json.dumps(e2e['summary'])}; load average {load0[0]:.1f} → {load1[0]:.1f}")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
