@@ -105,7 +105,11 @@ def record_row(app, record_id):
         return row
 
 
-def test_an_agent_identifies_confirms_and_corrects_and_the_status_follows(app, people, login):
+def test_an_agent_identifies_confirms_and_corrects_and_the_status_follows(app, people, login, monkeypatch):
+    from forms_service.desk import records
+
+    reviewed = []
+    monkeypatch.setattr(records, "on_record_reviewed", [lambda s, row: reviewed.append(row.id)])
     rid = store(app, crop=True, uncertain={
         "objet": (["demande_appui", "passage_ep"], "Deux cases cochées"),
         "beneficiaire.nom": ("BENALT", "Écriture manuscrite à relire"),
@@ -158,6 +162,7 @@ def test_an_agent_identifies_confirms_and_corrects_and_the_status_follows(app, p
                                              "needs_review": False}
     assert row.record["fields"]["beneficiaire.nom"]["value"] == "BENALI"
     assert row.review_lease_by is None and row.reviewed_by == f"user:{people['ids']['agent.arr@t.example']}"
+    assert reviewed == [rid]                                    # the circuit's hooks go on, once
 
     audit = events(app, rid)
     actor = f"user:{people['ids']['agent.arr@t.example']}"

@@ -31,7 +31,7 @@ Every decision re-validates the record with the same rules and the app's
 audited (``enregistrement.confirme`` / ``enregistrement.corrige``): old → new for
 codes (boxes, choices, yes/no), only « modifié » for what a person wrote (text,
 dates, numbers: personal data stays out of the audit). When no item is left the
-record's review is ``done``.
+record's review is ``done`` and the ingestion's ``desk.records.record_reviewed`` hooks run.
 
 Two agents never review one record at once: :func:`take_lease` sets
 ``Record.review_lease_by/until`` with one conditional UPDATE (free, expired, or
@@ -368,9 +368,9 @@ def _identification_refused(session: Session, record_id: int) -> bool:
 
 
 def _notify_reviewed(session: Session, row: db.Record) -> None:
-    from forms_service.desk import batches
+    from forms_service.desk import records
 
-    batches.record_reviewed(session, row)
+    records.record_reviewed(session, row)
 
 
 def decide_page(session: Session, principal: Principal, page_id: int,
