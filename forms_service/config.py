@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     watch_settle_seconds: float = _env("FORMS_SERVICE_WATCH_SETTLE_SECONDS", 5.0)
     #: Threads of a ``forms-service worker`` (each reads one job at a time); ``None``: the cores.
     worker_threads: int | None = _env("FORMS_SERVICE_WORKER_THREADS")
+    #: Share of the automatically accepted records sent to the review queue anyway (0 to 1),
+    #: chosen from the record id (``desk.batches.sampled``): the machine's error rate is measured.
+    review_sample_rate: float = _env("REVIEW_SAMPLE_RATE", 0.02)
+    #: How long an agent holds a record under review before another may take it.
+    review_lease_minutes: int = _env("REVIEW_LEASE_MINUTES", 10)
 
     # -- e-mail (the fiche de liaison's circuit): no SMTP_HOST → .eml files in <var>/outbox/
     smtp_host: str | None = _env("SMTP_HOST")
@@ -143,6 +148,10 @@ class Settings(BaseSettings):
             raise ValueError("SOFFICE_POOL_SIZE doit être au moins 1")
         if self.session_idle_minutes < 1:
             raise ValueError("FORMS_SERVICE_SESSION_IDLE_MINUTES doit être au moins 1")
+        if not 0 <= self.review_sample_rate <= 1:
+            raise ValueError("REVIEW_SAMPLE_RATE doit être compris entre 0 et 1")
+        if self.review_lease_minutes < 1:
+            raise ValueError("REVIEW_LEASE_MINUTES doit être au moins 1")
         if self.max_content_length < 1:
             raise ValueError("MAX_CONTENT_LENGTH doit être positif")
         return self
@@ -207,6 +216,8 @@ _FRENCH = {
     "int_parsing": "nombre entier attendu",
     "int_from_float": "nombre entier attendu",
     "int_type": "nombre entier attendu",
+    "float_parsing": "nombre attendu",
+    "float_type": "nombre attendu",
     "bool_parsing": "valeur attendue : oui ou non (1/0, true/false)",
     "bool_type": "valeur attendue : oui ou non (1/0, true/false)",
     "string_type": "texte attendu",

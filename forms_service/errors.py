@@ -161,6 +161,12 @@ class TransitionRefused(Conflict):
     rule = "transition_interdite"
 
 
+class ReviewLeased(Conflict):
+    """Another agent is reviewing this record now (their lease has not expired)."""
+
+    rule = "verification_en_cours"
+
+
 class TooManyRequests(FormsError):
     http_status = 429
     exit_code = 2

@@ -1,9 +1,10 @@
 """Every table of the service on one metadata: the core's (``db.models``: template
 versions, issued documents, records, audit, idempotency keys) and the people's
-(accounts, directory, beneficiaries), the desk's (batches, their files and pages,
-record pages and crops) and the circuit's (requests, their types and avis, the allowed
-transitions), imported here so that Alembic, the mappers and ``create_all`` always see them
-all. ``forms_service.db`` imports it."""
+(accounts, directory, beneficiaries), the desk's (batches, their files and pages, record
+pages and crops, review decisions), the circuit's (requests, their types and avis, the
+allowed transitions) and the référent pages' (drafts, digest preferences), imported here so
+that Alembic, the mappers and ``create_all`` always see them all. ``forms_service.db``
+imports it."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ from forms_service.beneficiaries import models as beneficiaries_models  # noqa: 
 from forms_service.circuit import models as circuit_models  # noqa: F401
 from forms_service.db.models import Base
 from forms_service.desk import models as desk_models  # noqa: F401
+from forms_service.desk import review_models  # noqa: F401
 from forms_service.directory import models as directory_models  # noqa: F401
-from forms_service.desk import models as desk_models  # noqa: F401
-from forms_service.circuit import models as circuit_models  # noqa: F401
 from forms_service import drafts as drafts_models  # noqa: F401  (issue 14)
 from forms_service import preferences as preferences_models  # noqa: F401  (issue 14)
 

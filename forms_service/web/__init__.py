@@ -1,4 +1,4 @@
-"""French web pages: the référent's pages at ``/`` and the SLAI desk at ``/slai``.
+"""French web pages: the référent's pages at ``/`` and the SLAI desk at ``/slai`` (``desk``).
 
 Templates live in ``web/templates`` (``base.html`` holds the header with the
 département's name and logo), static files in ``web/static``.
@@ -9,20 +9,19 @@ from __future__ import annotations
 from flask import Flask, current_app
 
 from forms_service.web.referent import bp as referent_bp
-from forms_service.web.slai import bp as slai_bp
 
 
 def register(app: Flask) -> None:
     app.register_blueprint(referent_bp)
-    app.register_blueprint(slai_bp)
     from forms_service.web import correspondant, mes_demandes
 
     app.register_blueprint(correspondant.bp)     # the fiche de liaison's circuit (issue 12)
     app.register_blueprint(mes_demandes.bp)
-    from forms_service.web import admin, admin_directory, auth
+    from forms_service.web import admin, admin_directory, auth, desk
 
     auth.init_app(app)          # /connexion, /deconnexion, password links
     admin.init_app(app)         # /administration/ (accounts)
+    desk.init_app(app)          # /slai (the SLAI desk)
     admin_directory.init_app(app)
 
     @app.context_processor
