@@ -163,7 +163,7 @@ def test_models_round_trip(app):
                                      layout={"pages": []}, template_sha="0" * 64))
         assert len(doc.document_id) == 26
         with db.session() as s:
-            s.add(db.Record(form_id="fiche-liaison", document_id=doc.document_id, status="lu",
+            s.add(db.Record(form_id="fiche-liaison", document_id=doc.document_id, status="valid",
                             record={"x": 1}, source="scan"))
         with db.session() as s:
             rec = s.scalars(select(db.Record)).one()
