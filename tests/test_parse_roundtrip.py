@@ -7,6 +7,10 @@ that app's database and storage, as in production):
 * **AcroForm**: the fillable PDF of a blank form (list rows kept) filled by pypdf
   and by ``pdftk fill_form`` (XFDF), read by :mod:`parsers.acroform`;
 * **glyphs**: the rendered PDF itself, read by :mod:`parsers.pdf_text`;
+* **flattened**: the AcroForm filled by pdftk, then flattened (``pdftk … flatten``,
+  pikepdf's ``flatten_annotations``, PyMuPDF's ``bake``): no fields left, the ticks drawn
+  over the printed ☐ glyphs, read by :mod:`parsers.pdf_text` with :mod:`parsers.pdf_marks`
+  (every box right, every other field right or flagged);
 * **paper**: the rendered PDF rasterised at 200 dpi, signed, printed and scanned
   (damage from ``benchmarks/scanbench`` when it is there, a simpler one otherwise),
   read by the scan pipeline — boxes printed ☒, and boxes ticked by hand on a form
@@ -320,6 +324,49 @@ def fill_pdftk(pdf: bytes, values: dict[str, object], tmp: Path) -> bytes:
 needs_pdftk = pytest.mark.skipif(shutil.which("pdftk") is None, reason="pdftk is not installed")
 
 
+# ---------------------------------------------------------------------- flattening
+
+def flatten_pdftk(pdf: bytes, tmp: Path) -> bytes:
+    src, out = tmp / "filled.pdf", tmp / "flat.pdf"
+    src.write_bytes(pdf)
+    subprocess.run(["pdftk", str(src), "output", str(out), "flatten"], check=True, capture_output=True, timeout=120)
+    return out.read_bytes()
+
+
+def flatten_pikepdf(pdf: bytes, tmp: Path) -> bytes:
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(pdf)) as doc:
+        doc.flatten_annotations(mode="all")
+        if "/AcroForm" in doc.Root:
+            del doc.Root["/AcroForm"]
+        buf = io.BytesIO()
+        doc.save(buf)
+        return buf.getvalue()
+
+
+def flatten_pymupdf(pdf: bytes, tmp: Path) -> bytes:
+    import pymupdf
+
+    doc = pymupdf.open(stream=pdf, filetype="pdf")
+    try:
+        doc.bake()   # annotations and widgets become page content
+        return doc.tobytes()
+    finally:
+        doc.close()
+
+
+def _pymupdf() -> bool:
+    try:
+        import pymupdf  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+FLATTENERS = {"pdftk": flatten_pdftk, "pikepdf": flatten_pikepdf, "pymupdf": flatten_pymupdf}
+
+
 # ---------------------------------------------------------------------- paper
 
 def rasterise(pdf: bytes, dpi: int = SCAN_DPI) -> list[tuple[np.ndarray, tuple[float, float]]]:
@@ -472,6 +519,43 @@ def test_acroform_filled_by_hand_reads_back_every_field(service, rt_app, tmp_pat
     assert record["template_version"] == blank.template_version
     assert differences(record, expected(form_id, data, "acroform")) == {}
     assert not review_report(record)
+
+
+# ---------------------------------------------------------------------- (a') flattened
+
+def wrong_and_unflagged(record: dict, want: dict[str, object]) -> dict[str, tuple]:
+    """Differences on paths whose field (or list's field) the record does not send to review."""
+    fields = record["fields"]
+
+    def flagged(path: str) -> bool:
+        parts = path.split(".")
+        return any(fields.get(".".join(parts[:i]), {}).get("needs_review") for i in range(len(parts), 0, -1))
+
+    return {p: d for p, d in differences(record, want).items() if not flagged(p)}
+
+
+@needs_pdftk
+@pytest.mark.parametrize("form_id", FORMS)
+def test_flattened_fill_reads_every_box_and_flags_what_it_cannot_trust(service, rt_app, tmp_path, form_id):
+    """Issue 15: a filled form flattened by three clients. Before, its ticks (drawn over
+    ☐ glyphs) were read empty with confidence 1.0 (10 of 47 fields lost on the fiche de
+    liaison); texts clipped by their widgets were read cut short, confidently."""
+    data = sample(form_id)
+    blank = service.render(form_id, skeleton(form_id, data), fmt="pdf", fillable=True, actor="test-parse")
+    filled = fill_pdftk(blank.content, fill_values(form_id, data, form_fields(blank.content)), tmp_path)
+    want = expected(form_id, data, "acroform")
+    box_paths = {b["path"] for b in blank.layout["boxes"]}
+    for name, flatten_pdf in FLATTENERS.items():
+        if name == "pymupdf" and not _pymupdf():
+            continue
+        flat = flatten_pdf(filled, tmp_path)
+        assert b"/AcroForm" not in flat or name == "pdftk" or name == "pymupdf"
+        record = one_record(parse(rt_app, [(f"{form_id}-{name}.pdf", flat)], reconcile=False), "pdf-text")
+        assert record["document_id"] == blank.document_id, name
+        assert wrong_and_unflagged(record, want) == {}, name
+        diff = differences(record, want)
+        assert not {p for p in diff if p in box_paths or p.rpartition(".")[0] in box_paths}, (name, diff)
+        assert not {p for p in box_paths if record["fields"].get(p, {}).get("needs_review")}, name
 
 
 # ---------------------------------------------------------------------- (b) glyphs
