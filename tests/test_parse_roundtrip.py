@@ -11,6 +11,9 @@ that app's database and storage, as in production):
   pikepdf's ``flatten_annotations``, PyMuPDF's ``bake``): no fields left, the ticks drawn
   over the printed ☐ glyphs, read by :mod:`parsers.pdf_text` with :mod:`parsers.pdf_marks`
   (every box right, every other field right or flagged);
+* **paper from the DOCX**: the DOCX download (one header QR code without page number,
+  no registration marks, no footer) converted by LibreOffice, signed, printed and
+  scanned: pages identified and aligned by their content;
 * **paper**: the rendered PDF rasterised at 200 dpi, signed, printed and scanned
   (damage from ``benchmarks/scanbench`` when it is there, a simpler one otherwise),
   read by the scan pipeline — boxes printed ☒, and boxes ticked by hand on a form
@@ -583,6 +586,32 @@ def test_scan_of_the_printed_form_reads_back_boxes_signatures_and_reconciled_tex
     assert not review_report(record), review_report(record)
     assert differences(record, expected(form_id, data, "scan")) == {}
     assert [p["identified_by"] for p in record["pages"]] == ["qr"] * len(pages)
+
+
+@pytest.mark.parametrize("form_id", HAND_FORMS)
+def test_scan_of_the_form_printed_from_its_docx_reads_back_like_the_pdf(service, rt_app, rendered, form_id):
+    """Issue 15: before, every such scan was « Document illisible (TypeError) » (a QR code
+    without page number). Seeded: the damage of ``benchmarks/scanbench``, seed 300+."""
+    data = sample(form_id)
+    issued = service.render(form_id, data, fmt="docx", actor="test-parse")
+    pdf = rt_app.config["PDF_POOL"].convert(issued.content)
+    d = dump(form_id, data)
+    layout = rendered(form_id).layout
+    paper, rng = Paper(), np.random.default_rng(300 + FORMS.index(form_id))
+    k, ppm = SCAN_DPI / 72, SCAN_DPI / 25.4
+    pages = []
+    for n, (img, size) in enumerate(rasterise(pdf), start=1):
+        img = img.copy()
+        for z in layout["zones"]:
+            if z["page"] == n and z["kind"] == "signature" and _get(d, f"{z['path']}.signee"):
+                paper.sign(img, tuple(v * k for v in z["bbox"]), rng, ppm)
+        pages.append(paper.scan(img, size, rng, SCAN_DPI))
+    fmt = "pdf" if len(pages) > 1 else "png"
+    record = one_record(parse(rt_app, [(f"{form_id}-docx.{EXT[fmt]}", encode(pages, fmt))]), "scan")
+    assert record["document_id"] == issued.document_id
+    assert {p["identified_by"] for p in record["pages"]} == {"content"}
+    assert not review_report(record), review_report(record)
+    assert differences(record, expected(form_id, data, "scan")) == {}
 
 
 @pytest.mark.parametrize("form_id", HAND_FORMS)
