@@ -21,6 +21,7 @@ import threading
 import unicodedata
 from dataclasses import dataclass, field
 
+import numpy as np
 import pypdfium2.raw as pdfium_c
 
 from forms_service.catalogue import FormDefinition, catalogue
@@ -66,6 +67,12 @@ class PageText:
     @property
     def text(self) -> str:
         return "".join(c.text for c in self.chars)
+
+    def mids(self) -> np.ndarray:
+        """The middle of each char's x-height (top-left origin), computed once."""
+        if getattr(self, "_mids", None) is None or len(self._mids) != len(self.chars):
+            self._mids = np.array([_mid(c) for c in self.chars], float)
+        return self._mids
 
 
 def extract(data: bytes, max_pages: int = 200) -> list[PageText]:
@@ -422,7 +429,9 @@ def zone_text(page: PageText, bbox: list[float], others: list[list[float]] = (),
     def starts_in(c: Char, b) -> bool:
         return b[0] - 0.5 <= (c.x0 + c.x1) / 2 <= b[2] + 0.5 and b[1] - 0.5 <= _mid(c) <= b[3] + 0.5
 
-    band = [c for c in page.chars if y0 - 0.5 <= _mid(c) <= y1 + 0.5]
+    mids = page.mids()
+    band = [page.chars[i] for i in np.nonzero((mids >= y0 - 0.5) & (mids <= y1 + 0.5))[0]]
+    others = [o for o in others if o[1] <= y1 + 0.5 and o[3] >= y0 - 0.5]   # those beside it
     kept: list[list[Char]] = []
     for line in _by_baseline(band):
         chars: list[Char] = []
