@@ -624,3 +624,26 @@ def test_scan_of_boxes_ticked_by_hand_reads_back_the_ticks(service, rt_app, rend
     record = one_record(parse(rt_app, [(f"{form_id}-coche.{EXT[fmt]}", encode(pages, fmt))]), "scan")
     assert not review_report(record), review_report(record)
     assert differences(record, expected(form_id, data, "scan")) == {}
+
+
+# ---------------------------------------------------------------------- stacks of copies
+
+def test_a_stack_of_copies_of_one_issued_document_gives_one_record_per_copy(service, rt_app, rendered):
+    """Issue 15: three photocopies of one printed fiche de liaison, each filled in, scanned
+    in one file, gave one record and six « duplicate » pages. Now: three records, in page
+    order, flagged as copies; only the very same page image is a duplicate."""
+    form_id = "fiche-liaison"
+    data = sample(form_id)
+    doc = service.render(form_id, boxes_cleared(form_id, data, rendered(form_id).layout), fmt="pdf",
+                         actor="test-parse")
+    copies = [scan_pages(doc, data, seed=400 + i, tick=True) for i in range(3)]
+    pages = [p for c in copies for p in c] + [copies[0][0]]   # and the first page again, the same image
+    result = parse(rt_app, [("pile.pdf", encode(pages, "pdf"))])
+    records = [r for r in result if "fields" in r]
+    assert [r["copy"] for r in records] == [{"number": n, "of": 3} for n in (1, 2, 3)]
+    assert {r["document_id"] for r in records} == {doc.document_id}
+    assert [[p["file_page"] for p in r["pages"]] for r in records] == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    for r in records:
+        assert differences(r, expected(form_id, data, "scan")) == {}, r["copy"]
+    others = [r for r in result if "fields" not in r]
+    assert [(o["file_page"], o["page_status"]) for o in others] == [(10, "duplicate")]

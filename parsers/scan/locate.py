@@ -44,6 +44,8 @@ class PageResult:
     message: str | None = None
     #: identified by content and checked against the issued document's own page
     verified: bool = False
+    #: sha1 of the page image as decoded: only the very same image is a duplicate
+    digest: str | None = None
 
 
 def ink_share(gray: np.ndarray) -> float:
