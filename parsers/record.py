@@ -87,7 +87,7 @@ class Record(BaseModel):
     validation: RecordValidation
     status: Literal["valid", "needs_review", "invalid"]
     #: present only for a copy among several of one issued document (in page order)
-    copy: Optional[RecordCopy] = None
+    copies: Optional[RecordCopy] = None
 
 
 class FileError(BaseModel):

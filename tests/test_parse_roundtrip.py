@@ -640,10 +640,10 @@ def test_a_stack_of_copies_of_one_issued_document_gives_one_record_per_copy(serv
     pages = [p for c in copies for p in c] + [copies[0][0]]   # and the first page again, the same image
     result = parse(rt_app, [("pile.pdf", encode(pages, "pdf"))])
     records = [r for r in result if "fields" in r]
-    assert [r["copy"] for r in records] == [{"number": n, "of": 3} for n in (1, 2, 3)]
+    assert [r["copies"] for r in records] == [{"number": n, "of": 3} for n in (1, 2, 3)]
     assert {r["document_id"] for r in records} == {doc.document_id}
     assert [[p["file_page"] for p in r["pages"]] for r in records] == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
     for r in records:
-        assert differences(r, expected(form_id, data, "scan")) == {}, r["copy"]
+        assert differences(r, expected(form_id, data, "scan")) == {}, r["copies"]
     others = [r for r in result if "fields" not in r]
     assert [(o["file_page"], o["page_status"]) for o in others] == [(10, "duplicate")]

@@ -9,7 +9,7 @@ issued page.
 A stack of copies of one issued document (photocopies of one printed form, each filled
 in) carries the same QR codes on every copy: a page whose number its document already
 holds starts the next copy, one record per copy in page order, each flagged as a copy
-(``"copy": {"number", "of"}``). Only the very same page image is a duplicate.
+(``"copies": {"number", "of"}``). Only the very same page image is a duplicate.
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ class ScanBatch:
             try:
                 record = read_document(doc, first, self.store, self.refs)
                 if copies[k[:3]] > 1:   # one of several copies of one issued document
-                    record["copy"] = {"number": k[3] + 1, "of": copies[k[:3]]}
+                    record["copies"] = {"number": k[3] + 1, "of": copies[k[:3]]}
                 out.append(record)
             except DatabaseUnavailable:
                 raise
