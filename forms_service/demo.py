@@ -20,9 +20,8 @@ DEMO_DIR = Path(__file__).resolve().parent.parent / "samples" / "demo"
 def load_demo(folder: Path = DEMO_DIR) -> dict:
     """Load the three files; returns ``{"directory", "accounts", "beneficiaries"}`` summaries."""
     from forms_service.accounts.users import save_user
-    from forms_service.audit import record_event
     from forms_service.beneficiaries.importer import import_beneficiaries
-    from forms_service.console import CONSOLE, console_session
+    from forms_service.console import CONSOLE, console_event, console_session
     from forms_service.directory.file import import_directory, parse_directory
 
     try:
@@ -39,7 +38,7 @@ def load_demo(folder: Path = DEMO_DIR) -> dict:
                       organisme=a.get("organisme"), update=True)
         s.flush()
         report = import_beneficiaries(s, beneficiaries, "beneficiaires.json")
-    record_event(CONSOLE, "demo.chargee", object_type="annuaire", **summary.as_dict(),
+    console_event("demo.chargee", object_type="annuaire", **summary.as_dict(),
                  accounts=len(accounts), beneficiaries=report.count("created") + report.count("updated"))
     return {"directory": summary.as_dict(), "accounts": accounts,
             "beneficiaries": {k: v for k, v in report.as_dict().items() if k != "lines"}}

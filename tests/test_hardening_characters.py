@@ -15,7 +15,7 @@ import pytest
 from forms_service import characters
 from forms_service.catalogue import catalogue
 from forms_service.validation import validate
-from test_render_service import needs_libreoffice, sample, shared_pool
+from test_render_service import needs_libreoffice, sample
 
 FORMS = [fd for fd in catalogue.forms() if fd.kind == "form"]
 FORBIDDEN = ["\x00", "\x01", "\x08", "\x0b", "\x0c", "\x1f", "\x7f", "\x85", "\x9f",
@@ -78,12 +78,6 @@ def test_forbidden_paths_walks_lists_and_keys():
 
 
 # ---------------------------------------------------------------------- through the API
-
-@pytest.fixture(scope="module")
-def lo_pool(tmp_path_factory):
-    pool = shared_pool(tmp_path_factory)
-    yield pool
-
 
 @pytest.fixture
 def app(make_app, lo_pool):

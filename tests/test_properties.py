@@ -26,7 +26,7 @@ from forms_service.render.pdf import pdf_page_count
 from forms_service.render.service import get_service
 from forms_service.validation import validate
 from test_hardening_messages import assert_french
-from test_render_service import needs_libreoffice, shared_pool
+from test_render_service import needs_libreoffice
 
 FORMS = [fd for fd in catalogue.forms() if fd.kind == "form"]
 EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "6"))
@@ -84,11 +84,6 @@ ANY_JSON = st.recursive(
 
 
 @pytest.fixture(scope="module")
-def lo_pool(tmp_path_factory):
-    return shared_pool(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
 def service(tmp_path_factory, lo_pool):
     from forms_service.app import create_app
 
@@ -96,7 +91,7 @@ def service(tmp_path_factory, lo_pool):
                       "database_url": None, "departement_logo": None,
                       "TESTING": True, "PDF_POOL": lo_pool})
     yield get_service(app)
-    app.extensions["forms_service.db"].dispose()
+    app.close()
 
 
 def assert_docx_well_formed(content: bytes) -> None:

@@ -258,7 +258,6 @@ def _check_access_mode() -> dict:
 
 def init_app(app: Flask) -> None:
     from forms_service.api import register_health_check
-    from forms_service.web import admin, auth
 
     settings = app.extensions["forms_service.settings"]
     app.config.update(
@@ -272,8 +271,6 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     # First of all before_request functions (before CSRF: an anonymous POST goes to login).
     app.before_request_funcs.setdefault(None, []).insert(0, authenticate)
-    auth.init_app(app)
-    admin.init_app(app)
     register_health_check(app, "access", _check_access_mode)
 
     @app.context_processor

@@ -10,6 +10,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
 from forms_service.api.errors import ErrorBody
+from forms_service.api.params import PageNumber
 from forms_service.audit_query import MAX_PER_PAGE, audit_page
 from forms_service.principal import current_principal
 
@@ -25,7 +26,7 @@ class AuditQuery(BaseModel):
     object_id: Optional[str] = None
     since: Optional[dt.date] = Field(None, description="Depuis ce jour (inclus)")
     until: Optional[dt.date] = Field(None, description="Jusqu'à ce jour (inclus)")
-    page: int = Field(1, ge=1)
+    page: PageNumber = 1
     per_page: int = Field(50, ge=1, le=MAX_PER_PAGE)
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from forms_service import access
 from forms_service.api.errors import ErrorBody
+from forms_service.api.params import RowId
 from forms_service.audit import record_event
 from forms_service.errors import NotFound
 from forms_service.principal import current_principal
@@ -26,7 +27,7 @@ class DocumentPath(BaseModel):
 
 
 class RecordPath(BaseModel):
-    record_id: int
+    record_id: RowId
 
 
 class RecordOut(BaseModel):
@@ -40,9 +41,17 @@ class RecordOut(BaseModel):
     record: dict
 
 
+#: The download's documented answer: the file as issued (PDF or DOCX).
+DOCUMENT_FILE = {"description": "Le fichier tel qu'il a été produit",
+                 "content": {m: {"schema": {"type": "string", "format": "binary"}}
+                             for m in ("application/pdf", "application/vnd.openxmlformats-"
+                                       "officedocument.wordprocessingml.document")}}
+
+
 @bp.get("/documents/<document_id>", summary="Télécharger un document produit",
         description="Le fichier tel qu'il a été produit ; 404 s'il n'existe pas ou si "
-                    "l'appelant n'y a pas accès.")
+                    "l'appelant n'y a pas accès.",
+        responses={200: DOCUMENT_FILE})
 def download_document(path: DocumentPath):
     from forms_service.render.service import download_name
 

@@ -18,9 +18,11 @@ import traceback
 
 from flask import Flask, current_app, jsonify, render_template, request
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import DatabaseError as SQLDatabaseError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from forms_service.errors import (BadRequest, Forbidden, FormsError, IdempotencyConflict,
+from forms_service.errors import (BadRequest, DatabaseUnavailable, Forbidden, FormsError,
+                                  IdempotencyConflict,
                                   NotFound, PayloadTooLarge, Problem, TooManyRequests,
                                   Unauthorized, UnsupportedMediaType, problem_from_pydantic)
 from forms_service.logging_setup import get_logger
@@ -93,6 +95,10 @@ def as_forms_error(exc: BaseException) -> FormsError:
         return exc
     if isinstance(exc, HTTPException):
         return _from_http(exc)
+    if isinstance(exc, (OperationalError, SQLDatabaseError)) and not isinstance(exc, IntegrityError):
+        # the database is down or damaged, wherever it was read (authentication included)
+        log.warning("database_unavailable", exc_type=type(exc).__name__)
+        return DatabaseUnavailable()
     return InternalError("Erreur interne du service")
 
 

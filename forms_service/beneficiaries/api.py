@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from forms_service import access, db
 from forms_service.api.errors import ErrorBody
+from forms_service.api.params import PageNumber, RowId
 from forms_service.audit import record_event
 from forms_service.beneficiaries.models import Beneficiary
 from forms_service.errors import BadRequest
@@ -63,14 +64,14 @@ class BeneficiaryPage(BaseModel):
 
 
 class ListQuery(BaseModel):
-    page: int = Field(1, ge=1)
+    page: PageNumber = 1
     per_page: int = Field(50, ge=1, le=MAX_PER_PAGE)
     territoire: Optional[str] = None
-    referent_id: Optional[int] = None
+    referent_id: Optional[RowId] = None
 
 
 class BeneficiaryPath(BaseModel):
-    beneficiary_id: int
+    beneficiary_id: RowId
 
 
 class ImportLine(BaseModel):

@@ -25,9 +25,8 @@ def beneficiaries_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Compte rendu complet en JSON.")
 @click.pass_context
 def import_command(ctx: click.Context, file: str, as_json: bool) -> None:
-    from forms_service.audit import record_event
     from forms_service.beneficiaries.importer import import_beneficiaries
-    from forms_service.console import CONSOLE, console_session
+    from forms_service.console import console_event, console_session
 
     try:
         content = Path(file).read_bytes()
@@ -36,7 +35,7 @@ def import_command(ctx: click.Context, file: str, as_json: bool) -> None:
     with console_session() as s:
         report = import_beneficiaries(s, content, Path(file).name)
     summary = {k: v for k, v in report.as_dict().items() if k != "lines"}
-    record_event(CONSOLE, "beneficiaires.importes", object_type="beneficiaire",
+    console_event("beneficiaires.importes", object_type="beneficiaire",
                  created_ids=report.ids("created"), updated_ids=report.ids("updated"), **summary)
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from forms_service.config import Settings
 from forms_service.db.models import (AuditEvent, Base, IdempotencyKey, IssuedDocument, Record,
                                      TemplateVersion, new_document_id)
+from forms_service.db import schema  # noqa: F401  (every table on Base.metadata)
 
 __all__ = ["AuditEvent", "Base", "Database", "IdempotencyKey", "IssuedDocument", "Record",
            "TemplateVersion", "database_for", "get_database", "init_app", "new_document_id",

@@ -124,10 +124,3 @@ class IdempotencyKey(Base):
     #: {"form_id", "format", "documents": [{"document_id", "filename", "findings"}]}
     response: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-# The people (issue 10) live on the same Base: imported here so that the metadata
-# (Alembic, create_all) always sees them.
-from forms_service.accounts import models as _accounts_models  # noqa: E402,F401
-from forms_service.directory import models as _directory_models  # noqa: E402,F401
-from forms_service.beneficiaries import models as _beneficiaries_models  # noqa: E402,F401

@@ -32,14 +32,13 @@ def directory_group() -> None:
                                         "(idempotent ; « - » lit l'entrée standard).")
 @click.argument("file")
 def import_command(file: str) -> None:
-    from forms_service.audit import record_event
-    from forms_service.console import CONSOLE, console_session
+    from forms_service.console import CONSOLE, console_event, console_session
     from forms_service.directory.file import import_directory, parse_directory
 
     data = parse_directory(_read(file))
     with console_session() as s:
         summary = import_directory(s, data, CONSOLE.actor)
-    record_event(CONSOLE, "annuaire.importe", object_type="annuaire", **summary.as_dict())
+    console_event("annuaire.importe", object_type="annuaire", **summary.as_dict())
     click.echo(f"Annuaire importé : {summary.created} créé(s), {summary.updated} modifié(s), "
                f"{summary.unchanged} inchangé(s).")
 
@@ -47,13 +46,12 @@ def import_command(file: str) -> None:
 @directory_group.command("export", help="Écrit l'annuaire en YAML (même format que l'import).")
 @click.argument("file", required=False)
 def export_command(file: str | None) -> None:
-    from forms_service.audit import record_event
-    from forms_service.console import CONSOLE, console_session
+    from forms_service.console import console_event, console_session
     from forms_service.directory.file import export_directory
 
     with console_session() as s:
         text = export_directory(s)
-    record_event(CONSOLE, "annuaire.exporte", object_type="annuaire")
+    console_event("annuaire.exporte", object_type="annuaire")
     if file and file != "-":
         Path(file).write_text(text, encoding="utf-8")
         click.echo(f"Annuaire écrit dans {file}", err=True)

@@ -9,10 +9,10 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from forms_service.config import Settings
-from forms_service.db.models import Base
+from forms_service.db.schema import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _url() -> str:

@@ -15,8 +15,10 @@ from forms_service.web.slai import bp as slai_bp
 def register(app: Flask) -> None:
     app.register_blueprint(referent_bp)
     app.register_blueprint(slai_bp)
-    from forms_service.web import admin_directory
+    from forms_service.web import admin, admin_directory, auth
 
+    auth.init_app(app)          # /connexion, /deconnexion, password links
+    admin.init_app(app)         # /administration/ (accounts)
     admin_directory.init_app(app)
 
     @app.context_processor
