@@ -21,6 +21,7 @@ import threading
 import unicodedata
 from dataclasses import dataclass, field
 
+import numpy as np
 import pypdfium2.raw as pdfium_c
 
 from forms_service.catalogue import FormDefinition, catalogue
@@ -30,8 +31,10 @@ from forms_service.render.footer import footer_start, parse_footer
 from forms_service.errors import BadDocument, UnknownForm
 from forms_service.render.context import CHECKED, UNCHECKED, Mark, Recording
 
+from . import pdf_marks
 from .acroform import field_of, parse_date, written_choice
 from .record import Reading
+from .scan import decide
 from .store import Store, fit_layout
 
 
@@ -56,10 +59,20 @@ class PageText:
     width: float
     height: float
     chars: list[Char] = field(default_factory=list)
+    #: small non-text objects (n×4, top-left origin): what may be drawn over a box
+    drawn: object = None
+    #: form XObjects smaller than the page (n×4): flattened widgets' appearances
+    widgets: object = None
 
     @property
     def text(self) -> str:
         return "".join(c.text for c in self.chars)
+
+    def mids(self) -> np.ndarray:
+        """The middle of each char's x-height (top-left origin), computed once."""
+        if getattr(self, "_mids", None) is None or len(self._mids) != len(self.chars):
+            self._mids = np.array([_mid(c) for c in self.chars], float)
+        return self._mids
 
 
 def extract(data: bytes, max_pages: int = 200) -> list[PageText]:
@@ -85,6 +98,7 @@ def extract(data: bytes, max_pages: int = 200) -> list[PageText]:
                 size = pdfium_c.FPDFText_GetFontSize(tp, j) or None
                 pt.chars.append(Char(ch, left, h - top, right, h - bottom, base, size))
             tp.close()
+            pt.drawn, pt.widgets = pdf_marks.drawn_objects(page)
             page.close()
             pages.append(pt)
         return pages
@@ -124,10 +138,13 @@ def identify(pages: list[PageText]) -> dict:
     ids = sorted((fd.id for fd in catalogue.forms()), key=len, reverse=True)
     for p in pages:
         footer = None
-        for form_id in ids:   # text extraction may glue the footer to the text before it
-            at = footer_start(p.text, form_id)
+        # the footer's own line: in content order, the text drawn after it (a flattened
+        # widget's value) would run on into the document id
+        text = "\n".join("".join(c.text for c in line) for line in _by_baseline(p.chars))
+        for form_id in ids:
+            at = footer_start(text, form_id)
             if at >= 0:
-                footer = parse_footer(p.text, at=at)
+                footer = parse_footer(text, at=at)
                 break
         if footer:
             return {"form": footer.form, "version": footer.version, "document_id": footer.doc_id,
@@ -152,6 +169,16 @@ class Glyph:
     checked: bool
     bbox: list[float]
     after: str          # the text printed after the box, up to the next box or the line's end
+    #: what is drawn in the box, read from the rendered page (:mod:`parsers.pdf_marks`)
+    #: when something is drawn over the glyphs of its page (a flattened PDF); else None
+    drawn: object = None
+
+    @property
+    def state(self) -> str:
+        """checked | empty | uncertain | corrected: the glyph ☒, or what is drawn over a ☐."""
+        if self.checked:
+            return "checked"
+        return self.drawn.state if self.drawn is not None else "empty"
 
 
 def glyphs(pages: list[PageText]) -> list[Glyph]:
@@ -251,6 +278,39 @@ def _blank_rows(f) -> int:
     return -(-max(f.min_rows, 1) // per) * per
 
 
+def read_drawn_marks(data: bytes, pages: list[PageText], found: list[Glyph]) -> None:
+    """Set each glyph's ``drawn`` state on the pages where marks are drawn over the boxes."""
+    boxes = [(g.page, g.bbox) for g in found]
+    stray = {p.number: [((c.x0 + c.x1) / 2, (c.top + c.bottom) / 2) for c in p.chars
+                        if c.text.strip() and c.text not in (CHECKED, UNCHECKED)] for p in pages}
+    overdrawn = pdf_marks.overdrawn_pages(boxes, {p.number: p.drawn for p in pages if p.drawn is not None}, stray)
+    drawn = pdf_marks.drawn_states(data, boxes, overdrawn)
+    for i, st in drawn.items():
+        found[i].drawn = st
+
+
+def _group(f, items: list[tuple[Mark, Glyph]]) -> Reading:
+    """One field's boxes: the glyphs, or the scan's group rules where marks were drawn."""
+    if any(g.drawn is not None for _, g in items):
+        states = {(True if m.value is True or f.type == "bool" else m.value):
+                  decide.BoxState("checked", 1.0) if g.checked else g.drawn or decide.BoxState("empty", 1.0)
+                  for m, g in items}
+        codes = [True] if f.type == "bool" else [m.value for m, _ in items]
+        d = decide.decide_group(f.type, states, codes)
+        ev = [{"page": g.page, "bbox": g.bbox, "state": g.state} for _, g in items if g.state != "empty"]
+        return Reading(d.value, d.confidence, d.needs_review, ev, d.reason)
+    ev = [{"page": g.page, "bbox": g.bbox} for _, g in items if g.checked]
+    ticked = [m.value for m, g in items if g.checked]
+    if f.type == "bool":
+        return Reading(bool(ticked), 1.0, evidence=[{"page": g.page, "bbox": g.bbox} for _, g in items])
+    if f.type == "multi":
+        return Reading([c for c in f.codes if c in ticked], 1.0, evidence=ev)
+    if len(ticked) <= 1:
+        return Reading(ticked[0] if ticked else None, 1.0, evidence=ev)
+    return Reading(None, 0.0, True, ev,
+                   "Plusieurs cases cochées pour un choix unique : " + ", ".join(map(str, ticked)))
+
+
 def read_boxes(fd: FormDefinition, found: list[Glyph], settings: Settings) -> tuple[dict[str, Reading], list[str]]:
     expected = expected_boxes(fd, len(found), settings)
     exp_labels = [norm(_label(fd, m))[:40] for m in expected]
@@ -268,18 +328,7 @@ def read_boxes(fd: FormDefinition, found: list[Glyph], settings: Settings) -> tu
         by_path.setdefault(m.path, []).append((m, g))
     readings: dict[str, Reading] = {}
     for path, items in by_path.items():
-        f = field_of(fd, path)
-        ev = [{"page": g.page, "bbox": g.bbox} for _, g in items if g.checked]
-        ticked = [m.value for m, g in items if g.checked]
-        if f.type == "bool":
-            readings[path] = Reading(bool(ticked), 1.0, evidence=[{"page": g.page, "bbox": g.bbox} for _, g in items])
-        elif f.type == "multi":
-            readings[path] = Reading([c for c in f.codes if c in ticked], 1.0, evidence=ev)
-        elif len(ticked) <= 1:
-            readings[path] = Reading(ticked[0] if ticked else None, 1.0, evidence=ev)
-        else:
-            readings[path] = Reading(None, 0.0, True, ev,
-                                     "Plusieurs cases cochées pour un choix unique : " + ", ".join(map(str, ticked)))
+        readings[path] = _group(field_of(fd, path), items)
     for path in set(unsure) - set(readings):
         readings[path] = Reading(None, 0.0, True, [], "Case introuvable dans le document (modèle modifié ?)")
     return readings, unsure
@@ -287,42 +336,157 @@ def read_boxes(fd: FormDefinition, found: list[Glyph], settings: Settings) -> tu
 
 # -- text fields ---------------------------------------------------------------------
 
-def _lines(page: PageText, bbox: list[float] | None = None) -> list[str]:
-    """The text lines inside ``bbox``, top to bottom.
+def _base(c: Char) -> float:
+    return c.baseline if c.baseline is not None else c.bottom
 
-    Chars are grouped by baseline (their ink boxes differ within a line: a space has
-    none, a comma hangs below the line). A line ending with a hyphen that pdfium marks
-    as a line-end hyphen (U+FFFE) is joined to the next one.
-    """
-    def base(c: Char) -> float:
-        return c.baseline if c.baseline is not None else c.bottom
 
-    def mid(c: Char) -> float:   # the middle of the x-height
-        if c.baseline is not None and c.size:
-            return c.baseline - 0.3 * c.size
-        return (c.top + c.bottom) / 2
+def _mid(c: Char) -> float:
+    """The middle of the x-height."""
+    if c.baseline is not None and c.size:
+        return c.baseline - 0.3 * c.size
+    return (c.top + c.bottom) / 2
 
-    chars = page.chars
-    if bbox is not None:
-        x0, y0, x1, y1 = bbox
-        chars = [c for c in chars if x0 - 0.5 <= (c.x0 + c.x1) / 2 <= x1 + 0.5
-                 and y0 - 0.5 <= mid(c) <= y1 + 0.5]
+
+def _by_baseline(chars: list[Char]) -> list[list[Char]]:
+    """Chars grouped in lines by baseline (their ink boxes differ within a line: a space has
+    none, a comma hangs below the line), each line left to right."""
     lines: list[list[Char]] = []
-    for c in sorted(chars, key=base):
-        if lines and base(c) - base(lines[-1][0]) < max(1.5, 0.25 * (c.size or 6)):
+    for c in sorted(chars, key=_base):
+        if lines and _base(c) - _base(lines[-1][0]) < max(1.5, 0.25 * (c.size or 6)):
             lines[-1].append(c)
         else:
             lines.append([c])
-    texts = ["".join(c.text for c in sorted(line, key=lambda c: c.x0)).strip() for line in lines]
+    return [sorted(line, key=lambda c: c.x0) for line in lines]
+
+
+#: a gap wider than this (in font sizes) between two chars of a line separates two texts
+#: (spaces are chars: words of one text touch)
+RUN_GAP = 0.5
+
+
+def _runs(line: list[Char]) -> list[list[Char]]:
+    """A line cut where two chars are further apart than RUN_GAP: separate texts."""
+    runs: list[list[Char]] = []
+    for c in line:
+        size = c.size or 6
+        if runs and c.x0 - runs[-1][-1].x1 <= RUN_GAP * size:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    return runs
+
+
+#: how far (in font sizes) a text may run on past its zone's right edge: a value a widget
+#: clipped when it was flattened is still there, and still the zone's
+OVERFLOW_SIZES = 60
+
+
+def _within(run: list[Char], x0: float, x1: float) -> list[Char]:
+    """The chars of a run from the zone's left edge on, up to its right edge, or past it
+    when the text goes on across the edge (it reaches the edge: a clipped value)."""
+    out = []
+    for c in run:
+        centre = (c.x0 + c.x1) / 2
+        if centre < x0 - 0.5:
+            continue
+        if centre > x1 + 0.5:
+            size = c.size or 6
+            if not out or out[-1].x1 < x1 - 0.3 * size or centre > x1 + OVERFLOW_SIZES * size:
+                if c.text == " " and out:   # the space a line wraps at, past the edge: kept
+                    out.append(c)
+                break
+        out.append(c)
+    return out
+
+
+@dataclass
+class ZoneText:
+    lines: list[str]
+    #: why the text cannot be trusted as read (French), or None
+    doubt: str | None = None
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.lines)
+
+
+def zone_text(page: PageText, bbox: list[float], others: list[list[float]] = (), *,
+              flattened: bool = False) -> ZoneText:
+    """The text of a zone, top to bottom, with a doubt when it is not certainly whole.
+
+    A run of text that starts in the zone is the zone's, whole: a value a widget clipped (a
+    flattened PDF keeps the whole text, drawn past the edge) is read whole. A run that
+    starts in another text zone (``others``) is that zone's: a date clipped at the right of
+    one zone does not leak its last digit into the next. A run that starts outside any zone
+    (the printed label before a value) gives the zone its chars from the zone's left edge on.
+    A line ending with a hyphen that pdfium marks as a line-end hyphen (U+FFFE) is joined
+    to the next. Doubts: texts drawn over each other; and for a value drawn by a flattened
+    widget (``flattened``), whose writer wraps lines its own way, a line that may break a
+    word (no space where it wraps) or the text going on under the zone.
+    """
+    x0, y0, x1, y1 = bbox
+
+    def starts_in(c: Char, b) -> bool:
+        return b[0] - 0.5 <= (c.x0 + c.x1) / 2 <= b[2] + 0.5 and b[1] - 0.5 <= _mid(c) <= b[3] + 0.5
+
+    mids = page.mids()
+    band = [page.chars[i] for i in np.nonzero((mids >= y0 - 0.5) & (mids <= y1 + 0.5))[0]]
+    others = [o for o in others if o[1] <= y1 + 0.5 and o[3] >= y0 - 0.5]   # those beside it
+    kept: list[list[Char]] = []
+    for line in _by_baseline(band):
+        chars: list[Char] = []
+        for run in _runs(line):
+            if starts_in(run[0], bbox):
+                take = run
+            elif any(starts_in(run[0], o) for o in others):
+                continue
+            else:
+                take = run[next((i for i, c in enumerate(run) if (c.x0 + c.x1) / 2 >= x0 - 0.5), len(run)):]
+            chars += _within(take, x0, x1)
+        if chars:
+            kept.append(chars)
+    doubt = None
+    raw = ["".join(c.text for c in line) for line in kept]
+    for line in kept:
+        ink = [c for c in line if c.text.strip()]
+        # (the chars of a ligature, « fi », share one box: that is no overlap)
+        if any(b.x0 < a.x1 - 0.5 * (a.x1 - a.x0) and abs(b.x0 - a.x0) > 0.05 for a, b in zip(ink, ink[1:])):
+            doubt = "Textes superposés : à vérifier d'après le document"
+    for a, b in zip(raw, raw[1:]) if flattened else ():
+        b = b.strip()
+        if a and b and a[-1].isalpha() and b[0].isalpha():   # no space, no hyphen at the wrap
+            doubt = doubt or "Retour à la ligne peut-être au milieu d'un mot : à vérifier"
+    if kept and doubt is None and flattened:
+        last = kept[-1]
+        size = last[0].size or 6
+        left = kept[0][0].x0
+        under = [c for c in page.chars if c.text.strip() and abs((c.size or 6) - size) < 0.3
+                 and y1 < _mid(c) and 0.8 * size <= _base(c) - _base(last[0]) <= 1.6 * size
+                 and abs(c.x0 - left) < 2 and last[-1].x1 >= x1 - 3 * size]
+        if under:
+            doubt = "Texte plus long que sa zone : à vérifier d'après le document"
+        first = kept[0][0]
+        above = [c for c in page.chars if c.text.strip() and abs((c.size or 6) - (first.size or 6)) < 0.3
+                 and _mid(c) < y0 and 0.8 * size <= _base(first) - _base(c) <= 1.6 * size
+                 and abs(c.x0 - first.x0) < 2]
+        if above and doubt is None:
+            doubt = "Texte peut-être débordé de la zone au-dessus : à vérifier d'après le document"
     out: list[str] = []
-    for t in texts:
+    for t in (r.strip() for r in raw):
         if not t:
             continue
         if out and out[-1].endswith("\ufffe"):
             out[-1] = out[-1][:-1] + "-" + t
         else:
             out.append(t)
-    return [t.replace("\ufffe", "-") for t in out]
+    return ZoneText([t.replace("\ufffe", "-") for t in out], doubt)
+
+
+def _lines(page: PageText, bbox: list[float] | None = None) -> list[str]:
+    """The text lines inside ``bbox`` (the whole page if None), top to bottom."""
+    if bbox is None:
+        bbox = [0.0, 0.0, page.width, page.height]
+    return zone_text(page, bbox).lines
 
 
 def _value_from_zone(f, text: str):
@@ -347,8 +511,9 @@ def read_texts(fd: FormDefinition, pages: list[PageText], layout: dict | None) -
         page = by_page.get(z["page"])
         if f is None or page is None:
             continue
-        text = " ".join(_lines(page, z["bbox"]))
-        value = _value_from_zone(f, text)
+        others = [o["bbox"] for o in layout["zones"] if o is not z and o["page"] == z["page"] and o["kind"] == "text"]
+        zt = zone_text(page, z["bbox"], others, flattened=pdf_marks.covered(z["bbox"], page.widgets))
+        value = _value_from_zone(f, zt.text)
         ev = [{"page": z["page"], "bbox": z["bbox"]}]
         if f.type == "date":
             if not value:
@@ -368,6 +533,9 @@ def read_texts(fd: FormDefinition, pages: list[PageText], layout: dict | None) -
                                           bool(value) and not value.isdigit(), ev)
         else:
             readings[z["path"]] = Reading(value or None, 1.0, evidence=ev)
+        r = readings[z["path"]]
+        if zt.doubt and value and not r.needs_review:
+            readings[z["path"]] = Reading(r.value, 0.5, True, ev, zt.doubt)
     return readings
 
 
@@ -381,6 +549,7 @@ def parse_pdf_text(data: bytes, store: Store) -> dict | None:
     if not any(p.chars for p in pages):
         return None
     found = glyphs(pages)
+    read_drawn_marks(data, pages, found)
     ident = identify(pages)
     try:
         fd = catalogue.get(ident["form"])

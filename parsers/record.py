@@ -68,6 +68,13 @@ class RecordValidation(BaseModel):
     errors: list[RecordProblem]
 
 
+class RecordCopy(BaseModel):
+    """Which copy this is, when one file (or upload) held several copies of one issued document."""
+
+    number: int
+    of: int
+
+
 class Record(BaseModel):
     """A form read back (the record contract)."""
 
@@ -79,6 +86,8 @@ class Record(BaseModel):
     fields: dict[str, RecordField]
     validation: RecordValidation
     status: Literal["valid", "needs_review", "invalid"]
+    #: present only for a copy among several of one issued document (in page order)
+    copies: Optional[RecordCopy] = None
 
 
 class FileError(BaseModel):

@@ -7,6 +7,13 @@ that app's database and storage, as in production):
 * **AcroForm**: the fillable PDF of a blank form (list rows kept) filled by pypdf
   and by ``pdftk fill_form`` (XFDF), read by :mod:`parsers.acroform`;
 * **glyphs**: the rendered PDF itself, read by :mod:`parsers.pdf_text`;
+* **flattened**: the AcroForm filled by pdftk, then flattened (``pdftk … flatten``,
+  pikepdf's ``flatten_annotations``, PyMuPDF's ``bake``): no fields left, the ticks drawn
+  over the printed ☐ glyphs, read by :mod:`parsers.pdf_text` with :mod:`parsers.pdf_marks`
+  (every box right, every other field right or flagged);
+* **paper from the DOCX**: the DOCX download (one header QR code without page number,
+  no registration marks, no footer) converted by LibreOffice, signed, printed and
+  scanned: pages identified and aligned by their content;
 * **paper**: the rendered PDF rasterised at 200 dpi, signed, printed and scanned
   (damage from ``benchmarks/scanbench`` when it is there, a simpler one otherwise),
   read by the scan pipeline — boxes printed ☒, and boxes ticked by hand on a form
@@ -320,6 +327,49 @@ def fill_pdftk(pdf: bytes, values: dict[str, object], tmp: Path) -> bytes:
 needs_pdftk = pytest.mark.skipif(shutil.which("pdftk") is None, reason="pdftk is not installed")
 
 
+# ---------------------------------------------------------------------- flattening
+
+def flatten_pdftk(pdf: bytes, tmp: Path) -> bytes:
+    src, out = tmp / "filled.pdf", tmp / "flat.pdf"
+    src.write_bytes(pdf)
+    subprocess.run(["pdftk", str(src), "output", str(out), "flatten"], check=True, capture_output=True, timeout=120)
+    return out.read_bytes()
+
+
+def flatten_pikepdf(pdf: bytes, tmp: Path) -> bytes:
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(pdf)) as doc:
+        doc.flatten_annotations(mode="all")
+        if "/AcroForm" in doc.Root:
+            del doc.Root["/AcroForm"]
+        buf = io.BytesIO()
+        doc.save(buf)
+        return buf.getvalue()
+
+
+def flatten_pymupdf(pdf: bytes, tmp: Path) -> bytes:
+    import pymupdf
+
+    doc = pymupdf.open(stream=pdf, filetype="pdf")
+    try:
+        doc.bake()   # annotations and widgets become page content
+        return doc.tobytes()
+    finally:
+        doc.close()
+
+
+def _pymupdf() -> bool:
+    try:
+        import pymupdf  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+FLATTENERS = {"pdftk": flatten_pdftk, "pikepdf": flatten_pikepdf, "pymupdf": flatten_pymupdf}
+
+
 # ---------------------------------------------------------------------- paper
 
 def rasterise(pdf: bytes, dpi: int = SCAN_DPI) -> list[tuple[np.ndarray, tuple[float, float]]]:
@@ -474,6 +524,43 @@ def test_acroform_filled_by_hand_reads_back_every_field(service, rt_app, tmp_pat
     assert not review_report(record)
 
 
+# ---------------------------------------------------------------------- (a') flattened
+
+def wrong_and_unflagged(record: dict, want: dict[str, object]) -> dict[str, tuple]:
+    """Differences on paths whose field (or list's field) the record does not send to review."""
+    fields = record["fields"]
+
+    def flagged(path: str) -> bool:
+        parts = path.split(".")
+        return any(fields.get(".".join(parts[:i]), {}).get("needs_review") for i in range(len(parts), 0, -1))
+
+    return {p: d for p, d in differences(record, want).items() if not flagged(p)}
+
+
+@needs_pdftk
+@pytest.mark.parametrize("form_id", FORMS)
+def test_flattened_fill_reads_every_box_and_flags_what_it_cannot_trust(service, rt_app, tmp_path, form_id):
+    """Issue 15: a filled form flattened by three clients. Before, its ticks (drawn over
+    ☐ glyphs) were read empty with confidence 1.0 (10 of 47 fields lost on the fiche de
+    liaison); texts clipped by their widgets were read cut short, confidently."""
+    data = sample(form_id)
+    blank = service.render(form_id, skeleton(form_id, data), fmt="pdf", fillable=True, actor="test-parse")
+    filled = fill_pdftk(blank.content, fill_values(form_id, data, form_fields(blank.content)), tmp_path)
+    want = expected(form_id, data, "acroform")
+    box_paths = {b["path"] for b in blank.layout["boxes"]}
+    for name, flatten_pdf in FLATTENERS.items():
+        if name == "pymupdf" and not _pymupdf():
+            continue
+        flat = flatten_pdf(filled, tmp_path)
+        assert b"/AcroForm" not in flat or name == "pdftk" or name == "pymupdf"
+        record = one_record(parse(rt_app, [(f"{form_id}-{name}.pdf", flat)], reconcile=False), "pdf-text")
+        assert record["document_id"] == blank.document_id, name
+        assert wrong_and_unflagged(record, want) == {}, name
+        diff = differences(record, want)
+        assert not {p for p in diff if p in box_paths or p.rpartition(".")[0] in box_paths}, (name, diff)
+        assert not {p for p in box_paths if record["fields"].get(p, {}).get("needs_review")}, name
+
+
 # ---------------------------------------------------------------------- (b) glyphs
 
 @pytest.mark.parametrize("form_id", FORMS)
@@ -502,6 +589,32 @@ def test_scan_of_the_printed_form_reads_back_boxes_signatures_and_reconciled_tex
 
 
 @pytest.mark.parametrize("form_id", HAND_FORMS)
+def test_scan_of_the_form_printed_from_its_docx_reads_back_like_the_pdf(service, rt_app, rendered, form_id):
+    """Issue 15: before, every such scan was « Document illisible (TypeError) » (a QR code
+    without page number). Seeded: the damage of ``benchmarks/scanbench``, seed 300+."""
+    data = sample(form_id)
+    issued = service.render(form_id, data, fmt="docx", actor="test-parse")
+    pdf = rt_app.config["PDF_POOL"].convert(issued.content)
+    d = dump(form_id, data)
+    layout = rendered(form_id).layout
+    paper, rng = Paper(), np.random.default_rng(300 + FORMS.index(form_id))
+    k, ppm = SCAN_DPI / 72, SCAN_DPI / 25.4
+    pages = []
+    for n, (img, size) in enumerate(rasterise(pdf), start=1):
+        img = img.copy()
+        for z in layout["zones"]:
+            if z["page"] == n and z["kind"] == "signature" and _get(d, f"{z['path']}.signee"):
+                paper.sign(img, tuple(v * k for v in z["bbox"]), rng, ppm)
+        pages.append(paper.scan(img, size, rng, SCAN_DPI))
+    fmt = "pdf" if len(pages) > 1 else "png"
+    record = one_record(parse(rt_app, [(f"{form_id}-docx.{EXT[fmt]}", encode(pages, fmt))]), "scan")
+    assert record["document_id"] == issued.document_id
+    assert {p["identified_by"] for p in record["pages"]} == {"content"}
+    assert not review_report(record), review_report(record)
+    assert differences(record, expected(form_id, data, "scan")) == {}
+
+
+@pytest.mark.parametrize("form_id", HAND_FORMS)
 def test_scan_of_boxes_ticked_by_hand_reads_back_the_ticks(service, rt_app, rendered, form_id):
     data = sample(form_id)
     cleared = boxes_cleared(form_id, data, rendered(form_id).layout)
@@ -511,3 +624,26 @@ def test_scan_of_boxes_ticked_by_hand_reads_back_the_ticks(service, rt_app, rend
     record = one_record(parse(rt_app, [(f"{form_id}-coche.{EXT[fmt]}", encode(pages, fmt))]), "scan")
     assert not review_report(record), review_report(record)
     assert differences(record, expected(form_id, data, "scan")) == {}
+
+
+# ---------------------------------------------------------------------- stacks of copies
+
+def test_a_stack_of_copies_of_one_issued_document_gives_one_record_per_copy(service, rt_app, rendered):
+    """Issue 15: three photocopies of one printed fiche de liaison, each filled in, scanned
+    in one file, gave one record and six « duplicate » pages. Now: three records, in page
+    order, flagged as copies; only the very same page image is a duplicate."""
+    form_id = "fiche-liaison"
+    data = sample(form_id)
+    doc = service.render(form_id, boxes_cleared(form_id, data, rendered(form_id).layout), fmt="pdf",
+                         actor="test-parse")
+    copies = [scan_pages(doc, data, seed=400 + i, tick=True) for i in range(3)]
+    pages = [p for c in copies for p in c] + [copies[0][0]]   # and the first page again, the same image
+    result = parse(rt_app, [("pile.pdf", encode(pages, "pdf"))])
+    records = [r for r in result if "fields" in r]
+    assert [r["copies"] for r in records] == [{"number": n, "of": 3} for n in (1, 2, 3)]
+    assert {r["document_id"] for r in records} == {doc.document_id}
+    assert [[p["file_page"] for p in r["pages"]] for r in records] == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    for r in records:
+        assert differences(r, expected(form_id, data, "scan")) == {}, r["copies"]
+    others = [r for r in result if "fields" not in r]
+    assert [(o["file_page"], o["page_status"]) for o in others] == [(10, "duplicate")]

@@ -5,9 +5,16 @@ to their document by their QR code wherever they are, and one record is made per
 document (:func:`parsers.scan.pipeline.read_document`). Pages whose QR codes were lost
 are matched to the pages their batch's documents lack, by their likeness to the
 issued page.
+
+A stack of copies of one issued document (photocopies of one printed form, each filled
+in) carries the same QR codes on every copy: a page whose number its document already
+holds starts the next copy, one record per copy in page order, each flagged as a copy
+(``"copies": {"number", "of"}``). Only the very same page image is a duplicate.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 
@@ -53,6 +60,7 @@ class ScanBatch:
         located = []
         for img in images_of(name, data, kind, max_pages):
             pr = locate(img, self.refs)
+            pr.digest = hashlib.sha1(img.gray.tobytes()).hexdigest()
             keep = pr.status == "unknown" and pr.info is None   # no QR: matched later, on its image
             pr.image = PageImage(img.file, img.file_page, img.gray if keep else _NO_IMAGE, img.dpi)
             located.append(pr)
@@ -73,21 +81,29 @@ class ScanBatch:
             return
         info = pr.info
         if info is not None:
-            key = (pr.form.id, info.version, info.doc_id)
+            key = (pr.form.id, info.version, info.doc_id, 0)
             version, doc_id = info.version, info.doc_id
         else:   # identified by content: joins the previous document of that form
             prev = next((k for k in reversed(self.order) if k[0] == pr.form.id), None)
-            key = prev or (pr.form.id, None, None)
+            key = prev or (pr.form.id, None, None, 0)
             version, doc_id = key[1], key[2]
-        doc = self.docs.get(key)
-        if doc is None:
-            doc = self.docs[key] = DocPages(pr.form, version, doc_id, page_count=pr.pages)
-            self.order.append(key)
-        if pr.page in doc.pages:   # the same page twice (two scans of one sheet)
+        copies = [k for k in self.order if k[:3] == key[:3]]
+        if any(pr.digest is not None and self.docs[k].pages.get(pr.page) is not None
+               and self.docs[k].pages[pr.page].digest == pr.digest for k in copies):
+            self.extra.append({"file": name, "file_page": file_page, "page_status": "duplicate",
+                               "message": f"Page {pr.page} déjà lue pour ce document (image identique)"})
+            return
+        # the copy most recently started that lacks this page (copies come one after the other)
+        target = next((k for k in reversed(copies) if pr.page not in self.docs[k].pages), None)
+        if target is None and copies and doc_id is None:   # no document id: nothing says it is another copy
             self.extra.append({"file": name, "file_page": file_page, "page_status": "duplicate",
                                "message": f"Page {pr.page} déjà lue pour ce document"})
             return
-        doc.pages[pr.page] = pr
+        if target is None:   # a new copy of the issued document (or its first)
+            target = key[:3] + (len(copies),)
+            self.docs[target] = DocPages(pr.form, version, doc_id, page_count=pr.pages, copy=len(copies))
+            self.order.append(target)
+        self.docs[target].pages[pr.page] = pr
 
     def match_pending(self) -> None:
         """Pages without a readable QR code, matched to the pages the batch's documents miss.
@@ -158,11 +174,17 @@ class ScanBatch:
         """
         self.match_pending()
         out = []
+        copies = {}
+        for k in self.order:
+            copies[k[:3]] = copies.get(k[:3], 0) + 1
         for k in self.order:
             doc = self.docs[k]
             first = min(doc.pages.values(), key=lambda pr: (pr.image.file, pr.image.file_page)).image.file
             try:
-                out.append(read_document(doc, first, self.store, self.refs))
+                record = read_document(doc, first, self.store, self.refs)
+                if copies[k[:3]] > 1:   # one of several copies of one issued document
+                    record["copies"] = {"number": k[3] + 1, "of": copies[k[:3]]}
+                out.append(record)
             except DatabaseUnavailable:
                 raise
             except Exception as exc:  # this document only; a reader's bug is logged

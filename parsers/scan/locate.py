@@ -5,6 +5,12 @@ The QR codes say form, template version, page and document id; the registration 
 marks alone give the transform, and the page is identified by its content: the
 stamped footer (OCR), else the blank page it resembles, else its printed title; such
 pages are flagged.
+
+A form printed from its DOCX download has neither marks nor footer, and one QR code
+in its header, the same on every page, without page number (``QrInfo.is_docx``): its
+page is found by its content (:func:`content_match`, feature registration on each page
+of the blank form, then refinement on the printed content), and it is read like any
+scan once its likeness to that page is clear.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from forms_service.render.qr import QrInfo
 
 from . import align, decide, identify, measure, ocr
 from .ingest import PageImage
-from .references import References
+from .references import References, likeness
 
 
 @dataclass
@@ -38,6 +44,8 @@ class PageResult:
     message: str | None = None
     #: identified by content and checked against the issued document's own page
     verified: bool = False
+    #: sha1 of the page image as decoded: only the very same image is a duplicate
+    digest: str | None = None
 
 
 def ink_share(gray: np.ndarray) -> float:
@@ -69,6 +77,8 @@ def locate(img: PageImage, refs: References) -> PageResult:
         fd = catalogue.get(info.form)
     except UnknownForm:
         return PageResult(img, "unknown", message=f"Formulaire inconnu « {info.form} »")
+    if info.is_docx:
+        return _locate_docx_print(img, refs, info, fd, hit.rotation)
     pairs = [p for h in hits for p in h.point_pairs()]
     marks = np.zeros((0, 2))
     try:
@@ -94,6 +104,55 @@ def locate(img: PageImage, refs: References) -> PageResult:
             flat = align.rectify(gray, matrix, measure.WORK_DPI)
     flat = measure.flatten_light(flat)
     return PageResult(img, "form", info, fd, info.page, info.pages, hit.rotation, "qr", flat)
+
+
+def content_match(gray: np.ndarray, candidates: list[tuple[object, np.ndarray]]):
+    """The candidate page ``gray`` shows, registered on its content, or None.
+
+    ``candidates``: (key, reference page at WORK_DPI). Each is registered (ORB features,
+    ~0.1 s) and compared (:func:`references.likeness`); the best is taken when it is
+    alike enough (``decide.MATCH_LIKENESS``) and clearly better than the next
+    (``decide.MATCH_MARGIN``), then refined on the printed content. Returns (key, matrix
+    from PDF points to image pixels, rectified and flat-fielded page).
+    """
+    scored = []
+    for key, ref in candidates:
+        try:
+            matrix = align.fallback_feature_align(gray, ref, reference_dpi=measure.WORK_DPI)
+        except align.AlignmentFailed:
+            continue
+        flat = align.rectify(gray, matrix, measure.WORK_DPI)
+        scored.append((likeness(flat, ref), key, matrix, ref))
+    if not scored:
+        return None
+    scored.sort(key=lambda t: -t[0])
+    best = scored[0]
+    if best[0] < decide.MATCH_LIKENESS or (len(scored) > 1 and best[0] - scored[1][0] < decide.MATCH_MARGIN):
+        return None
+    _, key, matrix, ref = best
+    flat = align.rectify(gray, matrix, measure.WORK_DPI)
+    fix = align.refine_by_content(flat, ref)
+    if fix is not None:
+        r = align.render_px(measure.WORK_DPI)
+        matrix = matrix @ np.linalg.inv(r) @ fix @ r
+        flat = align.rectify(gray, matrix, measure.WORK_DPI)
+    return key, matrix, measure.flatten_light(flat)
+
+
+def _locate_docx_print(img: PageImage, refs: References, info: QrInfo, fd: FormDefinition,
+                       rotation: int) -> PageResult:
+    """A page printed from the DOCX download: which page of the form, by its content."""
+    # the issued DOCX as printed (pre-filled text included), else the blank form
+    pages = refs.printed_pages(info.doc_id) or refs.blank_pages(fd.id)
+    found = content_match(img.gray, list(enumerate(pages, start=1)))
+    if found is None:
+        return PageResult(img, "unknown", info, fd, None, None, rotation,
+                          message="Page imprimée depuis le DOCX non reconnue : son contenu ne ressemble "
+                                  "clairement à aucune page du formulaire")
+    page, _, flat = found
+    return PageResult(img, "form", QrInfo(info.form, info.version, page, len(pages), info.doc_id), fd,
+                      page, len(pages), rotation, "content", flat,
+                      "Page imprimée depuis le DOCX : identifiée par son contenu", verified=True)
 
 
 def _locate_without_qr(img: PageImage, refs: References, dpi: float) -> PageResult:

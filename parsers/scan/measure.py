@@ -99,10 +99,12 @@ def measure_box(flat: np.ndarray, bbox_pt: list[float]) -> BoxInk:
 
 
 DUST_MM = 1.0                          # dust specks reach 0.8 mm on a 1-bit scan; a pen dot is 1.3 mm or more
+SPILL_BAND = 0.3                       # ink against one edge, no deeper than this share of the box: spilt in
 
 
 def _without_dust(inner: np.ndarray) -> np.ndarray:
-    """The box interior without dust: one or two specks smaller than DUST_MM, and nothing else.
+    """The box interior without dust (one or two specks smaller than DUST_MM, and nothing else)
+    nor ink spilt in from a neighbour (against one edge, less than SPILL_BAND deep).
 
     Scanner dust in an empty box reads like a faint mark (4–7 % of the interior); a real mark
     is a stroke (ticks, crosses), a blob of 1.3 mm or more (a pressed dot) or many grains
@@ -112,11 +114,23 @@ def _without_dust(inner: np.ndarray) -> np.ndarray:
     if not marked.any():
         return inner
     n, labels, stats, _ = cv2.connectedComponentsWithStats(marked, connectivity=8)
-    extent = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT])
-    if n - 1 > 2 or (extent > DUST_MM * PX_PER_MM).any():
+    h, w = inner.shape
+    x, y = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_TOP]
+    cw, ch = stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]
+    # ink spilt in from outside: a neighbour box blackened all over overflows its border and
+    # the next box's (a band along one edge, against it); a tick crossing the border reaches
+    # the middle of the box
+    band = SPILL_BAND
+    spill = (((y == 0) & (y + ch <= band * h)) | ((y + ch == h) & (y >= (1 - band) * h)) |
+             ((x == 0) & (x + cw <= band * w)) | ((x + cw == w) & (x >= (1 - band) * w)))
+    drop = spill.copy()
+    rest = ~spill
+    if rest.sum() <= 2 and not (np.maximum(cw, ch)[rest] > DUST_MM * PX_PER_MM).any():
+        drop |= rest
+    if not drop.any():
         return inner
     clean = inner.copy()
-    clean[labels > 0] = 255
+    clean[np.isin(labels, np.nonzero(drop)[0] + 1)] = 255
     return clean
 
 

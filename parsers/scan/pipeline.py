@@ -35,6 +35,8 @@ class DocPages:
     document_id: str | None
     pages: dict[int, PageResult] = field(default_factory=dict)
     page_count: int | None = None
+    #: 0 for the first copy of an issued document in a batch, 1 for the next…
+    copy: int = 0
 
 
 def document_layout(doc: DocPages, store: Store, refs: References) -> dict | None:
@@ -72,6 +74,8 @@ def read_document(doc: DocPages, name: str, store: Store, refs: References) -> d
         raise BadDocument(f"Mise en page inconnue pour {fd.id} (modèle {doc.version})",
                           rule="mise_en_page_inconnue")
     doc_key = doc.document_id or hashlib.sha1(f"{name}{sorted(doc.pages)}".encode()).hexdigest()[:16]
+    if doc.copy:   # the crops of each copy apart
+        doc_key = f"{doc_key}-{doc.copy + 1}"
     crops = Crops(store.settings.storage_dir, doc_key)
     readings = _read_boxes(doc, layout, crops)
     readings.update(_read_zones(doc, layout, crops, refs))

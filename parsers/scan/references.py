@@ -43,6 +43,7 @@ class References:
     def __init__(self, store: Store):
         self.store = store
         self._issued: dict[str, dict | None] = {}
+        self._converted: dict[str, tuple[str, float] | None] = {}
         self._lock = threading.Lock()
 
     def issued_document(self, document_id: str | None) -> dict | None:
@@ -56,33 +57,58 @@ class References:
             self._issued[document_id] = doc
         return doc
 
-    def _issued_pdf(self, document_id: str | None) -> Path | None:
+    def _issued_pdf(self, document_id: str | None) -> tuple[str, float] | None:
+        """(path, mtime) of the issued document as a PDF: its stored PDF, or its stored DOCX
+        converted once by the store's pool (a form printed from the DOCX download)."""
         doc = self.issued_document(document_id)
-        if not doc or doc.get("format") != "pdf" or not doc.get("file_path"):
+        if not doc or not doc.get("file_path"):
             return None
-        return Path(doc["file_path"])
+        path = Path(doc["file_path"])
+        if doc.get("format") == "pdf":
+            return str(path), path.stat().st_mtime
+        if doc.get("format") != "docx" or self.store.pool is None:
+            return None
+        with self._lock:
+            if document_id in self._converted:
+                return self._converted[document_id]
+        converted = None
+        try:
+            pdf = self.store.pool.convert(path.read_bytes())
+            out = Path(self.store.settings.var_dir) / "cache" / "printed-docx" / f"{document_id}.pdf"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(pdf)
+            converted = (str(out), out.stat().st_mtime)
+        except Exception as exc:   # LibreOffice missing or failing: the blank form serves
+            log.warning("issued_docx_not_converted", document_id=document_id, error=type(exc).__name__)
+        with self._lock:
+            self._converted[document_id] = converted
+        return converted
 
     def printed_page(self, document_id: str | None, page: int) -> np.ndarray | None:
         """Page ``page`` of the issued document as printed (its stored PDF), or None."""
-        path = self._issued_pdf(document_id)
-        if path is None:
-            return None
+        pages = self.printed_pages(document_id)
+        return pages[page - 1] if pages and 1 <= page <= len(pages) else None
+
+    def printed_pages(self, document_id: str | None) -> tuple[np.ndarray, ...] | None:
+        """The issued document's pages as printed, at WORK_DPI, or None."""
         try:
-            pages = _issued_pages(str(path), path.stat().st_mtime)
+            found = self._issued_pdf(document_id)
+            if found is None:
+                return None
+            return _issued_pages(*found)
         except (OSError, BadDocument) as exc:
             # the stored file moved or is damaged: the blank form serves instead (its
             # pre-filled text then reads as handwriting, sent to review, never dropped)
             log.warning("issued_pdf_unreadable", document_id=document_id, error=type(exc).__name__)
             return None
-        return pages[page - 1] if 1 <= page <= len(pages) else None
 
     def printed_glyphs(self, document_id: str | None) -> list[tuple[int, list[float]]] | None:
         """(page, bbox) of the ☐/☒ glyphs of the issued document's stored PDF, or None."""
-        path = self._issued_pdf(document_id)
-        if path is None:
-            return None
         try:
-            return list(_printed_glyphs(str(path), path.stat().st_mtime))
+            found = self._issued_pdf(document_id)
+            if found is None:
+                return None
+            return list(_printed_glyphs(*found))
         except (OSError, BadDocument) as exc:   # moved or damaged: the layout's own places serve
             log.warning("issued_pdf_unreadable", document_id=document_id, error=type(exc).__name__)
             return None
@@ -93,6 +119,10 @@ class References:
         if not pages or (version and ref_version and version != ref_version) or not (1 <= page <= len(pages)):
             return None
         return pages[page - 1]
+
+    def blank_pages(self, form_id: str) -> tuple[np.ndarray, ...]:
+        """Every page of the blank form (whatever its template version), at WORK_DPI."""
+        return _reference_pages(str(self.store.settings.templates_dir), form_id)[1]
 
     def page_of(self, document_id: str | None, form_id: str, version: str | None,
                 page: int) -> np.ndarray | None:
