@@ -141,6 +141,14 @@ def f_code(jctx: Any, val: Any) -> Any:
     return Val(val.path, f"{value} – {label}") if label else val
 
 
+def f_person(group: Any) -> str:
+    """« Prénom NOM » of a person's group, as plain text (not a zone: the name's own field is
+    elsewhere on the form); a dotted line to write on when the data has no name."""
+    get = (lambda k: getattr(group.get(k), "value", None)) if isinstance(group, dict) else (lambda k: None)
+    name = " ".join(str(v) for v in (get("prenom"), get("nom")) if v)
+    return name or "……………………………………………………"
+
+
 def f_zone(group: Any) -> Mark:
     return Mark("signature", getattr(group, "path", "?"))
 
@@ -227,7 +235,7 @@ class Recording:
 def make_env() -> Environment:
     """The one Jinja environment: strict (a missing variable is an error), autoescaped."""
     env = Environment(undefined=StrictUndefined, autoescape=True, finalize=finalize)
-    env.filters.update(box=f_box, date=f_date, code=f_code, zone=f_zone, pages=f_pages)
+    env.filters.update(box=f_box, date=f_date, code=f_code, zone=f_zone, pages=f_pages, person=f_person)
     return env
 
 

@@ -40,7 +40,9 @@ from .template_ooxml import (
     set_cell_margins, set_table_borders,
 )
 from .template_sections import section_block
-from .template_style import BODY_FONT, CONTENT_WIDTH_MM, HEADING_FILL, Style
+from .template_style import (
+    BODY_FONT, CONTENT_WIDTH_MM, HEADER_RIGHT_CLEAR_MM, HEADER_TEXT_TOP_MM, HEADING_FILL, Style,
+)
 from .template_tables import grid_table, list_table
 
 
@@ -63,11 +65,46 @@ def new_document(style: Style):
     lang = OxmlElement("w:lang")
     lang.set(qn("w:val"), "fr-FR")
     normal.element.rPr.append(lang)
-    # The header holds the DOCX download's QR code (empty in the PDF path: the stamp prints it).
-    hp = sec.header.paragraphs[0]
-    hp.alignment = WD_ALIGN_PARAGRAPH.RIGHT
-    hp.add_run("{{ document.qr }}")
     return doc
+
+
+def _page_field(p, instr: str, size: float) -> None:
+    """A PAGE / NUMPAGES field in paragraph ``p`` (Word and LibreOffice compute it)."""
+    fld = OxmlElement("w:fldSimple")
+    fld.set(qn("w:instr"), f" {instr} ")
+    run = add_run(p, "1", size=size)
+    fld.append(run._element)
+    p._p.append(fld)
+
+
+def _header_line(p, fd: FormDefinition, size: float) -> None:
+    add_run(p, "{{ departement.nom }} · " + (fd.short_title or fd.title) + " · page ", size=size)
+    _page_field(p, "PAGE", size)
+    add_run(p, "/", size=size)
+    _page_field(p, "NUMPAGES", size)
+
+
+def page_header(doc, fd: FormDefinition, style: Style) -> None:
+    """The header of every page: département, form, page n/N.
+
+    A DOCX download also carries its QR code there, right of the line; in the PDF path
+    (no QR: the stamp prints it in the corner) the line is moved down clear of the
+    registration marks and of the printers' unprintable edge.
+    """
+    header = doc.sections[0].header
+    size = max(style.small, 8)
+    first = header.paragraphs[0]
+    add_run(first, "{%p if document.qr %}", size=1)
+    with_qr = header.add_paragraph()
+    with_qr.paragraph_format.tab_stops.add_tab_stop(Mm(CONTENT_WIDTH_MM), alignment=2)   # right
+    _header_line(with_qr, fd, size)
+    with_qr.add_run("\t{{ document.qr }}")
+    header.add_paragraph().add_run("{%p else %}")
+    alone = header.add_paragraph()
+    alone.paragraph_format.space_before = Mm(HEADER_TEXT_TOP_MM - 4 - 3.5)
+    alone.paragraph_format.right_indent = Mm(HEADER_RIGHT_CLEAR_MM)
+    _header_line(alone, fd, size)
+    header.add_paragraph().add_run("{%p endif %}")
 
 
 def title_block(doc, fd: FormDefinition, style: Style) -> None:
@@ -115,18 +152,25 @@ def build(fd: FormDefinition, out_dir: Path) -> Path:
     right_of = {b: a for a, b in beside}
     by_id = {s.id: s for s in fd.sections}
     doc = new_document(style)
+    page_header(doc, fd, style)
     title_block(doc, fd, style)
     page = None
     for section in fd.sections:
         printed = [f for f in section.fields if f.printed]
         if not printed or section.id in right_of:
             continue
-        if page is not None and section.page and section.page != page and fd.fixed_layout:
+        new_page = page is not None and section.page and section.page != page and fd.fixed_layout
+        if new_page and not section.banner:
             add_page_break(doc)
+        elif page is not None and not new_page:
+            add_spacer(doc, style.section_gap)   # between sections (not after a page's last one)
         page = section.page or page
         pair = [section] + [by_id[b] for a, b in beside if a == section.id]
         if section.banner:
-            add_para(doc, section.banner, size=style.heading + 0.5, bold=True, first=False)
+            banner = add_para(doc, section.banner, size=style.heading + 0.5, bold=True, first=False)
+            # the banner starts the page itself: a break paragraph after a full page would
+            # print a blank page
+            banner.paragraph_format.page_break_before = bool(new_page)
         if section.id in (layout.get("grids") or []):
             grid_table(doc, section, style, layout.get("compact_sections") or [])
         else:
@@ -140,10 +184,11 @@ def build(fd: FormDefinition, out_dir: Path) -> Path:
         for s in pair:
             if s.note:
                 add_para(doc, s.note, size=style.small, italic=True, first=False)
-        add_spacer(doc, style.section_gap)
+        page = page or 0
     for line in layout.get("summary") or []:
         p = add_para(doc, "", size=style.heading, first=False)
         add_run(p, line, size=style.heading, bold=True)
+    add_spacer(doc, 1)   # the body ends with a paragraph (Word's rule)
     out = out_dir / (fd.template or f"{fd.id}.docx")
     _save(doc, out)
     return out
@@ -153,6 +198,7 @@ def build_reference(fd: FormDefinition, out_dir: Path) -> Path:
     """A reference list printed as a document: its codes and labels in a table."""
     style = Style({"font_size": 9})
     doc = new_document(style)
+    page_header(doc, fd, style)
     title_block(doc, fd, style)
     entries = fd.entries()
     has_extra = fd.reference_list == "annexe-6"

@@ -26,6 +26,18 @@ def template_var(path: str, f: Field, row_var: str | None = None) -> str:
 
 
 
+def label_separator(label: str) -> str:
+    """What follows a label before its value: « Fait le, » and « Motif : » keep their own."""
+    return " " if label.rstrip().endswith((":", ",")) else " : "
+
+
+def label_height_mm(text: str, width_mm: float, size_pt: float) -> float:
+    """The height a bold label takes in a cell ``width_mm`` wide (Carlito: ~0.5 em a character)."""
+    per_line = max(1, int((width_mm - 2.5) / (size_pt * 0.5 * 25.4 / 72)))
+    lines = -(-len(text) // per_line)
+    return lines * size_pt * 1.22 * 25.4 / 72
+
+
 def section_table(doc, ncols: int, widths: list[float], style: Style):
     table = doc.add_table(rows=0, cols=ncols)
     set_table_borders(table)
@@ -105,11 +117,35 @@ def _value(f: Field, style: Style):
 
 
 def _signature_filler(f: Field, style: Style):
+    """The signature's label, then the blank zone (at least ``signature_mm`` under the label)."""
     def fill_cell(cell):
         p = add_para(cell, f.label, size=style.small, bold=True)
         add_run(p, "{{ " + f.path + "|zone }}", size=style.small)
     fill_cell.signature = True
     return fill_cell
+
+
+def signature_row_mm(f: Field, style: Style, width_mm: float) -> float:
+    return style.signature_mm + label_height_mm(f.label, width_mm, style.small) + 1.0
+
+
+def _statement(text: str, style: Style):
+    """A sentence the signer commits to, printed above their signature (Jinja allowed)."""
+    def fill_cell(cell):
+        add_para(cell, text, size=style.small)
+    return fill_cell
+
+
+def _writing(f: Field, style: Style):
+    """A multi-line text: its label, then the lines to write on, in one cell (never apart)."""
+    def fill_cell(cell):
+        add_para(cell, f.label, size=style.small, bold=True)
+        add_para(cell, "{{ " + template_var(f.path, f) + " }}", size=style.body, first=False)
+    return fill_cell
+
+
+def writing_row_mm(f: Field, style: Style, width_mm: float) -> float:
+    return style.writing_mm * f.lines + label_height_mm(f.label, width_mm, style.small)
 
 
 def _option_rows(f: Field, style: Style, ncols: int, breaks: dict, table_cols: int = 12) -> list:
@@ -152,7 +188,7 @@ def _inline(f: Field, style: Style):
     """Label and value in one cell (« Label : ……… »), the compact CERFA style."""
     def fill_cell(cell):
         p = add_para(cell, "", size=style.small)
-        add_run(p, f.label + (" " if f.label.endswith(":") else " : "), size=style.small, bold=True)
+        add_run(p, f.label + label_separator(f.label), size=style.small, bold=True)
         if f.type in ("choice", "multi"):
             for i, o in enumerate(f.options):
                 add_box(p, f"{f.path}|box('{o.code}')", style)
@@ -186,29 +222,35 @@ def _compact_rows(section: Section, style: Style, ncols: int, breaks: dict) -> l
             rows.append([((i * per, i * per + per - 1), _inline(f, style), style.line_mm)
                          for i, f in enumerate(chunk)])
 
+    width = CONTENT_WIDTH_MM * ncols / GRID
     for f in section.fields:
         if not f.printed or f.type == "list":
             continue
+        if f.path in style.statements:
+            flush()
+            rows.append([((0, ncols - 1), _statement(style.statements[f.path], style), None)])
         if f.type == "signature":
             flush()
             prev = rows[-1] if rows else None
             if prev and len(prev) == 1 and getattr(prev[0][1], "signature", False) and ncols == GRID:
                 # two signatures side by side
-                rows[-1] = [((0, 5), prev[0][1], style.signature_mm),
-                            ((6, 11), _signature_filler(f, style), style.signature_mm)]
+                h = max(prev[0][2], signature_row_mm(f, style, width / 2))
+                rows[-1] = [((0, 5), prev[0][1], h), ((6, 11), _signature_filler(f, style), h)]
             else:
-                rows.append([((0, ncols - 1), _signature_filler(f, style), style.signature_mm)])
+                rows.append([((0, ncols - 1), _signature_filler(f, style), signature_row_mm(f, style, width))])
         elif f.type in ("multi", "choice") and len(f.options) > 3 and ncols == GRID // 2:
             flush()
             rows.append([((0, ncols - 1), _option_list(f, style), None)])
         elif f.type in ("multi", "choice") and len(f.options) > 3:
             flush()
-            rows.append([((0, ncols - 1), _label(f.label, style), None)])
+            if f.path != section.id:   # a section that is this one field: its title is the label
+                rows.append([((0, ncols - 1), _label(f.label, style), None)])
             rows.extend(_option_rows(f, style, style.option_columns, breaks, ncols))
         elif f.type == "text" and f.lines > 1:
             flush()
-            rows.append([((0, ncols - 1), _inline(f, style), style.line_mm * f.lines)])
-        elif f.type in ("choice", "multi") or (f.type == "text" and (f.max_length or 0) > style.compact_pair_max):
+            rows.append([((0, ncols - 1), _inline(f, style), style.writing_mm * f.lines)])
+        elif (f.type in ("choice", "multi") and not (_is_short(f) and ncols == GRID)) or \
+                (f.type == "text" and (f.max_length or 0) > style.compact_pair_max):
             flush()
             rows.append([((0, ncols - 1), _inline(f, style), style.line_mm)])
         else:
@@ -234,22 +276,25 @@ def section_rows(section: Section, style: Style, ncols: int, breaks: dict) -> li
                 rows.append([((0, 1), _label(a.label, style), None), ((2, 5), _value(a, style), None),
                              ((6, 7), _label(b.label, style), None), ((8, 11), _value(b, style), None)])
 
+    width = CONTENT_WIDTH_MM * ncols / GRID
     for f in section.fields:
         if not f.printed or f.type == "list":
             continue
+        if f.path in style.statements:
+            flush()
+            rows.append([((0, ncols - 1), _statement(style.statements[f.path], style), None)])
         if _is_short(f):
             pending.append(f)
             continue
         flush()
         if f.type == "signature":
-            rows.append([((0, ncols - 1), _signature_filler(f, style), style.signature_mm)])
+            rows.append([((0, ncols - 1), _signature_filler(f, style), signature_row_mm(f, style, width))])
         elif f.type in ("multi", "choice") and (len(f.options) > 4 or
                                                 sum(len(o.label) for o in f.options) > 70):
             rows.append([((0, ncols - 1), _label(f.label, style), None)])
             rows.extend(_option_rows(f, style, style.option_columns if ncols == 12 else 1, breaks, ncols))
         elif f.type == "text" and f.lines > 1:
-            rows.append([((0, ncols - 1), _label(f.label, style), None)])
-            rows.append([((0, ncols - 1), _value(f, style), style.line_mm * f.lines)])
+            rows.append([((0, ncols - 1), _writing(f, style), writing_row_mm(f, style, width))])
         else:
             rows.append([((0, 1), _label(f.label, style), None), ((2, ncols - 1), _value(f, style), None)])
     flush()

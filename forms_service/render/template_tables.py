@@ -120,8 +120,10 @@ def grid_table(doc, section: Section, style: Style, compact: list) -> None:
                 set_cell_fill(cell, COLOURS[colour])
             p = add_para(cell, "", size=style.small)
             add_box(p, f"{f.path}|box('{o.code}')", style)
-            add_run(p, f" {o.extra.get('points', '')} pts", size=style.small, bold=True)
-            add_para(cell, o.label, size=style.small - 1, first=False)
+            points = o.extra.get("points", "")
+            unit = "pt" if str(points) in ("0", "1") else "pts"
+            add_run(p, f" {points} {unit}", size=style.small, bold=True)
+            add_para(cell, o.label, size=max(style.small - 1, style.tiny), first=False)
     if others:
         add_spacer(doc)
         section_block(doc, [Section(f"{section.id}_complements", "INFORMATIONS COMPLÉMENTAIRES",
