@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 from docx import Document
@@ -34,6 +35,7 @@ from docx.oxml.ns import qn
 from docx.shared import Mm, Pt, RGBColor
 
 from ..catalogue import FormDefinition, catalogue
+from ..catalogue.definition import Section
 from . import geometry
 from .template_ooxml import (
     add_page_break, add_para, add_run, add_spacer, fixed_widths, set_cell_fill,
@@ -144,6 +146,31 @@ def _save(doc, out: Path) -> None:
         out.write_bytes(data)
 
 
+def _list_inside(section: Section) -> bool:
+    """A list followed by other fields of its section (the CER's rendez-vous before the
+    référent's signature): printed where the definition puts it, inside the section."""
+    kinds = [f.type == "list" for f in section.fields if f.printed]
+    return any(kinds) and not all(kinds) and not kinds[-1]
+
+
+def _section_around_list(doc, section: Section, style: Style, breaks: dict) -> None:
+    """The fields before each list, the list, then the rest under no new heading."""
+    part: list = []
+    title = section.title
+    for f in (f for f in section.fields if f.printed):
+        if f.type != "list":
+            part.append(f)
+            continue
+        if part:
+            section_block(doc, [replace(section, title=title, fields=tuple(part), note=None)], style, breaks)
+            title, part = "", []
+        add_spacer(doc, 1)
+        list_table(doc, f, style, inline=True)
+        add_spacer(doc, 1)
+    if part:
+        section_block(doc, [replace(section, title=title, fields=tuple(part), note=None)], style, breaks)
+
+
 def build(fd: FormDefinition, out_dir: Path) -> Path:
     layout = fd.layout.builder_options()
     style = Style(layout)
@@ -173,6 +200,8 @@ def build(fd: FormDefinition, out_dir: Path) -> Path:
             banner.paragraph_format.page_break_before = bool(new_page)
         if section.id in (layout.get("grids") or []):
             grid_table(doc, section, style, layout.get("compact_sections") or [])
+        elif len(pair) == 1 and _list_inside(section):
+            _section_around_list(doc, section, style, breaks)
         else:
             if any(f.type != "list" for s in pair for f in s.fields if f.printed):
                 section_block(doc, pair, style, breaks)
@@ -185,10 +214,12 @@ def build(fd: FormDefinition, out_dir: Path) -> Path:
             if s.note:
                 add_para(doc, s.note, size=style.small, italic=True, first=False)
         page = page or 0
-    for line in layout.get("summary") or []:
-        p = add_para(doc, "", size=style.heading, first=False)
-        add_run(p, line, size=style.heading, bold=True)
-    add_spacer(doc, 1)   # the body ends with a paragraph (Word's rule)
+    for i, line in enumerate(layout.get("summary") or []):
+        size = style.heading if i == 0 else style.small    # the result, then its explanations
+        p = add_para(doc, "", size=size, first=False)
+        add_run(p, line, size=size, bold=i == 0)
+    if not layout.get("summary"):
+        add_spacer(doc, 1)   # the body ends with a paragraph (Word's rule)
     out = out_dir / (fd.template or f"{fd.id}.docx")
     _save(doc, out)
     return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from docx.oxml import OxmlElement
 from docx.shared import Pt
 
 from ..catalogue.definition import Field, Section
@@ -13,6 +14,7 @@ from .template_ooxml import (
     add_box, add_page_break, add_para, add_run, fixed_widths, no_split, row_height,
     set_cell_fill, set_cell_margins, set_table_borders,
 )
+from .template_metrics import fits, text_width_mm
 from .template_style import CONTENT_WIDTH_MM, GRID, HEADING_FILL, RESERVED_FILL, Style
 
 
@@ -24,6 +26,12 @@ def template_var(path: str, f: Field, row_var: str | None = None) -> str:
         return base + "|code"
     return base
 
+
+
+def repeat_header(row) -> None:
+    """Mark a table row as a header row, printed again at the top of each page."""
+    tr_pr = row._tr.get_or_add_trPr()
+    tr_pr.append(OxmlElement("w:tblHeader"))
 
 
 def label_separator(label: str) -> str:
@@ -61,7 +69,8 @@ def add_row(table, cells_spec: Iterable[tuple[int, int]]):
 
 def _heading_cells(table, sections: list[Section], style: Style) -> None:
     spans = [(0, GRID - 1)] if len(sections) == 1 else [(0, GRID // 2 - 1), (GRID // 2, GRID - 1)]
-    _, cells = add_row(table, spans)
+    row, cells = add_row(table, spans)
+    repeat_header(row)   # repeated when the section goes on over a page; never alone at a foot
     for cell, section in zip(cells, sections):
         set_cell_fill(cell, RESERVED_FILL if section.reserved else HEADING_FILL)
         add_para(cell, section.title, size=style.heading, bold=True)
@@ -241,6 +250,11 @@ def _compact_rows(section: Section, style: Style, ncols: int, breaks: dict) -> l
         elif f.type in ("multi", "choice") and len(f.options) > 3 and ncols == GRID // 2:
             flush()
             rows.append([((0, ncols - 1), _option_list(f, style), None)])
+        elif f.type in ("multi", "choice") and len(f.options) > 3 and ncols == GRID and \
+                text_width_mm(f.label + " : " + "      ".join(o.label for o in f.options), style.small) \
+                + 5 * len(f.options) < CONTENT_WIDTH_MM - 4:
+            flush()   # « Label : ☐ a ☐ b ☐ c ☐ d » on one line
+            rows.append([((0, ncols - 1), _inline(f, style), style.line_mm)])
         elif f.type in ("multi", "choice") and len(f.options) > 3:
             flush()
             if f.path != section.id:   # a section that is this one field: its title is the label
@@ -266,15 +280,23 @@ def section_rows(section: Section, style: Style, ncols: int, breaks: dict) -> li
     rows: list = []
     pending: list[Field] = []
 
+    column_mm = CONTENT_WIDTH_MM / GRID
+
+    def label_cols(*labels: str) -> int:
+        """Two grid columns for a label, three when a word of it would not fit in two."""
+        return 2 if all(fits(lb, 2 * column_mm, style.small, bold=True) for lb in labels) else 3
+
     def flush():
         while pending:
             a = pending.pop(0)
             b = pending.pop(0) if pending and style.pair_fields and ncols == 12 else None
             if b is None:
-                rows.append([((0, 1), _label(a.label, style), None), ((2, ncols - 1), _value(a, style), None)])
+                n = label_cols(a.label)
+                rows.append([((0, n - 1), _label(a.label, style), None), ((n, ncols - 1), _value(a, style), None)])
             else:
-                rows.append([((0, 1), _label(a.label, style), None), ((2, 5), _value(a, style), None),
-                             ((6, 7), _label(b.label, style), None), ((8, 11), _value(b, style), None)])
+                n = label_cols(a.label, b.label)
+                rows.append([((0, n - 1), _label(a.label, style), None), ((n, 5), _value(a, style), None),
+                             ((6, 5 + n), _label(b.label, style), None), ((6 + n, 11), _value(b, style), None)])
 
     width = CONTENT_WIDTH_MM * ncols / GRID
     for f in section.fields:
@@ -296,7 +318,8 @@ def section_rows(section: Section, style: Style, ncols: int, breaks: dict) -> li
         elif f.type == "text" and f.lines > 1:
             rows.append([((0, ncols - 1), _writing(f, style), writing_row_mm(f, style, width))])
         else:
-            rows.append([((0, 1), _label(f.label, style), None), ((2, ncols - 1), _value(f, style), None)])
+            n = label_cols(f.label)
+            rows.append([((0, n - 1), _label(f.label, style), None), ((n, ncols - 1), _value(f, style), None)])
     flush()
     return rows
 
@@ -344,7 +367,8 @@ def section_block(doc, sections: list[Section], style: Style, breaks: dict) -> N
     if len(sections) == 1:
         widths = [CONTENT_WIDTH_MM / GRID] * GRID
         table = section_table(doc, GRID, widths, style)
-        _heading_cells(table, sections, style)
+        if sections[0].title:   # a section's continuation (after a list inside it) has none
+            _heading_cells(table, sections, style)
         _emit(doc, table, [section_rows(sections[0], style, GRID, breaks)], style, sections, widths)
         return
     half = GRID // 2
