@@ -113,11 +113,15 @@ Row = list  # [((first, last), filler, height_mm | None)]
 PAGE_BREAK = "page_break"
 
 
-def _label(text: str, style: Style, bold: bool = True, italic: bool = False, fill: str | None = None):
+def _label(text: str, style: Style, bold: bool = True, italic: bool = False, fill: str | None = None,
+           keep: bool = False):
+    """A label cell; ``keep``: a label row kept on the page of the row after it."""
     def fill_cell(cell):
         if fill:
             set_cell_fill(cell, fill)
-        add_para(cell, text, size=style.small, bold=bold, italic=italic)
+        p = add_para(cell, text, size=style.small, bold=bold, italic=italic)
+        if keep:
+            p.paragraph_format.keep_with_next = True
     return fill_cell
 
 
@@ -176,7 +180,8 @@ def _option_rows(f: Field, style: Style, ncols: int, breaks: dict, table_cols: i
                 if breaks.get(f.path) == level:
                     rows.append(PAGE_BREAK)
                 rows.append([((0, table_cols - 1), _label(level, style, bold=depth == 0, italic=depth > 0,
-                                                     fill="F2F2F2" if depth == 0 else None), None)])
+                                                     fill="F2F2F2" if depth == 0 else None, keep=True),
+                               None)])
             prev = levels
         per_col = -(-len(opts) // ncols)
         row = []
@@ -258,7 +263,7 @@ def _compact_rows(section: Section, style: Style, ncols: int, breaks: dict) -> l
         elif f.type in ("multi", "choice") and len(f.options) > 3:
             flush()
             if f.path != section.id:   # a section that is this one field: its title is the label
-                rows.append([((0, ncols - 1), _label(f.label, style), None)])
+                rows.append([((0, ncols - 1), _label(f.label, style, keep=True), None)])
             rows.extend(_option_rows(f, style, style.option_columns, breaks, ncols))
         elif f.type == "text" and f.lines > 1:
             flush()
@@ -313,7 +318,7 @@ def section_rows(section: Section, style: Style, ncols: int, breaks: dict) -> li
             rows.append([((0, ncols - 1), _signature_filler(f, style), signature_row_mm(f, style, width))])
         elif f.type in ("multi", "choice") and (len(f.options) > 4 or
                                                 sum(len(o.label) for o in f.options) > 70):
-            rows.append([((0, ncols - 1), _label(f.label, style), None)])
+            rows.append([((0, ncols - 1), _label(f.label, style, keep=True), None)])
             rows.extend(_option_rows(f, style, style.option_columns if ncols == 12 else 1, breaks, ncols))
         elif f.type == "text" and f.lines > 1:
             rows.append([((0, ncols - 1), _writing(f, style), writing_row_mm(f, style, width))])

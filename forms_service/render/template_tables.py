@@ -45,6 +45,8 @@ def _no_broken_words(cols: list[Field], widths: list[float], style: Style) -> li
         if c.type in ("choice", "multi") and not _written(c):
             box = 4.0   # the ☐ and its space
             words += [box + longest_word_mm(o.label, style.small) for o in c.options]
+        elif _written(c):   # the value printed as text: its longest code
+            words += [longest_word_mm(o.code, style.small) for o in c.options]
         need.append(max(words) + CELL_PADDING_MM + 0.3)
     widths = list(widths)
     for _ in range(len(widths) * 4):
