@@ -233,3 +233,29 @@ def check_print(fd: FormDefinition, pdf_bytes: bytes, layout: dict | None = None
             problems += _zones(fd, layout)
             problems += _orphans(fd, pdf, layout)
     return problems
+
+
+def check_blank_prints(settings) -> dict[str, list[Problem]]:
+    """``templates check --print``: every form's blank print (and its map) through
+    :func:`check_print`, on a LibreOffice pool of its own, stopped at the end."""
+    from ..catalogue import catalogue
+    from . import layout as L
+    from .pdf import ConverterPool
+    from .pipeline import render_docx, template_version
+    from .templates_pdf import template_forms
+
+    out: dict[str, list[Problem]] = {}
+    pool = ConverterPool(size=1, work_dir=Path(settings.var_dir) / "lo-check")
+    pool.start()
+    try:
+        for fd in template_forms(settings):
+            layout, pdf = L.build_layout_and_pdf(fd, settings=settings, pool=pool)
+            out[fd.id] = check_print(fd, pdf, layout)
+        for fd in catalogue.forms():
+            if fd.kind == "reference":
+                docx = render_docx(fd, {}, settings=settings, document_id="CHECK",
+                                   version=template_version(fd, settings), for_pdf=True)
+                out[fd.id] = check_print(fd, pool.convert(docx), None)
+    finally:
+        pool.close()
+    return out

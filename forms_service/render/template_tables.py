@@ -24,7 +24,7 @@ def _written(c: Field) -> bool:
 
 def _column_width(c: Field) -> float:
     if c.type == "date":
-        return 15.0
+        return 18.0   # dd/mm/yyyy by hand, and a fillable widget that holds it at 9 pt
     if c.type == "bool":
         return 9.0
     if c.type in ("choice", "multi") and not _written(c):
