@@ -258,9 +258,29 @@ def build_context(form: FormDefinition, data: dict, *, derived: dict | None = No
     # the printed note (« modèle indicatif ») shows while the grid in force is the indicative one
     ctx["modele_indicatif"] = bool(form.uses_ede_grid and programme.grid()["modele_indicatif"])
     if form.kind == "reference":
-        ctx["entries"] = [{"code": e.code, "label": e.label, "remarque": e.extra.get("remarque") or ""}
-                          for e in form.entries()]
+        ctx["entries"] = reference_rows(form)
     return ctx
+
+
+def _sphere(extra: dict) -> str:
+    spheres = [name for key, name in (("sphere_solidarite", "Solidarité"), ("sphere_professionnelle", "Professionnelle"))
+               if extra.get(key)]
+    return " et ".join(spheres) if len(spheres) < 2 else "Les deux"
+
+
+def reference_rows(form: FormDefinition) -> list[dict]:
+    """A reference list's printed rows: code, label, remark, the sphere an action belongs to
+    (Annexe 6), and the domain heading before the first code of each domain (Annexe 4)."""
+    rows, domain = [], None
+    for e in form.entries():
+        group = ""
+        if e.extra.get("domaine") and e.extra["domaine"] != domain:
+            domain = e.extra["domaine"]
+            group = f"{domain} – {e.extra.get('domaine_libelle') or ''}".strip(" –")
+        rows.append({"code": e.code, "label": e.label, "remarque": e.extra.get("remarque") or "",
+                     "sphere": _sphere(e.extra) if e.selectable else "", "groupe": group,
+                     "titre": not e.selectable})
+    return rows
 
 
 def raw(xml: str) -> Markup:

@@ -226,33 +226,50 @@ def build(fd: FormDefinition, out_dir: Path) -> Path:
 
 
 def build_reference(fd: FormDefinition, out_dir: Path) -> Path:
-    """A reference list printed as a document: its codes and labels in a table."""
+    """A reference list printed as a document: its labels in a table, under a header row
+    repeated on every page. Annexe 1 prints no codes (they are the service's, not the
+    guide's); Annexe 4 prints its domain headings; Annexe 6 the sphere of each action."""
+    from .template_sections import repeat_header
+
     style = Style({"font_size": 9})
     doc = new_document(style)
     page_header(doc, fd, style)
     title_block(doc, fd, style)
-    entries = fd.entries()
-    has_extra = fd.reference_list == "annexe-6"
-    cols = 3 if has_extra else 2
-    table = doc.add_table(rows=1, cols=cols)
+    kind = fd.reference_list
+    cols = {"annexe-1": [("Libellé", "label", CONTENT_WIDTH_MM)],
+            "annexe-6": [("Code", "code", 18), ("Libellé", "label", CONTENT_WIDTH_MM - 18 - 30 - 50),
+                         ("Sphère", "sphere", 30), ("Remarque", "remarque", 50)]}.get(
+        kind, [("Code", "code", 22), ("Libellé", "label", CONTENT_WIDTH_MM - 22)])
+    table = doc.add_table(rows=1, cols=len(cols))
     set_table_borders(table)
     set_cell_margins(table)
-    widths = [22, CONTENT_WIDTH_MM - 22 - 60, 60] if has_extra else [22, CONTENT_WIDTH_MM - 22]
-    fixed_widths(table, widths)
-    heads = ["Code", "Libellé", "Remarque"][:cols]
-    for h, cell in zip(heads, table.rows[0].cells):
+    fixed_widths(table, [w for _, _, w in cols])
+    for (head, _, _), cell in zip(cols, table.rows[0].cells):
         set_cell_fill(cell, HEADING_FILL)
-        add_para(cell, h, size=style.body, bold=True)
+        add_para(cell, head, size=style.body, bold=True)
+    repeat_header(table.rows[0])
     # Rows are data, looped by docxtpl, so a new code list needs no template edit.
     open_row = table.add_row()
     add_para(open_row.cells[0], "{%tr for e in entries %}", size=1)
+    if kind == "annexe-4":
+        row = table.add_row()
+        add_para(row.cells[0], "{%tr if e.groupe %}", size=1)
+        row = table.add_row()
+        cell = row.cells[0].merge(row.cells[-1])
+        set_cell_fill(cell, "F2F2F2")
+        add_para(cell, "{{ e.groupe }}", size=style.body, bold=True)
+        row._tr.get_or_add_trPr().append(OxmlElement("w:cantSplit"))
+        p = cell.paragraphs[0]
+        p.paragraph_format.keep_with_next = True
+        row = table.add_row()
+        add_para(row.cells[0], "{%tr endif %}", size=1)
     row = table.add_row()
-    add_para(row.cells[0], "{{ e.code }}", size=style.body, bold=True)
-    add_para(row.cells[1], "{{ e.label }}", size=style.body)
-    if has_extra:
-        add_para(row.cells[2], "{{ e.remarque }}", size=style.small)
+    for (_, key, _), cell in zip(cols, row.cells):
+        size = style.small if key in ("remarque", "sphere") else style.body
+        add_para(cell, "{{ e." + key + " }}", size=size, bold=key == "code")
     close = table.add_row()
     add_para(close.cells[0], "{%tr endfor %}", size=1)
+    add_spacer(doc, 1)
     out = out_dir / (fd.template or f"{fd.id}.docx")
     _save(doc, out)
     return out
