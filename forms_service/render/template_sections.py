@@ -229,9 +229,16 @@ def _compact_rows(section: Section, style: Style, ncols: int, breaks: dict) -> l
     rows: list = []
     pending: list[Field] = []
 
+    cell_mm = CONTENT_WIDTH_MM * ncols / GRID / 2
+
+    def pairs(f: Field) -> bool:
+        """Two fields share a row unless a label would fill its cell (no room for the value)."""
+        return text_width_mm(f.label + " : ", style.small, bold=True) <= cell_mm * 0.8
+
     def flush():
         while pending:
-            chunk = [pending.pop(0) for _ in range(min(2, len(pending)))]
+            n = 2 if len(pending) >= 2 and pairs(pending[0]) and pairs(pending[1]) else 1
+            chunk = [pending.pop(0) for _ in range(n)]
             per = ncols // len(chunk)
             rows.append([((i * per, i * per + per - 1), _inline(f, style), style.line_mm)
                          for i, f in enumerate(chunk)])
