@@ -274,7 +274,8 @@ def _compact_rows(section: Section, style: Style, ncols: int, breaks: dict) -> l
             rows.extend(_option_rows(f, style, style.option_columns, breaks, ncols))
         elif f.type == "text" and f.lines > 1:
             flush()
-            rows.append([((0, ncols - 1), _inline(f, style), style.writing_mm * f.lines)])
+            # label, then the lines under it: the zone (below the label) holds the whole value
+            rows.append([((0, ncols - 1), _writing(f, style), style.writing_mm * f.lines)])
         elif (f.type in ("choice", "multi") and not (_is_short(f) and ncols == GRID)) or \
                 (f.type == "text" and (f.max_length or 0) > style.compact_pair_max):
             flush()

@@ -24,7 +24,7 @@ def _written(c: Field) -> bool:
 
 def _column_width(c: Field) -> float:
     if c.type == "date":
-        return 18.0   # dd/mm/yyyy by hand, and a fillable widget that holds it at 9 pt
+        return 15.0   # the fillable widget auto-sizes to hold dd/mm/yyyy (fillable._fit_longest)
     if c.type == "bool":
         return 9.0
     if c.type in ("choice", "multi") and not _written(c):
