@@ -31,6 +31,9 @@ class Style:
         self.body = max(layout.get("font_size", 9.5), MIN_BODY_PT)
         self.small = max(layout.get("small_size", self.body - 1.5), MIN_BODY_PT)   # labels
         self.tiny = MIN_TEXT_PT     # secondary wording (a palier's text), never smaller
+        # a list's cells (PAP, fiche de suivi emploi): the form's own small size down to 7 pt,
+        # so that its fixed rows keep what they hold (the readers' round trips)
+        self.list_small = max(layout.get("small_size", self.body - 1.5), MIN_TEXT_PT)
         self.heading = max(layout.get("heading_size", self.body + 0.5), self.body)
         self.box = layout.get("box_size", 14)          # ☐ ink at 14 pt DejaVu Sans: 3.5 mm
         self.box_line = layout.get("box_line", self.box * 0.85)

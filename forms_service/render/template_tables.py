@@ -24,7 +24,7 @@ def _written(c: Field) -> bool:
 
 def _column_width(c: Field) -> float:
     if c.type == "date":
-        return 15.0   # the fillable widget auto-sizes to hold dd/mm/yyyy (fillable._fit_longest)
+        return 15.0   # dd/mm/yyyy at 7 pt; the fillable widget auto-sizes (fillable._fit_longest)
     if c.type == "bool":
         return 9.0
     if c.type in ("choice", "multi") and not _written(c):
@@ -41,12 +41,12 @@ def _no_broken_words(cols: list[Field], widths: list[float], style: Style) -> li
     boxes), taking the room from the widest columns; the total width is kept."""
     need = []
     for c, w in zip(cols, widths):
-        words = [longest_word_mm(c.label, style.small, bold=True)]
+        words = [longest_word_mm(c.label, style.list_small, bold=True)]
         if c.type in ("choice", "multi") and not _written(c):
             box = 4.0   # the ☐ and its space
-            words += [box + longest_word_mm(o.label, style.small) for o in c.options]
+            words += [box + longest_word_mm(o.label, style.list_small) for o in c.options]
         elif _written(c):   # the value printed as text: its longest code
-            words += [longest_word_mm(o.code, style.small) for o in c.options]
+            words += [longest_word_mm(o.code, style.list_small) for o in c.options]
         need.append(max(words) + CELL_PADDING_MM + 0.3)
     widths = list(widths)
     for _ in range(len(widths) * 4):
@@ -98,7 +98,7 @@ def list_table(doc, f: Field, style: Style, inline: bool = False) -> None:
     add_para(head, f.label + "{% if chunk.continued %} (suite){% endif %}", size=style.heading, bold=True)
     for c, cell in zip(cols, table.rows[1].cells):
         set_cell_fill(cell, "F2F2F2")
-        add_para(cell, c.label, size=style.small, bold=True)
+        add_para(cell, c.label, size=style.list_small, bold=True)
     no_split(table.rows[1])
     _repeat_header(table.rows[0])
     _repeat_header(table.rows[1])
@@ -111,14 +111,14 @@ def list_table(doc, f: Field, style: Style, inline: bool = False) -> None:
     for c, cell in zip(cols, data_row.cells):
         if c.type in ("choice", "multi") and not _written(c):
             for i, o in enumerate(c.options):
-                p = add_para(cell, "", size=style.small, first=i == 0)
+                p = add_para(cell, "", size=style.list_small, first=i == 0)
                 add_box(p, f"row.{c.path}|box('{o.code}')", style)
-                add_run(p, f" {o.label}", size=style.small)
+                add_run(p, f" {o.label}", size=style.list_small)
         elif c.type == "bool":
-            p = add_para(cell, "", size=style.small)
+            p = add_para(cell, "", size=style.list_small)
             add_box(p, f"row.{c.path}|box", style)
         else:
-            add_para(cell, "{{ " + template_var(c.path, c, "row") + " }}", size=style.small)
+            add_para(cell, "{{ " + template_var(c.path, c, "row") + " }}", size=style.list_small)
     close = table.add_row()
     add_para(close.cells[0], "{%tr endfor %}", size=1)
     add_para(doc, "{%p if not chunk.last %}", size=1)
