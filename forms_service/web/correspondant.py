@@ -119,15 +119,11 @@ def _pages(s, d) -> list[dict]:
 
 @bp.get("/demandes/<int:request_id>/pages/<int:position>.png")
 def page_image(request_id: int, position: int):
-    """One page of the paper the request was read from, as PNG."""
-    import io
+    """One page of the paper the request was read from, as PNG (the desk's page images)."""
+    from flask import Response
 
-    from flask import send_file
-
+    from forms_service.desk import page_images
     from forms_service.desk.models import BatchFile, RecordPage
-    from PIL import Image
-
-    from forms_service.pdfpages import grey, open_pdf
 
     p = _principal()
     with db.session() as s:
@@ -137,20 +133,8 @@ def page_image(request_id: int, position: int):
         file = s.get(BatchFile, row.file_id) if row is not None and row.file_id else None
         if file is None:
             abort(404)
-        path, file_page = file.stored_path, row.file_page
-    from forms_service.desk import storage
-
-    content = storage.get(_settings(), path)
-    buffer = io.BytesIO()
-    if content[:5] == b"%PDF-":
-        with open_pdf(content) as pdf:
-            Image.fromarray(grey(pdf[file_page - 1], 72)).save(buffer, "PNG")
-    else:
-        with Image.open(io.BytesIO(content)) as image:
-            image.seek(max(0, file_page - 1))
-            image.convert("L").save(buffer, "PNG")
-    buffer.seek(0)
-    return send_file(buffer, mimetype="image/png")
+        png = page_images.page_png(_settings(), file, row.file_page, rotation=row.rotation)
+    return Response(png, mimetype="image/png")
 
 
 __all__ = ["bp"]
