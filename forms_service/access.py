@@ -232,6 +232,33 @@ def can_see_batch(p: Principal, batch_id: int, session: Session | None = None) -
     return True
 
 
+MSG_EP_SESSION = "Séance introuvable"
+
+
+def ep_session_condition(p: Principal) -> ColumnElement[bool]:
+    """A session of the équipe pluridisciplinaire (issue 13) is seen by its territory's
+    agents (the EP's secretariat first), administrators and unrestricted machine keys."""
+    from forms_service.circuit.ep_models import EpSession
+
+    if p.open_mode or "administrateur" in p.roles:
+        return true()
+    if _unrestricted(p):
+        return EpSession.territoire == p.territoire if p.territoire else true()
+    if p.territoire and any(r in p.roles for r in TERRITORY_ROLES):
+        return EpSession.territoire == p.territoire
+    return false()
+
+
+def get_ep_session(p: Principal, session_id: int, session: Session | None = None):
+    from forms_service.circuit.ep_models import EpSession
+
+    row = _first(select(EpSession).where(EpSession.id == session_id, ep_session_condition(p)),
+                 session)
+    if row is None:
+        raise NotFound(MSG_EP_SESSION, path="seance")
+    return row
+
+
 def _first(stmt, session: Session | None = None):
     if session is not None:
         return session.scalars(stmt).first()

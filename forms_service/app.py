@@ -181,6 +181,8 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     app.extensions[SETTINGS_KEY] = settings
+    from forms_service import clock
+    app.extensions[clock.EXTENSION_KEY] = clock.from_settings(settings)   # "now", one place
 
     for path in (settings.var_dir, settings.storage_dir):
         path.mkdir(parents=True, exist_ok=True)

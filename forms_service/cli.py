@@ -44,6 +44,7 @@ COMMAND_MODULES = [
     "forms_service.beneficiaries.cli",
     "forms_service.demo",
     "forms_service.desk.cli",
+    "forms_service.circuit.ep_cli",
 ]
 
 

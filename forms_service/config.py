@@ -22,6 +22,7 @@ import contextvars
 import os
 import secrets
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,9 @@ class Settings(BaseSettings):
     mail_from: str = _env("MAIL_FROM", "rsa-formulaires@localhost")
     #: The service's address as its users reach it, for the links in e-mails.
     public_url: str = _env("FORMS_SERVICE_PUBLIC_URL", "http://127.0.0.1:5000")
+    #: Freezes the service's clock at this instant (ISO date-time; ``forms_service.clock``):
+    #: tests and rehearsals of the deadlines. ``None``: the system clock.
+    clock_now: datetime | None = _env("FORMS_SERVICE_CLOCK_NOW")
 
     def __init__(self, **values: Any) -> None:
         try:

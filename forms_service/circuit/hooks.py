@@ -72,7 +72,10 @@ def on_record_reviewed(session: Session, record) -> None:
 def install(settings: Settings) -> None:
     from forms_service.desk import batches
 
+    from forms_service import clock
+
     _settings.append(settings)
+    clock.install(settings)        # a worker's "now" (an app's is its own)
     if on_record_stored not in batches.on_record_stored:
         batches.on_record_stored.append(on_record_stored)
     if on_record_reviewed not in batches.on_record_reviewed:

@@ -47,6 +47,10 @@ class Step:
     comment_field: str | None = None
     date_field: str | None = None
     delay_days: int | None = None
+    #: Months the step is due after the request entered its state (``rules.cer.add_months``).
+    delay_months: int | None = None
+    #: Choices only the service itself takes (the EP's « réputé rendu »).
+    system_choices: frozenset[str] = frozenset()
 
     def next_state(self, choix: str, types: set[str]) -> str:
         for rule in self.next:
@@ -103,7 +107,9 @@ def _load(path: Path) -> Machine:
         steps[code] = Step(code=code, label=s["label"], sources=tuple(s["from"]),
                            roles=frozenset(s["roles"]), choices=dict(s["choices"]), next=rules,
                            choice_field=s.get("choice_field"), comment_field=s.get("comment_field"),
-                           date_field=s.get("date_field"), delay_days=s.get("delay_days"))
+                           date_field=s.get("date_field"), delay_days=s.get("delay_days"),
+                           delay_months=s.get("delay_months"),
+                           system_choices=frozenset(s.get("system_choices") or ()))
     m = Machine(states=states, initial=raw["initial"], steps=steps,
                 types={code: t["label"] for code, t in raw["types"].items()},
                 type_conditions={code: t["when"] for code, t in raw["types"].items()})
@@ -116,6 +122,8 @@ def _load(path: Path) -> Machine:
                 raise ValueError(f"{path.name}: step {step.code}: unknown choice {rule.choix}")
             if rule.types and not rule.types <= set(m.types):
                 raise ValueError(f"{path.name}: step {step.code}: unknown types {rule.types}")
+        if not step.system_choices <= set(step.choices):
+            raise ValueError(f"{path.name}: step {step.code}: system_choices not among its choices")
         if step.next[-1].choix is not None or step.next[-1].types is not None:
             raise ValueError(f"{path.name}: step {step.code} must end with a catch-all next")
     return m

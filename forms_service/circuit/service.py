@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from forms_service import access
+from forms_service import access, clock
 from forms_service.audit import record_event
 from forms_service.catalogue import catalogue
 from forms_service.catalogue.paths import get_path, set_path
@@ -28,8 +28,8 @@ from forms_service.circuit import routing
 from forms_service.circuit.machine import SYSTEM_ROLE, Step, machine
 from forms_service.circuit.models import Avis, Demande
 from forms_service.circuit.notify import Mail
-from forms_service.db.models import utcnow
-from forms_service.errors import BadRequest, Forbidden, ValidationFailed
+from forms_service.errors import BadRequest, Forbidden, TransitionRefused, ValidationFailed
+from forms_service.rules.cer import add_months
 from forms_service.logging_setup import get_logger
 from forms_service.principal import Principal
 from forms_service.validation import validate
@@ -144,15 +144,19 @@ def _take(s: Session, demande: Demande, step: Step, choix: str, *, actor: str,
           problems: list | None = None) -> Avis:
     before = demande.etat
     after = step.next_state(choix, set(demande.types))
+    now = clock.current().now()
     avis = Avis(demande=demande, actor=actor, user_id=user_id, etape=step.code, choix=choix,
                 commentaire=commentaire, etat_avant=before, etat_apres=after, source=source,
-                problems=problems or [])
+                problems=problems or [], at=now)
     s.add(avis)
     demande.etat = after
-    demande.updated_at = utcnow()
+    demande.updated_at = now
     entering = machine().steps_from(after)
+    today = now.date()
     delay = next((st.delay_days for st in entering if st.delay_days), None)
-    demande.echeance = (dt.date.today() + dt.timedelta(days=delay)) if delay else None
+    months = next((st.delay_months for st in entering if st.delay_months), None)
+    demande.echeance = (add_months(today, months) if months else
+                        today + dt.timedelta(days=delay) if delay else None)
     s.flush()
     record_event(actor, "demande.etape", form_id=FORM_ID, document_id=demande.document_id,
                  object_type="demande", object_id=demande.id, session=s, etape=step.code,
@@ -205,8 +209,24 @@ def record_avis(s: Session, principal: Principal, demande_id: int, etape: str, c
     if SYSTEM_ROLE in step.roles:
         raise Forbidden(f"L'étape « {step.label} » est faite par le service", path="etape")
     machine().check(step, demande.etat, principal.roles, is_admin=principal.is_admin)
+    if choix in step.system_choices:
+        raise Forbidden(f"Le choix « {step.choices[choix]} » est fait par le service",
+                        path="choix")
     return _avis(s, demande, step, choix, commentaire, actor=principal.actor,
                  user_id=principal.user_id, source=source)
+
+
+def record_system_avis(s: Session, demande: Demande, etape: str, choix: str,
+                       commentaire: str = "") -> Outcome:
+    """An avis the service itself records (the EP's « réputé rendu » when its month has
+    passed): the same avis row, reserved fields and e-mail to the référent as a person's."""
+    step = machine().step(etape)
+    if demande.etat not in step.sources:
+        raise TransitionRefused(
+            f"L'étape « {step.label} » n'est pas possible : la demande est à l'état "
+            f"« {machine().states[demande.etat]} »", path="etape")
+    return _avis(s, demande, step, choix, commentaire, actor=SYSTEM_ACTOR, user_id=None,
+                 source="systeme")
 
 
 def _avis(s: Session, demande: Demande, step: Step, choix: str, commentaire: str, *,
@@ -229,13 +249,13 @@ def _avis(s: Session, demande: Demande, step: Step, choix: str, commentaire: str
 def _feed_fiche(demande: Demande, step: Step, choix: str, commentaire: str) -> None:
     """The paper's reserved part, as the web avis fills it (the fiche prints again with it)."""
     data = copy.deepcopy(demande.data)
-    if step.choice_field:
-        f = form().field(step.choice_field)
-        set_path(data, step.choice_field, [choix] if f is not None and f.type == "multi" else choix)
+    f = form().field(step.choice_field) if step.choice_field else None
+    if f is not None and (not f.options or f.option(choix) is not None):   # a printed box
+        set_path(data, step.choice_field, [choix] if f.type == "multi" else choix)
     if step.comment_field:
         set_path(data, step.comment_field, commentaire or step.choices[choix])
     if step.date_field:
-        set_path(data, step.date_field, dt.date.today().isoformat())
+        set_path(data, step.date_field, clock.current().today().isoformat())
     demande.data = data
 
 
@@ -298,5 +318,6 @@ def _mail_referent(s: Session, demande: Demande, kind: str, *, problems=None,
                       f"{label}.\nLa demande est maintenant : {state}."))
 
 
-__all__ = ["Outcome", "submit", "submit_record", "correct", "record_avis", "add_paper_avis",
+__all__ = ["Outcome", "submit", "submit_record", "correct", "record_avis", "record_system_avis",
+           "add_paper_avis",
            "comment_limit", "FORM_ID"]

@@ -132,6 +132,7 @@ def watch_command(settings: Settings) -> None:
 @pass_settings
 def worker_command(settings: Settings, threads: int | None) -> None:
     from forms_service import db
+    from forms_service.circuit import ep_deadlines  # noqa: F401  (its periodic job, issue 13)
     from forms_service.desk import watch  # noqa: F401  (its periodic task)
     from forms_service.desk.queue import get_queue
     from forms_service.desk.reading import Worker  # (and its tasks)
