@@ -65,6 +65,7 @@ ENDPOINT_SCOPES: dict[str, str | None] = {
     "slai.": "records",
     "correspondant.": "requests",        # the circuit's inboxes (issue 12)
     "mes_demandes.": "requests",
+    "ep.": "requests",                   # the EP's secretariat (issue 13)
     "slai.deposer": "parse",             # the desk's upload: the batches' code path
     "auth.": None,
     "admin.": "admin",

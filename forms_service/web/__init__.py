@@ -17,6 +17,9 @@ def register(app: Flask) -> None:
 
     app.register_blueprint(correspondant.bp)     # the fiche de liaison's circuit (issue 12)
     app.register_blueprint(mes_demandes.bp)
+    from forms_service.web import ep
+
+    app.register_blueprint(ep.bp)                # the équipe pluridisciplinaire (issue 13)
     from forms_service.web import admin, admin_directory, auth, desk
 
     auth.init_app(app)          # /connexion, /deconnexion, password links

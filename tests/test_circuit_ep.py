@@ -1,0 +1,207 @@
+"""The équipe pluridisciplinaire (issue 13, first part), end to end through the pages and the
+API on a real SQLite database, the service's clock under the test's control
+(``FORMS_SERVICE_CLOCK_NOW``): réorientation and suspension requests favoured by their
+correspondant wait for the EP of their territory only; the secretariat creates a session and
+schedules them (a request on one open agenda only: refused by the page and by the database,
+SQLite and PostgreSQL); the one-month deadline shows late / due within 7 days; the EP's avis
+goes through the circuit's avis (the printed field's max_length) back to the référent
+(« Mes demandes », an e-mail); the month passed, « réputé rendu » is recorded by the CLI and
+by the queue's periodic job and the request moves on to the decision."""
+
+from __future__ import annotations
+
+import datetime as dt
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.circuit_data import headers, sample
+from tests.conftest import csrf_token
+from tests.ep_data import START, seed_ep, to_ep
+from tests.test_circuit_web import _login
+
+
+def _mails(app) -> list[dict]:
+    folder = Path(app.extensions["forms_service.settings"].var_dir) / "outbox"
+    out = []
+    for f in sorted(folder.glob("*.eml")):
+        msg = message_from_bytes(f.read_bytes(), policy=policy.default)
+        out.append({"to": str(msg["To"]), "subject": str(msg["Subject"]), "body": msg.get_content()})
+    return out
+
+
+def _listed(page: str, rid: int) -> bool:
+    return f'href="/ep/demandes/{rid}"' in page
+
+
+def _post(client, url, page_url, **data):
+    token = csrf_token(client.get(page_url).get_data(as_text=True))
+    return client.post(url, data={"csrf_token": token, **data})
+
+
+@pytest.fixture
+def ep_app(make_app):
+    app = make_app(clock_now=START)        # Monday 4 January 2027, 09:00 UTC
+    people = seed_ep(app)
+    return app, people
+
+
+def test_agenda_session_avis_and_deadline_end_to_end(ep_app, runner):
+    from forms_service import clock
+
+    app, people = ep_app
+    api = app.test_client()
+    susp = to_ep(api, people, "arr1", "suspension")
+    reo = to_ep(api, people, "arr2", "reorientation")
+    other = to_ep(api, people, "art1", "reorientation", territory="art")
+    cg = api.post("/api/v1/requests", json={"beneficiaire": people["b"]["arr3"],
+                                           "fiche": sample("actions-cg")},
+                  headers=headers(people["keys"]["ref.arr@c.example"])).get_json()["id"]
+
+    sec = app.test_client()
+    _login(sec, "ep.arr@c.example")
+    page = sec.get("/ep/").get_data(as_text=True)
+    assert _listed(page, susp) and _listed(page, reo)
+    assert not _listed(page, other) and not _listed(page, cg)        # other territory; not at en_ep
+    assert "04/02/2027" in page and "Dans les délais" in page          # one month after referral
+    assert sec.get(f"/ep/demandes/{other}").status_code == 404
+
+    # a session, then the suspension on its agenda
+    r = _post(sec, "/ep/seances", "/ep/", date="2027-01-20", heure="14:00", lieu="MDS de l'Arrageois")
+    assert r.status_code == 302, r.get_data(as_text=True)
+    url = r.headers["Location"].split("?")[0]
+    sid = int(url.rsplit("/", 1)[1])
+    assert "passée" in _post(sec, "/ep/seances", "/ep/", date="2026-12-01", lieu="x").get_data(as_text=True)
+    r = _post(sec, f"{url}/inscrire", url, demandes=str(susp))
+    assert r.status_code == 302
+    session_page = sec.get(url).get_data(as_text=True)
+    assert f"Demande n° {susp}</a>" in session_page and "14:00" in session_page
+    assert _post(sec, f"{url}/inscrire", url, demandes=str(other)).status_code == 404
+    # a second open session may not take it as well (the page says so; the database refuses it)
+    r2 = _post(sec, "/ep/seances", "/ep/", date="2027-01-27", heure="09:30", lieu="MDS de l'Arrageois")
+    url2 = r2.headers["Location"].split("?")[0]
+    r = _post(sec, f"{url2}/inscrire", url2, demandes=str(susp))
+    assert r.status_code == 409 and f"séance n° {sid}" in r.get_data(as_text=True)
+
+    # eight days before the deadline: in time; six days: due within 7 days
+    clock.of(app).set(dt.datetime(2027, 1, 29, 9, tzinfo=dt.timezone.utc))
+    page = sec.get("/ep/").get_data(as_text=True)
+    assert "À rendre sous 7 jours" in page and _listed(page, reo) and not _listed(page, susp)
+
+    # the EP's avis: the printed field's max_length, never a system choice, then recorded
+    too_long = _post(sec, f"{url}/demandes/{susp}/avis", url, choix="favorable", commentaire="x" * 81)
+    assert too_long.status_code == 400 and "80 caractères au plus" in too_long.get_data(as_text=True)
+    assert _post(sec, f"{url}/demandes/{susp}/avis", url, choix="repute_rendu").status_code == 403
+    r = _post(sec, f"{url}/demandes/{susp}/avis", url, choix="defavorable",
+              commentaire="Le contrat est respecté depuis décembre.")
+    assert r.status_code == 302
+    session_page = sec.get(r.headers["Location"]).get_data(as_text=True)
+    assert "Défavorable" in session_page and "Le contrat est respecté depuis décembre." in session_page
+    detail = api.get(f"/api/v1/requests/{susp}", headers=headers(people["keys"]["ref.arr@c.example"])).get_json()
+    assert detail["etat"] == "decision"
+    ep_avis = [a for a in detail["avis"] if a["etape"] == "ep"]
+    assert [(a["choix"], a["source"]) for a in ep_avis] == [("defavorable", "web")]
+
+    # the référent sees it on « Mes demandes » and got the e-mail
+    ref = app.test_client()
+    _login(ref, "ref.arr@c.example")
+    mine = ref.get("/mes-demandes/").get_data(as_text=True)
+    assert "Le contrat est respecté depuis décembre." in mine
+    told = [m for m in _mails(app) if "ref.arr@c.example" in m["to"]
+            and "équipe pluridisciplinaire" in m["subject"]]
+    assert len(told) == 1 and "Défavorable" in told[0]["body"] and "Dupont" not in told[0]["body"]
+
+    # the month passes for the réorientation: « réputé rendu » by the CLI, on to the decision
+    out = runner.run("ep", "echeances", "--date", "2027-02-05", "--json")
+    assert out.exit_code == 0, out.output
+    import json
+    assert json.loads(out.output)["reputes_rendus"] == [reo, other]    # every territory's
+    assert runner.run("ep", "echeances", "--date", "2027-02-06", "--json").exit_code == 0
+    detail = api.get(f"/api/v1/requests/{reo}", headers=headers(people["keys"]["ref.arr@c.example"])).get_json()
+    assert detail["etat"] == "decision"
+    deemed = [a for a in detail["avis"] if a["etape"] == "ep"]
+    assert [(a["choix"], a["actor"], a["source"]) for a in deemed] == [("repute_rendu", "systeme", "systeme")]
+    mine = ref.get(f"/mes-demandes/{reo}").get_data(as_text=True)
+    assert "réputé rendu" in mine
+    assert any("ref.arr@c.example" in m["to"] and "réputé rendu" in m["body"] for m in _mails(app))
+    fiche = api.get(f"/api/v1/requests/{reo}", headers=headers(people["keys"]["ref.arr@c.example"]))
+    assert fiche.status_code == 200
+
+    # the session is held: closed, its agenda frozen
+    r = _post(sec, f"{url}/cloture", url, statut="tenue")
+    assert r.status_code == 302
+    assert "Tenue" in sec.get(url).get_data(as_text=True)
+    assert _post(sec, f"{url}/inscrire", url, demandes=str(susp)).status_code == 409
+
+
+def test_the_periodic_job_deems_given_once_the_month_passed(ep_app):
+    """The queue's periodic job (once a minute whatever the number of workers: the desk
+    queue's key per period) on a worker's settings whose clock is past the month."""
+    from forms_service import db
+    from forms_service.circuit import ep_deadlines
+    from forms_service.circuit.models import Demande
+    from forms_service.desk import queue as desk_queue
+
+    app, people = ep_app
+    api = app.test_client()
+    rid = to_ep(api, people, "arr1", "suspension")
+    settings = app.extensions["forms_service.settings"]
+    assert ep_deadlines._periodic in desk_queue.PERIODIC
+    q = desk_queue.DeskQueue(settings.model_copy(update={"clock_now": dt.datetime(2027, 2, 4, 23, tzinfo=dt.timezone.utc)}))
+    ep_deadlines._periodic(q)                      # the deadline day itself: still in time
+    with app.app_context(), db.session() as s:
+        assert s.get(Demande, rid).etat == "en_ep"
+    q = desk_queue.DeskQueue(settings.model_copy(update={"clock_now": dt.datetime(2027, 2, 5, 0, 30, tzinfo=dt.timezone.utc)}))
+    q._every_minute()                              # what the consumer runs
+    q._every_minute()                              # same minute: not again
+    with app.app_context(), db.session() as s:
+        d = s.get(Demande, rid)
+        assert d.etat == "decision"
+        assert [(a.etape, a.choix) for a in d.avis if a.etape == "ep"] == [("ep", "repute_rendu")]
+        assert d.data["ep"]["avis_motive"].startswith("Avis réputé rendu")
+        assert d.data.get("avis_ep") is None       # the paper's boxes are favorable / défavorable only
+
+
+def test_one_open_agenda_per_request_is_the_database_s_rule(make_app, db_url):
+    """Whatever writes it: a second open passage of a request is refused, a closed session
+    closes its passages (ON UPDATE CASCADE) and the request may be scheduled again."""
+    from forms_service import db
+
+    app = make_app(database_url=db_url, clock_now=START)
+    people = seed_ep(app)
+    rid = to_ep(app.test_client(), people, "arr1", "suspension")
+    with app.app_context():
+        engine = db.get_database().engine
+    now = "2027-01-20 14:00:00+00"
+
+    def session_row(c) -> int:
+        return c.execute(sa.text(
+            "INSERT INTO ep_session (territoire, date_seance, lieu, statut, ouverte, created_at, created_by)"
+            " VALUES ('arrageois', :t, 'MDS', 'planifiee', :o, :t, 'test') RETURNING id"),
+            {"t": now, "o": True}).scalar()
+
+    def passage(c, sid, ouverte=True):
+        c.execute(sa.text(
+            "INSERT INTO ep_passage (session_id, session_ouverte, demande_id, position, added_at, added_by)"
+            " VALUES (:s, :o, :d, 1, :t, 'test')"), {"s": sid, "o": ouverte, "d": rid, "t": now})
+
+    with engine.begin() as c:
+        first, second = session_row(c), session_row(c)
+        passage(c, first)
+    with pytest.raises(sa.exc.IntegrityError):
+        with engine.begin() as c:
+            passage(c, second)                     # a second open agenda
+    with pytest.raises(sa.exc.IntegrityError):
+        with engine.begin() as c:
+            passage(c, second, ouverte=False)      # a passage that lies about its session
+    with pytest.raises(sa.exc.IntegrityError):
+        with engine.begin() as c:
+            c.execute(sa.text("UPDATE ep_session SET statut = 'tenue' WHERE id = :s"), {"s": first})
+    with engine.begin() as c:                      # held: its passages close with it
+        c.execute(sa.text("UPDATE ep_session SET statut = 'tenue', ouverte = :f WHERE id = :s"),
+                  {"s": first, "f": False})
+        assert c.execute(sa.text("SELECT session_ouverte FROM ep_session JOIN ep_passage"
+                                 " ON ep_passage.session_id = ep_session.id")).scalar() in (False, 0)
+        passage(c, second)                         # and it may go onto another session
