@@ -87,7 +87,7 @@ def render_pdf(app, s: Session, p: Principal, row: EpSession, kind: str) -> tupl
     report = validate(fd, document_data(s, p, row, kind))
     if not report.model_valid:
         raise ValidationFailed(report.problems)
-    dump = report.instance.model_dump(mode="json")
+    dump = report.instance.model_dump(mode="python")   # dates print dd/mm/yyyy
     version = template_version(fd, settings)
     docx = render_docx(fd, dump, settings=settings, document_id="", version=version, for_pdf=True)
     pdf = get_service(app).pool.convert(docx)
