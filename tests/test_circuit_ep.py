@@ -33,7 +33,9 @@ def _mails(app) -> list[dict]:
 
 
 def _listed(page: str, rid: int) -> bool:
-    return f'href="/ep/demandes/{rid}"' in page
+    """In the agenda's table of requests waiting to be scheduled."""
+    waiting = page[page.index('id="t-attente"'):page.index('id="t-seances"')]
+    return f'href="/ep/demandes/{rid}"' in waiting
 
 
 def _post(client, url, page_url, **data):
@@ -89,6 +91,8 @@ def test_agenda_session_avis_and_deadline_end_to_end(ep_app, runner):
     clock.of(app).set(dt.datetime(2027, 1, 29, 9, tzinfo=dt.timezone.utc))
     page = sec.get("/ep/").get_data(as_text=True)
     assert "À rendre sous 7 jours" in page and _listed(page, reo) and not _listed(page, susp)
+    watched = page[page.index('id="t-delais"'):page.index('id="t-attente"')]
+    assert f'href="/ep/demandes/{susp}"' in watched and f'href="/ep/seances/{sid}"' in watched
 
     # the EP's avis: the printed field's max_length, never a system choice, then recorded
     too_long = _post(sec, f"{url}/demandes/{susp}/avis", url, choix="favorable", commentaire="x" * 81)

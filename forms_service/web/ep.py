@@ -90,14 +90,23 @@ def _agenda_page(error: str | None, status: int):
     with db.session() as s:
         waiting = [_item(s, d, today) for d in ep_service.waiting(s, p)]
         waiting.sort(key=lambda i: (i["delai"].deadline, i["id"]))
+        watch = []
+        for e in ep_deadlines.deadlines(s, p, today):
+            if e.status == "a_venir":
+                continue
+            d = access.get_request(p, e.demande_id, session=s)
+            item = _item(s, d, today)
+            passage = ep_service.open_passage(s, d.id)
+            item["seance"] = passage.session_id if passage is not None else None
+            watch.append(item)
         rows = ep_service.sessions(s, p)
         open_sessions = [_session_view(r) for r in rows if r.ouverte]
         past = sorted((r for r in rows if not r.ouverte), key=lambda r: r.date_seance,
                       reverse=True)[:PAST_SESSIONS]
         past = [_session_view(r) for r in past]
         territories = _territories(s) if p.is_admin else []
-    counts = {k: sum(1 for i in waiting if i["delai"].status == k) for k in ("en_retard", "proche")}
-    return render_template("ep_agenda.html", waiting=waiting, open_sessions=open_sessions,
+    counts = {k: sum(1 for i in watch if i["delai"].status == k) for k in ("en_retard", "proche")}
+    return render_template("ep_agenda.html", waiting=waiting, watch=watch, open_sessions=open_sessions,
                            past=past, counts=counts, today=today, m=machine(), form=EpForm(),
                            error=error, territories=territories,
                            default_territory=p.territoire or "",
