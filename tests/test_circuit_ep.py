@@ -209,3 +209,44 @@ def test_one_open_agenda_per_request_is_the_database_s_rule(make_app, db_url):
         assert c.execute(sa.text("SELECT session_ouverte FROM ep_session JOIN ep_passage"
                                  " ON ep_passage.session_id = ep_session.id")).scalar() in (False, 0)
         passage(c, second)                         # and it may go onto another session
+
+
+def test_avis_from_paper_and_deemed_given_go_to_their_passage(ep_app):
+    """The EP's part filled on a fiche read again (the desk's path: ``add_paper_avis``) and
+    « réputé rendu » reach the request's passage on the session's agenda, like a web avis."""
+    import copy
+
+    from forms_service import db
+    from forms_service.accounts import authn
+    from forms_service.accounts.models import User
+    from forms_service.circuit import ep_deadlines, ep_service, service
+    from forms_service.circuit.hooks import DESK
+    from forms_service.circuit.models import Demande
+
+    app, people = ep_app
+    api = app.test_client()
+    paper, late = to_ep(api, people, "arr1", "suspension"), to_ep(api, people, "arr2", "reorientation")
+    with app.app_context(), db.session() as s:
+        p = authn.principal_for_user(s.get(User, people["ids"]["ep.arr@c.example"]))
+        sess = ep_service.create_session(s, p, territoire=None, lieu="MDS",
+                                         date_seance=dt.datetime(2027, 1, 20, 14, tzinfo=dt.timezone.utc))
+        ep_service.schedule(s, p, sess.id, [paper, late])
+        d = s.get(Demande, paper)
+        data = copy.deepcopy(d.data)
+        data["avis_ep"] = "defavorable"
+        data["ep"] = {"avis_motive": "Reprise du contrat en cours.", "date": "2027-01-20"}
+        service.add_paper_avis(s, DESK, d, data)
+        ids, _mails = ep_deadlines.deem_given_in(s, dt.date(2027, 2, 5))
+        assert ids == [late]
+        s.expire_all()
+        row = access_session(s, p, sess.id)
+        linked = {x.demande_id: x.avis_id for x in row.passages}
+        by_request = {rid: s.get(Demande, rid).avis[-1] for rid in (paper, late)}
+        assert linked == {rid: a.id for rid, a in by_request.items()}
+        assert [(a.choix, a.source) for a in by_request.values()] == [("defavorable", "papier"),
+                                                                    ("repute_rendu", "systeme")]
+
+
+def access_session(s, p, session_id):
+    from forms_service import access
+    return access.get_ep_session(p, session_id, session=s)

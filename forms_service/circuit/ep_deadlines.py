@@ -104,9 +104,6 @@ def deem_given_in(s: Session, today: dt.date) -> tuple[list[int], list]:
     for d in _overdue(s, today):
         outcome = service.record_system_avis(s, d, ep_service.STEP, choix,
                                              commentaire=_comment(step, choix))
-        passage = ep_service.open_passage(s, d.id)
-        if passage is not None:
-            passage.avis_id = outcome.demande.avis[-1].id
         ids.append(d.id)
         mails += outcome.mails
         log.info("ep_avis_repute_rendu", demande_id=d.id)

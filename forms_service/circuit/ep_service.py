@@ -189,16 +189,28 @@ def record_ep_avis(s: Session, p: Principal, session_id: int, demande_id: int, c
                    commentaire: str = "", *, source: str = "web") -> service.Outcome:
     """The EP's avis on a request of an open session's agenda: through the circuit's
     ``record_avis`` (step ``ep``: favorable / défavorable, the avis motivé within the printed
-    field's ``max_length``), linked to its passage for the minutes."""
+    field's ``max_length``), linked to its passage for the minutes (``_link_passage``)."""
     row = _open_session(s, p, session_id)
     passage = next((x for x in row.passages if x.demande_id == demande_id), None)
     if passage is None:
         raise Conflict("Cette demande n'est pas à l'ordre du jour de la séance", path="demande",
                        rule="non_inscrite")
-    outcome = service.record_avis(s, p, demande_id, STEP, choix, commentaire, source=source)
-    passage.avis_id = outcome.demande.avis[-1].id
-    s.flush()
-    return outcome
+    return service.record_avis(s, p, demande_id, STEP, choix, commentaire, source=source)
+
+
+def _link_passage(s: Session, demande: Demande, avis) -> None:
+    """Any avis of step ``ep`` (web, API, paper, « réputé rendu ») goes to the request's
+    passage on an open agenda, if it has one: the minutes and the counts show it."""
+    if avis.etape != STEP:
+        return
+    passage = open_passage(s, demande.id)
+    if passage is not None:
+        passage.avis_id = avis.id
+        s.flush()
+
+
+if _link_passage not in service.on_avis:
+    service.on_avis.append(_link_passage)
 
 
 def ep_avis_of(d: Demande):

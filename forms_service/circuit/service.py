@@ -40,6 +40,12 @@ FORM_ID = "fiche-liaison"
 SYSTEM_ACTOR = "systeme"
 
 
+#: Called with ``(session, demande, avis)`` after every avis of a person or of the service
+#: (web, API, paper), in the same transaction: the EP links its avis to the request's passage
+#: on a session's agenda (``circuit.ep_service``).
+on_avis: list = []
+
+
 @dataclass
 class Outcome:
     demande: Demande
@@ -241,8 +247,10 @@ def _avis(s: Session, demande: Demande, step: Step, choix: str, commentaire: str
         raise BadRequest(f"Le commentaire ne tient pas sur la fiche : {limit} caractères au plus",
                          path="commentaire", rule="commentaire_trop_long")
     _feed_fiche(demande, step, choix, commentaire)
-    _take(s, demande, step, choix, actor=actor, user_id=user_id, source=source,
-          commentaire=commentaire)
+    avis = _take(s, demande, step, choix, actor=actor, user_id=user_id, source=source,
+                 commentaire=commentaire)
+    for hook in on_avis:
+        hook(s, demande, avis)
     return Outcome(demande, [_mail_referent(s, demande, "avis", step=step, choix=choix)])
 
 
