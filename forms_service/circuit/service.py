@@ -29,9 +29,9 @@ from forms_service.circuit.machine import SYSTEM_ROLE, Step, machine
 from forms_service.circuit.models import Avis, Demande
 from forms_service.circuit.notify import Mail
 from forms_service.errors import BadRequest, Forbidden, TransitionRefused, ValidationFailed
-from forms_service.rules.cer import add_months
 from forms_service.logging_setup import get_logger
 from forms_service.principal import Principal
+from forms_service.rules.cer import add_months
 from forms_service.validation import validate
 
 log = get_logger(__name__)
