@@ -17,147 +17,13 @@ axe is injected through Playwright's ``evaluate`` (DevTools), which the CSP does
 
 from __future__ import annotations
 
-import os
-import shutil
-import threading
 from pathlib import Path
 
-import pytest
-
-from tests import people_data
+from tests.referent_browser import (add_rows, browser, check_page, fill, form_url,  # noqa: F401
+                                    needs_browser, page, served, shots)
 from tests.referent_data import posted, sample, without_reserved
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-WIDTHS = (1280, 820)
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which("soffice") is None,
-                                reason="chromium or LibreOffice is not installed")
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory, lo_pool):
-    from werkzeug.serving import make_server
-
-    from forms_service.app import create_app
-
-    var = tmp_path_factory.mktemp("referent-browser")
-    app = create_app({"var_dir": var / "var", "database_url": None, "departement_logo": None,
-                      "TESTING": True, "PDF_POOL": lo_pool, "WTF_CSRF_SSL_STRICT": False})
-    info = people_data.seed(app)
-    _with_a_cer_ending(app)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield app, f"http://127.0.0.1:{server.server_port}", info
-    server.shutdown()
-    thread.join(10)
-    app.close()
-
-
-def _with_a_cer_ending(app) -> None:
-    """One more of ref1's people, whose CER ends in 10 days (an échéance on the home page)."""
-    import datetime as dt
-    import json
-
-    from forms_service import db
-    from forms_service.beneficiaries.importer import import_beneficiaries
-
-    day = lambda n: (dt.date.today() + dt.timedelta(days=n)).isoformat()  # noqa: E731
-    line = people_data.person(31, "arrageois", "ref1@t.example",
-                              cer={"type": "cerp", "date_debut": day(-170), "date_fin": day(10),
-                                   "date_signature": day(-175)},
-                              orientation={"sphere": "professionnelle", "date_decision": day(-180)})
-    with app.app_context(), db.session() as s:
-        assert import_beneficiaries(s, json.dumps([line]).encode(), "b.json").count("created") == 1
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    target = os.environ.get("REFERENT_SCREENSHOTS")
-    path = Path(target) if target else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@pytest.fixture
-def page(browser, served):
-    _app, base, _info = served
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True,
-                                  locale="fr-FR")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))          # script errors, CSP refusals
-    page.on("console", lambda m: errors.append(m.text)
-            if m.type == "error" and "Failed to load resource" not in m.text else None)
-    page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("/favicon.ico") and r.request.method == "GET"
-            and "/formulaires/" not in r.url else None)
-    page.goto(base + "/connexion")
-    page.fill("#email", "ref1@t.example")
-    page.fill("#mot_de_passe", "mot-de-passe-de-test")
-    page.click("main button[type=submit]")
-    page.wait_for_url(base + "/")
-    page.js_errors = errors
-    yield page
-    context.close()
-
-
-def check_page(page, shots: Path, name: str) -> None:
-    """axe-core: no serious or critical violation; screenshots at both widths."""
-    from axe_playwright_python.sync_playwright import Axe
-
-    for width in WIDTHS:
-        page.set_viewport_size({"width": width, "height": 900})
-        results = Axe().run(page)
-        bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-               for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
-        assert not bad, f"{name} at {width}px: {bad}"
-        page.screenshot(path=str(shots / f"{name}-{width}.png"), full_page=True)
-    page.set_viewport_size({"width": 1280, "height": 900})
-
-
-def fill(page, pairs, scope: str = "#saisie") -> None:
-    """Types the (name, value) pairs as a person would: ticks, picks, types."""
-    for name, value in pairs:
-        inputs = page.locator(f'{scope} [name="{name}"]')
-        first = inputs.first
-        kind = first.get_attribute("type")
-        tag = first.evaluate("e => e.tagName")
-        if kind in ("radio", "checkbox") and value != "y":
-            page.locator(f'{scope} [name="{name}"][value="{value}"]').check()
-        elif kind == "checkbox":
-            first.check()
-        elif tag == "SELECT":
-            first.select_option(value)
-        else:
-            first.fill(value)
-
-
-def add_rows(page, data: dict) -> None:
-    """Adds the list rows ``data`` needs with the page's « Ajouter une ligne » (in place)."""
-    page.evaluate("window.__same_page = true")
-    for key, value in data.items():
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            liste = page.locator(f'[data-liste="{key}"]')
-            while liste.locator("fieldset.ligne").count() < len(value):
-                liste.locator("button.ajouter").click()
-    assert page.evaluate("window.__same_page") is True      # no page load: done in place
-
-
-def form_url(base, info, form_id):
-    return f"{base}/beneficiaires/{info['beneficiaries']['ref1_a']}/formulaires/{form_id}"
+pytestmark = needs_browser
 
 
 def same_as_read(app, content: bytes, form_id: str, data: dict) -> dict:
@@ -174,7 +40,9 @@ def test_cerp_three_pap_rows_draft_and_pdf(page, served, shots):
     data = without_reserved("cerp", sample("cerp"))
     data["pap"] = data["pap"][:3]
     page.goto(form_url(base, info, "cerp"))
+    page.evaluate("window.__same_page = true")
     add_rows(page, data)
+    assert page.evaluate("window.__same_page") is True      # no page load: done in place
     assert page.locator('[data-liste="pap"] fieldset.ligne').count() == 3
     assert page.locator("#annonces").inner_text().startswith("Ligne")
     fill(page, posted(data))
