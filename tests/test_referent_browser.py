@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.referent_browser import (add_rows, browser, check_page, fill, form_url,  # noqa: F401
-                                    needs_browser, page, served, shots)
-from tests.referent_data import posted, sample, without_reserved
+                                    needs_browser, page, served, shots, signed_in)
+from tests.referent_data import posted, request_to_correct, sample, without_reserved
 
 pytestmark = needs_browser
 
@@ -58,6 +60,7 @@ def test_cerp_three_pap_rows_draft_and_pdf(page, served, shots):
     check_page(page, shots, "beneficiaire")
     page.click("text=Contrat d'Engagements Réciproques – Professionnel >> nth=-1")
     assert "brouillon=" in page.url
+    check_page(page, shots, "brouillon")
     assert page.locator('[name="pap-2-code"]').input_value() == data["pap"][2]["code"]
     assert page.locator('[name="offres-2-offre"]').input_value() == data["offres"][2]["offre"]
 
@@ -133,9 +136,10 @@ def test_every_page_accessible(page, served, shots):
     app, base, info = served
     for name, url in [("accueil", "/"), ("beneficiaires", "/beneficiaires"),
                       ("rome", "/rome/recherche?q=logistique"),
-                      ("cers", None), ("dsp", None)]:
+                      ("cers", None), ("dsp", None), ("fiche-liaison", None)]:
         if url is None:
-            url = form_url(base, info, {"cers": "cers", "dsp": "annexe-2"}[name])[len(base):]
+            url = form_url(base, info, {"cers": "cers", "dsp": "annexe-2",
+                                        "fiche-liaison": "fiche-liaison"}[name])[len(base):]
         page.goto(base + url)
         if name == "accueil":
             assert page.locator('tr[data-code="cer_fin"]').count() == 1
@@ -156,3 +160,109 @@ def test_every_page_accessible(page, served, shots):
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
     assert page.js_errors == []
+
+
+def test_fiche_sent_back_corrected_in_the_browser(page, served, shots):
+    """« Mes demandes » → « Corriger la fiche »: the form page pre-filled with the request,
+    its broken rule beside its field; « Renvoyer la fiche corrigée » routes the same
+    request anew, and its history shows both routings."""
+    app, base, info = served
+    request_id = request_to_correct(app, "ref1@t.example", info["beneficiaries"]["ref1_b"])
+    page.goto(base + "/mes-demandes/")
+    check_page(page, shots, "mes-demandes")
+    page.click(f"text=Corriger la fiche n° {request_id}")
+    assert f"demande={request_id}" in page.url
+    message = "Suspension : les courriers de convocation doivent être joints"
+    assert message in page.locator("#pieces_jointes-convocations-erreur").inner_text()
+    assert page.locator('#resume-erreurs a[href="#pieces_jointes-convocations"]').inner_text() == message
+    assert page.locator("#section-ep").is_visible()          # the suspension's section is shown
+    check_page(page, shots, "correction")
+    page.locator('[name="pieces_jointes-convocations"][value="oui"]').check()
+    page.click('#saisie button[value="envoyer"]')
+    page.wait_for_url(f"{base}/mes-demandes/{request_id}")
+    steps = page.locator("ol.historique > li").all_inner_texts()
+    assert len(steps) == 3 and message in steps[0], steps
+    assert "Corriger la fiche" not in page.content()
+    check_page(page, shots, "mes-demande")
+    assert page.js_errors == []
+
+
+def test_rome_suggestions_picked_with_the_keyboard(page, served):
+    """Words typed in a ROME field: the codes whose label holds them are suggested; the
+    arrow keys move through them, Enter picks one (without submitting the form)."""
+    from forms_service.web.referent import rome_search
+
+    app, base, info = served
+    page.goto(form_url(base, info, "cerp"))
+    page.evaluate("window.__same_page = true")
+    field = page.locator('[name="metiers-0-code_rome"]')
+    assert field.get_attribute("role") == "combobox" and field.get_attribute("aria-expanded") == "false"
+    field.focus()
+    page.keyboard.type("conduite engins")
+    listbox = page.locator("#metiers-0-code_rome-codes")
+    listbox.locator("[role=option]").first.wait_for()
+    expected = [f"{r['code']} – {r['label']}" for r in rome_search("conduite engins")]
+    assert listbox.locator("[role=option]").all_inner_texts() == expected
+    assert field.get_attribute("aria-expanded") == "true"
+    for key in ("ArrowDown", "ArrowDown", "ArrowDown", "ArrowUp"):     # the second one
+        page.keyboard.press(key)
+    active = field.get_attribute("aria-activedescendant")
+    assert page.locator(f"#{active}").get_attribute("aria-selected") == "true"
+    page.keyboard.press("Enter")
+    assert field.input_value() == rome_search("conduite engins")[1]["code"]
+    assert listbox.is_hidden() and field.get_attribute("aria-expanded") == "false"
+    assert "Code ROME" in page.locator("#annonces").inner_text()
+    assert page.evaluate("window.__same_page") is True       # Enter picked, did not submit
+    # a row added in place suggests too, in its own list
+    page.locator('[data-liste="metiers"] button.ajouter').click()
+    other = page.locator('[name="metiers-1-code_rome"]')
+    assert other.get_attribute("aria-controls") == "metiers-1-code_rome-codes"
+    other.focus()
+    page.keyboard.type("N1103")
+    page.locator("#metiers-1-code_rome-codes [role=option]").first.wait_for()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    assert other.input_value() == "N1103"
+    assert page.js_errors == []
+
+
+FOCUSABLE = """() => Array.from(document.querySelectorAll(
+    '#saisie input, #saisie select, #saisie textarea, #saisie button'))
+  .filter(e => e.type !== 'hidden' && !e.disabled && e.getClientRects().length > 0)
+  .map(e => e.name + ':' + (e.tagName === 'BUTTON' ? e.value : ''))"""
+
+
+@pytest.mark.parametrize("form_id", ["cerp", "cers", "fiche-liaison", "annexe-3", "annexe-2"])
+def test_usable_at_200_percent_zoom(browser, served, shots, form_id):
+    """At 200 % zoom (a 1280 px screen: 640 CSS px at device scale 2) the form page has no
+    horizontal scroll, every field fits the width, and the keyboard alone reaches every
+    field and button of the form (Tab from the top of the page)."""
+    app, base, info = served
+    context, page = signed_in(browser, base, viewport={"width": 640, "height": 480},
+                              device_scale_factor=2)
+    try:
+        page.goto(form_url(base, info, form_id))
+        assert page.evaluate("document.documentElement.scrollWidth") <= 640
+        too_wide = page.evaluate("""() => Array.from(document.querySelectorAll(
+            '#saisie input, #saisie select, #saisie textarea, #saisie button, #saisie label'))
+          .filter(e => e.getClientRects().length > 0 && e.getBoundingClientRect().right > 640)
+          .map(e => e.name || e.id || e.textContent.trim())""")
+        assert too_wide == []
+        expected = set(page.evaluate(FOCUSABLE))
+        assert len(expected) > 10
+        page.evaluate("""() => { window.__reached = new Set();
+          document.addEventListener('focusin', e => window.__reached.add(
+            e.target.name + ':' + (e.target.tagName === 'BUTTON' ? e.target.value : ''))); }""")
+        reached: set = set()
+        for _ in range(20):           # Tab, 50 at a time, until the form's end (or a bound)
+            for _ in range(50):
+                page.keyboard.press("Tab")
+            reached = set(page.evaluate("Array.from(window.__reached)"))
+            if expected <= reached:
+                break
+        assert expected - reached == set()
+        if form_id == "cerp":
+            page.screenshot(path=str(shots / "zoom200-cerp.png"))
+        assert page.js_errors == []
+    finally:
+        context.close()
