@@ -3,9 +3,10 @@ HTTP (werkzeug, in a thread) for the whole session, with a real SQLite database 
 LibreOffice for the PDFs, Debian's chromium driven by Playwright, and the helpers that
 type into the pages as a person would.
 
-The fixtures are session-scoped so that every ``tests/test_referent_*`` browser module
-shares one app and one browser (the people are seeded once: argon2 is slow on purpose).
-A test module imports the fixtures it uses from here.
+Every ``tests/test_referent_*`` browser module shares one app and one browser (the people
+are seeded once: argon2 is slow on purpose). A module imports the fixtures it uses from
+here; pytest then holds one fixture per module, so the app and the browser themselves are
+kept here (``_acquire`` / ``_release``: started by the first module, stopped after the last).
 
 - ``signed_in(browser, base, javascript=True, ...)``: a new context logged in as ref1;
 - ``check_page(page, shots, name)``: axe-core (no serious or critical violation) and
@@ -28,7 +29,8 @@ from tests import people_data
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+        "--disable-component-update", "--disable-sync", "--no-first-run",
+        "--lang=fr-FR"]             # the date inputs as a French browser shows them (jj/mm/aaaa)
 WIDTHS = (1280, 820)
 PASSWORD = "mot-de-passe-de-test"
 
@@ -36,8 +38,28 @@ needs_browser = pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which("
                                    reason="chromium or LibreOffice is not installed")
 
 
-@pytest.fixture(scope="session")
-def served(tmp_path_factory, lo_pool):
+#: name → [value, users, stop]
+_SHARED: dict[str, list] = {}
+
+
+def _acquire(name: str, start):
+    """The shared ``name``, started by ``start() -> (value, stop)`` for its first user."""
+    if name not in _SHARED:
+        value, stop = start()
+        _SHARED[name] = [value, 0, stop]
+    _SHARED[name][1] += 1
+    return _SHARED[name][0]
+
+
+def _release(name: str) -> None:
+    entry = _SHARED[name]
+    entry[1] -= 1
+    if entry[1] == 0:
+        del _SHARED[name]
+        entry[2]()
+
+
+def _serve(tmp_path_factory, lo_pool):
     from werkzeug.serving import make_server
 
     from forms_service.app import create_app
@@ -50,10 +72,18 @@ def served(tmp_path_factory, lo_pool):
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield app, f"http://127.0.0.1:{server.server_port}", info
-    server.shutdown()
-    thread.join(10)
-    app.close()
+
+    def stop():
+        server.shutdown()
+        thread.join(10)
+        app.close()
+    return (app, f"http://127.0.0.1:{server.server_port}", info), stop
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory, lo_pool):
+    yield _acquire("served", lambda: _serve(tmp_path_factory, lo_pool))
+    _release("served")
 
 
 def _with_a_cer_ending(app) -> None:
@@ -73,14 +103,22 @@ def _with_a_cer_ending(app) -> None:
         assert import_beneficiaries(s, json.dumps([line]).encode(), "b.json").count("created") == 1
 
 
-@pytest.fixture(scope="session")
-def browser():
+def _launch():
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
+    pw = sync_playwright().start()
+    b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+
+    def stop():
         b.close()
+        pw.stop()
+    return b, stop
+
+
+@pytest.fixture(scope="session")
+def browser():
+    yield _acquire("browser", _launch)
+    _release("browser")
 
 
 @pytest.fixture(scope="session")
