@@ -29,8 +29,7 @@ from tests import people_data
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run",
-        "--lang=fr-FR"]             # the date inputs as a French browser shows them (jj/mm/aaaa)
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
 WIDTHS = (1280, 820)
 PASSWORD = "mot-de-passe-de-test"
 

@@ -240,6 +240,7 @@ def test_fiche_sent_back_corrected_without_javascript(site):
     url = f"/beneficiaires/{person}/formulaires/fiche-liaison?demande={request_id}"
     assert url.replace("&", "&amp;") in client.get(f"/mes-demandes/{request_id}").get_data(as_text=True)
     assert url.replace("&", "&amp;") in client.get("/mes-demandes/").get_data(as_text=True)
+    assert url.replace("&", "&amp;") in client.get(f"/beneficiaires/{person}").get_data(as_text=True)
 
     page = client.get(url).get_data(as_text=True)
     message = "Suspension : les courriers de convocation doivent être joints"
