@@ -170,7 +170,7 @@ def check_page(page, shots: Path, name: str) -> None:
         bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
                for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
         assert not bad, f"{name} at {width}px: {bad}"
-        page.screenshot(path=str(shots / f"{name}-{width}.png"), full_page=True)
+        page.screenshot(path=str(shots / f"referent-{name}-{width}.png"), full_page=True)
     page.set_viewport_size({"width": 1280, "height": 900})
 
 

@@ -262,7 +262,7 @@ def test_usable_at_200_percent_zoom(browser, served, shots, form_id):
                 break
         assert expected - reached == set()
         if form_id == "cerp":
-            page.screenshot(path=str(shots / "zoom200-cerp.png"))
+            page.screenshot(path=str(shots / "referent-zoom200-cerp.png"))
         assert page.js_errors == []
     finally:
         context.close()
