@@ -120,6 +120,18 @@ def test_ede_total_and_orientation_as_paliers_are_chosen(page, served, shots):
         "xs => xs.reduce((t, x) => t + parseInt(x.dataset.points, 10), 0)"))
     assert page.locator("#ede-points").inner_text() == str(points)
     assert "Pôle Emploi" in page.locator("#ede-orientation").inner_text()
+    # the keyboard alone: the arrow keys move the first item's palier up, the total follows
+    # each choice and, between the bounds (18 and 35), the équipe pluridisciplinaire decides
+    items.nth(0).locator("input[data-points]:checked").focus()
+    shown = []
+    for _ in range(4):                     # 1 → 2 → 4 → 8 → 14 points
+        page.keyboard.press("ArrowRight")
+        checked = int(page.locator("input[data-points]:checked").evaluate_all(
+            "xs => xs.reduce((t, x) => t + parseInt(x.dataset.points, 10), 0)"))
+        assert page.locator("#ede-points").inner_text() == str(checked)
+        shown.append(checked)
+    assert shown == sorted(set(shown)) and 18 <= shown[-1] <= 35, shown
+    assert "équipe pluridisciplinaire" in page.locator("#ede-orientation").inner_text()
     for n in range(8):                     # the most points everywhere: above the high bound
         choose(n, max)
     assert int(page.locator("#ede-points").inner_text()) > 35
