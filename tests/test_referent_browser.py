@@ -7,9 +7,12 @@ real SQLite database and LibreOffice for the PDFs.
   rule beside its field), an EDE (total and proposed orientation change as paliers
   are chosen), a draft saved and come back to, the PDFs downloaded and read back by
   the parsers to the same data;
+- a fiche de liaison sent back corrected from « Mes demandes »; the ROME suggestions picked
+  with the keyboard; every form page at 200 % zoom (no horizontal scroll, every field
+  reached with Tab); the EDE's paliers chosen with the arrow keys;
 - every page checked by axe-core (no serious or critical violation) and captured at
-  1280 and 820 px wide (``REFERENT_SCREENSHOTS=<dir>`` keeps them; else a temporary
-  folder).
+  1280 and 820 px wide (``REFERENT_SCREENSHOTS=docs/screenshots`` keeps them; else a
+  temporary folder). The app, browser and helpers are in ``tests/referent_browser.py``.
 
 The CSP is enforced (no ``bypass_csp``): the page's own script must run under it;
 axe is injected through Playwright's ``evaluate`` (DevTools), which the CSP does not govern.
