@@ -69,3 +69,28 @@ def posted(data: dict, prefix: str = "") -> list[tuple[str, str]]:
 
 def dump(form_id: str, data: dict) -> dict:
     return catalogue.get(form_id).model.model_validate(data).model_dump(mode="json")
+
+
+def broken_suspension() -> dict:
+    """The sample suspension without its convocations joined: routed back (``a_corriger``)."""
+    data = without_reserved("fiche-liaison", sample("fiche-liaison-suspension"))
+    data["pieces_jointes"]["convocations"] = False
+    return data
+
+
+def request_to_correct(app, referent_email: str, beneficiary_id: int) -> int:
+    """A fiche de liaison that the référent sent through the API (as a paper one read at the
+    desk would arrive) and that the circuit sent back to them: its request id."""
+    from sqlalchemy import select
+
+    from forms_service import db
+    from forms_service.accounts.authn import principal_for_user
+    from forms_service.accounts.models import User
+    from forms_service.circuit import service
+
+    with app.app_context(), db.session() as s:
+        user = s.scalars(select(User).where(User.email == referent_email)).one()
+        outcome = service.submit(s, principal_for_user(user), broken_suspension(),
+                                 beneficiary_id=beneficiary_id, source="api")
+        assert outcome.demande.etat == "a_corriger", outcome.demande.problems
+        return outcome.demande.id

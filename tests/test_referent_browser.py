@@ -7,9 +7,12 @@ real SQLite database and LibreOffice for the PDFs.
   rule beside its field), an EDE (total and proposed orientation change as paliers
   are chosen), a draft saved and come back to, the PDFs downloaded and read back by
   the parsers to the same data;
+- a fiche de liaison sent back corrected from « Mes demandes »; the ROME suggestions picked
+  with the keyboard; every form page at 200 % zoom (no horizontal scroll, every field
+  reached with Tab); the EDE's paliers chosen with the arrow keys;
 - every page checked by axe-core (no serious or critical violation) and captured at
-  1280 and 820 px wide (``REFERENT_SCREENSHOTS=<dir>`` keeps them; else a temporary
-  folder).
+  1280 and 820 px wide (``REFERENT_SCREENSHOTS=docs/screenshots`` keeps them; else a
+  temporary folder). The app, browser and helpers are in ``tests/referent_browser.py``.
 
 The CSP is enforced (no ``bypass_csp``): the page's own script must run under it;
 axe is injected through Playwright's ``evaluate`` (DevTools), which the CSP does not govern.
@@ -17,147 +20,15 @@ axe is injected through Playwright's ``evaluate`` (DevTools), which the CSP does
 
 from __future__ import annotations
 
-import os
-import shutil
-import threading
 from pathlib import Path
 
 import pytest
 
-from tests import people_data
-from tests.referent_data import posted, sample, without_reserved
+from tests.referent_browser import (add_rows, browser, check_page, fill, form_url,  # noqa: F401
+                                    needs_browser, page, served, shots, signed_in)
+from tests.referent_data import posted, request_to_correct, sample, without_reserved
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-WIDTHS = (1280, 820)
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which("soffice") is None,
-                                reason="chromium or LibreOffice is not installed")
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory, lo_pool):
-    from werkzeug.serving import make_server
-
-    from forms_service.app import create_app
-
-    var = tmp_path_factory.mktemp("referent-browser")
-    app = create_app({"var_dir": var / "var", "database_url": None, "departement_logo": None,
-                      "TESTING": True, "PDF_POOL": lo_pool, "WTF_CSRF_SSL_STRICT": False})
-    info = people_data.seed(app)
-    _with_a_cer_ending(app)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield app, f"http://127.0.0.1:{server.server_port}", info
-    server.shutdown()
-    thread.join(10)
-    app.close()
-
-
-def _with_a_cer_ending(app) -> None:
-    """One more of ref1's people, whose CER ends in 10 days (an échéance on the home page)."""
-    import datetime as dt
-    import json
-
-    from forms_service import db
-    from forms_service.beneficiaries.importer import import_beneficiaries
-
-    day = lambda n: (dt.date.today() + dt.timedelta(days=n)).isoformat()  # noqa: E731
-    line = people_data.person(31, "arrageois", "ref1@t.example",
-                              cer={"type": "cerp", "date_debut": day(-170), "date_fin": day(10),
-                                   "date_signature": day(-175)},
-                              orientation={"sphere": "professionnelle", "date_decision": day(-180)})
-    with app.app_context(), db.session() as s:
-        assert import_beneficiaries(s, json.dumps([line]).encode(), "b.json").count("created") == 1
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    target = os.environ.get("REFERENT_SCREENSHOTS")
-    path = Path(target) if target else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@pytest.fixture
-def page(browser, served):
-    _app, base, _info = served
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True,
-                                  locale="fr-FR")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))          # script errors, CSP refusals
-    page.on("console", lambda m: errors.append(m.text)
-            if m.type == "error" and "Failed to load resource" not in m.text else None)
-    page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("/favicon.ico") and r.request.method == "GET"
-            and "/formulaires/" not in r.url else None)
-    page.goto(base + "/connexion")
-    page.fill("#email", "ref1@t.example")
-    page.fill("#mot_de_passe", "mot-de-passe-de-test")
-    page.click("main button[type=submit]")
-    page.wait_for_url(base + "/")
-    page.js_errors = errors
-    yield page
-    context.close()
-
-
-def check_page(page, shots: Path, name: str) -> None:
-    """axe-core: no serious or critical violation; screenshots at both widths."""
-    from axe_playwright_python.sync_playwright import Axe
-
-    for width in WIDTHS:
-        page.set_viewport_size({"width": width, "height": 900})
-        results = Axe().run(page)
-        bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-               for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
-        assert not bad, f"{name} at {width}px: {bad}"
-        page.screenshot(path=str(shots / f"{name}-{width}.png"), full_page=True)
-    page.set_viewport_size({"width": 1280, "height": 900})
-
-
-def fill(page, pairs, scope: str = "#saisie") -> None:
-    """Types the (name, value) pairs as a person would: ticks, picks, types."""
-    for name, value in pairs:
-        inputs = page.locator(f'{scope} [name="{name}"]')
-        first = inputs.first
-        kind = first.get_attribute("type")
-        tag = first.evaluate("e => e.tagName")
-        if kind in ("radio", "checkbox") and value != "y":
-            page.locator(f'{scope} [name="{name}"][value="{value}"]').check()
-        elif kind == "checkbox":
-            first.check()
-        elif tag == "SELECT":
-            first.select_option(value)
-        else:
-            first.fill(value)
-
-
-def add_rows(page, data: dict) -> None:
-    """Adds the list rows ``data`` needs with the page's « Ajouter une ligne » (in place)."""
-    page.evaluate("window.__same_page = true")
-    for key, value in data.items():
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            liste = page.locator(f'[data-liste="{key}"]')
-            while liste.locator("fieldset.ligne").count() < len(value):
-                liste.locator("button.ajouter").click()
-    assert page.evaluate("window.__same_page") is True      # no page load: done in place
-
-
-def form_url(base, info, form_id):
-    return f"{base}/beneficiaires/{info['beneficiaries']['ref1_a']}/formulaires/{form_id}"
+pytestmark = needs_browser
 
 
 def same_as_read(app, content: bytes, form_id: str, data: dict) -> dict:
@@ -174,7 +45,9 @@ def test_cerp_three_pap_rows_draft_and_pdf(page, served, shots):
     data = without_reserved("cerp", sample("cerp"))
     data["pap"] = data["pap"][:3]
     page.goto(form_url(base, info, "cerp"))
+    page.evaluate("window.__same_page = true")
     add_rows(page, data)
+    assert page.evaluate("window.__same_page") is True      # no page load: done in place
     assert page.locator('[data-liste="pap"] fieldset.ligne').count() == 3
     assert page.locator("#annonces").inner_text().startswith("Ligne")
     fill(page, posted(data))
@@ -190,6 +63,7 @@ def test_cerp_three_pap_rows_draft_and_pdf(page, served, shots):
     check_page(page, shots, "beneficiaire")
     page.click("text=Contrat d'Engagements Réciproques – Professionnel >> nth=-1")
     assert "brouillon=" in page.url
+    check_page(page, shots, "brouillon")
     assert page.locator('[name="pap-2-code"]').input_value() == data["pap"][2]["code"]
     assert page.locator('[name="offres-2-offre"]').input_value() == data["offres"][2]["offre"]
 
@@ -249,6 +123,18 @@ def test_ede_total_and_orientation_as_paliers_are_chosen(page, served, shots):
         "xs => xs.reduce((t, x) => t + parseInt(x.dataset.points, 10), 0)"))
     assert page.locator("#ede-points").inner_text() == str(points)
     assert "Pôle Emploi" in page.locator("#ede-orientation").inner_text()
+    # the keyboard alone: the arrow keys move the first item's palier up, the total follows
+    # each choice and, between the bounds (18 and 35), the équipe pluridisciplinaire decides
+    items.nth(0).locator("input[data-points]:checked").focus()
+    shown = []
+    for _ in range(4):                     # 1 → 2 → 4 → 8 → 14 points
+        page.keyboard.press("ArrowRight")
+        checked = int(page.locator("input[data-points]:checked").evaluate_all(
+            "xs => xs.reduce((t, x) => t + parseInt(x.dataset.points, 10), 0)"))
+        assert page.locator("#ede-points").inner_text() == str(checked)
+        shown.append(checked)
+    assert shown == sorted(set(shown)) and 18 <= shown[-1] <= 35, shown
+    assert "équipe pluridisciplinaire" in page.locator("#ede-orientation").inner_text()
     for n in range(8):                     # the most points everywhere: above the high bound
         choose(n, max)
     assert int(page.locator("#ede-points").inner_text()) > 35
@@ -265,9 +151,10 @@ def test_every_page_accessible(page, served, shots):
     app, base, info = served
     for name, url in [("accueil", "/"), ("beneficiaires", "/beneficiaires"),
                       ("rome", "/rome/recherche?q=logistique"),
-                      ("cers", None), ("dsp", None)]:
+                      ("cers", None), ("dsp", None), ("fiche-liaison", None)]:
         if url is None:
-            url = form_url(base, info, {"cers": "cers", "dsp": "annexe-2"}[name])[len(base):]
+            url = form_url(base, info, {"cers": "cers", "dsp": "annexe-2",
+                                        "fiche-liaison": "fiche-liaison"}[name])[len(base):]
         page.goto(base + url)
         if name == "accueil":
             assert page.locator('tr[data-code="cer_fin"]').count() == 1
@@ -288,3 +175,109 @@ def test_every_page_accessible(page, served, shots):
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
     assert page.js_errors == []
+
+
+def test_fiche_sent_back_corrected_in_the_browser(page, served, shots):
+    """« Mes demandes » → « Corriger la fiche »: the form page pre-filled with the request,
+    its broken rule beside its field; « Renvoyer la fiche corrigée » routes the same
+    request anew, and its history shows both routings."""
+    app, base, info = served
+    request_id = request_to_correct(app, "ref1@t.example", info["beneficiaries"]["ref1_b"])
+    page.goto(base + "/mes-demandes/")
+    check_page(page, shots, "mes-demandes")
+    page.click(f"text=Corriger la fiche n° {request_id}")
+    assert f"demande={request_id}" in page.url
+    message = "Suspension : les courriers de convocation doivent être joints"
+    assert message in page.locator("#pieces_jointes-convocations-erreur").inner_text()
+    assert page.locator('#resume-erreurs a[href="#pieces_jointes-convocations"]').inner_text() == message
+    assert page.locator("#section-ep").is_visible()          # the suspension's section is shown
+    check_page(page, shots, "correction")
+    page.locator('[name="pieces_jointes-convocations"][value="oui"]').check()
+    page.click('#saisie button[value="envoyer"]')
+    page.wait_for_url(f"{base}/mes-demandes/{request_id}")
+    steps = page.locator("ol.historique > li").all_inner_texts()
+    assert len(steps) == 3 and message in steps[0], steps
+    assert "Corriger la fiche" not in page.content()
+    check_page(page, shots, "mes-demande")
+    assert page.js_errors == []
+
+
+def test_rome_suggestions_picked_with_the_keyboard(page, served):
+    """Words typed in a ROME field: the codes whose label holds them are suggested; the
+    arrow keys move through them, Enter picks one (without submitting the form)."""
+    from forms_service.web.referent import rome_search
+
+    app, base, info = served
+    page.goto(form_url(base, info, "cerp"))
+    page.evaluate("window.__same_page = true")
+    field = page.locator('[name="metiers-0-code_rome"]')
+    assert field.get_attribute("role") == "combobox" and field.get_attribute("aria-expanded") == "false"
+    field.focus()
+    page.keyboard.type("conduite engins")
+    listbox = page.locator("#metiers-0-code_rome-codes")
+    listbox.locator("[role=option]").first.wait_for()
+    expected = [f"{r['code']} – {r['label']}" for r in rome_search("conduite engins")]
+    assert listbox.locator("[role=option]").all_inner_texts() == expected
+    assert field.get_attribute("aria-expanded") == "true"
+    for key in ("ArrowDown", "ArrowDown", "ArrowDown", "ArrowUp"):     # the second one
+        page.keyboard.press(key)
+    active = field.get_attribute("aria-activedescendant")
+    assert page.locator(f"#{active}").get_attribute("aria-selected") == "true"
+    page.keyboard.press("Enter")
+    assert field.input_value() == rome_search("conduite engins")[1]["code"]
+    assert listbox.is_hidden() and field.get_attribute("aria-expanded") == "false"
+    assert "Code ROME" in page.locator("#annonces").inner_text()
+    assert page.evaluate("window.__same_page") is True       # Enter picked, did not submit
+    # a row added in place suggests too, in its own list
+    page.locator('[data-liste="metiers"] button.ajouter').click()
+    other = page.locator('[name="metiers-1-code_rome"]')
+    assert other.get_attribute("aria-controls") == "metiers-1-code_rome-codes"
+    other.focus()
+    page.keyboard.type("N1103")
+    page.locator("#metiers-1-code_rome-codes [role=option]").first.wait_for()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    assert other.input_value() == "N1103"
+    assert page.js_errors == []
+
+
+FOCUSABLE = """() => Array.from(document.querySelectorAll(
+    '#saisie input, #saisie select, #saisie textarea, #saisie button'))
+  .filter(e => e.type !== 'hidden' && !e.disabled && e.getClientRects().length > 0)
+  .map(e => e.name + ':' + (e.tagName === 'BUTTON' ? e.value : ''))"""
+
+
+@pytest.mark.parametrize("form_id", ["cerp", "cers", "fiche-liaison", "annexe-3", "annexe-2"])
+def test_usable_at_200_percent_zoom(browser, served, shots, form_id):
+    """At 200 % zoom (a 1280 px screen: 640 CSS px at device scale 2) the form page has no
+    horizontal scroll, every field fits the width, and the keyboard alone reaches every
+    field and button of the form (Tab from the top of the page)."""
+    app, base, info = served
+    context, page = signed_in(browser, base, viewport={"width": 640, "height": 480},
+                              device_scale_factor=2)
+    try:
+        page.goto(form_url(base, info, form_id))
+        assert page.evaluate("document.documentElement.scrollWidth") <= 640
+        too_wide = page.evaluate("""() => Array.from(document.querySelectorAll(
+            '#saisie input, #saisie select, #saisie textarea, #saisie button, #saisie label'))
+          .filter(e => e.getClientRects().length > 0 && e.getBoundingClientRect().right > 640)
+          .map(e => e.name || e.id || e.textContent.trim())""")
+        assert too_wide == []
+        expected = set(page.evaluate(FOCUSABLE))
+        assert len(expected) > 10
+        page.evaluate("""() => { window.__reached = new Set();
+          document.addEventListener('focusin', e => window.__reached.add(
+            e.target.name + ':' + (e.target.tagName === 'BUTTON' ? e.target.value : ''))); }""")
+        reached: set = set()
+        for _ in range(20):           # Tab, 50 at a time, until the form's end (or a bound)
+            for _ in range(50):
+                page.keyboard.press("Tab")
+            reached = set(page.evaluate("Array.from(window.__reached)"))
+            if expected <= reached:
+                break
+        assert expected - reached == set()
+        if form_id == "cerp":
+            page.screenshot(path=str(shots / "referent-zoom200-cerp.png"))
+        assert page.js_errors == []
+    finally:
+        context.close()

@@ -28,7 +28,8 @@ def _principal():
     return p
 
 
-def _mine(p):
+def mine(p):
+    """The requests ``p`` is the référent of (administrators: every request)."""
     stmt = access.visible_requests(p)
     return stmt if p.is_admin else stmt.where(Demande.referent_id == p.user_id)
 
@@ -61,7 +62,7 @@ def liste():
 def demande(request_id: int):
     p = _principal()
     with db.session() as s:
-        d = s.scalars(_mine(p).where(Demande.id == request_id)).first()
+        d = s.scalars(mine(p).where(Demande.id == request_id)).first()
         if d is None:
             raise NotFound(access.MSG_REQUEST, path="demande")
         detail = queries.as_dict(d, with_avis=True)

@@ -4,7 +4,9 @@
     /beneficiaires                            my beneficiaries (search POSTed, never in the URL)
     /beneficiaires/<id>                       one person: documents issued, drafts, forms to fill
     /beneficiaires/<id>/formulaires/<form>    fill a form (?brouillon=<id>: a draft;
-                                              ?renouveler=<document id>: a CER renewed, « Cas 2 »)
+                                              ?renouveler=<document id>: a CER renewed, « Cas 2 »;
+                                              fiche-liaison?demande=<id>: a request sent back
+                                              for correction, sent again by ``envoyer``)
     /beneficiaires/documents/<document id>    an issued document's file
     /rome?q=…  (JSON) and /rome/recherche     the ROME codes (Annexe 4) by code or words
     /formulaires/<form>                       a form's rules, or a reference list
@@ -14,7 +16,8 @@ when not visible). A form page's fields come from the form definition through
 ``web/forms_wtf.py``; what is posted is checked by ``validation.validate`` with the
 app's ``Programme``. One submit button name, ``action``, says what to do:
 ``verifier``, ``brouillon`` (save a draft), ``docx`` / ``pdf`` (download, refused while an
-error-level rule is broken), ``ajouter:<list>`` / ``supprimer:<list>:<row>`` (PAP rows,
+error-level rule is broken), ``envoyer`` (a fiche de liaison into the circuit, or
+a corrected one back to it), ``ajouter:<list>`` / ``supprimer:<list>:<row>`` (PAP rows,
 without JavaScript; ``web/static/referent.js`` does the same in place).
 """
 
@@ -328,12 +331,15 @@ def saisie(beneficiary_id: int, form_id: str):
     programme = _programme()
     report = None
     draft_id = request.values.get("brouillon", type=int)
+    correction = _request_to_correct(p, b, fd) if "demande" in request.values else None
     status = 200
     notice = None
 
     if request.method == "GET":
-        data = _initial_data(fd, b, p, draft_id)
+        data = _initial_data(fd, b, p, draft_id, correction)
         form = Form(formdata=None, data=forms_wtf.form_values(fd, data))
+        if correction is not None:      # the broken rules beside their fields, at once
+            report = validate(fd, data, programme=programme)
     else:
         posted = Form()
         if not posted.validate():     # only the CSRF token is checked by WTForms
@@ -354,6 +360,11 @@ def saisie(beneficiary_id: int, form_id: str):
                                        data=data, draft_id=draft_id)
                     draft_id = draft.id
                 notice = "Brouillon enregistré."
+            elif action == "envoyer" and correction is not None:
+                if report.valid:
+                    return _send_corrected(correction, data, p)
+                status = 422
+                notice = "La fiche n'a pas été renvoyée : corrigez les erreurs signalées."
             elif action == "envoyer" and fd.id == circuit.FORM_ID:
                 refused = _paperless_refusal(data) if report.valid else \
                     "La demande n'a pas été transmise : corrigez les erreurs signalées."
@@ -375,12 +386,14 @@ def saisie(beneficiary_id: int, form_id: str):
         "saisie.html", fd=fd, b=b, form=form, sections=forms_wtf.sections(fd),
         field_name=forms_wtf.input_name, problems=problems, by_anchor=by_anchor, report=report,
         notice=notice, draft_id=draft_id, lists=forms_wtf.list_fields(fd),
-        can_send=fd.id == circuit.FORM_ID,
+        can_send=fd.id == circuit.FORM_ID, correction=correction,
         ede_bounds=(low, high), orientations=programme.params()["ede"]["orientations"],
         couleurs=programme.params()["ede"]["couleurs"]), status
 
 
-def _initial_data(fd, b, p, draft_id: int | None) -> dict:
+def _initial_data(fd, b, p, draft_id: int | None, correction: dict | None = None) -> dict:
+    if correction is not None:
+        return correction["data"]
     if draft_id:
         with db.session() as s:
             draft = get_draft(s, author_id=p.user_id, draft_id=draft_id) if p.user_id else None
@@ -423,6 +436,33 @@ def _send(b, data: dict, p):
         request_id, mails = outcome.demande.id, outcome.mails
     mailing.send_all(_settings(), mails)
     return redirect(url_for("mes_demandes.demande", request_id=request_id))
+
+
+def _request_to_correct(p, b, fd) -> dict:
+    """``?demande=<id>``: the référent's own request of this person, sent back to them
+    (``a_corriger``): its id and the fiche's data as last sent (404 when not theirs,
+    409 when it is not to correct)."""
+    from forms_service.web.mes_demandes import mine
+
+    demande_id = request.values.get("demande", type=int)
+    if fd.id != circuit.FORM_ID or demande_id is None:
+        raise NotFound(access.MSG_REQUEST, path="demande")
+    with db.session() as s:
+        d = s.scalars(mine(p).where(Demande.id == demande_id)).first()
+        if d is None or d.beneficiary_id != b.id:
+            raise NotFound(access.MSG_REQUEST, path="demande")
+        machine().check(machine().step("correction"), d.etat, p.roles, is_admin=p.is_admin)
+        return {"id": d.id, "data": dict(d.data or {}), "problems": list(d.problems or [])}
+
+
+def _send_corrected(correction: dict, data: dict, p):
+    """The corrected fiche back into the circuit (``circuit.service.correct``: the same
+    request, a ``correction`` step, routed anew); then its page in « Mes demandes »."""
+    with db.session() as s:
+        outcome = circuit.correct(s, p, correction["id"], data, source="web")
+        mails = outcome.mails
+    mailing.send_all(_settings(), mails)
+    return redirect(url_for("mes_demandes.demande", request_id=correction["id"]))
 
 
 def _download(fd, b, data: dict, fmt: str, p):

@@ -3,7 +3,7 @@
    - list rows ("Ajouter une ligne" / "Supprimer la ligne n") added and removed in place;
    - the EDE's total and proposed orientation as the paliers are chosen, with the
      bounds the page gives in data attributes (EDE_BOUND_LOW / EDE_BOUND_HIGH);
-   - ROME codes suggested from /rome?q= while typing;
+   - ROME codes suggested from /rome?q= while typing, picked with the arrow keys and Enter;
    - the error summary takes the focus when the page shows one. */
 (function () {
   "use strict";
@@ -29,8 +29,8 @@
       var prefix = id + "-" + n + "-";
       row.setAttribute("data-ligne", String(n));
       row.querySelector("legend").textContent = "Ligne " + (n + 1);
-      row.querySelectorAll("[name],[id],[for],[aria-describedby],[list]").forEach(function (el) {
-        ["name", "id", "for", "list"].forEach(function (attr) {
+      row.querySelectorAll("[name],[id],[for],[aria-describedby],[aria-controls]").forEach(function (el) {
+        ["name", "id", "for", "aria-controls"].forEach(function (attr) {
           var v = el.getAttribute(attr);
           if (v && pattern.test(v)) { el.setAttribute(attr, v.replace(pattern, prefix)); }
         });
@@ -59,6 +59,7 @@
       el.removeAttribute("aria-invalid");
     });
     row.querySelectorAll(".erreur-champ").forEach(function (el) { el.remove(); });
+    row.querySelectorAll(".suggestions").forEach(function (el) { el.textContent = ""; el.hidden = true; });
     row.querySelectorAll(".en-erreur").forEach(function (el) { el.classList.remove("en-erreur"); });
   }
 
@@ -133,29 +134,97 @@
     edeUpdate();
   }
 
-  // -- ROME ------------------------------------------------------------------
+  // -- ROME: codes suggested while typing (an ARIA 1.2 combobox with a listbox) --------
+  // Arrow keys move through the suggestions, Enter picks one, Escape closes the list.
   var timer = null;
+  function romeList(input) { return document.getElementById(input.id + "-codes"); }
+  function romeOptions(input) {
+    var list = romeList(input);
+    return list ? Array.prototype.slice.call(list.querySelectorAll("[role=option]")) : [];
+  }
+  function romeClose(input) {
+    var list = romeList(input);
+    if (list) { list.hidden = true; list.textContent = ""; }
+    input.setAttribute("aria-expanded", "false");
+    input.removeAttribute("aria-activedescendant");
+  }
+  function romeSetup(input) {
+    input.setAttribute("role", "combobox");
+    input.setAttribute("aria-autocomplete", "list");
+    input.setAttribute("aria-expanded", "false");
+    input.setAttribute("aria-controls", input.id + "-codes");
+  }
+  function romeMove(input, step) {
+    var options = romeOptions(input);
+    if (!options.length) { return; }
+    var current = -1;
+    options.forEach(function (o, n) { if (o.getAttribute("aria-selected") === "true") { current = n; } });
+    var next = current < 0 ? (step > 0 ? 0 : options.length - 1)
+      : (current + step + options.length) % options.length;
+    options.forEach(function (o, n) { o.setAttribute("aria-selected", n === next ? "true" : "false"); });
+    input.setAttribute("aria-activedescendant", options[next].id);
+    options[next].scrollIntoView({ block: "nearest" });
+  }
+  function romePick(input, option) {
+    input.value = option.getAttribute("data-code");
+    romeClose(input);
+    annonce("Code ROME " + input.value + " choisi : " + option.getAttribute("data-label"));
+  }
+  function romeShow(input, items) {
+    var list = romeList(input);
+    if (!list) { return; }
+    list.textContent = "";
+    items.forEach(function (item, n) {
+      var option = document.createElement("li");
+      option.id = list.id + "-" + n;
+      option.setAttribute("role", "option");
+      option.setAttribute("aria-selected", "false");
+      option.setAttribute("data-code", item.code);
+      option.setAttribute("data-label", item.label);
+      option.textContent = item.code + " – " + item.label;
+      list.appendChild(option);
+    });
+    list.hidden = items.length === 0;
+    input.setAttribute("aria-expanded", items.length ? "true" : "false");
+    input.removeAttribute("aria-activedescendant");
+    annonce(items.length ? items.length + " codes ROME proposés : flèches pour choisir, Entrée pour valider."
+      : "Aucun code ROME trouvé.");
+  }
+  form.querySelectorAll("input[data-rome]").forEach(romeSetup);
   form.addEventListener("input", function (event) {
     var input = event.target;
     if (!input.hasAttribute || !input.hasAttribute("data-rome")) { return; }
     clearTimeout(timer);
     timer = setTimeout(function () {
       var q = input.value.trim();
-      var list = document.getElementById(input.getAttribute("list"));
-      if (!list || q.length < 2) { return; }
+      if (q.length < 2) { romeClose(input); return; }
       fetch("/rome?q=" + encodeURIComponent(q), { credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.json() : []; })
-        .then(function (items) {
-          list.textContent = "";
-          items.forEach(function (item) {
-            var option = document.createElement("option");
-            option.value = item.code;
-            option.label = item.code + " – " + item.label;
-            option.textContent = item.code + " – " + item.label;
-            list.appendChild(option);
-          });
-        });
+        .then(function (items) { if (input.value.trim() === q) { romeShow(input, items); } });
     }, 200);
+  });
+  form.addEventListener("keydown", function (event) {
+    var input = event.target;
+    if (!input.hasAttribute || !input.hasAttribute("data-rome")) { return; }
+    var open = input.getAttribute("aria-expanded") === "true";
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      if (open) { event.preventDefault(); romeMove(input, event.key === "ArrowDown" ? 1 : -1); }
+    } else if (event.key === "Enter" && open && input.getAttribute("aria-activedescendant")) {
+      event.preventDefault();          // picks the code; does not submit the form
+      romePick(input, document.getElementById(input.getAttribute("aria-activedescendant")));
+    } else if (event.key === "Escape" && open) {
+      event.preventDefault();
+      romeClose(input);
+    }
+  });
+  form.addEventListener("mousedown", function (event) {
+    var option = event.target.closest && event.target.closest(".suggestions [role=option]");
+    if (!option) { return; }
+    event.preventDefault();            // the input keeps the focus
+    romePick(document.getElementById(option.parentNode.id.replace(/-codes$/, "")), option);
+  });
+  form.addEventListener("focusout", function (event) {
+    if (event.target.hasAttribute && event.target.hasAttribute("data-rome")) { romeClose(event.target); }
   });
 
   // -- sections a request needs (the definition's needed_when) ---------------
