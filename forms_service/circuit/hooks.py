@@ -26,7 +26,8 @@ PENDING_KEY = "forms_service.circuit.mails"
 _settings: list[Settings] = []
 
 
-def _settings_now() -> Settings | None:
+def settings_now() -> Settings | None:
+    """The settings in force: the current app's, else those ``install`` was given (a worker)."""
     from flask import has_app_context
 
     if has_app_context():
@@ -37,7 +38,7 @@ def _settings_now() -> Settings | None:
 
 def _after_commit(session: Session) -> None:
     mails = session.info.pop(PENDING_KEY, [])
-    settings = _settings_now()
+    settings = settings_now()
     if mails and settings is not None:
         mailing.send_all(settings, mails)
 
@@ -72,11 +73,14 @@ def on_record_reviewed(session: Session, record) -> None:
 def install(settings: Settings) -> None:
     from forms_service.desk import batches
 
+    from forms_service.webhooks import events as webhook_events
+
     _settings.append(settings)
+    webhook_events.install()   # every change of a request's state → a webhook (issue 13)
     if on_record_stored not in batches.on_record_stored:
         batches.on_record_stored.append(on_record_stored)
     if on_record_reviewed not in batches.on_record_reviewed:
         batches.on_record_reviewed.append(on_record_reviewed)
 
 
-__all__ = ["install", "on_record_stored", "on_record_reviewed", "DESK"]
+__all__ = ["install", "on_record_stored", "on_record_reviewed", "DESK", "settings_now"]
