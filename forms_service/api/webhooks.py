@@ -19,7 +19,7 @@ from forms_service.api.errors import ErrorBody
 from forms_service.audit_query import require_audit_reader
 from forms_service.config import current_settings
 from forms_service.principal import current_principal
-from forms_service.webhooks import delivery
+from forms_service.webhooks import dispatch, log
 
 tag = Tag(name="webhooks", description="Webhooks : journal des envois et renvoi (administrateurs)")
 bp = APIBlueprint("webhooks", __name__, abp_tags=[tag],
@@ -33,7 +33,7 @@ class EventsQuery(BaseModel):
     demande: Optional[int] = Field(None, ge=1, le=MAX_ID, description="Numéro de la demande")
     echec: bool = Field(False, description="Seulement les évènements jamais reçus (aucun 2xx)")
     page: int = Field(1, ge=1, le=100000)
-    per_page: int = Field(delivery.PER_PAGE, ge=1, le=200)
+    per_page: int = Field(log.PER_PAGE, ge=1, le=200)
 
 
 class EventPath(BaseModel):
@@ -81,7 +81,7 @@ class ReplayOut(BaseModel):
 def list_events(query: EventsQuery):
     require_audit_reader(current_principal())
     with db.session() as s:
-        return delivery.events_page(s, demande=query.demande, failed=query.echec,
+        return log.events_page(s, demande=query.demande, failed=query.echec,
                                     page=query.page, per_page=query.per_page)
 
 
@@ -90,7 +90,7 @@ def list_events(query: EventsQuery):
 def replay_event(path: EventPath):
     principal = current_principal()
     require_audit_reader(principal)
-    sent = delivery.replay(principal, path.event_id, current_settings())
+    sent = dispatch.replay(principal, path.event_id, current_settings())
     return {"event_id": path.event_id, "delivery": sent}, 202
 
 

@@ -76,7 +76,7 @@ def install(settings: Settings) -> None:
     from forms_service.webhooks import events as webhook_events
 
     _settings.append(settings)
-    webhook_events.install()   # every change of a request's state → a webhook (issue 13)
+    webhook_events.install(settings_now)   # every change of a request's state → a webhook (issue 13)
     if on_record_stored not in batches.on_record_stored:
         batches.on_record_stored.append(on_record_stored)
     if on_record_reviewed not in batches.on_record_reviewed:

@@ -119,7 +119,7 @@ def _page(form: UserForm, *, error: str | None = None, link: str | None = None,
 def webhooks():
     """The webhooks' delivery log (issue 13): each event with its attempts; replay."""
     from forms_service.config import current_settings
-    from forms_service.webhooks.delivery import events_page
+    from forms_service.webhooks.log import events_page
 
     demande = request.args.get("demande", type=int)
     failed = request.args.get("echec") == "1"
@@ -136,7 +136,7 @@ def webhooks():
 @bp.post("/webhooks/<int:event_id>/renvoyer")
 def webhook_replay(event_id: int):
     from forms_service.config import current_settings
-    from forms_service.webhooks.delivery import replay
+    from forms_service.webhooks.dispatch import replay
 
     if not ActionForm().validate_on_submit():
         return redirect(url_for("admin.webhooks"))

@@ -7,8 +7,11 @@
   the step or the module that changed it) → an event row in the same transaction, queued
   once the transaction commits;
 - ``signing``: ``X-RSA-Signature: sha256=<HMAC-SHA256 of "<timestamp>.<body>">``;
-- ``delivery``: the queue task (``webhooks.deliver``, retried with backoff), the log read
-  back, and replay (a new delivery of the same event, audited).
+- ``delivery``: the queue task (``webhooks.deliver``, retried with backoff: what a worker runs);
+- ``dispatch``: events handed to the queue, and replay (a new delivery of the same event,
+  audited);
+- ``log``: the delivery log read back (API ``/api/v1/webhooks/events``, page
+  ``/administration/webhooks``).
 
 See docs/circuit.md (« Webhooks ») for the payload and how a receiver verifies it.
 """

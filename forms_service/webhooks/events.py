@@ -69,10 +69,8 @@ def body(event_name: str, demande: Demande, *, avis: Avis | None = None,
     }
 
 
-def _settings_now():
-    from forms_service.circuit.hooks import settings_now
-
-    return settings_now()
+#: Gives the settings in force (the app's, or a worker's): set by ``install``.
+_settings_now = lambda: None  # noqa: E731
 
 
 def configured(settings) -> bool:
@@ -121,15 +119,18 @@ def _after_commit(session: Session) -> None:
     ids = session.info.pop(PENDING_KEY, [])
     if not ids:
         return
-    from forms_service.webhooks.delivery import enqueue
+    from forms_service.webhooks.dispatch import enqueue
 
     settings = _settings_now()
     for event_id in ids:
         enqueue(settings, event_id)
 
 
-def install() -> None:
-    """Listen to every session's flushes and commits (once per process)."""
+def install(settings_now) -> None:
+    """Listen to every session's flushes and commits (once per process); ``settings_now()``
+    gives the settings in force when a flush happens."""
+    global _settings_now
+    _settings_now = settings_now
     if not event.contains(Session, "after_flush", _after_flush):
         event.listen(Session, "after_flush", _after_flush)
         event.listen(Session, "after_commit", _after_commit)
