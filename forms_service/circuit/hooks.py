@@ -43,14 +43,21 @@ def _after_commit(session: Session) -> None:
         mailing.send_all(settings, mails)
 
 
+def _after_rollback(session: Session, previous_transaction) -> None:
+    if not previous_transaction.nested:   # the requests are gone: so are their e-mails
+        session.info.pop(PENDING_KEY, None)
+
+
 def _on_record(session: Session, record) -> None:
     outcome = service.submit_record(session, DESK, record)
     if outcome is None:
         return
-    pending = session.info.setdefault(PENDING_KEY, [])
-    if not pending:
-        event.listen(session, "after_commit", _after_commit, once=True)
-    pending.extend(outcome.mails)
+    # Listened for as long as the session lives (a worker's session commits many times: a
+    # ``once=True`` listener added again after it fired is not added, and mails were lost).
+    if not event.contains(session, "after_commit", _after_commit):
+        event.listen(session, "after_commit", _after_commit)
+        event.listen(session, "after_soft_rollback", _after_rollback)
+    session.info.setdefault(PENDING_KEY, []).extend(outcome.mails)
     log.info("demande_from_record", record_id=record.id, demande_id=outcome.demande.id,
              added=outcome.added_to_existing)
 
