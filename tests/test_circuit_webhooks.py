@@ -188,7 +188,7 @@ def _transitions(app, client, k, b, receiver):
                                    "csrf_token": token})
     page = admin.get(f"/administration/webhooks?demande={rid}")
     html = page.get_data(as_text=True)
-    assert page.status_code == 200 and "essai 2" in html and "a_corriger → recue" in html
+    assert page.status_code == 200 and "essai 2" in html and "À corriger par le référent → Reçue" in html
     r = admin.post(f"/administration/webhooks/{last['id']}/renvoyer", data={"csrf_token": csrf_token(html)})
     assert r.status_code == 302
     receiver.wait(3 + len(steps))

@@ -118,6 +118,7 @@ def _page(form: UserForm, *, error: str | None = None, link: str | None = None,
 @bp.get("/webhooks")
 def webhooks():
     """The webhooks' delivery log (issue 13): each event with its attempts; replay."""
+    from forms_service.circuit.machine import machine
     from forms_service.config import current_settings
     from forms_service.webhooks.log import events_page
 
@@ -130,7 +131,8 @@ def webhooks():
     return render_template("admin_webhooks.html", result=result, demande=demande, failed=failed,
                            action=ActionForm(), sections=ADMIN_SECTIONS,
                            configured=bool(settings.webhook_url), url=settings.webhook_url,
-                           replayed=request.args.get("renvoi"))
+                           replayed=request.args.get("renvoi"), states=machine().states,
+                           steps=machine().steps)
 
 
 @bp.post("/webhooks/<int:event_id>/renvoyer")
