@@ -22,13 +22,12 @@ import threading
 import time
 
 import pytest
+import requests
 
 from tests.circuit_data import PASSWORD, SmtpServer, sample, seed
 from tests.desk_queue import start_worker, stop
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-requests = pytest.importorskip("requests")
 
 SEED = 20261201
 FORM = "fiche-liaison"
