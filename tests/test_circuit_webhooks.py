@@ -192,3 +192,14 @@ def _transitions(app, client, k, b, receiver):
     r = admin.post(f"/administration/webhooks/{last['id']}/renvoyer", data={"csrf_token": csrf_token(html)})
     assert r.status_code == 302
     receiver.wait(3 + len(steps))
+
+    # a module that moves a request on by itself (part 2's steps), without an avis row: the
+    # hook is where the state changes, so it is sent too
+    from forms_service import db
+    from forms_service.circuit.models import Demande
+
+    with app.app_context(), db.session() as s:
+        s.get(Demande, rid).etat = "decision"
+    moved = receiver.wait(4 + len(steps))[-1]["body"]
+    assert moved["transition"]["etape"] is None and moved["demande"]["etat"] == "decision"
+    assert (moved["transition"]["etat_avant"], moved["transition"]["etat_apres"]) == ("en_ep", "decision")
