@@ -109,6 +109,14 @@ class Settings(BaseSettings):
     #: Freezes the service's clock at this instant (ISO date-time; ``forms_service.clock``):
     #: tests and rehearsals of the deadlines. ``None``: the system clock.
     clock_now: datetime | None = _env("FORMS_SERVICE_CLOCK_NOW")
+    # -- webhooks (issue 13, « other systems »): each transition of a request, signed
+    #: Where every transition is POSTed (JSON, signed); ``None``: no webhook.
+    webhook_url: str | None = _env("WEBHOOK_URL")
+    #: The HMAC-SHA256 key of ``X-RSA-Signature`` (required with WEBHOOK_URL).
+    webhook_secret: str | None = Field(None, validation_alias="WEBHOOK_SECRET", repr=False)
+    #: Tries of one delivery after the first, and the first delay (doubled at each try).
+    webhook_retries: int = _env("WEBHOOK_RETRIES", 6)
+    webhook_retry_delay: float = _env("WEBHOOK_RETRY_DELAY", 10.0)
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -158,6 +166,10 @@ class Settings(BaseSettings):
             raise ValueError("REVIEW_LEASE_MINUTES doit être au moins 1")
         if self.max_content_length < 1:
             raise ValueError("MAX_CONTENT_LENGTH doit être positif")
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError("WEBHOOK_SECRET est requis avec WEBHOOK_URL")
+        if self.webhook_retries < 0 or self.webhook_retry_delay < 0:
+            raise ValueError("WEBHOOK_RETRIES et WEBHOOK_RETRY_DELAY doivent être positifs")
         return self
 
     # -- sources: the environment given to from_env, or the process's

@@ -372,20 +372,29 @@ def _clear(f) -> Any:
 
 
 def plan_document(rng: np.random.Generator, fd, *, batch: int, index: int, mode: str, person: dict,
-                  samples: list[tuple[str, dict]], ulid_ms: int) -> DocPlan:
-    if samples and rng.random() < 0.4:
+                  samples: list[tuple[str, dict]], ulid_ms: int, data: dict | None = None,
+                  document_id: str | None = None, fill: str | None = None,
+                  ambiguities: bool = True) -> DocPlan:
+    """One document's plan. ``data`` / ``document_id`` / ``fill`` given (a test that scans a
+    document the service issued): those, instead of drawn ones. ``fill`` ``ticked``: boxes
+    ticked by hand, text printed (a pre-filled form ticked with a pen). ``ambiguities``
+    False: no correction or planted ambiguity (every mark says what the person means)."""
+    if data is not None:
+        source, data = "given", copy.deepcopy(data)
+    elif samples and rng.random() < 0.4:
         name, raw = samples[int(rng.integers(len(samples)))]
         source, data = f"sample:{name}", copy.deepcopy(raw)
     else:
         source, data = "random", random_data(rng, fd, person)
     model, data = validated(fd, data)
     intended = model.model_dump(mode="json")
-    fill = _pick(rng, {"printed": 0.4, "hand": 0.35, "mixed": 0.25})
+    fill = fill or _pick(rng, {"printed": 0.4, "hand": 0.35, "mixed": 0.25})
     pens_ok = {k: v for k, v in MAIN_PENS.items() if mk.PENS[k].allowed(mode)}
     main_pen = _pick(rng, pens_ok)
     office_pen = _pick(rng, OFFICE_PENS)
     ink_pen = main_pen if main_pen != "pencil" else office_pen     # a box is never blackened in pencil
-    doc = DocPlan(batch=batch, index=index, form=fd.id, document_id=seeded_ulid(rng, ulid_ms),
+    doc = DocPlan(batch=batch, index=index, form=fd.id,
+                  document_id=document_id or seeded_ulid(rng, ulid_ms),
                   source=source, fill=fill, mode=mode, photocopy=bool(rng.random() < 0.12),
                   intended=intended, render_json={}, pens={"main": main_pen, "office": office_pen})
     render = copy.deepcopy(intended)
@@ -393,7 +402,7 @@ def plan_document(rng: np.random.Generator, fd, *, batch: int, index: int, mode:
     # -- boxes: printed ☒ or ticked by hand
     hand_fields = []
     for path, f, reserved in _box_fields(fd, intended):
-        by_hand = reserved or fill == "hand" or (fill == "mixed" and rng.random() < 0.5)
+        by_hand = reserved or fill in ("hand", "ticked") or (fill == "mixed" and rng.random() < 0.5)
         if not by_hand:
             continue
         hand_fields.append((path, f, reserved))
@@ -409,14 +418,14 @@ def plan_document(rng: np.random.Generator, fd, *, batch: int, index: int, mode:
         return [c for c in _codes(f) if (path, c) not in doc.boxes]
 
     choice_hand = [(p, f, r) for p, f, r in hand_fields if f.type == "choice" and len(f.codes) >= 2]
-    if choice_hand and rng.random() < 0.12:
+    if ambiguities and choice_hand and rng.random() < 0.12:
         with_value = [(p, f, r) for p, f, r in choice_hand if _get(intended, p) is not None]
         if with_value:
             p, f, r = with_value[int(rng.integers(len(with_value)))]
             code = free_codes(p, f)[int(rng.integers(len(free_codes(p, f))))]
             doc.boxes[(p, code)] = BoxPlan("blackened", "fill", office_pen if r else ink_pen,
                                            correction=True, planted="correction", ambiguous=True)
-    if choice_hand and rng.random() < 0.18:
+    if ambiguities and choice_hand and rng.random() < 0.18:
         preferred = [x for x in choice_hand if x[0].startswith(AMBIGUITY_FIELDS)
                      and not any(k[0] == x[0] and b.planted for k, b in doc.boxes.items())]
         pool = preferred or [x for x in choice_hand
@@ -430,7 +439,7 @@ def plan_document(rng: np.random.Generator, fd, *, batch: int, index: int, mode:
                 doc.boxes[(p, c)] = BoxPlan("checked", _pick(rng, {"tick": 0.5, "cross": 0.5}), pen,
                                             ambiguous=True, planted="double_tick")
             doc.ambiguous.append({"path": p, "kind": "double_tick", "values": sorted(map(str, have + extra))})
-    if hand_fields and rng.random() < 0.10:
+    if ambiguities and hand_fields and rng.random() < 0.10:
         cands = []
         for p, f, r in hand_fields:
             if any(k[0] == p for k in doc.boxes) and f.type != "multi":
@@ -443,7 +452,7 @@ def plan_document(rng: np.random.Generator, fd, *, batch: int, index: int, mode:
             doc.ambiguous.append({"path": p, "kind": "blackened", "values": [str(c)]})
 
     # -- text written by hand instead of printed
-    p_hand = {"printed": 0.0, "hand": 0.5, "mixed": 0.25}[fill]
+    p_hand = {"printed": 0.0, "hand": 0.5, "mixed": 0.25, "ticked": 0.0}[fill]
     for path, reserved in _text_fields(fd, intended):
         value = _get(intended, path)
         if value in (None, "", []):

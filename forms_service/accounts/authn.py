@@ -61,6 +61,7 @@ ENDPOINT_SCOPES: dict[str, str | None] = {
     "api.directory.": "admin",
     "api.audit.": "admin",
     "api.accounts.": "admin",
+    "api.webhooks.": "admin",            # the webhooks' delivery log (issue 13)
     "referent.": None,
     "slai.": "records",
     "correspondant.": "requests",        # the circuit's inboxes (issue 12)

@@ -26,7 +26,8 @@ PENDING_KEY = "forms_service.circuit.mails"
 _settings: list[Settings] = []
 
 
-def _settings_now() -> Settings | None:
+def settings_now() -> Settings | None:
+    """The settings in force: the current app's, else those ``install`` was given (a worker)."""
     from flask import has_app_context
 
     if has_app_context():
@@ -37,19 +38,26 @@ def _settings_now() -> Settings | None:
 
 def _after_commit(session: Session) -> None:
     mails = session.info.pop(PENDING_KEY, [])
-    settings = _settings_now()
+    settings = settings_now()
     if mails and settings is not None:
         mailing.send_all(settings, mails)
+
+
+def _after_rollback(session: Session, previous_transaction) -> None:
+    if not previous_transaction.nested:   # the requests are gone: so are their e-mails
+        session.info.pop(PENDING_KEY, None)
 
 
 def _on_record(session: Session, record) -> None:
     outcome = service.submit_record(session, DESK, record)
     if outcome is None:
         return
-    pending = session.info.setdefault(PENDING_KEY, [])
-    if not pending:
-        event.listen(session, "after_commit", _after_commit, once=True)
-    pending.extend(outcome.mails)
+    # Listened for as long as the session lives (a worker's session commits many times: a
+    # ``once=True`` listener added again after it fired is not added, and mails were lost).
+    if not event.contains(session, "after_commit", _after_commit):
+        event.listen(session, "after_commit", _after_commit)
+        event.listen(session, "after_soft_rollback", _after_rollback)
+    session.info.setdefault(PENDING_KEY, []).extend(outcome.mails)
     log.info("demande_from_record", record_id=record.id, demande_id=outcome.demande.id,
              added=outcome.added_to_existing)
 
@@ -73,13 +81,15 @@ def install(settings: Settings) -> None:
     from forms_service.desk import batches
 
     from forms_service import clock
+    from forms_service.webhooks import events as webhook_events
 
     _settings.append(settings)
     clock.install(settings)        # a worker's "now" (an app's is its own)
+    webhook_events.install(settings_now)   # every change of a request's state → a webhook (issue 13)
     if on_record_stored not in batches.on_record_stored:
         batches.on_record_stored.append(on_record_stored)
     if on_record_reviewed not in batches.on_record_reviewed:
         batches.on_record_reviewed.append(on_record_reviewed)
 
 
-__all__ = ["install", "on_record_stored", "on_record_reviewed", "DESK"]
+__all__ = ["install", "on_record_stored", "on_record_reviewed", "DESK", "settings_now"]

@@ -18,5 +18,6 @@ from forms_service.desk import review_models  # noqa: F401
 from forms_service.directory import models as directory_models  # noqa: F401
 from forms_service import drafts as drafts_models  # noqa: F401  (issue 14)
 from forms_service import preferences as preferences_models  # noqa: F401  (issue 14)
+from forms_service.webhooks import models as webhooks_models  # noqa: F401  (issue 13)
 
 metadata = Base.metadata

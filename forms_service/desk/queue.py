@@ -76,6 +76,8 @@ class DeskQueue:
         h.on_startup(name="desk.worker_start")(self._on_start)
         from forms_service.circuit import notify   # the circuit's e-mails (issue 12)
         self.send_mail = notify.register_task(h, settings)
+        from forms_service.webhooks import delivery   # the circuit's webhooks (issue 13)
+        self.deliver_webhook = delivery.register_task(h, settings)
         # the référents' daily e-mail of échéances (issue 14: forms_service/digest.py)
         from forms_service.digest import DIGEST_HOUR
         h.periodic_task(crontab(hour=str(DIGEST_HOUR), minute="0"),

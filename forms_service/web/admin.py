@@ -26,7 +26,7 @@ from forms_service.principal import ROLES, current_principal
 bp = Blueprint("admin", __name__, url_prefix="/administration", template_folder="templates")
 
 #: (label, endpoint) of each section of the administration page, shown as its menu.
-ADMIN_SECTIONS: list[tuple[str, str]] = [("Comptes", "admin.comptes")]
+ADMIN_SECTIONS: list[tuple[str, str]] = [("Comptes", "admin.comptes"), ("Webhooks", "admin.webhooks")]
 
 ROLE_LABELS = {
     "referent": "Référent",
@@ -113,6 +113,37 @@ def _page(form: UserForm, *, error: str | None = None, link: str | None = None,
                            accounts=accounts, error=error, link=link, link_for=link_for,
                            role_labels=ROLE_LABELS, sections=ADMIN_SECTIONS,
                            open_mode=current_principal().open_mode)
+
+
+@bp.get("/webhooks")
+def webhooks():
+    """The webhooks' delivery log (issue 13): each event with its attempts; replay."""
+    from forms_service.circuit.machine import machine
+    from forms_service.config import current_settings
+    from forms_service.webhooks.log import events_page
+
+    demande = request.args.get("demande", type=int)
+    failed = request.args.get("echec") == "1"
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    with db.session() as s:
+        result = events_page(s, demande=demande, failed=failed, page=page)
+    settings = current_settings()
+    return render_template("admin_webhooks.html", result=result, demande=demande, failed=failed,
+                           action=ActionForm(), sections=ADMIN_SECTIONS,
+                           configured=bool(settings.webhook_url), url=settings.webhook_url,
+                           replayed=request.args.get("renvoi"), states=machine().states,
+                           steps=machine().steps)
+
+
+@bp.post("/webhooks/<int:event_id>/renvoyer")
+def webhook_replay(event_id: int):
+    from forms_service.config import current_settings
+    from forms_service.webhooks.dispatch import replay
+
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for("admin.webhooks"))
+    replay(current_principal(), event_id, current_settings())
+    return redirect(url_for("admin.webhooks", renvoi=event_id))
 
 
 def init_app(app: Flask) -> None:
