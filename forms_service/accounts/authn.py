@@ -65,6 +65,8 @@ ENDPOINT_SCOPES: dict[str, str | None] = {
     "slai.": "records",
     "correspondant.": "requests",        # the circuit's inboxes (issue 12)
     "mes_demandes.": "requests",
+    "decision.": "requests",             # the Président's decision, the structures (issue 13)
+    "structure.": "requests",
     "slai.deposer": "parse",             # the desk's upload: the batches' code path
     "auth.": None,
     "admin.": "admin",

@@ -73,6 +73,8 @@ def install(settings: Settings) -> None:
     from forms_service.desk import batches
 
     _settings.append(settings)
+    from forms_service.circuit import decision   # issue 13: a decided action CG → its structure
+    decision.install()
     if on_record_stored not in batches.on_record_stored:
         batches.on_record_stored.append(on_record_stored)
     if on_record_reviewed not in batches.on_record_reviewed:

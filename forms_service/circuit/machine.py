@@ -47,6 +47,9 @@ class Step:
     comment_field: str | None = None
     date_field: str | None = None
     delay_days: int | None = None
+    #: The fiche's reserved section the step fills beyond its choice and comment (the
+    #: Président's structure and avenant, the structure's dates and motif): ``fields=``.
+    section: str | None = None
 
     def next_state(self, choix: str, types: set[str]) -> str:
         for rule in self.next:
@@ -103,7 +106,8 @@ def _load(path: Path) -> Machine:
         steps[code] = Step(code=code, label=s["label"], sources=tuple(s["from"]),
                            roles=frozenset(s["roles"]), choices=dict(s["choices"]), next=rules,
                            choice_field=s.get("choice_field"), comment_field=s.get("comment_field"),
-                           date_field=s.get("date_field"), delay_days=s.get("delay_days"))
+                           date_field=s.get("date_field"), delay_days=s.get("delay_days"),
+                           section=s.get("section"))
     m = Machine(states=states, initial=raw["initial"], steps=steps,
                 types={code: t["label"] for code, t in raw["types"].items()},
                 type_conditions={code: t["when"] for code, t in raw["types"].items()})

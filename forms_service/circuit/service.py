@@ -39,6 +39,11 @@ log = get_logger(__name__)
 FORM_ID = "fiche-liaison"
 SYSTEM_ACTOR = "systeme"
 
+#: What follows a step, by step code: ``hook(session, demande, outcome)``, run in the
+#: step's transaction once the avis is taken (web, API and paper alike), registered by
+#: the modules that do it (``circuit.decision``: the structure a CG action goes to).
+AFTER_STEP: dict[str, list] = {}
+
 
 @dataclass
 class Outcome:
@@ -71,7 +76,7 @@ def submit(s: Session, principal: Principal, data: dict, *, beneficiary_id: int,
     it. Otherwise a new request, checked and routed at once."""
     beneficiary = access.get_beneficiary(principal, beneficiary_id, session=s)
     if document_id:
-        existing = s.scalars(select(Demande).where(Demande.document_id == document_id)).first()
+        existing = request_of_document(s, document_id)
         if existing is not None:
             return add_paper_avis(s, principal, existing, data, record_id=record_id)
     report = validate(form(), data)
@@ -90,6 +95,18 @@ def submit(s: Session, principal: Principal, data: dict, *, beneficiary_id: int,
     outcome = Outcome(demande)
     _route(s, demande, report, outcome)
     return outcome
+
+
+def request_of_document(s: Session, document_id: str) -> Demande | None:
+    """The request a printed fiche belongs to: the one it was issued as, or the one whose
+    copy was printed for its structure (``circuit.structure_models.StructureEnvoi``)."""
+    from forms_service.circuit.structure_models import StructureEnvoi
+
+    found = s.scalars(select(Demande).where(Demande.document_id == document_id)).first()
+    if found is None:
+        found = s.scalars(select(Demande).join(StructureEnvoi, StructureEnvoi.demande_id == Demande.id)
+                          .where(StructureEnvoi.document_id == document_id)).first()
+    return found
 
 
 def submit_record(s: Session, principal: Principal, record) -> Outcome | None:
@@ -189,15 +206,62 @@ def _reserved_paths() -> list[str]:
     paths = []
     for st in machine().steps.values():
         paths += [p for p in (st.choice_field, st.comment_field, st.date_field) if p]
+        paths += [f.path for f in section_fields(st)]
     return paths
+
+
+def section_fields(step: Step) -> list:
+    """The fields of the step's reserved section it may fill beyond its choice, comment
+    and date (``states.yaml`` ``section``; the form definition lists them)."""
+    if not step.section:
+        return []
+    section = next(sec for sec in form().sections if sec.id == step.section)
+    own = {step.choice_field, step.comment_field, step.date_field}
+    return [f for f in section.fields if f.path not in own and f.type != "signature"]
+
+
+def _checked_fields(step: Step, fields: dict | None, *, strict: bool) -> dict:
+    """``fields`` kept to the step's section, each value fitting its printed field; a
+    wrong one is refused (web, API) or, read from paper, left out."""
+    allowed = {f.path: f for f in section_fields(step)}
+    out = {}
+    for path, value in (fields or {}).items():
+        f = allowed.get(path)
+        problem = None
+        if f is None:
+            problem = f"Champ « {path} » hors de la partie « {step.label} »"
+        elif value in (None, ""):
+            continue
+        elif f.type == "date":
+            try:
+                value = dt.date.fromisoformat(str(value)).isoformat()
+            except ValueError:
+                problem = f"{f.label.rstrip(' :')} : date invalide (AAAA-MM-JJ)"
+        elif f.type == "choice":
+            if not f.option(str(value)):
+                problem = f"{f.label.rstrip(' :')} : choix impossible"
+        else:
+            value = str(value).strip()
+            if f.max_length and len(value) > f.max_length:
+                if strict:
+                    problem = (f"{f.label.rstrip(' :')} : {f.max_length} caractères au plus "
+                               "(le champ imprimé sur la fiche)")
+                value = value[:f.max_length]
+        if problem:
+            if strict:
+                raise BadRequest(problem, path=path, rule="champ_invalide")
+            continue
+        out[path] = value
+    return out
 
 
 # --------------------------------------------------------------------------- avis
 
 def record_avis(s: Session, principal: Principal, demande_id: int, etape: str, choix: str,
-                commentaire: str = "", *, source: str = "api") -> Outcome:
+                commentaire: str = "", *, source: str = "api", fields: dict | None = None) -> Outcome:
     """An avis on the web or the API: the step must be allowed now (409) for the caller's
-    roles (403); it feeds the fiche's reserved part and goes back to the référent."""
+    roles (403); it feeds the fiche's reserved part (with ``fields``, the other fields of
+    the step's section: ``section_fields``) and goes back to the référent."""
     demande = access.get_request(principal, demande_id, session=s)
     if etape not in machine().steps:
         raise BadRequest(f"Étape inconnue : {etape}", path="etape", rule="etape_inconnue")
@@ -206,11 +270,12 @@ def record_avis(s: Session, principal: Principal, demande_id: int, etape: str, c
         raise Forbidden(f"L'étape « {step.label} » est faite par le service", path="etape")
     machine().check(step, demande.etat, principal.roles, is_admin=principal.is_admin)
     return _avis(s, demande, step, choix, commentaire, actor=principal.actor,
-                 user_id=principal.user_id, source=source)
+                 user_id=principal.user_id, source=source,
+                 fields=_checked_fields(step, fields, strict=True))
 
 
 def _avis(s: Session, demande: Demande, step: Step, choix: str, commentaire: str, *,
-          actor: str, user_id: int | None, source: str) -> Outcome:
+          actor: str, user_id: int | None, source: str, fields: dict | None = None) -> Outcome:
     if choix not in step.choices:
         allowed = ", ".join(step.choices)
         raise BadRequest(f"Choix impossible pour l'étape « {step.label} » (attendu : {allowed})",
@@ -220,15 +285,21 @@ def _avis(s: Session, demande: Demande, step: Step, choix: str, commentaire: str
     if limit is not None and len(commentaire) > limit:
         raise BadRequest(f"Le commentaire ne tient pas sur la fiche : {limit} caractères au plus",
                          path="commentaire", rule="commentaire_trop_long")
-    _feed_fiche(demande, step, choix, commentaire)
+    _feed_fiche(demande, step, choix, commentaire, fields or {})
     _take(s, demande, step, choix, actor=actor, user_id=user_id, source=source,
           commentaire=commentaire)
-    return Outcome(demande, [_mail_referent(s, demande, "avis", step=step, choix=choix)])
+    outcome = Outcome(demande, [_mail_referent(s, demande, "avis", step=step, choix=choix)])
+    for hook in AFTER_STEP.get(step.code, []):
+        hook(s, demande, outcome)
+    return outcome
 
 
-def _feed_fiche(demande: Demande, step: Step, choix: str, commentaire: str) -> None:
+def _feed_fiche(demande: Demande, step: Step, choix: str, commentaire: str,
+                fields: dict) -> None:
     """The paper's reserved part, as the web avis fills it (the fiche prints again with it)."""
     data = copy.deepcopy(demande.data)
+    for path, value in fields.items():
+        set_path(data, path, value)
     if step.choice_field:
         f = form().field(step.choice_field)
         set_path(data, step.choice_field, [choix] if f is not None and f.type == "multi" else choix)
@@ -258,8 +329,10 @@ def add_paper_avis(s: Session, principal: Principal, demande: Demande, data: dic
         choix = choice if choice in step.choices else _choice_from_text(step, str(text))
         limit = comment_limit(step)
         commentaire = str(text).strip()[:limit] if limit else str(text).strip()
+        read = {f.path: get_path(data, f.path) for f in section_fields(step)}
         more = _avis(s, demande, step, choix, commentaire, actor=principal.actor,
-                     user_id=principal.user_id, source="papier")
+                     user_id=principal.user_id, source="papier",
+                     fields=_checked_fields(step, read, strict=False))
         outcome.mails += more.mails
         break
     record_event(principal, "demande.fiche_relue", form_id=FORM_ID,
@@ -299,4 +372,4 @@ def _mail_referent(s: Session, demande: Demande, kind: str, *, problems=None,
 
 
 __all__ = ["Outcome", "submit", "submit_record", "correct", "record_avis", "add_paper_avis",
-           "comment_limit", "FORM_ID"]
+           "comment_limit", "section_fields", "request_of_document", "AFTER_STEP", "FORM_ID"]

@@ -17,6 +17,10 @@ def register(app: Flask) -> None:
 
     app.register_blueprint(correspondant.bp)     # the fiche de liaison's circuit (issue 12)
     app.register_blueprint(mes_demandes.bp)
+    from forms_service.web import decision, structure
+
+    app.register_blueprint(decision.bp)          # the Président's decision (issue 13)
+    app.register_blueprint(structure.bp)         # the structures' inbox (issue 13)
     from forms_service.web import admin, admin_directory, auth, desk
 
     auth.init_app(app)          # /connexion, /deconnexion, password links
