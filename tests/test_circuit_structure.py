@@ -56,6 +56,24 @@ def _scanned_page(app, pdf: bytes, document_id: str, data: dict, number: int, se
     return out.getvalue()
 
 
+def _review(app, record_id: int) -> list[str]:
+    """The SLAI agent settles the record's review on the desk's page (each point confirmed)."""
+    import re
+
+    agent = login(app.test_client(), "agent.arr@c.example")
+    points = []
+    for _ in range(40):
+        page = agent.get(f"/slai/verification/{record_id}").get_data(as_text=True)
+        found = re.search(r'name="point" value="([^"]+)"', page)
+        if found is None:
+            break
+        points.append(found.group(1))
+        r = agent.post(f"/slai/verification/{record_id}", data={
+            "csrf_token": csrf_token(page), "point": found.group(1), "action": "confirmer"})
+        assert r.status_code == 303, r.get_data(as_text=True)[:500]
+    return points
+
+
 def test_paper_decision_and_a_scanned_structure_return_add_to_their_requests(make_app, lo_pool, tmp_path):
     app = make_app(PDF_POOL=lo_pool)
     people = seed_all(app)
@@ -121,6 +139,14 @@ def test_paper_decision_and_a_scanned_structure_return_add_to_their_requests(mak
         # its page 3, the return ticked by hand and scanned, comes back to the desk
         png = _scanned_page(app, pdf_b, doc_b, {"retour_structure": ["commence"]}, 3, seed=1303)
         read_batch(client, k["agent.arr@c.example"], [("retour-structure.png", png)])
+        # one page of three, hand-written text: it waits at the desk's review, then routes
+        assert request_view(client, people, rid_b)["etat"] == "structure"
+        recs = client.get("/api/v1/records", headers=headers(k["admin@c.example"])).get_json()["items"]
+        scanned = next(r for r in recs if r["document_id"] == doc_b)
+        assert scanned["review"] == "pending"
+        points = _review(app, scanned["id"])
+        assert points, "a record waiting for review has points to settle"
+        print("review points:", points)
         view = request_view(client, people, rid_b)
         assert view["etat"] == "traitee", view["avis"][-1]
         last = view["avis"][-1]
