@@ -122,3 +122,25 @@ def test_decision_sends_the_cg_action_to_its_structure_and_back_to_the_referent(
     assert _to(app, "struct.arr@c.example") == [
         f"Fiche de liaison n° {cg} : une action CG vous est confiée"]
     assert _to(app, "struct.art@c.example") == []
+
+    # the API takes the same steps, the section's other fields as « champs »
+    third = to_decision(api, people, "arr3", "actions-cg")
+    dk = headers(people["keys"]["dec.arr@c.example"])
+    r = api.post(f"/api/v1/requests/{third}/avis", headers=dk, json={"etape": "president", "choix": "favorable"})
+    assert r.status_code == 400 and r.get_json()["errors"][0]["rule"] == "structure_manquante"
+    r = api.post(f"/api/v1/requests/{cg}/avis", headers=dk, json={"etape": "president", "choix": "favorable"})
+    assert r.status_code == 409
+    r = api.post(f"/api/v1/requests/{third}/avis", headers=dk, json={
+        "etape": "president", "choix": "favorable", "champs": {"organisme": "atelier-arras", "avenant": "non",
+                                                             "president.structure_animateur": "x" * 37}})
+    assert r.status_code == 400 and r.get_json()["errors"][0]["path"] == "president.structure_animateur"
+    r = api.post(f"/api/v1/requests/{third}/avis", headers=dk, json={
+        "etape": "president", "choix": "favorable", "champs": {"organisme": "atelier-arras", "avenant": "non"}})
+    assert r.status_code == 200 and r.get_json()["etat"] == "structure"
+    sk = headers(people["keys"]["struct.arr@c.example"])
+    r = api.post(f"/api/v1/requests/{third}/avis", headers=sk, json={"etape": "structure", "choix": "n_integre_pas"})
+    assert r.status_code == 400 and r.get_json()["errors"][0]["rule"] == "retour_incomplet"
+    r = api.post(f"/api/v1/requests/{third}/avis", headers=sk, json={
+        "etape": "structure", "choix": "n_integre_pas", "champs": {"structure.motif": "Horaires incompatibles"}})
+    assert r.status_code == 200 and r.get_json()["etat"] == "traitee"
+    assert r.get_json()["fiche"]["structure"]["motif"] == "Horaires incompatibles"

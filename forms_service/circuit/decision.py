@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from forms_service import access
 from forms_service.circuit import service, structure
+from forms_service.circuit.machine import machine
 from forms_service.circuit.models import Demande
 from forms_service.directory.models import Organisme
 from forms_service.errors import BadRequest, Forbidden
@@ -95,8 +96,8 @@ def decide(s: Session, p: Principal, demande_id: int, d: Decision, *,
            source: str = "web") -> service.Outcome:
     """Record the decision (see the module docstring); French ``BadRequest`` when
     something the step needs is missing."""
-    require_decideur(p)
     demande = access.get_request(p, demande_id, session=s)
+    machine().check(machine().step(STEP), demande.etat, p.roles, is_admin=p.is_admin)
     fields: dict[str, str] = {}
     if AVENANT_TYPE in demande.types and d.avenant not in ("oui", "non"):
         raise BadRequest("Indiquez si la décision vaut avenant au contrat (oui ou non)",

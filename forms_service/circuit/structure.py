@@ -31,6 +31,7 @@ from forms_service.accounts.models import User, UserRole
 from forms_service.audit import record_event
 from forms_service.catalogue.paths import get_path, set_path
 from forms_service.circuit import service
+from forms_service.circuit.machine import machine
 from forms_service.circuit.models import Demande
 from forms_service.circuit.notify import Attachment, Mail
 from forms_service.circuit.structure_models import StructureEnvoi
@@ -221,8 +222,9 @@ def record_return(s: Session, p: Principal, demande_id: int, choix: str, *,
                   synthese: str = "", fields: dict | None = None,
                   source: str = "web") -> service.Outcome:
     """The structure's return on the web (see the module docstring)."""
-    require_structure(p)
-    get_sent(s, p, demande_id)
+    d = get_sent(s, p, demande_id)
+    step = machine().step(STEP)
+    machine().check(step, d.etat, p.roles, is_admin=p.is_admin)
     fields = {k: v for k, v in (fields or {}).items() if v not in (None, "")}
     need = RETURN_NEEDS.get(choix)
     if need and not fields.get(need[0]):

@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from flask_wtf import FlaskForm
 
 from forms_service import access, db
-from forms_service.circuit import decision, mailing, notify, queries, service
+from forms_service.circuit import decision, mailing, notify, queries, service, structure
 from forms_service.circuit.machine import machine
 from forms_service.circuit.structure_models import StructureEnvoi
 from forms_service.errors import FormsError
@@ -58,6 +58,9 @@ def decider(request_id: int):
             raise
         return _page(errors={request_id: exc.problems[0].message}, values={request_id: f})
     mailing.send_all(_settings(), mails)
+    # fiches still waiting for a structure without an account (a decision read from paper
+    # by the desk's worker, which has no render service): printed and sent now
+    structure.send_pending(current_app._get_current_object())
     return redirect(url_for(".liste", enregistre=request_id))
 
 
