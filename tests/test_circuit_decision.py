@@ -135,6 +135,10 @@ def test_decision_sends_the_cg_action_to_its_structure_and_back_to_the_referent(
                                                              "president.structure_animateur": "x" * 37}})
     assert r.status_code == 400 and r.get_json()["errors"][0]["path"] == "president.structure_animateur"
     r = api.post(f"/api/v1/requests/{third}/avis", headers=dk, json={
+        "etape": "president", "choix": "favorable", "commentaire": "ok",
+        "champs": {"organisme": "atelier-arras", "avenant": "non", "president.structure_fax": "03\x0721"}})
+    assert r.status_code == 400 and r.get_json()["errors"][0]["rule"] == "caractere_interdit"
+    r = api.post(f"/api/v1/requests/{third}/avis", headers=dk, json={
         "etape": "president", "choix": "favorable", "champs": {"organisme": "atelier-arras", "avenant": "non"}})
     assert r.status_code == 200 and r.get_json()["etat"] == "structure"
     sk = headers(people["keys"]["struct.arr@c.example"])

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from forms_service import access
+from forms_service import access, characters
 from forms_service.audit import record_event
 from forms_service.catalogue import catalogue
 from forms_service.catalogue.paths import get_path, set_path
@@ -227,9 +227,11 @@ def _checked_fields(step: Step, fields: dict | None, *, strict: bool) -> dict:
     out = {}
     for path, value in (fields or {}).items():
         f = allowed.get(path)
-        problem = None
+        problem, rule = None, "champ_invalide"
         if f is None:
             problem = f"Champ « {path} » hors de la partie « {step.label} »"
+        elif isinstance(value, str) and characters.first_forbidden(value):
+            problem, rule = characters.message(characters.first_forbidden(value)), characters.RULE
         elif value in (None, ""):
             continue
         elif f.type == "date":
@@ -249,7 +251,7 @@ def _checked_fields(step: Step, fields: dict | None, *, strict: bool) -> dict:
                 value = value[:f.max_length]
         if problem:
             if strict:
-                raise BadRequest(problem, path=path, rule="champ_invalide")
+                raise BadRequest(problem, path=path, rule=rule)
             continue
         out[path] = value
     return out
@@ -281,6 +283,9 @@ def _avis(s: Session, demande: Demande, step: Step, choix: str, commentaire: str
         raise BadRequest(f"Choix impossible pour l'étape « {step.label} » (attendu : {allowed})",
                          path="choix", rule="choix_invalide")
     commentaire = (commentaire or "").strip()
+    if characters.first_forbidden(commentaire):
+        raise BadRequest(characters.message(characters.first_forbidden(commentaire)),
+                         path="commentaire", rule=characters.RULE)
     limit = comment_limit(step)
     if limit is not None and len(commentaire) > limit:
         raise BadRequest(f"Le commentaire ne tient pas sur la fiche : {limit} caractères au plus",
