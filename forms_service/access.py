@@ -15,7 +15,8 @@ Rules (issue 10):
 - ``referent`` sees the beneficiaries they are named for;
 - ``agent_slai``, ``correspondant``, ``secretariat_ep``, ``decideur`` see their
   territory's beneficiaries;
-- ``structure`` sees what is sent to it (nothing yet: a later issue);
+- ``structure`` sees the fiche de liaison requests the Président sent to its organisme
+  (issue 13; ``circuit.structure`` shows it the parts of the fiche a structure may see);
 - a fiche de liaison's request (``circuit``) is visible with its beneficiary;
 - a person holding several roles sees the union;
 - an API key without a user (a machine: the département's system) sees everything,
@@ -179,7 +180,14 @@ def request_condition(p: Principal) -> ColumnElement[bool]:
 
     if p.open_mode or "administrateur" in p.roles:
         return true()
-    return Demande.beneficiary_id.in_(select(Beneficiary.id).where(beneficiary_condition(p)))
+    condition = Demande.beneficiary_id.in_(select(Beneficiary.id).where(beneficiary_condition(p)))
+    if "structure" in p.roles and p.organisme:
+        # a structure sees the requests the Président sent to it (issue 13), nothing else
+        from forms_service.circuit.structure_models import StructureEnvoi
+
+        sent = select(StructureEnvoi.demande_id).where(StructureEnvoi.organisme == p.organisme)
+        condition = or_(condition, Demande.id.in_(sent))
+    return condition
 
 
 def visible_requests(p: Principal):

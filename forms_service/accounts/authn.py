@@ -67,6 +67,8 @@ ENDPOINT_SCOPES: dict[str, str | None] = {
     "correspondant.": "requests",        # the circuit's inboxes (issue 12)
     "mes_demandes.": "requests",
     "ep.": "requests",                   # the EP's secretariat (issue 13)
+    "decision.": "requests",             # the Président's decision, the structures (issue 13)
+    "structure.": "requests",
     "slai.deposer": "parse",             # the desk's upload: the batches' code path
     "auth.": None,
     "admin.": "admin",

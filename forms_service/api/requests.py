@@ -132,6 +132,11 @@ class AvisBody(BaseModel):
     choix: str = Field(max_length=64)
     commentaire: str = Field("", max_length=2000,
                              description="Tient dans le champ imprimé de la fiche (max_length)")
+    champs: dict[str, str] = Field(
+        default_factory=dict, max_length=20,
+        description="Étapes president et structure : les autres champs de leur partie de la "
+                    "fiche, par chemin (avenant, president.structure, structure.motif...) ; "
+                    "pour president, « organisme » : le code d'un organisme de l'annuaire")
 
 
 def _detail(request_id: int) -> dict:
@@ -205,9 +210,22 @@ def get_request(path: RequestPath):
          description="409 si le circuit ne permet pas cette étape à l'état actuel de la demande.",
          responses={200: RequestDetail, 409: ErrorBody})
 def post_avis(path: RequestPath, body: AvisBody):
+    from forms_service.circuit import decision, structure
+
+    p, champs = current_principal(), dict(body.champs)
     with db.session() as s:
-        outcome = service.record_avis(s, current_principal(), path.request_id, body.etape,
-                                      body.choix, body.commentaire, source="api")
+        if body.etape == decision.STEP:      # issue 13: the decision's checks and designation
+            outcome = decision.decide(s, p, path.request_id, decision.Decision(
+                choix=body.choix, avenant=champs.pop("avenant", None),
+                organisme=champs.pop("organisme", None), structure=champs,
+                commentaire=body.commentaire), source="api")
+        elif body.etape == structure.STEP:
+            outcome = structure.record_return(s, p, path.request_id, body.choix,
+                                              synthese=body.commentaire, fields=champs,
+                                              source="api")
+        else:
+            outcome = service.record_avis(s, p, path.request_id, body.etape, body.choix,
+                                          body.commentaire, source="api", fields=champs)
         mails = outcome.mails
     return _finish(mails, path.request_id)
 

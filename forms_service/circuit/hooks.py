@@ -86,6 +86,8 @@ def install(settings: Settings) -> None:
     _settings.append(settings)
     clock.install(settings)        # a worker's "now" (an app's is its own)
     webhook_events.install(settings_now)   # every change of a request's state → a webhook (issue 13)
+    from forms_service.circuit import decision   # issue 13: a decided action CG → its structure
+    decision.install()
     if on_record_stored not in batches.on_record_stored:
         batches.on_record_stored.append(on_record_stored)
     if on_record_reviewed not in batches.on_record_reviewed:

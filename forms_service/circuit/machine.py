@@ -51,6 +51,9 @@ class Step:
     delay_months: int | None = None
     #: Choices only the service itself takes (the EP's « réputé rendu »).
     system_choices: frozenset[str] = frozenset()
+    #: The fiche's reserved section the step fills beyond its choice and comment (the
+    #: Président's structure and avenant, the structure's dates and motif): ``fields=``.
+    section: str | None = None
 
     def next_state(self, choix: str, types: set[str]) -> str:
         for rule in self.next:
@@ -109,7 +112,8 @@ def _load(path: Path) -> Machine:
                            choice_field=s.get("choice_field"), comment_field=s.get("comment_field"),
                            date_field=s.get("date_field"), delay_days=s.get("delay_days"),
                            delay_months=s.get("delay_months"),
-                           system_choices=frozenset(s.get("system_choices") or ()))
+                           system_choices=frozenset(s.get("system_choices") or ()),
+                           section=s.get("section"))
     m = Machine(states=states, initial=raw["initial"], steps=steps,
                 types={code: t["label"] for code, t in raw["types"].items()},
                 type_conditions={code: t["when"] for code, t in raw["types"].items()})

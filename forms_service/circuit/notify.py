@@ -15,6 +15,7 @@ per message under ``<var>/outbox/``, and the pages say so (``outbox_mode``).
 
 from __future__ import annotations
 
+import base64
 import smtplib
 import ssl
 import time
@@ -37,6 +38,14 @@ QUEUE_RETRY_DELAY = 3
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent with a message (the printed fiche a structure without an account gets)."""
+    filename: str
+    mimetype: str
+    content: bytes
+
+
+@dataclass(frozen=True)
 class Mail:
     to: tuple[str, ...]
     subject: str
@@ -46,6 +55,7 @@ class Mail:
     #: Path of the page to link (``/correspondant/demandes/3``), made absolute with PUBLIC_URL.
     link: str = ""
     kind: str = field(default="info")
+    attachments: tuple[Attachment, ...] = ()
 
 
 def outbox_mode(settings: Settings) -> bool:
@@ -70,6 +80,9 @@ def build(settings: Settings, mail: Mail) -> EmailMessage:
     body += ("\n--\nService des formulaires RSA — " + settings.departement_name +
              "\nMessage automatique : merci de ne pas y répondre.\n")
     msg.set_content(body)
+    for a in mail.attachments:
+        maintype, _, subtype = a.mimetype.partition("/")
+        msg.add_attachment(a.content, maintype=maintype, subtype=subtype, filename=a.filename)
     return msg
 
 
@@ -141,7 +154,10 @@ def register_task(huey, settings: Settings):
     def send_mail(payload: dict) -> None:
         mail = Mail(to=tuple(payload["to"]), subject=payload["subject"], body=payload["body"],
                     about=payload["about"], link=payload.get("link", ""),
-                    kind=payload.get("kind", "info"))
+                    kind=payload.get("kind", "info"),
+                    attachments=tuple(Attachment(a["filename"], a["mimetype"],
+                                                 base64.b64decode(a["content"]))
+                                      for a in payload.get("attachments", [])))
         try:
             deliver(settings, mail)
         except (OSError, smtplib.SMTPException) as exc:
@@ -156,8 +172,11 @@ def register_task(huey, settings: Settings):
 def payload(mail: Mail) -> dict:
     """What the queue's task carries (JSON)."""
     return {"to": list(mail.to), "subject": mail.subject, "body": mail.body,
-            "about": mail.about, "link": mail.link, "kind": mail.kind}
+            "about": mail.about, "link": mail.link, "kind": mail.kind,
+            "attachments": [{"filename": a.filename, "mimetype": a.mimetype,
+                             "content": base64.b64encode(a.content).decode("ascii")}
+                            for a in mail.attachments]}
 
 
-__all__ = ["Mail", "deliver", "deliver_with_retry", "register_task", "payload", "outbox_mode",
+__all__ = ["Mail", "Attachment", "deliver", "deliver_with_retry", "register_task", "payload", "outbox_mode",
            "outbox_dir"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from forms_service import access, clock
+from forms_service import access, characters, clock
 from forms_service.audit import record_event
 from forms_service.catalogue import catalogue
 from forms_service.catalogue.paths import get_path, set_path
@@ -38,6 +38,11 @@ log = get_logger(__name__)
 
 FORM_ID = "fiche-liaison"
 SYSTEM_ACTOR = "systeme"
+
+#: What follows a step, by step code: ``hook(session, demande, outcome)``, run in the
+#: step's transaction once the avis is taken (web, API and paper alike), registered by
+#: the modules that do it (``circuit.decision``: the structure a CG action goes to).
+AFTER_STEP: dict[str, list] = {}
 
 
 #: Called with ``(session, demande, avis)`` after every avis of a person or of the service
@@ -77,7 +82,7 @@ def submit(s: Session, principal: Principal, data: dict, *, beneficiary_id: int,
     it. Otherwise a new request, checked and routed at once."""
     beneficiary = access.get_beneficiary(principal, beneficiary_id, session=s)
     if document_id:
-        existing = s.scalars(select(Demande).where(Demande.document_id == document_id)).first()
+        existing = request_of_document(s, document_id)
         if existing is not None:
             return add_paper_avis(s, principal, existing, data, record_id=record_id)
     report = validate(form(), data)
@@ -96,6 +101,18 @@ def submit(s: Session, principal: Principal, data: dict, *, beneficiary_id: int,
     outcome = Outcome(demande)
     _route(s, demande, report, outcome)
     return outcome
+
+
+def request_of_document(s: Session, document_id: str) -> Demande | None:
+    """The request a printed fiche belongs to: the one it was issued as, or the one whose
+    copy was printed for its structure (``circuit.structure_models.StructureEnvoi``)."""
+    from forms_service.circuit.structure_models import StructureEnvoi
+
+    found = s.scalars(select(Demande).where(Demande.document_id == document_id)).first()
+    if found is None:
+        found = s.scalars(select(Demande).join(StructureEnvoi, StructureEnvoi.demande_id == Demande.id)
+                          .where(StructureEnvoi.document_id == document_id)).first()
+    return found
 
 
 def submit_record(s: Session, principal: Principal, record) -> Outcome | None:
@@ -199,15 +216,64 @@ def _reserved_paths() -> list[str]:
     paths = []
     for st in machine().steps.values():
         paths += [p for p in (st.choice_field, st.comment_field, st.date_field) if p]
+        paths += [f.path for f in section_fields(st)]
     return paths
+
+
+def section_fields(step: Step) -> list:
+    """The fields of the step's reserved section it may fill beyond its choice, comment
+    and date (``states.yaml`` ``section``; the form definition lists them)."""
+    if not step.section:
+        return []
+    section = next(sec for sec in form().sections if sec.id == step.section)
+    own = {step.choice_field, step.comment_field, step.date_field}
+    return [f for f in section.fields if f.path not in own and f.type != "signature"]
+
+
+def _checked_fields(step: Step, fields: dict | None, *, strict: bool) -> dict:
+    """``fields`` kept to the step's section, each value fitting its printed field; a
+    wrong one is refused (web, API) or, read from paper, left out."""
+    allowed = {f.path: f for f in section_fields(step)}
+    out = {}
+    for path, value in (fields or {}).items():
+        f = allowed.get(path)
+        problem, rule = None, "champ_invalide"
+        if f is None:
+            problem = f"Champ « {path} » hors de la partie « {step.label} »"
+        elif isinstance(value, str) and characters.first_forbidden(value):
+            problem, rule = characters.message(characters.first_forbidden(value)), characters.RULE
+        elif value in (None, ""):
+            continue
+        elif f.type == "date":
+            try:
+                value = dt.date.fromisoformat(str(value)).isoformat()
+            except ValueError:
+                problem = f"{f.label.rstrip(' :')} : date invalide (AAAA-MM-JJ)"
+        elif f.type == "choice":
+            if not f.option(str(value)):
+                problem = f"{f.label.rstrip(' :')} : choix impossible"
+        else:
+            value = str(value).strip()
+            if f.max_length and len(value) > f.max_length:
+                if strict:
+                    problem = (f"{f.label.rstrip(' :')} : {f.max_length} caractères au plus "
+                               "(le champ imprimé sur la fiche)")
+                value = value[:f.max_length]
+        if problem:
+            if strict:
+                raise BadRequest(problem, path=path, rule=rule)
+            continue
+        out[path] = value
+    return out
 
 
 # --------------------------------------------------------------------------- avis
 
 def record_avis(s: Session, principal: Principal, demande_id: int, etape: str, choix: str,
-                commentaire: str = "", *, source: str = "api") -> Outcome:
+                commentaire: str = "", *, source: str = "api", fields: dict | None = None) -> Outcome:
     """An avis on the web or the API: the step must be allowed now (409) for the caller's
-    roles (403); it feeds the fiche's reserved part and goes back to the référent."""
+    roles (403); it feeds the fiche's reserved part (with ``fields``, the other fields of
+    the step's section: ``section_fields``) and goes back to the référent."""
     demande = access.get_request(principal, demande_id, session=s)
     if etape not in machine().steps:
         raise BadRequest(f"Étape inconnue : {etape}", path="etape", rule="etape_inconnue")
@@ -219,7 +285,8 @@ def record_avis(s: Session, principal: Principal, demande_id: int, etape: str, c
         raise Forbidden(f"Le choix « {step.choices[choix]} » est fait par le service",
                         path="choix")
     return _avis(s, demande, step, choix, commentaire, actor=principal.actor,
-                 user_id=principal.user_id, source=source)
+                 user_id=principal.user_id, source=source,
+                 fields=_checked_fields(step, fields, strict=True))
 
 
 def record_system_avis(s: Session, demande: Demande, etape: str, choix: str,
@@ -236,27 +303,36 @@ def record_system_avis(s: Session, demande: Demande, etape: str, choix: str,
 
 
 def _avis(s: Session, demande: Demande, step: Step, choix: str, commentaire: str, *,
-          actor: str, user_id: int | None, source: str) -> Outcome:
+          actor: str, user_id: int | None, source: str, fields: dict | None = None) -> Outcome:
     if choix not in step.choices:
         allowed = ", ".join(step.choices)
         raise BadRequest(f"Choix impossible pour l'étape « {step.label} » (attendu : {allowed})",
                          path="choix", rule="choix_invalide")
     commentaire = (commentaire or "").strip()
+    if characters.first_forbidden(commentaire):
+        raise BadRequest(characters.message(characters.first_forbidden(commentaire)),
+                         path="commentaire", rule=characters.RULE)
     limit = comment_limit(step)
     if limit is not None and len(commentaire) > limit:
         raise BadRequest(f"Le commentaire ne tient pas sur la fiche : {limit} caractères au plus",
                          path="commentaire", rule="commentaire_trop_long")
-    _feed_fiche(demande, step, choix, commentaire)
+    _feed_fiche(demande, step, choix, commentaire, fields or {})
     avis = _take(s, demande, step, choix, actor=actor, user_id=user_id, source=source,
                  commentaire=commentaire)
     for hook in on_avis:
         hook(s, demande, avis)
-    return Outcome(demande, [_mail_referent(s, demande, "avis", step=step, choix=choix)])
+    outcome = Outcome(demande, [_mail_referent(s, demande, "avis", step=step, choix=choix)])
+    for hook in AFTER_STEP.get(step.code, []):
+        hook(s, demande, outcome)
+    return outcome
 
 
-def _feed_fiche(demande: Demande, step: Step, choix: str, commentaire: str) -> None:
+def _feed_fiche(demande: Demande, step: Step, choix: str, commentaire: str,
+                fields: dict) -> None:
     """The paper's reserved part, as the web avis fills it (the fiche prints again with it)."""
     data = copy.deepcopy(demande.data)
+    for path, value in fields.items():
+        set_path(data, path, value)
     f = form().field(step.choice_field) if step.choice_field else None
     if f is not None and (not f.options or f.option(choix) is not None):   # a printed box
         set_path(data, step.choice_field, [choix] if f.type == "multi" else choix)
@@ -286,8 +362,10 @@ def add_paper_avis(s: Session, principal: Principal, demande: Demande, data: dic
         choix = choice if choice in step.choices else _choice_from_text(step, str(text))
         limit = comment_limit(step)
         commentaire = str(text).strip()[:limit] if limit else str(text).strip()
+        read = {f.path: get_path(data, f.path) for f in section_fields(step)}
         more = _avis(s, demande, step, choix, commentaire, actor=principal.actor,
-                     user_id=principal.user_id, source="papier")
+                     user_id=principal.user_id, source="papier",
+                     fields=_checked_fields(step, read, strict=False))
         outcome.mails += more.mails
         break
     record_event(principal, "demande.fiche_relue", form_id=FORM_ID,
@@ -327,5 +405,5 @@ def _mail_referent(s: Session, demande: Demande, kind: str, *, problems=None,
 
 
 __all__ = ["Outcome", "submit", "submit_record", "correct", "record_avis", "record_system_avis",
-           "add_paper_avis",
-           "comment_limit", "FORM_ID"]
+           "add_paper_avis", "comment_limit", "section_fields", "request_of_document", "AFTER_STEP",
+           "FORM_ID"]

@@ -10,6 +10,10 @@
           correspondant: [correspondant.arrageois@example.org]
     organismes:
       - {code: aave-arras, nom: AAVE Arras, type: aave, territoires: [arrageois]}
+      - {code: chantier-artois, nom: Chantier..., type: structure_cg, territoires: [artois],
+         adresse: "...", animateur: "...", telephone: "...", fax: "...", email: "..."}
+                                        # contact details: optional (printed on the fiche
+                                        # when the Président designates it for an action CG)
 
 ``import_directory`` creates and updates what the file lists (objects it does not
 list are kept) and writes one ``DirectoryChange`` per created object or changed
@@ -60,6 +64,17 @@ class OrganismeEntry(_Entry):
     nom: str = Field(min_length=1, max_length=128)
     type: Literal[ORGANISME_KINDS]  # type: ignore[valid-type]
     territoires: list[TerritoryCode] = []
+    # contact details (an action CG's structure: printed on the fiche when designated)
+    adresse: str = Field("", max_length=200)
+    animateur: str = Field("", max_length=64)
+    telephone: str = Field("", max_length=20)
+    fax: str = Field("", max_length=20)
+    email: str = Field("", max_length=254)
+
+
+#: The file's contact keys → the organisme's columns.
+ORGANISME_CONTACTS = {"adresse": "address", "animateur": "animateur", "telephone": "telephone",
+                      "fax": "fax", "email": "email"}
 
 
 class DirectoryFile(_Entry):
@@ -211,7 +226,9 @@ def import_directory(session: Session, data: DirectoryFile, actor: str) -> Impor
                 f"organismes.{o.code}.territoires", RULE,
                 f"Organisme « {o.code} » : territoire absent de l'annuaire : {', '.join(missing)}")])
         sync.apply(Organisme, "organisme", o.code,
-                   {"name": o.nom, "kind": o.type, "territoires": list(o.territoires)})
+                   {"name": o.nom, "kind": o.type, "territoires": list(o.territoires),
+                    **{column: getattr(o, key) for key, column in ORGANISME_CONTACTS.items()}},
+                   private=("email",))
     session.flush()
     return sync.summary
 
@@ -229,7 +246,9 @@ def export_directory(session: Session) -> str:
         if t.contacts:
             entry["contacts"] = {r: list(t.contacts[r]) for r in CONTACT_ROLES if t.contacts.get(r)}
         territories.append(entry)
-    organismes = [{"code": o.code, "nom": o.name, "type": o.kind, "territoires": o.territoires}
+    organismes = [{"code": o.code, "nom": o.name, "type": o.kind, "territoires": o.territoires,
+                   **{key: getattr(o, column) for key, column in ORGANISME_CONTACTS.items()
+                      if getattr(o, column)}}
                   for o in session.scalars(select(Organisme).order_by(Organisme.code))]
     return yaml.safe_dump({"territoires": territories, "organismes": organismes},
                           allow_unicode=True, sort_keys=False, width=100)

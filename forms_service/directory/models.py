@@ -83,6 +83,13 @@ class Organisme(Base):
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
     kind: Mapped[str] = mapped_column(String(32))
+    #: Contact details printed on the fiche when the Président designates it for an
+    #: action CG (migration 0011): the fiche's ``president.structure_*`` fields.
+    address: Mapped[str] = mapped_column(Text, default="", server_default="")
+    animateur: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    telephone: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    fax: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    email: Mapped[str] = mapped_column(String(254), default="", server_default="")
 
     territory_rows: Mapped[list[OrganismeTerritory]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="OrganismeTerritory.territoire")

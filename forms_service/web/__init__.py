@@ -20,6 +20,10 @@ def register(app: Flask) -> None:
     from forms_service.web import ep
 
     app.register_blueprint(ep.bp)                # the équipe pluridisciplinaire (issue 13)
+    from forms_service.web import decision, structure
+
+    app.register_blueprint(decision.bp)          # the Président's decision (issue 13)
+    app.register_blueprint(structure.bp)         # the structures' inbox (issue 13)
     from forms_service.web import admin, admin_directory, auth, desk
 
     auth.init_app(app)          # /connexion, /deconnexion, password links

@@ -1,0 +1,238 @@
+"""Actions CG and their structures (step ``structure`` of ``states.yaml``).
+
+A favourable action CG (``circuit.decision``) is sent to the structure the Président
+designated (``designate``, in the decision's transaction):
+
+- the structure has an account (role ``structure``, linked to the directory's organisme):
+  the request is in its inbox (``/structure/``; the access policy lets it see the requests
+  sent to its organisme and nothing else) and its accounts get an e-mail with the link;
+- it has none: the fiche de liaison, printed by the render service with only what a
+  structure may see (``visible_data``), is e-mailed to its address once the decision is
+  committed (``send_pending``), as a fillable PDF: its page 3, filled on a computer or
+  printed, filled and scanned, comes back to the desk under the copy's document id, which
+  leads to this request (``service.request_of_document``).
+
+The structure's return (``record_return``, or page 3 read back from paper through the
+circuit's hooks) is an avis of step ``structure``: commence; absente (with the other
+date); n'intègre pas / ne poursuit pas (with the motif); réorientation vers le référent
+solidarité (with the date); and the synthèse. It goes back to the référent.
+"""
+
+from __future__ import annotations
+
+import copy
+import unicodedata
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from forms_service import access, db
+from forms_service.accounts.models import User, UserRole
+from forms_service.audit import record_event
+from forms_service.catalogue.paths import get_path, set_path
+from forms_service.circuit import service
+from forms_service.circuit.machine import machine
+from forms_service.circuit.models import Demande
+from forms_service.circuit.notify import Attachment, Mail
+from forms_service.circuit.structure_models import StructureEnvoi
+from forms_service.db.models import utcnow
+from forms_service.directory.models import Organisme
+from forms_service.errors import BadRequest, Forbidden
+from forms_service.logging_setup import get_logger
+from forms_service.principal import Principal
+
+log = get_logger(__name__)
+
+STEP = "structure"
+ACTOR = "systeme:circuit"
+
+#: The fiche's sections a structure may see: who the person and the référent are, the
+#: action CG asked for, the Président's part and its own. Not the EP, suspension,
+#: réorientation or correspondant's parts.
+VISIBLE_SECTIONS = ("administratif", "beneficiaire", "actions_cg", "president", "structure")
+
+#: What each return needs besides its choice (the fiche's field, and the French message).
+RETURN_NEEDS = {
+    "absente": ("structure.autre_date_rdv", "Indiquez l'autre date de rendez-vous"),
+    "n_integre_pas": ("structure.motif", "Indiquez le motif"),
+    "ne_poursuit_pas": ("structure.motif", "Indiquez le motif"),
+    "reorientation_referent_solidarite": ("structure.date_reorientation",
+                                          "Indiquez la date de la réorientation"),
+}
+
+
+def visible_data(data: dict) -> dict:
+    """The fiche's data a structure may see (``VISIBLE_SECTIONS``; of the objects asked for,
+    the action CG only)."""
+    out: dict = {}
+    for section in service.form().sections:
+        if section.id not in VISIBLE_SECTIONS:
+            continue
+        for f in section.fields:
+            value = get_path(data, f.path)
+            if value is not None:
+                set_path(out, f.path, copy.deepcopy(value))
+    if "actions_cg" in (data.get("objet") or []):
+        out["objet"] = ["actions_cg"]
+    return out
+
+
+# --------------------------------------------------------------------------- designation
+
+def _plain(text: str) -> str:
+    return unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode().lower().strip()
+
+
+def match_organisme(s: Session, demande: Demande, name: str) -> Organisme | None:
+    """The directory organisme of the request's territory printed as ``name`` on the fiche
+    (cut to the printed field, accents and case aside), if any."""
+    limit = service.form().field("president.structure").max_length or 0
+    wanted = _plain(name)
+    for o in s.scalars(select(Organisme)):
+        if demande.territoire in o.territoires and wanted in (_plain(o.name), _plain(o.name[:limit])):
+            return o
+    return None
+
+
+def accounts_of(s: Session, organisme: Organisme | None) -> list[User]:
+    """The active ``structure`` accounts of the organisme."""
+    if organisme is None:
+        return []
+    stmt = (select(User).join(UserRole, UserRole.user_id == User.id)
+            .where(UserRole.role == "structure", User.active.is_(True),
+                   User.organisme == organisme.code).order_by(User.id))
+    return list(s.scalars(stmt))
+
+
+def designate(s: Session, demande: Demande, outcome: service.Outcome) -> StructureEnvoi:
+    """Send a decided action CG to its structure (see the module docstring)."""
+    data = demande.data
+    organisme = match_organisme(s, demande, get_path(data, "president.structure") or "")
+    accounts = accounts_of(s, organisme)
+    email = (get_path(data, "president.structure_email") or
+             (organisme.email if organisme is not None else "") or "").strip() or None
+    mode = "compte" if accounts else ("email" if email else "aucun")
+    envoi = s.get(StructureEnvoi, demande.id) or StructureEnvoi(demande_id=demande.id)
+    envoi.organisme = organisme.code if organisme is not None else None
+    envoi.mode, envoi.email = mode, email
+    envoi.statut = {"compte": "envoye", "email": "a_envoyer", "aucun": "echec"}[mode]
+    envoi.sent_at = utcnow() if mode == "compte" else None
+    s.add(envoi)
+    s.flush()
+    if mode == "compte":
+        outcome.mails.append(Mail(
+            to=tuple(u.email for u in accounts), about=f"demande:{demande.id}", kind="structure",
+            link=f"/structure/demandes/{demande.id}",
+            subject=f"Fiche de liaison n° {demande.id} : une action CG vous est confiée",
+            body=(f"Bonjour,\n\nLe Président du Conseil départemental vous confie une action CG "
+                  f"(fiche de liaison n° {demande.id}).\nMerci d'indiquer son retour (début de "
+                  "la prestation, absence, réorientation...) sur votre espace structure.")))
+    elif mode == "email":
+        if not s.info.get("structure_send_pending"):
+            s.info["structure_send_pending"] = True
+            event.listen(s, "after_commit", _after_commit, once=True)
+    log.info("structure_designee", demande_id=demande.id, organisme=envoi.organisme, mode=mode)
+    record_event(ACTOR, "demande.structure_designee", form_id=service.FORM_ID,
+                 document_id=demande.document_id, object_type="demande", object_id=demande.id,
+                 session=s, organisme=envoi.organisme, mode=mode)
+    return envoi
+
+
+def _after_commit(session: Session) -> None:
+    """The decision is committed: print and e-mail the fiches that wait (needs the app's
+    render service: a web or API request; elsewhere they wait for ``send_pending``)."""
+    from flask import current_app, has_app_context
+
+    session.info.pop("structure_send_pending", None)
+    if has_app_context():
+        send_pending(current_app._get_current_object())
+    else:
+        log.info("structure_envoi_waits", reason="no_app")
+
+
+def send_pending(app) -> int:
+    """Print (render service, fillable PDF) and e-mail every fiche waiting for a structure
+    without an account; returns how many left. A failure is logged and marked ``echec``."""
+    from forms_service.circuit import mailing
+    from forms_service.render.service import get_service
+
+    settings = app.extensions["forms_service.settings"]
+    with db.session() as s:
+        waiting = list(s.scalars(select(StructureEnvoi.demande_id)
+                                 .where(StructureEnvoi.statut == "a_envoyer")))
+    sent = 0
+    for demande_id in waiting:
+        with db.session() as s:
+            envoi = s.get(StructureEnvoi, demande_id)
+            demande = s.get(Demande, demande_id)
+            data, beneficiary_id, email = visible_data(demande.data), demande.beneficiary_id, envoi.email
+        try:
+            doc = get_service(app).render(service.FORM_ID, data, fmt="pdf", fillable=True,
+                                          actor=ACTOR)
+        except Exception as exc:   # LibreOffice down...: marked, logged, the decideur sees it
+            log.error("structure_envoi_failed", demande_id=demande_id, exc_type=type(exc).__name__)
+            with db.session() as s:
+                s.get(StructureEnvoi, demande_id).statut = "echec"
+            continue
+        access.link_document(doc.document_id, beneficiary_id)
+        with db.session() as s:
+            envoi = s.get(StructureEnvoi, demande_id)
+            envoi.document_id, envoi.statut, envoi.sent_at = doc.document_id, "envoye", utcnow()
+        mailing.send_all(settings, [Mail(
+            to=(email,), about=f"demande:{demande_id}", kind="structure_fiche",
+            subject=f"Fiche de liaison n° {demande_id} : une action CG vous est confiée",
+            body=("Bonjour,\n\nLe Président du Conseil départemental vous confie une action CG. "
+                  "La fiche de liaison est jointe.\nMerci de remplir la partie réservée à la "
+                  "structure (page 3) et de la renvoyer au service local (scan, ou le PDF "
+                  "rempli)."),
+            attachments=(Attachment(doc.filename, "application/pdf", doc.content),))])
+        sent += 1
+        log.info("structure_envoi_sent", demande_id=demande_id, document_id=doc.document_id)
+    return sent
+
+
+# --------------------------------------------------------------------------- the structure's side
+
+def require_structure(p: Principal) -> Principal:
+    if not p.has_role("structure", "administrateur"):
+        raise Forbidden("Cette page est réservée aux structures")
+    return p
+
+
+def inbox(s: Session, p: Principal, *, etat: str | None = "structure") -> list[Demande]:
+    """The requests sent to ``p``'s structure (through the access policy), oldest first."""
+    stmt = (access.visible_requests(p)
+            .join(StructureEnvoi, StructureEnvoi.demande_id == Demande.id))
+    if etat:
+        stmt = stmt.where(Demande.etat == etat)
+    return list(s.scalars(stmt.order_by(Demande.updated_at, Demande.id)))
+
+
+def get_sent(s: Session, p: Principal, demande_id: int) -> Demande:
+    """One request sent to ``p``'s structure; ``NotFound`` (404) otherwise."""
+    from forms_service.errors import NotFound
+
+    d = access.get_request(p, demande_id, session=s)
+    if s.get(StructureEnvoi, d.id) is None:
+        raise NotFound(access.MSG_REQUEST, path="demande")
+    return d
+
+
+def record_return(s: Session, p: Principal, demande_id: int, choix: str, *,
+                  synthese: str = "", fields: dict | None = None,
+                  source: str = "web") -> service.Outcome:
+    """The structure's return on the web (see the module docstring)."""
+    d = get_sent(s, p, demande_id)
+    step = machine().step(STEP)
+    machine().check(step, d.etat, p.roles, is_admin=p.is_admin)
+    fields = {k: v for k, v in (fields or {}).items() if v not in (None, "")}
+    need = RETURN_NEEDS.get(choix)
+    if need and not fields.get(need[0]):
+        raise BadRequest(need[1], path=need[0], rule="retour_incomplet")
+    return service.record_avis(s, p, demande_id, STEP, choix, synthese, source=source,
+                               fields=fields)
+
+
+__all__ = ["designate", "send_pending", "visible_data", "match_organisme", "accounts_of",
+           "inbox", "get_sent", "record_return", "require_structure", "VISIBLE_SECTIONS",
+           "RETURN_NEEDS"]

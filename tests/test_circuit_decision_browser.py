@@ -1,0 +1,100 @@
+"""The Président's decision in a real browser (Playwright driving Debian's chromium over real
+HTTP): the decideur picks the structure from the directory and records a favourable
+decision; the structure finds it in its inbox. Screenshots of the decision page and the
+structure's inbox at 1280 and 820 pixels wide (``SCREENSHOT_DIR=docs/screenshots`` to
+refresh the committed ones)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.circuit_data import PASSWORD
+from tests.decision_data import ATELIER, request_view, seed_all, to_decision
+
+SCREENSHOT_DIR = os.environ.get("SCREENSHOT_DIR")
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def served(make_app):
+    from werkzeug.serving import make_server
+
+    app = make_app(FORMS_SERVICE_SECURE_COOKIES="false")
+    people = seed_all(app)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield app, people, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(10)
+
+
+def _login(browser, base, email):
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="fr-FR")
+    page.goto(f"{base}/connexion")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=mot_de_passe]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/connexion" not in url)
+    return page
+
+
+def _shoot(page, shots: Path, name: str) -> None:
+    page.screenshot(path=str(shots / f"{name}-1280.png"), full_page=True)
+    page.set_viewport_size({"width": 820, "height": 900})
+    page.screenshot(path=str(shots / f"{name}-820.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+@pytest.mark.skipif(not shutil.which(CHROMIUM), reason="chromium is not installed")
+def test_a_decideur_designates_the_structure_in_a_browser(served, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    shots = Path(SCREENSHOT_DIR) if SCREENSHOT_DIR else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
+    app, people, base = served
+    client = app.test_client()
+    cg = to_decision(client, people, "arr2", "actions-cg")
+    to_decision(client, people, "arr1", "avenant")
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = _login(browser, base, "dec.arr@c.example")
+            page.click("nav >> text=Décisions")
+            page.wait_for_url("**/decision/")
+            assert page.locator("section.decision").count() == 2
+            _shoot(page, shots, "decision")
+
+            card = page.locator("section.decision", has_text=f"Fiche de liaison n° {cg}")
+            card.locator(f"#choix-{cg}-favorable").check()
+            card.locator(f"#avenant-{cg}-non").check()
+            card.locator(f"#organisme-{cg}").select_option("atelier-arras")
+            card.locator(f"#commentaire-{cg}").fill("Action validée par délégation.")
+            card.locator("button[type=submit]").click()
+            page.wait_for_url(f"**enregistre={cg}")
+            text = page.inner_text("main")
+            assert "Décision enregistrée" in text and "La structure la trouve dans son espace" in text
+            assert page.locator("section.decision").count() == 1
+
+            structure = _login(browser, base, "struct.arr@c.example")
+            structure.click("nav >> text=Actions CG confiées")
+            structure.wait_for_url("**/structure/")
+            assert f"n° {cg}" in structure.inner_text("table.demandes")
+            _shoot(structure, shots, "structure-boite")
+            structure.click(f"text=n° {cg}")
+            structure.wait_for_url(f"**/structure/demandes/{cg}")
+            assert ATELIER in structure.inner_text("main")
+            _shoot(structure, shots, "structure-demande")
+        finally:
+            browser.close()
+    view = request_view(client, people, cg)
+    assert view["etat"] == "structure" and view["fiche"]["president"]["structure"] == ATELIER
+    assert view["avis"][-1]["commentaire"] == "Action validée par délégation."
