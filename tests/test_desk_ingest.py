@@ -15,12 +15,11 @@ import pytest
 from sqlalchemy import func, select
 
 import desk_data
-from desk_queue import redis_url, start_worker, stop  # noqa: F401  (fixture)
+from desk_queue import WAIT, redis_url, start_worker, stop, submit, wait_done  # noqa: F401  (fixture)
 from people_data import headers, seed
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-WAIT = 240
 
 
 #: (queue, database): the embedded queue on SQLite, Redis with two workers on PostgreSQL.
@@ -54,24 +53,6 @@ def desk(make_app, lo_pool, request, tmp_path):
     return {"app": app, "client": client, "people": people, "docs": docs, "zones": zones,
             "settings": app.extensions["forms_service.settings"], "queue": queue, "database": database,
             "tmp": tmp_path}
-
-
-def wait_done(client, hdrs, batch_id, timeout=WAIT, workers=()):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        view = client.get(f"/api/v1/batches/{batch_id}", headers=hdrs).get_json()
-        if view["status"] == "done":
-            return view
-        for w in workers:
-            assert w.poll() is None, "a worker died"
-        time.sleep(0.3)
-    raise AssertionError(f"batch not done: {view['progress']}")
-
-
-def submit(client, hdrs, files, **form):
-    import io
-    data = {"files": [(io.BytesIO(b), name) for name, b in files], **form}
-    return client.post("/api/v1/batches", data=data, headers=hdrs, content_type="multipart/form-data")
 
 
 @pytest.mark.parametrize("desk", COMBOS, indirect=True, ids=["sqlite-queue-sqlite", "redis-queue-postgresql"])
@@ -146,8 +127,20 @@ def test_mixed_batch_through_http_every_page_accounted_for(desk):
         assert s.scalar(select(func.count()).select_from(RecordPage).join(db.Record).where(in_batch)) == \
             sum(1 for p in pages if p["status"] == "record")
         crops = s.scalars(select(RecordCrop).join(db.Record).where(in_batch)).all()
-    for crop in crops:
-        assert (settings.storage_dir / crop.stored_path).is_file() or os.path.isfile(crop.stored_path)
+    # every record keeps its own crops, named by record and page: the photocopies (one
+    # document id) do not overwrite each other's
+    assert crops and all(c.stored_path.startswith(f"crops/records/{c.record_id}/p{c.page}-") for c in crops)
+    assert all((settings.storage_dir / c.stored_path).is_file() for c in crops)
+    assert len({c.stored_path for c in crops}) == len(crops)
+    copy_crops = {r["id"]: {c.stored_path for c in crops if c.record_id == r["id"]} for r in copies}
+    assert all(copy_crops.values()), copy_crops
+    contents = [frozenset((settings.storage_dir / p).read_bytes() for p in paths) for paths in copy_crops.values()]
+    assert len(set(contents)) == len(copies)   # each copy's own scan, not the last one's
+    for rec in (r for v in by_doc.values() for r in v):   # the record's evidence names them
+        for field in rec["record"]["fields"].values():
+            for ev in field.get("evidence") or []:
+                if ev.get("crop"):
+                    assert ev["crop"].startswith(f"crops/records/{rec['id']}/")
 
 
 def _parse_alone(desk, mixed):

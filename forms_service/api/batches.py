@@ -76,12 +76,20 @@ class Summary(BaseModel):
     errors: int
 
 
+class PageOf(BaseModel):
+    batch: int
+    file: int = Field(description="Rang du fichier dans ce lot (à partir de 0)")
+    file_page: int
+
+
 class PageOut(BaseModel):
     file: int
     file_page: int
     status: Literal["pending", "record", "blank", "unknown", "duplicate", "error"]
     record: Optional[int]
     message: Optional[str] = None
+    duplicate_of: Optional[PageOf] = Field(
+        None, description="La page précédente à l'image identique (visible par l'appelant), sinon null")
 
 
 class BatchOut(BaseModel):

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from forms_service import access, db
 from forms_service.audit import record_event
 from forms_service.config import Settings
-from forms_service.desk import storage
+from forms_service.desk import storage, twins
 from forms_service.desk.storage import Upload, page_count  # noqa: F401
 from forms_service.desk.records import (finish_if_done, on_record_reviewed, on_record_stored,  # noqa: F401
                                         record_reviewed, store_record)
@@ -82,7 +82,8 @@ def submit_batch(session: Session, principal: Principal, files: list[Upload], te
                          rule="trop_de_fichiers")
     check_size(files, settings)
     batch = Batch(source=source, territoire=batch_territory(session, principal, territoire),
-                  created_by=principal.actor, user_id=principal.user_id, status="queued")
+                  created_by=principal.actor, user_id=principal.user_id, status="queued",
+                  submitter=twins.submitter_of(principal))
     session.add(batch)
     session.flush()
     seen: dict[str, BatchFile] = {}
@@ -217,8 +218,19 @@ def batch_view(session: Session, principal: Principal, batch_id: int) -> dict:
         "files": [file_entry(session, principal, f) for f in files],
         "records": [r.id for r in records],
         "pages": [{"file": position[p.file_id], "file_page": p.file_page, "status": p.status,
-                   "record": p.record_id, "message": p.message} for p in pages],
+                   "record": p.record_id, "message": p.message,
+                   "duplicate_of": _page_twin(session, principal, p)} for p in pages],
     }
+
+
+def _page_twin(session: Session, principal: Principal, page: BatchPage) -> dict | None:
+    """The earlier page an identical page image was received as, when the caller may see it."""
+    if page.duplicate_of_page_id is None:
+        return None
+    earlier = session.get(BatchPage, page.duplicate_of_page_id)
+    if earlier is None or not access.can_see_batch(principal, earlier.batch_id, session):
+        return None
+    return twins.describe(session, earlier)
 
 
 def record_view(session: Session, principal: Principal, record_id: int) -> dict:

@@ -1,0 +1,38 @@
+"""the desk's page images across batches, and who submitted a batch (issue 11)
+
+Revision ID: 0012
+Revises: 0008
+Create Date: 2026-12-01
+
+- ``batch_page.image_sha256`` (indexed): the SHA-256 of a scanned page's image, so that an
+  identical page image received in another file or batch is a duplicate;
+  ``batch_page.duplicate_of_page_id``: the earlier page it is identical to.
+- ``batch.submitter``: the submitter as the access policy sees them (a snapshot taken on
+  receipt), so that a worker looks for an earlier page only among what they may see.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+revision = "0012"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("batch_page", sa.Column("image_sha256", sa.String(length=64), nullable=True))
+    op.add_column("batch_page", sa.Column("duplicate_of_page_id", sa.Integer(), nullable=True))
+    op.create_index("ix_batch_page_image_sha256", "batch_page", ["image_sha256"])
+    op.add_column("batch", sa.Column("submitter", JSONType, nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("batch", "submitter")
+    op.drop_index("ix_batch_page_image_sha256", table_name="batch_page")
+    op.drop_column("batch_page", "duplicate_of_page_id")
+    op.drop_column("batch_page", "image_sha256")
