@@ -111,7 +111,8 @@ class BatchOut(BaseModel):
          responses={202: BatchCreated})
 def submit(form: BatchForm):
     principal = current_principal()
-    uploads = [batches.Upload(u.filename or f"fichier-{i + 1}", u.read())
+    # each file as Werkzeug spooled it (to disk when large): stored by chunks, never read whole
+    uploads = [batches.Upload(u.filename or f"fichier-{i + 1}", u.stream)
                for i, u in enumerate(request.files.getlist("files"))]
     settings = current_app.extensions["forms_service.settings"]
     batch = batches.receive(settings, principal, uploads, request.form.get("territoire") or None,

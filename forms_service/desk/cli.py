@@ -40,11 +40,10 @@ def submit_command(settings: Settings, files: tuple[str, ...], territoire: str |
     from forms_service.desk import batches
 
     uploads = []
-    for f in files:
-        try:
-            uploads.append(batches.Upload(Path(f).name, Path(f).read_bytes()))
-        except FileNotFoundError:
-            raise BadRequest(f"Fichier introuvable : {f}", path="files") from None
+    for f in files:   # stored by chunks from the file itself, never read whole
+        if not Path(f).is_file():
+            raise BadRequest(f"Fichier introuvable : {f}", path="files")
+        uploads.append(batches.Upload(Path(f).name, Path(f)))
     with command_app().app_context():
         batch = batches.receive(settings, CONSOLE, uploads, territoire, source="cli",
                                 database=db.get_database())
