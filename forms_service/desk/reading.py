@@ -87,6 +87,12 @@ class Worker:
                 w = cls._instances[settings] = Worker(settings)
             return w
 
+    @classmethod
+    def forget(cls, settings: Settings) -> None:
+        """Drop this process's worker for ``settings`` (after :meth:`close`)."""
+        with cls._lock:
+            cls._instances.pop(settings, None)
+
     def first_start(self) -> bool:
         with self._lock:
             first, self._started = not self._started, True
