@@ -62,10 +62,9 @@ ENDPOINT_SCOPES: dict[str, str | None] = {
     "api.audit.": "admin",
     "api.accounts.": "admin",
     "referent.": None,
-    "slai.": "records",
+    "slai.": "desk",                     # the SLAI desk's pages: its agents' (issue 11)
     "correspondant.": "requests",        # the circuit's inboxes (issue 12)
     "mes_demandes.": "requests",
-    "slai.deposer": "parse",             # the desk's upload: the batches' code path
     "auth.": None,
     "admin.": "admin",
 }
@@ -74,7 +73,7 @@ DEFAULT_API_SCOPE = "admin"
 #: What a person's roles allow (web sessions, and keys made for a person).
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     "referent": frozenset({"render", "parse", "records", "requests", "beneficiaries"}),
-    "agent_slai": frozenset({"render", "parse", "records", "requests", "beneficiaries"}),
+    "agent_slai": frozenset({"render", "parse", "records", "requests", "beneficiaries", "desk"}),
     "correspondant": frozenset({"render", "parse", "records", "requests", "beneficiaries"}),
     "secretariat_ep": frozenset({"records", "requests", "beneficiaries"}),
     "decideur": frozenset({"records", "requests", "beneficiaries"}),
@@ -281,4 +280,5 @@ def init_app(app: Flask) -> None:
     def _inject_principal():
         from forms_service.principal import current_principal
 
-        return {"principal": current_principal()}
+        principal = current_principal()
+        return {"principal": principal, "principal_scopes": effective_scopes(principal)}
