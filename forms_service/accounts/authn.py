@@ -53,6 +53,7 @@ PUBLIC_ENDPOINTS = {
 ENDPOINT_SCOPES: dict[str, str | None] = {
     "api.forms.": None,                  # the catalogue (GET) and validation
     "api.render.": "render",
+    "api.render_jobs.": "render",        # long render batches on the queue (issue 11)
     "api.parse.": "parse",
     "api.batches.": "parse",
     "api.records.": "records",

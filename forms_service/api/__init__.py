@@ -40,6 +40,7 @@ BLUEPRINT_MODULES = [
     "forms_service.api.audit",
     "forms_service.api.requests",
     "forms_service.api.batches",
+    "forms_service.api.render_jobs",
 ]
 
 HealthCheck = Callable[[], dict[str, Any]]

@@ -164,6 +164,7 @@ def worker_command(settings: Settings, threads: int | None) -> None:
     from forms_service.desk import watch  # noqa: F401  (its periodic task)
     from forms_service.desk.queue import get_queue
     from forms_service.desk.reading import Worker  # (and its tasks)
+    from forms_service.render import jobs  # noqa: F401  (long render batches' task)
 
     if settings.migrate_on_startup:
         db.upgrade(settings.database_url)

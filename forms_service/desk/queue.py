@@ -95,6 +95,10 @@ class DeskQueue:
     def enqueue_sweep(self) -> None:
         self._run("sweep")
 
+    def enqueue(self, name: str, *args) -> None:
+        """Any registered handler's work (``render_batch``: a long render batch)."""
+        self._run(name, *args)
+
     def pending(self) -> int:
         return self.huey.pending_count()
 
