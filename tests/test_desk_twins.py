@@ -13,13 +13,15 @@ from __future__ import annotations
 import pytest
 
 import desk_data
+from desk_data import desk_documents  # noqa: F401  (fixture)
 from desk_queue import start_worker, stop, submit, wait_done
 from people_data import headers, seed
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-def test_identical_page_images_are_duplicates_across_files_and_batches(make_app, lo_pool, tmp_path):
+def test_identical_page_images_are_duplicates_across_files_and_batches(make_app, lo_pool, tmp_path,
+                                                                       desk_documents):
     from sqlalchemy import select
 
     from forms_service import db
@@ -27,13 +29,12 @@ def test_identical_page_images_are_duplicates_across_files_and_batches(make_app,
 
     app = make_app(PDF_POOL=lo_pool, database_url=f"sqlite:///{tmp_path / 'desk.db'}")
     people = seed(app)
+    desk_data.install(app, desk_documents, people)
     client = app.test_client()
-    admin = headers(people["keys"]["admin@t.example"])
     arr = headers(people["keys"]["agent.arr@t.example"])
     art = headers(people["keys"]["agent.art@t.example"])
-    _, pdf = desk_data.render(client, admin, "fiche-liaison", people["beneficiaries"]["ref1_a"])
-    layout = client.get("/api/v1/forms/fiche-liaison/layout", headers=admin).get_json()
-    zone = next(z for z in layout["zones"] if z["kind"] != "signature")
+    _, pdf, _ = desk_documents.docs["fiche"]
+    zone = next(z for z in desk_documents.layout["zones"] if z["kind"] != "signature")
     pages = desk_data.pages_of(pdf)
     n = zone["page"] - 1   # handwriting in a zone: a crop for the agent who types it in
     pages[n] = desk_data.signed(pages[n], zone["bbox"], 7)

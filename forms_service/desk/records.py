@@ -24,6 +24,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from forms_service import db
 from forms_service.audit import record_event
@@ -133,8 +134,9 @@ def store_record(session: Session, record: dict, *, settings: Settings, batch: B
                                identified_by=page.get("identified_by") or "qr"))
         if batch_page is not None:
             batch_page.status, batch_page.record_id, batch_page.message = "record", row.id, None
-    if keep_crops(settings, row.id, record):
-        row.record = copy.deepcopy(record)   # its evidence names the kept crops
+    if keep_crops(settings, row.id, record):   # its evidence names the kept crops (changed in place)
+        row.record = copy.deepcopy(record)
+        flag_modified(row, "record")
     for path, field in record.get("fields", {}).items():
         for ev in field.get("evidence") or []:
             if ev.get("crop"):
@@ -160,10 +162,14 @@ def keep_crops(settings: Settings, record_id: int, record: dict) -> bool:
     when one moved. A crop that cannot be moved keeps its reader's path (logged)."""
     root = Path(settings.storage_dir)
     moved = False
+    kept: dict[str, str] = {}   # one crop may be the evidence of several fields
     for path, field in record.get("fields", {}).items():
         for ev in field.get("evidence") or []:
             src = ev.get("crop")
             if not src:
+                continue
+            if src in kept:
+                ev["crop"], moved = kept[src], True
                 continue
             source = Path(src) if Path(src).is_absolute() else root / src
             rel = crop_name(record_id, int(ev.get("page") or 1), path + _suffix(source, path))
@@ -177,6 +183,11 @@ def keep_crops(settings: Settings, record_id: int, record: dict) -> bool:
                 log.warning("crop_not_kept", record=record_id, error=type(exc).__name__)
                 continue
             ev["crop"], moved = rel, True
+            kept[src] = rel
+            try:
+                source.parent.rmdir()   # the reader's folder, once empty
+            except OSError:
+                pass
     return moved
 
 

@@ -203,7 +203,9 @@ def render_batch(path: FormPath, query: RenderQuery, body: RenderBatchBody):
     items = _json_body()
     settings = current_app.extensions["forms_service.settings"]
     if isinstance(items, list) and settings.render_async_threshold < len(items) <= MAX_BATCH:
-        # a long batch: rendered on the task queue through the same code path (202, a job)
+        # a long batch: rendered on the task queue through the same code path (202, a job);
+        # an unknown form is still 404 here, the items are checked by the job (as a batch)
+        service._catalogue().get(path.form_id)
         job = jobs.submit(settings, current_actor(), path.form_id, items, fmt=query.format,
                           fillable=query.fillable, strict=query.strict,
                           key=request.headers.get(IDEMPOTENCY_HEADER))
