@@ -74,6 +74,7 @@ def _wait(settings: Settings, batch_id: int, total: int) -> dict:
 
     queue = get_queue(settings)
     view = _view(batch_id)
+    said = False
     with click.progressbar(length=max(total, 1), label="Lecture", file=click.get_text_stream("stderr")) as bar:
         shown = 0
         while True:
@@ -83,16 +84,20 @@ def _wait(settings: Settings, batch_id: int, total: int) -> dict:
             if view["status"] == "done":
                 return view
             if not queue.consumer_alive():
-                click.echo("\nAucun lecteur de la file d'attente ne tourne (« forms-service worker » ou "
-                           "« forms-service serve ») : lecture du lot dans cette commande.", err=True)
-                _read_here(settings, batch_id)
+                if not said:
+                    click.echo("\nAucun lecteur de la file d'attente ne tourne (« forms-service worker » ou "
+                               "« forms-service serve ») : lecture du lot dans cette commande.", err=True)
+                    said = True
+                if not _read_here(settings, batch_id):   # what is left is held by another worker
+                    time.sleep(POLL_SECONDS)
             else:
                 time.sleep(POLL_SECONDS)
             view = _view(batch_id)
 
 
-def _read_here(settings: Settings, batch_id: int) -> None:
-    """The batch's pending jobs, run in this process as a worker runs them."""
+def _read_here(settings: Settings, batch_id: int) -> int:
+    """The batch's pending jobs, run in this process as a worker runs them; returns how
+    many there were."""
     from forms_service import db
     from forms_service.circuit import hooks as circuit_hooks
     from forms_service.desk import batches
@@ -108,6 +113,7 @@ def _read_here(settings: Settings, batch_id: int) -> None:
     finally:
         worker.close()
         Worker.forget(settings)
+    return len(jobs)
 
 
 def _print_summary(view: dict) -> None:

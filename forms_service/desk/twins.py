@@ -37,15 +37,15 @@ def page_hashes(name: str, data: bytes, kind: str | None) -> dict[int, str]:
     from parsers.scan import ingest
 
     try:
-        if kind in IMAGE_KINDS:
-            images = list(ingest.images_of(name, data, kind, MAX_PAGES))
-        elif kind == "pdf":
+        if kind in IMAGE_KINDS:   # one frame decoded at a time
+            images = ingest.images_of(name, data, kind, MAX_PAGES)
+        elif kind == "pdf":       # a scanner's PDF only (its JPEGs decoded as they are)
             images = ingest._scanned_pages(name, data, MAX_PAGES) or []
         else:
             return {}
+        return {img.file_page: hashlib.sha256(img.gray.tobytes()).hexdigest() for img in images}
     except Exception:
         return {}
-    return {img.file_page: hashlib.sha256(img.gray.tobytes()).hexdigest() for img in images}
 
 
 def submitter_of(p: Principal) -> dict:
