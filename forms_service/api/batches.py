@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from forms_service import db
 from forms_service.api.errors import ErrorBody
+from forms_service.api.params import RowId
 from forms_service.desk import batches
 from forms_service.principal import current_principal
 
@@ -40,7 +41,7 @@ class BatchForm(BaseModel):
 
 
 class BatchPath(BaseModel):
-    batch_id: int
+    batch_id: RowId
 
 
 class DuplicateOf(BaseModel):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from forms_service import db
 from forms_service.api.errors import ErrorBody
+from forms_service.api.params import RowId
 from forms_service.errors import Conflict
 from forms_service.principal import current_principal
 from forms_service.render import jobs
@@ -26,7 +27,7 @@ bp = APIBlueprint("render_jobs", __name__, abp_tags=[tag],
 
 
 class JobPath(BaseModel):
-    job_id: int
+    job_id: RowId
 
 
 class JobDocument(BaseModel):
