@@ -95,6 +95,7 @@ def end_to_end(bench_dir: Path, work: Path, files: list[str], territoire: str) -
         uploads = [("files", (n, (bench_dir / n).read_bytes())) for n in files]
         server = psutil.Process(proc.pid)
         cpu0 = _tree_cpu(server)
+        psutil.cpu_percent(percpu=True)   # per-core busy time from here on
         t0 = time.perf_counter()
         r = requests.post(f"{base}/batches", files=uploads, data={"territoire": territoire}, timeout=600)
         r.raise_for_status()
@@ -107,10 +108,12 @@ def end_to_end(bench_dir: Path, work: Path, files: list[str], territoire: str) -
             time.sleep(0.5)
         seconds = time.perf_counter() - t0
         cpu = _tree_cpu(server) - cpu0
+        per_core = psutil.cpu_percent(percpu=True)   # the whole machine's, each core (others' load too)
         pages = view["progress"]["pages_total"]
         return {"pages": pages, "seconds": round(seconds, 2), "pages_per_s": round(pages / seconds, 2),
                 "accepted_after_s": round(accepted, 2), "summary": view["summary"],
-                "cpu_seconds_service": round(cpu, 1), "cores_busy": round(cpu / seconds, 2)}
+                "cpu_seconds_service": round(cpu, 1), "cores_busy": round(cpu / seconds, 2),
+                "machine_cpu_percent_per_core": per_core}
     finally:
         proc.terminate()
         try:
@@ -141,13 +144,19 @@ def reader_alone(bench_dir: Path, work: Path, files: list[str], truths: list[dic
     pages = sum(len(t["pages"]) for t in truths)
     try:
         box.parse(data[:1])   # the workers started
+        me = psutil.Process()
+        cpu0 = _tree_cpu(me)
+        psutil.cpu_percent(percpu=True)
         t0 = time.perf_counter()
         box.parse(data)
         seconds = time.perf_counter() - t0
+        cpu = _tree_cpu(me) - cpu0
+        per_core = psutil.cpu_percent(percpu=True)
     finally:
         box.close()
     return {"pages": pages, "seconds": round(seconds, 2), "pages_per_s": round(pages / seconds, 2),
-            "ms_per_page": round(1000 * seconds / pages, 1)}
+            "ms_per_page": round(1000 * seconds / pages, 1), "cpu_seconds": round(cpu, 1),
+            "cores_busy": round(cpu / seconds, 2), "machine_cpu_percent_per_core": per_core}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,8 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"end to end (HTTP, queue, storage, database): {e2e['pages']} pages in {e2e['seconds']} s = "
           f"{e2e['pages_per_s']} pages/s; accepted after {e2e['accepted_after_s']} s; "
           f"service CPU {e2e['cpu_seconds_service']} s ({e2e['cores_busy']} cores busy on average)")
+    print(f"  machine CPU per core during it: {e2e['machine_cpu_percent_per_core']} %")
     print(f"reader alone (sandbox, {os.cpu_count()} workers): {alone['seconds']} s = {alone['pages_per_s']} pages/s "
-          f"({alone['ms_per_page']} ms per page)")
+          f"({alone['ms_per_page']} ms per page); CPU {alone['cpu_seconds']} s ({alone['cores_busy']} cores busy); "
+          f"machine CPU per core {alone['machine_cpu_percent_per_core']} %")
     print(f"overhead of queue + storage + database: {100 * overhead:.1f} % (target ≤ 20 %)")
     print(f"summary: {json.dumps(e2e['summary'])}; load average {load0[0]:.1f} → {load1[0]:.1f}")
     if args.json:

@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     queue_url: str | None = _env("QUEUE_URL")
     #: Largest batch of received files (all files together), apart from MAX_CONTENT_LENGTH.
     max_batch_bytes: int = _env("MAX_BATCH_BYTES", 1024 * MIB)
+    #: A render batch of more items than this runs on the task queue (202 and a job to poll).
+    render_async_threshold: int = _env("RENDER_ASYNC_THRESHOLD", 20, ge=1)
     #: Watched folders: one subfolder per territory code (``<dir>/arrageois/``); ``None``: none.
     watch_dir: Path | None = _env("FORMS_SERVICE_WATCH_DIR")
     #: A watched file is taken once unchanged (size, time) for this many seconds.

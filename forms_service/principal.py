@@ -18,7 +18,7 @@ ROLES = ("referent", "agent_slai", "correspondant", "secretariat_ep", "decideur"
          "structure", "administrateur")
 
 #: Every scope an API key may carry.
-SCOPES = ("render", "parse", "records", "requests", "beneficiaries", "admin")
+SCOPES = ("render", "parse", "records", "requests", "beneficiaries", "desk", "admin")
 
 
 @dataclass(frozen=True)

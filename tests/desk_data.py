@@ -10,9 +10,12 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import pytest
+from sqlalchemy import select
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 DPI = 150
@@ -97,7 +100,8 @@ class Mixed:
     beneficiary_of: dict[str, int | None] = field(default_factory=dict)
 
 
-def mixed_batch(docs: dict[str, tuple[str, bytes, int | None]], signature_zones: list[list[float]]) -> Mixed:
+def mixed_batch(docs: dict[str, tuple[str, bytes, int | None]], signature_zones: list[list[float]],
+                text_zone: dict | None = None) -> Mixed:
     """A mixed batch: several forms and beneficiaries, pages shuffled and upside down, a
     blank page, an unknown page, three photocopies of one printed fiche de liaison in one
     file (each signed differently), one file twice.
@@ -127,6 +131,8 @@ def mixed_batch(docs: dict[str, tuple[str, bytes, int | None]], signature_zones:
             if c and i == len(base) - 1 and signature_zones:   # copies 2 and 3 signed differently
                 for z in signature_zones[:c]:
                     page = signed(page, z, 40 + c)
+            if text_zone and i == text_zone["page"] - 1:   # a handwritten zone: a crop per copy
+                page = signed(page, text_zone["bbox"], 60 + c)
             copies.append(scanned(page, 50 + 10 * c + i))
     files = [("fiche.pdf", encode(f1, "pdf")), ("cer.tif", encode(f2, "tiff"))]
     files += [(f"annexe3-p{i + 1}.jpg", b) for i, b in enumerate(a3)]
@@ -136,3 +142,75 @@ def mixed_batch(docs: dict[str, tuple[str, bytes, int | None]], signature_zones:
     return Mixed(files=files, records_per_document={fiche_id: 1, cer_id: 1, a3_id: 1, cp_id: 3},
                  blank=1, unknown=1, twice=[(len(files) - 1, 0)], pages=pages, copies_of=cp_id,
                  beneficiary_of={d[0]: d[2] for d in docs.values()})
+
+
+# -- documents rendered once per test session --------------------------------------------
+
+@dataclass
+class Documents:
+    """The desk tests' documents, rendered once per session by the service (real
+    LibreOffice) in an app of their own, then installed into each test's database
+    (:func:`install`): their issued-document and template-version rows (the layouts the
+    reader needs) copied, the beneficiaries being the same (``people_data.seed`` makes the
+    same ones in the same order everywhere)."""
+
+    #: name → (document id, pdf, beneficiary id)
+    docs: dict[str, tuple[str, bytes, int | None]]
+    #: the fiche de liaison's signature zones on its last page (PDF points)
+    zones: list[list[float]]
+    #: the fiche de liaison's zones (layout map)
+    layout: dict
+    rows: list[tuple[type, dict]]
+    beneficiaries: dict[str, int]
+
+    @cached_property
+    def mixed(self) -> Mixed:
+        """The mixed batch of these documents (built once)."""
+        text = next((z for z in self.layout["zones"] if z["kind"] != "signature"), None)
+        return mixed_batch(self.docs, self.zones, text)
+
+
+@pytest.fixture(scope="session")
+def desk_documents(lo_pool, tmp_path_factory):
+    """:class:`Documents` rendered once for the session's desk tests."""
+    from forms_service.app import create_app
+
+    app = create_app({"var_dir": tmp_path_factory.mktemp("desk-documents") / "var", "database_url": None,
+                      "departement_logo": None, "TESTING": True, "PDF_POOL": lo_pool})
+    try:
+        yield render_documents(app)
+    finally:
+        app.close()
+
+
+def render_documents(app) -> Documents:
+    from forms_service import db
+    from people_data import headers, seed
+
+    people = seed(app)
+    client = app.test_client()
+    admin = headers(people["keys"]["admin@t.example"])
+    b = people["beneficiaries"]
+    docs = {"fiche": (*render(client, admin, "fiche-liaison", b["ref1_a"]), b["ref1_a"]),
+            "cer": (*render(client, admin, "cers", b["ref2"]), b["ref2"]),
+            "annexe3": (*render(client, admin, "annexe-3", b["ref1_b"]), b["ref1_b"]),
+            "copies": (*render(client, admin, "fiche-liaison", None), None)}
+    layout = client.get("/api/v1/forms/fiche-liaison/layout", headers=admin).get_json()
+    last = max(z["page"] for z in layout["zones"])
+    zones = [z["bbox"] for z in layout["zones"] if z["kind"] == "signature" and z["page"] == last]
+    rows = []
+    with app.app_context(), db.session() as s:
+        for model in (db.TemplateVersion, db.IssuedDocument):
+            for row in s.scalars(select(model)).all():
+                rows.append((model, {c.key: getattr(row, c.key) for c in model.__table__.columns}))
+    return Documents(docs=docs, zones=zones, layout=layout, rows=rows, beneficiaries=b)
+
+
+def install(app, documents: Documents, people: dict) -> None:
+    """Copy the session's documents into ``app``'s database (seeded with ``people_data.seed``)."""
+    from forms_service import db
+
+    assert people["beneficiaries"] == documents.beneficiaries   # the same people, the same ids
+    with app.app_context(), db.session() as s:
+        for model, values in documents.rows:
+            s.merge(model(**values))

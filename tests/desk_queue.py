@@ -81,3 +81,27 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+WAIT = 240
+
+
+def submit(client, hdrs, files, **form):
+    """``POST /api/v1/batches`` with ``files`` ([(name, bytes)]) and form fields."""
+    import io
+    data = {"files": [(io.BytesIO(b), name) for name, b in files], **form}
+    return client.post("/api/v1/batches", data=data, headers=hdrs, content_type="multipart/form-data")
+
+
+def wait_done(client, hdrs, batch_id, timeout=WAIT, workers=()):
+    """The batch's view once ``done`` (fails when a worker died or the time ran out)."""
+    deadline = time.monotonic() + timeout
+    view = None
+    while time.monotonic() < deadline:
+        view = client.get(f"/api/v1/batches/{batch_id}", headers=hdrs).get_json()
+        if view["status"] == "done":
+            return view
+        for w in workers:
+            assert w.poll() is None, "a worker died"
+        time.sleep(0.3)
+    raise AssertionError(f"batch not done: {view and view['progress']}")

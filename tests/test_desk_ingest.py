@@ -15,16 +15,18 @@ import pytest
 from sqlalchemy import func, select
 
 import desk_data
-from desk_queue import redis_url, start_worker, stop  # noqa: F401  (fixture)
+from desk_data import desk_documents  # noqa: F401  (fixture)
+from desk_queue import WAIT, redis_url, start_worker, stop, submit, wait_done  # noqa: F401  (fixture)
 from people_data import headers, seed
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-WAIT = 240
 
 
-#: (queue, database): the embedded queue on SQLite, Redis with two workers on PostgreSQL.
-COMBOS = [("sqlite", "sqlite"), ("redis", "postgresql")]
+#: (queue, database): the embedded queue on SQLite and on PostgreSQL, Redis with two
+#: workers on PostgreSQL.
+COMBOS = [("sqlite", "sqlite"), ("sqlite", "postgresql"), ("redis", "postgresql")]
+COMBO_IDS = ["sqlite-queue-sqlite", "sqlite-queue-postgresql", "redis-queue-postgresql"]
 
 
 def _app(make_app, lo_pool, request, tmp_path, queue: str, database: str):
@@ -35,53 +37,27 @@ def _app(make_app, lo_pool, request, tmp_path, queue: str, database: str):
 
 
 @pytest.fixture
-def desk(make_app, lo_pool, request, tmp_path):
+def desk(make_app, lo_pool, request, tmp_path, desk_documents):
     """An app (the database and queue of the test's parameter), the people of the people
-    tests, and the documents a mixed batch holds, rendered by the service."""
+    tests, and the documents a mixed batch holds (rendered once per session by the
+    service, installed into this database)."""
     queue, database = getattr(request, "param", COMBOS[0])
     app = _app(make_app, lo_pool, request, tmp_path, queue, database)
     people = seed(app)
-    client = app.test_client()
-    admin = headers(people["keys"]["admin@t.example"])
-    b = people["beneficiaries"]
-    docs = {"fiche": (*desk_data.render(client, admin, "fiche-liaison", b["ref1_a"]), b["ref1_a"]),
-            "cer": (*desk_data.render(client, admin, "cers", b["ref2"]), b["ref2"]),
-            "annexe3": (*desk_data.render(client, admin, "annexe-3", b["ref1_b"]), b["ref1_b"]),
-            "copies": (*desk_data.render(client, admin, "fiche-liaison", None), None)}
-    layout = client.get("/api/v1/forms/fiche-liaison/layout", headers=admin).get_json()
-    last = max(z["page"] for z in layout["zones"])
-    zones = [z["bbox"] for z in layout["zones"] if z["kind"] == "signature" and z["page"] == last]
-    return {"app": app, "client": client, "people": people, "docs": docs, "zones": zones,
-            "settings": app.extensions["forms_service.settings"], "queue": queue, "database": database,
-            "tmp": tmp_path}
+    desk_data.install(app, desk_documents, people)
+    return {"app": app, "client": app.test_client(), "people": people, "docs": desk_documents.docs,
+            "mixed": desk_documents.mixed, "settings": app.extensions["forms_service.settings"],
+            "queue": queue, "database": database, "tmp": tmp_path}
 
 
-def wait_done(client, hdrs, batch_id, timeout=WAIT, workers=()):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        view = client.get(f"/api/v1/batches/{batch_id}", headers=hdrs).get_json()
-        if view["status"] == "done":
-            return view
-        for w in workers:
-            assert w.poll() is None, "a worker died"
-        time.sleep(0.3)
-    raise AssertionError(f"batch not done: {view['progress']}")
-
-
-def submit(client, hdrs, files, **form):
-    import io
-    data = {"files": [(io.BytesIO(b), name) for name, b in files], **form}
-    return client.post("/api/v1/batches", data=data, headers=hdrs, content_type="multipart/form-data")
-
-
-@pytest.mark.parametrize("desk", COMBOS, indirect=True, ids=["sqlite-queue-sqlite", "redis-queue-postgresql"])
+@pytest.mark.parametrize("desk", COMBOS, indirect=True, ids=COMBO_IDS)
 def test_mixed_batch_through_http_every_page_accounted_for(desk):
     from forms_service import db
     from forms_service.desk.models import BatchPage, RecordCrop, RecordPage
 
     client, settings = desk["client"], desk["settings"]
     agent = headers(desk["people"]["keys"]["agent.arr@t.example"])
-    mixed = desk_data.mixed_batch(desk["docs"], desk["zones"])
+    mixed = desk["mixed"]
     workers = [start_worker(settings, log=desk["tmp"] / f"worker{i}.log")
                for i in range(2 if desk["queue"] == "redis" else 1)]
     try:
@@ -133,7 +109,7 @@ def test_mixed_batch_through_http_every_page_accounted_for(desk):
         assert record_pages == {(p["file"], p["file_page"]) for p in pages if p["record"] == rec["id"]}
     # the copies: the blank form has no beneficiary → « bénéficiaire à identifier »
     assert all(r["beneficiary"] is None and r["review"] == "pending" for r in copies)
-    if desk["queue"] == "sqlite":   # each record's status is the reader's for its document alone
+    if desk["database"] == "sqlite":   # each record's status is the reader's for its document alone
         alone = {item["document_id"]: item["status"] for item in _parse_alone(desk, mixed)}
         for doc_id, recs in by_doc.items():
             if doc_id != mixed.copies_of:
@@ -146,8 +122,20 @@ def test_mixed_batch_through_http_every_page_accounted_for(desk):
         assert s.scalar(select(func.count()).select_from(RecordPage).join(db.Record).where(in_batch)) == \
             sum(1 for p in pages if p["status"] == "record")
         crops = s.scalars(select(RecordCrop).join(db.Record).where(in_batch)).all()
-    for crop in crops:
-        assert (settings.storage_dir / crop.stored_path).is_file() or os.path.isfile(crop.stored_path)
+    # every record keeps its own crops, named by record and page: the photocopies (one
+    # document id) do not overwrite each other's
+    assert crops and all(c.stored_path.startswith(f"crops/records/{c.record_id}/p{c.page}-") for c in crops)
+    assert all((settings.storage_dir / c.stored_path).is_file() for c in crops)
+    assert len({c.stored_path for c in crops}) == len(crops)
+    copy_crops = {r["id"]: {c.stored_path for c in crops if c.record_id == r["id"]} for r in copies}
+    assert all(copy_crops.values()), copy_crops
+    contents = [frozenset((settings.storage_dir / p).read_bytes() for p in paths) for paths in copy_crops.values()]
+    assert len(set(contents)) == len(copies)   # each copy's own scan, not the last one's
+    for rec in (r for v in by_doc.values() for r in v):   # the record's evidence names them
+        for field in rec["record"]["fields"].values():
+            for ev in field.get("evidence") or []:
+                if ev.get("crop"):
+                    assert ev["crop"].startswith(f"crops/records/{rec['id']}/")
 
 
 def _parse_alone(desk, mixed):
@@ -166,7 +154,8 @@ def _parse_alone(desk, mixed):
     return out
 
 
-def test_worker_killed_mid_batch_every_page_read_exactly_once(make_app, lo_pool, request, tmp_path):
+def test_worker_killed_mid_batch_every_page_read_exactly_once(make_app, lo_pool, request, tmp_path,
+                                                              desk_documents):
     """``kill -9`` of the worker in the middle of a batch; a new worker finishes it: every
     page accounted for once, every record stored once (no half-written record)."""
     from forms_service import db
@@ -174,10 +163,10 @@ def test_worker_killed_mid_batch_every_page_read_exactly_once(make_app, lo_pool,
 
     app = _app(make_app, lo_pool, request, tmp_path, "sqlite", "sqlite")
     people = seed(app)
+    desk_data.install(app, desk_documents, people)
     client = app.test_client()
-    admin = headers(people["keys"]["admin@t.example"])
     agent = headers(people["keys"]["agent.arr@t.example"])
-    _, pdf = desk_data.render(client, admin, "fiche-liaison", people["beneficiaries"]["ref1_a"])
+    _, pdf, _ = desk_documents.docs["fiche"]
     pages = desk_data.pages_of(pdf)
     # eight scans of the document (each its own noise: not the same file), one per file
     files = [(f"scan-{i}.pdf", desk_data.encode([desk_data.scanned(p, 100 + 10 * i + j)

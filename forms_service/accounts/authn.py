@@ -53,6 +53,7 @@ PUBLIC_ENDPOINTS = {
 ENDPOINT_SCOPES: dict[str, str | None] = {
     "api.forms.": None,                  # the catalogue (GET) and validation
     "api.render.": "render",
+    "api.render_jobs.": "render",        # long render batches on the queue (issue 11)
     "api.parse.": "parse",
     "api.batches.": "parse",
     "api.records.": "records",
@@ -63,13 +64,12 @@ ENDPOINT_SCOPES: dict[str, str | None] = {
     "api.accounts.": "admin",
     "api.webhooks.": "admin",            # the webhooks' delivery log (issue 13)
     "referent.": None,
-    "slai.": "records",
+    "slai.": "desk",                     # the SLAI desk's pages: its agents' (issue 11)
     "correspondant.": "requests",        # the circuit's inboxes (issue 12)
     "mes_demandes.": "requests",
     "ep.": "requests",                   # the EP's secretariat (issue 13)
     "decision.": "requests",             # the Président's decision, the structures (issue 13)
     "structure.": "requests",
-    "slai.deposer": "parse",             # the desk's upload: the batches' code path
     "auth.": None,
     "admin.": "admin",
 }
@@ -78,7 +78,7 @@ DEFAULT_API_SCOPE = "admin"
 #: What a person's roles allow (web sessions, and keys made for a person).
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     "referent": frozenset({"render", "parse", "records", "requests", "beneficiaries"}),
-    "agent_slai": frozenset({"render", "parse", "records", "requests", "beneficiaries"}),
+    "agent_slai": frozenset({"render", "parse", "records", "requests", "beneficiaries", "desk"}),
     "correspondant": frozenset({"render", "parse", "records", "requests", "beneficiaries"}),
     "secretariat_ep": frozenset({"records", "requests", "beneficiaries"}),
     "decideur": frozenset({"records", "requests", "beneficiaries"}),
@@ -285,4 +285,5 @@ def init_app(app: Flask) -> None:
     def _inject_principal():
         from forms_service.principal import current_principal
 
-        return {"principal": current_principal()}
+        principal = current_principal()
+        return {"principal": principal, "principal_scopes": effective_scopes(principal)}

@@ -41,6 +41,7 @@ BLUEPRINT_MODULES = [
     "forms_service.api.requests",
     "forms_service.api.batches",
     "forms_service.api.webhooks",
+    "forms_service.api.render_jobs",
 ]
 
 HealthCheck = Callable[[], dict[str, Any]]

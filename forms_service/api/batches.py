@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from forms_service import db
 from forms_service.api.errors import ErrorBody
+from forms_service.api.params import RowId
 from forms_service.desk import batches
 from forms_service.principal import current_principal
 
@@ -40,7 +41,7 @@ class BatchForm(BaseModel):
 
 
 class BatchPath(BaseModel):
-    batch_id: int
+    batch_id: RowId
 
 
 class DuplicateOf(BaseModel):
@@ -76,12 +77,20 @@ class Summary(BaseModel):
     errors: int
 
 
+class PageOf(BaseModel):
+    batch: int
+    file: int = Field(description="Rang du fichier dans ce lot (à partir de 0)")
+    file_page: int
+
+
 class PageOut(BaseModel):
     file: int
     file_page: int
     status: Literal["pending", "record", "blank", "unknown", "duplicate", "error"]
     record: Optional[int]
     message: Optional[str] = None
+    duplicate_of: Optional[PageOf] = Field(
+        None, description="La page précédente à l'image identique (visible par l'appelant), sinon null")
 
 
 class BatchOut(BaseModel):
@@ -103,7 +112,8 @@ class BatchOut(BaseModel):
          responses={202: BatchCreated})
 def submit(form: BatchForm):
     principal = current_principal()
-    uploads = [batches.Upload(u.filename or f"fichier-{i + 1}", u.read())
+    # each file as Werkzeug spooled it (to disk when large): stored by chunks, never read whole
+    uploads = [batches.Upload(u.filename or f"fichier-{i + 1}", u.stream)
                for i, u in enumerate(request.files.getlist("files"))]
     settings = current_app.extensions["forms_service.settings"]
     batch = batches.receive(settings, principal, uploads, request.form.get("territoire") or None,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import traceback
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, current_app, has_request_context, jsonify, render_template, request
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DatabaseError as SQLDatabaseError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -74,7 +74,9 @@ def _from_http(exc: HTTPException) -> FormsError:
     if code in _HTTP_MESSAGES:
         cls, message = _HTTP_MESSAGES[code]
         if code == 413:
-            limit = current_app.config.get("MAX_CONTENT_LENGTH")
+            # the request's own limit when a route raised it (the batches' MAX_BATCH_BYTES)
+            limit = (request.max_content_length if has_request_context() else None) or \
+                current_app.config.get("MAX_CONTENT_LENGTH")
             if limit:
                 message = f"{message} (maximum {limit // (1024 * 1024)} Mio)"
         return cls(message)

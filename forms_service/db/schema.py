@@ -17,6 +17,7 @@ from forms_service.db.models import Base
 from forms_service.desk import models as desk_models  # noqa: F401
 from forms_service.desk import review_models  # noqa: F401
 from forms_service.directory import models as directory_models  # noqa: F401
+from forms_service.render import job_models as render_job_models  # noqa: F401  (issue 11)
 from forms_service import drafts as drafts_models  # noqa: F401  (issue 14)
 from forms_service import preferences as preferences_models  # noqa: F401  (issue 14)
 from forms_service.webhooks import models as webhooks_models  # noqa: F401  (issue 13)

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from forms_service import access, db
 from forms_service.audit import record_event
 from forms_service.config import Settings
-from forms_service.desk import storage
+from forms_service.desk import storage, twins
 from forms_service.desk.storage import Upload, page_count  # noqa: F401
 from forms_service.desk.records import (finish_if_done, on_record_reviewed, on_record_stored,  # noqa: F401
                                         record_reviewed, store_record)
@@ -61,12 +61,14 @@ def batch_territory(session: Session, principal: Principal, territoire: str | No
     return chosen
 
 
-def check_size(files: list[Upload], settings: Settings) -> None:
-    total = sum(len(f.data) for f in files)
+def check_size(files: list[Upload], settings: Settings) -> int | None:
+    """Refuse a batch over ``MAX_BATCH_BYTES`` (from the files' sizes, before storing
+    any); returns the limit (storing checks it again, by chunks)."""
     limit = getattr(settings, "max_batch_bytes", None)
+    total = sum(f.size() for f in files)
     if limit and total > limit:
-        raise PayloadTooLarge(f"Lot trop volumineux ({total // 1024 ** 2} Mio ; "
-                              f"{limit // 1024 ** 2} Mio au plus)", path="files")
+        raise PayloadTooLarge(storage.too_large_message(total, limit), path="files")
+    return limit or None
 
 
 def submit_batch(session: Session, principal: Principal, files: list[Upload], territoire: str | None,
@@ -80,21 +82,25 @@ def submit_batch(session: Session, principal: Principal, files: list[Upload], te
     if len(files) > MAX_FILES:
         raise BadRequest(f"Trop de fichiers ({len(files)} ; {MAX_FILES} au plus)", path="files",
                          rule="trop_de_fichiers")
-    check_size(files, settings)
+    limit = check_size(files, settings)
     batch = Batch(source=source, territoire=batch_territory(session, principal, territoire),
-                  created_by=principal.actor, user_id=principal.user_id, status="queued")
+                  created_by=principal.actor, user_id=principal.user_id, status="queued",
+                  submitter=twins.submitter_of(principal))
     session.add(batch)
     session.flush()
     seen: dict[str, BatchFile] = {}
-    total = 0
+    total = stored = 0
     for position, upload in enumerate(files):
-        digest, rel = storage.put(settings, upload.data)   # stored before anything else
+        # stored before anything else, by chunks while hashing (never whole in memory)
+        digest, rel, size = storage.put_upload(settings, upload,
+                                               limit=None if limit is None else limit - stored)
+        stored += size
         row = BatchFile(batch_id=batch.id, position=position, name=(upload.name or f"fichier-{position + 1}")[:255],
-                        sha256=digest, size=len(upload.data), stored_path=rel, status="pending")
+                        sha256=digest, size=size, stored_path=rel, status="pending")
         earlier = seen.get(digest) or earlier_copy(session, principal, digest, batch.id)
         try:
-            row.kind = kind_of(upload.data)
-            row.page_count = page_count(upload.data, row.kind)
+            row.kind = kind_of(storage.head(settings, rel))
+            row.page_count = page_count(storage.path(settings, rel), row.kind)
         except Exception as exc:   # unreadable: one page, in error, never lost
             row.kind = row.kind if isinstance(exc, FormsError) or row.kind else None
             row.status, row.page_count = "error", 1
@@ -217,8 +223,19 @@ def batch_view(session: Session, principal: Principal, batch_id: int) -> dict:
         "files": [file_entry(session, principal, f) for f in files],
         "records": [r.id for r in records],
         "pages": [{"file": position[p.file_id], "file_page": p.file_page, "status": p.status,
-                   "record": p.record_id, "message": p.message} for p in pages],
+                   "record": p.record_id, "message": p.message,
+                   "duplicate_of": _page_twin(session, principal, p)} for p in pages],
     }
+
+
+def _page_twin(session: Session, principal: Principal, page: BatchPage) -> dict | None:
+    """The earlier page an identical page image was received as, when the caller may see it."""
+    if page.duplicate_of_page_id is None:
+        return None
+    earlier = session.get(BatchPage, page.duplicate_of_page_id)
+    if earlier is None or not access.can_see_batch(principal, earlier.batch_id, session):
+        return None
+    return twins.describe(session, earlier)
 
 
 def record_view(session: Session, principal: Principal, record_id: int) -> dict:

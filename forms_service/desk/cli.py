@@ -40,16 +40,15 @@ def submit_command(settings: Settings, files: tuple[str, ...], territoire: str |
     from forms_service.desk import batches
 
     uploads = []
-    for f in files:
-        try:
-            uploads.append(batches.Upload(Path(f).name, Path(f).read_bytes()))
-        except FileNotFoundError:
-            raise BadRequest(f"Fichier introuvable : {f}", path="files") from None
+    for f in files:   # stored by chunks from the file itself, never read whole
+        if not Path(f).is_file():
+            raise BadRequest(f"Fichier introuvable : {f}", path="files")
+        uploads.append(batches.Upload(Path(f).name, Path(f)))
     with command_app().app_context():
         batch = batches.receive(settings, CONSOLE, uploads, territoire, source="cli",
                                 database=db.get_database())
         click.echo(f"Lot {batch.id} reçu : {len(uploads)} fichier(s), {batch.pages_total} page(s).", err=True)
-        view = _wait(batch.id, batch.pages_total) if wait else _view(batch.id)
+        view = _wait(settings, batch.id, batch.pages_total) if wait else _view(batch.id)
     if as_json:
         click.echo(json.dumps(view, ensure_ascii=False, indent=2))
     else:
@@ -67,8 +66,15 @@ def _view(batch_id: int) -> dict:
         return batches.batch_view(s, CONSOLE, batch_id)
 
 
-def _wait(batch_id: int, total: int) -> dict:
+def _wait(settings: Settings, batch_id: int, total: int) -> dict:
+    """Until the batch is read, with a progress bar. With no consumer alive (no heartbeat
+    in the queue's storage: no ``forms-service worker``, no ``serve``), the batch's jobs
+    are run here, in this process (the queued ones then find nothing left to do)."""
+    from forms_service.desk.queue import get_queue
+
+    queue = get_queue(settings)
     view = _view(batch_id)
+    said = False
     with click.progressbar(length=max(total, 1), label="Lecture", file=click.get_text_stream("stderr")) as bar:
         shown = 0
         while True:
@@ -77,8 +83,37 @@ def _wait(batch_id: int, total: int) -> dict:
             shown = done
             if view["status"] == "done":
                 return view
-            time.sleep(POLL_SECONDS)
+            if not queue.consumer_alive():
+                if not said:
+                    click.echo("\nAucun lecteur de la file d'attente ne tourne (« forms-service worker » ou "
+                               "« forms-service serve ») : lecture du lot dans cette commande.", err=True)
+                    said = True
+                if not _read_here(settings, batch_id):   # what is left is held by another worker
+                    time.sleep(POLL_SECONDS)
+            else:
+                time.sleep(POLL_SECONDS)
             view = _view(batch_id)
+
+
+def _read_here(settings: Settings, batch_id: int) -> int:
+    """The batch's pending jobs, run in this process as a worker runs them; returns how
+    many there were."""
+    from forms_service import db
+    from forms_service.circuit import hooks as circuit_hooks
+    from forms_service.desk import batches
+    from forms_service.desk.reading import Worker
+
+    circuit_hooks.install(settings)   # as a worker: stored fiches de liaison become requests
+    with db.session() as s:
+        jobs = batches.read_jobs(s, batch_id)
+    worker = Worker.get(settings)
+    try:
+        for file_ids in jobs:
+            worker.read_files(batch_id, file_ids)
+    finally:
+        worker.close()
+        Worker.forget(settings)
+    return len(jobs)
 
 
 def _print_summary(view: dict) -> None:
@@ -136,6 +171,7 @@ def worker_command(settings: Settings, threads: int | None) -> None:
     from forms_service.desk import watch  # noqa: F401  (its periodic task)
     from forms_service.desk.queue import get_queue
     from forms_service.desk.reading import Worker  # (and its tasks)
+    from forms_service.render import jobs  # noqa: F401  (long render batches' task)
 
     if settings.migrate_on_startup:
         db.upgrade(settings.database_url)
@@ -143,10 +179,12 @@ def worker_command(settings: Settings, threads: int | None) -> None:
     circuit_hooks.install(settings)   # stored fiches de liaison become requests (issue 12)
     queue = get_queue(settings)
     click.echo(f"File d'attente ({queue.kind}) : lecteur démarré.", err=True)
+    worker = Worker.get(settings)
     try:
-        queue.consumer(threads).run()
+        with queue.heartbeat(worker.me):   # producers waiting for their work see us alive
+            queue.consumer(threads).run()
     finally:
-        Worker.get(settings).close()
+        worker.close()
 
 
 commands = [batch_group, worker_command]

@@ -56,6 +56,9 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     pages_total: Mapped[int] = mapped_column(Integer, default=0)
+    #: The submitter as the access policy sees them, taken on receipt (:func:`submitter_of`):
+    #: a worker looks for an earlier identical page only among the batches they may see.
+    submitter: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
 
 
 class BatchFile(Base):
@@ -111,6 +114,12 @@ class BatchPage(Base):
         Integer, ForeignKey("record.id", ondelete="SET NULL"), nullable=True, index=True)
     #: Why (French, shown to agents): « Page 2 déjà lue pour ce document », best guesses...
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: SHA-256 of a scanned page's image (grey pixels; None for a digital PDF's page): an
+    #: identical page image received again, in any file or batch, is a duplicate of it.
+    image_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    #: The earlier page this one is identical to (no foreign key: the earlier batch may be
+    #: deleted, then the link reads as unknown).
+    duplicate_of_page_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class RecordPage(Base):

@@ -3,6 +3,7 @@
     q = get_queue(settings)          # one per settings (process), producer and consumer alike
     q.enqueue_read(batch_id, [file ids])
     q.consumer(workers=2).run()      # ``forms-service worker`` (``serve`` starts one beside)
+    q.consumer_alive()               # a consumer's heartbeat (every 5 s) seen lately?
 
 Tasks carry ids only; a consumer process builds its reading context once
 (:class:`forms_service.desk.reading.Worker`: the settings' database and a parse sandbox).
@@ -15,8 +16,10 @@ many consumers run (a key per period, ``put_if_empty`` in the queue's storage).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,6 +31,10 @@ from forms_service.logging_setup import get_logger
 log = get_logger(__name__)
 
 NAME = "forms-service"
+#: A consumer beats this often in the queue's storage (``HEARTBEAT_KEY``): producers that
+#: wait for their work (``batch submit --wait``) know whether anyone will do it.
+HEARTBEAT_SECONDS = 5
+HEARTBEAT_KEY = "consumer:heartbeat"
 
 
 #: The work the queue's tasks do, by name: ``handler(queue, *args)``, registered by the
@@ -90,8 +97,59 @@ class DeskQueue:
     def enqueue_sweep(self) -> None:
         self._run("sweep")
 
+    def enqueue(self, name: str, *args) -> None:
+        """Any registered handler's work (``render_batch``: a long render batch)."""
+        self._run(name, *args)
+
     def pending(self) -> int:
         return self.huey.pending_count()
+
+    # -- is anyone consuming? (a heartbeat in the queue's own storage)
+    def beat(self, me: str) -> None:
+        self.huey.put(HEARTBEAT_KEY, {"at": time.time(), "by": me})
+
+    def consumer_alive(self, within: float | None = None) -> bool:
+        """Whether a consumer (``forms-service worker``, or the one ``serve`` starts) beat
+        within the last ``within`` seconds (three beats by default)."""
+        try:
+            last = self.huey.get(HEARTBEAT_KEY, peek=True)
+        except Exception as exc:   # the queue's storage cannot be read: nobody is known alive
+            log.warning("queue_heartbeat_unreadable", error=type(exc).__name__)
+            return False
+        limit = 3 * HEARTBEAT_SECONDS if within is None else within
+        return bool(last) and time.time() - float(last.get("at", 0)) < limit
+
+    @contextmanager
+    def heartbeat(self, me: str):
+        """While the block runs (a consumer), beat every :data:`HEARTBEAT_SECONDS`."""
+        stop = threading.Event()
+
+        def run():
+            while True:
+                try:
+                    self.beat(me)
+                except Exception as exc:   # a missed beat: the next one tries again
+                    log.warning("queue_heartbeat_failed", error=type(exc).__name__)
+                if stop.wait(HEARTBEAT_SECONDS):
+                    return
+
+        self.beat(me)
+        thread = threading.Thread(target=run, name="queue-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(HEARTBEAT_SECONDS)
+            if self._beat_is(me):   # stopped cleanly and the last to beat: nobody is known alive
+                self.huey.delete(HEARTBEAT_KEY)
+
+    def _beat_is(self, me: str) -> bool:
+        try:
+            last = self.huey.get(HEARTBEAT_KEY, peek=True)
+        except Exception:
+            return False
+        return bool(last) and last.get("by") == me
 
     # -- consumer side
     def consumer(self, workers: int | None = None):

@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from forms_service import db
 from forms_service.config import Settings
-from forms_service.desk import records, storage
+from forms_service.desk import records, storage, twins
 from forms_service.desk.queue import handler, periodic
 from forms_service.desk.storage import Upload, page_count
 from forms_service.desk.models import Batch, BatchFile, BatchPage
@@ -87,6 +87,12 @@ class Worker:
                 w = cls._instances[settings] = Worker(settings)
             return w
 
+    @classmethod
+    def forget(cls, settings: Settings) -> None:
+        """Drop this process's worker for ``settings`` (after :meth:`close`)."""
+        with cls._lock:
+            cls._instances.pop(settings, None)
+
     def first_start(self) -> bool:
         with self._lock:
             first, self._started = not self._started, True
@@ -113,12 +119,14 @@ class Worker:
         with self.database.session() as s:
             rows = s.scalars(select(BatchFile).where(BatchFile.id.in_(claimed))
                              .order_by(BatchFile.position)).all()
-            inputs = [(r.id, r.name, r.stored_path) for r in rows]
+            inputs = [(r.id, r.kind, r.stored_path) for r in rows]
         files = [(str(fid), storage.get(self.settings, rel)) for fid, _, rel in inputs]
+        hashes = {fid: twins.page_hashes(str(fid), data, kind)
+                  for (fid, kind, _), (_, data) in zip(inputs, files)}
         items = read_copies(self.sandbox(), files)
         try:
             with self.database.session() as s:
-                write_results(s, self.settings, batch_id, claimed, items)
+                write_results(s, self.settings, batch_id, claimed, items, hashes=hashes)
         except AlreadyWritten:   # another job stored them first: nothing to do
             log.info("batch_files_already_written", batch=batch_id)
             return
@@ -219,11 +227,15 @@ def read_copies(sandbox, files: list[tuple[str, bytes]]) -> list[dict]:
             sub = _subfile(data[name], numbers)
             if sub is None:
                 break
-            more = sandbox.parse([(name, sub)])
-            for m in more:   # back to the original file's page numbers
+            # read under a name of its own (the reader's crops of this copy kept apart),
+            # then back to the original file's name and page numbers
+            more = sandbox.parse([(f"{name}~{rounds}", sub)])
+            for m in more:
+                if "file" in m:
+                    m["file"] = name
                 if "fields" in m:
                     for p in m["pages"]:
-                        p["file_page"] = numbers[p["file_page"] - 1]
+                        p["file"], p["file_page"] = name, numbers[p["file_page"] - 1]
                 elif "file_page" in m:
                     m["file_page"] = numbers[m["file_page"] - 1]
             items = [i for i in items if i not in retry] + more
@@ -238,12 +250,15 @@ class AlreadyWritten(Exception):
 
 
 def write_results(s, settings: Settings, batch_id: int, file_ids: list[int], items: list[dict],
-                  *, by_name: bool = False) -> None:
+                  *, by_name: bool = False, hashes: dict[int, dict[int, str]] | None = None) -> None:
     """Every record with its pages, every page's status, and the files' status, at once.
 
     The readers were given each file under its id (``str(file.id)``: names may repeat in
     a batch), put back in the records; ``by_name``: under its own name (``POST /parse``,
-    the first file of a name).
+    the first file of a name). ``hashes``: each file's page image hashes (file id → page
+    → sha256, :func:`forms_service.desk.twins.page_hashes`): kept, and a page identical to
+    an earlier one received elsewhere is a duplicate (a record all of whose pages are is
+    not stored again).
     """
     batch = s.get(Batch, batch_id)
     files = {f.id: f for f in s.scalars(select(BatchFile).where(BatchFile.id.in_(file_ids))
@@ -263,6 +278,20 @@ def write_results(s, settings: Settings, batch_id: int, file_ids: list[int], ite
             return names.get(key)
         return files.get(int(key)) if str(key).isdigit() else None
 
+    for (fid, n), page in pages.items():
+        page.image_sha256 = (hashes or {}).get(fid, {}).get(n)
+    earlier = twins.earlier_pages(s, batch, {p.id: p.image_sha256 for p in pages.values()},
+                                  exclude_files=list(files)) if hashes else {}
+
+    def twin(page: BatchPage | None) -> bool:
+        """Mark ``page`` a duplicate when an earlier page had its image."""
+        if page is None or page.id not in earlier:
+            return False
+        first = earlier[page.id]
+        page.status, page.duplicate_of_page_id = "duplicate", first.id
+        page.message = f"Page identique à une page déjà reçue (lot {first.batch_id})"
+        return True
+
     ordinals: dict[int, int] = {}
     for item in items:
         if "fields" in item:
@@ -270,6 +299,11 @@ def write_results(s, settings: Settings, batch_id: int, file_ids: list[int], ite
             for p in item["pages"]:
                 f = file_of(p["file"])
                 record_pages.append((p, pages.get((f.id, int(p["file_page"]))) if f else None, f))
+            if record_pages and all(bp is not None and bp.id in earlier for _, bp, _ in record_pages):
+                for _, bp, _ in record_pages:   # every page already received: no second record
+                    twin(bp)
+                continue
+            for p, _, f in record_pages:
                 if f is not None:
                     p["file"] = f.name   # the contract names the file as it was sent
             first = next((f for _, _, f in record_pages if f is not None), None)
@@ -289,7 +323,7 @@ def write_results(s, settings: Settings, batch_id: int, file_ids: list[int], ite
         elif "page_status" in item:
             f = file_of(item["file"])
             page = pages.get((f.id, int(item["file_page"]))) if f else None
-            if page is not None and page.status == "pending":
+            if page is not None and page.status == "pending" and not twin(page):
                 page.status, page.message = item["page_status"], item.get("message")
     for page in pages.values():
         if page.status == "pending":

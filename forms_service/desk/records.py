@@ -15,12 +15,16 @@ transaction, and the hooks other parts of the service hang on it.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from forms_service import db
 from forms_service.audit import record_event
@@ -30,6 +34,9 @@ from forms_service.desk.models import Batch, BatchFile, BatchPage, RecordCrop, R
 from forms_service.logging_setup import get_logger
 
 log = get_logger(__name__)
+
+#: The kept crops, under the storage root: ``crops/records/<record id>/p<page>-<path>.png``.
+CROPS_ROOT = "crops/records"
 
 #: Called with (session, record) inside the transaction that stores a record (each in a
 #: savepoint: a hook that fails is logged and undone, the record stays). The circuit
@@ -127,6 +134,9 @@ def store_record(session: Session, record: dict, *, settings: Settings, batch: B
                                identified_by=page.get("identified_by") or "qr"))
         if batch_page is not None:
             batch_page.status, batch_page.record_id, batch_page.message = "record", row.id, None
+    if keep_crops(settings, row.id, record):   # its evidence names the kept crops (changed in place)
+        row.record = copy.deepcopy(record)
+        flag_modified(row, "record")
     for path, field in record.get("fields", {}).items():
         for ev in field.get("evidence") or []:
             if ev.get("crop"):
@@ -137,6 +147,54 @@ def store_record(session: Session, record: dict, *, settings: Settings, batch: B
                  status=row.status, review=row.review)
     _call(on_record_stored, session, row)
     return row
+
+
+def crop_name(record_id: int, page: int, path: str) -> str:
+    """Where a record's crop is kept, relative to the storage root: by record and page,
+    so that every copy of one document keeps its own."""
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in path)[:150]
+    return f"{CROPS_ROOT}/{record_id}/p{page}-{safe}.png"
+
+
+def keep_crops(settings: Settings, record_id: int, record: dict) -> bool:
+    """Move the reader's crops of ``record`` (written under the reading's own key) to the
+    record's folder (:func:`crop_name`), its evidence then naming them (in place); True
+    when one moved. A crop that cannot be moved keeps its reader's path (logged)."""
+    root = Path(settings.storage_dir)
+    moved = False
+    kept: dict[str, str] = {}   # one crop may be the evidence of several fields
+    for path, field in record.get("fields", {}).items():
+        for ev in field.get("evidence") or []:
+            src = ev.get("crop")
+            if not src:
+                continue
+            if src in kept:
+                ev["crop"], moved = kept[src], True
+                continue
+            source = Path(src) if Path(src).is_absolute() else root / src
+            rel = crop_name(record_id, int(ev.get("page") or 1), path + _suffix(source, path))
+            target = root / rel
+            if source == target:
+                continue
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, target)
+            except OSError as exc:
+                log.warning("crop_not_kept", record=record_id, error=type(exc).__name__)
+                continue
+            ev["crop"], moved = rel, True
+            kept[src] = rel
+            try:
+                source.parent.rmdir()   # the reader's folder, once empty
+            except OSError:
+                pass
+    return moved
+
+
+def _suffix(source: Path, path: str) -> str:
+    """What the reader's crop name adds after the field's path (a box's value: ``.oui``)."""
+    stem = source.stem.split("-", 1)[-1]
+    return stem[len(path):] if stem.startswith(path) else ""
 
 
 def record_reviewed(session: Session, record: db.Record) -> None:

@@ -1,5 +1,6 @@
 """Received files, stored before any reading, by their content (SHA-256).
 
+    sha, rel, size = put_upload(settings, Upload(name, fh))   # by chunks, hashed on the way
     sha, rel = put(settings, data)       # <storage>/desk/ab/abcdef…  (written once, atomically)
     data = get(settings, rel)
 
@@ -12,34 +13,119 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from forms_service.config import Settings
+from forms_service.errors import PayloadTooLarge
 
 ROOT = "desk"
 
 
+#: Bytes copied at a time: a received file is never held whole in memory.
+CHUNK = 1024 * 1024
+
+
 @dataclass(frozen=True)
 class Upload:
-    """A file as received: the name it was sent under, its bytes."""
+    """A file as received: the name it was sent under, and its content — bytes, a path
+    (the command line, a watched folder) or an open binary file (an HTTP upload, which
+    Werkzeug spools to disk), read by chunks when stored."""
 
     name: str
-    data: bytes
+    source: bytes | Path | BinaryIO
+
+    @property
+    def data(self) -> bytes:
+        """The whole content (for readers that need it: ``POST /parse``)."""
+        if isinstance(self.source, bytes):
+            return self.source
+        with self.open() as fh:
+            return fh.read()
+
+    def size(self) -> int:
+        """The content's length, without reading it."""
+        if isinstance(self.source, bytes):
+            return len(self.source)
+        if isinstance(self.source, Path):
+            return self.source.stat().st_size
+        fh = self.source
+        at = fh.tell()
+        fh.seek(0, os.SEEK_END)
+        end = fh.tell()
+        fh.seek(at)
+        return end
+
+    @contextmanager
+    def open(self) -> Iterator[BinaryIO]:
+        if isinstance(self.source, bytes):
+            yield io.BytesIO(self.source)
+        elif isinstance(self.source, Path):
+            with open(self.source, "rb") as fh:
+                yield fh
+        else:
+            self.source.seek(0)
+            yield self.source
 
 
-
-def page_count(data: bytes, kind: str) -> int:
-    """How many pages a file holds (without reading them); raises on an unreadable file."""
+def page_count(source: bytes | Path, kind: str) -> int:
+    """How many pages a file (bytes or a stored path) holds, without reading them; raises
+    on an unreadable file."""
     if kind in ("jpeg", "png"):
         return 1
     if kind == "tiff":
         from PIL import Image
-        with Image.open(io.BytesIO(data)) as im:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
             return int(getattr(im, "n_frames", 1))
     from forms_service.pdfpages import open_pdf
-    with open_pdf(data) as pdf:
+    with open_pdf(source) as pdf:
         return len(pdf)
+
+
+def head(settings: Settings, rel: str, n: int = 1024) -> bytes:
+    """The first ``n`` bytes of a stored file (what says its kind)."""
+    with open(path(settings, rel), "rb") as fh:
+        return fh.read(n)
+
+
+def put_upload(settings: Settings, upload: Upload, *, limit: int | None = None) -> tuple[str, str, int]:
+    """Store an upload by chunks while hashing it; returns (sha256, relative path, size).
+    More than ``limit`` bytes: nothing kept, :class:`PayloadTooLarge`."""
+    root = Path(settings.storage_dir) / ROOT
+    root.mkdir(parents=True, exist_ok=True)
+    digest, size = hashlib.sha256(), 0
+    fd, tmp_name = tempfile.mkstemp(prefix=".upload.", suffix=".part", dir=root)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, upload.open() as src:
+            while chunk := src.read(CHUNK):
+                size += len(chunk)
+                if limit is not None and size > limit:
+                    raise PayloadTooLarge(too_large_message(size, limit), path="files")
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        sha = digest.hexdigest()
+        rel = f"{ROOT}/{sha[:2]}/{sha}"
+        target = Path(settings.storage_dir) / rel
+        if target.is_file():
+            tmp.unlink()
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)   # never a half-written file under its final name
+        return sha, rel, size
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def too_large_message(size: int, limit: int) -> str:
+    return f"Lot trop volumineux ({size // 1024 ** 2} Mio ; {limit // 1024 ** 2} Mio au plus)"
 
 
 def sha256(data: bytes) -> str:

@@ -73,11 +73,13 @@ def poll(settings: Settings, *, queue=None, database=None) -> list[int]:
         try:
             if not ready(path, settings.watch_settle_seconds):
                 continue
-            data = path.read_bytes()
         except FileNotFoundError:   # moved away meanwhile
             continue
-        batch = receive(settings, folder_principal(territory), [Upload(path.name, data)], territory,
-                        source="folder", database=database, queue=queue)
+        try:   # stored by chunks from the file itself
+            batch = receive(settings, folder_principal(territory), [Upload(path.name, path)], territory,
+                            source="folder", database=database, queue=queue)
+        except FileNotFoundError:
+            continue
         done = path.parent / DONE_DIR
         done.mkdir(exist_ok=True)
         os.replace(path, done / f"{batch.id}-{path.name}")

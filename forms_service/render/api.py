@@ -21,7 +21,7 @@ import datetime as dt
 import json
 from typing import Any, Literal, Optional
 
-from flask import Response, request
+from flask import Response, current_app, request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
@@ -105,6 +105,14 @@ class BatchHeaders(BaseModel):
         "attachment ; nom : <formulaire>_<AAAA-MM-JJ>_lot-<n>.zip"))
 
 
+class RenderJobQueued(BaseModel):
+    """A long batch (more than RENDER_ASYNC_THRESHOLD items), rendered on the task queue."""
+
+    id: int
+    status: Literal["queued", "running", "done", "failed"]
+    poll: str = Field(description="GET /api/v1/render-jobs/<id> : état, puis documents et archive")
+
+
 class LayoutMap(RootModel[dict[str, Any]]):
     """Where each box, text zone and signature zone of the blank form is printed."""
 
@@ -182,12 +190,28 @@ def render_form(path: FormPath, query: RenderQuery, body: RenderBody):
                      "Toutes les données sont contrôlées avant toute production : un élément "
                      "invalide refuse le lot (422, chemins « items.<i>.<champ> »). L'archive "
                      "contient un fichier par élément, dans l'ordre (« 001_… »), et findings.json "
-                     "([{\"index\",\"file\",\"document_id\",\"template_version\",\"findings\"}]).",
+                     "([{\"index\",\"file\",\"document_id\",\"template_version\",\"findings\"}]). "
+                     "Au-delà de RENDER_ASYNC_THRESHOLD éléments, le lot est produit en arrière-plan "
+                     "(file d'attente) : 202 et l'adresse du travail à suivre.",
          responses={200: _file_response("Archive ZIP des documents et findings.json",
-                                        ["application/zip"], BatchHeaders)})
+                                        ["application/zip"], BatchHeaders),
+                    202: RenderJobQueued})
 def render_batch(path: FormPath, query: RenderQuery, body: RenderBatchBody):
+    from forms_service.render import jobs
+
     service = get_service()
-    docs = service.render_batch(path.form_id, _json_body(), fmt=query.format,
+    items = _json_body()
+    settings = current_app.extensions["forms_service.settings"]
+    if isinstance(items, list) and settings.render_async_threshold < len(items) <= MAX_BATCH:
+        # a long batch: rendered on the task queue through the same code path (202, a job);
+        # an unknown form is still 404 here, the items are checked by the job (as a batch)
+        service._catalogue().get(path.form_id)
+        job = jobs.submit(settings, current_actor(), path.form_id, items, fmt=query.format,
+                          fillable=query.fillable, strict=query.strict,
+                          key=request.headers.get(IDEMPOTENCY_HEADER))
+        return {"id": job.id, "status": job.status, "poll": f"/api/v1/render-jobs/{job.id}"}, 202, \
+            {"Location": f"/api/v1/render-jobs/{job.id}"}
+    docs = service.render_batch(path.form_id, items, fmt=query.format,
                                 fillable=query.fillable, strict=query.strict,
                                 actor=current_actor(),
                                 idempotency_key=request.headers.get(IDEMPOTENCY_HEADER))

@@ -99,9 +99,10 @@ def deposer():
         validate_csrf(token)
     except ValidationError as exc:   # answered as CSRFProtect answers a missing token
         raise CSRFError(str(exc)) from None
-    uploads = [batches.Upload(f.filename or "", f.read())
+    # each file as Werkzeug spooled it (to disk when large): stored by chunks, never read whole
+    uploads = [batches.Upload(f.filename or "", f.stream)
                for f in request.files.getlist("fichiers") if f and (f.filename or f.content_length)]
-    uploads = [u for u in uploads if u.data or u.name]
+    uploads = [u for u in uploads if u.name or u.size()]
     territoire = request.form.get("territoire") or None
     batch = batches.receive(current_settings(), current_principal(), uploads, territoire,
                             source="desk")

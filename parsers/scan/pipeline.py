@@ -76,6 +76,8 @@ def read_document(doc: DocPages, name: str, store: Store, refs: References) -> d
     doc_key = doc.document_id or hashlib.sha1(f"{name}{sorted(doc.pages)}".encode()).hexdigest()[:16]
     if doc.copy:   # the crops of each copy apart
         doc_key = f"{doc_key}-{doc.copy + 1}"
+    # and of each file read (two files of one document id never share a crop)
+    doc_key = f"{doc_key}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
     crops = Crops(store.settings.storage_dir, doc_key)
     readings = _read_boxes(doc, layout, crops)
     readings.update(_read_zones(doc, layout, crops, refs))
