@@ -219,7 +219,10 @@ def build(fd: FormDefinition, out_dir: Path) -> Path:
         p = add_para(doc, "", size=size, first=False)
         add_run(p, line, size=size, bold=i == 0)
     if not layout.get("summary"):
-        add_spacer(doc, 1)   # the body ends with a paragraph (Word's rule)
+        # the body ends with a paragraph (Word's rule), 1 twip high: after a table that
+        # ends at the page's foot, a taller one would print a page of its own (the CERP
+        # printed a blank 6th page, its QR code alone on it)
+        add_spacer(doc, 0.05)
     out = out_dir / (fd.template or f"{fd.id}.docx")
     _save(doc, out)
     return out
@@ -269,7 +272,7 @@ def build_reference(fd: FormDefinition, out_dir: Path) -> Path:
         add_para(cell, "{{ e." + key + " }}", size=size, bold=key == "code")
     close = table.add_row()
     add_para(close.cells[0], "{%tr endfor %}", size=1)
-    add_spacer(doc, 1)
+    add_spacer(doc, 0.05)   # the body's last paragraph, 1 twip high (see build)
     out = out_dir / (fd.template or f"{fd.id}.docx")
     _save(doc, out)
     return out

@@ -14,7 +14,7 @@ from .template_ooxml import (
 )
 from .template_metrics import CELL_PADDING_MM, longest_word_mm
 from .template_sections import section_block, template_var
-from .template_style import COLOURS, CONTENT_WIDTH_MM, HEADING_FILL, Style
+from .template_style import COLOURS, CONTENT_WIDTH_MM, HEADING_FILL, WRITING_LINE_MM, Style
 
 
 def _written(c: Field) -> bool:
@@ -66,6 +66,17 @@ def _no_broken_words(cols: list[Field], widths: list[float], style: Style) -> li
     return widths
 
 
+def _row_mm(cols: list[Field], style: Style) -> float:
+    """A list row's height: the form's ``list_row_mm`` when a cell holds several lines
+    (a text of ``lines`` > 1, options stacked as boxes), one handwriting line otherwise
+    (the emplois recherchés, the rendez-vous: 22 mm rows of one line each pushed the
+    CERS's page 1 over and left its page 2 four-fifths empty)."""
+    stacked = any(c.type in ("choice", "multi") and not _written(c) and len(c.options) > 1 for c in cols)
+    if stacked or any((c.lines or 1) > 1 for c in cols if c.type == "text"):
+        return style.list_row_mm
+    return min(style.list_row_mm, WRITING_LINE_MM + 2.0)
+
+
 def _repeat_header(row) -> None:
     tr_pr = row._tr.get_or_add_trPr()
     el = OxmlElement("w:tblHeader")
@@ -106,7 +117,7 @@ def list_table(doc, f: Field, style: Style, inline: bool = False) -> None:
     loop_open = table.rows[2]
     add_para(loop_open.cells[0], "{%tr for row in chunk.rows %}", size=1)
     data_row = table.add_row()
-    row_height(data_row, style.list_row_mm, exact=True)
+    row_height(data_row, _row_mm(cols, style), exact=True)
     no_split(data_row)
     for c, cell in zip(cols, data_row.cells):
         if c.type in ("choice", "multi") and not _written(c):
