@@ -105,13 +105,7 @@ def test_sample_print_passes_every_check(pool, settings, blanks, form):
     assert problems == []
 
 
-MAX_LENGTH_OVERFLOW = pytest.mark.xfail(strict=True, reason=(
-    "issue 16, not done: at every max_length the fiche de liaison's short fields wrap in their "
-    "half-width cells and its reserved parts go over to pages 4-5 (docs/printing.md)"))
-
-
-@pytest.mark.parametrize("form", [pytest.param(f, marks=MAX_LENGTH_OVERFLOW) if f == "fiche-liaison" else f
-                                  for f in FORMS if catalogue.get(f).fixed_layout])
+@pytest.mark.parametrize("form", [f for f in FORMS if catalogue.get(f).fixed_layout])
 def test_fixed_forms_keep_their_pages_filled_to_every_max_length(pool, settings, form):
     fd = catalogue.get(form)
     pdf = _print(fd, max_length_data(fd), settings, pool)

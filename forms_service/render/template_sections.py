@@ -183,9 +183,13 @@ def _option_rows(f: Field, style: Style, ncols: int, breaks: dict, table_cols: i
                                                      fill="F2F2F2" if depth == 0 else None, keep=True),
                                None)])
             prev = levels
-        per_col = -(-len(opts) // ncols)
+        # a group of fewer options than columns spreads them over the width (a lone long
+        # option on one line instead of three, in the fiche's page 2)
+        here = min(ncols, len(opts))
+        span = table_cols // here
+        per_col = -(-len(opts) // here)
         row = []
-        for ci in range(ncols):
+        for ci in range(here):
             chunk = opts[ci * per_col:(ci + 1) * per_col]
 
             def fill_cell(cell, chunk=chunk):
@@ -193,7 +197,7 @@ def _option_rows(f: Field, style: Style, ncols: int, breaks: dict, table_cols: i
                     p = add_para(cell, "", size=style.body, first=i == 0)
                     add_box(p, f"{f.path}|box('{o.code}')", style)
                     add_run(p, f" {o.label}", size=style.body)
-            row.append(((ci * span, ci * span + span - 1), fill_cell, None))
+            row.append(((ci * span, table_cols - 1 if ci == here - 1 else ci * span + span - 1), fill_cell, None))
         rows.append(row)
     return rows
 
@@ -233,7 +237,8 @@ def _compact_rows(section: Section, style: Style, ncols: int, breaks: dict) -> l
 
     def pairs(f: Field) -> bool:
         """Two fields share a row unless a label would fill its cell (no room for the value)."""
-        return text_width_mm(f.label + " : ", style.small, bold=True) <= cell_mm * 0.8
+        return text_width_mm(f.label + " : ", style.small, bold=True) <= cell_mm * 0.8 and \
+            f.path not in style.own_row
 
     def flush():
         while pending:
@@ -405,5 +410,11 @@ def section_block(doc, sections: list[Section], style: Style, breaks: dict) -> N
         first.paragraph_format.line_spacing = Pt(1)
         if i == 0:
             cell.paragraphs[0].paragraph_format.space_after = Pt(0)
+        # ... and the one it adds after it (a cell ends with a paragraph): 1 twip, not a
+        # line of body text under each side (3.4 mm a row of pairs on the fiche's page 3)
+        last = cell.paragraphs[-1]
+        if last is not first:
+            last.paragraph_format.space_before = last.paragraph_format.space_after = Pt(0)
+            last.paragraph_format.line_spacing = Pt(0.05)
     table_pr = outer._tbl.tblPr
     no_split(outer.rows[0])

@@ -54,3 +54,5 @@ class Style:
         self.list_new_page = layout.get("list_new_page", True)
         # text printed before a field, in its section (``{path: Jinja text}``)
         self.statements = dict(layout.get("statements") or {})
+        # compact fields on a row of their own (``own_row``)
+        self.own_row = set(layout.get("own_row") or ())
