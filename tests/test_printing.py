@@ -183,3 +183,18 @@ def test_print_check_finds_broken_words_small_text_and_missing_pages(pool):
     assert "impression_police_trop_petite" in rules
     assert "impression_nombre_de_pages" in rules      # 1 page, 3 expected
     assert "impression_nombre_de_pages" not in [p.rule for p in P.check_print(fd, pdf, None)]
+
+
+def test_print_check_finds_an_empty_page(pool, settings):
+    """The CERP once printed a last page with nothing but its header (issue 16's revert)."""
+    import pypdf
+
+    fd = catalogue.get("cerp")
+    pdf = _print(fd, json.loads((ROOT / "samples" / "cerp.json").read_text()), settings, pool)
+    assert "impression_page_vide" not in {p.rule for p in P.check_print(fd, pdf, None)}
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(pdf)))
+    writer.add_blank_page()
+    out = io.BytesIO()
+    writer.write(out)
+    problems = [p for p in P.check_print(fd, out.getvalue(), None) if p.rule == "impression_page_vide"]
+    assert len(problems) == 1 and "Page 6" in problems[0].message, problems

@@ -181,6 +181,19 @@ def _fill(pdf) -> list[Problem]:
     return problems
 
 
+def _empty_pages(pdf) -> list[Problem]:
+    """No page with nothing printed between its margins (any form: the CERP once printed a
+    last page holding only the header and the stamp, which the scan reader could not place)."""
+    top, bottom = geometry.MARGINS.top, geometry.PAGE_HEIGHT - geometry.MARGINS.bottom
+    problems = []
+    for number, page in enumerate(pdf.pages, 1):
+        inked = [c for c in page.chars if top - 1 <= c["top"] <= bottom and c["text"].strip()] + \
+                [r for r in page.rects + page.lines if top - 1 <= r["top"] <= bottom]
+        if not inked:
+            problems.append(_problem("impression_page_vide", f"Page {number} vide (rien n'y est imprimé)"))
+    return problems
+
+
 def _orphans(fd: FormDefinition, pdf, layout: dict) -> list[Problem]:
     """A label printed last on a page while its field's boxes and zones are all on the next."""
     pages_of: dict[str, set[int]] = {}
@@ -225,6 +238,7 @@ def check_print(fd: FormDefinition, pdf_bytes: bytes, layout: dict | None = None
                                      f"{len(pdf.pages)} page(s) imprimée(s), {fd.pages} attendue(s)"))
         problems += _font_sizes(pdf)
         problems += _broken_words(fd, pdf)
+        problems += _empty_pages(pdf)
         if fd.fixed_layout:
             # a flowing form's long list starts on a page of its own (each page of rows
             # alike, docs/layout-map.md): the page before it may end short
