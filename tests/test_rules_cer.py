@@ -448,3 +448,19 @@ def test_cerp_fiche_de_suivi():
 
 def test_catalogue_lists_the_contracts_first():
     assert [fd.id for fd in catalogue.forms()][:3] == ["cers", "cerp", "fiche-liaison"]
+
+
+# -- the CERS box « EDE réalisée » (issue 16) settles ede_non_realisee ------------------
+
+@pytest.mark.parametrize("box, attachment, expected", [
+    (True, None, set()),          # ticked on the contract: done, whatever the attachments say
+    (True, False, set()),
+    (False, None, {"ede_non_realisee_a_verifier"}),   # not ticked: the attachment decides
+    ("absent", False, {"ede_non_realisee"}),
+    (False, True, set()),
+])
+def test_cers_ede_box_settles_the_ede_rule(box, attachment, expected):
+    data = sample_with("cers", ("pieces_jointes.ede", attachment))
+    if box != "absent":
+        data["ede_realisee"] = box
+    assert {c for c in fired("cers", data) if c.startswith("ede_non_realisee")} == expected

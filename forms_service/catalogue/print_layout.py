@@ -23,6 +23,7 @@ class PrintLayout(BaseModel):
     box_size: float | None = None
     box_line: float | None = None
     line_mm: float | None = None
+    writing_mm: float | None = None
     signature_mm: float | None = None
     list_row_mm: float | None = None
     compact_value_size: float | None = None
@@ -42,6 +43,11 @@ class PrintLayout(BaseModel):
     side_by_side: tuple[tuple[str, str], ...] = ()
     #: a field path → the option group heading before which the page breaks
     page_break_before_group: dict[str, str] = {}
+    #: fields of a compact section printed on a row of their own (not paired), so that
+    #: their longest value holds beside their label on one line
+    own_row: tuple[str, ...] = ()
+    #: text printed before a field, inside its section (a field path → Jinja text)
+    statements: dict[str, str] = {}
     #: lines printed after the last section (Jinja templates over the context)
     summary: tuple[str, ...] = ()
 
@@ -49,7 +55,7 @@ class PrintLayout(BaseModel):
         return set(self.grids) | set(self.compact_sections) | {s for pair in self.side_by_side for s in pair}
 
     def field_paths(self) -> set[str]:
-        paths = set(self.page_break_before_group)
+        paths = set(self.page_break_before_group) | set(self.statements) | set(self.own_row)
         if isinstance(self.list_new_page, list):
             paths |= set(self.list_new_page)
         return paths

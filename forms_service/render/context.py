@@ -141,6 +141,14 @@ def f_code(jctx: Any, val: Any) -> Any:
     return Val(val.path, f"{value} – {label}") if label else val
 
 
+def f_person(group: Any) -> str:
+    """« Prénom NOM » of a person's group, as plain text (not a zone: the name's own field is
+    elsewhere on the form); a dotted line to write on when the data has no name."""
+    get = (lambda k: getattr(group.get(k), "value", None)) if isinstance(group, dict) else (lambda k: None)
+    name = " ".join(str(v) for v in (get("prenom"), get("nom")) if v)
+    return name or "……………………………………………………"
+
+
 def f_zone(group: Any) -> Mark:
     return Mark("signature", getattr(group, "path", "?"))
 
@@ -227,7 +235,7 @@ class Recording:
 def make_env() -> Environment:
     """The one Jinja environment: strict (a missing variable is an error), autoescaped."""
     env = Environment(undefined=StrictUndefined, autoescape=True, finalize=finalize)
-    env.filters.update(box=f_box, date=f_date, code=f_code, zone=f_zone, pages=f_pages)
+    env.filters.update(box=f_box, date=f_date, code=f_code, zone=f_zone, pages=f_pages, person=f_person)
     return env
 
 
@@ -250,9 +258,29 @@ def build_context(form: FormDefinition, data: dict, *, derived: dict | None = No
     # the printed note (« modèle indicatif ») shows while the grid in force is the indicative one
     ctx["modele_indicatif"] = bool(form.uses_ede_grid and programme.grid()["modele_indicatif"])
     if form.kind == "reference":
-        ctx["entries"] = [{"code": e.code, "label": e.label, "remarque": e.extra.get("remarque") or ""}
-                          for e in form.entries()]
+        ctx["entries"] = reference_rows(form)
     return ctx
+
+
+def _sphere(extra: dict) -> str:
+    spheres = [name for key, name in (("sphere_solidarite", "Solidarité"), ("sphere_professionnelle", "Professionnelle"))
+               if extra.get(key)]
+    return " et ".join(spheres) if len(spheres) < 2 else "Les deux"
+
+
+def reference_rows(form: FormDefinition) -> list[dict]:
+    """A reference list's printed rows: code, label, remark, the sphere an action belongs to
+    (Annexe 6), and the domain heading before the first code of each domain (Annexe 4)."""
+    rows, domain = [], None
+    for e in form.entries():
+        group = ""
+        if e.extra.get("domaine") and e.extra["domaine"] != domain:
+            domain = e.extra["domaine"]
+            group = f"{domain} – {e.extra.get('domaine_libelle') or ''}".strip(" –")
+        rows.append({"code": e.code, "label": e.label, "remarque": e.extra.get("remarque") or "",
+                     "sphere": _sphere(e.extra) if e.selectable else "", "groupe": group,
+                     "titre": not e.selectable})
+    return rows
 
 
 def raw(xml: str) -> Markup:

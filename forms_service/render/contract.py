@@ -159,6 +159,8 @@ def check_template(fd: FormDefinition, path: Path) -> list[Problem]:
                                     f"{name} : « {u.path} » n'est pas un champ du formulaire {fd.id}"))
     if fd.kind == "form":
         problems += _coverage(fd, uses, name)
+    from .template_print_check import check_docx
+    problems += check_docx(path)              # the print style: nothing under 7 pt
     return _dedupe(problems)
 
 

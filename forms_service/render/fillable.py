@@ -152,6 +152,25 @@ def _text_size(height: float) -> float:
     return round(max(4.0, min(TEXT_SIZE, (height - 2 * PAD) / LEADING)), 1)
 
 
+def _fit_longest(fdef, width: float, size: float) -> tuple[float, bool]:
+    """The size at which the longest value of a one-line field fits its widget (a date
+    dd/mm/yyyy, a text of ``max_length`` average letters), and whether the widget must
+    auto-size for it (issue 16: PDF readers clipped the year of narrow date widgets)."""
+    if fdef is None:
+        return size, False
+    if fdef.type == "date":
+        longest = "00/00/0000"
+    elif fdef.type == "text" and fdef.max_length:
+        longest = "n" * fdef.max_length
+    else:
+        return size, False
+    room = width - 2 * PAD - 1
+    need = _width(longest, size)
+    if need <= room:
+        return size, False
+    return max(4.0, round(size * room / need, 1)), True
+
+
 def _is_multiline(height: float, size: float) -> bool:
     return height - 2 * PAD >= 2 * size * LEADING
 
@@ -313,7 +332,11 @@ def make_fillable(pdf_bytes: bytes, layout: dict, *, form: str, version: str, do
                     multiline = _is_multiline(h, size)
                     if multiline:
                         field.Ff = FF_MULTILINE
-                    wd.DA = String(f"{TEXT_FONT} {_fmt(size)} Tf 0 g")
+                    auto = False
+                    if not multiline:
+                        size, auto = _fit_longest(fdef, w, size)
+                    # auto-size (0 Tf) where the longest value does not fit at the set size
+                    wd.DA = String(f"{TEXT_FONT} {'0' if auto else _fmt(size)} Tf 0 g")
                     wd.MK = Dictionary(BG=Array([1, 1, 1]))
                     wd.AP = Dictionary(N=_text_stream(pdf, w, h, str(field.V), size, multiline, font))
                 widgets.append((n, wd))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 from docx import Document
@@ -34,13 +35,16 @@ from docx.oxml.ns import qn
 from docx.shared import Mm, Pt, RGBColor
 
 from ..catalogue import FormDefinition, catalogue
+from ..catalogue.definition import Section
 from . import geometry
 from .template_ooxml import (
     add_page_break, add_para, add_run, add_spacer, fixed_widths, set_cell_fill,
     set_cell_margins, set_table_borders,
 )
 from .template_sections import section_block
-from .template_style import BODY_FONT, CONTENT_WIDTH_MM, HEADING_FILL, Style
+from .template_style import (
+    BODY_FONT, CONTENT_WIDTH_MM, HEADER_RIGHT_CLEAR_MM, HEADER_TEXT_TOP_MM, HEADING_FILL, Style,
+)
 from .template_tables import grid_table, list_table
 
 
@@ -63,11 +67,46 @@ def new_document(style: Style):
     lang = OxmlElement("w:lang")
     lang.set(qn("w:val"), "fr-FR")
     normal.element.rPr.append(lang)
-    # The header holds the DOCX download's QR code (empty in the PDF path: the stamp prints it).
-    hp = sec.header.paragraphs[0]
-    hp.alignment = WD_ALIGN_PARAGRAPH.RIGHT
-    hp.add_run("{{ document.qr }}")
     return doc
+
+
+def _page_field(p, instr: str, size: float) -> None:
+    """A PAGE / NUMPAGES field in paragraph ``p`` (Word and LibreOffice compute it)."""
+    fld = OxmlElement("w:fldSimple")
+    fld.set(qn("w:instr"), f" {instr} ")
+    run = add_run(p, "1", size=size)
+    fld.append(run._element)
+    p._p.append(fld)
+
+
+def _header_line(p, fd: FormDefinition, size: float) -> None:
+    add_run(p, "{{ departement.nom }} · " + (fd.short_title or fd.title) + " · page ", size=size)
+    _page_field(p, "PAGE", size)
+    add_run(p, "/", size=size)
+    _page_field(p, "NUMPAGES", size)
+
+
+def page_header(doc, fd: FormDefinition, style: Style) -> None:
+    """The header of every page: département, form, page n/N.
+
+    A DOCX download also carries its QR code there, right of the line; in the PDF path
+    (no QR: the stamp prints it in the corner) the line is moved down clear of the
+    registration marks and of the printers' unprintable edge.
+    """
+    header = doc.sections[0].header
+    size = max(style.small, 8)
+    first = header.paragraphs[0]
+    add_run(first, "{%p if document.qr %}", size=1)
+    with_qr = header.add_paragraph()
+    with_qr.paragraph_format.tab_stops.add_tab_stop(Mm(CONTENT_WIDTH_MM), alignment=2)   # right
+    _header_line(with_qr, fd, size)
+    with_qr.add_run("\t{{ document.qr }}")
+    header.add_paragraph().add_run("{%p else %}")
+    alone = header.add_paragraph()
+    alone.paragraph_format.space_before = Mm(HEADER_TEXT_TOP_MM - 4 - 3.5)
+    alone.paragraph_format.right_indent = Mm(HEADER_RIGHT_CLEAR_MM)
+    _header_line(alone, fd, size)
+    header.add_paragraph().add_run("{%p endif %}")
 
 
 def title_block(doc, fd: FormDefinition, style: Style) -> None:
@@ -107,6 +146,31 @@ def _save(doc, out: Path) -> None:
         out.write_bytes(data)
 
 
+def _list_inside(section: Section) -> bool:
+    """A list followed by other fields of its section (the CER's rendez-vous before the
+    référent's signature): printed where the definition puts it, inside the section."""
+    kinds = [f.type == "list" for f in section.fields if f.printed]
+    return any(kinds) and not all(kinds) and not kinds[-1]
+
+
+def _section_around_list(doc, section: Section, style: Style, breaks: dict) -> None:
+    """The fields before each list, the list, then the rest under no new heading."""
+    part: list = []
+    title = section.title
+    for f in (f for f in section.fields if f.printed):
+        if f.type != "list":
+            part.append(f)
+            continue
+        if part:
+            section_block(doc, [replace(section, title=title, fields=tuple(part), note=None)], style, breaks)
+            title, part = "", []
+        add_spacer(doc, 1)
+        list_table(doc, f, style, inline=True)
+        add_spacer(doc, 1)
+    if part:
+        section_block(doc, [replace(section, title=title, fields=tuple(part), note=None)], style, breaks)
+
+
 def build(fd: FormDefinition, out_dir: Path) -> Path:
     layout = fd.layout.builder_options()
     style = Style(layout)
@@ -115,20 +179,29 @@ def build(fd: FormDefinition, out_dir: Path) -> Path:
     right_of = {b: a for a, b in beside}
     by_id = {s.id: s for s in fd.sections}
     doc = new_document(style)
+    page_header(doc, fd, style)
     title_block(doc, fd, style)
     page = None
     for section in fd.sections:
         printed = [f for f in section.fields if f.printed]
         if not printed or section.id in right_of:
             continue
-        if page is not None and section.page and section.page != page and fd.fixed_layout:
+        new_page = page is not None and section.page and section.page != page and fd.fixed_layout
+        if new_page and not section.banner:
             add_page_break(doc)
+        elif page is not None and not new_page:
+            add_spacer(doc, style.section_gap)   # between sections (not after a page's last one)
         page = section.page or page
         pair = [section] + [by_id[b] for a, b in beside if a == section.id]
         if section.banner:
-            add_para(doc, section.banner, size=style.heading + 0.5, bold=True, first=False)
+            banner = add_para(doc, section.banner, size=style.heading + 0.5, bold=True, first=False)
+            # the banner starts the page itself: a break paragraph after a full page would
+            # print a blank page
+            banner.paragraph_format.page_break_before = bool(new_page)
         if section.id in (layout.get("grids") or []):
             grid_table(doc, section, style, layout.get("compact_sections") or [])
+        elif len(pair) == 1 and _list_inside(section):
+            _section_around_list(doc, section, style, breaks)
         else:
             if any(f.type != "list" for s in pair for f in s.fields if f.printed):
                 section_block(doc, pair, style, breaks)
@@ -140,42 +213,66 @@ def build(fd: FormDefinition, out_dir: Path) -> Path:
         for s in pair:
             if s.note:
                 add_para(doc, s.note, size=style.small, italic=True, first=False)
-        add_spacer(doc, style.section_gap)
-    for line in layout.get("summary") or []:
-        p = add_para(doc, "", size=style.heading, first=False)
-        add_run(p, line, size=style.heading, bold=True)
+        page = page or 0
+    for i, line in enumerate(layout.get("summary") or []):
+        size = style.heading if i == 0 else style.small    # the result, then its explanations
+        p = add_para(doc, "", size=size, first=False)
+        add_run(p, line, size=size, bold=i == 0)
+    if not layout.get("summary"):
+        # the body ends with a paragraph (Word's rule), 1 twip high: after a table that
+        # ends at the page's foot, a taller one would print a page of its own (the CERP
+        # printed a blank 6th page, its QR code alone on it)
+        add_spacer(doc, 0.05)
     out = out_dir / (fd.template or f"{fd.id}.docx")
     _save(doc, out)
     return out
 
 
 def build_reference(fd: FormDefinition, out_dir: Path) -> Path:
-    """A reference list printed as a document: its codes and labels in a table."""
+    """A reference list printed as a document: its labels in a table, under a header row
+    repeated on every page. Annexe 1 prints no codes (they are the service's, not the
+    guide's); Annexe 4 prints its domain headings; Annexe 6 the sphere of each action."""
+    from .template_sections import repeat_header
+
     style = Style({"font_size": 9})
     doc = new_document(style)
+    page_header(doc, fd, style)
     title_block(doc, fd, style)
-    entries = fd.entries()
-    has_extra = fd.reference_list == "annexe-6"
-    cols = 3 if has_extra else 2
-    table = doc.add_table(rows=1, cols=cols)
+    kind = fd.reference_list
+    cols = {"annexe-1": [("Libellé", "label", CONTENT_WIDTH_MM)],
+            "annexe-6": [("Code", "code", 18), ("Libellé", "label", CONTENT_WIDTH_MM - 18 - 30 - 50),
+                         ("Sphère", "sphere", 30), ("Remarque", "remarque", 50)]}.get(
+        kind, [("Code", "code", 22), ("Libellé", "label", CONTENT_WIDTH_MM - 22)])
+    table = doc.add_table(rows=1, cols=len(cols))
     set_table_borders(table)
     set_cell_margins(table)
-    widths = [22, CONTENT_WIDTH_MM - 22 - 60, 60] if has_extra else [22, CONTENT_WIDTH_MM - 22]
-    fixed_widths(table, widths)
-    heads = ["Code", "Libellé", "Remarque"][:cols]
-    for h, cell in zip(heads, table.rows[0].cells):
+    fixed_widths(table, [w for _, _, w in cols])
+    for (head, _, _), cell in zip(cols, table.rows[0].cells):
         set_cell_fill(cell, HEADING_FILL)
-        add_para(cell, h, size=style.body, bold=True)
+        add_para(cell, head, size=style.body, bold=True)
+    repeat_header(table.rows[0])
     # Rows are data, looped by docxtpl, so a new code list needs no template edit.
     open_row = table.add_row()
     add_para(open_row.cells[0], "{%tr for e in entries %}", size=1)
+    if kind == "annexe-4":
+        row = table.add_row()
+        add_para(row.cells[0], "{%tr if e.groupe %}", size=1)
+        row = table.add_row()
+        cell = row.cells[0].merge(row.cells[-1])
+        set_cell_fill(cell, "F2F2F2")
+        add_para(cell, "{{ e.groupe }}", size=style.body, bold=True)
+        row._tr.get_or_add_trPr().append(OxmlElement("w:cantSplit"))
+        p = cell.paragraphs[0]
+        p.paragraph_format.keep_with_next = True
+        row = table.add_row()
+        add_para(row.cells[0], "{%tr endif %}", size=1)
     row = table.add_row()
-    add_para(row.cells[0], "{{ e.code }}", size=style.body, bold=True)
-    add_para(row.cells[1], "{{ e.label }}", size=style.body)
-    if has_extra:
-        add_para(row.cells[2], "{{ e.remarque }}", size=style.small)
+    for (_, key, _), cell in zip(cols, row.cells):
+        size = style.small if key in ("remarque", "sphere") else style.body
+        add_para(cell, "{{ e." + key + " }}", size=size, bold=key == "code")
     close = table.add_row()
     add_para(close.cells[0], "{%tr endfor %}", size=1)
+    add_spacer(doc, 0.05)   # the body's last paragraph, 1 twip high (see build)
     out = out_dir / (fd.template or f"{fd.id}.docx")
     _save(doc, out)
     return out

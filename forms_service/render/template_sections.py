@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from docx.oxml import OxmlElement
 from docx.shared import Pt
 
 from ..catalogue.definition import Field, Section
@@ -13,6 +14,7 @@ from .template_ooxml import (
     add_box, add_page_break, add_para, add_run, fixed_widths, no_split, row_height,
     set_cell_fill, set_cell_margins, set_table_borders,
 )
+from .template_metrics import fits, text_width_mm
 from .template_style import CONTENT_WIDTH_MM, GRID, HEADING_FILL, RESERVED_FILL, Style
 
 
@@ -24,6 +26,24 @@ def template_var(path: str, f: Field, row_var: str | None = None) -> str:
         return base + "|code"
     return base
 
+
+
+def repeat_header(row) -> None:
+    """Mark a table row as a header row, printed again at the top of each page."""
+    tr_pr = row._tr.get_or_add_trPr()
+    tr_pr.append(OxmlElement("w:tblHeader"))
+
+
+def label_separator(label: str) -> str:
+    """What follows a label before its value: « Fait le, » and « Motif : » keep their own."""
+    return " " if label.rstrip().endswith((":", ",")) else " : "
+
+
+def label_height_mm(text: str, width_mm: float, size_pt: float) -> float:
+    """The height a bold label takes in a cell ``width_mm`` wide (Carlito: ~0.5 em a character)."""
+    per_line = max(1, int((width_mm - 2.5) / (size_pt * 0.5 * 25.4 / 72)))
+    lines = -(-len(text) // per_line)
+    return lines * size_pt * 1.22 * 25.4 / 72
 
 
 def section_table(doc, ncols: int, widths: list[float], style: Style):
@@ -49,7 +69,8 @@ def add_row(table, cells_spec: Iterable[tuple[int, int]]):
 
 def _heading_cells(table, sections: list[Section], style: Style) -> None:
     spans = [(0, GRID - 1)] if len(sections) == 1 else [(0, GRID // 2 - 1), (GRID // 2, GRID - 1)]
-    _, cells = add_row(table, spans)
+    row, cells = add_row(table, spans)
+    repeat_header(row)   # repeated when the section goes on over a page; never alone at a foot
     for cell, section in zip(cells, sections):
         set_cell_fill(cell, RESERVED_FILL if section.reserved else HEADING_FILL)
         add_para(cell, section.title, size=style.heading, bold=True)
@@ -92,11 +113,15 @@ Row = list  # [((first, last), filler, height_mm | None)]
 PAGE_BREAK = "page_break"
 
 
-def _label(text: str, style: Style, bold: bool = True, italic: bool = False, fill: str | None = None):
+def _label(text: str, style: Style, bold: bool = True, italic: bool = False, fill: str | None = None,
+           keep: bool = False):
+    """A label cell; ``keep``: a label row kept on the page of the row after it."""
     def fill_cell(cell):
         if fill:
             set_cell_fill(cell, fill)
-        add_para(cell, text, size=style.small, bold=bold, italic=italic)
+        p = add_para(cell, text, size=style.small, bold=bold, italic=italic)
+        if keep:
+            p.paragraph_format.keep_with_next = True
     return fill_cell
 
 
@@ -105,11 +130,35 @@ def _value(f: Field, style: Style):
 
 
 def _signature_filler(f: Field, style: Style):
+    """The signature's label, then the blank zone (at least ``signature_mm`` under the label)."""
     def fill_cell(cell):
         p = add_para(cell, f.label, size=style.small, bold=True)
         add_run(p, "{{ " + f.path + "|zone }}", size=style.small)
     fill_cell.signature = True
     return fill_cell
+
+
+def signature_row_mm(f: Field, style: Style, width_mm: float) -> float:
+    return style.signature_mm + label_height_mm(f.label, width_mm, style.small) + 1.0
+
+
+def _statement(text: str, style: Style):
+    """A sentence the signer commits to, printed above their signature (Jinja allowed)."""
+    def fill_cell(cell):
+        add_para(cell, text, size=style.small)
+    return fill_cell
+
+
+def _writing(f: Field, style: Style):
+    """A multi-line text: its label, then the lines to write on, in one cell (never apart)."""
+    def fill_cell(cell):
+        add_para(cell, f.label, size=style.small, bold=True)
+        add_para(cell, "{{ " + template_var(f.path, f) + " }}", size=style.body, first=False)
+    return fill_cell
+
+
+def writing_row_mm(f: Field, style: Style, width_mm: float) -> float:
+    return style.writing_mm * f.lines + label_height_mm(f.label, width_mm, style.small)
 
 
 def _option_rows(f: Field, style: Style, ncols: int, breaks: dict, table_cols: int = 12) -> list:
@@ -131,11 +180,16 @@ def _option_rows(f: Field, style: Style, ncols: int, breaks: dict, table_cols: i
                 if breaks.get(f.path) == level:
                     rows.append(PAGE_BREAK)
                 rows.append([((0, table_cols - 1), _label(level, style, bold=depth == 0, italic=depth > 0,
-                                                     fill="F2F2F2" if depth == 0 else None), None)])
+                                                     fill="F2F2F2" if depth == 0 else None, keep=True),
+                               None)])
             prev = levels
-        per_col = -(-len(opts) // ncols)
+        # a group of fewer options than columns spreads them over the width (a lone long
+        # option on one line instead of three, in the fiche's page 2)
+        here = min(ncols, len(opts))
+        span = table_cols // here
+        per_col = -(-len(opts) // here)
         row = []
-        for ci in range(ncols):
+        for ci in range(here):
             chunk = opts[ci * per_col:(ci + 1) * per_col]
 
             def fill_cell(cell, chunk=chunk):
@@ -143,7 +197,7 @@ def _option_rows(f: Field, style: Style, ncols: int, breaks: dict, table_cols: i
                     p = add_para(cell, "", size=style.body, first=i == 0)
                     add_box(p, f"{f.path}|box('{o.code}')", style)
                     add_run(p, f" {o.label}", size=style.body)
-            row.append(((ci * span, ci * span + span - 1), fill_cell, None))
+            row.append(((ci * span, table_cols - 1 if ci == here - 1 else ci * span + span - 1), fill_cell, None))
         rows.append(row)
     return rows
 
@@ -152,7 +206,7 @@ def _inline(f: Field, style: Style):
     """Label and value in one cell (« Label : ……… »), the compact CERFA style."""
     def fill_cell(cell):
         p = add_para(cell, "", size=style.small)
-        add_run(p, f.label + (" " if f.label.endswith(":") else " : "), size=style.small, bold=True)
+        add_run(p, f.label + label_separator(f.label), size=style.small, bold=True)
         if f.type in ("choice", "multi"):
             for i, o in enumerate(f.options):
                 add_box(p, f"{f.path}|box('{o.code}')", style)
@@ -179,36 +233,56 @@ def _compact_rows(section: Section, style: Style, ncols: int, breaks: dict) -> l
     rows: list = []
     pending: list[Field] = []
 
+    cell_mm = CONTENT_WIDTH_MM * ncols / GRID / 2
+
+    def pairs(f: Field) -> bool:
+        """Two fields share a row unless a label would fill its cell (no room for the value)."""
+        return text_width_mm(f.label + " : ", style.small, bold=True) <= cell_mm * 0.8 and \
+            f.path not in style.own_row
+
     def flush():
         while pending:
-            chunk = [pending.pop(0) for _ in range(min(2, len(pending)))]
+            n = 2 if len(pending) >= 2 and pairs(pending[0]) and pairs(pending[1]) else 1
+            chunk = [pending.pop(0) for _ in range(n)]
             per = ncols // len(chunk)
             rows.append([((i * per, i * per + per - 1), _inline(f, style), style.line_mm)
                          for i, f in enumerate(chunk)])
 
+    width = CONTENT_WIDTH_MM * ncols / GRID
     for f in section.fields:
         if not f.printed or f.type == "list":
             continue
+        if f.path in style.statements:
+            flush()
+            rows.append([((0, ncols - 1), _statement(style.statements[f.path], style), None)])
         if f.type == "signature":
             flush()
             prev = rows[-1] if rows else None
             if prev and len(prev) == 1 and getattr(prev[0][1], "signature", False) and ncols == GRID:
                 # two signatures side by side
-                rows[-1] = [((0, 5), prev[0][1], style.signature_mm),
-                            ((6, 11), _signature_filler(f, style), style.signature_mm)]
+                h = max(prev[0][2], signature_row_mm(f, style, width / 2))
+                rows[-1] = [((0, 5), prev[0][1], h), ((6, 11), _signature_filler(f, style), h)]
             else:
-                rows.append([((0, ncols - 1), _signature_filler(f, style), style.signature_mm)])
+                rows.append([((0, ncols - 1), _signature_filler(f, style), signature_row_mm(f, style, width))])
         elif f.type in ("multi", "choice") and len(f.options) > 3 and ncols == GRID // 2:
             flush()
             rows.append([((0, ncols - 1), _option_list(f, style), None)])
+        elif f.type in ("multi", "choice") and len(f.options) > 3 and ncols == GRID and \
+                text_width_mm(f.label + " : " + "      ".join(o.label for o in f.options), style.small) \
+                + 5 * len(f.options) < CONTENT_WIDTH_MM - 4:
+            flush()   # « Label : ☐ a ☐ b ☐ c ☐ d » on one line
+            rows.append([((0, ncols - 1), _inline(f, style), style.line_mm)])
         elif f.type in ("multi", "choice") and len(f.options) > 3:
             flush()
-            rows.append([((0, ncols - 1), _label(f.label, style), None)])
+            if f.path != section.id:   # a section that is this one field: its title is the label
+                rows.append([((0, ncols - 1), _label(f.label, style, keep=True), None)])
             rows.extend(_option_rows(f, style, style.option_columns, breaks, ncols))
         elif f.type == "text" and f.lines > 1:
             flush()
-            rows.append([((0, ncols - 1), _inline(f, style), style.line_mm * f.lines)])
-        elif f.type in ("choice", "multi") or (f.type == "text" and (f.max_length or 0) > style.compact_pair_max):
+            # label, then the lines under it: the zone (below the label) holds the whole value
+            rows.append([((0, ncols - 1), _writing(f, style), style.writing_mm * f.lines)])
+        elif (f.type in ("choice", "multi") and not (_is_short(f) and ncols == GRID)) or \
+                (f.type == "text" and (f.max_length or 0) > style.compact_pair_max):
             flush()
             rows.append([((0, ncols - 1), _inline(f, style), style.line_mm)])
         else:
@@ -224,34 +298,46 @@ def section_rows(section: Section, style: Style, ncols: int, breaks: dict) -> li
     rows: list = []
     pending: list[Field] = []
 
+    column_mm = CONTENT_WIDTH_MM / GRID
+
+    def label_cols(*labels: str) -> int:
+        """Two grid columns for a label, three when a word of it would not fit in two."""
+        return 2 if all(fits(lb, 2 * column_mm, style.small, bold=True) for lb in labels) else 3
+
     def flush():
         while pending:
             a = pending.pop(0)
             b = pending.pop(0) if pending and style.pair_fields and ncols == 12 else None
             if b is None:
-                rows.append([((0, 1), _label(a.label, style), None), ((2, ncols - 1), _value(a, style), None)])
+                n = label_cols(a.label)
+                rows.append([((0, n - 1), _label(a.label, style), None), ((n, ncols - 1), _value(a, style), None)])
             else:
-                rows.append([((0, 1), _label(a.label, style), None), ((2, 5), _value(a, style), None),
-                             ((6, 7), _label(b.label, style), None), ((8, 11), _value(b, style), None)])
+                n = label_cols(a.label, b.label)
+                rows.append([((0, n - 1), _label(a.label, style), None), ((n, 5), _value(a, style), None),
+                             ((6, 5 + n), _label(b.label, style), None), ((6 + n, 11), _value(b, style), None)])
 
+    width = CONTENT_WIDTH_MM * ncols / GRID
     for f in section.fields:
         if not f.printed or f.type == "list":
             continue
+        if f.path in style.statements:
+            flush()
+            rows.append([((0, ncols - 1), _statement(style.statements[f.path], style), None)])
         if _is_short(f):
             pending.append(f)
             continue
         flush()
         if f.type == "signature":
-            rows.append([((0, ncols - 1), _signature_filler(f, style), style.signature_mm)])
+            rows.append([((0, ncols - 1), _signature_filler(f, style), signature_row_mm(f, style, width))])
         elif f.type in ("multi", "choice") and (len(f.options) > 4 or
                                                 sum(len(o.label) for o in f.options) > 70):
-            rows.append([((0, ncols - 1), _label(f.label, style), None)])
+            rows.append([((0, ncols - 1), _label(f.label, style, keep=True), None)])
             rows.extend(_option_rows(f, style, style.option_columns if ncols == 12 else 1, breaks, ncols))
         elif f.type == "text" and f.lines > 1:
-            rows.append([((0, ncols - 1), _label(f.label, style), None)])
-            rows.append([((0, ncols - 1), _value(f, style), style.line_mm * f.lines)])
+            rows.append([((0, ncols - 1), _writing(f, style), writing_row_mm(f, style, width))])
         else:
-            rows.append([((0, 1), _label(f.label, style), None), ((2, ncols - 1), _value(f, style), None)])
+            n = label_cols(f.label)
+            rows.append([((0, n - 1), _label(f.label, style), None), ((n, ncols - 1), _value(f, style), None)])
     flush()
     return rows
 
@@ -299,7 +385,8 @@ def section_block(doc, sections: list[Section], style: Style, breaks: dict) -> N
     if len(sections) == 1:
         widths = [CONTENT_WIDTH_MM / GRID] * GRID
         table = section_table(doc, GRID, widths, style)
-        _heading_cells(table, sections, style)
+        if sections[0].title:   # a section's continuation (after a list inside it) has none
+            _heading_cells(table, sections, style)
         _emit(doc, table, [section_rows(sections[0], style, GRID, breaks)], style, sections, widths)
         return
     half = GRID // 2
@@ -323,5 +410,11 @@ def section_block(doc, sections: list[Section], style: Style, breaks: dict) -> N
         first.paragraph_format.line_spacing = Pt(1)
         if i == 0:
             cell.paragraphs[0].paragraph_format.space_after = Pt(0)
+        # ... and the one it adds after it (a cell ends with a paragraph): 1 twip, not a
+        # line of body text under each side (3.4 mm a row of pairs on the fiche's page 3)
+        last = cell.paragraphs[-1]
+        if last is not first:
+            last.paragraph_format.space_before = last.paragraph_format.space_after = Pt(0)
+            last.paragraph_format.line_spacing = Pt(0.05)
     table_pr = outer._tbl.tblPr
     no_split(outer.rows[0])

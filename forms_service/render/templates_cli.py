@@ -18,13 +18,19 @@ def templates() -> None:
 
 @templates.command("check")
 @click.option("--json", "as_json", is_flag=True, help="Sortie JSON.")
+@click.option("--print", "with_print", is_flag=True,
+              help="Imprime aussi chaque formulaire vierge (LibreOffice) et vérifie sa mise en page.")
 @pass_settings
-def check(settings: Settings, as_json: bool) -> None:
+def check(settings: Settings, as_json: bool, with_print: bool) -> None:
     """Vérifie que chaque modèle et sa définition de formulaire concordent."""
     import json
 
     from .contract import check_all
     results = check_all(settings)
+    if with_print:
+        from .template_print_check import check_blank_prints
+        for form_id, problems in check_blank_prints(settings).items():
+            results.setdefault(form_id, []).extend(problems)
     broken = {k: v for k, v in results.items() if v}
     if as_json:
         click.echo(json.dumps({k: [p.as_dict(with_severity=False) for p in v] for k, v in results.items()},

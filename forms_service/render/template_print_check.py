@@ -1,0 +1,275 @@
+"""The print checks: what a form designer would refuse, found on the template and its print.
+
+Two levels:
+
+- :func:`check_docx` reads a DOCX template (no render): every printed run at 7 pt or more
+  (``sz`` ≥ 14 half-points), the Jinja tags and empty spacer runs aside. It runs in
+  ``forms-service templates check``, so a Word edit that shrinks a text is caught at once.
+- :func:`check_print` reads a rendered, unstamped PDF and its layout map: the page count of a
+  fixed-layout form, no character under 7 pt (the stamp's technical footer is not in it),
+  signature zones of at least 15 × 50 mm, writing zones of at least the field's lines
+  (``lines`` × ~6 mm, the label's line aside), no word broken inside a column, no label
+  left at a page's foot without its field, no page more than half empty but the last
+  (fixed-layout forms; a flowing form's long list starts on its own page).
+  The tests run it on every form, blank, with its sample and filled to every
+  ``max_length`` (``tests/test_printing.py``); ``forms-service templates check --print``
+  runs it on the blank forms (LibreOffice needed).
+
+Problems are :class:`~forms_service.errors.Problem` (rule codes ``impression_*``, French).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import unicodedata
+import zipfile
+from pathlib import Path
+
+from ..catalogue import FormDefinition
+from ..errors import Problem
+from . import geometry
+from .template_style import MIN_SIGNATURE_MM, MIN_SIGNATURE_WIDTH_MM, MIN_TEXT_PT
+
+MM = 72 / 25.4
+#: a handwriting line, as the checks require it (the style prints 6–7 mm)
+MIN_LINE_MM = 5.8
+_TAG = re.compile(r"\{[{%#].*?[}%#]\}")
+_RUN = re.compile(r"<w:r>(.*?)</w:r>|<w:r [^>]*>(.*?)</w:r>", re.S)
+_WORD = re.compile(r"[^\W\d_][\w'’-]*", re.U)
+
+
+def _problem(rule: str, message: str, path: str = "") -> Problem:
+    return Problem(path=path, rule=rule, message=message)
+
+
+# -- the template ------------------------------------------------------------------
+
+def check_docx(path: Path) -> list[Problem]:
+    """Runs printed under 7 pt in a DOCX template (its body, headers and footers)."""
+    problems = []
+    with zipfile.ZipFile(path) as z:
+        parts = [n for n in z.namelist() if re.fullmatch(r"word/(document|header\d*|footer\d*)\.xml", n)]
+        for name in parts:
+            xml = z.read(name).decode("utf-8")
+            for m in _RUN.finditer(xml):
+                run = m.group(1) or m.group(2) or ""
+                size = re.search(r'<w:sz w:val="(\d+)"', run)
+                text = "".join(re.findall(r"<w:t[^>]*>([^<]*)</w:t>", run))
+                printed = _TAG.sub("", text).strip()
+                if size and printed and int(size.group(1)) < 2 * MIN_TEXT_PT:
+                    problems.append(_problem(
+                        "impression_police_trop_petite",
+                        f"Texte imprimé à {int(size.group(1)) / 2:g} pt (minimum {MIN_TEXT_PT:g} pt) : "
+                        f"« {printed[:40]} »", name))
+    return problems
+
+
+# -- the print -----------------------------------------------------------------------
+
+def _norm(text: str) -> str:
+    text = unicodedata.normalize("NFC", text).replace("’", "'")
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def _vocabulary(fd: FormDefinition) -> set[str]:
+    """Every word the form prints of its own (labels, options, titles, notes)."""
+    texts = [fd.title, fd.intro or "", fd.printed_note or ""]
+    for s in fd.sections:
+        texts += [s.title, s.note or "", s.banner or ""]
+    for f in fd.fields:
+        fields = [f] + list(f.item_fields or ())
+        for g in fields:
+            texts.append(g.label)
+            for o in g.options or ():
+                texts += [o.label, *(o.group or "").split("|")]
+    texts += list(fd.layout.statements.values())
+    words = set()
+    for t in texts:
+        words.update(w.lower() for w in _WORD.findall(t.replace("/", " ")))
+    return words
+
+
+def _lines(page) -> list[dict]:
+    """Text lines of a pdfplumber page, each with its words."""
+    return page.extract_text_lines(return_chars=False, keep_blank_chars=False)
+
+
+def _broken_words(fd: FormDefinition, pdf) -> list[Problem]:
+    """A word of the form's own text split over two lines of a column: the end of a line
+    and the start of the next (same left edge) join into a word the form prints, while
+    the second piece is no word of the form."""
+    vocab = _vocabulary(fd)
+    problems = []
+    for number, page in enumerate(pdf.pages, 1):
+        words = page.extract_words(keep_blank_chars=False, use_text_flow=False, x_tolerance=1.5)
+        # rows of words by baseline, in reading order
+        rows: dict[int, list] = {}
+        for w in words:
+            rows.setdefault(round(w["bottom"]), []).append(w)
+        for w in words:
+            tail = _WORD.findall(w["text"].replace("/", " "))
+            if not tail or w["text"].endswith("-"):
+                continue
+            last = tail[-1]
+            # the word starting the next line of the same column: just below, left edge of
+            # the column (a line-start in the column whose top is within 1.6 lines)
+            below = [v for v in words if 0 < v["top"] - w["top"] < 1.8 * (w["bottom"] - w["top"])
+                     and v["x0"] < w["x0"] + 1 and v["x1"] > w["x0"] - 200]
+            if not below:
+                continue
+            nxt = min(below, key=lambda v: (v["top"], v["x0"]))
+            head = _WORD.findall(nxt["text"])
+            if not head or nxt["text"][0].isupper() and len(head[0]) > 1:
+                continue
+            first = head[0]
+            joined = (last + first).lower()
+            if joined in vocab and first.lower() not in vocab and last.lower() not in vocab:
+                problems.append(_problem(
+                    "impression_mot_coupe",
+                    f"Page {number} : mot coupé dans une colonne : « {last}/{first} »"))
+    return problems
+
+
+def _font_sizes(pdf) -> list[Problem]:
+    footer_top = geometry.FOOTER_BOX[1] - 2
+    small = {}
+    for number, page in enumerate(pdf.pages, 1):
+        for c in page.chars:
+            if c["top"] >= footer_top or not c["text"].strip():
+                continue
+            if c["size"] < MIN_TEXT_PT - 0.05:
+                small.setdefault(number, []).append(c)
+    return [_problem("impression_police_trop_petite",
+                     f"Page {n} : {len(cs)} caractère(s) sous {MIN_TEXT_PT:g} pt "
+                     f"(« {''.join(c['text'] for c in cs[:30])} »)") for n, cs in small.items()]
+
+
+def _zones(fd: FormDefinition, layout: dict) -> list[Problem]:
+    problems = []
+    for z in layout["zones"]:
+        x0, top, x1, bottom = z["bbox"]
+        h, w = (bottom - top) / MM, (x1 - x0) / MM
+        if z["kind"] == "signature":
+            if h < MIN_SIGNATURE_MM - 0.2 or w < MIN_SIGNATURE_WIDTH_MM:
+                problems.append(_problem(
+                    "impression_signature_trop_petite",
+                    f"Zone de signature de {w:.0f} × {h:.1f} mm (minimum {MIN_SIGNATURE_WIDTH_MM:g} × "
+                    f"{MIN_SIGNATURE_MM:g} mm)", z["path"]))
+            continue
+        f = fd.field(re.sub(r"\.\d+(?=\.|$)", "", z["path"]))
+        if f is not None and f.type == "text" and f.lines > 1:
+            need = MIN_LINE_MM * (f.lines - 1)      # the label takes part of the first line
+            if h < need:
+                problems.append(_problem(
+                    "impression_zone_ecriture_trop_petite",
+                    f"Zone d'écriture de {h:.1f} mm pour {f.lines} lignes (minimum {need:.0f} mm)", z["path"]))
+    return problems
+
+
+def _fill(pdf) -> list[Problem]:
+    """No page but the last more than half empty."""
+    problems = []
+    top, bottom = geometry.MARGINS.top, geometry.PAGE_HEIGHT - geometry.MARGINS.bottom
+    for number, page in enumerate(pdf.pages[:-1], 1):
+        inked = [c["bottom"] for c in page.chars if top - 1 <= c["top"] <= bottom] + \
+                [r["bottom"] for r in page.rects + page.lines if top - 1 <= r["top"] <= bottom]
+        used = (max(inked) - top) / (bottom - top) if inked else 0
+        if used < 0.5:
+            problems.append(_problem("impression_page_a_moitie_vide",
+                                     f"Page {number} remplie à {used:.0%} seulement (elle n'est pas la dernière)"))
+    return problems
+
+
+def _empty_pages(pdf) -> list[Problem]:
+    """No page with nothing printed between its margins (any form: the CERP once printed a
+    last page holding only the header and the stamp, which the scan reader could not place)."""
+    top, bottom = geometry.MARGINS.top, geometry.PAGE_HEIGHT - geometry.MARGINS.bottom
+    problems = []
+    for number, page in enumerate(pdf.pages, 1):
+        inked = [c for c in page.chars if top - 1 <= c["top"] <= bottom and c["text"].strip()] + \
+                [r for r in page.rects + page.lines if top - 1 <= r["top"] <= bottom]
+        if not inked:
+            problems.append(_problem("impression_page_vide", f"Page {number} vide (rien n'y est imprimé)"))
+    return problems
+
+
+def _orphans(fd: FormDefinition, pdf, layout: dict) -> list[Problem]:
+    """A label printed last on a page while its field's boxes and zones are all on the next."""
+    pages_of: dict[str, set[int]] = {}
+    for item in layout["boxes"] + layout["zones"]:
+        base = re.sub(r"\.\d+(?=\.|$)", "", item["path"])
+        pages_of.setdefault(base, set()).add(item["page"])
+    labels = {}
+    for s in fd.sections:
+        for f in s.fields:
+            if f.printed and f.label:
+                labels.setdefault(_norm(f.label).rstrip(" :,"), []).append(f.path)
+            if f.printed:
+                labels.setdefault(_norm(s.title), []).append(f.path)
+    problems = []
+    bottom = geometry.PAGE_HEIGHT - geometry.MARGINS.bottom
+    for number, page in enumerate(pdf.pages[:-1], 1):
+        lines = [ln for ln in _lines(page) if geometry.MARGINS.top - 1 <= ln["top"] <= bottom]
+        if not lines:
+            continue
+        last = max(lines, key=lambda ln: ln["bottom"])
+        text = _norm(last["text"]).rstrip(" :,")
+        for paths in (labels.get(text), ):
+            if not paths:
+                continue
+            if all(number + 1 in pages_of.get(p, set()) and number not in pages_of.get(p, set())
+                   for p in paths if p in pages_of) and any(p in pages_of for p in paths):
+                problems.append(_problem("impression_libelle_orphelin",
+                                         f"Page {number} : « {last['text'][:60]} » en bas de page, "
+                                         "sans son champ (page suivante)", paths[0]))
+    return problems
+
+
+def check_print(fd: FormDefinition, pdf_bytes: bytes, layout: dict | None = None) -> list[Problem]:
+    """The print problems of one rendered (unstamped) PDF of ``fd``; ``layout``: its map
+    (zones, orphans), or None for a reference list."""
+    import pdfplumber
+
+    problems = []
+    with pdfplumber.open(io.BytesIO(pdf_bytes)) as pdf:
+        if fd.pages and fd.fixed_layout and len(pdf.pages) != fd.pages:
+            problems.append(_problem("impression_nombre_de_pages",
+                                     f"{len(pdf.pages)} page(s) imprimée(s), {fd.pages} attendue(s)"))
+        problems += _font_sizes(pdf)
+        problems += _broken_words(fd, pdf)
+        problems += _empty_pages(pdf)
+        if fd.fixed_layout:
+            # a flowing form's long list starts on a page of its own (each page of rows
+            # alike, docs/layout-map.md): the page before it may end short
+            problems += _fill(pdf)
+        if layout is not None:
+            problems += _zones(fd, layout)
+            problems += _orphans(fd, pdf, layout)
+    return problems
+
+
+def check_blank_prints(settings) -> dict[str, list[Problem]]:
+    """``templates check --print``: every form's blank print (and its map) through
+    :func:`check_print`, on a LibreOffice pool of its own, stopped at the end."""
+    from ..catalogue import catalogue
+    from . import layout as L
+    from .pdf import ConverterPool
+    from .pipeline import render_docx, template_version
+    from .templates_pdf import template_forms
+
+    out: dict[str, list[Problem]] = {}
+    pool = ConverterPool(size=1, work_dir=Path(settings.var_dir) / "lo-check")
+    pool.start()
+    try:
+        for fd in template_forms(settings):
+            layout, pdf = L.build_layout_and_pdf(fd, settings=settings, pool=pool)
+            out[fd.id] = check_print(fd, pdf, layout)
+        for fd in catalogue.forms():
+            if fd.kind == "reference":
+                docx = render_docx(fd, {}, settings=settings, document_id="CHECK",
+                                   version=template_version(fd, settings), for_pdf=True)
+                out[fd.id] = check_print(fd, pool.convert(docx), None)
+    finally:
+        pool.close()
+    return out

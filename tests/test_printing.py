@@ -1,0 +1,200 @@
+"""The print style (issue 16), checked on real LibreOffice prints of every form: blank, with
+its sample, and filled to every ``max_length`` (``render/template_print_check.py``).
+
+The checks themselves are tested on prints made to fail (a 6 pt run in a template, a
+word too long for its column), so that none of them passes by construction.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from forms_service.catalogue import catalogue
+from forms_service.config import Settings
+from forms_service.render import layout as L
+from forms_service.render import template_print_check as P
+from forms_service.render.pdf import get_pool, libreoffice_available
+from forms_service.render.pipeline import render_docx, template_path, template_version
+from forms_service.render.templates_pdf import template_forms
+from forms_service.validation import validate
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = Settings.from_env({"var_dir": "var", "departement_logo": None}, environ={})
+FORMS = [fd.id for fd in template_forms(SETTINGS)]
+REFERENCES = [fd.id for fd in catalogue.forms() if fd.kind == "reference"]
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory):
+    if not libreoffice_available():
+        pytest.skip("LibreOffice is not installed (no soffice): print checks skipped")
+    p = get_pool({"VAR_DIR": str(tmp_path_factory.getbasetemp() / "layout-var"),
+                  "PDF_POOL_SIZE": 2, "PDF_POOL_RECYCLE_AFTER": 0})
+    p.start()
+    assert p.wait_ready(timeout=180), p.instances()
+    return p   # shared through get_pool's registry with test_layout / test_fillable
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    return Settings.from_env({"var_dir": tmp_path_factory.mktemp("print-var"), "departement_logo": None},
+                             environ={})
+
+
+def _dump(fd, data: dict) -> tuple[dict, dict]:
+    report = validate(fd, data)
+    assert report.model_valid, report.problems
+    return report.instance.model_dump(mode="python"), dict(report.derived)
+
+
+def _print(fd, data: dict, settings, pool) -> bytes:
+    dump, derived = _dump(fd, data)
+    version = template_version(fd, settings)
+    docx = render_docx(fd, dump, settings=settings, document_id="TEST", version=version,
+                       derived=derived, for_pdf=True)
+    return pool.convert(docx)
+
+
+def _words(n: int) -> str:
+    """French-looking text of exactly ``n`` characters (words of 4–11 letters)."""
+    words = "accompagnement situation logement emploi démarches référent formation santé mobilité".split()
+    out, i = "", 0
+    while len(out) < n:
+        out += ("" if not out else " ") + words[i % len(words)]
+        i += 1
+    return out[:n].rstrip() + "x" * (n - len(out[:n].rstrip()))
+
+
+def max_length_data(fd) -> dict:
+    """Every top-level text field at its ``max_length`` (lists left to their samples)."""
+    data: dict = {}
+    for f in fd.fields:
+        if f.type == "text" and f.max_length and f.printed:
+            node = data
+            *head, last = f.path.split(".")
+            for k in head:
+                node = node.setdefault(k, {})
+            node[last] = _words(f.max_length)
+    return data
+
+
+@pytest.fixture(scope="module")
+def blanks(pool, settings):
+    return {form: L.build_layout_and_pdf(catalogue.get(form), settings=settings, pool=pool) for form in FORMS}
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_blank_print_passes_every_check(blanks, form):
+    fd = catalogue.get(form)
+    layout, pdf = blanks[form]
+    assert P.check_print(fd, pdf, layout) == []
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_sample_print_passes_every_check(pool, settings, blanks, form):
+    fd = catalogue.get(form)
+    sample = json.loads((ROOT / "samples" / f"{form}.json").read_text())
+    pdf = _print(fd, sample, settings, pool)
+    problems = P.check_print(fd, pdf, None)
+    assert problems == []
+
+
+@pytest.mark.parametrize("form", [f for f in FORMS if catalogue.get(f).fixed_layout])
+def test_fixed_forms_keep_their_pages_filled_to_every_max_length(pool, settings, form):
+    fd = catalogue.get(form)
+    pdf = _print(fd, max_length_data(fd), settings, pool)
+    problems = P.check_print(fd, pdf, None)
+    assert [p for p in problems if p.rule == "impression_nombre_de_pages"] == [], problems
+
+
+@pytest.mark.parametrize("form", REFERENCES)
+def test_reference_lists_print_legibly(pool, settings, form):
+    fd = catalogue.get(form)
+    docx = render_docx(fd, {}, settings=settings, document_id="TEST", version=template_version(fd, settings),
+                       for_pdf=True)
+    assert P.check_print(fd, pool.convert(docx), None) == []
+
+
+def test_every_template_has_no_run_under_7_pt():
+    for fd in catalogue.forms():
+        assert P.check_docx(template_path(fd, SETTINGS)) == [], fd.id
+
+
+def test_fiche_de_liaison_zones_are_the_seeds(blanks):
+    """Room to write: the seed's lines where they fit (docs/printing.md lists the cuts),
+    signatures at least 15 × 50 mm, the Président's included."""
+    layout, _ = blanks["fiche-liaison"]
+    fd = catalogue.get("fiche-liaison")
+    zones = {z["path"]: z for z in layout["zones"]}
+    for path in ("signature_referent", "signature_beneficiaire", "correspondant_avis.signature",
+                 "ep.signature", "president.signature", "structure.signature"):
+        x0, top, x1, bottom = zones[path]["bbox"]
+        assert (bottom - top) / P.MM >= 15 - 0.2 and (x1 - x0) / P.MM >= 50, path
+    assert fd.field("objet_detail").lines == 6
+    assert fd.field("ep.avis_motive").lines >= 3 and fd.field("ep.avis_motive").max_length >= 150
+    assert fd.field("structure.synthese").lines >= 3
+    assert {z["page"] for z in layout["zones"] if z["path"].startswith(("president.", "structure."))} == {3}
+
+
+# -- the checks fail when they should ---------------------------------------------
+
+def test_docx_check_finds_a_small_run(tmp_path):
+    src = template_path(catalogue.get("fiche-liaison"), SETTINGS)
+    out = tmp_path / "small.docx"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(out, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "word/document.xml":   # the heading's run at 6 pt
+                data = re.sub(rb'<w:sz w:val="\d+"/>((?:(?!<w:r>).)*?<w:t>PARTIE ADMINISTRATIVE)',
+                              rb'<w:sz w:val="12"/>\1', data, count=1, flags=re.S)
+            zout.writestr(item, data)
+    problems = P.check_docx(out)
+    assert [p.rule for p in problems] == ["impression_police_trop_petite"], problems
+    assert "6 pt" in problems[0].message
+
+
+def test_print_check_finds_broken_words_small_text_and_missing_pages(pool):
+    """A DOCX made to fail: a label's word wider than its column, 6 pt text, 2 pages for a
+    1-page form."""
+    from docx import Document
+    from docx.shared import Mm, Pt
+
+    doc = Document()
+    table = doc.add_table(rows=1, cols=2)
+    table.autofit = False
+    table.columns[0].width = table.rows[0].cells[0].width = Mm(12)
+    run = table.rows[0].cells[0].paragraphs[0].add_run("Référent Solidarité/Professionnel")
+    run.font.size = Pt(9)
+    tiny = doc.add_paragraph().add_run("Texte minuscule")
+    tiny.font.size = Pt(6)
+    buf = io.BytesIO()
+    doc.save(buf)
+    pdf = pool.convert(buf.getvalue())
+    fd = catalogue.get("annexe-3")   # fixed layout, 1 page: its vocabulary has no such words
+    fiche = catalogue.get("fiche-liaison")
+    rules = [p.rule for p in P.check_print(fiche, pdf, None)]
+    assert "impression_mot_coupe" in rules
+    assert "impression_police_trop_petite" in rules
+    assert "impression_nombre_de_pages" in rules      # 1 page, 3 expected
+    assert "impression_nombre_de_pages" not in [p.rule for p in P.check_print(fd, pdf, None)]
+
+
+def test_print_check_finds_an_empty_page(pool, settings):
+    """The CERP once printed a last page with nothing but its header (issue 16's revert)."""
+    import pypdf
+
+    fd = catalogue.get("cerp")
+    pdf = _print(fd, json.loads((ROOT / "samples" / "cerp.json").read_text()), settings, pool)
+    assert "impression_page_vide" not in {p.rule for p in P.check_print(fd, pdf, None)}
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(pdf)))
+    writer.add_blank_page()
+    out = io.BytesIO()
+    writer.write(out)
+    problems = [p for p in P.check_print(fd, out.getvalue(), None) if p.rule == "impression_page_vide"]
+    assert len(problems) == 1 and "Page 6" in problems[0].message, problems
