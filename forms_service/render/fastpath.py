@@ -1,0 +1,581 @@
+"""The PDF fast path: a document's values written onto LibreOffice's own blank print.
+
+LibreOffice takes ~0.5 s of CPU to lay out and export a 3-page form; most documents only
+put short values in boxes and zones whose place does not depend on the values. For such
+a document the PDF is made without LibreOffice:
+
+1. **Once per template version and rows printed** (:func:`probe_for`, cached): three
+   renders of the form's blank data (:func:`layout.probe_data`), converted by the pool in
+   parallel: the *blank* print, and two *probes* where every printed value is a marker
+   ``XQ<n>QX`` (``n``: the index of the value among the marks the template prints) in the
+   value's own run, the second probe with a longer marker ``XQ<n>QX000``. From the probes'
+   text spans (PyMuPDF) each value's baseline origin, font (the installed file of the font
+   the PDF names), size and colour, and its alignment (which edge of the marker stays put
+   between the two probes). From the blank print the ☐ glyphs (origin, font, size), matched
+   to the layout map's boxes. The *base* is the blank print with its ☐ glyphs removed
+   (redaction of text only; lines and images untouched). The template version is refused
+   for the fast path (every document goes to LibreOffice) when the first probe's labels are
+   not exactly where the blank print has them (a value changes a row's height), or a box
+   cannot be matched, or the base lost other text than its boxes.
+2. **Per document** (:func:`fast_pdf`): a *skeleton* render of the document's data (every
+   value printed empty, every box ☐) must equal the probe data's skeleton: same template
+   branches, same rows, nothing printed outside a value (derived text, conditionals). Each
+   value's text is what the template prints (filters applied); it must be on one line,
+   every character in its font, and fit its zone of the layout map with a margin (6 pt,
+   more than a table cell's inner margin). Then every box (☐ or ☒) and value is written on
+   the base with the same font file at the probed origin (PyMuPDF ``TextWriter``; fonts
+   subset), boxes in the layout map's order (the readers take the i-th glyph for the i-th
+   box).
+
+Anything else — a value not probed (its marker wrapped or was split), a character the
+font lacks, a text that would wrap, more rows than the print holds (another probe is made
+for that row count), a template whose probe failed — returns ``None`` with a reason code,
+and the caller converts the DOCX with LibreOffice as before. The check errs towards
+LibreOffice: a wrong fast print is worse than a slow one.
+
+The module knows no form and no template detail: it works from the catalogue's
+definitions, the current templates and LibreOffice's prints of them. Settings:
+``PDF_FAST_PATH`` (``settings.pdf_fast_path``, on by default) turns it off.
+See ``docs/pdf-conversion.md`` (the route, what was measured, the proofs).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from markupsafe import Markup
+
+from ..catalogue import FormDefinition
+from ..config import Settings
+from . import context as ctxmod
+from .context import CHECKED, UNCHECKED, Mark, Val
+from .docx import DocxRenderer
+from .layout import PROBE_DOCUMENT_ID, probe_data, render_blank
+from .layout_glyphs import _font_file
+from .pipeline import render_context, render_docx, template_path
+
+log = logging.getLogger(__name__)
+
+#: A value's marker in the probes; the second probe pads it (alignment).
+MARKER_RE = re.compile(r"XQ(\d+)QX(0*)")
+PAD = "000"
+#: Points: a value must end this far inside its zone (a table cell's inner margin is 5.4 pt).
+FIT_MARGIN = 6.0
+#: Points: label positions of the blank print and the probe must agree within this.
+GEOMETRY_TOL = 0.05
+#: Points: tolerance on a marker's edges between the probes and on its advance width.
+EDGE_TOL = 0.3
+#: Characters never written by the fast path (LibreOffice handles them).
+_REFUSED = set("\n\r\t\v\f\u00a0\u00ad\u2028\u2029")
+
+
+# --------------------------------------------------------------------------- renders
+
+class _Skeleton:
+    """Skeleton mode: values print empty, boxes ☐; the marks and their printed text are kept."""
+
+    def __init__(self):
+        self.marks: list[tuple[str, str, object, bool, str]] = []  # kind, path, code, checked, text
+
+
+class _Probe:
+    """Probe mode: values print their marker ``XQ<n>QX`` (+ pad), boxes as in the data."""
+
+    def __init__(self, pad: str):
+        self.pad = pad
+        self.n = 0
+
+
+_mode: contextvars.ContextVar = contextvars.ContextVar("fastpath_mode", default=None)
+
+
+def _finalize(value):
+    mode = _mode.get()
+    if mode is None:
+        return ctxmod.finalize(value)
+    if isinstance(mode, _Skeleton):
+        if isinstance(value, Mark):
+            mode.marks.append((value.kind, value.path, value.value, value.checked, ""))
+            return UNCHECKED if value.kind == "box" else ""
+        if isinstance(value, Val) and not isinstance(value.value, list):
+            mode.marks.append(("text", value.path, None, False, str(value)))
+            return ""
+        return ctxmod.finalize(value)
+    if isinstance(value, Mark):
+        mode.n += 1
+        return str(value)
+    if isinstance(value, Val) and not isinstance(value.value, list):
+        n = mode.n
+        mode.n += 1
+        return f"XQ{n}QX{mode.pad}"
+    return ctxmod.finalize(value)
+
+
+def _make_renderer() -> DocxRenderer:
+    r = DocxRenderer()
+    r.env.finalize = _finalize   # read when a template is compiled: this renderer's own cache
+    return r
+
+
+_renderer = _make_renderer()
+
+
+def skeleton(fd: FormDefinition, dump: dict, *, settings: Settings, version: str,
+             derived: dict | None) -> tuple[tuple[str, ...], list]:
+    """The rendered XML parts with every value empty and every box ☐, and the marks."""
+    ctx, _ = render_context(fd, dump, settings=settings, document_id=PROBE_DOCUMENT_ID,
+                            version=version, derived=derived, for_pdf=True)
+    ct = _renderer.compiled(template_path(fd, settings))
+    mode = _Skeleton()
+    token = _mode.set(mode)
+    try:
+        parts = tuple(part.template.render(ctx) for part in ct.parts.values())
+    finally:
+        _mode.reset(token)
+    return parts, mode.marks
+
+
+def _probe_docx(fd, data, *, settings, version, pad: str) -> bytes:
+    token = _mode.set(_Probe(pad))
+    try:
+        return render_docx(fd, data, settings=settings, document_id=PROBE_DOCUMENT_ID,
+                           version=version, for_pdf=True, docx_renderer=_renderer)
+    finally:
+        _mode.reset(token)
+
+
+# --------------------------------------------------------------------------- fonts
+
+@lru_cache(maxsize=32)
+def _font(path: str):
+    import pymupdf
+
+    return pymupdf.Font(fontfile=path)
+
+
+@lru_cache(maxsize=32)
+def _shaper(path: str):
+    import uharfbuzz as hb
+
+    with open(path, "rb") as fh:
+        face = hb.Face(fh.read())
+    return hb.Font(face), face.upem
+
+
+def shape(path: str, text: str, size: float) -> tuple[list[tuple[str, float]], float] | None:
+    """Each character of ``text`` and its x offset (points) as LibreOffice lays the run out
+    (HarfBuzz, LibreOffice's own shaper: ligatures, no pair kerning — a DOCX run kerns only
+    with ``w:kern``, and LibreOffice then prints a different advance, which the probe
+    check below refuses), and the
+    run's advance. A ligature's characters are spread over its advance (the ligature glyph
+    itself has no character to write). ``None`` for what is not a plain horizontal run
+    (marks moved vertically, glyphs out of order)."""
+    import uharfbuzz as hb
+
+    font, upem = _shaper(path)
+    buf = hb.Buffer()
+    buf.add_str(text)
+    buf.guess_segment_properties()
+    hb.shape(font, buf, {"kern": False})   # Word documents: no pair kerning unless asked
+    scale = size / upem
+    infos, positions = buf.glyph_infos, buf.glyph_positions
+    clusters = [i.cluster for i in infos]
+    if clusters != sorted(clusters) or any(p.y_offset for p in positions):
+        return None
+    out: list[tuple[str, float]] = []
+    pen = 0.0
+    for g, (info, pos) in enumerate(zip(infos, positions)):
+        start = info.cluster
+        end = clusters[g + 1] if g + 1 < len(clusters) else len(text)
+        if end <= start:          # a second glyph in the same cluster: nothing to write
+            pen += pos.x_advance * scale
+            continue
+        chars = text[start:end]
+        nominal = [font.get_glyph_h_advance(font.get_nominal_glyph(ord(c)) or 0) for c in chars]
+        total = sum(nominal) or 1
+        x = pen + pos.x_offset * scale
+        for c, adv in zip(chars, nominal):
+            out.append((c, x))
+            x += pos.x_advance * scale * adv / total
+        pen += pos.x_advance * scale
+    return out, pen
+
+
+def _font_path(pdf_font_name: str) -> str | None:
+    return _font_file(pdf_font_name.split("+", 1)[-1])
+
+
+# --------------------------------------------------------------------------- probe
+
+@dataclass
+class Slot:
+    """Where and how LibreOffice prints one value."""
+
+    page: int                 # 0-based
+    x: float                  # the anchor: left edge, centre or right edge (PyMuPDF coords)
+    y: float                  # baseline, from the top of the page
+    align: str                # "left" | "centre" | "right"
+    font: str                 # font file
+    size: float
+    color: tuple[float, float, float]
+    left: float               # the value must stay within [left, right]
+    right: float
+
+
+@dataclass
+class BoxSlot:
+    page: int
+    x: float
+    y: float
+    font: str
+    size: float
+    color: tuple[float, float, float]
+
+
+@dataclass
+class Probe:
+    """What the fast path knows of one template version and row count."""
+
+    form: str
+    version: str
+    ok: bool
+    reason: str = ""
+    skeleton: tuple[str, ...] = ()
+    kinds: tuple[tuple[str, str], ...] = ()      # (kind, path) of each mark, in order
+    slots: dict[int, Slot] = field(default_factory=dict)   # mark index -> slot (text marks)
+    boxes: dict[int, BoxSlot] = field(default_factory=dict)  # mark index -> box
+    base: bytes = b""
+    stable: set[int] = field(default_factory=set)   # pages whose slots are valid (0-based)
+    build_ms: float = 0.0
+
+
+def _chars(pdf: bytes) -> list[list[dict]]:
+    """Every char of every page: text, origin, bbox, font, size, colour, and its line key."""
+    import pymupdf
+
+    pages = []
+    with pymupdf.open("pdf", pdf) as doc:
+        for page in doc:
+            out = []
+            raw = page.get_text("rawdict", flags=pymupdf.TEXT_PRESERVE_WHITESPACE)
+            for b, block in enumerate(raw["blocks"]):
+                for li, line in enumerate(block.get("lines", ())):
+                    for span in line["spans"]:
+                        for ch in span["chars"]:
+                            out.append({"c": ch["c"], "x": ch["origin"][0], "y": ch["origin"][1],
+                                        "bbox": ch["bbox"], "font": span["font"],
+                                        "size": span["size"], "color": span["color"],
+                                        "line": (b, li)})
+            pages.append(out)
+    return pages
+
+
+def _rgb(color: int) -> tuple[float, float, float]:
+    return ((color >> 16 & 255) / 255, (color >> 8 & 255) / 255, (color & 255) / 255)
+
+
+def _markers(pages: list[list[dict]]) -> tuple[dict[int, dict], set[tuple[int, int]]]:
+    """Each marker ``n`` found whole on one line in one font: its chars; and the (page,
+    char index) of every marker char (to leave them out of the label comparison)."""
+    found: dict[int, dict] = {}
+    seen: dict[int, int] = {}
+    used: set[tuple[int, int]] = set()
+    for p, chars in enumerate(pages):
+        lines: dict[tuple, list[int]] = {}
+        for i, ch in enumerate(chars):
+            lines.setdefault(ch["line"], []).append(i)
+        for idx in lines.values():
+            text = "".join(chars[i]["c"] for i in idx)
+            for m in MARKER_RE.finditer(text):
+                ids = idx[m.start():m.end()]
+                used.update((p, i) for i in ids)
+                n = int(m.group(1))
+                seen[n] = seen.get(n, 0) + 1
+                cs = [chars[i] for i in ids]
+                if len({(c["font"], round(c["size"], 2), round(c["y"], 2)) for c in cs}) != 1:
+                    continue
+                found[n] = {"page": p, "chars": cs, "text": m.group(0)}
+    # a marker printed twice (a value repeated) or broken over lines is not probed
+    return {n: f for n, f in found.items() if seen[n] == 1}, used
+
+
+def _labels(pages: list[list[dict]], skip: set[tuple[int, int]]) -> list[tuple]:
+    out = []
+    for p, chars in enumerate(pages):
+        for i, ch in enumerate(chars):
+            if (p, i) in skip or ch["c"] in (CHECKED, UNCHECKED) or ch["c"].isspace():
+                continue
+            out.append((p, ch["c"], ch["y"], ch["x"]))
+    return sorted(out, key=lambda t: (t[0], round(t[2], 1), round(t[3], 1), t[1]))
+
+
+def _same_geometry(a: list[tuple], b: list[tuple]) -> bool:
+    if len(a) != len(b):
+        return False
+    return all(pa == pb and ca == cb and abs(ya - yb) <= GEOMETRY_TOL and abs(xa - xb) <= GEOMETRY_TOL
+               for (pa, ca, ya, xa), (pb, cb, yb, xb) in zip(a, b))
+
+
+def _zone_for(layout: dict, path: str, page: int, x: float, y: float) -> list | None:
+    """The layout map's zone of ``path`` holding the point (PyMuPDF coords = top-left)."""
+    best = None
+    for z in layout.get("zones", ()):
+        if z["path"] != path or z["page"] != page + 1:
+            continue
+        x0, top, x1, bottom = z["bbox"]
+        if x0 - 2 <= x <= x1 + 2 and top - 2 <= y <= bottom + 4:
+            best = z["bbox"]
+    return best
+
+
+def _slot(n: int, a: dict, b: dict | None, path: str, layout: dict) -> Slot | None:
+    ca = a["chars"]
+    first = ca[0]
+    font = _font_path(first["font"])
+    if font is None:
+        return None
+    size = first["size"]
+    x0a, x1a = first["x"], ca[-1]["bbox"][2]
+    # the marker's advance in the font file must be what LibreOffice printed (no kerning,
+    # letter spacing or scaling on this run)
+    shaped = shape(font, a["text"], size)
+    if shaped is None or abs(shaped[1] - (x1a - x0a)) > EDGE_TOL:
+        return None
+    if b is None or b["page"] != a["page"] or abs(b["chars"][0]["y"] - first["y"]) > GEOMETRY_TOL:
+        return None
+    cb = b["chars"]
+    x0b, x1b = cb[0]["x"], cb[-1]["bbox"][2]
+    grow = (x1b - x0b) - (x1a - x0a)
+    if abs(x0b - x0a) <= EDGE_TOL:
+        align, anchor = "left", x0a
+    elif abs(x1b - x1a) <= EDGE_TOL:
+        align, anchor = "right", x1a
+    elif abs((x0a - x0b) - grow / 2) <= EDGE_TOL:
+        align, anchor = "centre", (x0a + x1a) / 2
+    else:
+        return None
+    zone = _zone_for(layout, path, a["page"], x0a, first["y"])
+    if zone is None:
+        return None
+    return Slot(a["page"], anchor, first["y"], align, font, size, _rgb(first["color"]),
+                zone[0] + FIT_MARGIN if align != "left" else x0a - 0.01, zone[2] - FIT_MARGIN)
+
+
+def _remove_boxes(blank: bytes, boxes: list[tuple[int, tuple]]) -> bytes:
+    """The blank print without its ☐ glyphs (text redaction only)."""
+    import pymupdf
+
+    with pymupdf.open("pdf", blank) as doc:
+        by_page: dict[int, list] = {}
+        for p, bbox in boxes:
+            by_page.setdefault(p, []).append(bbox)
+        for p, bboxes in by_page.items():
+            page = doc[p]
+            for x0, y0, x1, y1 in bboxes:
+                cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 6, (y1 - y0) / 6
+                page.add_redact_annot(pymupdf.Rect(cx - w, cy - h, cx + w, cy + h))
+            page.apply_redactions(images=pymupdf.PDF_REDACT_IMAGE_NONE,
+                                  graphics=pymupdf.PDF_REDACT_LINE_ART_NONE,
+                                  text=pymupdf.PDF_REDACT_TEXT_REMOVE)
+        return doc.tobytes(garbage=1, deflate=True)
+
+
+def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, layout: dict,
+                data_dump: dict | None = None) -> Probe:
+    """Print the probes and the blank with LibreOffice and derive the fast path's slots."""
+    t0 = time.perf_counter()
+    data = probe_data(fd, data_dump)
+    parts, marks = skeleton(fd, data, settings=settings, version=version, derived={})
+    kinds = tuple((k, p) for k, p, *_ in marks)
+    docs = [render_blank(fd, settings=settings, version=version, data_dump=data_dump),
+            _probe_docx(fd, data, settings=settings, version=version, pad=""),
+            _probe_docx(fd, data, settings=settings, version=version, pad=PAD)]
+    with ThreadPoolExecutor(3, thread_name_prefix="fastpath-probe") as ex:
+        blank, probe_a, probe_b = ex.map(pool.convert, docs)
+    probe = Probe(fd.id, version, False, skeleton=parts, kinds=kinds)
+
+    def refuse(reason: str) -> Probe:
+        probe.reason = reason
+        probe.build_ms = (time.perf_counter() - t0) * 1000
+        log.info("fastpath probe refused", extra={"form": fd.id, "template_version": version,
+                                                  "reason": reason})
+        return probe
+
+    blank_chars, a_chars, b_chars = _chars(blank), _chars(probe_a), _chars(probe_b)
+    if not (len(blank_chars) == len(a_chars) == len(b_chars) == len(layout.get("pages", ()))):
+        return refuse("pages")
+    found_a, used_a = _markers(a_chars)
+    found_b, _ = _markers(b_chars)
+    # A page whose labels move when every value is printed (a value taller than its line,
+    # a marker that wraps) has no slots: a value there goes to LibreOffice.
+    label_blank, label_a = _labels(blank_chars, set()), _labels(a_chars, used_a)
+    probe.stable = {p for p in range(len(blank_chars))
+                    if _same_geometry([t for t in label_blank if t[0] == p],
+                                      [t for t in label_a if t[0] == p])}
+    # text slots
+    for n, (kind, path) in enumerate(kinds):
+        if kind == "text" and n in found_a and found_a[n]["page"] in probe.stable:
+            slot = _slot(n, found_a[n], found_b.get(n), path, layout)
+            if slot is not None:
+                probe.slots[n] = slot
+    # boxes: the blank's ☐ glyphs, matched to the layout map's boxes (in order)
+    box_marks = [n for n, (kind, _) in enumerate(kinds) if kind == "box"]
+    lboxes = layout.get("boxes", [])
+    if len(box_marks) != len(lboxes):
+        return refuse("boxes")
+    glyphs = [(p, ch) for p, chars in enumerate(blank_chars) for ch in chars
+              if ch["c"] == UNCHECKED]
+    if len(glyphs) != len(lboxes):
+        return refuse("boxes")
+    taken: set[int] = set()
+    for n, lb in zip(box_marks, lboxes):
+        x0, top, x1, bottom = lb["bbox"]
+        hits = [i for i, (p, ch) in enumerate(glyphs) if p == lb["page"] - 1
+                and x0 <= (ch["bbox"][0] + ch["bbox"][2]) / 2 <= x1
+                and top <= (ch["bbox"][1] + ch["bbox"][3]) / 2 <= bottom]
+        if len(hits) != 1 or hits[0] in taken:
+            return refuse("boxes")
+        taken.add(hits[0])
+        p, ch = glyphs[hits[0]]
+        font = _font_path(ch["font"])
+        if font is None or not _font(font).has_glyph(ord(CHECKED)):
+            return refuse("box_font")
+        probe.boxes[n] = BoxSlot(p, ch["x"], ch["y"], font, ch["size"], _rgb(ch["color"]))
+    probe.base = _remove_boxes(blank, [(p, ch["bbox"]) for p, ch in glyphs])
+    base_labels = _labels(_chars(probe.base), set())
+    if not _same_geometry(base_labels, _labels(blank_chars, set())):
+        return refuse("base")       # the redaction removed more than the boxes
+    probe.ok = True
+    probe.build_ms = (time.perf_counter() - t0) * 1000
+    log.info("fastpath probe built", extra={
+        "form": fd.id, "template_version": version, "slots": len(probe.slots),
+        "stable_pages": len(probe.stable),
+        "values": sum(k == "text" for k, _ in kinds), "boxes": len(probe.boxes),
+        "ms": round(probe.build_ms)})
+    return probe
+
+
+# --------------------------------------------------------------------------- cache
+
+_PROBES: dict[tuple, Probe] = {}
+_LOCK = threading.Lock()
+_BUILDING: dict[tuple, threading.Lock] = {}
+
+
+def clear_cache() -> None:
+    with _LOCK:
+        _PROBES.clear()
+
+
+def probe_for(fd: FormDefinition, *, settings: Settings, pool, version: str, layout: dict,
+              data_dump: dict | None = None) -> Probe:
+    """The probe of (form, template version, rows printed): built once, then cached.
+    A new template version (a département's edit) is a new key, hence a new probe."""
+    key = (fd.id, version, tuple(sorted((layout.get("rows") or {}).items())))
+    hit = _PROBES.get(key)
+    if hit is not None:
+        return hit
+    with _LOCK:
+        lock = _BUILDING.setdefault(key, threading.Lock())
+    with lock:
+        hit = _PROBES.get(key)
+        if hit is None:
+            try:
+                hit = build_probe(fd, settings=settings, pool=pool, version=version,
+                                  layout=layout, data_dump=data_dump)
+            except Exception as exc:   # the fast path never fails a document
+                log.error("fastpath probe failed", extra={"form": fd.id, "exc_type":
+                                                           type(exc).__name__})
+                hit = Probe(fd.id, version, False, reason="probe_failed")
+            with _LOCK:
+                _PROBES[key] = hit
+        return hit
+
+
+# --------------------------------------------------------------------------- documents
+
+def _placed(slot: Slot, text: str) -> list[tuple[str, float]] | None:
+    """The characters of ``text`` and their x on the page, or None when the value must go
+    to LibreOffice (a character the font lacks, a control character, a line that would
+    not fit its zone)."""
+    font = _font(slot.font)
+    if any(c in _REFUSED or not c.isprintable() or not font.has_glyph(ord(c)) for c in text):
+        return None
+    shaped = shape(slot.font, text, slot.size)
+    if shaped is None:
+        return None
+    chars, width = shaped
+    x0 = {"left": slot.x, "centre": slot.x - width / 2, "right": slot.x - width}[slot.align]
+    if x0 < slot.left or x0 + width > slot.right:
+        return None
+    return [(c, x0 + dx) for c, dx in chars]
+
+
+def _fits(slot: Slot, text: str) -> bool:
+    return _placed(slot, text) is not None
+
+
+def plan(probe: Probe, parts: tuple[str, ...], marks: list) -> tuple[list, str]:
+    """What to write ((kind, slot, text) in order), or the reason to fall back."""
+    if not probe.ok:
+        return [], f"probe_{probe.reason}"
+    if parts != probe.skeleton or tuple((k, p) for k, p, *_ in marks) != probe.kinds:
+        return [], "skeleton"
+    writes = []
+    for n, (kind, path, _code, checked, text) in enumerate(marks):
+        if kind == "box":
+            writes.append(("box", probe.boxes[n], CHECKED if checked else UNCHECKED))
+        elif kind == "text" and text.strip():
+            slot = probe.slots.get(n)
+            if slot is None:
+                return [], "not_probed"
+            placed = _placed(slot, text)
+            if placed is None:
+                return [], "does_not_fit"
+            writes.append(("text", slot, placed))
+    return writes, ""
+
+
+def write(base: bytes, writes: list) -> bytes:
+    """The base print with ``writes`` drawn on it (boxes first, in order; fonts subset).
+    A box is ``("box", BoxSlot, glyph)``; a value ``("text", Slot, [(char, x), ...])``."""
+    import pymupdf
+
+    with pymupdf.open("pdf", base) as doc:
+        writers: dict[tuple, pymupdf.TextWriter] = {}
+        for kind, slot, text in writes:
+            key = (slot.page, slot.color, kind)
+            tw = writers.get(key)
+            if tw is None:
+                tw = writers[key] = pymupdf.TextWriter(doc[slot.page].rect)
+            font = _font(slot.font)
+            if kind == "box":
+                tw.append((slot.x, slot.y), text, font=font, fontsize=slot.size)
+                continue
+            for c, x in text:
+                tw.append((x, slot.y), c, font=font, fontsize=slot.size)
+        for key in sorted(writers, key=lambda k: (k[0], k[2] != "box")):
+            writers[key].write_text(doc[key[0]], color=key[1])
+        doc.subset_fonts()
+        return doc.tobytes(garbage=1, deflate=True)
+
+
+def fast_pdf(fd: FormDefinition, dump: dict, *, derived: dict | None, settings: Settings,
+             version: str, pool, layout: dict | None) -> tuple[bytes | None, str]:
+    """The document's PDF (not stamped) made without LibreOffice, or ``(None, reason)``."""
+    if layout is None:
+        return None, "no_layout"
+    probe = probe_for(fd, settings=settings, pool=pool, version=version, layout=layout,
+                      data_dump=dump)
+    parts, marks = skeleton(fd, dump, settings=settings, version=version, derived=derived)
+    writes, reason = plan(probe, parts, marks)
+    if reason:
+        return None, reason
+    return write(probe.base, writes), ""
