@@ -93,6 +93,9 @@ class _Probe:
         self.n = 0
 
 
+#: PyMuPDF is not thread-safe: every use of it here holds this lock.
+_MUPDF = threading.RLock()
+
 _mode: contextvars.ContextVar = contextvars.ContextVar("fastpath_mode", default=None)
 
 
@@ -157,7 +160,8 @@ def _probe_docx(fd, data, *, settings, version, pad: str) -> bytes:
 def _font(path: str):
     import pymupdf
 
-    return pymupdf.Font(fontfile=path)
+    with _MUPDF:
+        return pymupdf.Font(fontfile=path)
 
 
 @lru_cache(maxsize=32)
@@ -261,7 +265,7 @@ def _chars(pdf: bytes) -> list[list[dict]]:
     import pymupdf
 
     pages = []
-    with pymupdf.open("pdf", pdf) as doc:
+    with _MUPDF, pymupdf.open("pdf", pdf) as doc:
         for page in doc:
             out = []
             raw = page.get_text("rawdict", flags=pymupdf.TEXT_PRESERVE_WHITESPACE)
@@ -372,7 +376,7 @@ def _remove_boxes(blank: bytes, boxes: list[tuple[int, tuple]]) -> bytes:
     """The blank print without its ☐ glyphs (text redaction only)."""
     import pymupdf
 
-    with pymupdf.open("pdf", blank) as doc:
+    with _MUPDF, pymupdf.open("pdf", blank) as doc:
         by_page: dict[int, list] = {}
         for p, bbox in boxes:
             by_page.setdefault(p, []).append(bbox)
@@ -548,7 +552,7 @@ def write(base: bytes, writes: list) -> bytes:
     A box is ``("box", BoxSlot, glyph)``; a value ``("text", Slot, [(char, x), ...])``."""
     import pymupdf
 
-    with pymupdf.open("pdf", base) as doc:
+    with _MUPDF, pymupdf.open("pdf", base) as doc:
         writers: dict[tuple, pymupdf.TextWriter] = {}
         for kind, slot, text in writes:
             key = (slot.page, slot.color, kind)
