@@ -42,6 +42,7 @@ See ``docs/pdf-conversion.md`` (the route, what was measured, the proofs).
 from __future__ import annotations
 
 import contextvars
+import io
 import logging
 import re
 import threading
@@ -212,8 +213,39 @@ def shape(path: str, text: str, size: float) -> tuple[list[tuple[str, float]], f
     return out, pen
 
 
+#: font file -> the PostScript name LibreOffice's PDF gives it (``Carlito-Bold``)
+_PS_NAMES: dict[str, str] = {}
+
+
 def _font_path(pdf_font_name: str) -> str | None:
-    return _font_file(pdf_font_name.split("+", 1)[-1])
+    ps_name = pdf_font_name.split("+", 1)[-1]
+    path = _font_file(ps_name)
+    if path:
+        _PS_NAMES[path] = ps_name
+    return path
+
+
+def _rename_fonts(doc, paths: set[str]) -> None:
+    """Give the fonts MuPDF embedded the PostScript names LibreOffice gives them (MuPDF
+    names a font ``Carlito Regular``): readers find a font's file by that name (the layout
+    map's glyph squares, ``layout_glyphs``)."""
+    names = {_font(p).name: _PS_NAMES[p] for p in paths if p in _PS_NAMES}
+    seen: set[int] = set()
+    for page in doc:
+        for xref, _ext, kind, basefont, *_ in page.get_fonts():
+            if kind != "Type0" or xref in seen:
+                continue
+            seen.add(xref)
+            prefix, _, name = basefont.rpartition("+")
+            if name not in names:
+                continue
+            new = f"/{prefix + '+' if prefix else ''}{names[name]}"
+            doc.xref_set_key(xref, "BaseFont", new)
+            for desc in re.findall(r"(\d+) 0 R", doc.xref_get_key(xref, "DescendantFonts")[1]):
+                doc.xref_set_key(int(desc), "BaseFont", new)
+                kind_fd, fd_ref = doc.xref_get_key(int(desc), "FontDescriptor")
+                if kind_fd == "xref":
+                    doc.xref_set_key(int(fd_ref.split()[0]), "FontName", new)
 
 
 # --------------------------------------------------------------------------- probe
@@ -257,6 +289,9 @@ class Probe:
     boxes: dict[int, BoxSlot] = field(default_factory=dict)  # mark index -> box
     base: bytes = b""
     stable: set[int] = field(default_factory=set)   # pages whose slots are valid (0-based)
+    #: font file -> (object number of its font in ``base``, resource name, codepoints it holds)
+    fonts: dict[str, tuple[int, str, frozenset]] = field(default_factory=dict)
+    heights: list[float] = field(default_factory=list)   # page heights (PDF y is bottom-up)
     build_ms: float = 0.0
 
 
@@ -391,6 +426,40 @@ def _remove_boxes(blank: bytes, boxes: list[tuple[int, tuple]]) -> bytes:
         return doc.tobytes(garbage=1, deflate=True)
 
 
+#: What the embedded font subsets hold (when the font has it): Latin, punctuation, symbols
+#: a form prints. A value with another character goes to LibreOffice.
+CHARSET = [*range(0x20, 0x7F), *range(0xA0, 0x250), *range(0x2010, 0x2030), 0x2039, 0x203A,
+           0x20AC, 0x2116, 0x2122, 0x2610, 0x2612]
+
+
+def _embed_fonts(base: bytes, paths: list[str]) -> tuple[bytes, dict, list[float]]:
+    """``base`` with each font file embedded once (a subset: :data:`CHARSET`), on a scratch
+    page removed afterwards; the fonts stay as objects for the documents' pages to use."""
+    import pymupdf
+
+    fonts: dict[str, tuple[int, str, frozenset]] = {}
+    with _MUPDF, pymupdf.open("pdf", base) as doc:
+        heights = [page.rect.height for page in doc]
+        scratch = doc.new_page(-1)
+        names: dict[str, str] = {}
+        for i, path in enumerate(paths):
+            font = _font(path)
+            codes = frozenset(u for u in CHARSET if font.has_glyph(u))
+            before = {f[0] for f in scratch.get_fonts()}
+            tw = pymupdf.TextWriter(scratch.rect)
+            tw.append((10, 20 + 20 * i), "".join(chr(u) for u in sorted(codes)), font=font,
+                      fontsize=8)
+            tw.write_text(scratch)
+            xref = next(f[0] for f in scratch.get_fonts() if f[0] not in before)
+            fonts[path] = (xref, f"RsaFast{i + 1}", codes)
+            names[path] = font.name
+        doc.subset_fonts()
+        _rename_fonts(doc, set(paths))
+        doc.delete_page(len(doc) - 1)
+        # garbage=0: object numbers kept, and the fonts kept though no page uses them yet
+        return doc.tobytes(garbage=0, deflate=True), fonts, heights
+
+
 def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, layout: dict,
                 data_dump: dict | None = None) -> Probe:
     """Print the probes and the blank with LibreOffice and derive the fast path's slots."""
@@ -452,10 +521,12 @@ def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, l
         if font is None or not _font(font).has_glyph(ord(CHECKED)):
             return refuse("box_font")
         probe.boxes[n] = BoxSlot(p, ch["x"], ch["y"], font, ch["size"], _rgb(ch["color"]))
-    probe.base = _remove_boxes(blank, [(p, ch["bbox"]) for p, ch in glyphs])
-    base_labels = _labels(_chars(probe.base), set())
+    base = _remove_boxes(blank, [(p, ch["bbox"]) for p, ch in glyphs])
+    base_labels = _labels(_chars(base), set())
     if not _same_geometry(base_labels, _labels(blank_chars, set())):
         return refuse("base")       # the redaction removed more than the boxes
+    paths = sorted({s.font for s in probe.slots.values()} | {b.font for b in probe.boxes.values()})
+    probe.base, probe.fonts, probe.heights = _embed_fonts(base, paths)
     probe.ok = True
     probe.build_ms = (time.perf_counter() - t0) * 1000
     log.info("fastpath probe built", extra={
@@ -505,12 +576,11 @@ def probe_for(fd: FormDefinition, *, settings: Settings, pool, version: str, lay
 
 # --------------------------------------------------------------------------- documents
 
-def _placed(slot: Slot, text: str) -> list[tuple[str, float]] | None:
+def _placed(slot: Slot, text: str, codes: frozenset) -> list[tuple[str, float]] | None:
     """The characters of ``text`` and their x on the page, or None when the value must go
     to LibreOffice (a character the font lacks, a control character, a line that would
-    not fit its zone)."""
-    font = _font(slot.font)
-    if any(c in _REFUSED or not c.isprintable() or not font.has_glyph(ord(c)) for c in text):
+    not fit its zone). ``codes``: the characters of the font's embedded subset."""
+    if any(c in _REFUSED or not c.isprintable() or ord(c) not in codes for c in text):
         return None
     shaped = shape(slot.font, text, slot.size)
     if shaped is None:
@@ -522,8 +592,7 @@ def _placed(slot: Slot, text: str) -> list[tuple[str, float]] | None:
     return [(c, x0 + dx) for c, dx in chars]
 
 
-def _fits(slot: Slot, text: str) -> bool:
-    return _placed(slot, text) is not None
+
 
 
 def plan(probe: Probe, parts: tuple[str, ...], marks: list) -> tuple[list, str]:
@@ -540,33 +609,49 @@ def plan(probe: Probe, parts: tuple[str, ...], marks: list) -> tuple[list, str]:
             slot = probe.slots.get(n)
             if slot is None:
                 return [], "not_probed"
-            placed = _placed(slot, text)
+            placed = _placed(slot, text, probe.fonts[slot.font][2])
             if placed is None:
                 return [], "does_not_fit"
             writes.append(("text", slot, placed))
     return writes, ""
 
 
-def write(base: bytes, writes: list) -> bytes:
-    """The base print with ``writes`` drawn on it (boxes first, in order; fonts subset).
-    A box is ``("box", BoxSlot, glyph)``; a value ``("text", Slot, [(char, x), ...])``."""
-    import pymupdf
+def _num(v: float) -> str:
+    return f"{v:.3f}".rstrip("0").rstrip(".")
 
-    with _MUPDF, pymupdf.open("pdf", base) as doc:
-        # One writer per box or value: MuPDF writes a writer's glyphs relative to each
-        # other, and the rounding adds up over a page (0.02 pt seen after 100 glyphs).
-        for kind, slot, text in writes:
-            page = doc[slot.page]
-            tw = pymupdf.TextWriter(page.rect)
-            font = _font(slot.font)
-            if kind == "box":
-                tw.append((slot.x, slot.y), text, font=font, fontsize=slot.size)
-            else:
-                for c, x in text:
-                    tw.append((x, slot.y), c, font=font, fontsize=slot.size)
-            tw.write_text(page, color=slot.color)
-        doc.subset_fonts()
-        return doc.tobytes(garbage=1, deflate=True)
+
+def write(probe: Probe, writes: list) -> bytes:
+    """The base print with ``writes`` drawn on it: per page, one content stream appended
+    (boxes first, in the layout map's order: readers take the i-th glyph for the i-th box),
+    each glyph placed absolutely (``Tm``) by its glyph id in the embedded subset.
+    A box is ``("box", BoxSlot, glyph)``; a value ``("text", Slot, [(char, x), ...])``."""
+    import pikepdf
+
+    ops: dict[int, list[str]] = {}
+    used: dict[int, set[str]] = {}
+    for kind, slot, text in writes:
+        obj, name, _ = probe.fonts[slot.font]
+        hb_font, _ = _shaper(slot.font)
+        chars = [(text, slot.x)] if kind == "box" else text
+        r, g, b = slot.color
+        y = _num(probe.heights[slot.page] - slot.y)
+        out = [f"BT /{name} {_num(slot.size)} Tf {_num(r)} {_num(g)} {_num(b)} rg"]
+        for c, x in chars:
+            out.append(f"1 0 0 1 {_num(x)} {y} Tm <{hb_font.get_nominal_glyph(ord(c)):04X}> Tj")
+        out.append("ET")
+        ops.setdefault(slot.page, []).append(" ".join(out))
+        used.setdefault(slot.page, set()).add(slot.font)
+    with pikepdf.open(io.BytesIO(probe.base)) as pdf:
+        for index, lines in ops.items():
+            page = pdf.pages[index]
+            for path in used[index]:
+                obj, name, _ = probe.fonts[path]
+                page.add_resource(pdf.get_object((obj, 0)), pikepdf.Name.Font,
+                                  pikepdf.Name("/" + name))
+            page.contents_add(pikepdf.Stream(pdf, ("q\n" + "\n".join(lines) + "\nQ\n").encode()))
+        out = io.BytesIO()
+        pdf.save(out)
+        return out.getvalue()
 
 
 def fast_pdf(fd: FormDefinition, dump: dict, *, derived: dict | None, settings: Settings,
@@ -577,7 +662,28 @@ def fast_pdf(fd: FormDefinition, dump: dict, *, derived: dict | None, settings: 
     probe = probe_for(fd, settings=settings, pool=pool, version=version, layout=layout,
                       data_dump=dump)
     parts, marks = skeleton(fd, dump, settings=settings, version=version, derived=derived)
-    writes, reason = plan(probe, parts, marks)
-    if reason:
-        return None, reason
-    return write(probe.base, writes), ""
+    with _MUPDF:
+        writes, reason = plan(probe, parts, marks)
+        if reason:
+            return None, reason
+        return write(probe, writes), ""
+
+
+def declined(fd: FormDefinition, dump: dict, *, derived: dict | None, settings: Settings,
+             version: str, pool, layout: dict | None) -> tuple[str, list[str]]:
+    """Why the fast path would not take this data: the document's reason code ("" when it
+    would) and the paths of the values it cannot write (not probed, or not fitting)."""
+    if layout is None:
+        return "no_layout", []
+    probe = probe_for(fd, settings=settings, pool=pool, version=version, layout=layout,
+                      data_dump=dump)
+    parts, marks = skeleton(fd, dump, settings=settings, version=version, derived=derived)
+    _, reason = plan(probe, parts, marks)
+    if reason in ("", "skeleton") or reason.startswith("probe_"):
+        return reason, []
+    with _MUPDF:
+        paths = [path for n, (kind, path, _c, _t, text) in enumerate(marks)
+                 if kind == "text" and text.strip()
+                 and (n not in probe.slots or _placed(
+                     probe.slots[n], text, probe.fonts[probe.slots[n].font][2]) is None)]
+    return reason, paths
