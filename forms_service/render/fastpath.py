@@ -73,6 +73,10 @@ FIT_MARGIN = 6.0
 GEOMETRY_TOL = 0.05
 #: Points: tolerance on a marker's edges between the probes and on its advance width.
 EDGE_TOL = 0.3
+#: Longest value written: LibreOffice rounds each glyph's advance in its own layout units
+#: (measured: up to ±0.07 pt per glyph against the font's, ~0.1 % on average), so a long
+#: run drifts (0.25 pt over 60 characters); over 32 characters it stays under ~0.15 pt.
+MAX_CHARS = 32
 #: Characters never written by the fast path (LibreOffice handles them).
 _REFUSED = set("\n\r\t\v\f\u00a0\u00ad\u2028\u2029")
 
@@ -289,8 +293,9 @@ class Probe:
     boxes: dict[int, BoxSlot] = field(default_factory=dict)  # mark index -> box
     base: bytes = b""
     stable: set[int] = field(default_factory=set)   # pages whose slots are valid (0-based)
-    #: font file -> (object number of its font in ``base``, resource name, codepoints it holds)
-    fonts: dict[str, tuple[int, str, frozenset]] = field(default_factory=dict)
+    #: font file -> (object number of its font in ``base``, resource name, codepoints it
+    #: holds, codepoint -> character code in the subset)
+    fonts: dict[str, tuple] = field(default_factory=dict)
     heights: list[float] = field(default_factory=list)   # page heights (PDF y is bottom-up)
     build_ms: float = 0.0
 
@@ -432,12 +437,34 @@ CHARSET = [*range(0x20, 0x7F), *range(0xA0, 0x250), *range(0x2010, 0x2030), 0x20
            0x20AC, 0x2116, 0x2122, 0x2610, 0x2612]
 
 
+def _to_unicode(cmap: bytes) -> dict[int, int]:
+    """Codepoint -> character code, from a ToUnicode CMap (``bfchar`` and ``bfrange``)."""
+    text = cmap.decode("latin-1")
+    out: dict[int, int] = {}
+    for block in re.findall(r"beginbfchar(.*?)endbfchar", text, re.S):
+        for code, uni in re.findall(r"<([0-9a-fA-F]+)>\s*<([0-9a-fA-F]+)>", block):
+            if len(uni) == 4:
+                out.setdefault(int(uni, 16), int(code, 16))
+    for block in re.findall(r"beginbfrange(.*?)endbfrange", text, re.S):
+        for lo, hi, rest in re.findall(r"<([0-9a-fA-F]+)>\s*<([0-9a-fA-F]+)>\s*(\[[^\]]*\]|<[0-9a-fA-F]+>)", block):
+            lo, hi = int(lo, 16), int(hi, 16)
+            if rest.startswith("["):
+                for i, uni in enumerate(re.findall(r"<([0-9a-fA-F]+)>", rest)):
+                    if len(uni) == 4:
+                        out.setdefault(int(uni, 16), lo + i)
+            elif len(rest) == 6:
+                start = int(rest[1:-1], 16)
+                for i in range(hi - lo + 1):
+                    out.setdefault(start + i, lo + i)
+    return out
+
+
 def _embed_fonts(base: bytes, paths: list[str]) -> tuple[bytes, dict, list[float]]:
     """``base`` with each font file embedded once (a subset: :data:`CHARSET`), on a scratch
     page removed afterwards; the fonts stay as objects for the documents' pages to use."""
     import pymupdf
 
-    fonts: dict[str, tuple[int, str, frozenset]] = {}
+    fonts: dict[str, tuple] = {}
     with _MUPDF, pymupdf.open("pdf", base) as doc:
         heights = [page.rect.height for page in doc]
         scratch = doc.new_page(-1)
@@ -453,8 +480,12 @@ def _embed_fonts(base: bytes, paths: list[str]) -> tuple[bytes, dict, list[float
             xref = next(f[0] for f in scratch.get_fonts() if f[0] not in before)
             fonts[path] = (xref, f"RsaFast{i + 1}", codes)
             names[path] = font.name
-        doc.subset_fonts()
+        doc.subset_fonts()     # renumbers the glyphs: their codes are read back below
         _rename_fonts(doc, set(paths))
+        for path, (xref, name, _) in list(fonts.items()):
+            kind, ref = doc.xref_get_key(xref, "ToUnicode")
+            cmap = _to_unicode(doc.xref_stream(int(ref.split()[0]))) if kind == "xref" else {}
+            fonts[path] = (xref, name, frozenset(cmap), cmap)
         doc.delete_page(len(doc) - 1)
         # garbage=0: object numbers kept, and the fonts kept though no page uses them yet
         return doc.tobytes(garbage=0, deflate=True), fonts, heights
@@ -580,7 +611,8 @@ def _placed(slot: Slot, text: str, codes: frozenset) -> list[tuple[str, float]] 
     """The characters of ``text`` and their x on the page, or None when the value must go
     to LibreOffice (a character the font lacks, a control character, a line that would
     not fit its zone). ``codes``: the characters of the font's embedded subset."""
-    if any(c in _REFUSED or not c.isprintable() or ord(c) not in codes for c in text):
+    if len(text) > MAX_CHARS or any(c in _REFUSED or not c.isprintable() or ord(c) not in codes
+                                    for c in text):
         return None
     shaped = shape(slot.font, text, slot.size)
     if shaped is None:
@@ -623,21 +655,20 @@ def _num(v: float) -> str:
 def write(probe: Probe, writes: list) -> bytes:
     """The base print with ``writes`` drawn on it: per page, one content stream appended
     (boxes first, in the layout map's order: readers take the i-th glyph for the i-th box),
-    each glyph placed absolutely (``Tm``) by its glyph id in the embedded subset.
+    each glyph placed absolutely (``Tm``) by its code in the embedded subset.
     A box is ``("box", BoxSlot, glyph)``; a value ``("text", Slot, [(char, x), ...])``."""
     import pikepdf
 
     ops: dict[int, list[str]] = {}
     used: dict[int, set[str]] = {}
     for kind, slot, text in writes:
-        obj, name, _ = probe.fonts[slot.font]
-        hb_font, _ = _shaper(slot.font)
+        obj, name, _, codes = probe.fonts[slot.font]
         chars = [(text, slot.x)] if kind == "box" else text
         r, g, b = slot.color
         y = _num(probe.heights[slot.page] - slot.y)
         out = [f"BT /{name} {_num(slot.size)} Tf {_num(r)} {_num(g)} {_num(b)} rg"]
         for c, x in chars:
-            out.append(f"1 0 0 1 {_num(x)} {y} Tm <{hb_font.get_nominal_glyph(ord(c)):04X}> Tj")
+            out.append(f"1 0 0 1 {_num(x)} {y} Tm <{codes[ord(c)]:04X}> Tj")
         out.append("ET")
         ops.setdefault(slot.page, []).append(" ".join(out))
         used.setdefault(slot.page, set()).add(slot.font)
@@ -645,7 +676,7 @@ def write(probe: Probe, writes: list) -> bytes:
         for index, lines in ops.items():
             page = pdf.pages[index]
             for path in used[index]:
-                obj, name, _ = probe.fonts[path]
+                obj, name, *_ = probe.fonts[path]
                 page.add_resource(pdf.get_object((obj, 0)), pikepdf.Name.Font,
                                   pikepdf.Name("/" + name))
             page.contents_add(pikepdf.Stream(pdf, ("q\n" + "\n".join(lines) + "\nQ\n").encode()))
