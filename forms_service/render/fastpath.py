@@ -101,6 +101,14 @@ class _Probe:
 #: PyMuPDF is not thread-safe: every use of it here holds this lock.
 _MUPDF = threading.RLock()
 
+class _Boxes:
+    """Base mode: values print empty, boxes alternate ☒ / ☐ (both glyphs in the print's
+    font subset, so that a document's boxes are set by changing one code each)."""
+
+    def __init__(self):
+        self.n = 0
+
+
 _mode: contextvars.ContextVar = contextvars.ContextVar("fastpath_mode", default=None)
 
 
@@ -114,6 +122,15 @@ def _finalize(value):
             return UNCHECKED if value.kind == "box" else ""
         if isinstance(value, Val) and not isinstance(value.value, list):
             mode.marks.append(("text", value.path, None, False, str(value)))
+            return ""
+        return ctxmod.finalize(value)
+    if isinstance(mode, _Boxes):
+        if isinstance(value, Mark):
+            mode.n += 1
+            if value.kind == "box":
+                return CHECKED if mode.n % 2 else UNCHECKED
+            return str(value)
+        if isinstance(value, Val) and not isinstance(value.value, list):
             return ""
         return ctxmod.finalize(value)
     if isinstance(value, Mark):
@@ -150,8 +167,9 @@ def skeleton(fd: FormDefinition, dump: dict, *, settings: Settings, version: str
     return parts, mode.marks
 
 
-def _probe_docx(fd, data, *, settings, version, pad: str) -> bytes:
-    token = _mode.set(_Probe(pad))
+def _probe_docx(fd, data, *, settings, version, pad: str | None) -> bytes:
+    """A probe (markers ``XQ<n>QX`` + ``pad``), or with ``pad=None`` the base print."""
+    token = _mode.set(_Probe(pad) if pad is not None else _Boxes())
     try:
         return render_docx(fd, data, settings=settings, document_id=PROBE_DOCUMENT_ID,
                            version=version, for_pdf=True, docx_renderer=_renderer)
@@ -297,6 +315,9 @@ class Probe:
     #: holds, codepoint -> character code in the subset)
     fonts: dict[str, tuple] = field(default_factory=dict)
     heights: list[float] = field(default_factory=list)   # page heights (PDF y is bottom-up)
+    #: per page: the indexes of the content instructions showing boxes, and each box's
+    #: place in them; the codes of ☐ and ☒ in their font (see :func:`_box_codes`)
+    box_codes: dict | None = None
     build_ms: float = 0.0
 
 
@@ -491,6 +512,78 @@ def _embed_fonts(base: bytes, paths: list[str]) -> tuple[bytes, dict, list[float
         return doc.tobytes(garbage=0, deflate=True), fonts, heights
 
 
+def _box_codes(base: bytes, count: int) -> dict | None:
+    """Where the base's ☐/☒ glyphs are in its content streams, in content order (the
+    i-th is the i-th box mark): ``{"pages": [[(instruction index, array index or None,
+    byte index), ...] per page], "codes": {font resource name: (☐ code, ☒ code)}}``;
+    None when they are not what is expected (not ``count`` boxes, a font without both)."""
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(base)) as pdf:
+        pages, codes = [], {}
+        for page in pdf.pages:
+            fonts = page.resources.get("/Font", {})
+            box_fonts: dict[str, tuple[int, int]] = {}
+            for name in fonts.keys():
+                font = fonts[name]
+                if "/ToUnicode" not in font or font.get("/Subtype") != "/TrueType":
+                    continue
+                cmap = _to_unicode(font.ToUnicode.read_bytes())
+                if ord(UNCHECKED) in cmap and ord(CHECKED) in cmap:
+                    box_fonts[str(name)] = (cmap[ord(UNCHECKED)], cmap[ord(CHECKED)])
+            places, current = [], None
+            for i, (operands, op) in enumerate(pikepdf.parse_content_stream(page)):
+                op = str(op)
+                if op == "Tf":
+                    current = str(operands[0])
+                elif op in ("Tj", "TJ", "'", '"') and current in box_fonts:
+                    wanted = set(box_fonts[current])
+                    items = list(operands[-1]) if op == "TJ" else [operands[-1]]
+                    for k, item in enumerate(items):
+                        if isinstance(item, pikepdf.String):
+                            for b, byte in enumerate(bytes(item)):
+                                if byte in wanted:
+                                    places.append((i, k if op == "TJ" else None, b, current))
+            codes.update(box_fonts)
+            pages.append(places)
+    if sum(len(p) for p in pages) != count:
+        return None
+    return {"pages": pages, "codes": codes}
+
+
+def _set_boxes(pdf, probe: Probe, ticked: list[bool]) -> None:
+    """Each box of the base's content set to ☒ or ☐ (its glyph code changed in place)."""
+    import pikepdf
+
+    it = iter(ticked)
+    for index, places in enumerate(probe.box_codes["pages"]):
+        if not places:
+            continue
+        page = pdf.pages[index]
+        instructions = list(pikepdf.parse_content_stream(page))
+        changed: dict[int, list] = {}
+        for i, k, b, font in places:
+            unchecked, checked = probe.box_codes["codes"][font]
+            operands, op = instructions[i]
+            ops = changed.get(i)
+            if ops is None:
+                ops = changed[i] = [list(operands), op]
+            items = ops[0]
+            if k is None:
+                raw = bytearray(bytes(items[-1]))
+                raw[b] = checked if next(it) else unchecked
+                items[-1] = pikepdf.String(bytes(raw))
+            else:
+                arr = list(items[-1])
+                raw = bytearray(bytes(arr[k]))
+                raw[b] = checked if next(it) else unchecked
+                arr[k] = pikepdf.String(bytes(raw))
+                items[-1] = pikepdf.Array(arr)
+        for i, (operands, op) in changed.items():
+            instructions[i] = pikepdf.ContentStreamInstruction(operands, op)
+        page.Contents = pdf.make_stream(pikepdf.unparse_content_stream(instructions))
+
+
 def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, layout: dict,
                 data_dump: dict | None = None) -> Probe:
     """Print the probes and the blank with LibreOffice and derive the fast path's slots."""
@@ -500,9 +593,10 @@ def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, l
     kinds = tuple((k, p) for k, p, *_ in marks)
     docs = [render_blank(fd, settings=settings, version=version, data_dump=data_dump),
             _probe_docx(fd, data, settings=settings, version=version, pad=""),
-            _probe_docx(fd, data, settings=settings, version=version, pad=PAD)]
-    with ThreadPoolExecutor(3, thread_name_prefix="fastpath-probe") as ex:
-        blank, probe_a, probe_b = ex.map(pool.convert, docs)
+            _probe_docx(fd, data, settings=settings, version=version, pad=PAD),
+            _probe_docx(fd, data, settings=settings, version=version, pad=None)]
+    with ThreadPoolExecutor(4, thread_name_prefix="fastpath-probe") as ex:
+        blank, probe_a, probe_b, boxed = ex.map(pool.convert, docs)
     probe = Probe(fd.id, version, False, skeleton=parts, kinds=kinds)
 
     def refuse(reason: str) -> Probe:
@@ -552,12 +646,14 @@ def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, l
         if font is None or not _font(font).has_glyph(ord(CHECKED)):
             return refuse("box_font")
         probe.boxes[n] = BoxSlot(p, ch["x"], ch["y"], font, ch["size"], _rgb(ch["color"]))
-    base = _remove_boxes(blank, [(p, ch["bbox"]) for p, ch in glyphs])
-    base_labels = _labels(_chars(base), set())
-    if not _same_geometry(base_labels, _labels(blank_chars, set())):
-        return refuse("base")       # the redaction removed more than the boxes
-    paths = sorted({s.font for s in probe.slots.values()} | {b.font for b in probe.boxes.values()})
-    probe.base, probe.fonts, probe.heights = _embed_fonts(base, paths)
+    # the base: LibreOffice's print with boxes ☒ / ☐ in turn, same labels as the blank's
+    if not _same_geometry(_labels(_chars(boxed), set()), _labels(blank_chars, set())):
+        return refuse("base")
+    paths = sorted({s.font for s in probe.slots.values()})
+    probe.base, probe.fonts, probe.heights = _embed_fonts(boxed, paths)
+    probe.box_codes = _box_codes(probe.base, len(box_marks))
+    if probe.box_codes is None:
+        return refuse("box_codes")
     probe.ok = True
     probe.build_ms = (time.perf_counter() - t0) * 1000
     log.info("fastpath probe built", extra={
@@ -636,7 +732,7 @@ def plan(probe: Probe, parts: tuple[str, ...], marks: list) -> tuple[list, str]:
     writes = []
     for n, (kind, path, _code, checked, text) in enumerate(marks):
         if kind == "box":
-            writes.append(("box", probe.boxes[n], CHECKED if checked else UNCHECKED))
+            writes.append(("box", None, checked))
         elif kind == "text" and text.strip():
             slot = probe.slots.get(n)
             if slot is None:
@@ -653,17 +749,21 @@ def _num(v: float) -> str:
 
 
 def write(probe: Probe, writes: list) -> bytes:
-    """The base print with ``writes`` drawn on it: per page, one content stream appended
-    (boxes first, in the layout map's order: readers take the i-th glyph for the i-th box),
-    each glyph placed absolutely (``Tm``) by its code in the embedded subset.
-    A box is ``("box", BoxSlot, glyph)``; a value ``("text", Slot, [(char, x), ...])``."""
+    """The base print with ``writes`` on it: each box set to ☒ or ☐ where LibreOffice wrote
+    it (content order unchanged: readers take the i-th glyph for the i-th box and its label
+    from what follows it), and per page one content stream appended with the values, each
+    glyph placed absolutely (``Tm``) by its code in the embedded subset.
+    A box is ``("box", None, ticked)``; a value ``("text", Slot, [(char, x), ...])``."""
     import pikepdf
 
     ops: dict[int, list[str]] = {}
     used: dict[int, set[str]] = {}
+    ticked = [text for kind, _, text in writes if kind == "box"]
     for kind, slot, text in writes:
+        if kind == "box":
+            continue
         obj, name, _, codes = probe.fonts[slot.font]
-        chars = [(text, slot.x)] if kind == "box" else text
+        chars = text
         r, g, b = slot.color
         y = _num(probe.heights[slot.page] - slot.y)
         out = [f"BT /{name} {_num(slot.size)} Tf {_num(r)} {_num(g)} {_num(b)} rg"]
@@ -673,6 +773,7 @@ def write(probe: Probe, writes: list) -> bytes:
         ops.setdefault(slot.page, []).append(" ".join(out))
         used.setdefault(slot.page, set()).add(slot.font)
     with pikepdf.open(io.BytesIO(probe.base)) as pdf:
+        _set_boxes(pdf, probe, ticked)
         for index, lines in ops.items():
             page = pdf.pages[index]
             for path in used[index]:
