@@ -4,28 +4,30 @@ LibreOffice takes ~0.5 s of CPU to lay out and export a 3-page form; most docume
 put short values in boxes and zones whose place does not depend on the values. For such
 a document the PDF is made without LibreOffice:
 
-1. **Once per template version and rows printed** (:func:`probe_for`, cached): three
+1. **Once per template version and rows printed** (:func:`probe_for`, cached): four
    renders of the form's blank data (:func:`layout.probe_data`), converted by the pool in
-   parallel: the *blank* print, and two *probes* where every printed value is a marker
+   parallel: the *blank* print; two *probes* where every printed value is a marker
    ``XQ<n>QX`` (``n``: the index of the value among the marks the template prints) in the
-   value's own run, the second probe with a longer marker ``XQ<n>QX000``. From the probes'
-   text spans (PyMuPDF) each value's baseline origin, font (the installed file of the font
-   the PDF names), size and colour, and its alignment (which edge of the marker stays put
-   between the two probes). From the blank print the ☐ glyphs (origin, font, size), matched
-   to the layout map's boxes. The *base* is the blank print with its ☐ glyphs removed
-   (redaction of text only; lines and images untouched). The template version is refused
-   for the fast path (every document goes to LibreOffice) when the first probe's labels are
-   not exactly where the blank print has them (a value changes a row's height), or a box
-   cannot be matched, or the base lost other text than its boxes.
+   value's own run, the second with a longer marker ``XQ<n>QX000``; and the *base*: the
+   blank with its boxes ☒ and ☐ in turn. From the probes' text spans (PyMuPDF) each value's
+   baseline origin, font (the installed file of the font the PDF names), size and colour,
+   and its alignment (which edge of the marker stays put between the two probes); a marker
+   whose advance is not the font's (letter spacing, scaling) or that wrapped is not probed.
+   A page whose labels are not exactly where the blank has them once every value is printed
+   (a value taller than its line) gets no value slots. The blank's ☐ glyphs must match the
+   layout map's boxes one to one, and the base's labels the blank's. The base gets each
+   value font embedded once (a subset: :data:`CHARSET`), and the places of its ☐/☒ codes in
+   its content streams are noted (:func:`_box_codes`).
 2. **Per document** (:func:`fast_pdf`): a *skeleton* render of the document's data (every
    value printed empty, every box ☐) must equal the probe data's skeleton: same template
    branches, same rows, nothing printed outside a value (derived text, conditionals). Each
-   value's text is what the template prints (filters applied); it must be on one line,
-   every character in its font, and fit its zone of the layout map with a margin (6 pt,
-   more than a table cell's inner margin). Then every box (☐ or ☒) and value is written on
-   the base with the same font file at the probed origin (PyMuPDF ``TextWriter``; fonts
-   subset), boxes in the layout map's order (the readers take the i-th glyph for the i-th
-   box).
+   value's text is what the template prints (filters applied); it must be probed, at most
+   :data:`MAX_CHARS` characters on one line, every character in its font's subset, and fit
+   its zone of the layout map with a margin (6 pt, more than a table cell's inner margin).
+   Then each box's code is set to ☒ or ☐ in LibreOffice's own content stream (content order
+   kept: readers take the i-th glyph for the i-th box, and its label from what follows), and
+   the values are written, shaped as LibreOffice shapes them (HarfBuzz: ligatures, no pair
+   kerning), glyph by glyph at absolute positions, in one content stream per page (pikepdf).
 
 Anything else — a value not probed (its marker wrapped or was split), a character the
 font lacks, a text that would wrap, more rows than the print holds (another probe is made
@@ -431,25 +433,6 @@ def _slot(n: int, a: dict, b: dict | None, path: str, layout: dict) -> Slot | No
         return None
     return Slot(a["page"], anchor, first["y"], align, font, size, _rgb(first["color"]),
                 zone[0] + FIT_MARGIN if align != "left" else x0a - 0.01, zone[2] - FIT_MARGIN)
-
-
-def _remove_boxes(blank: bytes, boxes: list[tuple[int, tuple]]) -> bytes:
-    """The blank print without its ☐ glyphs (text redaction only)."""
-    import pymupdf
-
-    with _MUPDF, pymupdf.open("pdf", blank) as doc:
-        by_page: dict[int, list] = {}
-        for p, bbox in boxes:
-            by_page.setdefault(p, []).append(bbox)
-        for p, bboxes in by_page.items():
-            page = doc[p]
-            for x0, y0, x1, y1 in bboxes:
-                cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 6, (y1 - y0) / 6
-                page.add_redact_annot(pymupdf.Rect(cx - w, cy - h, cx + w, cy + h))
-            page.apply_redactions(images=pymupdf.PDF_REDACT_IMAGE_NONE,
-                                  graphics=pymupdf.PDF_REDACT_LINE_ART_NONE,
-                                  text=pymupdf.PDF_REDACT_TEXT_REMOVE)
-        return doc.tobytes(garbage=1, deflate=True)
 
 
 #: What the embedded font subsets hold (when the font has it): Latin, punctuation, symbols
