@@ -142,6 +142,7 @@ class RenderService:
         self._layout_failed: set[tuple[str, str]] = set()     # not retried in this process
         #: PDFs made by the fast path ("fast") and fallbacks by reason code (benchmarks, tests).
         self.fast_stats: dict[str, int] = {}
+        self._stats_lock = threading.Lock()
 
     # ------------------------------------------------------------------ public
     def render(self, form_id: str, data: Mapping | None = None, *, fmt: str = "docx",
@@ -334,7 +335,8 @@ class RenderService:
 
         pdf, reason = fastpath.fast_pdf(p.fd, p.dump, derived=p.derived, settings=self.settings,
                                         version=version, pool=self.pool, layout=layout)
-        self.fast_stats[reason or "fast"] = self.fast_stats.get(reason or "fast", 0) + 1
+        with self._stats_lock:
+            self.fast_stats[reason or "fast"] = self.fast_stats.get(reason or "fast", 0) + 1
         if pdf is None:
             log.debug("pdf_fast_path_fallback", form_id=p.fd.id, reason=reason)
         return pdf
