@@ -53,8 +53,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from markupsafe import Markup
-
 from ..catalogue import FormDefinition
 from ..config import Settings
 from . import context as ctxmod
