@@ -659,9 +659,10 @@ def clear_cache() -> None:
 
 def probe_for(fd: FormDefinition, *, settings: Settings, pool, version: str, layout: dict,
               data_dump: dict | None = None) -> Probe:
-    """The probe of (form, template version, rows printed): built once, then cached.
+    """The probe of (pool, form, template version, rows printed): built once, then cached.
     A new template version (a département's edit) is a new key, hence a new probe."""
-    key = (fd.id, version, tuple(sorted((layout.get("rows") or {}).items())))
+    # per pool too: an app whose LibreOffice is missing or broken makes no PDF, fast or not
+    key = (id(pool), fd.id, version, tuple(sorted((layout.get("rows") or {}).items())))
     hit = _PROBES.get(key)
     if hit is not None:
         return hit
