@@ -20,7 +20,14 @@ Not part of the test suite. Measures, on ``samples/<form>.json`` (the fiche de l
   conversion, stamp, file, database row, audit event);
 * a batch of N PDFs end to end (``RenderService.render_batch``), pool warm: docs/s.
 
-Targets: ours within 3× the floor; warm ≥ 6× faster than cold; batch ≥ 12 docs/s on 2 cores.
+* the PDF fast path (``--fast-forms``, default the fiche de liaison, CERP and EDE; alone with
+  ``--only-fast``): one pre-filled document end to end (p50 and CPU of this process and the
+  pool's LibreOffice processes), a batch of ``--batch`` different documents through
+  ``render_batch`` with the fast path and without it (the service before it), and the
+  LibreOffice floor: one ``soffice`` converting the same DOCX in one command.
+
+Targets: ours within 3× the floor; warm ≥ 6× faster than cold; batch ≥ 12 docs/s on 2 cores;
+a pre-filled fiche de liaison p50 ≤ 150 ms and ≤ 150 ms of CPU.
 The machine may be shared: the table shows the load and the CPU other processes used, and
 the batch's CPU time per document (this process + the pool's processes), from which it
 estimates the rate the batch would reach with the cores to itself.
@@ -120,6 +127,171 @@ def zip_floor(docx: bytes) -> bytes:
     return buf.getvalue()
 
 
+# ---------------------------------------------------------------------- the PDF fast path
+
+NAMES = ["MARTIN", "DUPONT", "LEFEBVRE", "Élodie", "Noël", "Wattrelos", "Béthune", "Lens",
+         "Arras", "Hénin", "Liévin", "Bruay", "Carvin", "Avion", "Saint-Omer", "Lys"]
+
+
+def prefilled(service, fd, data: dict) -> tuple[dict, list[str]]:
+    """``data`` without the values the fast path declines (``fastpath.declined``): what a
+    référent's tool pre-fills before printing; and the paths dropped."""
+    from forms_service.catalogue.paths import set_path
+    from forms_service.render import fastpath
+    from forms_service.render.pipeline import template_version
+    from forms_service.validation import validate
+
+    data, dropped = json.loads(json.dumps(data)), []
+    version = template_version(fd, service.settings)
+    for _ in range(len(fd.fields) * 4):
+        report = validate(fd, data)
+        dump = report.instance.model_dump(mode="python")
+        layout = service._layout_for(fd, dump, required=True) if any(
+            f.type == "list" for f in fd.fields) else service.blank_layout(fd.id)
+        reason, paths = fastpath.declined(fd, dump, derived=report.derived,
+                                          settings=service.settings, version=version,
+                                          pool=service.pool, layout=layout)
+        if not paths:
+            return data, dropped
+        set_path(data, paths[0], None)
+        dropped.append(paths[0])
+    return data, dropped
+
+
+def variants(fd, data: dict, n: int, seed: int = 17) -> list[dict]:
+    """``n`` copies of ``data`` with its short texts replaced by random names (seeded): a
+    batch with different data in each document; a change the schema refuses is undone."""
+    import random
+
+    from forms_service.validation import validate
+
+    rng = random.Random(seed)
+
+    def leaves(node, prefix=()):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                yield from leaves(v, prefix + (k,))
+        elif isinstance(node, str) and 0 < len(node) <= 40 and not node[:1].isdigit():
+            yield prefix
+
+    out = []
+    for _ in range(n):
+        d = json.loads(json.dumps(data))
+        for path in leaves(data):
+            node = d
+            for k in path[:-1]:
+                node = node[k]
+            old = node[path[-1]]
+            node[path[-1]] = " ".join(rng.choice(NAMES) for _ in range(rng.randint(1, 2)))
+            if not validate(fd, d).model_valid:
+                node[path[-1]] = old
+        out.append(d)
+    return out
+
+
+def libreoffice_floor(docs: list[bytes]) -> tuple[float, float]:
+    """One ``soffice`` converting every DOCX in one command: (wall s, CPU s of it)."""
+    import resource
+    import subprocess
+
+    from forms_service.render.soffice import find_soffice
+
+    with tempfile.TemporaryDirectory(prefix="bench-floor-") as tmp:
+        paths = []
+        for i, docx in enumerate(docs):
+            path = Path(tmp) / f"{i:03d}.docx"
+            path.write_bytes(docx)
+            paths.append(str(path))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        subprocess.run([find_soffice(), "--headless", "--norestore",
+                        f"-env:UserInstallation=file://{tmp}/profile", "--convert-to", "pdf",
+                        "--outdir", f"{tmp}/out", *paths], check=True, capture_output=True,
+                       timeout=1800)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        assert len(list(Path(f"{tmp}/out").glob("*.pdf"))) == len(docs)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def fast_section(app, service, slow_service, form_id: str, batch: int, runs: int) -> dict:
+    """One form: a pre-filled document end to end (p50, CPU), a batch of ``batch`` with
+    different data through ``render_batch`` with the fast path and without it (the
+    service before it), and the LibreOffice floor on the same DOCX."""
+    from forms_service.catalogue import catalogue
+    from forms_service.render.pipeline import render_docx, template_version
+    from forms_service.validation import validate
+
+    fd = catalogue.get(form_id)
+    sample = json.loads((ROOT / "samples" / f"{fd.id}.json").read_text(encoding="utf-8"))
+    pool = service.pool
+    out: dict = {"form": fd.id}
+    t0 = time.perf_counter()
+    service.render(fd.id, sample, fmt="pdf", actor="benchmark")   # blank layout, probe
+    out["first_pdf_s"] = time.perf_counter() - t0
+    with app.app_context():
+        data, dropped = prefilled(service, fd, sample)
+    out["dropped"] = dropped
+    service.fast_stats.clear()
+    service.render(fd.id, data, fmt="pdf", actor="benchmark")      # warm-up
+    c0, t_all = cpu_now(pool), []
+    for _ in range(runs):
+        t = time.perf_counter()
+        service.render(fd.id, data, fmt="pdf", actor="benchmark")
+        t_all.append(time.perf_counter() - t)
+    out["one_p50_ms"] = statistics.median(t_all) * 1000
+    out["one_cpu_ms"] = (cpu_now(pool) - c0) / runs * 1000
+    out["one_fast"] = dict(service.fast_stats)
+    # the sample as it is (a complete fiche: free texts, later pages)
+    service.fast_stats.clear()
+    t = time.perf_counter()
+    service.render(fd.id, sample, fmt="pdf", actor="benchmark")
+    out["sample_ms"] = (time.perf_counter() - t) * 1000
+    out["sample_fast"] = dict(service.fast_stats)
+    items = variants(fd, data, batch)
+    for name, svc in (("fast", service), ("libreoffice", slow_service)):
+        svc.fast_stats.clear()
+        o0, p0 = cpu_split(pool)
+        t = time.perf_counter()
+        docs = svc.render_batch(fd.id, items, fmt="pdf", actor="benchmark")
+        wall = time.perf_counter() - t
+        o1, p1 = cpu_split(pool)
+        assert len(docs) == batch and all(d.content.startswith(b"%PDF-") for d in docs)
+        out[f"batch_{name}_docs_s"] = batch / wall
+        out[f"batch_{name}_cpu_ms_service"] = (o1 - o0) / batch * 1000
+        out[f"batch_{name}_cpu_ms_lo"] = (p1 - p0) / batch * 1000
+        out[f"batch_{name}_stats"] = dict(svc.fast_stats)
+    version = template_version(fd, service.settings)
+    docxs = []
+    for item in items:
+        report = validate(fd, item)
+        docxs.append(render_docx(fd, report.instance.model_dump(mode="python"),
+                                 settings=service.settings, document_id="01BENCH",
+                                 version=version, derived=report.derived, for_pdf=True))
+    out["floor_s"], out["floor_cpu_s"] = libreoffice_floor(docxs)
+    return out
+
+
+def fast_rows(f: dict, batch: int, cores: int) -> list[tuple[str, str]]:
+    def rate(name):
+        cpu = f[f"batch_{name}_cpu_ms_service"] + f[f"batch_{name}_cpu_ms_lo"]
+        return (f"{f[f'batch_{name}_docs_s']:.1f} docs/s, CPU {cpu:.0f} ms/doc "
+                f"({f[f'batch_{name}_cpu_ms_service']:.0f} service + "
+                f"{f[f'batch_{name}_cpu_ms_lo']:.0f} LibreOffice) → {cores / cpu * 1000:.1f} docs/s "
+                f"on {cores} idle cores; {f[f'batch_{name}_stats']}")
+    return [
+        (f"[{f['form']}] pre-filled, one PDF end to end",
+         f"{f['one_p50_ms']:.0f} ms p50, CPU {f['one_cpu_ms']:.0f} ms (target ≤ 150 / ≤ 150); "
+         f"{f['one_fast']}; values left out of the sample: {len(f['dropped'])}"),
+        (f"[{f['form']}] the whole sample, one PDF", f"{f['sample_ms']:.0f} ms ({f['sample_fast']})"),
+        (f"[{f['form']}] batch of {batch}, fast path on", rate("fast") + " (target ≥ 12, ≤ 160 ms)"),
+        (f"[{f['form']}] batch of {batch}, before (LibreOffice)", rate("libreoffice")),
+        (f"[{f['form']}] LibreOffice floor (1 soffice, {batch} DOCX)",
+         f"{batch / f['floor_s']:.1f} docs/s, CPU {f['floor_cpu_s'] / batch * 1000:.0f} ms/doc "
+         f"(start included)"),
+    ]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--form", default="fiche-liaison")
@@ -132,6 +304,12 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--size", type=int, default=0, help="pool instances (default: cores)")
     ap.add_argument("--json", action="store_true", help="print the raw figures as JSON too")
+    ap.add_argument("--fast-forms", default="fiche-liaison,cerp,annexe-3",
+                    help="forms of the fast-path section (comma-separated; '' to skip it)")
+    ap.add_argument("--fast-runs", type=int, default=20, help="runs of one pre-filled PDF")
+    ap.add_argument("--other-batch", type=int, default=30,
+                    help="batch size for the fast-path forms after the first one")
+    ap.add_argument("--only-fast", action="store_true", help="only the fast-path section")
     args = ap.parse_args()
 
     from forms_service.app import create_app
@@ -162,6 +340,49 @@ def main() -> int:
     figures: dict = {"machine": info, "form": fd.id, "data": str(data_file.relative_to(ROOT))
                      if data_file.is_relative_to(ROOT) else str(data_file),
                      "pool_size": service.pool.size}
+
+    def fast_path_section() -> list[tuple[str, str]]:
+        """The fast path vs the service before it (LibreOffice) vs the LibreOffice floor,
+        per form, on the same pool (``--fast-forms``)."""
+        forms = [f for f in args.fast_forms.split(",") if f]
+        if not forms:
+            return []
+        slow_app = create_app({**config, "var_dir": var / "slow", "PDF_POOL": service.pool,
+                               "pdf_fast_path": False})
+        slow = get_service(slow_app)
+        service.pool.start()
+        service.pool.wait_ready()
+        rows = []
+        for i, form_id in enumerate(forms):
+            batch = args.batch if i == 0 else args.other_batch
+            f = fast_section(app, service, slow, form_id, batch, args.fast_runs)
+            figures.setdefault("fast_path", []).append(f)
+            rows += fast_rows(f, batch, info["cores"])
+            for name, value in fast_rows(f, batch, info["cores"]):
+                print(f"{name}  {value}", file=sys.stderr, flush=True)
+        slow_app.extensions["forms_service.db"].dispose()
+        return rows
+
+    if args.only_fast:
+        load0, cpu0, t0 = os.getloadavg(), _cpu_times(), time.perf_counter()
+        rows = [("machine", f"{info['cpu']}, {info['cores']} cores, {info['memory']}"),
+                ("software", f"{info['libreoffice']}; Python {info['python']}"),
+                *fast_path_section()]
+        busy, wall = _cpu_times(), time.perf_counter() - t0
+        rows.append(("load average start / end", f"{load0[0]:.2f} / {os.getloadavg()[0]:.2f}"))
+        if cpu0 and busy:
+            other = max(0.0, (busy - cpu0) / os.sysconf("SC_CLK_TCK") - sum(os.times()[:4]))
+            rows.append(("CPU used by other processes",
+                         f"~{other / (wall * info['cores']) * 100:.0f}% of the machine "
+                         "(LibreOffice's included: it is a child)"))
+        service.pool.close()
+        width = max(len(r[0]) for r in rows)
+        for name, value in rows:
+            print(f"{name:<{width}}  {value}")
+        if args.json:
+            print(json.dumps(figures, indent=2, ensure_ascii=False, default=str))
+        app.extensions["forms_service.db"].dispose()
+        return 0
 
     # -- DOCX: same context for the three
     report = validate(fd, data)
@@ -235,6 +456,7 @@ def main() -> int:
     figures["batch_s"] = wall
     figures["batch_docs_s"] = args.batch / wall
     figures["pool_stats"] = dict(pool.stats)
+    fast_rows_ = fast_path_section()
     pool.close()
 
     busy = _cpu_times()
@@ -275,6 +497,7 @@ def main() -> int:
          f"{f['batch_idle_estimate_docs_s']:.1f} docs/s if the {info['cores']} cores were ours"),
         ("load average start / end", " / ".join(map(str, f["load_avg_start_end"]))),
     ]
+    rows += fast_rows_
     if "cpu_busy_other_pct" in f:
         rows.append(("CPU used by other processes", f"~{f['cpu_busy_other_pct']}% of the machine"))
     width = max(len(r[0]) for r in rows)

@@ -91,12 +91,23 @@ def renderer() -> DocxRenderer:
 
 def render_docx(fd: FormDefinition, data: dict, *, settings: Settings, document_id: str,
                 version: str, derived: dict | None = None, for_pdf: bool = False,
-                record: Recording | None = None) -> bytes:
+                record: Recording | None = None, docx_renderer: DocxRenderer | None = None) -> bytes:
     """The DOCX of a form. ``data`` is the model's dump (every key present).
 
     ``for_pdf``: the header stays empty (the PDF stamp prints marks, QR codes and
     footer on every page); a DOCX download carries its QR code in the header.
+    ``docx_renderer``: another renderer than the process's (the PDF fast path's probe).
     """
+    ctx, images = render_context(fd, data, settings=settings, document_id=document_id,
+                                 version=version, derived=derived, for_pdf=for_pdf)
+    return (docx_renderer or _renderer).render(template_path(fd, settings), ctx, images=images,
+                                               record=record)
+
+
+def render_context(fd: FormDefinition, data: dict, *, settings: Settings, document_id: str,
+                   version: str, derived: dict | None = None,
+                   for_pdf: bool = False) -> tuple[dict, dict[str, bytes]]:
+    """The Jinja context of one render and the images it places (QR, logo)."""
     images: dict[str, bytes] = {}
     qr_xml: Any = ""
     if not for_pdf and document_id:
@@ -110,4 +121,4 @@ def render_docx(fd: FormDefinition, data: dict, *, settings: Settings, document_
                         document={"id": document_id, "version": version, "qr": qr_xml},
                         departement={"nom": settings.departement_name, "logo": logo_xml},
                         programme=Programme.from_settings(settings))
-    return _renderer.render(template_path(fd, settings), ctx, images=images, record=record)
+    return ctx, images

@@ -15,8 +15,10 @@ What :meth:`RenderService.render` does, in order:
    An empty or missing body is the blank form.
 3. The business rules run. Their findings come back with the document and do not
    block, unless ``strict``: then error-level findings raise ``ValidationFailed``.
-4. A new document id; the DOCX (header QR) or the PDF (DOCX for print → warm
-   LibreOffice pool → page stamp with QR codes and footer → optionally fillable).
+4. A new document id; the DOCX (header QR) or the PDF (the values written on LibreOffice's
+   print of the blank form when they cannot change its layout — ``render/fastpath.py`` —
+   else the DOCX for print → warm LibreOffice pool; then the page stamp with QR codes and
+   footer → optionally fillable).
 5. The file is stored under ``settings.storage_dir``, and the
    :class:`~forms_service.db.IssuedDocument` row and its audit event (identifiers and
    rule codes only, never what the data holds) are written in one transaction
@@ -138,6 +140,9 @@ class RenderService:
         self._recorded: set[tuple[str, str]] = set()          # TemplateVersion rows written
         self._blank_layouts: dict[tuple[str, str], dict] = {}  # their blank layouts
         self._layout_failed: set[tuple[str, str]] = set()     # not retried in this process
+        #: PDFs made by the fast path ("fast") and fallbacks by reason code (benchmarks, tests).
+        self.fast_stats: dict[str, int] = {}
+        self._stats_lock = threading.Lock()
 
     # ------------------------------------------------------------------ public
     def render(self, form_id: str, data: Mapping | None = None, *, fmt: str = "docx",
@@ -287,22 +292,27 @@ class RenderService:
         fd = p.fd
         version = template_version(fd, self.settings)
         document_id = db.new_document_id()
-        docx = render_docx(fd, p.dump, settings=self.settings, document_id=document_id,
-                           version=version, derived=p.derived, for_pdf=(fmt == "pdf"))
+
+        def docx(for_pdf: bool) -> bytes:
+            return render_docx(fd, p.dump, settings=self.settings, document_id=document_id,
+                               version=version, derived=p.derived, for_pdf=for_pdf)
+
         lists = has_lists(fd)
         layout: dict | None = None
         if fmt == "docx":
-            content = docx
+            content = docx(False)
             self._blank_layout_of(fd, version, compute=False)
         else:
             from forms_service.render.stamp import stamp_pdf
 
-            pdf = self.pool.convert(docx)
-            content = stamp_pdf(pdf, fd.id, version, document_id)
             layout = self._blank_layout_of(fd, version, compute=True,
                                            required=fillable and not lists)
             if lists:
                 layout = self._layout_for(fd, p.dump, required=fillable)
+            pdf = self._fast_pdf(p, version, layout) if fd.kind == "form" else None
+            if pdf is None:
+                pdf = self.pool.convert(docx(True))
+            content = stamp_pdf(pdf, fd.id, version, document_id)
             if fillable:
                 from forms_service.render.fillable import make_fillable
 
@@ -315,6 +325,21 @@ class RenderService:
         return RenderedDocument(document_id, fd.id, version, download_name(fd.id, document_id, fmt),
                                 MIMETYPES[fmt], content, p.findings, layout, fmt,
                                 row_values={"data": p.data, "layout": stored_layout})
+
+    def _fast_pdf(self, p: _Prepared, version: str, layout: dict | None) -> bytes | None:
+        """The PDF without LibreOffice when the data cannot change the print's layout
+        (``render/fastpath.py``; ``PDF_FAST_PATH``), else None: LibreOffice converts."""
+        if not self.settings.pdf_fast_path:
+            return None
+        from forms_service.render import fastpath
+
+        pdf, reason = fastpath.fast_pdf(p.fd, p.dump, derived=p.derived, settings=self.settings,
+                                        version=version, pool=self.pool, layout=layout)
+        with self._stats_lock:
+            self.fast_stats[reason or "fast"] = self.fast_stats.get(reason or "fast", 0) + 1
+        if pdf is None:
+            log.debug("pdf_fast_path_fallback", form_id=p.fd.id, reason=reason)
+        return pdf
 
     def _issue(self, docs: list[RenderedDocument], *, actor: str | None, idem, fillable: bool,
                strict: bool, batch: bool) -> list[RenderedDocument]:

@@ -1,0 +1,803 @@
+"""The PDF fast path: a document's values written onto LibreOffice's own blank print.
+
+LibreOffice takes ~0.5 s of CPU to lay out and export a 3-page form; most documents only
+put short values in boxes and zones whose place does not depend on the values. For such
+a document the PDF is made without LibreOffice:
+
+1. **Once per template version and rows printed** (:func:`probe_for`, cached): four
+   renders of the form's blank data (:func:`layout.probe_data`), converted by the pool in
+   parallel: the *blank* print; two *probes* where every printed value is a marker
+   ``XQ<n>QX`` (``n``: the index of the value among the marks the template prints) in the
+   value's own run, the second with a longer marker ``XQ<n>QX000``; and the *base*: the
+   blank with its boxes ☒ and ☐ in turn. From the probes' text spans (PyMuPDF) each value's
+   baseline origin, font (the installed file of the font the PDF names), size and colour,
+   and its alignment (which edge of the marker stays put between the two probes); a marker
+   whose advance is not the font's (letter spacing, scaling) or that wrapped is not probed.
+   A page whose labels are not exactly where the blank has them once every value is printed
+   (a value taller than its line) gets no value slots. The blank's ☐ glyphs must match the
+   layout map's boxes one to one, and the base's labels the blank's. The base gets each
+   value font embedded once (a subset: :data:`CHARSET`), and the places of its ☐/☒ codes in
+   its content streams are noted (:func:`_box_codes`).
+2. **Per document** (:func:`fast_pdf`): a *skeleton* render of the document's data (every
+   value printed empty, every box ☐) must equal the probe data's skeleton: same template
+   branches, same rows, nothing printed outside a value (derived text, conditionals). Each
+   value's text is what the template prints (filters applied); it must be probed, at most
+   :data:`MAX_CHARS` characters on one line, every character in its font's subset, and fit
+   its zone of the layout map with a margin (6 pt, more than a table cell's inner margin).
+   Then each box's code is set to ☒ or ☐ in LibreOffice's own content stream (content order
+   kept: readers take the i-th glyph for the i-th box, and its label from what follows), and
+   the values are written, shaped as LibreOffice shapes them (HarfBuzz: ligatures, no pair
+   kerning), glyph by glyph at absolute positions, in one content stream per page (pikepdf).
+
+Anything else — a value not probed (its marker wrapped or was split), a character the
+font lacks, a text that would wrap, more rows than the print holds (another probe is made
+for that row count), a template whose probe failed — returns ``None`` with a reason code,
+and the caller converts the DOCX with LibreOffice as before. The check errs towards
+LibreOffice: a wrong fast print is worse than a slow one.
+
+The module knows no form and no template detail: it works from the catalogue's
+definitions, the current templates and LibreOffice's prints of them. Settings:
+``PDF_FAST_PATH`` (``settings.pdf_fast_path``, on by default) turns it off.
+See ``docs/pdf-conversion.md`` (the route, what was measured, the proofs).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import io
+import logging
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from ..catalogue import FormDefinition
+from ..config import Settings
+from . import context as ctxmod
+from .context import CHECKED, UNCHECKED, Mark, Val
+from .docx import DocxRenderer
+from .layout import PROBE_DOCUMENT_ID, probe_data, render_blank
+from .layout_glyphs import _font_file
+from .pipeline import render_context, render_docx, template_path
+
+log = logging.getLogger(__name__)
+
+#: A value's marker in the probes; the second probe pads it (alignment).
+MARKER_RE = re.compile(r"XQ(\d+)QX(0*)")
+PAD = "000"
+#: Points: a value must end this far inside its zone (a table cell's inner margin is 5.4 pt).
+FIT_MARGIN = 6.0
+#: Points: label positions of the blank print and the probe must agree within this.
+GEOMETRY_TOL = 0.05
+#: Points: tolerance on a marker's edges between the probes and on its advance width.
+EDGE_TOL = 0.3
+#: Longest value written: LibreOffice rounds each glyph's advance in its own layout units
+#: (measured: up to ±0.07 pt per glyph against the font's, ~0.1 % on average), so a long
+#: run drifts (0.25 pt over 60 characters); over 32 characters it stays under ~0.15 pt.
+MAX_CHARS = 32
+#: Characters never written by the fast path (LibreOffice handles them).
+_REFUSED = set("\n\r\t\v\f\u00a0\u00ad\u2028\u2029")
+
+
+# --------------------------------------------------------------------------- renders
+
+class _Skeleton:
+    """Skeleton mode: values print empty, boxes ☐; the marks and their printed text are kept."""
+
+    def __init__(self):
+        self.marks: list[tuple[str, str, object, bool, str]] = []  # kind, path, code, checked, text
+
+
+class _Probe:
+    """Probe mode: values print their marker ``XQ<n>QX`` (+ pad), boxes as in the data."""
+
+    def __init__(self, pad: str):
+        self.pad = pad
+        self.n = 0
+
+
+#: PyMuPDF is not thread-safe: every use of it here holds this lock.
+_MUPDF = threading.RLock()
+
+class _Boxes:
+    """Base mode: values print empty, boxes alternate ☒ / ☐ (both glyphs in the print's
+    font subset, so that a document's boxes are set by changing one code each)."""
+
+    def __init__(self):
+        self.n = 0
+
+
+_mode: contextvars.ContextVar = contextvars.ContextVar("fastpath_mode", default=None)
+
+
+def _finalize(value):
+    mode = _mode.get()
+    if mode is None:
+        return ctxmod.finalize(value)
+    if isinstance(mode, _Skeleton):
+        if isinstance(value, Mark):
+            mode.marks.append((value.kind, value.path, value.value, value.checked, ""))
+            return UNCHECKED if value.kind == "box" else ""
+        if isinstance(value, Val) and not isinstance(value.value, list):
+            mode.marks.append(("text", value.path, None, False, str(value)))
+            return ""
+        return ctxmod.finalize(value)
+    if isinstance(mode, _Boxes):
+        if isinstance(value, Mark):
+            mode.n += 1
+            if value.kind == "box":
+                return CHECKED if mode.n % 2 else UNCHECKED
+            return str(value)
+        if isinstance(value, Val) and not isinstance(value.value, list):
+            return ""
+        return ctxmod.finalize(value)
+    if isinstance(value, Mark):
+        mode.n += 1
+        return str(value)
+    if isinstance(value, Val) and not isinstance(value.value, list):
+        n = mode.n
+        mode.n += 1
+        return f"XQ{n}QX{mode.pad}"
+    return ctxmod.finalize(value)
+
+
+def _make_renderer() -> DocxRenderer:
+    r = DocxRenderer()
+    r.env.finalize = _finalize   # read when a template is compiled: this renderer's own cache
+    return r
+
+
+_renderer = _make_renderer()
+
+
+def skeleton(fd: FormDefinition, dump: dict, *, settings: Settings, version: str,
+             derived: dict | None) -> tuple[tuple[str, ...], list]:
+    """The rendered XML parts with every value empty and every box ☐, and the marks."""
+    ctx, _ = render_context(fd, dump, settings=settings, document_id=PROBE_DOCUMENT_ID,
+                            version=version, derived=derived, for_pdf=True)
+    ct = _renderer.compiled(template_path(fd, settings))
+    mode = _Skeleton()
+    token = _mode.set(mode)
+    try:
+        parts = tuple(part.template.render(ctx) for part in ct.parts.values())
+    finally:
+        _mode.reset(token)
+    return parts, mode.marks
+
+
+def _probe_docx(fd, data, *, settings, version, pad: str | None) -> bytes:
+    """A probe (markers ``XQ<n>QX`` + ``pad``), or with ``pad=None`` the base print."""
+    token = _mode.set(_Probe(pad) if pad is not None else _Boxes())
+    try:
+        return render_docx(fd, data, settings=settings, document_id=PROBE_DOCUMENT_ID,
+                           version=version, for_pdf=True, docx_renderer=_renderer)
+    finally:
+        _mode.reset(token)
+
+
+# --------------------------------------------------------------------------- fonts
+
+@lru_cache(maxsize=32)
+def _font(path: str):
+    import pymupdf
+
+    with _MUPDF:
+        return pymupdf.Font(fontfile=path)
+
+
+@lru_cache(maxsize=32)
+def _shaper(path: str):
+    import uharfbuzz as hb
+
+    with open(path, "rb") as fh:
+        face = hb.Face(fh.read())
+    return hb.Font(face), face.upem
+
+
+def shape(path: str, text: str, size: float) -> tuple[list[tuple[str, float]], float] | None:
+    """Each character of ``text`` and its x offset (points) as LibreOffice lays the run out
+    (HarfBuzz, LibreOffice's own shaper: ligatures, no pair kerning — a DOCX run kerns only
+    with ``w:kern``, and LibreOffice then prints a different advance, which the probe
+    check below refuses), and the
+    run's advance. A ligature's characters are spread over its advance (the ligature glyph
+    itself has no character to write). ``None`` for what is not a plain horizontal run
+    (marks moved vertically, glyphs out of order)."""
+    import uharfbuzz as hb
+
+    font, upem = _shaper(path)
+    buf = hb.Buffer()
+    buf.add_str(text)
+    buf.guess_segment_properties()
+    hb.shape(font, buf, {"kern": False})   # Word documents: no pair kerning unless asked
+    scale = size / upem
+    infos, positions = buf.glyph_infos, buf.glyph_positions
+    clusters = [i.cluster for i in infos]
+    if clusters != sorted(clusters) or any(p.y_offset for p in positions):
+        return None
+    out: list[tuple[str, float]] = []
+    pen = 0.0
+    for g, (info, pos) in enumerate(zip(infos, positions)):
+        start = info.cluster
+        end = clusters[g + 1] if g + 1 < len(clusters) else len(text)
+        if end <= start:          # a second glyph in the same cluster: nothing to write
+            pen += pos.x_advance * scale
+            continue
+        chars = text[start:end]
+        nominal = [font.get_glyph_h_advance(font.get_nominal_glyph(ord(c)) or 0) for c in chars]
+        total = sum(nominal) or 1
+        x = pen + pos.x_offset * scale
+        for c, adv in zip(chars, nominal):
+            out.append((c, x))
+            x += pos.x_advance * scale * adv / total
+        pen += pos.x_advance * scale
+    return out, pen
+
+
+#: font file -> the PostScript name LibreOffice's PDF gives it (``Carlito-Bold``)
+_PS_NAMES: dict[str, str] = {}
+
+
+def _font_path(pdf_font_name: str) -> str | None:
+    ps_name = pdf_font_name.split("+", 1)[-1]
+    path = _font_file(ps_name)
+    if path:
+        _PS_NAMES[path] = ps_name
+    return path
+
+
+def _rename_fonts(doc, paths: set[str]) -> None:
+    """Give the fonts MuPDF embedded the PostScript names LibreOffice gives them (MuPDF
+    names a font ``Carlito Regular``): readers find a font's file by that name (the layout
+    map's glyph squares, ``layout_glyphs``)."""
+    names = {_font(p).name: _PS_NAMES[p] for p in paths if p in _PS_NAMES}
+    seen: set[int] = set()
+    for page in doc:
+        for xref, _ext, kind, basefont, *_ in page.get_fonts():
+            if kind != "Type0" or xref in seen:
+                continue
+            seen.add(xref)
+            prefix, _, name = basefont.rpartition("+")
+            if name not in names:
+                continue
+            new = f"/{prefix + '+' if prefix else ''}{names[name]}"
+            doc.xref_set_key(xref, "BaseFont", new)
+            for desc in re.findall(r"(\d+) 0 R", doc.xref_get_key(xref, "DescendantFonts")[1]):
+                doc.xref_set_key(int(desc), "BaseFont", new)
+                kind_fd, fd_ref = doc.xref_get_key(int(desc), "FontDescriptor")
+                if kind_fd == "xref":
+                    doc.xref_set_key(int(fd_ref.split()[0]), "FontName", new)
+
+
+# --------------------------------------------------------------------------- probe
+
+@dataclass
+class Slot:
+    """Where and how LibreOffice prints one value."""
+
+    page: int                 # 0-based
+    x: float                  # the anchor: left edge, centre or right edge (PyMuPDF coords)
+    y: float                  # baseline, from the top of the page
+    align: str                # "left" | "centre" | "right"
+    font: str                 # font file
+    size: float
+    color: tuple[float, float, float]
+    left: float               # the value must stay within [left, right]
+    right: float
+
+
+@dataclass
+class BoxSlot:
+    page: int
+    x: float
+    y: float
+    font: str
+    size: float
+    color: tuple[float, float, float]
+
+
+@dataclass
+class Probe:
+    """What the fast path knows of one template version and row count."""
+
+    form: str
+    version: str
+    ok: bool
+    reason: str = ""
+    skeleton: tuple[str, ...] = ()
+    kinds: tuple[tuple[str, str], ...] = ()      # (kind, path) of each mark, in order
+    slots: dict[int, Slot] = field(default_factory=dict)   # mark index -> slot (text marks)
+    boxes: dict[int, BoxSlot] = field(default_factory=dict)  # mark index -> box
+    base: bytes = b""
+    stable: set[int] = field(default_factory=set)   # pages whose slots are valid (0-based)
+    #: font file -> (object number of its font in ``base``, resource name, codepoints it
+    #: holds, codepoint -> character code in the subset)
+    fonts: dict[str, tuple] = field(default_factory=dict)
+    heights: list[float] = field(default_factory=list)   # page heights (PDF y is bottom-up)
+    #: per page: the indexes of the content instructions showing boxes, and each box's
+    #: place in them; the codes of ☐ and ☒ in their font (see :func:`_box_codes`)
+    box_codes: dict | None = None
+    build_ms: float = 0.0
+
+
+def _chars(pdf: bytes) -> list[list[dict]]:
+    """Every char of every page: text, origin, bbox, font, size, colour, and its line key."""
+    import pymupdf
+
+    pages = []
+    with _MUPDF, pymupdf.open("pdf", pdf) as doc:
+        for page in doc:
+            out = []
+            raw = page.get_text("rawdict", flags=pymupdf.TEXT_PRESERVE_WHITESPACE)
+            for b, block in enumerate(raw["blocks"]):
+                for li, line in enumerate(block.get("lines", ())):
+                    for span in line["spans"]:
+                        for ch in span["chars"]:
+                            out.append({"c": ch["c"], "x": ch["origin"][0], "y": ch["origin"][1],
+                                        "bbox": ch["bbox"], "font": span["font"],
+                                        "size": span["size"], "color": span["color"],
+                                        "line": (b, li)})
+            pages.append(out)
+    return pages
+
+
+def _rgb(color: int) -> tuple[float, float, float]:
+    return ((color >> 16 & 255) / 255, (color >> 8 & 255) / 255, (color & 255) / 255)
+
+
+def _markers(pages: list[list[dict]]) -> tuple[dict[int, dict], set[tuple[int, int]]]:
+    """Each marker ``n`` found whole on one line in one font: its chars; and the (page,
+    char index) of every marker char (to leave them out of the label comparison)."""
+    found: dict[int, dict] = {}
+    seen: dict[int, int] = {}
+    used: set[tuple[int, int]] = set()
+    for p, chars in enumerate(pages):
+        lines: dict[tuple, list[int]] = {}
+        for i, ch in enumerate(chars):
+            lines.setdefault(ch["line"], []).append(i)
+        for idx in lines.values():
+            text = "".join(chars[i]["c"] for i in idx)
+            for m in MARKER_RE.finditer(text):
+                ids = idx[m.start():m.end()]
+                used.update((p, i) for i in ids)
+                n = int(m.group(1))
+                seen[n] = seen.get(n, 0) + 1
+                cs = [chars[i] for i in ids]
+                if len({(c["font"], round(c["size"], 2), round(c["y"], 2)) for c in cs}) != 1:
+                    continue
+                found[n] = {"page": p, "chars": cs, "text": m.group(0)}
+    # a marker printed twice (a value repeated) or broken over lines is not probed
+    return {n: f for n, f in found.items() if seen[n] == 1}, used
+
+
+def _labels(pages: list[list[dict]], skip: set[tuple[int, int]]) -> list[tuple]:
+    out = []
+    for p, chars in enumerate(pages):
+        for i, ch in enumerate(chars):
+            if (p, i) in skip or ch["c"] in (CHECKED, UNCHECKED) or ch["c"].isspace():
+                continue
+            out.append((p, ch["c"], ch["y"], ch["x"]))
+    return sorted(out, key=lambda t: (t[0], round(t[2], 1), round(t[3], 1), t[1]))
+
+
+def _same_geometry(a: list[tuple], b: list[tuple]) -> bool:
+    if len(a) != len(b):
+        return False
+    return all(pa == pb and ca == cb and abs(ya - yb) <= GEOMETRY_TOL and abs(xa - xb) <= GEOMETRY_TOL
+               for (pa, ca, ya, xa), (pb, cb, yb, xb) in zip(a, b))
+
+
+def _zone_for(layout: dict, path: str, page: int, x: float, y: float) -> list | None:
+    """The layout map's zone of ``path`` holding the point (PyMuPDF coords = top-left)."""
+    best = None
+    for z in layout.get("zones", ()):
+        if z["path"] != path or z["page"] != page + 1:
+            continue
+        x0, top, x1, bottom = z["bbox"]
+        if x0 - 2 <= x <= x1 + 2 and top - 2 <= y <= bottom + 4:
+            best = z["bbox"]
+    return best
+
+
+def _slot(n: int, a: dict, b: dict | None, path: str, layout: dict) -> Slot | None:
+    ca = a["chars"]
+    first = ca[0]
+    font = _font_path(first["font"])
+    if font is None:
+        return None
+    size = first["size"]
+    x0a, x1a = first["x"], ca[-1]["bbox"][2]
+    # the marker's advance in the font file must be what LibreOffice printed (no kerning,
+    # letter spacing or scaling on this run)
+    shaped = shape(font, a["text"], size)
+    if shaped is None or abs(shaped[1] - (x1a - x0a)) > EDGE_TOL:
+        return None
+    if b is None or b["page"] != a["page"] or abs(b["chars"][0]["y"] - first["y"]) > GEOMETRY_TOL:
+        return None
+    cb = b["chars"]
+    x0b, x1b = cb[0]["x"], cb[-1]["bbox"][2]
+    grow = (x1b - x0b) - (x1a - x0a)
+    if abs(x0b - x0a) <= EDGE_TOL:
+        align, anchor = "left", x0a
+    elif abs(x1b - x1a) <= EDGE_TOL:
+        align, anchor = "right", x1a
+    elif abs((x0a - x0b) - grow / 2) <= EDGE_TOL:
+        align, anchor = "centre", (x0a + x1a) / 2
+    else:
+        return None
+    zone = _zone_for(layout, path, a["page"], x0a, first["y"])
+    if zone is None:
+        return None
+    return Slot(a["page"], anchor, first["y"], align, font, size, _rgb(first["color"]),
+                zone[0] + FIT_MARGIN if align != "left" else x0a - 0.01, zone[2] - FIT_MARGIN)
+
+
+#: What the embedded font subsets hold (when the font has it): Latin, punctuation, symbols
+#: a form prints. A value with another character goes to LibreOffice.
+CHARSET = [*range(0x20, 0x7F), *range(0xA0, 0x250), *range(0x2010, 0x2030), 0x2039, 0x203A,
+           0x20AC, 0x2116, 0x2122, 0x2610, 0x2612]
+
+
+def _to_unicode(cmap: bytes) -> dict[int, int]:
+    """Codepoint -> character code, from a ToUnicode CMap (``bfchar`` and ``bfrange``)."""
+    text = cmap.decode("latin-1")
+    out: dict[int, int] = {}
+    for block in re.findall(r"beginbfchar(.*?)endbfchar", text, re.S):
+        for code, uni in re.findall(r"<([0-9a-fA-F]+)>\s*<([0-9a-fA-F]+)>", block):
+            if len(uni) == 4:
+                out.setdefault(int(uni, 16), int(code, 16))
+    for block in re.findall(r"beginbfrange(.*?)endbfrange", text, re.S):
+        for lo, hi, rest in re.findall(r"<([0-9a-fA-F]+)>\s*<([0-9a-fA-F]+)>\s*(\[[^\]]*\]|<[0-9a-fA-F]+>)", block):
+            lo, hi = int(lo, 16), int(hi, 16)
+            if rest.startswith("["):
+                for i, uni in enumerate(re.findall(r"<([0-9a-fA-F]+)>", rest)):
+                    if len(uni) == 4:
+                        out.setdefault(int(uni, 16), lo + i)
+            elif len(rest) == 6:
+                start = int(rest[1:-1], 16)
+                for i in range(hi - lo + 1):
+                    out.setdefault(start + i, lo + i)
+    return out
+
+
+def _embed_fonts(base: bytes, paths: list[str]) -> tuple[bytes, dict, list[float]]:
+    """``base`` with each font file embedded once (a subset: :data:`CHARSET`), on a scratch
+    page removed afterwards; the fonts stay as objects for the documents' pages to use."""
+    import pymupdf
+
+    fonts: dict[str, tuple] = {}
+    with _MUPDF, pymupdf.open("pdf", base) as doc:
+        heights = [page.rect.height for page in doc]
+        scratch = doc.new_page(-1)
+        names: dict[str, str] = {}
+        for i, path in enumerate(paths):
+            font = _font(path)
+            codes = frozenset(u for u in CHARSET if font.has_glyph(u))
+            before = {f[0] for f in scratch.get_fonts()}
+            tw = pymupdf.TextWriter(scratch.rect)
+            tw.append((10, 20 + 20 * i), "".join(chr(u) for u in sorted(codes)), font=font,
+                      fontsize=8)
+            tw.write_text(scratch)
+            xref = next(f[0] for f in scratch.get_fonts() if f[0] not in before)
+            fonts[path] = (xref, f"RsaFast{i + 1}", codes)
+            names[path] = font.name
+        doc.subset_fonts()     # renumbers the glyphs: their codes are read back below
+        _rename_fonts(doc, set(paths))
+        for path, (xref, name, _) in list(fonts.items()):
+            kind, ref = doc.xref_get_key(xref, "ToUnicode")
+            cmap = _to_unicode(doc.xref_stream(int(ref.split()[0]))) if kind == "xref" else {}
+            fonts[path] = (xref, name, frozenset(cmap), cmap)
+        doc.delete_page(len(doc) - 1)
+        # garbage=0: object numbers kept, and the fonts kept though no page uses them yet
+        return doc.tobytes(garbage=0, deflate=True), fonts, heights
+
+
+def _box_codes(base: bytes, count: int) -> dict | None:
+    """Where the base's ☐/☒ glyphs are in its content streams, in content order (the
+    i-th is the i-th box mark): ``{"pages": [[(instruction index, array index or None,
+    byte index), ...] per page], "codes": {font resource name: (☐ code, ☒ code)}}``;
+    None when they are not what is expected (not ``count`` boxes, a font without both)."""
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(base)) as pdf:
+        pages, codes = [], {}
+        for page in pdf.pages:
+            fonts = page.resources.get("/Font", {})
+            box_fonts: dict[str, tuple[int, int]] = {}
+            for name in fonts.keys():
+                font = fonts[name]
+                if "/ToUnicode" not in font or font.get("/Subtype") != "/TrueType":
+                    continue
+                cmap = _to_unicode(font.ToUnicode.read_bytes())
+                if ord(UNCHECKED) in cmap and ord(CHECKED) in cmap:
+                    box_fonts[str(name)] = (cmap[ord(UNCHECKED)], cmap[ord(CHECKED)])
+            places, current = [], None
+            for i, (operands, op) in enumerate(pikepdf.parse_content_stream(page)):
+                op = str(op)
+                if op == "Tf":
+                    current = str(operands[0])
+                elif op in ("Tj", "TJ", "'", '"') and current in box_fonts:
+                    wanted = set(box_fonts[current])
+                    items = list(operands[-1]) if op == "TJ" else [operands[-1]]
+                    for k, item in enumerate(items):
+                        if isinstance(item, pikepdf.String):
+                            for b, byte in enumerate(bytes(item)):
+                                if byte in wanted:
+                                    places.append((i, k if op == "TJ" else None, b, current))
+            codes.update(box_fonts)
+            pages.append(places)
+    if sum(len(p) for p in pages) != count:
+        return None
+    return {"pages": pages, "codes": codes}
+
+
+def _set_boxes(pdf, probe: Probe, ticked: list[bool]) -> None:
+    """Each box of the base's content set to ☒ or ☐ (its glyph code changed in place)."""
+    import pikepdf
+
+    it = iter(ticked)
+    for index, places in enumerate(probe.box_codes["pages"]):
+        if not places:
+            continue
+        page = pdf.pages[index]
+        instructions = list(pikepdf.parse_content_stream(page))
+        changed: dict[int, list] = {}
+        for i, k, b, font in places:
+            unchecked, checked = probe.box_codes["codes"][font]
+            operands, op = instructions[i]
+            ops = changed.get(i)
+            if ops is None:
+                ops = changed[i] = [list(operands), op]
+            items = ops[0]
+            if k is None:
+                raw = bytearray(bytes(items[-1]))
+                raw[b] = checked if next(it) else unchecked
+                items[-1] = pikepdf.String(bytes(raw))
+            else:
+                arr = list(items[-1])
+                raw = bytearray(bytes(arr[k]))
+                raw[b] = checked if next(it) else unchecked
+                arr[k] = pikepdf.String(bytes(raw))
+                items[-1] = pikepdf.Array(arr)
+        for i, (operands, op) in changed.items():
+            instructions[i] = pikepdf.ContentStreamInstruction(operands, op)
+        page.Contents = pdf.make_stream(pikepdf.unparse_content_stream(instructions))
+
+
+def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, layout: dict,
+                data_dump: dict | None = None) -> Probe:
+    """Print the probes and the blank with LibreOffice and derive the fast path's slots."""
+    t0 = time.perf_counter()
+    data = probe_data(fd, data_dump)
+    parts, marks = skeleton(fd, data, settings=settings, version=version, derived={})
+    kinds = tuple((k, p) for k, p, *_ in marks)
+    docs = [render_blank(fd, settings=settings, version=version, data_dump=data_dump),
+            _probe_docx(fd, data, settings=settings, version=version, pad=""),
+            _probe_docx(fd, data, settings=settings, version=version, pad=PAD),
+            _probe_docx(fd, data, settings=settings, version=version, pad=None)]
+    with ThreadPoolExecutor(4, thread_name_prefix="fastpath-probe") as ex:
+        blank, probe_a, probe_b, boxed = ex.map(pool.convert, docs)
+    probe = Probe(fd.id, version, False, skeleton=parts, kinds=kinds)
+
+    def refuse(reason: str) -> Probe:
+        probe.reason = reason
+        probe.build_ms = (time.perf_counter() - t0) * 1000
+        log.info("fastpath probe refused", extra={"form": fd.id, "template_version": version,
+                                                  "reason": reason})
+        return probe
+
+    blank_chars, a_chars, b_chars = _chars(blank), _chars(probe_a), _chars(probe_b)
+    if not (len(blank_chars) == len(a_chars) == len(b_chars) == len(layout.get("pages", ()))):
+        return refuse("pages")
+    found_a, used_a = _markers(a_chars)
+    found_b, _ = _markers(b_chars)
+    # A page whose labels move when every value is printed (a value taller than its line,
+    # a marker that wraps) has no slots: a value there goes to LibreOffice.
+    label_blank, label_a = _labels(blank_chars, set()), _labels(a_chars, used_a)
+    probe.stable = {p for p in range(len(blank_chars))
+                    if _same_geometry([t for t in label_blank if t[0] == p],
+                                      [t for t in label_a if t[0] == p])}
+    # text slots
+    for n, (kind, path) in enumerate(kinds):
+        if kind == "text" and n in found_a and found_a[n]["page"] in probe.stable:
+            slot = _slot(n, found_a[n], found_b.get(n), path, layout)
+            if slot is not None:
+                probe.slots[n] = slot
+    # boxes: the blank's ☐ glyphs, matched to the layout map's boxes (in order)
+    box_marks = [n for n, (kind, _) in enumerate(kinds) if kind == "box"]
+    lboxes = layout.get("boxes", [])
+    if len(box_marks) != len(lboxes):
+        return refuse("boxes")
+    glyphs = [(p, ch) for p, chars in enumerate(blank_chars) for ch in chars
+              if ch["c"] == UNCHECKED]
+    if len(glyphs) != len(lboxes):
+        return refuse("boxes")
+    taken: set[int] = set()
+    for n, lb in zip(box_marks, lboxes):
+        x0, top, x1, bottom = lb["bbox"]
+        hits = [i for i, (p, ch) in enumerate(glyphs) if p == lb["page"] - 1
+                and x0 <= (ch["bbox"][0] + ch["bbox"][2]) / 2 <= x1
+                and top <= (ch["bbox"][1] + ch["bbox"][3]) / 2 <= bottom]
+        if len(hits) != 1 or hits[0] in taken:
+            return refuse("boxes")
+        taken.add(hits[0])
+        p, ch = glyphs[hits[0]]
+        font = _font_path(ch["font"])
+        if font is None or not _font(font).has_glyph(ord(CHECKED)):
+            return refuse("box_font")
+        probe.boxes[n] = BoxSlot(p, ch["x"], ch["y"], font, ch["size"], _rgb(ch["color"]))
+    # the base: LibreOffice's print with boxes ☒ / ☐ in turn, same labels as the blank's
+    if not _same_geometry(_labels(_chars(boxed), set()), _labels(blank_chars, set())):
+        return refuse("base")
+    paths = sorted({s.font for s in probe.slots.values()})
+    probe.base, probe.fonts, probe.heights = _embed_fonts(boxed, paths)
+    probe.box_codes = _box_codes(probe.base, len(box_marks))
+    if probe.box_codes is None:
+        return refuse("box_codes")
+    probe.ok = True
+    probe.build_ms = (time.perf_counter() - t0) * 1000
+    log.info("fastpath probe built", extra={
+        "form": fd.id, "template_version": version, "slots": len(probe.slots),
+        "stable_pages": len(probe.stable),
+        "values": sum(k == "text" for k, _ in kinds), "boxes": len(probe.boxes),
+        "ms": round(probe.build_ms)})
+    return probe
+
+
+# --------------------------------------------------------------------------- cache
+
+_PROBES: dict[tuple, Probe] = {}
+_LOCK = threading.Lock()
+_BUILDING: dict[tuple, threading.Lock] = {}
+
+
+def clear_cache() -> None:
+    with _LOCK:
+        _PROBES.clear()
+
+
+def probe_for(fd: FormDefinition, *, settings: Settings, pool, version: str, layout: dict,
+              data_dump: dict | None = None) -> Probe:
+    """The probe of (pool, form, template version, rows printed): built once, then cached.
+    A new template version (a département's edit) is a new key, hence a new probe."""
+    # per pool too: an app whose LibreOffice is missing or broken makes no PDF, fast or not
+    key = (id(pool), fd.id, version, tuple(sorted((layout.get("rows") or {}).items())))
+    hit = _PROBES.get(key)
+    if hit is not None:
+        return hit
+    with _LOCK:
+        lock = _BUILDING.setdefault(key, threading.Lock())
+    with lock:
+        hit = _PROBES.get(key)
+        if hit is None:
+            try:
+                hit = build_probe(fd, settings=settings, pool=pool, version=version,
+                                  layout=layout, data_dump=data_dump)
+            except Exception as exc:   # the fast path never fails a document
+                log.error("fastpath probe failed", extra={"form": fd.id, "exc_type":
+                                                           type(exc).__name__})
+                hit = Probe(fd.id, version, False, reason="probe_failed")
+            with _LOCK:
+                _PROBES[key] = hit
+        return hit
+
+
+# --------------------------------------------------------------------------- documents
+
+def _placed(slot: Slot, text: str, codes: frozenset) -> list[tuple[str, float]] | None:
+    """The characters of ``text`` and their x on the page, or None when the value must go
+    to LibreOffice (a character the font lacks, a control character, a line that would
+    not fit its zone). ``codes``: the characters of the font's embedded subset."""
+    if len(text) > MAX_CHARS or any(c in _REFUSED or not c.isprintable() or ord(c) not in codes
+                                    for c in text):
+        return None
+    shaped = shape(slot.font, text, slot.size)
+    if shaped is None:
+        return None
+    chars, width = shaped
+    x0 = {"left": slot.x, "centre": slot.x - width / 2, "right": slot.x - width}[slot.align]
+    if x0 < slot.left or x0 + width > slot.right:
+        return None
+    return [(c, x0 + dx) for c, dx in chars]
+
+
+
+
+
+def plan(probe: Probe, parts: tuple[str, ...], marks: list) -> tuple[list, str]:
+    """What to write ((kind, slot, text) in order), or the reason to fall back."""
+    if not probe.ok:
+        return [], f"probe_{probe.reason}"
+    if parts != probe.skeleton or tuple((k, p) for k, p, *_ in marks) != probe.kinds:
+        return [], "skeleton"
+    writes = []
+    for n, (kind, path, _code, checked, text) in enumerate(marks):
+        if kind == "box":
+            writes.append(("box", None, checked))
+        elif kind == "text" and text.strip():
+            slot = probe.slots.get(n)
+            if slot is None:
+                return [], "not_probed"
+            placed = _placed(slot, text, probe.fonts[slot.font][2])
+            if placed is None:
+                return [], "does_not_fit"
+            writes.append(("text", slot, placed))
+    return writes, ""
+
+
+def _num(v: float) -> str:
+    return f"{v:.3f}".rstrip("0").rstrip(".")
+
+
+def write(probe: Probe, writes: list) -> bytes:
+    """The base print with ``writes`` on it: each box set to ☒ or ☐ where LibreOffice wrote
+    it (content order unchanged: readers take the i-th glyph for the i-th box and its label
+    from what follows it), and per page one content stream appended with the values, each
+    glyph placed absolutely (``Tm``) by its code in the embedded subset.
+    A box is ``("box", None, ticked)``; a value ``("text", Slot, [(char, x), ...])``."""
+    import pikepdf
+
+    ops: dict[int, list[str]] = {}
+    used: dict[int, set[str]] = {}
+    ticked = [text for kind, _, text in writes if kind == "box"]
+    for kind, slot, text in writes:
+        if kind == "box":
+            continue
+        obj, name, _, codes = probe.fonts[slot.font]
+        chars = text
+        r, g, b = slot.color
+        y = _num(probe.heights[slot.page] - slot.y)
+        out = [f"BT /{name} {_num(slot.size)} Tf {_num(r)} {_num(g)} {_num(b)} rg"]
+        for c, x in chars:
+            out.append(f"1 0 0 1 {_num(x)} {y} Tm <{codes[ord(c)]:04X}> Tj")
+        out.append("ET")
+        ops.setdefault(slot.page, []).append(" ".join(out))
+        used.setdefault(slot.page, set()).add(slot.font)
+    with pikepdf.open(io.BytesIO(probe.base)) as pdf:
+        _set_boxes(pdf, probe, ticked)
+        for index, lines in ops.items():
+            page = pdf.pages[index]
+            for path in used[index]:
+                obj, name, *_ = probe.fonts[path]
+                page.add_resource(pdf.get_object((obj, 0)), pikepdf.Name.Font,
+                                  pikepdf.Name("/" + name))
+            page.contents_add(pikepdf.Stream(pdf, ("q\n" + "\n".join(lines) + "\nQ\n").encode()))
+        out = io.BytesIO()
+        pdf.save(out)
+        return out.getvalue()
+
+
+def fast_pdf(fd: FormDefinition, dump: dict, *, derived: dict | None, settings: Settings,
+             version: str, pool, layout: dict | None) -> tuple[bytes | None, str]:
+    """The document's PDF (not stamped) made without LibreOffice, or ``(None, reason)``."""
+    if layout is None:
+        return None, "no_layout"
+    probe = probe_for(fd, settings=settings, pool=pool, version=version, layout=layout,
+                      data_dump=dump)
+    parts, marks = skeleton(fd, dump, settings=settings, version=version, derived=derived)
+    with _MUPDF:
+        writes, reason = plan(probe, parts, marks)
+        if reason:
+            return None, reason
+        return write(probe, writes), ""
+
+
+def declined(fd: FormDefinition, dump: dict, *, derived: dict | None, settings: Settings,
+             version: str, pool, layout: dict | None) -> tuple[str, list[str]]:
+    """Why the fast path would not take this data: the document's reason code ("" when it
+    would) and the paths of the values it cannot write (not probed, or not fitting)."""
+    if layout is None:
+        return "no_layout", []
+    probe = probe_for(fd, settings=settings, pool=pool, version=version, layout=layout,
+                      data_dump=dump)
+    parts, marks = skeleton(fd, dump, settings=settings, version=version, derived=derived)
+    _, reason = plan(probe, parts, marks)
+    if reason in ("", "skeleton") or reason.startswith("probe_"):
+        return reason, []
+    with _MUPDF:
+        paths = [path for n, (kind, path, _c, _t, text) in enumerate(marks)
+                 if kind == "text" and text.strip()
+                 and (n not in probe.slots or _placed(
+                     probe.slots[n], text, probe.fonts[probe.slots[n].font][2]) is None)]
+    return reason, paths
