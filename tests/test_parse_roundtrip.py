@@ -647,3 +647,14 @@ def test_a_stack_of_copies_of_one_issued_document_gives_one_record_per_copy(serv
         assert differences(r, expected(form_id, data, "scan")) == {}, r["copies"]
     others = [r for r in result if "fields" not in r]
     assert [(o["file_page"], o["page_status"]) for o in others] == [(10, "duplicate")]
+
+
+def test_a_value_beginning_with_its_labels_words_keeps_them(service, rt_app):
+    """Issue 15: `mds` « Maison du Département Solidarité de Lens-Liévin » (its label is
+    « Maison du Département Solidarité ») was read « de Lens-Liévin », confidence 1.0."""
+    data = sample("fiche-liaison")
+    data["mds"] = "Maison du Département Solidarité de Lens-Liévin"
+    doc = service.render("fiche-liaison", data, fmt="pdf", actor="test-parse")
+    record = one_record(parse(rt_app, [("fiche.pdf", doc.content)], reconcile=False), "pdf-text")
+    assert record["fields"]["mds"]["value"] == data["mds"]
+    assert not record["fields"]["mds"]["needs_review"]
