@@ -33,6 +33,7 @@ A box can only be ticked or not: a bool the input left null is expected false.
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import json
 import shutil
@@ -365,6 +366,33 @@ def _pymupdf() -> bool:
     except ImportError:
         return False
     return True
+
+
+PDFLIB_DIR = Path(__file__).resolve().parent / "tools" / "pdflib"
+
+
+@functools.lru_cache(maxsize=1)
+def pdflib_missing() -> str | None:
+    """Why pdf-lib cannot run here (None when it can): node, and pdf-lib installed from the
+    pinned tests/tools/pdflib/package-lock.json (``npm ci``, once) beside its script."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return "node/npm are not installed: the pdf-lib flatten round trip is skipped"
+    if not (PDFLIB_DIR / "node_modules" / "pdf-lib").is_dir():
+        run = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PDFLIB_DIR, capture_output=True,
+                             text=True, timeout=300)
+        if run.returncode != 0:
+            return f"npm ci of pdf-lib failed (no registry?): {run.stderr[-300:]}"
+    return None
+
+
+def fill_flatten_pdflib(pdf: bytes, fill: dict[str, object], tmp: Path) -> bytes:
+    """Filled and flattened by pdf-lib (``form.flatten()``; node, tests/tools/pdflib/fill_flatten.js)."""
+    src, values, out = tmp / "blank.pdf", tmp / "values.json", tmp / "flat-pdflib.pdf"
+    src.write_bytes(pdf)
+    values.write_text(json.dumps(fill, ensure_ascii=False), encoding="utf-8")
+    subprocess.run(["node", str(PDFLIB_DIR / "fill_flatten.js"), str(src), str(values), str(out)],
+                   check=True, capture_output=True, timeout=120)
+    return out.read_bytes()
 
 
 FLATTENERS = {"pdftk": flatten_pdftk, "pikepdf": flatten_pikepdf, "pymupdf": flatten_pymupdf}
@@ -731,3 +759,35 @@ def test_pages_photographed_faxed_sideways_or_fit_to_page_are_never_confidently_
     assert not {p for p in wrong if p in box_paths or p.rpartition(".")[0] in box_paths}, wrong
     reviewed = [p for p in box_paths if record["fields"].get(p, {}).get("needs_review")]
     assert len(reviewed) <= 0.2 * len(box_paths), review_report(record)   # the rest to review, with reasons
+
+
+@pytest.mark.parametrize("form_id", FORMS)
+def test_filled_and_flattened_by_pdf_lib_reads_every_box_and_flags_what_it_cannot_trust(
+        service, rt_app, tmp_path, form_id):
+    """Issue 15: pdf-lib's ``flatten()`` (its own appearances: a drawn check mark, Helvetica
+    text). Every field right or flagged, no box confidently wrong or missed."""
+    if pdflib_missing():
+        pytest.skip(pdflib_missing())
+    data = sample(form_id)
+    blank = service.render(form_id, skeleton(form_id, data), fmt="pdf", fillable=True, actor="test-parse")
+    flat = fill_flatten_pdflib(blank.content, fill_values(form_id, data, form_fields(blank.content)), tmp_path)
+    assert b"/AcroForm" not in flat or b"/Fields [ ]" in flat or b"/Fields []" in flat
+    record = one_record(parse(rt_app, [(f"{form_id}-pdflib.pdf", flat)], reconcile=False), "pdf-text")
+    assert record["document_id"] == blank.document_id
+    want = expected(form_id, data, "acroform")
+    box_paths = {b["path"] for b in blank.layout["boxes"]}
+    diff = differences(record, want)
+    assert not {p for p in diff if p in box_paths or p.rpartition(".")[0] in box_paths}, diff
+    if form_id in PDFLIB_TEXT_NOT_YET:
+        pytest.xfail(PDFLIB_TEXT_NOT_YET[form_id])
+    assert wrong_and_unflagged(record, want) == {}
+
+
+#: Found while building (issue 15, left open): pdf-lib's flatten keeps the whole text of a
+#: widget it clips (a clip path only), so in the PAP and offers tables a long value runs
+#: over its neighbours' cells and dates are lost or cut, without a doubt raised. The boxes
+#: are right (asserted above); the text is not, yet.
+PDFLIB_TEXT_NOT_YET = {
+    "cers": "pdf-lib flatten: PAP table texts (dates, organismes) misread, unflagged — not fixed yet",
+    "cerp": "pdf-lib flatten: PAP and offers table texts misread, unflagged — not fixed yet",
+}
