@@ -552,6 +552,10 @@ def read_texts(fd: FormDefinition, pages: list[PageText], layout: dict | None) -
     return readings
 
 
+REEXPORTED_TEXT = ("Document sans le pied de page du service (DOCX modifié puis réexporté ?) : "
+                   "texte à vérifier d'après le document")
+
+
 def parse_pdf_text(data: bytes, store: Store) -> dict | None:
     """Readings of a digital PDF, or None when it has no text layer (a scan).
 
@@ -572,6 +576,14 @@ def parse_pdf_text(data: bytes, store: Store) -> dict | None:
     layout = store.layout_for(fd, ident["version"], ident["document_id"])
     if layout:   # where this very PDF printed its boxes (data can move them from the blank's)
         layout = fit_layout(layout, [(g.page, g.bbox) for g in found])
-    readings.update({k: v for k, v in read_texts(fd, pages, layout).items() if k not in readings})
+    texts = read_texts(fd, pages, layout)
+    if ident["identified_by"] == "content":
+        # no footer of ours: a DOCX edited and exported again (or printed to PDF
+        # elsewhere): its lines moved, so the layout's zones may hold other text or none
+        # (issue 15: 2 to 57 fields confidently wrong); boxes are matched by their labels
+        texts = {k: v if v.needs_review else Reading(v.value, min(v.confidence, 0.5), True, v.evidence,
+                                                         REEXPORTED_TEXT)
+                 for k, v in texts.items()}
+    readings.update({k: v for k, v in texts.items() if k not in readings})
     return {"form": fd, "template_version": ident["version"], "document_id": ident["document_id"],
             "readings": readings, "page_count": len(pages), "identified_by": ident["identified_by"]}
