@@ -489,14 +489,24 @@ def _lines(page: PageText, bbox: list[float] | None = None) -> list[str]:
     return zone_text(page, bbox).lines
 
 
-def _value_from_zone(f, text: str):
-    label = f.label.rstrip(" :")
-    for prefix in (f.label, label + " :", label):
-        # a label that ends a word only (label « A : », value « Arras »)
-        if prefix and text.startswith(prefix) and not text[len(prefix):len(prefix) + 1].isalnum():
-            text = text[len(prefix):].lstrip(" :")
-            break
-    return text.strip()
+def _value_from_zone(f, text: str) -> tuple[str, str | None]:
+    """The zone's value without its printed label, and a doubt (French) or None.
+
+    Only a label printed with its colon (« Lieu : Arras ») is taken off: a value may begin
+    with its label's words (`mds` « Maison du Département Solidarité de Lens-Liévin », label
+    « Maison du Département Solidarité »; read « de Lens-Liévin » before). A zone that
+    holds its bare label and nothing else is a doubt, never a confident value.
+    """
+    text = text.strip()
+    label = f.label.rstrip(" :").strip()
+    if not label:
+        return text, None
+    m = re.match(re.escape(label) + r"\s*:", text)
+    if m:
+        return text[m.end():].strip(), None
+    if text == label:
+        return "", "Seul le libellé du champ est lu dans sa zone : à vérifier d'après le document"
+    return text, None
 
 
 def read_texts(fd: FormDefinition, pages: list[PageText], layout: dict | None) -> dict[str, Reading]:
@@ -513,7 +523,10 @@ def read_texts(fd: FormDefinition, pages: list[PageText], layout: dict | None) -
             continue
         others = [o["bbox"] for o in layout["zones"] if o is not z and o["page"] == z["page"] and o["kind"] == "text"]
         zt = zone_text(page, z["bbox"], others, flattened=pdf_marks.covered(z["bbox"], page.widgets))
-        value = _value_from_zone(f, zt.text)
+        value, label_doubt = _value_from_zone(f, zt.text)
+        if label_doubt:
+            readings[z["path"]] = Reading(None, 0.0, True, [{"page": z["page"], "bbox": z["bbox"]}], label_doubt)
+            continue
         ev = [{"page": z["page"], "bbox": z["bbox"]}]
         if f.type == "date":
             if not value:
@@ -539,6 +552,10 @@ def read_texts(fd: FormDefinition, pages: list[PageText], layout: dict | None) -
     return readings
 
 
+REEXPORTED_TEXT = ("Document sans le pied de page du service (DOCX modifié puis réexporté ?) : "
+                   "texte à vérifier d'après le document")
+
+
 def parse_pdf_text(data: bytes, store: Store) -> dict | None:
     """Readings of a digital PDF, or None when it has no text layer (a scan).
 
@@ -559,6 +576,14 @@ def parse_pdf_text(data: bytes, store: Store) -> dict | None:
     layout = store.layout_for(fd, ident["version"], ident["document_id"])
     if layout:   # where this very PDF printed its boxes (data can move them from the blank's)
         layout = fit_layout(layout, [(g.page, g.bbox) for g in found])
-    readings.update({k: v for k, v in read_texts(fd, pages, layout).items() if k not in readings})
+    texts = read_texts(fd, pages, layout)
+    if ident["identified_by"] == "content":
+        # no footer of ours: a DOCX edited and exported again (or printed to PDF
+        # elsewhere): its lines moved, so the layout's zones may hold other text or none
+        # (issue 15: 2 to 57 fields confidently wrong); boxes are matched by their labels
+        texts = {k: v if v.needs_review else Reading(v.value, min(v.confidence, 0.5), True, v.evidence,
+                                                         REEXPORTED_TEXT)
+                 for k, v in texts.items()}
+    readings.update({k: v for k, v in texts.items() if k not in readings})
     return {"form": fd, "template_version": ident["version"], "document_id": ident["document_id"],
             "readings": readings, "page_count": len(pages), "identified_by": ident["identified_by"]}

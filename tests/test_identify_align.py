@@ -261,3 +261,47 @@ def test_identify_align_speed_200dpi(stamped):
     fallback_feature_align(images[0], page_image(stamped, 0, 100), reference_dpi=100)
     print(f"fallback_feature_align {1000 * (time.perf_counter() - t):.0f} ms")
     assert qr_ms + align_ms < 100  # generous bound for a loaded machine
+
+
+# ---------------------------------------------------------------------- issue 15: the page's fit
+
+def test_a_perspective_is_fitted_by_a_homography_and_an_affine_one_is_not_replaced():
+    """Marks and QR corners of a phone photo (camera tilted 4°): an affine fit leaves
+    millimetres, the homography fits them; a flat scan keeps its affine matrix."""
+    from benchmarks.scanbench import damage as dmg
+    from forms_service.render import geometry
+    from parsers.scan.align import PERSPECTIVE_RESIDUAL_MM, _fit_affine, fit_points, residuals_mm
+
+    pts = [*geometry.MARK_CENTERS]
+    for box in geometry.QR_BOXES.values():
+        x0, top, x1, bottom = box
+        pts += [(x0, top), (x1, top), (x1, bottom), (x0, bottom)]
+    src = np.array(pts, float)
+    d = dmg.PageDamage(dpi=150, mode="grey", frame=(1500, 2100),
+                       tilt={"x_deg": 2.8, "y_deg": -2.8, "focal": 2300.0})
+    truth = dmg.page_to_scan(d, (geometry.PAGE_WIDTH, geometry.PAGE_HEIGHT))
+    dst = apply(truth, src)
+    assert residuals_mm(_fit_affine(src, dst), src, dst).max() > 3 * PERSPECTIVE_RESIDUAL_MM
+    matrix, worst = fit_points(src, dst)
+    assert worst < 0.05 and abs(matrix[2, 0]) + abs(matrix[2, 1]) > 0
+    flat = dmg.page_to_scan(dmg.PageDamage(dpi=200, mode="grey", skew_deg=1.0),
+                            (geometry.PAGE_WIDTH, geometry.PAGE_HEIGHT))
+    matrix, worst = fit_points(src, apply(flat, src))
+    assert worst < 0.01 and np.allclose(matrix[2], (0, 0, 1))
+
+
+def test_a_box_is_doubted_where_the_printed_content_is_off_and_not_on_a_lone_false_peak():
+    from parsers.scan import measure
+    from parsers.scan.fit import BOX_TOLERANCE_MM, PageFit
+
+    k = measure.K
+    box = [100.0, 100.0, 110.0, 110.0]
+    near = np.array([[95 * k, 95 * k], [130 * k, 100 * k], [100 * k, 140 * k]])
+    ok = PageFit(near, np.array([0.1, 0.2, 7.5]))          # one patch locked on the next rule
+    assert ok.doubt(box) is None and ok.fits_at(box)
+    off = PageFit(near, np.array([1.4, 1.2, 0.2]))          # a curl: two patches agree
+    assert "Page déformée" in off.doubt(box)
+    lost = PageFit(near, np.array([0.1, 0.1, 0.1]), marks_mm=BOX_TOLERANCE_MM + 0.5)
+    assert "Page mal repérée" in lost.doubt(box)
+    far = PageFit(np.array([[500 * k, 800 * k]]), np.array([0.1]))
+    assert far.misfit_at(box) is None and not far.fits_at(box)

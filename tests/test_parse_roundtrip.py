@@ -33,6 +33,7 @@ A box can only be ticked or not: a bool the input left null is expected false.
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import json
 import shutil
@@ -367,6 +368,33 @@ def _pymupdf() -> bool:
     return True
 
 
+PDFLIB_DIR = Path(__file__).resolve().parent / "tools" / "pdflib"
+
+
+@functools.lru_cache(maxsize=1)
+def pdflib_missing() -> str | None:
+    """Why pdf-lib cannot run here (None when it can): node, and pdf-lib installed from the
+    pinned tests/tools/pdflib/package-lock.json (``npm ci``, once) beside its script."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return "node/npm are not installed: the pdf-lib flatten round trip is skipped"
+    if not (PDFLIB_DIR / "node_modules" / "pdf-lib").is_dir():
+        run = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PDFLIB_DIR, capture_output=True,
+                             text=True, timeout=300)
+        if run.returncode != 0:
+            return f"npm ci of pdf-lib failed (no registry?): {run.stderr[-300:]}"
+    return None
+
+
+def fill_flatten_pdflib(pdf: bytes, fill: dict[str, object], tmp: Path) -> bytes:
+    """Filled and flattened by pdf-lib (``form.flatten()``; node, tests/tools/pdflib/fill_flatten.js)."""
+    src, values, out = tmp / "blank.pdf", tmp / "values.json", tmp / "flat-pdflib.pdf"
+    src.write_bytes(pdf)
+    values.write_text(json.dumps(fill, ensure_ascii=False), encoding="utf-8")
+    subprocess.run(["node", str(PDFLIB_DIR / "fill_flatten.js"), str(src), str(values), str(out)],
+                   check=True, capture_output=True, timeout=120)
+    return out.read_bytes()
+
+
 FLATTENERS = {"pdftk": flatten_pdftk, "pikepdf": flatten_pikepdf, "pymupdf": flatten_pymupdf}
 
 
@@ -647,3 +675,157 @@ def test_a_stack_of_copies_of_one_issued_document_gives_one_record_per_copy(serv
         assert differences(r, expected(form_id, data, "scan")) == {}, r["copies"]
     others = [r for r in result if "fields" not in r]
     assert [(o["file_page"], o["page_status"]) for o in others] == [(10, "duplicate")]
+
+
+def test_a_value_beginning_with_its_labels_words_keeps_them(service, rt_app):
+    """Issue 15: `mds` « Maison du Département Solidarité de Lens-Liévin » (its label is
+    « Maison du Département Solidarité ») was read « de Lens-Liévin », confidence 1.0."""
+    data = sample("fiche-liaison")
+    data["mds"] = "Maison du Département Solidarité de Lens-Liévin"
+    doc = service.render("fiche-liaison", data, fmt="pdf", actor="test-parse")
+    record = one_record(parse(rt_app, [("fiche.pdf", doc.content)], reconcile=False), "pdf-text")
+    assert record["fields"]["mds"]["value"] == data["mds"]
+    assert not record["fields"]["mds"]["needs_review"]
+
+
+# ---------------------------------------------------------------------- issue 15: conditions
+
+def condition_files(doc, data: dict, condition: str, seed: int) -> list[tuple[str, bytes]]:
+    """The pages of ``doc`` ticked by hand where ``data`` says, then photographed with a
+    phone, faxed, fed sideways or printed fit-to-page (``benchmarks.scanbench.damage``),
+    one file per page as each comes back (a phone's JPEG says 72 dpi)."""
+    from PIL import Image
+
+    from benchmarks.scanbench import damage as dmg
+    from forms_service.render.fillable import box_checked
+    from parsers import pdf_text
+    from parsers.store import fit_layout
+
+    fd = catalogue.get(doc.form_id)
+    d = dump(doc.form_id, data)
+    glyphs = pdf_text.glyphs(pdf_text.extract(doc.content))
+    layout = fit_layout(doc.layout, [(g.page, g.bbox) for g in glyphs])
+    paper, rng = Paper(), np.random.default_rng(seed)
+    dpi = {"phone": 150, "fax": 100}.get(condition, SCAN_DPI)
+    k, ppm = dpi / 72, dpi / 25.4
+    files = []
+    for n, (img, size) in enumerate(rasterise(doc.content, dpi), start=1):
+        img = img.copy()
+        for b in layout["boxes"]:
+            if b["page"] == n and fd.field(b["path"]) is not None and box_checked(_get(d, b["path"]), b["value"]):
+                paper.tick(img, tuple(v * k for v in b["bbox"]), rng, ppm)
+        for z in layout["zones"]:
+            if z["page"] == n and z["kind"] == "signature" and _get(d, f"{z['path']}.signee"):
+                paper.sign(img, tuple(v * k for v in z["bbox"]), rng, ppm)
+        if condition == "phone":
+            dm = dmg.sample_phone_damage(rng, mode="grey", jpeg_quality=30)
+        elif condition == "fax":
+            dm = dmg.sample_fax_damage(rng)
+        else:
+            dm = dmg.sample_page_damage(rng, dpi=dpi, mode="grey", quarter_turn=90 * (1 + 2 * (n % 2))
+                                        if condition == "sideways" else 0, photocopy=False)
+            dm.fit = dmg.sample_fit(rng) if condition == "fit" else None
+        out, _ = dmg.scan_damage(dmg.print_damage(img, dm), dm, rng, size)
+        buf = io.BytesIO()
+        if condition == "fax":
+            out = dmg.fax_lines(dmg.binarize(out, dm), dm, rng)
+            Image.fromarray(out).convert("1").save(buf, "TIFF", compression="group4", dpi=(100, 100))
+            files.append((f"fax-{n}.tif", buf.getvalue()))
+        elif condition == "phone":
+            Image.fromarray(out).save(buf, "JPEG", quality=dm.jpeg_quality, dpi=(72, 72))
+            files.append((f"IMG_{n:04d}.jpg", buf.getvalue()))
+        else:
+            Image.fromarray(out).save(buf, "PNG", dpi=(dpi, dpi))
+            files.append((f"{condition}-{n}.png", buf.getvalue()))
+    return files
+
+
+@pytest.mark.parametrize("condition,seed", [("phone", 1512), ("fax", 1504), ("sideways", 1505), ("fit", 1506)])
+def test_pages_photographed_faxed_sideways_or_fit_to_page_are_never_confidently_wrong(
+        service, rt_app, rendered, condition, seed):
+    """Issue 15: on phone photos, faxes, sideways and fit-to-page prints of the fiche de
+    liaison, 4–7 % of the boxes were wrong with confidence 1.0 (ticks read where nobody
+    ticked, on the photos). Seeded replay: every page read, every box right or flagged."""
+    form_id = "fiche-liaison"
+    data = sample(form_id)
+    doc = service.render(form_id, boxes_cleared(form_id, data, rendered(form_id).layout), fmt="pdf",
+                         actor="test-parse")
+    files = condition_files(doc, data, condition, seed)
+    record = one_record(parse(rt_app, files), "scan")
+    assert record["document_id"] == doc.document_id
+    assert len(record["pages"]) == len(files)
+    box_paths = {b["path"] for b in doc.layout["boxes"]}
+    wrong = wrong_and_unflagged(record, expected(form_id, data, "scan"))
+    assert not {p for p in wrong if p in box_paths or p.rpartition(".")[0] in box_paths}, wrong
+    reviewed = [p for p in box_paths if record["fields"].get(p, {}).get("needs_review")]
+    assert len(reviewed) <= 0.2 * len(box_paths), review_report(record)   # the rest to review, with reasons
+
+
+@pytest.mark.parametrize("form_id", FORMS)
+def test_filled_and_flattened_by_pdf_lib_reads_every_box_and_flags_what_it_cannot_trust(
+        service, rt_app, tmp_path, form_id):
+    """Issue 15: pdf-lib's ``flatten()`` (its own appearances: a drawn check mark, Helvetica
+    text). Every field right or flagged, no box confidently wrong or missed."""
+    if pdflib_missing():
+        pytest.skip(pdflib_missing())
+    data = sample(form_id)
+    blank = service.render(form_id, skeleton(form_id, data), fmt="pdf", fillable=True, actor="test-parse")
+    flat = fill_flatten_pdflib(blank.content, fill_values(form_id, data, form_fields(blank.content)), tmp_path)
+    assert b"/AcroForm" not in flat or b"/Fields [ ]" in flat or b"/Fields []" in flat
+    record = one_record(parse(rt_app, [(f"{form_id}-pdflib.pdf", flat)], reconcile=False), "pdf-text")
+    assert record["document_id"] == blank.document_id
+    want = expected(form_id, data, "acroform")
+    box_paths = {b["path"] for b in blank.layout["boxes"]}
+    diff = differences(record, want)
+    assert not {p for p in diff if p in box_paths or p.rpartition(".")[0] in box_paths}, diff
+    if form_id in PDFLIB_TEXT_NOT_YET:
+        pytest.xfail(PDFLIB_TEXT_NOT_YET[form_id])
+    assert wrong_and_unflagged(record, want) == {}
+
+
+#: Found while building (issue 15, left open): pdf-lib's flatten keeps the whole text of a
+#: widget it clips (a clip path only), so in the PAP and offers tables a long value runs
+#: over its neighbours' cells and dates are lost or cut, without a doubt raised. The boxes
+#: are right (asserted above); the text is not, yet.
+PDFLIB_TEXT_NOT_YET = {
+    "cers": "pdf-lib flatten: PAP table texts (dates, organismes) misread, unflagged — not fixed yet",
+    "cerp": "pdf-lib flatten: PAP and offers table texts misread, unflagged — not fixed yet",
+}
+
+
+def edited_docx(docx_bytes: bytes) -> bytes:
+    """The DOCX as a person edits it in a word processor: a paragraph added at the top and
+    a row added to its first table (python-docx; exported again by LibreOffice below)."""
+    import docx
+
+    d = docx.Document(io.BytesIO(docx_bytes))
+    first = d.paragraphs[0] if d.paragraphs else None
+    note = "Note ajoutée par le référent avant impression : dossier suivi depuis 2010."
+    if first is not None:
+        first.insert_paragraph_before(note)
+    else:
+        d.add_paragraph(note)
+    if d.tables:
+        row = d.tables[0].add_row()
+        row.cells[0].text = "Ligne ajoutée"
+    buf = io.BytesIO()
+    d.save(buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("form_id", FORMS)
+def test_docx_edited_and_exported_again_is_never_confidently_wrong(service, rt_app, form_id):
+    """Issue 15: a DOCX edited (a paragraph added at the top, a table row added) and
+    exported again to PDF by LibreOffice: every field right or flagged, none confidently
+    wrong or missed (before: 2 to 15 fields wrong, up to 48 missed)."""
+    data = sample(form_id)
+    issued = service.render(form_id, data, fmt="docx", actor="test-parse")
+    pdf = rt_app.config["PDF_POOL"].convert(edited_docx(issued.content))
+    result = parse(rt_app, [(f"{form_id}-edited.pdf", pdf)], reconcile=False)
+    records = [r for r in result if "fields" in r]
+    assert records, result
+    record = records[0]
+    want = expected(form_id, data, "pdf-text")
+    assert wrong_and_unflagged(record, want) == {}
+    box_paths = {b["path"] for b in issued.layout["boxes"]} if issued.layout else set()
+    assert not {p for p in box_paths if record["fields"].get(p, {}).get("needs_review")}, review_report(record)

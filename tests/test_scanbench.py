@@ -278,3 +278,81 @@ def test_damage_geometry_maps_page_points_to_pixels():
         ys, xs = np.where(out < 128)
         assert abs(xs.mean() - px[0]) < 2 and abs(ys.mean() - px[1]) < 2, rotation
         assert out.shape[::-1] == ((w, h) if rotation in (0, 180) else (h, w))
+
+
+# ---------------------------------------------------------------------- issue 15: conditions
+
+def _dot_page(page, x, y, dpi):
+    k = dpi / 72
+    img = np.full((int(round(page[1] * k)), int(round(page[0] * k))), 255, np.uint8)
+    cv2.circle(img, (int(x * k), int(y * k)), max(3, int(6 * dpi / 200)), 0, -1)
+    return img
+
+
+def _project(m, x, y):
+    v = np.asarray(m, float) @ np.array([x, y, 1.0])
+    return v[:2] / v[2]
+
+
+@pytest.mark.parametrize("condition", ["phone", "fax", "fit"])
+def test_condition_geometry_maps_page_points_to_pixels(condition):
+    """Phone photos (a homography), faxes and fit-to-page prints: the truth's 3×3 matrix
+    still says where a page point lands (seeded)."""
+    page = (595.276, 841.89)
+    rng = np.random.default_rng(15)
+    if condition == "phone":
+        d = dmg.sample_phone_damage(rng, mode="grey", quarter_turn=90)
+        assert d.tilt and d.frame and 30 <= d.jpeg_quality <= 70 and d.dpi == 150
+    elif condition == "fax":
+        d = dmg.sample_fax_damage(rng)
+        assert d.dpi == 100 and d.mode == "bw"
+    else:
+        d = dmg.sample_page_damage(rng, dpi=200, mode="grey")
+        d.fit = dmg.sample_fit(rng)
+        assert 0.92 <= d.fit["scale"] <= 0.95
+    d.noise, d.speckles, d.blur, d.shade = 0, 0, 0, None
+    for x, y in ((300.0, 200.0), (60.0, 780.0), (540.0, 700.0)):
+        img = _dot_page(page, x, y, d.dpi)
+        out, m = dmg.scan_damage(img, d, np.random.default_rng(0), page)
+        if d.mode == "bw":
+            out = dmg.binarize(out, d)
+        px = _project(m, x, y)
+        ys, xs = np.where(out < 100)
+        near = (abs(xs - px[0]) < 25) & (abs(ys - px[1]) < 25)
+        assert near.sum() > 5, (condition, x, y)
+        assert abs(xs[near].mean() - px[0]) < 2 and abs(ys[near].mean() - px[1]) < 2, (condition, x, y)
+    if condition == "phone":   # a perspective, not an affine image: the table shows around the sheet
+        assert abs(m[2, 0]) + abs(m[2, 1]) > 1e-6
+        assert out.shape[0] * out.shape[1] > 1.2 * np.prod(dmg.a4_pixels(150))
+
+
+def test_mixed_bench_holds_the_issues_shares_and_replays():
+    """A third scanner pages, a third phone photos, a sixth faxes, a sixth sideways or
+    fit-to-page (files mixing them draw with the same shares), by batch, seeded."""
+    from benchmarks.scanbench.generate import MIX_BLOCK, PAGE_SHARES, batch_condition
+
+    conds = [batch_condition(9, b, "mixed") for b in range(len(MIX_BLOCK) * 4)]
+    assert conds == [batch_condition(9, b, "mixed") for b in range(len(MIX_BLOCK) * 4)]
+    share = {c: conds.count(c) / len(conds) for c in set(conds)}
+    mixed = share["mixed-file"]
+    assert abs(share["scanner"] + mixed * PAGE_SHARES["scanner"] - 1 / 3) < 0.02
+    assert abs(share["phone"] + mixed * PAGE_SHARES["phone"] - 1 / 3) < 0.02
+    assert abs(share["fax"] + mixed * PAGE_SHARES["fax"] - 1 / 6) < 0.02
+    assert abs(share["sideways"] + share["fit"] + mixed / 6 - 1 / 6) < 0.02
+    assert batch_condition(9, 3, "phone") == "phone"
+    forms = _forms()
+    for b, cond in enumerate(conds[:24]):
+        plan = plan_batch(9, b, forms, {}, condition="mixed")
+        assert plan.condition == cond
+        if cond == "fax":
+            assert {d.mode for d in plan.docs} == {"bw"} and {d.dpi for d in plan.docs} == {100}
+        if cond == "phone":
+            assert {d.dpi for d in plan.docs} == {150} and 30 <= plan.jpeg_quality <= 70
+        if cond == "mixed-file":
+            assert plan.format == "pdf" and len(plan.docs) >= 2
+
+
+def _forms():
+    from forms_service.catalogue import catalogue
+
+    return [fd for fd in catalogue.forms() if fd.id in FORMS]

@@ -16,9 +16,21 @@ A page goes through, in this order (each step optional, parameters drawn from a 
 6. **output**: grey or colour kept for JPEG; 1-bit by Otsu's threshold *after* all
    of the above (:func:`binarize`), clamped so that marks stay black.
 
-Every geometric step is one affine matrix from page points (top-left origin) to output
-pixels (:attr:`PageDamage.matrix`), which the truth files carry so that a box's place
-in the image is known exactly.
+Conditions other than a flatbed scanner (:data:`CONDITIONS`, the page's ``condition``):
+
+* ``phone``: a photo of the sheet lying on a table (:func:`sample_phone_damage`): the
+  camera tilted a few degrees (a homography, :func:`camera_tilt`), the sheet turned and
+  placed in a larger frame with the table around it, uneven light and a soft shadow,
+  focus blur, ~150 dpi on the sheet, JPEG quality 30–70;
+* ``fax``: 1-bit at 100 dpi, a fixed threshold, dropped and dark lines
+  (:func:`sample_fax_damage`, :func:`fax_lines`);
+* ``sideways``: a scanner page fed at 90° or 270°;
+* ``fit``: printed "fit to page" (92–95 %, the margins moved: :attr:`PageDamage.fit`),
+  then scanned.
+
+Every geometric step is one 3×3 matrix from page points (top-left origin) to output
+pixels (:attr:`PageDamage.matrix`; projective for a phone photo, affine otherwise),
+which the truth files carry so that a box's place in the image is known exactly.
 
 Costs are kept to tens of ms per page: all work is ``uint8`` through OpenCV; the light
 field is computed at 1/16 resolution; the sensor noise is two coprime random tiles
@@ -36,6 +48,8 @@ import numpy as np
 MM_PER_INCH = 25.4
 A4_MM = (210.0, 297.0)
 PT_PER_INCH = 72.0
+#: How a page came back (the truth's ``condition``).
+CONDITIONS = ("scanner", "phone", "fax", "sideways", "fit")
 
 
 def a4_pixels(dpi: int) -> tuple[int, int]:
@@ -65,13 +79,22 @@ class PageDamage:
     lid: int = 245                  # grey of the scanner lid outside the sheet
     jpeg_quality: int | None = None
     threshold: int | None = None    # set by binarize() on 1-bit pages
-    matrix: list[list[float]] | None = None   # page points → output pixels (2 × 3)
+    matrix: list[list[float]] | None = None   # page points → output pixels (3 × 3)
     size: tuple[int, int] | None = None       # output (width, height) in pixels
+    condition: str = "scanner"      # one of CONDITIONS
+    #: printed "fit to page": the page's content scaled and moved on the sheet {"scale", "dx_mm", "dy_mm"}
+    fit: dict | None = None
+    #: phone photo: camera tilt {"x_deg", "y_deg", "focal"} (focal in frame pixels)
+    tilt: dict | None = None
+    frame: tuple[int, int] | None = None   # phone photo: (width, height) of the frame before the turn
+    shade: dict | None = None       # phone photo: a soft shadow {"x", "y", "radius", "strength"} (frame fractions)
+    fax_lines: int = 0              # fax: lines of the page dropped or darkened
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d["shift_mm"] = list(self.shift_mm)
         d["size"] = list(self.size) if self.size else None
+        d["frame"] = list(self.frame) if self.frame else None
         return d
 
 
@@ -106,25 +129,106 @@ def sample_page_damage(rng: np.random.Generator, *, dpi: int, mode: str, quarter
     return d
 
 
+def sample_fit(rng: np.random.Generator) -> dict:
+    """A "fit to page" print: 92–95 %, the margins moved (the content off centre by a few mm)."""
+    return {"scale": round(float(rng.uniform(0.92, 0.95)), 4),
+            "dx_mm": round(float(rng.uniform(-4, 6)), 2), "dy_mm": round(float(rng.uniform(-4, 8)), 2)}
+
+
+def sample_phone_damage(rng: np.random.Generator, *, mode: str, quarter_turn: int = 0,
+                        jpeg_quality: int | None = None) -> PageDamage:
+    """A phone photo of the sheet on a table: about 150 dpi on the sheet, the camera
+    tilted 1.5–5°, the sheet turned up to ±6° in a frame 12–22 % larger than it, uneven
+    light and a shadow, focus blur and sensor noise, JPEG quality 30–70."""
+    d = sample_page_damage(rng, dpi=150, mode=mode, quarter_turn=quarter_turn,
+                           jpeg_quality=jpeg_quality or int(rng.integers(30, 71)), photocopy=False)
+    d.condition = "phone"
+    d.skew_deg = round(float(rng.uniform(-6.0, 6.0)), 3)
+    d.scale = round(float(rng.uniform(0.97, 1.03)), 4)
+    w, h = a4_pixels(d.dpi)
+    grow = float(rng.uniform(1.12, 1.22))
+    d.frame = (int(round(w * grow)), int(round(h * grow)))
+    d.shift_mm = (round(float(rng.uniform(-6, 6)), 2), round(float(rng.uniform(-6, 6)), 2))
+    tilt = float(rng.uniform(1.5, 5.0))
+    a = float(rng.uniform(0, 2 * math.pi))
+    d.tilt = {"x_deg": round(tilt * math.cos(a), 3), "y_deg": round(tilt * math.sin(a), 3),
+              "focal": round(float(rng.uniform(0.9, 1.3)) * max(d.frame), 1)}
+    d.light = {"amplitude": round(float(rng.uniform(0.1, 0.35)), 3), "angle": round(float(rng.uniform(0, 360)), 1),
+               "falloff": round(float(rng.uniform(0.1, 0.35)), 3)}
+    d.shade = ({"x": round(float(rng.uniform(0.1, 0.9)), 3), "y": round(float(rng.uniform(0.1, 0.9)), 3),
+                "radius": round(float(rng.uniform(0.15, 0.4)), 3), "strength": round(float(rng.uniform(0.15, 0.35)), 3)}
+               if rng.random() < 0.7 else None)
+    d.blur = round(float(rng.uniform(0.4, 1.1)), 3)
+    d.noise = round(float(rng.uniform(4.0, 10.0)), 2)
+    d.speckles = int(rng.integers(0, 40))
+    d.lid = int(rng.choice([int(rng.integers(60, 150)), int(rng.integers(150, 210))]))   # the table
+    return d
+
+
+def sample_fax_damage(rng: np.random.Generator, *, quarter_turn: int = 0) -> PageDamage:
+    """A fax: 1-bit at 100 dpi, a fixed threshold, a little skew, dropped or dark lines."""
+    d = sample_page_damage(rng, dpi=100, mode="bw", quarter_turn=quarter_turn, photocopy=False)
+    d.condition = "fax"
+    d.skew_deg = round(float(np.clip(rng.normal(0, 0.6), -1.5, 1.5)), 3)
+    d.scale = round(float(rng.uniform(0.97, 1.0)), 4)
+    d.shift_mm = (round(float(rng.uniform(-3, 3)), 2), round(float(rng.uniform(-4, 4)), 2))
+    d.blur = round(float(rng.uniform(0.2, 0.5)), 3)
+    d.light = {"amplitude": 0.0, "angle": 0.0, "falloff": 0.0}
+    d.lid = 255
+    d.fax_lines = int(rng.integers(0, 12))
+    return d
+
+
+def camera_tilt(d: PageDamage) -> np.ndarray:
+    """3×3 homography of the camera tilted by ``d.tilt`` about the frame's centre
+    (``K·R·K⁻¹``: a pure rotation of a pinhole camera of focal ``focal`` pixels)."""
+    if not d.tilt:
+        return np.eye(3)
+    w, h = d.frame or a4_pixels(d.dpi)
+    f = d.tilt["focal"]
+    kmat = np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], np.float64)
+    ax, ay = math.radians(d.tilt["x_deg"]), math.radians(d.tilt["y_deg"])
+    rx = np.array([[1, 0, 0], [0, math.cos(ax), -math.sin(ax)], [0, math.sin(ax), math.cos(ax)]])
+    ry = np.array([[math.cos(ay), 0, math.sin(ay)], [0, 1, 0], [-math.sin(ay), 0, math.cos(ay)]])
+    hom = kmat @ ry @ rx @ np.linalg.inv(kmat)
+    return hom / hom[2, 2]
+
+
 # --------------------------------------------------------------------------- geometry
 
 def page_to_scan(d: PageDamage, page_size_pt: tuple[float, float]) -> np.ndarray:
     """3×3 matrix: page points (top-left origin) → scan pixels before the quarter turn.
 
-    The sheet (its centre on the glass's centre) is scaled, rotated by ``skew_deg`` and
-    shifted; continuous coordinates (a pixel covers [i, i+1)).
+    The content is first moved on the sheet by a "fit to page" print (``d.fit``); the
+    sheet (its centre on the glass's or frame's centre) is scaled, rotated by
+    ``skew_deg`` and shifted; a phone's tilt then adds a perspective. Continuous
+    coordinates (a pixel covers [i, i+1)).
     """
     k = d.dpi / PT_PER_INCH
-    w_px, h_px = a4_pixels(d.dpi)
+    w_px, h_px = d.frame or a4_pixels(d.dpi)
     pw, ph = page_size_pt
-    t_in = np.array([[1, 0, -pw / 2], [0, 1, -ph / 2], [0, 0, 1]], np.float64)
+    fit = np.eye(3)
+    if d.fit:
+        s, pt_mm = d.fit["scale"], PT_PER_INCH / MM_PER_INCH
+        fit = np.array([[s, 0, (1 - s) * pw / 2 + d.fit["dx_mm"] * pt_mm],
+                        [0, s, (1 - s) * ph / 2 + d.fit["dy_mm"] * pt_mm], [0, 0, 1]], np.float64)
+    t_in = np.array([[1, 0, -pw / 2], [0, 1, -ph / 2], [0, 0, 1]], np.float64) @ fit
     a = math.radians(d.skew_deg)
     c, s = math.cos(a) * d.scale * k, math.sin(a) * d.scale * k
     rot = np.array([[c, s, 0], [-s, c, 0], [0, 0, 1]], np.float64)   # y down: + is counter-clockwise on screen
     mm = d.dpi / MM_PER_INCH
     t_out = np.array([[1, 0, w_px / 2 + d.shift_mm[0] * mm], [0, 1, h_px / 2 + d.shift_mm[1] * mm], [0, 0, 1]],
                      np.float64)
-    return t_out @ rot @ t_in
+    m = t_out @ rot @ t_in
+    if not d.tilt:
+        return m
+    # the camera turned to keep the sheet in the middle of the picture: the tilt's
+    # perspective, its sheet centre brought back where it was
+    m = camera_tilt(d) @ m
+    c = m @ np.array([pw / 2, ph / 2, 1.0])
+    want = t_out[:2, 2]
+    back = np.array([[1, 0, want[0] - c[0] / c[2]], [0, 1, want[1] - c[1] / c[2]], [0, 0, 1]], np.float64)
+    return back @ m
 
 
 def quarter_turn_matrix(rotation: int, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
@@ -152,10 +256,14 @@ def orient(img: np.ndarray, rotation: int) -> np.ndarray:
 
 
 def transform_bbox(matrix: np.ndarray, bbox) -> list[float]:
-    """Axis-aligned bounds, in output pixels, of a page bbox [x0, top, x1, bottom] (points)."""
+    """Axis-aligned bounds, in output pixels, of a page bbox [x0, top, x1, bottom] (points);
+    ``matrix`` is 2×3 (affine) or 3×3 (projective)."""
     x0, t, x1, b = bbox
     pts = np.array([[x0, t, 1], [x1, t, 1], [x1, b, 1], [x0, b, 1]], np.float64).T
-    out = (np.asarray(matrix, np.float64)[:2] @ pts)
+    m = np.asarray(matrix, np.float64)
+    out = m[:2] @ pts
+    if m.shape[0] == 3:
+        out = out / (m[2] @ pts)
     return [round(float(out[0].min()), 1), round(float(out[1].min()), 1),
             round(float(out[0].max()), 1), round(float(out[1].max()), 1)]
 
@@ -233,29 +341,64 @@ def _light_field(d: PageDamage, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+def _shade(d: PageDamage, shape: tuple[int, int]) -> np.ndarray | None:
+    """A soft shadow (the phone's or the hand's) as a uint8 multiplier (255 = no shade)."""
+    if not d.shade:
+        return None
+    h, w = shape
+    sh, sw = max(2, h // 16), max(2, w // 16)
+    yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
+    dist = np.hypot(xx / sw - d.shade["x"], (yy / sh - d.shade["y"]) * h / w) / d.shade["radius"]
+    field = 1.0 - d.shade["strength"] * np.clip(1.3 - dist, 0, 1).astype(np.float32) / 1.3
+    return cv2.resize(np.clip(field * 255, 0, 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def fax_lines(img: np.ndarray, d: PageDamage, rng: np.random.Generator) -> np.ndarray:
+    """A fax line's faults on a 1-bit page: whole scan lines dropped (white) or dark."""
+    out = img
+    h = out.shape[0]
+    for _ in range(d.fax_lines):
+        y = int(rng.integers(0, h))
+        if rng.random() < 0.7:
+            out[y] = 255
+        else:
+            x0 = int(rng.integers(0, out.shape[1]))
+            out[y, x0:x0 + int(rng.integers(20, 200))] = 0
+    return out
+
+
 def scan_damage(img: np.ndarray, d: PageDamage, rng: np.random.Generator,
                 page_size_pt: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """The scanner: the sheet placed on the glass, light, blur, noise, dust, then the
-    quarter turn. Returns (image, 3×3 matrix page points → output pixels)."""
-    size = a4_pixels(d.dpi)
+    """The scanner (or the camera): the sheet placed on the glass (or the table), light,
+    blur, noise, dust, then the quarter turn. Returns (image, 3×3 matrix page points →
+    output pixels)."""
+    size = d.frame or a4_pixels(d.dpi)
     m_cont = page_to_scan(d, page_size_pt)
     # warpAffine works on pixel centres: page px centre = (pt * k - 0.5)
     k = d.dpi / PT_PER_INCH
     px_to_pt = np.array([[1 / k, 0, 0.5 / k], [0, 1 / k, 0.5 / k], [0, 0, 1]], np.float64)
-    m_cv = (np.array([[1, 0, -0.5], [0, 1, -0.5], [0, 0, 1]]) @ m_cont @ px_to_pt)[:2]
+    m_cv = np.array([[1, 0, -0.5], [0, 1, -0.5], [0, 0, 1]]) @ m_cont @ px_to_pt
     channels = 1 if img.ndim == 2 else img.shape[2]
     lid = min(255, int(round(d.lid * 255 / max(d.paper, 1))))   # the light field multiplies by the paper tone
     border = (lid,) * channels if channels > 1 else lid
-    out = cv2.warpAffine(img, m_cv, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=border)
+    if d.tilt:
+        out = cv2.warpPerspective(img, m_cv, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                  borderValue=border)
+    else:
+        out = cv2.warpAffine(img, m_cv[:2], size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                             borderValue=border)
     # the sheet's edge casts a thin shadow on a light lid
     if d.lid > 150:
         pw, ph = page_size_pt
-        corners = (m_cont @ np.array([[0, pw, pw, 0], [0, 0, ph, ph], [1, 1, 1, 1]], np.float64))[:2].T
+        corners = m_cont @ np.array([[0, pw, pw, 0], [0, 0, ph, ph], [1, 1, 1, 1]], np.float64)
+        corners = (corners[:2] / corners[2]).T
         shade = (int(lid * 0.6),) * channels if channels > 1 else int(lid * 0.6)
         cv2.polylines(out, [np.round(corners * 16).astype(np.int32)], True, shade,
                       max(1, int(round(d.dpi / 150))), cv2.LINE_AA, 4)
     light = _light_field(d, out.shape[:2])
+    shade = _shade(d, out.shape[:2])
+    if shade is not None:
+        light = cv2.multiply(light, shade, scale=1 / 255)
     if channels > 1:
         light = cv2.merge([light] * channels)
     out = cv2.multiply(out, light, scale=1 / 255)
@@ -277,7 +420,7 @@ def scan_damage(img: np.ndarray, d: PageDamage, rng: np.random.Generator,
     turn, out_size = quarter_turn_matrix(d.rotation, size)
     out = orient(out, d.rotation)
     full = turn @ m_cont
-    d.matrix = [[round(float(v), 6) for v in row] for row in full[:2]]
+    d.matrix = [[round(float(v), 9) for v in row] for row in full]
     d.size = out_size
     return out, full
 
@@ -286,8 +429,11 @@ def binarize(img: np.ndarray, d: PageDamage) -> np.ndarray:
     """1-bit (0/255) by Otsu's threshold on the damaged grey page, clamped to [110, 200]
     so that a page that is mostly dark (black lid, photocopy) does not lose its marks."""
     grey = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-    t, _ = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    t = int(min(max(t, 110), 200))
+    if d.condition == "fax":      # a fax machine's fixed threshold
+        t = int(round(0.62 * d.paper))
+    else:
+        t, _ = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        t = int(min(max(t, 110), 200))
     d.threshold = t
     _, out = cv2.threshold(grey, t, 255, cv2.THRESH_BINARY)
     return out

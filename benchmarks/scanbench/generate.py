@@ -62,6 +62,14 @@ MARK_KINDS = {"tick": 0.30, "cross": 0.30, "dot": 0.08, "scribble": 0.10, "borde
 MAIN_PENS = {"ballpoint_black": 0.33, "ballpoint_blue": 0.33, "felt_black": 0.08, "felt_blue": 0.08,
              "pencil": 0.18}
 OFFICE_PENS = {"ballpoint_black": 0.45, "ballpoint_blue": 0.35, "felt_black": 0.1, "felt_blue": 0.1}
+#: How pages come back (``--condition``; :data:`damage.CONDITIONS`, or ``mixed``). In the
+#: ``mixed`` bench each block of 24 batches (shuffled, seeded) holds the issue's shares: a
+#: third scanner pages, a third phone photos, a sixth faxes, a sixth sideways or printed
+#: fit-to-page; two of its scanner slots are files that mix the conditions document by
+#: document (drawn with :data:`PAGE_SHARES`).
+MIX_BLOCK = (("scanner",) * 7 + ("mixed-file",) * 2 + ("phone",) * 7 + ("fax",) * 4
+             + ("sideways",) * 2 + ("fit",) * 2)
+PAGE_SHARES = {"scanner": 1 / 3, "phone": 1 / 3, "fax": 1 / 6, "sideways": 1 / 12, "fit": 1 / 12}
 #: One-choice groups where a double tick is planted first (when the form has them).
 AMBIGUITY_FIELDS = ("paliers.", "avis_ep", "decision_president", "reorientation.vers")
 
@@ -316,6 +324,8 @@ class DocPlan:
     signed: dict = field(default_factory=dict)      # signature path -> pen or None
     ambiguous: list = field(default_factory=list)
     pens: dict = field(default_factory=dict)
+    condition: str = "scanner"      # how its pages come back (damage.CONDITIONS)
+    dpi: int | None = None          # its pages' resolution when not the batch's (phone, fax)
 
 
 @dataclass
@@ -330,6 +340,7 @@ class BatchPlan:
     order: str                      # keep | shuffle | swap
     turn: str                       # none | pages | reversed_doc
     blanks: int
+    condition: str = "scanner"      # damage.CONDITIONS, or "mixed-file" (one per document)
 
 
 def _box_fields(fd, data: dict) -> list[tuple[str, Any, bool]]:
@@ -489,10 +500,67 @@ def _allowed_modes(fmt: str, modes: tuple[str, ...] | None) -> dict[str, float]:
     return m
 
 
+def batch_condition(seed: int, b: int, condition: str) -> str:
+    """The condition of batch ``b``: ``condition`` itself, or its slot in the seeded
+    shuffle of :data:`MIX_BLOCK` for ``mixed`` (pure: a replayed batch gets the same)."""
+    if condition != "mixed":
+        return condition
+    order = np.random.default_rng([seed, 24, b // len(MIX_BLOCK)]).permutation(len(MIX_BLOCK))
+    return MIX_BLOCK[int(order[b % len(MIX_BLOCK)])]
+
+
+def _plan_unusual(rng: np.random.Generator, seed: int, b: int, condition: str, forms: list,
+                  samples: dict) -> BatchPlan:
+    """A batch of phone photos, faxes, or a file mixing conditions document by document."""
+    if condition == "phone":
+        fmt = _pick(rng, {"jpeg": 0.6, "pdf": 0.4})
+        mode, dpi, quality = _pick(rng, {"color": 0.65, "grey": 0.35}), 150, int(rng.integers(30, 71))
+        n_docs = 1 if fmt == "jpeg" else int(rng.choice([1, 1, 2]))
+    elif condition == "fax":
+        fmt, mode, dpi, quality = _pick(rng, {"pdf": 0.6, "tiff": 0.4}), "bw", 100, None
+        n_docs = int(rng.choice([1, 1, 2, 3]))
+    else:   # mixed-file: a PDF, each document its own condition
+        fmt, mode = "pdf", "auto"
+        dpi, quality = int(rng.choice(DPIS)), int(rng.choice(JPEG_QUALITIES))
+        n_docs = int(rng.choice([2, 2, 3, 4]))
+    person = random_person(rng)
+    docs = []
+    for k in range(n_docs):
+        if k and rng.random() < 0.3:
+            person = random_person(rng)
+        fd = forms[int(rng.integers(len(forms)))]
+        doc_condition = condition if condition != "mixed-file" else _pick(rng, PAGE_SHARES)
+        doc_mode = mode
+        if doc_condition == "fax":
+            doc_mode = "bw"
+        elif mode == "auto":
+            doc_mode = _pick(rng, {"color": 0.5, "grey": 0.5}) if doc_condition == "phone" else \
+                str(rng.choice(["grey", "bw", "color"]))
+        doc = plan_document(rng, fd, batch=b, index=k, mode=doc_mode, person=person,
+                            samples=samples.get(fd.id, []),
+                            ulid_ms=ULID_EPOCH_MS + seed % 100000 * 86_400_000 + b * 60_000 + k)
+        doc.condition = doc_condition
+        doc.dpi = {"phone": 150, "fax": 100}.get(doc_condition, dpi)
+        docs.append(doc)
+    order = _pick(rng, {"keep": 0.7, "shuffle": 0.15, "swap": 0.15})
+    turn = _pick(rng, {"none": 0.8, "pages": 0.2}) if condition != "phone" else "none"
+    blanks = int(rng.random() < 0.1) if fmt != "jpeg" else 0
+    return BatchPlan(b, seed, fmt, mode, dpi, quality, docs, order, turn, blanks, condition)
+
+
 def plan_batch(seed: int, b: int, forms: list, samples: dict, *, formats: tuple[str, ...] | None = None,
-               modes: tuple[str, ...] | None = None, dpis: tuple[int, ...] | None = None) -> BatchPlan:
-    """Everything about batch ``b`` that does not need the rendered PDF (pure, seeded)."""
+               modes: tuple[str, ...] | None = None, dpis: tuple[int, ...] | None = None,
+               condition: str = "scanner") -> BatchPlan:
+    """Everything about batch ``b`` that does not need the rendered PDF (pure, seeded).
+
+    ``condition``: one of :data:`damage.CONDITIONS`, or ``mixed`` (the issue's shares,
+    :func:`batch_condition`). Scanner, sideways and fit-to-page batches are planned alike
+    (the same draws as before conditions existed: old seeds give the same scanner pages).
+    """
     rng = np.random.default_rng([seed, b])
+    condition = batch_condition(seed, b, condition)
+    if condition in ("phone", "fax", "mixed-file"):
+        return _plan_unusual(rng, seed, b, condition, forms, samples)
     fmts = {k: v for k, v in FORMATS.items() if (not formats or k in formats) and _allowed_modes(k, modes)}
     if not fmts:
         raise SystemExit("scanbench: no output format fits --formats and --modes")
@@ -518,7 +586,9 @@ def plan_batch(seed: int, b: int, forms: list, samples: dict, *, formats: tuple[
     order = _pick(rng, {"keep": 0.6, "shuffle": 0.25, "swap": 0.15})
     turn = _pick(rng, {"none": 0.55, "pages": 0.35, "reversed_doc": 0.10})
     blanks = int(rng.choice([0, 0, 0, 0, 0, 0, 0, 1, 1, 2])) if not single else int(rng.random() < 0.04)
-    return BatchPlan(b, seed, fmt, mode, dpi, quality, docs, order, turn, blanks)
+    for doc in docs:
+        doc.condition = condition
+    return BatchPlan(b, seed, fmt, mode, dpi, quality, docs, order, turn, blanks, condition)
 
 
 # =========================================================================== render
@@ -743,12 +813,10 @@ def make_page(doc: DocPlan, rendered: Rendered, page_no: int, raster: tuple[np.n
     """One scanned page of a document: marks, print/photocopy/scan damage, and its truth."""
     img, size_pt = raster
     img = img.copy()
-    d = dmg.sample_page_damage(rng, dpi=plan.dpi, mode=doc.mode, quarter_turn=quarter,
-                               jpeg_quality=plan.jpeg_quality if doc.mode != "bw" else None,
-                               photocopy=doc.photocopy)
+    d = page_damage(doc, plan, quarter, rng)
     img = dmg.print_damage(img, d)
-    k = plan.dpi / 72.0
-    ppm = plan.dpi / 25.4
+    k = d.dpi / 72.0
+    ppm = d.dpi / 25.4
     boxes, signatures, texts = [], [], []
     for box in where[0]:
         if box["page"] != page_no:
@@ -792,16 +860,36 @@ def make_page(doc: DocPlan, rendered: Rendered, page_no: int, raster: tuple[np.n
     out, matrix = dmg.scan_damage(img, d, rng, size_pt)
     if d.mode == "bw":
         out = dmg.binarize(out, d)
+    if d.fax_lines:
+        out = dmg.fax_lines(out, d, rng)
     for entry in boxes + signatures + texts:
         entry["px_bbox"] = dmg.transform_bbox(matrix, entry["bbox"])
     truth = {
         "blank": False, "form": doc.form, "document_id": doc.document_id,
         "template_version": rendered.version, "page_number": page_no, "page_count": rendered.pages,
         "rotation": d.rotation, "skew_deg": d.skew_deg, "dpi": d.dpi, "mode": d.mode,
+        "condition": d.condition,
         "size": list(d.size), "matrix": d.matrix, "damage": d.as_dict(),
         "boxes": boxes, "signatures": signatures, "handwriting": texts,
     }
     return PageOut(out, truth, clean)
+
+
+def page_damage(doc: DocPlan, plan: BatchPlan, quarter: int, rng: np.random.Generator) -> dmg.PageDamage:
+    """The damage of one page of ``doc``, by its condition (a scanner page draws exactly as before)."""
+    quality = plan.jpeg_quality if doc.mode != "bw" else None
+    if doc.condition == "phone":
+        return dmg.sample_phone_damage(rng, mode=doc.mode, quarter_turn=quarter,
+                                       jpeg_quality=min(quality or 50, 70))
+    if doc.condition == "fax":
+        return dmg.sample_fax_damage(rng, quarter_turn=quarter)
+    d = dmg.sample_page_damage(rng, dpi=doc.dpi or plan.dpi, mode=doc.mode, quarter_turn=quarter,
+                               jpeg_quality=quality, photocopy=doc.photocopy)
+    d.condition = doc.condition
+    if doc.condition == "fit":
+        d.fit = dmg.sample_fit(rng)
+        d.scale = 1.0           # the sheet itself is not reduced: its content is
+    return d
 
 
 def make_blank(plan: BatchPlan, mode: str, quarter: int, rng: np.random.Generator,
@@ -815,6 +903,7 @@ def make_blank(plan: BatchPlan, mode: str, quarter: int, rng: np.random.Generato
     truth = {"blank": True, "show_through": show is not None, "form": None, "document_id": None,
              "template_version": None, "page_number": None, "page_count": None,
              "rotation": d.rotation, "skew_deg": d.skew_deg, "dpi": d.dpi, "mode": d.mode,
+             "condition": plan.condition if plan.condition in dmg.CONDITIONS else "scanner",
              "size": list(d.size), "matrix": d.matrix, "damage": d.as_dict(),
              "boxes": [], "signatures": [], "handwriting": []}
     return PageOut(out, truth)
@@ -905,7 +994,9 @@ def write_single(path: Path, page: PageOut) -> None:
     t = page.truth
     im = Image.fromarray(page.image)
     if path.suffix == ".jpg":
-        im.save(path, "JPEG", quality=t["damage"]["jpeg_quality"] or 85, dpi=(t["dpi"],) * 2)
+        # a phone writes 72 dpi in its JPEGs whatever it photographed: the reader must not trust it
+        dpi = 72 if t.get("condition") == "phone" else t["dpi"]
+        im.save(path, "JPEG", quality=t["damage"]["jpeg_quality"] or 85, dpi=(dpi,) * 2)
     else:
         (one_bit(page.image) if t["mode"] == "bw" else im).save(path, "PNG", compress_level=1,
                                                                 dpi=(t["dpi"],) * 2)
@@ -941,6 +1032,7 @@ class Options:
     dpis: tuple[int, ...] | None = None
     allow_90: bool = False
     debug: bool = False
+    condition: str = "scanner"      # damage.CONDITIONS, or "mixed" (the issue's shares)
 
 
 class Bench:
@@ -1025,7 +1117,8 @@ class Bench:
 
     def plan(self, b: int) -> BatchPlan:
         o = self.options
-        return plan_batch(self.seed, b, self.forms, self.samples, formats=o.formats, modes=o.modes, dpis=o.dpis)
+        return plan_batch(self.seed, b, self.forms, self.samples, formats=o.formats, modes=o.modes, dpis=o.dpis,
+                          condition=o.condition)
 
     def submit(self, executor: ThreadPoolExecutor, plan: BatchPlan) -> list[Future]:
         return [executor.submit(render_document, d, self.by_id[d.form], self.settings, self.pool)
@@ -1035,6 +1128,10 @@ class Bench:
               limit: int | None = None) -> tuple[list[PageOut], list[list]]:
         """The pages of a batch, in file order (``only``: just that page; ``limit``: the first ones)."""
         seq = _orders(plan, rendered, np.random.default_rng([self.seed, plan.index, 7]))
+        rng_side = np.random.default_rng([self.seed, plan.index, 90])
+        for item in seq:     # a stack fed sideways: every page at 90° or 270°
+            if item[0] is not None and plan.docs[item[0]].condition == "sideways":
+                item[2] = int(rng_side.choice([90, 270]))
         if self.options.allow_90:
             rng90 = np.random.default_rng([self.seed, plan.index, 9])
             for item in seq:
@@ -1046,7 +1143,8 @@ class Bench:
         rasters: dict[int, list] = {}
         where: dict[int, tuple] = {}
         for k in sorted({s[0] for s in seq if s[0] is not None}):
-            rasters[k], glyphs = rasterize(rendered[k].pdf, plan.dpi, plan.docs[k].mode == "color")
+            rasters[k], glyphs = rasterize(rendered[k].pdf, plan.docs[k].dpi or plan.dpi,
+                                           plan.docs[k].mode == "color")
             runs = text_runs(rendered[k].pdf, zone_pages(rendered[k], plan.docs[k]))
             where[k] = placed(rendered[k], glyphs, runs, plan.docs[k])
         self.timing["rasterize"] += time.perf_counter() - t0
@@ -1106,7 +1204,7 @@ class Bench:
                              "photocopy": d.photocopy, "pens": d.pens, "ambiguous": d.ambiguous,
                              "data": d.render_json, "expected": expected_data(d)})
             truth = {"generator": GENERATOR, "seed": self.seed, "batch": plan.index, "file": path.name,
-                     "format": plan.format, "scan_mode": plan.mode, "dpi": plan.dpi,
+                     "format": plan.format, "scan_mode": plan.mode, "dpi": plan.dpi, "condition": plan.condition,
                      "jpeg_quality": plan.jpeg_quality, "order": plan.order,
                      "replay": f"python -m benchmarks.scanbench.generate --out DIR --seed {self.seed} "
                                f"--replay {plan.index}",
@@ -1116,7 +1214,8 @@ class Bench:
             for n, p in enumerate(file_pages):
                 rows.append({"file": path.name, "page": n, "batch": plan.index, "index": p.truth["index"],
                              "blank": p.truth["blank"], "form": p.truth["form"], "mode": p.truth["mode"],
-                             "dpi": p.truth["dpi"], "rotation": p.truth["rotation"]})
+                             "dpi": p.truth["dpi"], "rotation": p.truth["rotation"],
+                             "condition": p.truth["condition"]})
             if self.options.debug:
                 self._debug(path, file_pages)
         self.timing["write"] += time.perf_counter() - t0
@@ -1218,6 +1317,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modes", nargs="+", choices=["color", "grey", "bw"], help="restrict scan modes")
     ap.add_argument("--dpi", nargs="+", type=int, help="restrict scan resolutions (default 150–300)")
     ap.add_argument("--allow-90", action="store_true", help="also feed some pages sideways (90°/270°)")
+    ap.add_argument("--condition", default="scanner", choices=[*dmg.CONDITIONS, "mixed"],
+                    help="how pages come back: scanner (default), phone photos, faxes, sideways, "
+                         "fit-to-page prints, or mixed (the issue's shares, files mixing them too)")
     ap.add_argument("--replay", type=_replay_arg, metavar="BATCH[:PAGE]",
                     help="regenerate one batch (or one page of it) of this seed")
     ap.add_argument("--debug", action="store_true",
@@ -1229,7 +1331,7 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(formats=tuple(args.formats) if args.formats else None,
                       modes=tuple(args.modes) if args.modes else None,
                       dpis=tuple(args.dpi) if args.dpi else None,
-                      allow_90=args.allow_90, debug=args.debug)
+                      allow_90=args.allow_90, debug=args.debug, condition=args.condition)
     index = run(args.out, args.pages, args.seed, args.forms, options=options, replay=args.replay)
     n = index["pages"]
     log(f"scanbench: {n} page(s) in {len(index['files'])} file(s) → {args.out} in {index['seconds']} s "

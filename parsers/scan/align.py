@@ -35,9 +35,12 @@ from forms_service.render import geometry
 
 MM_PER_INCH = 25.4
 A4_LONG_SIDE_IN = 297 / MM_PER_INCH
-INLIER_TOLERANCE_MM = 3.0
+INLIER_TOLERANCE_MM = 6.0   # marks are ≥ 190 mm apart; a phone's perspective moves them a few mm
 MAX_RESIDUAL_MM = 1.5
 CORNER_WINDOW_MM = 60.0
+#: an affine fit of the marks and QR corners leaving more than this: the page is seen in
+#: perspective (a phone photo), and a homography is fitted when the points allow it
+PERSPECTIVE_RESIDUAL_MM = 0.4
 
 
 class AlignmentFailed(BadDocument):
@@ -258,13 +261,44 @@ def estimate_transform(
         raise AlignmentFailed(path="reperes")
     src = np.array([expected[e] for e, _ in best_pairs] + [a for a, _ in extra], dtype=float).reshape(-1, 2)
     dst = np.array([found[f] for _, f in best_pairs] + [b for _, b in extra], dtype=float).reshape(-1, 2)
-    matrix = _fit_affine(src, dst)
-    scale = math.sqrt(abs(np.linalg.det(matrix[:2, :2])))
-    residual_mm = np.linalg.norm(apply(matrix, src) - dst, axis=1).max() / scale / geometry.MM
+    matrix, residual_mm = fit_points(src, dst)
     if residual_mm > MAX_RESIDUAL_MM:
         raise AlignmentFailed(
             f"Repères de la page incohérents (écart {residual_mm:.1f} mm)", path="reperes")
     return matrix
+
+
+def residuals_mm(matrix: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Distance (mm on the page) between where ``matrix`` puts each point and where it was found."""
+    scale = math.sqrt(abs(np.linalg.det(np.asarray(matrix, float)[:2, :2])))
+    return np.linalg.norm(apply(matrix, src) - dst, axis=1) / max(scale, 1e-9) / geometry.MM
+
+
+def _spread(src: np.ndarray) -> bool:
+    """Whether the points span the page both ways (not all on one edge): a homography's
+    perspective terms are then determined by them."""
+    return len(src) >= 4 and np.ptp(src[:, 0]) > 0.4 * geometry.PAGE_WIDTH and \
+        np.ptp(src[:, 1]) > 0.4 * geometry.PAGE_HEIGHT
+
+
+def fit_points(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, float]:
+    """3×3 matrix (page points → pixels) fitting ``src`` onto ``dst``, and its largest residual (mm).
+
+    Affine by least squares; when that leaves more than :data:`PERSPECTIVE_RESIDUAL_MM`
+    and the points span the page (marks at the corners, QR corners), a homography (a
+    phone photo is a perspective image, not an affine one), kept when it fits better.
+    """
+    src, dst = np.asarray(src, float).reshape(-1, 2), np.asarray(dst, float).reshape(-1, 2)
+    matrix = _fit_affine(src, dst)
+    worst = float(residuals_mm(matrix, src, dst).max())
+    if worst > PERSPECTIVE_RESIDUAL_MM and _spread(src):
+        hom, _ = cv2.findHomography(src, dst, 0)
+        if hom is not None and np.isfinite(hom).all() and abs(hom[2, 2]) > 1e-12:
+            hom = hom / hom[2, 2]
+            h_worst = float(residuals_mm(hom, src, dst).max())
+            if h_worst < worst:
+                return hom, h_worst
+    return matrix, worst
 
 
 
@@ -367,6 +401,47 @@ def rectify(gray: np.ndarray, matrix: np.ndarray, dpi: float = 150.0) -> np.ndar
 
 
 # --- content refinement ------------------------------------------------------------------
+
+
+#: Where the printed content is compared after alignment (fractions of the page): a 6×4 grid.
+RESIDUAL_GRID = ((0.1, 0.3, 0.5, 0.7, 0.9), (0.08, 0.24, 0.4, 0.56, 0.72, 0.88))
+
+
+def content_residuals(flat: np.ndarray, reference: np.ndarray, *, patch: int = 128) -> np.ndarray:
+    """How far the rectified page's printed content lies from where it should be, locally.
+
+    ``flat`` is the rectified page, ``reference`` the printed page rendered at the same
+    resolution. Patches on a grid (:data:`RESIDUAL_GRID`) holding enough printed matter are
+    phase-correlated with the reference. Returns an n×5 array ``(x, y, dx, dy, response)``
+    in ``flat`` pixels (empty when nothing could be compared); ~1 ms a patch.
+    """
+    if flat.shape != reference.shape:
+        return np.zeros((0, 5))
+    h, w = flat.shape
+    half = patch // 2
+    window = _hanning(patch)
+    out = []
+    for fy in RESIDUAL_GRID[1]:
+        for fx in RESIDUAL_GRID[0]:
+            cy, cx = int(fy * h), int(fx * w)
+            if cy - half < 0 or cx - half < 0 or cy + half > h or cx + half > w:
+                continue
+            a = reference[cy - half:cy + half, cx - half:cx + half]
+            if float((a < 128).mean()) < 0.02:      # blank: nothing to compare
+                continue
+            b = flat[cy - half:cy + half, cx - half:cx + half]
+            (dx, dy), response = cv2.phaseCorrelate(a.astype(np.float32), b.astype(np.float32), window)
+            out.append((cx, cy, dx, dy, response))
+    return np.array(out, float).reshape(-1, 5)
+
+
+_HANNING: dict[int, np.ndarray] = {}
+
+
+def _hanning(n: int) -> np.ndarray:
+    if n not in _HANNING:
+        _HANNING[n] = cv2.createHanningWindow((n, n), cv2.CV_32F)
+    return _HANNING[n]
 
 
 def refine_by_content(flat: np.ndarray, reference: np.ndarray, *, patch: int = 192,

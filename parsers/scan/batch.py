@@ -115,6 +115,7 @@ class ScanBatch:
         alone (marks, no QR) is checked against its document's issued page the same way.
         Such pages are read like the others, without review.
         """
+        self._join_orphans()
         for pr in self.pending:
             found = self._match(pr)
             if found is None:
@@ -136,6 +137,20 @@ class ScanBatch:
                     ref = self.refs.printed_page(doc.document_id, n)
                     if ref is not None and likeness(pr.flat, ref) >= decide.MATCH_LIKENESS:
                         pr.verified = True
+
+    def _join_orphans(self) -> None:
+        """Pages identified by their content alone (no QR code: a fax's first page), that
+        came before any page of their document, join the document of the same form in the
+        upload that lacks exactly those pages (checked against its issued pages below)."""
+        for key in [k for k in self.order if k[2] is None]:
+            orphan = self.docs[key]
+            home = next((k for k in self.order if k[0] == key[0] and k[2] is not None
+                         and not set(orphan.pages) & set(self.docs[k].pages)
+                         and all(n <= (self.docs[k].page_count or 0) for n in orphan.pages)), None)
+            if home is not None:
+                self.docs[home].pages.update(orphan.pages)
+                del self.docs[key]
+                self.order.remove(key)
 
     def _match(self, pr: PageResult):
         candidates = [(k, n) for k in self.order for n in range(1, (self.docs[k].page_count or 0) + 1)

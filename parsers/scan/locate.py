@@ -25,7 +25,7 @@ from forms_service.errors import UnknownForm
 from forms_service.render import geometry
 from forms_service.render.qr import QrInfo
 
-from . import align, decide, identify, measure, ocr
+from . import align, decide, fit, identify, measure, ocr
 from .ingest import PageImage
 from .references import References, likeness
 
@@ -46,6 +46,8 @@ class PageResult:
     verified: bool = False
     #: sha1 of the page image as decoded: only the very same image is a duplicate
     digest: str | None = None
+    #: largest residual (mm) of the marks and QR corners on the transform, when they gave it
+    marks_mm: float | None = None
 
 
 def ink_share(gray: np.ndarray) -> float:
@@ -64,11 +66,68 @@ def _rotation_from_marks(gray: np.ndarray, dpi: float | None) -> tuple[np.ndarra
     return None
 
 
+def page_dpi(img: PageImage, hits) -> float:
+    """The page's resolution: from a QR code's size when one was read (a phone's JPEG says
+    72 dpi whatever it shows, and a photo's frame is larger than the sheet), else the
+    file's when it makes a page of about A4, else guessed from the image size."""
+    for h in hits:
+        pairs = h.point_pairs()
+        if len(pairs) == 4:
+            pt = np.array([a for a, _ in pairs], float)
+            px = np.array([b for _, b in pairs], float)
+            side_pt = np.linalg.norm(np.roll(pt, -1, axis=0) - pt, axis=1).mean()
+            side_px = np.linalg.norm(np.roll(px, -1, axis=0) - px, axis=1).mean()
+            if side_pt > 0:
+                return float(side_px / side_pt * 72.0)
+    guess = align.guess_dpi(img.gray)
+    if img.dpi and 0.8 <= guess / img.dpi <= 1.25:
+        return float(img.dpi)
+    return guess
+
+
+GROSS_MM = 10.0
+
+
+def _marks_residual(marks: np.ndarray, pairs, matrix: np.ndarray, dpi: float, rotation: int) -> float | None:
+    """Largest residual (mm) of the matched marks and the QR corners on ``matrix``."""
+    expected = np.asarray(geometry.MARK_CENTERS, float)
+    matched = align.match_marks(marks, expected, dpi, rotation)
+    src = [expected[e] for e, _ in matched] + [a for a, _ in pairs]
+    dst = [marks[f] for _, f in matched] + [b for _, b in pairs]
+    if len(src) < 4:
+        return None
+    res = align.residuals_mm(matrix, np.array(src, float), np.array(dst, float))
+    res = res[res < GROSS_MM]    # a point misread (a QR corner on the wrong copy), not a misfit
+    return float(res.max()) if len(res) >= 4 else None
+
+
+def _robust_transform(marks: np.ndarray, pairs, dpi: float, rotation: int) -> np.ndarray | None:
+    """When marks and QR corners do not fit together (a QR corner misread, a mark
+    mistaken): the marks alone, else a robust fit (RANSAC) of every point, else None."""
+    try:
+        return align.estimate_transform(marks, dpi_guess=dpi, rotation=rotation)
+    except align.AlignmentFailed:
+        pass
+    expected = np.asarray(geometry.MARK_CENTERS, float)
+    matched = align.match_marks(marks, expected, dpi, rotation)
+    src = np.array([expected[e] for e, _ in matched] + [a for a, _ in pairs], float).reshape(-1, 2)
+    dst = np.array([marks[f] for _, f in matched] + [b for _, b in pairs], float).reshape(-1, 2)
+    if len(src) < 3:
+        return None
+    tol = 1.0 * dpi / 25.4   # 1 mm
+    m, inliers = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=tol)
+    if m is None or inliers is None or int(inliers.sum()) < 3:
+        return None
+    keep = inliers.ravel().astype(bool)
+    matrix, _ = align.fit_points(src[keep], dst[keep])
+    return matrix
+
+
 def locate(img: PageImage, refs: References) -> PageResult:
     """Identify and align one page image."""
     gray = img.gray
     hits = [h for h in identify.find_qr(gray) if h.info is not None]
-    dpi = img.dpi or align.guess_dpi(gray)
+    dpi = page_dpi(img, hits)
     if not hits:
         return _locate_without_qr(img, refs, dpi)
     hit = hits[0]
@@ -85,16 +144,17 @@ def locate(img: PageImage, refs: References) -> PageResult:
         marks = align.find_marks(gray, dpi)
         matrix = align.estimate_transform(marks, dpi_guess=dpi, rotation=hit.rotation, extra_pairs=pairs)
     except align.AlignmentFailed:
-        if len(pairs) < 3:
+        matrix = _robust_transform(marks, pairs, dpi, hit.rotation)
+        if matrix is None:
             return PageResult(img, "unknown", info, fd, info.page, info.pages, hit.rotation,
                               message="Repères de la page introuvables")
-        src = np.array([a for a, _ in pairs], float)
-        dst = np.array([b for _, b in pairs], float)
-        m, _ = cv2.estimateAffine2D(src, dst)
-        matrix = np.vstack([m, [0, 0, 1]])
     flat = align.rectify(gray, matrix, measure.WORK_DPI)
-    if len(align.match_marks(marks, np.asarray(geometry.MARK_CENTERS, float), dpi, hit.rotation)) < 3:
-        # marks and QR corners on one edge only: the far side of the page is extrapolated;
+    residual = _marks_residual(marks, pairs, matrix, dpi, hit.rotation)
+    few_marks = len(align.match_marks(marks, np.asarray(geometry.MARK_CENTERS, float), dpi, hit.rotation)) < 3
+    ref = None
+    if few_marks or residual is None or residual > fit.BOX_TOLERANCE_MM / 2:
+        # marks and QR corners on one edge only (the far side of the page is extrapolated),
+        # or a fit they do not quite make (a curl, a perspective the points leave open):
         # the printed content puts it right
         ref = refs.page_of(info.doc_id, fd.id, info.version, info.page)
         fix = align.refine_by_content(flat, ref) if ref is not None else None
@@ -102,8 +162,10 @@ def locate(img: PageImage, refs: References) -> PageResult:
             r = align.render_px(measure.WORK_DPI)
             matrix = matrix @ np.linalg.inv(r) @ fix @ r
             flat = align.rectify(gray, matrix, measure.WORK_DPI)
+            residual = None     # the content now says how well the page fits (pipeline)
     flat = measure.flatten_light(flat)
-    return PageResult(img, "form", info, fd, info.page, info.pages, hit.rotation, "qr", flat)
+    return PageResult(img, "form", info, fd, info.page, info.pages, hit.rotation, "qr", flat,
+                      marks_mm=residual)
 
 
 def content_match(gray: np.ndarray, candidates: list[tuple[object, np.ndarray]]):

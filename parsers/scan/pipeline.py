@@ -22,7 +22,7 @@ from .. import reconcile
 from ..acroform import field_of
 from ..record import Reading, make_record
 from ..store import Store, fit_layout
-from . import decide, measure
+from . import decide, fit, measure
 from .crops import Crops
 from .locate import PageResult
 from .references import References
@@ -79,7 +79,9 @@ def read_document(doc: DocPages, name: str, store: Store, refs: References) -> d
     # and of each file read (two files of one document id never share a crop)
     doc_key = f"{doc_key}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
     crops = Crops(store.settings.storage_dir, doc_key)
-    readings = _read_boxes(doc, layout, crops)
+    fits = {n: fit.page_fit(pr.flat, refs.page_of(doc.document_id, fd.id, doc.version, n), pr.marks_mm)
+            for n, pr in doc.pages.items()}
+    readings = _read_boxes(doc, layout, crops, fits)
     readings.update(_read_zones(doc, layout, crops, refs))
     issued = store.issued_data(doc.document_id)
     readings = reconcile.reconcile(fd, readings, issued)
@@ -89,8 +91,15 @@ def read_document(doc: DocPages, name: str, store: Store, refs: References) -> d
                        template_version=doc.version)
 
 
-def _read_boxes(doc: DocPages, layout: dict, crops: Crops) -> dict[str, Reading]:
-    """Each group of boxes measured, each box decided, then the group."""
+def _read_boxes(doc: DocPages, layout: dict, crops: Crops,
+                fits: dict[int, fit.PageFit] | None = None) -> dict[str, Reading]:
+    """Each group of boxes measured, each box decided, then the group.
+
+    A box is read confidently only where its printed square was found again where it
+    should be and the page fits its original around it (``fits``, :mod:`fit`); else the
+    box is uncertain and its field goes to review with the reason.
+    """
+    fits = fits or {}
     fd = doc.form
     readings: dict[str, Reading] = {}
     boxes_by_path: dict[str, list[dict]] = {}
@@ -107,11 +116,22 @@ def _read_boxes(doc: DocPages, layout: dict, crops: Crops) -> dict[str, Reading]
             readings[path] = Reading(None, 0.0, True, [],
                                      "Page(s) manquante(s) : " + ", ".join(map(str, missing)))
             continue
-        states, ev = {}, []
+        states, ev, doubts = {}, [], []
         for b in boxes:
             page = b["page"]
             pr = doc.pages[page]
-            st = decide.box_state(measure.measure_box(pr.flat, b["bbox"]))
+            ink = measure.measure_box(pr.flat, b["bbox"])
+            st = decide.box_state(ink)
+            if st.state in ("checked", "empty"):
+                pf = fits.get(page)
+                doubt = pf.doubt(b["bbox"]) if pf else None
+                if doubt is None and not ink.found and not (pf and pf.fits_at(b["bbox"])):
+                    # a heavy mark may hide the square's outline: the printed content
+                    # around it, found where it should be, then vouches for the place
+                    doubt = "Case imprimée non retrouvée à sa place : à vérifier d'après l'image"
+                if doubt:
+                    st = decide.BoxState("uncertain", min(st.confidence, 0.4))
+                    doubts.append(doubt)
             states[True if b["value"] is True else b["value"]] = st
             e = {"page": page, "bbox": b["bbox"], "state": st.state}
             if st.state in ("uncertain", "corrected"):
@@ -121,6 +141,8 @@ def _read_boxes(doc: DocPages, layout: dict, crops: Crops) -> dict[str, Reading]
             ev.append(e)
         codes = [True] if f.type == "bool" else [b["value"] for b in boxes]
         d = decide.decide_group(f.type, states, codes)
+        if doubts and d.needs_review:
+            d.reason = doubts[0]
         by_content = [doc.pages[p] for p in sorted({b["page"] for b in boxes})
                       if doc.pages[p].identified_by == "content" and not doc.pages[p].verified]
         if by_content:

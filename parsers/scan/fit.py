@@ -1,0 +1,82 @@
+"""How well a rectified page fits its original, locally: is the page where we think?
+
+After alignment (:mod:`align`: marks, QR corners, an affine or a homography), the
+printed content of the rectified page is compared with what was printed
+(:func:`align.content_residuals`: patches on a grid, phase-correlated with the issued
+page rendered at the same resolution). A patch whose content lies more than a box's
+tolerance from where it should be says that the model did not explain the page there
+(a perspective, a curl, a local shift). :class:`PageFit` answers, for a box, how far the
+page may be off around it; :mod:`pipeline` then reads the box confidently only when the
+page fits there and its printed square was found again where it should be, and sends it
+to review otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import align, measure
+
+#: A box is read confidently only where the page fits within this (its square is looked
+#: for ±1.2 mm around its place, and a neighbour box is ~5 mm away).
+BOX_TOLERANCE_MM = 0.8
+#: Phase correlation peaks weaker than this say nothing (handwriting over the patch, too
+#: little printed matter).
+MIN_RESPONSE = 0.3
+#: Patches this close to a box tell how well the page fits there (the lower median of two or
+#: more of them: a lone patch may lock onto the next table rule, a false peak).
+NEAR_MM = 60.0
+
+
+@dataclass
+class PageFit:
+    points: np.ndarray          # n×2, rectified pixels: where the content was compared
+    shift_mm: np.ndarray        # n: how far it lies from where it should be
+    #: largest residual of the marks / QR corners fit (mm), when the page was aligned by them
+    marks_mm: float | None = None
+
+    @property
+    def worst_mm(self) -> float:
+        return float(self.shift_mm.max()) if len(self.shift_mm) else 0.0
+
+    def misfit_at(self, bbox_pt: list[float]) -> float | None:
+        """The largest misfit (mm) of the content compared near a box (PDF points), or None
+        when nothing printed near it could be compared."""
+        if not len(self.points):
+            return None
+        cx = (bbox_pt[0] + bbox_pt[2]) / 2 * measure.K
+        cy = (bbox_pt[1] + bbox_pt[3]) / 2 * measure.K
+        d = np.hypot(self.points[:, 0] - cx, self.points[:, 1] - cy) / measure.PX_PER_MM
+        near = d <= NEAR_MM
+        if near.sum() < 2:
+            return None
+        near_shifts = np.sort(self.shift_mm[near])
+        return float(near_shifts[(len(near_shifts) - 1) // 2])   # the lower median
+
+    def fits_at(self, bbox_pt: list[float]) -> bool:
+        """Whether the printed content near a box was found within half a box's tolerance."""
+        off = self.misfit_at(bbox_pt)
+        return off is not None and off <= BOX_TOLERANCE_MM / 2 and \
+            (self.marks_mm is None or self.marks_mm <= BOX_TOLERANCE_MM)
+
+    def doubt(self, bbox_pt: list[float]) -> str | None:
+        """Why a box cannot be read confidently where it is (French), or None."""
+        if self.marks_mm is not None and self.marks_mm > BOX_TOLERANCE_MM:
+            return (f"Page mal repérée (écart de {self.marks_mm:.1f} mm sur les repères) : "
+                    "à vérifier d'après l'image")
+        off = self.misfit_at(bbox_pt)
+        if off is not None and off > BOX_TOLERANCE_MM:
+            return f"Page déformée à cet endroit (écart de {off:.1f} mm) : à vérifier d'après l'image"
+        return None
+
+
+def page_fit(flat: np.ndarray, reference: np.ndarray | None, marks_mm: float | None = None) -> PageFit:
+    """The local fit of a rectified page (``flat``, WORK_DPI) on what was printed."""
+    if reference is None or reference.shape != flat.shape:
+        return PageFit(np.zeros((0, 2)), np.zeros(0), marks_mm)
+    res = align.content_residuals(flat, reference)
+    res = res[res[:, 4] >= MIN_RESPONSE] if len(res) else res
+    shift = np.hypot(res[:, 2], res[:, 3]) / measure.PX_PER_MM if len(res) else np.zeros(0)
+    return PageFit(res[:, :2] if len(res) else np.zeros((0, 2)), shift, marks_mm)
