@@ -16,6 +16,14 @@ from tests.circuit_data import SmtpServer, headers, mail_worker, sample, seed
 from tests.desk_queue import stop
 
 
+def _limit(step: str) -> int:
+    """The printed field's max_length for a step's comment (the definition's, not a copy)."""
+    from forms_service.circuit.machine import machine
+    from forms_service.circuit.service import comment_limit
+
+    return comment_limit(machine().step(step))
+
+
 @pytest.fixture
 def smtp():
     with SmtpServer() as server:
@@ -183,7 +191,8 @@ def test_a_step_the_circuit_does_not_allow_is_refused_by_api_and_database(make_a
                     headers=headers(k["ref.arr@c.example"]))
     assert r.status_code == 403
     r = client.post(f"/api/v1/requests/{rid}/avis",
-                    json={"etape": "correspondant", "choix": "favorable", "commentaire": "x" * 81},
+                    json={"etape": "correspondant", "choix": "favorable",
+                          "commentaire": "x" * (_limit("correspondant") + 1)},
                     headers=headers(k["corr.arr@c.example"]))
     assert r.status_code == 400 and r.get_json()["errors"][0]["rule"] == "commentaire_trop_long"
 

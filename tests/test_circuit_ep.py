@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from forms_service.circuit.machine import machine
+from forms_service.circuit.service import comment_limit
 from tests.circuit_data import headers, sample
 from tests.conftest import csrf_token
 from tests.ep_data import START, seed_ep, to_ep
@@ -95,8 +97,11 @@ def test_agenda_session_avis_and_deadline_end_to_end(ep_app, runner):
     assert f'href="/ep/demandes/{susp}"' in watched and f'href="/ep/seances/{sid}"' in watched
 
     # the EP's avis: the printed field's max_length, never a system choice, then recorded
-    too_long = _post(sec, f"{url}/demandes/{susp}/avis", url, choix="favorable", commentaire="x" * 81)
-    assert too_long.status_code == 400 and "80 caractères au plus" in too_long.get_data(as_text=True)
+    limit = comment_limit(machine().step("ep"))
+    too_long = _post(sec, f"{url}/demandes/{susp}/avis", url, choix="favorable",
+                     commentaire="x" * (limit + 1))
+    assert too_long.status_code == 400
+    assert f"{limit} caractères au plus" in too_long.get_data(as_text=True)
     assert _post(sec, f"{url}/demandes/{susp}/avis", url, choix="repute_rendu").status_code == 403
     r = _post(sec, f"{url}/demandes/{susp}/avis", url, choix="defavorable",
               commentaire="Le contrat est respecté depuis décembre.")
