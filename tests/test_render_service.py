@@ -194,7 +194,11 @@ def test_reference_lists_render_their_codes(service, form_id):
     pdf = service.render(form_id, None, fmt="pdf")
     text = norm(" ".join(pdf_pages_text(pdf.content)))
     for entry in fd.entries()[:5]:
-        assert norm(entry.code) in text
+        assert norm(entry.label) in text
+        # Annexe 1's codes are internal (niveau_1…): issue 16 stopped printing them; the
+        # ROME and action codes of Annexes 4 and 6 are the seed's own and stay printed
+        if form_id != "annexe-1":
+            assert norm(entry.code) in text
     assert_pages_identify(pdf.content, fd.id, pdf.template_version, pdf.document_id)
     assert pdf.findings == []
 

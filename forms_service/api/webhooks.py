@@ -86,7 +86,7 @@ def list_events(query: EventsQuery):
 
 
 @bp.post("/webhooks/events/<int:event_id>/replay", summary="Renvoyer un webhook",
-         responses={202: ReplayOut, 503: ErrorBody})
+         responses={202: ReplayOut, 409: ErrorBody, 503: ErrorBody})
 def replay_event(path: EventPath):
     principal = current_principal()
     require_audit_reader(principal)

@@ -37,7 +37,7 @@ LibreOffice: a wrong fast print is worse than a slow one.
 
 The module knows no form and no template detail: it works from the catalogue's
 definitions, the current templates and LibreOffice's prints of them. Settings:
-``PDF_FAST_PATH`` (``settings.pdf_fast_path``, on by default) turns it off.
+``PDF_FAST_PATH`` (``settings.pdf_fast_path``, off by default until re-proven on issue 16's templates) turns it on.
 See ``docs/pdf-conversion.md`` (the route, what was measured, the proofs).
 """
 

@@ -13,7 +13,7 @@ import uuid
 from forms_service import db
 from forms_service.audit import record_event
 from forms_service.config import Settings
-from forms_service.errors import ComponentMissing, NotFound
+from forms_service.errors import ComponentMissing, Conflict, NotFound
 from forms_service.logging_setup import get_logger
 from forms_service.webhooks.delivery import SYSTEM
 from forms_service.webhooks.models import WebhookEvent
@@ -39,11 +39,12 @@ def enqueue(settings: Settings | None, event_id: int, *, requested_by: str = SYS
 
 def replay(principal, event_id: int, settings: Settings) -> str:
     """A new delivery of the same event (same body, a new delivery id, new timestamps),
-    audited; returns the delivery id. 404 for an unknown event, 503 when webhooks are not
-    configured or the queue is down."""
+    audited; returns the delivery id. 409 when webhooks are not configured (the request
+    conflicts with the service's configuration: nothing to send to), 404 for an unknown
+    event, 503 when the queue is down."""
     if not (settings.webhook_url and settings.webhook_secret):
-        raise ComponentMissing("Webhooks non configurés (WEBHOOK_URL, WEBHOOK_SECRET)",
-                               rule="webhook_non_configure")
+        raise Conflict("Webhooks non configurés (WEBHOOK_URL, WEBHOOK_SECRET) : rien à renvoyer",
+                       rule="webhook_non_configure")
     with db.session(settings) as s:
         event = s.get(WebhookEvent, event_id)
         if event is None:
