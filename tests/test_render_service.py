@@ -220,12 +220,19 @@ def test_fiche_de_liaison_has_three_pages_with_the_spec_labels_on_the_right_page
         pytest.skip(f"spec not found ({SPEC}): labels not checked")
     labels = spec_labels(SPEC.read_text(encoding="utf-8"))
     assert set(labels) == {1, 2, 3} and sum(map(len, labels.values())) > 60
-    misplaced = {}
-    for page, page_labels in labels.items():
+    # Issue 16 redistributed the space over the three pages (page 3 was crammed): a label may
+    # move to the next or previous page, never further, and the spec's order is kept.
+    misplaced, order = {}, []
+    for page, page_labels in sorted(labels.items()):
         for label in page_labels:
-            if norm(label) not in texts[page - 1]:
-                misplaced[label] = [i + 1 for i, t in enumerate(texts) if norm(label) in t]
-    assert not misplaced, f"labels not on their page (found on): {misplaced}"
+            found = [i + 1 for i, t in enumerate(texts) if norm(label) in t]
+            near = [p for p in found if abs(p - page) <= 1]
+            if not near:
+                misplaced[label] = found
+            else:
+                order.append(min(near, key=lambda p: abs(p - page)))
+    assert not misplaced, f"labels missing or two pages away from the spec's (found on): {misplaced}"
+    assert order == sorted(order), "the labels' pages do not follow the spec's order"
 
 
 @needs_libreoffice
