@@ -17,9 +17,7 @@ from tests.circuit_data import PASSWORD
 from tests.decision_data import ATELIER, request_view, seed_all, to_decision
 
 SCREENSHOT_DIR = os.environ.get("SCREENSHOT_DIR")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+from tests.referent_browser import ARGS, CHROMIUM   # Chromium's path and flags: one place
 
 
 @pytest.fixture

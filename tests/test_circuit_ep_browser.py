@@ -18,7 +18,7 @@ from tests.circuit_data import PASSWORD
 from tests.ep_data import START, seed_ep, to_ep
 
 SCREENSHOT_DIR = os.environ.get("SCREENSHOT_DIR")
-CHROMIUM = "/usr/bin/chromium"
+from tests.referent_browser import ARGS, CHROMIUM   # Chromium's path and flags: one place
 UTC = dt.timezone.utc
 
 
@@ -62,9 +62,7 @@ def test_the_secretariat_schedules_and_records_an_avis_in_a_browser(served, tmp_
     c.set(dt.datetime(2027, 2, 5, 8, tzinfo=UTC))                   # today: 05/02/2027
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="fr-FR")
             page.goto(f"{base}/connexion")

@@ -17,7 +17,7 @@ from tests.conftest import csrf_token
 #: Where the browser test writes its screenshots: a temporary folder, or (to refresh the
 #: committed ones) ``SCREENSHOT_DIR=docs/screenshots``.
 SCREENSHOT_DIR = os.environ.get("SCREENSHOT_DIR")
-CHROMIUM = "/usr/bin/chromium"
+from tests.referent_browser import ARGS, CHROMIUM   # Chromium's path and flags: one place
 
 
 def _submit(client, key, beneficiary, fiche):
@@ -98,9 +98,7 @@ def test_a_correspondant_filters_opens_and_records_an_avis_in_a_browser(served, 
     shots.mkdir(parents=True, exist_ok=True)
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="fr-FR")
             page.goto(f"{base}/connexion")
