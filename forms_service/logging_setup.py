@@ -92,25 +92,13 @@ def _shared_processors(*, foreign: bool = False) -> list:
     ]
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is when a line is logged (not the stream of the
-    moment logging was configured, which a test runner may have closed by the time the
-    interpreter exits and the services log their closing); a closed stream drops the line
+class _Handler(logging.StreamHandler):
+    """A stream handler that drops a line once its stream is closed (a test runner closes
+    the stderr it lent while the interpreter exits and the services log their closing),
     instead of printing « Logging error » tracebacks."""
 
-    def __init__(self):
-        super().__init__(sys.stderr)
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value):  # logging.StreamHandler.__init__ assigns it
-        pass
-
     def emit(self, record: logging.LogRecord) -> None:
-        if getattr(sys.stderr, "closed", False):
+        if getattr(self.stream, "closed", False):
             return
         super().emit(record)
 
@@ -146,7 +134,7 @@ def configure_logging(level: str | int = "INFO", stream: TextIO | None = None,
             structlog.processors.JSONRenderer(ensure_ascii=False, default=str),
         ],
     )
-    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
+    handler = _Handler(stream or sys.stderr)
     handler.setFormatter(formatter)
     handler.set_name("forms_service")
     root = logging.getLogger()
