@@ -92,6 +92,17 @@ def _shared_processors(*, foreign: bool = False) -> list:
     ]
 
 
+class _Handler(logging.StreamHandler):
+    """A stream handler that drops a line once its stream is closed (a test runner closes
+    the stderr it lent while the interpreter exits and the services log their closing),
+    instead of printing « Logging error » tracebacks."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(self.stream, "closed", False):
+            return
+        super().emit(record)
+
+
 def configure_logging(level: str | int = "INFO", stream: TextIO | None = None,
                       force: bool = False) -> None:
     """Configure structlog and the standard library's root logger, once."""
@@ -123,7 +134,7 @@ def configure_logging(level: str | int = "INFO", stream: TextIO | None = None,
             structlog.processors.JSONRenderer(ensure_ascii=False, default=str),
         ],
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = _Handler(stream or sys.stderr)
     handler.setFormatter(formatter)
     handler.set_name("forms_service")
     root = logging.getLogger()

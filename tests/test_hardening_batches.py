@@ -110,6 +110,28 @@ def test_same_key_other_body_is_409_in_french(client, app):
     assert r.status_code == 409
 
 
+def test_a_key_older_than_its_lifetime_names_a_new_request(client, app):
+    """A day later the same key is a new request (not a 409, not the old documents), and
+    writing it removes the expired keys."""
+    import datetime as dt
+
+    headers = {"Idempotency-Key": "lot-du-jour"}
+    first = client.post(BATCH_URL, json=[sample(FORM)], headers=headers)
+    assert first.status_code == 200
+    old = client.post(BATCH_URL, json=[sample(FORM)], headers={"Idempotency-Key": "lot-ancien"})
+    assert old.status_code == 200
+    with app.app_context(), db.session() as s:
+        for row in s.scalars(select(db.IdempotencyKey)):
+            row.created_at = row.created_at - batches.KEY_LIFETIME - dt.timedelta(minutes=1)
+    later = client.post(BATCH_URL, json=[dict(sample(FORM), mds="autre")], headers=headers)
+    assert later.status_code == 200
+    assert set(names(later.data)).isdisjoint(set(names(first.data)) - {"findings.json"})
+    with app.app_context(), db.session() as s:
+        assert list(s.scalars(select(db.IdempotencyKey.key))) == ["lot-du-jour"]
+    again = client.post(BATCH_URL, json=[dict(sample(FORM), mds="autre")], headers=headers)
+    assert again.data == later.data          # within its lifetime the new key replays
+
+
 def test_keys_belong_to_their_caller(app, api_key):
     k1, k2 = api_key("render", name="mds-arras"), api_key("render", name="slai")
     c = app.test_client()

@@ -66,8 +66,8 @@ def test_render_docx_into_a_folder_with_the_default_name(runner, tmp_path):
     app = create_app({"TESTING": True})
     with app.app_context(), db.session() as s:
         row = s.get(db.IssuedDocument, doc_id)
-        assert row.created_by == "cli" and row.format == "docx"
-        assert s.query(db.AuditEvent).filter_by(document_id=doc_id).one().actor == "cli"
+        assert row.created_by == "console" and row.format == "docx"
+        assert s.query(db.AuditEvent).filter_by(document_id=doc_id).one().actor == "console"
 
 
 def test_invalid_data_exits_1_with_paths_on_stderr(runner, tmp_path):

@@ -75,6 +75,29 @@ ENDPOINT_SCOPES: dict[str, str | None] = {
 }
 DEFAULT_API_SCOPE = "admin"
 
+#: The pages of each audience: endpoint, or blueprint prefix ending with ".", → the roles
+#: that may open them (administrators always may) and the French refusal. The longest
+#: matching entry wins; ``None`` lets any signed-in person in (the référent's form pages
+#: serve every role that issues forms). Checked after the scope, in :func:`authenticate`:
+#: the one place pages are refused by role. The API's audiences are its scopes.
+PAGE_ROLES: dict[str, tuple[frozenset[str], str] | None] = {
+    "referent.": (frozenset({"referent"}), "Accès refusé : pages réservées aux référents"),
+    "referent.accueil": None,
+    "referent.formulaire": None,
+    "referent.logo": None,
+    "referent.static": None,
+    "referent.rome": None,
+    "referent.rome_recherche": None,
+    "mes_demandes.": (frozenset({"referent"}), "Cette page est réservée aux référents"),
+    "correspondant.": (frozenset({"correspondant"}),
+                       "Cette page est réservée aux correspondants RSA"),
+    "ep.": (frozenset({"secretariat_ep"}),
+            "Cette page est réservée au secrétariat de l'équipe pluridisciplinaire"),
+    "decision.": (frozenset({"decideur"}),
+                  "Cette page est réservée aux décideurs (par délégation du Président)"),
+    "structure.": (frozenset({"structure"}), "Cette page est réservée aux structures"),
+}
+
 #: What a person's roles allow (web sessions, and keys made for a person).
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     "referent": frozenset({"render", "parse", "records", "requests", "beneficiaries"}),
@@ -193,6 +216,17 @@ def required_scope(endpoint: str | None, is_api: bool) -> str | None:
     return scope
 
 
+def page_roles(endpoint: str | None) -> tuple[frozenset[str], str] | None:
+    """The roles a page needs (``PAGE_ROLES``, longest match), ``None`` for any person."""
+    endpoint = endpoint or ""
+    best, found = -1, None
+    for name, needed in PAGE_ROLES.items():
+        matches = endpoint.startswith(name) if name.endswith(".") else endpoint == name
+        if matches and len(name) > best:
+            best, found = len(name), needed
+    return found
+
+
 def is_open(app: Flask | None = None) -> bool:
     """True while no account and no key exist. Once closed, closed for the process."""
     app = app or current_app
@@ -237,6 +271,10 @@ def authenticate():
             and needed not in effective_scopes(principal):
         log.info("acces_refuse", actor=principal.actor, scope=needed, endpoint=endpoint)
         raise Forbidden(f"Accès refusé : la portée « {needed} » est nécessaire", rule="portee_manquante")
+    roles = None if is_api or endpoint in PUBLIC_ENDPOINTS else page_roles(endpoint)
+    if roles is not None and not principal.has_role(*roles[0], "administrateur"):
+        log.info("acces_refuse", actor=principal.actor, roles=sorted(roles[0]), endpoint=endpoint)
+        raise Forbidden(roles[1], rule="role_manquant")
     return None
 
 

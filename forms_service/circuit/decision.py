@@ -29,7 +29,7 @@ from forms_service.circuit import service, structure
 from forms_service.circuit.machine import machine
 from forms_service.circuit.models import Demande
 from forms_service.directory.models import Organisme
-from forms_service.errors import BadRequest, Forbidden
+from forms_service.errors import BadRequest
 from forms_service.principal import Principal
 
 STEP = "president"
@@ -58,12 +58,6 @@ class Decision:
     #: A structure entered by hand (or details overriding the directory's), by fiche path.
     structure: dict[str, str] = field(default_factory=dict)
     commentaire: str = ""
-
-
-def require_decideur(p: Principal) -> Principal:
-    if not p.has_role("decideur", "administrateur"):
-        raise Forbidden("Cette page est réservée aux décideurs (par délégation du Président)")
-    return p
 
 
 def awaiting(s: Session, p: Principal) -> list[Demande]:
@@ -146,4 +140,4 @@ def install() -> None:
 
 
 __all__ = ["Decision", "decide", "awaiting", "structures_for", "organisme_fields",
-           "require_decideur", "install", "STEP", "STRUCTURE_FIELDS"]
+           "install", "STEP", "STRUCTURE_FIELDS"]

@@ -37,7 +37,7 @@ from forms_service.circuit.notify import Attachment, Mail
 from forms_service.circuit.structure_models import StructureEnvoi
 from forms_service.db.models import utcnow
 from forms_service.directory.models import Organisme
-from forms_service.errors import BadRequest, Forbidden
+from forms_service.errors import BadRequest
 from forms_service.logging_setup import get_logger
 from forms_service.principal import Principal
 
@@ -193,12 +193,6 @@ def send_pending(app) -> int:
 
 # --------------------------------------------------------------------------- the structure's side
 
-def require_structure(p: Principal) -> Principal:
-    if not p.has_role("structure", "administrateur"):
-        raise Forbidden("Cette page est réservée aux structures")
-    return p
-
-
 def inbox(s: Session, p: Principal, *, etat: str | None = "structure") -> list[Demande]:
     """The requests sent to ``p``'s structure (through the access policy), oldest first."""
     stmt = (access.visible_requests(p)
@@ -234,5 +228,5 @@ def record_return(s: Session, p: Principal, demande_id: int, choix: str, *,
 
 
 __all__ = ["designate", "send_pending", "visible_data", "match_organisme", "accounts_of",
-           "inbox", "get_sent", "record_return", "require_structure", "VISIBLE_SECTIONS",
+           "inbox", "get_sent", "record_return", "VISIBLE_SECTIONS",
            "RETURN_NEEDS"]

@@ -20,6 +20,10 @@ back from storage — and issues nothing; the same key with another request is r
 (409, :class:`~forms_service.errors.IdempotencyConflict`). Two concurrent requests with
 one key: the second's commit fails on the key's primary key, its files are removed and
 it answers like a retry.
+
+A key lives :data:`KEY_LIFETIME` (24 hours, as payment APIs keep theirs): a retry comes
+within minutes, and a key older than that names a new request. Expired keys are deleted
+when a new key is written (no periodic job needed), so the table holds a day of keys.
 """
 
 from __future__ import annotations
@@ -46,6 +50,16 @@ PART_SUFFIX = ".part"
 #: live a few seconds between their writing and its commit).
 STALE_PART_SECONDS = 300
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
+#: How long an ``Idempotency-Key`` names its request.
+KEY_LIFETIME = dt.timedelta(hours=24)
+
+
+def _expired(created_at: dt.datetime | None, now: dt.datetime | None = None) -> bool:
+    if created_at is None:
+        return False
+    if created_at.tzinfo is None:          # SQLite keeps the UTC time without its zone
+        created_at = created_at.replace(tzinfo=dt.timezone.utc)
+    return created_at < (now or dt.datetime.now(dt.timezone.utc)) - KEY_LIFETIME
 
 
 @dataclass(frozen=True)
@@ -93,7 +107,7 @@ def replay(session, idem: Idempotency | None) -> dict | None:
     if idem is None:
         return None
     row = session.get(db.IdempotencyKey, (idem.actor, idem.key))
-    if row is None:
+    if row is None or _expired(row.created_at):
         return None
     if row.request_hash != idem.request_hash:
         raise IdempotencyConflict(
@@ -108,6 +122,7 @@ def issue(docs: Sequence, *, storage_dir: Path, actor: str, idem: Idempotency | 
     docstring. ``row(doc, path)`` builds a document's ``IssuedDocument``; ``event(doc)``
     its audit event's detail. Returns ``None`` when issued, or the stored response of an
     idempotency key committed meanwhile by a concurrent request (nothing issued)."""
+    from sqlalchemy import delete as sa_delete
     from sqlalchemy.exc import IntegrityError
 
     from forms_service import db
@@ -133,6 +148,8 @@ def issue(docs: Sequence, *, storage_dir: Path, actor: str, idem: Idempotency | 
                 record_event(actor, "document.rendu", form_id=doc.form_id,
                              document_id=doc.document_id, session=s, **event(doc))
             if idem is not None:
+                cutoff = dt.datetime.now(dt.timezone.utc) - KEY_LIFETIME
+                s.execute(sa_delete(db.IdempotencyKey).where(db.IdempotencyKey.created_at < cutoff))
                 s.add(db.IdempotencyKey(actor=idem.actor, key=idem.key,
                                         request_hash=idem.request_hash,
                                         response=response_of(docs)))

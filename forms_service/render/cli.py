@@ -22,9 +22,10 @@ from typing import Any
 import click
 
 from forms_service.cli_context import command_app
+from forms_service.console import CONSOLE_ACTOR
 from forms_service.errors import BadRequest
 
-ACTOR = "cli"
+ACTOR = CONSOLE_ACTOR   # the one audit actor of the command line
 
 
 def _service():

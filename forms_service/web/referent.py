@@ -67,24 +67,11 @@ CLOSED_STATES = ("traitee", "annulee")
 #: The request types a fiche de liaison may be sent as without paper (the seed: the
 #: demande d'appui « peut être dématérialisée »; the others need signatures on paper).
 PAPERLESS_TYPES = {"demande_appui"}
-#: Endpoints open to any signed-in person; the others are the référent's pages.
-OPEN_ENDPOINTS = {"referent.accueil", "referent.formulaire", "referent.logo", "referent.static",
-                  "referent.rome", "referent.rome_recherche"}
 
 
 class SearchForm(FlaskForm):
     recherche = StringField("Nom, prénom ou numéro CAF",
                             render_kw={"autocomplete": "off", "maxlength": 80})
-
-
-@bp.before_request
-def _referents_only():
-    if request.endpoint in OPEN_ENDPOINTS:
-        return None
-    p = current_principal()
-    if not p.has_role("referent", "administrateur"):
-        raise Forbidden("Accès refusé : pages réservées aux référents", rule="role_manquant")
-    return None
 
 
 def _settings():
