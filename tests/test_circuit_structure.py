@@ -5,8 +5,12 @@ desk's real ``forms-service worker`` and SQLite:
   decision adds to the request, which reaches the structure's inbox (it has an account);
 - a decision on the web for a structure without an account: the fiche, printed by the
   render service with only what a structure may see, is e-mailed to it (.eml outbox, PDF
-  attached); its page 3, ticked by hand and scanned (the scan bench's marks and damage),
-  comes back at the desk and adds the structure's return to the request."""
+  attached) at once (its page 3 scanned back: ``tests/test_circuit_e2e.py``, which also
+  has a paper decision for a structure without an account, e-mailed by the worker);
+- a copy that could not go (no address) listed on the decideur's page of copies and
+  resent (audited); a copy left waiting, sent by the queue's periodic job.
+
+``_scanned_page`` (a page printed, ticked by hand and scanned) serves the e2e test."""
 
 from __future__ import annotations
 
@@ -17,9 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from markupsafe import escape
 
 from tests.circuit_data import headers, sample
 from tests.conftest import csrf_token
+from forms_service.circuit.structure_models import StructureEnvoi
 from tests.decision_data import ATELIER, login, request_view, seed_all, to_decision
 from tests.desk_queue import start_worker, stop
 from tests.test_circuit_desk import fill, read_batch, render_fillable
@@ -54,24 +60,6 @@ def _scanned_page(app, pdf: bytes, document_id: str, data: dict, number: int, se
     out = io.BytesIO()
     Image.fromarray(np.asarray(page)).save(out, format="PNG", dpi=(200, 200))
     return out.getvalue()
-
-
-def _review(app, record_id: int) -> list[str]:
-    """The SLAI agent settles the record's review on the desk's page (each point confirmed)."""
-    import re
-
-    agent = login(app.test_client(), "agent.arr@c.example")
-    points = []
-    for _ in range(40):
-        page = agent.get(f"/slai/verification/{record_id}").get_data(as_text=True)
-        found = re.search(r'name="point" value="([^"]+)"', page)
-        if found is None:
-            break
-        points.append(found.group(1))
-        r = agent.post(f"/slai/verification/{record_id}", data={
-            "csrf_token": csrf_token(page), "point": found.group(1), "action": "confirmer"})
-        assert r.status_code == 303, r.get_data(as_text=True)[:500]
-    return points
 
 
 def test_paper_decision_and_a_scanned_structure_return_add_to_their_requests(make_app, lo_pool, tmp_path):
@@ -130,29 +118,92 @@ def test_paper_decision_and_a_scanned_structure_return_add_to_their_requests(mak
         # the correspondant's part is not the structure's: printed empty
         assert printed["correspondant_avis.observation"] == ""
         from forms_service import db
-        from forms_service.circuit.structure_models import StructureEnvoi
         with app.app_context(), db.session() as s:
             envoi = s.get(StructureEnvoi, rid_b)
             assert (envoi.mode, envoi.statut, envoi.organisme) == ("email", "envoye", None)
-            doc_b = envoi.document_id
-
-        # its page 3, the return ticked by hand and scanned, comes back to the desk
-        png = _scanned_page(app, pdf_b, doc_b, {"retour_structure": ["commence"]}, 3, seed=1303)
-        read_batch(client, k["agent.arr@c.example"], [("retour-structure.png", png)])
-        # one page of three, hand-written text: it waits at the desk's review, then routes
-        assert request_view(client, people, rid_b)["etat"] == "structure"
-        recs = client.get("/api/v1/records", headers=headers(k["admin@c.example"])).get_json()["items"]
-        scanned = next(r for r in recs if r["document_id"] == doc_b)
-        assert scanned["review"] == "pending"
-        points = _review(app, scanned["id"])
-        assert points, "a record waiting for review has points to settle"
-        print("review points:", points)
-        view = request_view(client, people, rid_b)
-        assert view["etat"] == "traitee", view["avis"][-1]
-        last = view["avis"][-1]
-        assert (last["etape"], last["choix"], last["source"]) == ("structure", "commence", "papier")
-        assert view["fiche"]["retour_structure"] == ["commence"]
-        mine = login(app.test_client(), "ref.arr@c.example").get(f"/mes-demandes/{rid_b}").get_data(as_text=True)
-        assert "Retour de la structure" in mine and "lu sur la fiche papier" in mine
+            assert envoi.document_id
+        # its page 3 scanned back to the desk: tests/test_circuit_e2e.py
     finally:
         stop(worker)
+
+
+def test_a_copy_that_could_not_go_is_listed_and_resent(make_app, lo_pool):
+    """A decision read from paper for a structure without an account and without an
+    address: nothing can go (``echec``, « Aucune adresse »). The decideur's page of copies
+    lists it (not to another territory's, nor to a structure); « Renvoyer » with the
+    address prints it with the render service and e-mails it at once, audited; then the
+    page no longer lists it, and sending it again is refused."""
+    import copy
+
+    from forms_service import db
+    from forms_service.db.models import AuditEvent
+    from forms_service.circuit import service
+    from forms_service.circuit.hooks import DESK
+    from forms_service.circuit.models import Demande
+
+    app = make_app(PDF_POOL=lo_pool)
+    people = seed_all(app)
+    client = app.test_client()
+    rid = to_decision(client, people, "arr3", "actions-cg")
+    with app.app_context(), db.session() as s:      # the desk's path for a fiche read again
+        d = s.get(Demande, rid)
+        data = copy.deepcopy(d.data)
+        data.update(decision_president="favorable", avenant="non")
+        data["president"] = {"structure": ELSEWHERE, "observation": "Accord."}
+        service.add_paper_avis(s, DESK, d, data)
+    with app.app_context(), db.session() as s:
+        envoi = s.get(StructureEnvoi, rid)
+        assert (envoi.mode, envoi.statut, envoi.email) == ("aucun", "echec", None)
+
+    assert "Aucune fiche" in login(app.test_client(), "dec.art@c.example").get(
+        "/decision/envois").get_data(as_text=True)
+    assert login(app.test_client(), "struct.arr@c.example").get("/decision/envois").status_code == 403
+    dec = login(app.test_client(), "dec.arr@c.example")
+    page = dec.get("/decision/envois").get_data(as_text=True)
+    assert f"n° {rid}<" in page and "Aucune adresse" in page and escape(ELSEWHERE) in page
+    r = dec.post(f"/decision/envois/{rid}", data={"csrf_token": csrf_token(page), "email": "x"})
+    assert r.status_code == 400 and "Indiquez l&#39;adresse e-mail" in r.get_data(as_text=True)
+    r = dec.post(f"/decision/envois/{rid}", data={"csrf_token": csrf_token(page),
+                                                  "email": "mobilite@asso.example"})
+    assert r.status_code == 302, r.get_data(as_text=True)[-1500:]
+    after = dec.get(r.headers["Location"]).get_data(as_text=True)
+    assert f"La fiche n° {rid} a été renvoyée" in after and f"n° {rid}<" not in after
+
+    outbox = Path(app.extensions["forms_service.settings"].var_dir) / "outbox"
+    mails = [message_from_bytes(p.read_bytes(), policy=policy.default) for p in sorted(outbox.glob("*.eml"))]
+    (sent,) = [m for m in mails if "mobilite@asso.example" in str(m["To"])]
+    (pdf,) = [part.get_content() for part in sent.iter_attachments()]
+    assert pdf[:5] == b"%PDF-"
+    with app.app_context(), db.session() as s:
+        envoi = s.get(StructureEnvoi, rid)
+        assert (envoi.mode, envoi.statut, envoi.email) == ("email", "envoye", "mobilite@asso.example")
+        assert envoi.document_id
+        audited = [e.action for e in s.query(AuditEvent).filter_by(object_type="demande", object_id=str(rid))]
+        assert "demande.structure_renvoyee" in audited
+    r = dec.post(f"/decision/envois/{rid}", data={"csrf_token": csrf_token(page),
+                                                  "email": "mobilite@asso.example"})
+    assert r.status_code == 409
+
+
+def test_the_periodic_job_sends_what_waits(make_app, lo_pool):
+    """A copy left ``a_envoyer`` (its decision's job never ran: the queue was down) is
+    printed and sent by the queue's periodic job, once whatever the number of workers."""
+    from forms_service import db
+    from forms_service.circuit import structure
+    from forms_service.desk import queue as desk_queue
+
+    app = make_app(PDF_POOL=lo_pool)
+    people = seed_all(app)
+    rid = to_decision(app.test_client(), people, "arr3", "actions-cg")
+    dec = login(app.test_client(), "dec.arr@c.example")
+    with app.app_context(), db.session() as s:
+        s.add(StructureEnvoi(demande_id=rid, mode="email", statut="a_envoyer", email="m@asso.example"))
+    assert f"n° {rid}<" in dec.get("/decision/envois").get_data(as_text=True)
+    assert structure._periodic in desk_queue.PERIODIC
+    q = desk_queue.DeskQueue(app.extensions["forms_service.settings"])
+    q._every_minute()
+    q._every_minute()                 # the same minute: not again
+    with app.app_context(), db.session() as s:
+        assert s.get(StructureEnvoi, rid).statut == "envoye"
+    outbox = Path(app.extensions["forms_service.settings"].var_dir) / "outbox"
+    assert len([p for p in outbox.glob("*.eml") if b"m@asso.example" in p.read_bytes()]) == 1
