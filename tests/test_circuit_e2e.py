@@ -13,8 +13,9 @@ favoured by their correspondant on the web; then
 - the two actions CG go to their structure: one with an account (its inbox, an e-mail with
   the link), one without (the fiche printed for it, e-mailed with the PDF: received by a
   real SMTP server, aiosmtpd);
-- the structures' returns: one on the web, the other read back from its page 3, ticked by
-  hand and scanned, through the desk and the real worker;
+- the structures' returns: one on the web, the other read back from its page 3 sent back
+  alone, ticked by hand and scanned, through the desk and the real worker (the page 1–2
+  boxes it does not carry are not sent to review: it adds to its request at once);
 - and at each step the référent sees it: « Mes demandes » and an e-mail.
 
 One app served over HTTP (werkzeug, in a thread), one worker, one SMTP server."""
@@ -36,7 +37,7 @@ from tests.decision_data import MORE_PEOPLE
 from tests.desk_queue import ROOT, start_worker, stop, worker_env
 from tests.ep_data import EP_PEOPLE, START
 from tests.test_circuit_desk import fill
-from tests.test_circuit_scans import Http, csrf, read_batch, review_record
+from tests.test_circuit_scans import Http, csrf, read_batch
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
               pytest.mark.skipif(shutil.which("pdftk") is None, reason="pdftk is not installed")]
@@ -276,8 +277,11 @@ def test_from_the_correspondant_to_the_structures_return(circuit):
     view = read_batch(Http(base, k["agent.arr@c.example"]), [("retour.png", png)])
     (record_id,) = view["records"]
     record = admin.get(f"/api/v1/records/{record_id}").json()
-    if record["review"] == "pending":          # what the desk's agent settles on its page
-        review_record(Http(base).login("agent.arr@c.example"), record_id, {})
+    # the page 1–2 boxes it does not carry are the request's, not to review
+    fields = record["record"]["fields"]
+    assert {"objet", "actions_cg"} <= {p for p, f in fields.items() if f.get("not_carried")}
+    flagged = {p: f.get("reason") for p, f in fields.items() if f.get("needs_review")}
+    assert record["review"] == "none" and not flagged, (record["review"], flagged)
     back = admin.get(f"/api/v1/requests/{rid['cg_email']}").json()
     assert back["etat"] == "traitee", back["avis"][-1]
     assert (back["avis"][-1]["etape"], back["avis"][-1]["choix"], back["avis"][-1]["source"]) == (
