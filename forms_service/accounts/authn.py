@@ -63,6 +63,7 @@ ENDPOINT_SCOPES: dict[str, str | None] = {
     "api.audit.": "admin",
     "api.accounts.": "admin",
     "api.webhooks.": "admin",            # the webhooks' delivery log (issue 13)
+    "api.ep.": "requests",               # the EP's sessions, agenda and avis (issue 13)
     "referent.": None,
     "slai.": "desk",                     # the SLAI desk's pages: its agents' (issue 11)
     "correspondant.": "requests",        # the circuit's inboxes (issue 12)
