@@ -8,11 +8,12 @@ favoured by their correspondant on the web; then
   the EP's avis on the web; the service's clock (``FORMS_SERVICE_CLOCK_NOW``) passes the
   month for the réorientation, and the real ``forms-service ep echeances`` command records
   « réputé rendu »;
-- the Président's decision: on the decideur's page for three, on paper for the fourth (its
-  part filled on the fiche, read back at the desk by the worker);
-- the two actions CG go to their structure: one with an account (its inbox, an e-mail with
-  the link), one without (the fiche printed for it, e-mailed with the PDF: received by a
-  real SMTP server, aiosmtpd);
+- the Président's decision: on the decideur's page for three, on paper for two (its part
+  filled on the fiche, read back at the desk by the worker);
+- the three actions CG go to their structure: one with an account (decided on paper: its
+  inbox, an e-mail with the link), two without (one decided on the web, one on paper: the
+  fiche printed for each, by the app or by the worker, and e-mailed at once with the PDF,
+  received by a real SMTP server, aiosmtpd);
 - the structures' returns: one on the web, the other read back from its page 3 sent back
   alone, ticked by hand and scanned, through the desk and the real worker (the page 1–2
   boxes it does not carry are not sent to review: it adds to its request at once);
@@ -33,7 +34,7 @@ import pytest
 from markupsafe import escape
 
 from tests.circuit_data import PASSWORD, SmtpServer, sample, seed
-from tests.decision_data import MORE_PEOPLE
+from tests.decision_data import ATELIER, MORE_PEOPLE
 from tests.desk_queue import ROOT, start_worker, stop, worker_env
 from tests.ep_data import EP_PEOPLE, START
 from tests.test_circuit_desk import fill
@@ -45,6 +46,8 @@ pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 FORM = "fiche-liaison"
 ELSEWHERE = "Association Mobilité Arras"
 ELSEWHERE_EMAIL = "mobilite@asso.example"
+ON_THE_WEB = "Garage solidaire d'Arras"
+ON_THE_WEB_EMAIL = "garage@asso.example"
 REF = "ref.arr@c.example"
 
 
@@ -138,7 +141,8 @@ def test_from_the_correspondant_to_the_structures_return(circuit):
     fiches = {"suspension": ("arr1", sample("suspension")),
               "reorientation": ("arr2", sample("reorientation")),
               "cg_compte": ("arr3", sample("actions-cg")),
-              "cg_email": ("arr1", sample("actions-cg"))}
+              "cg_email": ("arr1", sample("actions-cg")),
+              "cg_web": ("arr2", sample("actions-cg"))}
     issued, pdfs = {}, []
     for name, (ben, data) in fiches.items():
         r = Http(base, k[REF]).post(f"/api/v1/forms/{FORM}/render",
@@ -148,7 +152,7 @@ def test_from_the_correspondant_to_the_structures_return(circuit):
         issued[name] = r.headers["X-Document-Id"]
         pdfs.append((f"{name}.pdf", r.content))
     view = read_batch(Http(base, k["agent.arr@c.example"]), pdfs)
-    assert view["summary"]["forms"] == 4, view["summary"]
+    assert view["summary"]["forms"] == 5, view["summary"]
     by_doc = {i["document_id"]: i for i in admin.get("/api/v1/requests").json()["items"]}
     rid = {name: by_doc[doc]["id"] for name, doc in issued.items()}
     assert {by_doc[d]["etat"] for d in issued.values()} == {"avis_correspondant"}
@@ -160,8 +164,8 @@ def test_from_the_correspondant_to_the_structures_return(circuit):
             "csrf_token": csrf(page), "choix": "favorable", "commentaire": "Dossier complet."})
         assert r.status_code == 302, r.text[:500]
     state = {n: admin.get(f"/api/v1/requests/{i}").json()["etat"] for n, i in rid.items()}
-    assert state == {"suspension": "en_ep", "reorientation": "en_ep",
-                     "cg_compte": "decision", "cg_email": "decision"}
+    assert state == {"suspension": "en_ep", "reorientation": "en_ep", "cg_compte": "decision",
+                     "cg_email": "decision", "cg_web": "decision"}
     ref.told(rid["suspension"], "avis du correspondant")
 
     # ------------------------------------------------------------------ the EP's agenda, its deadline
@@ -170,7 +174,7 @@ def test_from_the_correspondant_to_the_structures_return(circuit):
     waiting = agenda[agenda.index('id="t-attente"'):agenda.index('id="t-seances"')]
     for name in ("suspension", "reorientation"):
         assert f'href="/ep/demandes/{rid[name]}"' in waiting
-    for name in ("cg_compte", "cg_email"):
+    for name in ("cg_compte", "cg_email", "cg_web"):
         assert f'href="/ep/demandes/{rid[name]}"' not in waiting
     assert "04/02/2027" in waiting and "Dans les délais" in waiting   # a month after 04/01/2027
     r = ep.post("/ep/seances", data={"csrf_token": csrf(agenda), "date": "2027-01-20",
@@ -220,27 +224,40 @@ def test_from_the_correspondant_to_the_structures_return(circuit):
 
     decide("suspension", commentaire="Suspension décidée.")
     decide("reorientation", commentaire="Réorientation décidée.")
-    assert "La structure la trouve dans son espace" in decide(
-        "cg_compte", avenant="non", organisme="atelier-arras", commentaire="Atelier validé.")
-    # ... and on paper for the fourth: the Président's part filled on the référent's fiche,
-    # read back at the desk by the worker, for a structure the directory does not list
-    paper = fill(pdfs[3][1], {"decision_president.favorable": "/Yes", "avenant.non": "/Yes",
-                              "president.structure": ELSEWHERE,
-                              "president.structure_email": ELSEWHERE_EMAIL,
-                              "president.structure_tel": "03 21 99 99 99",
-                              "president.observation": "Accord pour la mobilité."}, c["tmp"])
-    read_batch(Http(base, k["agent.arr@c.example"]), [("decision.pdf", paper)])
+    # a structure without an account, entered on the page: its copy is e-mailed at once
+    assert "La fiche a été envoyée par e-mail" in decide(
+        "cg_web", avenant="non", **{"president.structure": ON_THE_WEB,
+                                    "president.structure_email": ON_THE_WEB_EMAIL})
+    # ... and on paper for two: the Président's part filled on the référent's fiche, read
+    # back at the desk by the worker; the directory's atelier (it has an account: its inbox),
+    # and a structure the directory does not list (no account: its copy e-mailed at once)
+    on_paper = {"cg_compte": {"president.structure": ATELIER,
+                              "president.observation": "Atelier validé."},
+                "cg_email": {"president.structure": ELSEWHERE,
+                             "president.structure_email": ELSEWHERE_EMAIL,
+                             "president.structure_tel": "03 21 99 99 99",
+                             "president.observation": "Accord pour la mobilité."}}
+    papers = [(f"decision-{name}.pdf",
+               fill(dict(pdfs)[f"{name}.pdf"], {"decision_president.favorable": "/Yes",
+                                                "avenant.non": "/Yes", **values}, c["tmp"]))
+              for name, values in on_paper.items()]
+    read_batch(Http(base, k["agent.arr@c.example"]), papers)
     state = {n: admin.get(f"/api/v1/requests/{i}").json()["etat"] for n, i in rid.items()}
-    assert state == {"suspension": "traitee", "reorientation": "traitee",
-                     "cg_compte": "structure", "cg_email": "structure"}
-    decided = admin.get(f"/api/v1/requests/{rid['cg_email']}").json()
-    assert (decided["avis"][-1]["etape"], decided["avis"][-1]["source"]) == ("president", "papier")
-    assert decided["fiche"]["avenant"] == "non"
-    assert admin.get("/api/v1/requests").json()["total"] == 4     # never a second request
+    assert state == {"suspension": "traitee", "reorientation": "traitee", "cg_compte": "structure",
+                     "cg_email": "structure", "cg_web": "structure"}
+    for name in on_paper:
+        decided = admin.get(f"/api/v1/requests/{rid[name]}").json()
+        assert (decided["avis"][-1]["etape"], decided["avis"][-1]["source"]) == ("president", "papier")
+        assert decided["fiche"]["avenant"] == "non"
+        assert decided["fiche"]["president"]["observation"] == on_paper[name]["president.observation"]
+    assert admin.get("/api/v1/requests").json()["total"] == 5     # never a second request
     for name in fiches:
         ref.told(rid[name], "décision du président")
     ref.sees(rid["suspension"], "Décision du Président", "Suspension décidée.")
     ref.sees(rid["cg_email"], "Décision du Président", "Accord pour la mobilité.")
+    # the atelier's account sees its request; another structure's does not
+    assert Http(base, k["struct.arr@c.example"]).get(f"/api/v1/requests/{rid['cg_compte']}").status_code == 200
+    assert Http(base, k["struct.art@c.example"]).get(f"/api/v1/requests/{rid['cg_compte']}").status_code == 404
 
     # ------------------------------------------------------------------ the structures are told
     inbox_mail = _wait_to(smtp, "struct.arr@c.example")[0]
@@ -255,6 +272,9 @@ def test_from_the_correspondant_to_the_structures_return(circuit):
     assert printed["president.structure_tel"] == "03 21 99 99 99"
     assert printed["beneficiaire.nom"] == sample("actions-cg")["beneficiaire"]["nom"]
     assert printed["correspondant_avis.observation"] == ""    # not the structure's to see
+    (sent,) = _wait_to(smtp, ON_THE_WEB_EMAIL)                 # the web decision's copy
+    ((_, web_pdf),) = sent["attachments"]
+    assert _fields(web_pdf)["president.structure"] == ON_THE_WEB
 
     # the structure with an account: its inbox, its return on the web
     struct = Http(base).login("struct.arr@c.example")
@@ -286,7 +306,7 @@ def test_from_the_correspondant_to_the_structures_return(circuit):
     assert back["etat"] == "traitee", back["avis"][-1]
     assert (back["avis"][-1]["etape"], back["avis"][-1]["choix"], back["avis"][-1]["source"]) == (
         "structure", "absente", "papier")
-    assert admin.get("/api/v1/requests").json()["total"] == 4     # never a second request
+    assert admin.get("/api/v1/requests").json()["total"] == 5     # never a second request
     ref.told(rid["cg_email"], "retour de la structure")
     ref.sees(rid["cg_email"], "Retour de la structure", "lu sur la fiche papier")
 
@@ -323,6 +343,25 @@ def _copy_document(app, demande_id: int) -> str:
 
 
 def _scanned_page3(app, pdf: bytes, document_id: str, data: dict) -> bytes:
-    from tests.test_circuit_structure import _scanned_page
+    """Page 3 of ``pdf`` printed, its boxes ticked by hand as ``data`` says, scanned (the
+    scan bench's marks and damage: ``tests.test_parse_roundtrip.scan_pages``)."""
+    import io
 
-    return _scanned_page(app, pdf, document_id, data, 3, seed=1313)
+    import numpy as np
+    from PIL import Image
+
+    from forms_service.render.service import get_service
+    from tests.test_parse_roundtrip import scan_pages
+
+    with app.app_context():
+        layout = get_service(app).blank_layout(FORM)
+
+    class Printed:
+        form_id = FORM
+
+    doc = Printed()
+    doc.content, doc.layout, doc.document_id = pdf, layout, document_id
+    page = scan_pages(doc, data, 1313, tick=True)[2]
+    out = io.BytesIO()
+    Image.fromarray(np.asarray(page)).save(out, format="PNG", dpi=(200, 200))
+    return out.getvalue()

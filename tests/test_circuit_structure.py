@@ -1,130 +1,30 @@
-"""Actions CG on paper (issue 13, parts 2 and 3), end to end with real LibreOffice, the
-desk's real ``forms-service worker`` and SQLite:
+"""The structures' printed copies (issue 13), with real LibreOffice and SQLite:
 
-- the Président's part filled on the référent's printed fiche, read back at the desk: its
-  decision adds to the request, which reaches the structure's inbox (it has an account);
-- a decision on the web for a structure without an account: the fiche, printed by the
-  render service with only what a structure may see, is e-mailed to it (.eml outbox, PDF
-  attached) at once (its page 3 scanned back: ``tests/test_circuit_e2e.py``, which also
-  has a paper decision for a structure without an account, e-mailed by the worker);
-- a copy that could not go (no address) listed on the decideur's page of copies and
-  resent (audited); a copy left waiting, sent by the queue's periodic job.
+- a copy that could not go (a decision read from paper for a structure without an account
+  nor an address) is listed on the page of copies ``/decision/envois`` and resent with an
+  address (printed by the render service, e-mailed, audited);
+- a copy left waiting is sent by the queue's periodic job, once.
 
-``_scanned_page`` (a page printed, ticked by hand and scanned) serves the e2e test."""
+The structures on paper are in the end to end (``tests/test_circuit_e2e.py``): a decision
+read from paper for a structure with an account (its inbox) and for one without (its copy
+printed by the worker and e-mailed at once), a web decision for one without (e-mailed at
+once), and a page 3 scanned back alone."""
 
 from __future__ import annotations
 
-import io
-import shutil
 from email import message_from_bytes, policy
 from pathlib import Path
 
-import numpy as np
 import pytest
 from markupsafe import escape
 
-from tests.circuit_data import headers, sample
-from tests.conftest import csrf_token
 from forms_service.circuit.structure_models import StructureEnvoi
-from tests.decision_data import ATELIER, login, request_view, seed_all, to_decision
-from tests.desk_queue import start_worker, stop
-from tests.test_circuit_desk import fill, read_batch, render_fillable
+from tests.conftest import csrf_token
+from tests.decision_data import login, seed_all, to_decision
 
-pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-              pytest.mark.skipif(shutil.which("pdftk") is None, reason="pdftk is not installed")]
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 ELSEWHERE = "Association Mobilité Arras"
-
-
-def _by_document(client, people, document_id) -> dict:
-    items = client.get("/api/v1/requests", headers=headers(people["keys"]["admin@c.example"])).get_json()["items"]
-    return next(i for i in items if i["document_id"] == document_id)
-
-
-def _scanned_page(app, pdf: bytes, document_id: str, data: dict, number: int, seed: int) -> bytes:
-    """Page ``number`` of ``pdf`` printed, its boxes ticked by hand as ``data`` says, scanned."""
-    from PIL import Image
-
-    from forms_service.render.service import get_service
-    from tests.test_parse_roundtrip import scan_pages
-
-    with app.app_context():
-        layout = get_service(app).blank_layout("fiche-liaison")
-
-    class Printed:
-        form_id = "fiche-liaison"
-
-    doc = Printed()
-    doc.content, doc.layout, doc.document_id = pdf, layout, document_id
-    page = scan_pages(doc, data, seed, tick=True)[number - 1]
-    out = io.BytesIO()
-    Image.fromarray(np.asarray(page)).save(out, format="PNG", dpi=(200, 200))
-    return out.getvalue()
-
-
-def test_paper_decision_and_a_scanned_structure_return_add_to_their_requests(make_app, lo_pool, tmp_path):
-    app = make_app(PDF_POOL=lo_pool)
-    people = seed_all(app)
-    client = app.test_client()
-    k, b = people["keys"], people["b"]
-    doc_a, pdf_a = render_fillable(client, k["ref.arr@c.example"], b["arr2"], sample("actions-cg"))
-    worker = start_worker(app.extensions["forms_service.settings"], threads=1,
-                          log=tmp_path / "worker.log")
-    try:
-        # A: the référent's fiche read at the desk, favoured by the correspondant
-        read_batch(client, k["agent.arr@c.example"], [("fiche.pdf", pdf_a)])
-        rid_a = _by_document(client, people, doc_a)["id"]
-        r = client.post(f"/api/v1/requests/{rid_a}/avis", headers=headers(k["corr.arr@c.example"]),
-                        json={"etape": "correspondant", "choix": "favorable", "commentaire": ""})
-        assert r.get_json()["etat"] == "decision"
-        # ... then the Président's part filled on the paper, read back: adds the decision
-        back = fill(pdf_a, {"decision_president.favorable": "/Yes", "avenant.non": "/Yes",
-                            "president.structure": ATELIER,
-                            "president.observation": "Accord pour l'atelier."}, tmp_path)
-        read_batch(client, k["agent.arr@c.example"], [("decision.pdf", back)])
-        view = request_view(client, people, rid_a)
-        assert view["etat"] == "structure"
-        assert [(a["etape"], a["choix"], a["source"]) for a in view["avis"]][-1] == (
-            "president", "favorable", "papier")
-        assert view["fiche"]["avenant"] == "non"
-        assert view["fiche"]["president"]["observation"] == "Accord pour l'atelier."
-        assert _by_document(client, people, doc_a)["id"] == rid_a      # never a second request
-        assert client.get(f"/api/v1/requests/{rid_a}",
-                          headers=headers(k["struct.arr@c.example"])).status_code == 200
-        assert client.get(f"/api/v1/requests/{rid_a}",
-                          headers=headers(k["struct.art@c.example"])).status_code == 404
-
-        # B: decided on the web for a structure the directory does not list: e-mailed the fiche
-        rid_b = to_decision(client, people, "arr3", "actions-cg")
-        dec = login(app.test_client(), "dec.arr@c.example")
-        token = csrf_token(dec.get("/decision/").get_data(as_text=True))
-        r = dec.post(f"/decision/{rid_b}", data={
-            "csrf_token": token, "choix": "favorable", "avenant": "non",
-            "president.structure": ELSEWHERE, "president.structure_email": "mobilite@asso.example",
-            "president.structure_tel": "03 21 99 99 99"})
-        assert r.status_code == 302, r.get_data(as_text=True)[-2000:]
-        assert "La fiche a été envoyée par e-mail" in dec.get(r.headers["Location"]).get_data(as_text=True)
-        outbox = Path(app.extensions["forms_service.settings"].var_dir) / "outbox"
-        mails = [message_from_bytes(p.read_bytes(), policy=policy.default) for p in sorted(outbox.glob("*.eml"))]
-        sent = [m for m in mails if "mobilite@asso.example" in str(m["To"])]
-        assert len(sent) == 1
-        pdf_b = next(part.get_content() for part in sent[0].iter_attachments())
-        assert pdf_b[:5] == b"%PDF-"
-        from pypdf import PdfReader
-        printed = {name: str(f.get("/V") or "") for name, f in PdfReader(io.BytesIO(pdf_b)).get_fields().items()}
-        assert printed["president.structure"] == ELSEWHERE
-        assert printed["president.structure_tel"] == "03 21 99 99 99"
-        assert printed["beneficiaire.nom"] == sample("actions-cg")["beneficiaire"]["nom"]
-        # the correspondant's part is not the structure's: printed empty
-        assert printed["correspondant_avis.observation"] == ""
-        from forms_service import db
-        with app.app_context(), db.session() as s:
-            envoi = s.get(StructureEnvoi, rid_b)
-            assert (envoi.mode, envoi.statut, envoi.organisme) == ("email", "envoye", None)
-            assert envoi.document_id
-        # its page 3 scanned back to the desk: tests/test_circuit_e2e.py
-    finally:
-        stop(worker)
 
 
 def test_a_copy_that_could_not_go_is_listed_and_resent(make_app, lo_pool):
