@@ -27,12 +27,13 @@ pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 ELSEWHERE = "Association Mobilité Arras"
 
 
-def test_a_copy_that_could_not_go_is_listed_and_resent(make_app, lo_pool):
+def test_a_copy_that_could_not_go_is_resent_and_one_left_waiting_is_sent(make_app, lo_pool):
     """A decision read from paper for a structure without an account and without an
     address: nothing can go (``echec``, « Aucune adresse »). The decideur's page of copies
     lists it (not to another territory's, nor to a structure); « Renvoyer » with the
     address prints it with the render service and e-mails it at once, audited; then the
-    page no longer lists it, and sending it again is refused."""
+    page no longer lists it, and sending it again is refused. Then a copy left waiting
+    goes with the queue's periodic job (one app for both: one set-up)."""
     import copy
 
     from forms_service import db
@@ -83,19 +84,17 @@ def test_a_copy_that_could_not_go_is_listed_and_resent(make_app, lo_pool):
     r = dec.post(f"/decision/envois/{rid}", data={"csrf_token": csrf_token(page),
                                                   "email": "mobilite@asso.example"})
     assert r.status_code == 409
+    _the_periodic_job_sends_what_waits(app, people, dec)
 
 
-def test_the_periodic_job_sends_what_waits(make_app, lo_pool):
+def _the_periodic_job_sends_what_waits(app, people, dec):
     """A copy left ``a_envoyer`` (its decision's job never ran: the queue was down) is
     printed and sent by the queue's periodic job, once whatever the number of workers."""
     from forms_service import db
     from forms_service.circuit import structure
     from forms_service.desk import queue as desk_queue
 
-    app = make_app(PDF_POOL=lo_pool)
-    people = seed_all(app)
-    rid = to_decision(app.test_client(), people, "arr3", "actions-cg")
-    dec = login(app.test_client(), "dec.arr@c.example")
+    rid = to_decision(app.test_client(), people, "arr2", "actions-cg")
     with app.app_context(), db.session() as s:
         s.add(StructureEnvoi(demande_id=rid, mode="email", statut="a_envoyer", email="m@asso.example"))
     assert f"n° {rid}<" in dec.get("/decision/envois").get_data(as_text=True)
