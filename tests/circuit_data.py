@@ -79,8 +79,11 @@ class SmtpServer:
         class Handler:
             async def handle_DATA(self, server, session, envelope):
                 msg = message_from_bytes(envelope.content, policy=policy.default)
+                text = msg.get_body(("plain",))
                 outer.messages.append({"to": list(envelope.rcpt_tos), "subject": str(msg["Subject"]),
-                                       "body": msg.get_content()})
+                                       "body": text.get_content() if text is not None else "",
+                                       "attachments": [(a.get_filename(), a.get_content())
+                                                       for a in msg.iter_attachments()]})
                 return "250 OK"
 
         self.port = free_port()

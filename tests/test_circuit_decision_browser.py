@@ -1,7 +1,8 @@
 """The Président's decision in a real browser (Playwright driving Debian's chromium over real
 HTTP): the decideur picks the structure from the directory and records a favourable
-decision; the structure finds it in its inbox. Screenshots of the decision page and the
-structure's inbox at 1280 and 820 pixels wide (``SCREENSHOT_DIR=docs/screenshots`` to
+decision; the structure finds it in its inbox; a copy that could not go is on the page of
+copies to resend. Screenshots of the decision page, the structure's inbox and the copies'
+page at 1280 and 820 pixels wide (``SCREENSHOT_DIR=docs/screenshots`` to
 refresh the committed ones)."""
 
 from __future__ import annotations
@@ -91,8 +92,37 @@ def test_a_decideur_designates_the_structure_in_a_browser(served, tmp_path):
             structure.wait_for_url(f"**/structure/demandes/{cg}")
             assert ATELIER in structure.inner_text("main")
             _shoot(structure, shots, "structure-demande")
+
+            # a copy that could not go (decided on paper, no address): the page of copies
+            lost = _paper_decision_without_address(app, client, people)
+            page.click("nav >> text=Envois aux structures")
+            page.wait_for_url("**/decision/envois")
+            row = page.locator("table.demandes tr", has_text=f"n° {lost}")
+            assert "Aucune adresse" in row.inner_text()
+            assert row.locator("button", has_text="Renvoyer").count() == 1
+            _shoot(page, shots, "decision-envois")
         finally:
             browser.close()
     view = request_view(client, people, cg)
     assert view["etat"] == "structure" and view["fiche"]["president"]["structure"] == ATELIER
     assert view["avis"][-1]["commentaire"] == "Action validée par délégation."
+
+
+def _paper_decision_without_address(app, client, people) -> int:
+    """An action CG decided on paper (the desk's path) for a structure with no account and
+    no address: its copy cannot go (``echec``)."""
+    import copy
+
+    from forms_service import db
+    from forms_service.circuit import service
+    from forms_service.circuit.hooks import DESK
+    from forms_service.circuit.models import Demande
+
+    rid = to_decision(client, people, "arr3", "actions-cg")
+    with app.app_context(), db.session() as s:
+        d = s.get(Demande, rid)
+        data = copy.deepcopy(d.data)
+        data.update(decision_president="favorable", avenant="non")
+        data["president"] = {"structure": "Association Mobilité Arras"}
+        service.add_paper_avis(s, DESK, d, data)
+    return rid

@@ -255,3 +255,53 @@ def test_avis_from_paper_and_deemed_given_go_to_their_passage(ep_app):
 def access_session(s, p, session_id):
     from forms_service import access
     return access.get_ep_session(p, session_id, session=s)
+
+
+def test_the_sessions_api_lists_shows_the_agenda_and_records_an_avis(ep_app):
+    """``/api/v1/ep/sessions``: the sessions of one's territory only, a session's agenda
+    with each request's deadline, the EP's avis recorded through the API (the secretariat
+    only; 409 off the agenda), all in the OpenAPI document."""
+    app, people = ep_app
+    api = app.test_client()
+    k = people["keys"]
+    susp, reo = to_ep(api, people, "arr1", "suspension"), to_ep(api, people, "arr2", "reorientation")
+    sec = app.test_client()
+    _login(sec, "ep.arr@c.example")
+    r = _post(sec, "/ep/seances", "/ep/", date="2027-01-20", heure="14:00", lieu="MDS de l'Arrageois")
+    url = r.headers["Location"].split("?")[0]
+    sid = int(url.rsplit("/", 1)[1])
+    assert _post(sec, f"{url}/inscrire", url, demandes=str(susp)).status_code == 302
+    ep_key, other_key = headers(k["ep.arr@c.example"]), headers(k["ep.art@c.example"])
+
+    listed = api.get("/api/v1/ep/sessions", headers=ep_key)
+    assert listed.status_code == 200, listed.get_json()
+    (item,) = listed.get_json()["items"]
+    assert (item["id"], item["territoire"], item["ouverte"], item["inscrites"], item["avis"]) == (
+        sid, "arrageois", True, 1, 0)
+    assert api.get("/api/v1/ep/sessions", headers=other_key).get_json()["items"] == []
+    assert api.get(f"/api/v1/ep/sessions/{sid}", headers=other_key).status_code == 404
+
+    detail = api.get(f"/api/v1/ep/sessions/{sid}", headers=ep_key).get_json()
+    (line,) = detail["ordre_du_jour"]
+    assert (line["demande_id"], line["etat"], line["renvoi"], line["echeance"], line["delai"],
+            line["avis_ep"]) == (susp, "en_ep", "2027-01-04", "2027-02-04", "a_venir", None)
+
+    avis_url = f"/api/v1/ep/sessions/{sid}/requests/{susp}/avis"
+    body = {"choix": "favorable", "commentaire": "Suspension justifiée."}
+    # the territory's correspondant sees the session but may not give the EP's avis; a
+    # référent does not see it
+    assert api.get(f"/api/v1/ep/sessions/{sid}", headers=headers(k["corr.arr@c.example"])).status_code == 200
+    assert api.post(avis_url, json=body, headers=headers(k["corr.arr@c.example"])).status_code == 403
+    assert api.post(avis_url, json=body, headers=headers(k["ref.arr@c.example"])).status_code == 404
+    assert api.post(f"/api/v1/ep/sessions/{sid}/requests/{reo}/avis", json=body,
+                    headers=ep_key).get_json()["errors"][0]["rule"] == "non_inscrite"
+    r = api.post(avis_url, json=body, headers=ep_key)
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["etat"] == "decision" and r.get_json()["avis"][-1]["source"] == "api"
+    line = api.get(f"/api/v1/ep/sessions/{sid}", headers=ep_key).get_json()["ordre_du_jour"][0]
+    assert (line["avis_ep"]["choix"], line["avis_ep"]["source"]) == ("favorable", "api")
+    assert api.post(avis_url, json=body, headers=ep_key).status_code == 409     # given already
+
+    doc = api.get("/api/v1/openapi.json").get_json()
+    assert {"/api/v1/ep/sessions", "/api/v1/ep/sessions/{session_id}",
+            "/api/v1/ep/sessions/{session_id}/requests/{request_id}/avis"} <= set(doc["paths"])

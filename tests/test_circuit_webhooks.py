@@ -97,9 +97,10 @@ def test_a_secret_is_required_with_the_url(tmp_path):
         Settings(var_dir=tmp_path, webhook_url="http://127.0.0.1:9/x")
 
 
-def test_every_transition_is_sent_signed_retried_logged_and_replayed(make_app, tmp_path):
+def test_every_transition_is_sent_signed_retried_logged_and_replayed(make_app, tmp_path, db_url):
     with Receiver(SECRET) as receiver:
-        app = make_app(WEBHOOK_URL=receiver.url, WEBHOOK_SECRET=SECRET, WEBHOOK_RETRY_DELAY="0.5")
+        app = make_app(database_url=db_url, WEBHOOK_URL=receiver.url, WEBHOOK_SECRET=SECRET,
+                       WEBHOOK_RETRY_DELAY="0.5")
         people = seed(app)
         k, b = people["keys"], people["b"]
         k["admin@c.example"] = admin_key(app)
@@ -203,3 +204,37 @@ def _transitions(app, client, k, b, receiver):
     moved = receiver.wait(4 + len(steps))[-1]["body"]
     assert moved["transition"]["etape"] is None and moved["demande"]["etat"] == "decision"
     assert (moved["transition"]["etat_avant"], moved["transition"]["etat_apres"]) == ("en_ep", "decision")
+
+    # an event that never reached the queue (the process died between the commit and the
+    # queue: written here without the ORM, so nothing queues it): the periodic sweep queues
+    # it once, after its grace period
+    import datetime as dt
+
+    from sqlalchemy import insert
+
+    from forms_service.desk import queue as desk_queue
+    from forms_service.webhooks import sweep
+    from forms_service.webhooks.models import WebhookEvent
+
+    assert sweep._periodic in desk_queue.PERIODIC
+    settings = app.extensions["forms_service.settings"]
+    lost_at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    with app.app_context():
+        with db.get_database().engine.begin() as c:
+            lost = c.execute(insert(WebhookEvent.__table__).values(
+                demande_id=rid, event="demande.transition", body=moved_raw(receiver),
+                created_at=lost_at)).inserted_primary_key[0]
+    assert sweep.sweep(settings, now=lost_at + dt.timedelta(seconds=30)) == []   # within its grace
+    assert set(sweep.sweep(settings)) <= {lost}     # (or the worker's own minute took it)
+    assert sweep.sweep(settings) == []              # queued: not again
+    swept = receiver.wait(5 + len(steps))[-1]
+    assert swept["raw"].decode() == moved_raw(receiver) and len(receiver.received) == 5 + len(steps)
+    log = client.get("/api/v1/webhooks/events", query_string={"demande": rid},
+                     headers=headers(k["admin@c.example"])).get_json()
+    assert next(e for e in log["items"] if e["id"] == lost)["delivered"]
+
+
+def moved_raw(receiver) -> str:
+    """The body of the last transition received (the request moved on by itself)."""
+    return next(m for m in reversed(receiver.received) if m["body"]["transition"]
+                and m["body"]["transition"]["etape"] is None)["raw"].decode()

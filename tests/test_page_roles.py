@@ -20,6 +20,7 @@ PAGES = {
     "/correspondant/": {"correspondant"},
     "/ep/": {"secretariat_ep"},
     "/decision/": {"decideur"},
+    "/decision/envois": {"decideur", "agent_slai"},
     "/structure/": {"structure"},
     "/slai/": {"agent_slai"},
     "/administration/": set(),

@@ -63,6 +63,7 @@ ENDPOINT_SCOPES: dict[str, str | None] = {
     "api.audit.": "admin",
     "api.accounts.": "admin",
     "api.webhooks.": "admin",            # the webhooks' delivery log (issue 13)
+    "api.ep.": "requests",               # the EP's sessions, agenda and avis (issue 13)
     "referent.": None,
     "slai.": "desk",                     # the SLAI desk's pages: its agents' (issue 11)
     "correspondant.": "requests",        # the circuit's inboxes (issue 12)
@@ -95,6 +96,10 @@ PAGE_ROLES: dict[str, tuple[frozenset[str], str] | None] = {
             "Cette page est réservée au secrétariat de l'équipe pluridisciplinaire"),
     "decision.": (frozenset({"decideur"}),
                   "Cette page est réservée aux décideurs (par délégation du Président)"),
+    "decision.envois": (frozenset({"decideur", "agent_slai"}),
+                        "Cette page est réservée au SLAI et aux décideurs"),
+    "decision.renvoyer": (frozenset({"decideur", "agent_slai"}),
+                          "Cette page est réservée au SLAI et aux décideurs"),
     "structure.": (frozenset({"structure"}), "Cette page est réservée aux structures"),
 }
 

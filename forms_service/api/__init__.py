@@ -42,6 +42,7 @@ BLUEPRINT_MODULES = [
     "forms_service.api.batches",
     "forms_service.api.webhooks",
     "forms_service.api.render_jobs",
+    "forms_service.api.ep",              # the EP's sessions (issue 13)
 ]
 
 HealthCheck = Callable[[], dict[str, Any]]

@@ -137,6 +137,7 @@ def install() -> None:
     hooks = service.AFTER_STEP.setdefault(STEP, [])
     if on_president not in hooks:
         hooks.append(on_president)
+    structure.register()   # the queue's job that prints and sends a structure's copy
 
 
 __all__ = ["Decision", "decide", "awaiting", "structures_for", "organisme_fields",

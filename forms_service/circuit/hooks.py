@@ -63,6 +63,9 @@ def _on_record(session: Session, record) -> None:
 
 
 def on_record_stored(session: Session, record) -> None:
+    from forms_service.circuit import lone_pages
+
+    lone_pages.settle(session, record)   # a page sent back alone: not its missing pages to review
     _on_record(session, record)
 
 

@@ -128,9 +128,7 @@ def designate(s: Session, demande: Demande, outcome: service.Outcome) -> Structu
                   f"(fiche de liaison n° {demande.id}).\nMerci d'indiquer son retour (début de "
                   "la prestation, absence, réorientation...) sur votre espace structure.")))
     elif mode == "email":
-        if not s.info.get("structure_send_pending"):
-            s.info["structure_send_pending"] = True
-            event.listen(s, "after_commit", _after_commit, once=True)
+        _send_after_commit(s, demande.id)
     log.info("structure_designee", demande_id=demande.id, organisme=envoi.organisme, mode=mode)
     record_event(ACTOR, "demande.structure_designee", form_id=service.FORM_ID,
                  document_id=demande.document_id, object_type="demande", object_id=demande.id,
@@ -138,57 +136,189 @@ def designate(s: Session, demande: Demande, outcome: service.Outcome) -> Structu
     return envoi
 
 
+SEND_KEY = "forms_service.circuit.structure_copies"
+
+
+def _send_after_commit(s: Session, demande_id: int) -> None:
+    """Print and e-mail the structure's copy once the decision's transaction commits
+    (a session that commits many times, a desk worker's, keeps its listener)."""
+    s.info.setdefault(SEND_KEY, set()).add(demande_id)
+    if not event.contains(s, "after_commit", _after_commit):
+        event.listen(s, "after_commit", _after_commit)
+        event.listen(s, "after_soft_rollback", _after_rollback)
+
+
+def _after_rollback(session: Session, previous_transaction) -> None:
+    if not previous_transaction.nested:   # the decision is gone: so is its copy
+        session.info.pop(SEND_KEY, None)
+
+
 def _after_commit(session: Session) -> None:
-    """The decision is committed: print and e-mail the fiches that wait (needs the app's
-    render service: a web or API request; elsewhere they wait for ``send_pending``)."""
+    """The decision is committed: its copy is printed and e-mailed now. In a web or API
+    request, by this app's render service; elsewhere (a decision read from paper by the
+    desk's worker), by the task queue's job ``structure_send``, which a worker runs with
+    its own render service (and retries)."""
     from flask import current_app, has_app_context
 
-    session.info.pop("structure_send_pending", None)
+    ids = sorted(session.info.pop(SEND_KEY, ()))
+    if not ids:
+        return
     if has_app_context():
-        send_pending(current_app._get_current_object())
-    else:
-        log.info("structure_envoi_waits", reason="no_app")
+        for demande_id in ids:
+            send_one(current_app._get_current_object(), demande_id)
+        return
+    from forms_service.circuit.hooks import settings_now
+    from forms_service.desk.queue import get_queue
+
+    settings = settings_now()
+    for demande_id in ids:
+        try:
+            get_queue(settings).enqueue(SEND_TASK, demande_id)
+            log.info("structure_envoi_queued", demande_id=demande_id)
+        except Exception as exc:   # the queue's storage is down: the periodic job sends it
+            log.warning("structure_envoi_waits", demande_id=demande_id, exc_type=type(exc).__name__)
 
 
-def send_pending(app) -> int:
-    """Print (render service, fillable PDF) and e-mail every fiche waiting for a structure
-    without an account; returns how many left. A failure is logged and marked ``echec``."""
+class CopyNotSent(Exception):
+    """The structure's copy could not be printed (the queue's job tries again)."""
+
+
+#: The task queue's job that prints and sends one copy (``register`` puts it on the queue).
+SEND_TASK = "structure_send"
+#: What may be (re)sent: waiting, or failed (« Renvoyer », the queue's retry).
+SENDABLE = ("a_envoyer", "echec")
+
+
+def _claim(demande_id: int, states: tuple[str, ...]) -> bool:
+    """Take the copy for sending (once, whoever else tries: the web, a worker's job, the
+    periodic job): ``statut`` goes to ``envoye`` only from ``states``."""
+    from sqlalchemy import update
+
+    with db.session() as s:
+        done = s.execute(update(StructureEnvoi)
+                         .where(StructureEnvoi.demande_id == demande_id,
+                                StructureEnvoi.mode == "email",
+                                StructureEnvoi.statut.in_(states))
+                         .values(statut="envoye", sent_at=utcnow()))
+        return done.rowcount == 1
+
+
+def send_one(app, demande_id: int, *, states: tuple[str, ...] = ("a_envoyer",)) -> bool | None:
+    """Print (render service, fillable PDF: only what a structure may see) and e-mail the
+    copy of one request to its structure without an account. None when it was not to send
+    (already sent, or being sent); False when the print failed (``echec``, logged)."""
     from forms_service.circuit import mailing
     from forms_service.render.service import get_service
 
+    if not _claim(demande_id, states):
+        return None
     settings = app.extensions["forms_service.settings"]
+    with db.session() as s:
+        envoi = s.get(StructureEnvoi, demande_id)
+        demande = s.get(Demande, demande_id)
+        data, beneficiary_id, email = visible_data(demande.data), demande.beneficiary_id, envoi.email
+    try:
+        doc = get_service(app).render(service.FORM_ID, data, fmt="pdf", fillable=True, actor=ACTOR)
+    except Exception as exc:   # LibreOffice down...: marked, logged, the desk's page shows it
+        log.error("structure_envoi_failed", demande_id=demande_id, exc_type=type(exc).__name__)
+        with db.session() as s:
+            s.get(StructureEnvoi, demande_id).statut = "echec"
+        return False
+    access.link_document(doc.document_id, beneficiary_id)
+    with db.session() as s:
+        s.get(StructureEnvoi, demande_id).document_id = doc.document_id
+    mailing.send_all(settings, [Mail(
+        to=(email,), about=f"demande:{demande_id}", kind="structure_fiche",
+        subject=f"Fiche de liaison n° {demande_id} : une action CG vous est confiée",
+        body=("Bonjour,\n\nLe Président du Conseil départemental vous confie une action CG. "
+              "La fiche de liaison est jointe.\nMerci de remplir la partie réservée à la "
+              "structure (page 3) et de la renvoyer au service local (scan, ou le PDF "
+              "rempli)."),
+        attachments=(Attachment(doc.filename, "application/pdf", doc.content),))])
+    log.info("structure_envoi_sent", demande_id=demande_id, document_id=doc.document_id)
+    return True
+
+
+def send_pending(app) -> int:
+    """Every copy still waiting (``a_envoyer``: its decision's job never ran), printed and
+    sent; returns how many went. The queue's periodic job."""
     with db.session() as s:
         waiting = list(s.scalars(select(StructureEnvoi.demande_id)
                                  .where(StructureEnvoi.statut == "a_envoyer")))
-    sent = 0
-    for demande_id in waiting:
-        with db.session() as s:
-            envoi = s.get(StructureEnvoi, demande_id)
-            demande = s.get(Demande, demande_id)
-            data, beneficiary_id, email = visible_data(demande.data), demande.beneficiary_id, envoi.email
-        try:
-            doc = get_service(app).render(service.FORM_ID, data, fmt="pdf", fillable=True,
-                                          actor=ACTOR)
-        except Exception as exc:   # LibreOffice down...: marked, logged, the decideur sees it
-            log.error("structure_envoi_failed", demande_id=demande_id, exc_type=type(exc).__name__)
-            with db.session() as s:
-                s.get(StructureEnvoi, demande_id).statut = "echec"
-            continue
-        access.link_document(doc.document_id, beneficiary_id)
-        with db.session() as s:
-            envoi = s.get(StructureEnvoi, demande_id)
-            envoi.document_id, envoi.statut, envoi.sent_at = doc.document_id, "envoye", utcnow()
-        mailing.send_all(settings, [Mail(
-            to=(email,), about=f"demande:{demande_id}", kind="structure_fiche",
-            subject=f"Fiche de liaison n° {demande_id} : une action CG vous est confiée",
-            body=("Bonjour,\n\nLe Président du Conseil départemental vous confie une action CG. "
-                  "La fiche de liaison est jointe.\nMerci de remplir la partie réservée à la "
-                  "structure (page 3) et de la renvoyer au service local (scan, ou le PDF "
-                  "rempli)."),
-            attachments=(Attachment(doc.filename, "application/pdf", doc.content),))])
-        sent += 1
-        log.info("structure_envoi_sent", demande_id=demande_id, document_id=doc.document_id)
-    return sent
+    return sum(1 for demande_id in waiting if send_one(app, demande_id))
+
+
+# --------------------------------------------------------------------------- copies to resend
+
+def copies_to_watch(s: Session, p: Principal) -> list[tuple[Demande, StructureEnvoi]]:
+    """The structure copies that failed or wait (``echec``, ``a_envoyer``) of the requests
+    ``p`` may see, oldest first."""
+    stmt = (access.visible_requests(p)
+            .join(StructureEnvoi, StructureEnvoi.demande_id == Demande.id)
+            .where(StructureEnvoi.statut != "envoye")
+            .add_columns(StructureEnvoi)
+            .order_by(StructureEnvoi.created_at, Demande.id))
+    return [(d, e) for d, e in s.execute(stmt)]
+
+
+def resend(app, p: Principal, demande_id: int, email: str | None = None) -> bool:
+    """« Renvoyer » (audited): the copy printed and sent again, to ``email`` if given (a
+    structure without an address gets one). True when it went."""
+    from forms_service.errors import Conflict
+
+    with db.session() as s:
+        d = access.get_request(p, demande_id, session=s)
+        envoi = s.get(StructureEnvoi, d.id)
+        if envoi is None or envoi.statut == "envoye":
+            raise Conflict("Cette fiche a déjà été envoyée à sa structure", rule="deja_envoyee")
+        email = (email or "").strip() or envoi.email
+        if not email or "@" not in email:
+            raise BadRequest("Indiquez l'adresse e-mail de la structure", path="email",
+                             rule="structure_sans_contact")
+        before = envoi.statut
+        envoi.email, envoi.mode = email, "email"
+        if envoi.statut != "echec":
+            envoi.statut = "a_envoyer"
+        record_event(p, "demande.structure_renvoyee", form_id=service.FORM_ID,
+                     document_id=d.document_id, object_type="demande", object_id=d.id,
+                     session=s, statut_avant=before)
+    return bool(send_one(app, demande_id, states=SENDABLE))
+
+
+# --------------------------------------------------------------------------- on the queue
+
+def _worker_app(settings):
+    from forms_service.render.jobs import _worker_app as app_for   # the worker's render service
+    return app_for(settings)
+
+
+def _send_task(queue, demande_id: int) -> None:
+    """A worker's job: print and send one copy; a failed print raises (the queue retries)."""
+    app = _worker_app(queue.settings)
+    with app.app_context():
+        if send_one(app, demande_id, states=SENDABLE) is False:
+            raise CopyNotSent(demande_id)
+
+
+def _periodic(queue) -> None:
+    """Once a minute (whatever the number of workers): the copies left waiting."""
+    with db.session(queue.settings) as s:
+        waiting = s.scalar(select(StructureEnvoi.demande_id)
+                           .where(StructureEnvoi.statut == "a_envoyer").limit(1))
+    if waiting is None:
+        return
+    app = _worker_app(queue.settings)
+    with app.app_context():
+        send_pending(app)
+
+
+def register() -> None:
+    """The job and the periodic job on the desk's queue (``circuit.hooks.install``)."""
+    from forms_service.desk import queue as desk_queue
+
+    desk_queue.HANDLERS[SEND_TASK] = _send_task
+    if _periodic not in desk_queue.PERIODIC:
+        desk_queue.periodic(_periodic)
 
 
 # --------------------------------------------------------------------------- the structure's side
@@ -227,6 +357,7 @@ def record_return(s: Session, p: Principal, demande_id: int, choix: str, *,
                                fields=fields)
 
 
-__all__ = ["designate", "send_pending", "visible_data", "match_organisme", "accounts_of",
+__all__ = ["designate", "send_one", "send_pending", "resend", "copies_to_watch",
+           "register", "visible_data", "match_organisme", "accounts_of",
            "inbox", "get_sent", "record_return", "VISIBLE_SECTIONS",
            "RETURN_NEEDS"]

@@ -57,11 +57,45 @@ def decider(request_id: int):
         if exc.http_status == 404:
             raise
         return _page(errors={request_id: exc.problems[0].message}, values={request_id: f})
-    mailing.send_all(_settings(), mails)
-    # fiches still waiting for a structure without an account (a decision read from paper
-    # by the desk's worker, which has no render service): printed and sent now
-    structure.send_pending(current_app._get_current_object())
+    mailing.send_all(_settings(), mails)   # (a structure's copy left at the commit: structure.py)
     return redirect(url_for(".liste", enregistre=request_id))
+
+
+@bp.get("/envois")
+def envois():
+    return _copies_page()
+
+
+@bp.post("/envois/<int:request_id>")
+def renvoyer(request_id: int):
+    """« Renvoyer » a structure's copy that failed or waits (audited), to the address kept
+    or one entered (a structure that had none)."""
+    p = current_principal()
+    if not DecisionForm().validate_on_submit():
+        return _copies_page(error="Le formulaire a expiré : rechargez la page et recommencez.")
+    try:
+        sent = structure.resend(current_app._get_current_object(), p, request_id,
+                                request.form.get("email"))
+    except FormsError as exc:
+        if exc.http_status == 404:
+            raise
+        return _copies_page(error=exc.problems[0].message, status=exc.http_status)
+    if not sent:
+        return _copies_page(error=f"La fiche n° {request_id} n'a pas pu être imprimée : "
+                                  "réessayez plus tard.", status=503)
+    return redirect(url_for(".envois", renvoye=request_id))
+
+
+def _copies_page(error: str | None = None, status: int = 200):
+    p = current_principal()
+    with db.session() as s:
+        rows = [{"id": d.id, "types": d.types, "territoire": d.territoire, "mode": e.mode,
+                 "statut": e.statut, "email": e.email or "", "since": e.created_at,
+                 "structure": (d.data.get("president") or {}).get("structure") or "—"}
+                for d, e in structure.copies_to_watch(s, p)]
+    return render_template("decision_envois.html", rows=rows, form=DecisionForm(), m=machine(),
+                           error=error, resent=request.args.get("renvoye", type=int),
+                           outbox=notify.outbox_mode(_settings())), status
 
 
 def _page(errors: dict | None = None, values: dict | None = None):

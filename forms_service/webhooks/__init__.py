@@ -10,6 +10,8 @@
 - ``delivery``: the queue task (``webhooks.deliver``, retried with backoff: what a worker runs);
 - ``dispatch``: events handed to the queue, and replay (a new delivery of the same event,
   audited);
+- ``sweep``: the periodic job that queues again the events that never reached the queue
+  (``queued_at``, migration 0014);
 - ``log``: the delivery log read back (API ``/api/v1/webhooks/events``, page
   ``/administration/webhooks``).
 

@@ -1,6 +1,7 @@
 """Handing webhook events to the task queue, and replaying one.
 
-    enqueue(settings, event_id)                 # after the transition's commit (events.py)
+    enqueue(settings, event_id)                 # after the transition's commit (events.py);
+                                                # marks it queued (``queued_at``)
     replay(principal, event_id, settings)       # a new delivery of the same event (audited)
 
 The queue's task itself is :mod:`.delivery` (``webhooks.deliver``).
@@ -33,8 +34,24 @@ def enqueue(settings: Settings | None, event_id: int, *, requested_by: str = SYS
     except Exception as exc:   # the queue's storage is down: the log shows it never left
         log.error("webhook_queue_unavailable", event_id=event_id, exc_type=type(exc).__name__)
         return None
+    _mark_queued(settings, event_id)
     log.info("webhook_queued", event_id=event_id, delivery=delivery)
     return delivery
+
+
+def _mark_queued(settings: Settings, event_id: int) -> None:
+    """The event is on the queue: the sweep leaves it (``webhook_event.queued_at``)."""
+    from sqlalchemy import update
+
+    from forms_service.db.models import utcnow
+
+    try:
+        with db.session(settings) as s:
+            s.execute(update(WebhookEvent).where(WebhookEvent.id == event_id,
+                                                 WebhookEvent.queued_at.is_(None))
+                      .values(queued_at=utcnow()))
+    except Exception as exc:   # the database is down: the sweep may send it twice, never lose it
+        log.warning("webhook_not_marked_queued", event_id=event_id, exc_type=type(exc).__name__)
 
 
 def replay(principal, event_id: int, settings: Settings) -> str:

@@ -4,6 +4,8 @@
   exact JSON sent (ids, codes, states, step, choice, timestamps: no personal data), made
   once in the transaction that changed the state, so every attempt and replay sends the
   same bytes.
+  ``queued_at``: when it was handed to the task queue (the sweep queues again an event
+  that never was: ``forms_service.webhooks.sweep``).
 - ``WebhookDelivery``: the delivery log, one row per HTTP attempt: which delivery (the
   first sending, or a replay: its own ``delivery`` id), its attempt number, the status
   code or the error, when it started and ended, and who asked for a replay.
@@ -13,8 +15,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (CheckConstraint, DateTime, ForeignKey, Integer, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint, text)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from forms_service.db.models import Base, utcnow
@@ -22,6 +24,9 @@ from forms_service.db.models import Base, utcnow
 
 class WebhookEvent(Base):
     __tablename__ = "webhook_event"
+    __table_args__ = (Index("ix_webhook_event_unqueued", "created_at",
+                            postgresql_where=text("queued_at IS NULL"),
+                            sqlite_where=text("queued_at IS NULL")),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     #: The request it is about (kept when the request is deleted: the log outlives it).
@@ -31,6 +36,8 @@ class WebhookEvent(Base):
     event: Mapped[str] = mapped_column(String(64))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    #: When it was handed to the task queue (migration 0014); never: the sweep queues it.
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     deliveries: Mapped[list[WebhookDelivery]] = relationship(
         back_populates="webhook_event", order_by="WebhookDelivery.id", lazy="selectin",
