@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import unicodedata
+from datetime import timedelta
 
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
@@ -189,28 +190,43 @@ SEND_TASK = "structure_send"
 SENDABLE = ("a_envoyer", "echec")
 
 
-def _claim(demande_id: int, states: tuple[str, ...]) -> bool:
-    """Take the copy for sending (once, whoever else tries: the web, a worker's job, the
-    periodic job): ``statut`` goes to ``envoye`` only from ``states``."""
-    from sqlalchemy import update
+#: A copy taken for sending whose print never got its document after this long was taken
+#: by a process that died (``kill -9`` mid-print): the periodic job takes it again.
+STALE_CLAIM = timedelta(minutes=10)
 
+
+def _claim(demande_id: int, states: tuple[str, ...], *, retake_stale: bool = False) -> bool:
+    """Take the copy for sending (once, whoever else tries: the web, a worker's job, the
+    periodic job): ``statut`` goes to ``envoye`` only from ``states`` — or, with
+    ``retake_stale``, from a claim older than :data:`STALE_CLAIM` that never got its
+    document (its process died before the e-mail was queued)."""
+    from sqlalchemy import and_, or_, update
+
+    now = utcnow()
+    takeable = StructureEnvoi.statut.in_(states)
+    if retake_stale:
+        takeable = or_(takeable, and_(StructureEnvoi.statut == "envoye",
+                                      StructureEnvoi.document_id.is_(None),
+                                      StructureEnvoi.sent_at < now - STALE_CLAIM))
     with db.session() as s:
         done = s.execute(update(StructureEnvoi)
                          .where(StructureEnvoi.demande_id == demande_id,
-                                StructureEnvoi.mode == "email",
-                                StructureEnvoi.statut.in_(states))
-                         .values(statut="envoye", sent_at=utcnow()))
+                                StructureEnvoi.mode == "email", takeable)
+                         .values(statut="envoye", sent_at=now))
         return done.rowcount == 1
 
 
-def send_one(app, demande_id: int, *, states: tuple[str, ...] = ("a_envoyer",)) -> bool | None:
+def send_one(app, demande_id: int, *, states: tuple[str, ...] = ("a_envoyer",),
+             retake_stale: bool = False) -> bool | None:
     """Print (render service, fillable PDF: only what a structure may see) and e-mail the
     copy of one request to its structure without an account. None when it was not to send
-    (already sent, or being sent); False when the print failed (``echec``, logged)."""
+    (already sent, or being sent); False when the print failed (``echec``, logged). The
+    e-mail is on the queue before the copy records its document: a process killed between
+    the two sends it again (the periodic job), never loses it."""
     from forms_service.circuit import mailing
     from forms_service.render.service import get_service
 
-    if not _claim(demande_id, states):
+    if not _claim(demande_id, states, retake_stale=retake_stale):
         return None
     settings = app.extensions["forms_service.settings"]
     with db.session() as s:
@@ -225,8 +241,6 @@ def send_one(app, demande_id: int, *, states: tuple[str, ...] = ("a_envoyer",)) 
             s.get(StructureEnvoi, demande_id).statut = "echec"
         return False
     access.link_document(doc.document_id, beneficiary_id)
-    with db.session() as s:
-        s.get(StructureEnvoi, demande_id).document_id = doc.document_id
     mailing.send_all(settings, [Mail(
         to=(email,), about=f"demande:{demande_id}", kind="structure_fiche",
         subject=f"Fiche de liaison n° {demande_id} : une action CG vous est confiée",
@@ -235,17 +249,25 @@ def send_one(app, demande_id: int, *, states: tuple[str, ...] = ("a_envoyer",)) 
               "structure (page 3) et de la renvoyer au service local (scan, ou le PDF "
               "rempli)."),
         attachments=(Attachment(doc.filename, "application/pdf", doc.content),))])
+    with db.session() as s:
+        s.get(StructureEnvoi, demande_id).document_id = doc.document_id
     log.info("structure_envoi_sent", demande_id=demande_id, document_id=doc.document_id)
     return True
 
 
 def send_pending(app) -> int:
-    """Every copy still waiting (``a_envoyer``: its decision's job never ran), printed and
-    sent; returns how many went. The queue's periodic job."""
+    """Every copy still waiting (``a_envoyer``: its decision's job never ran; or taken by a
+    process that died mid-print), printed and sent; returns how many went. The queue's
+    periodic job."""
+    from sqlalchemy import and_, or_
+
+    stale = and_(StructureEnvoi.statut == "envoye", StructureEnvoi.document_id.is_(None),
+                 StructureEnvoi.sent_at < utcnow() - STALE_CLAIM)
     with db.session() as s:
         waiting = list(s.scalars(select(StructureEnvoi.demande_id)
-                                 .where(StructureEnvoi.statut == "a_envoyer")))
-    return sum(1 for demande_id in waiting if send_one(app, demande_id))
+                                 .where(StructureEnvoi.mode == "email",
+                                        or_(StructureEnvoi.statut == "a_envoyer", stale))))
+    return sum(1 for demande_id in waiting if send_one(app, demande_id, retake_stale=True))
 
 
 # --------------------------------------------------------------------------- copies to resend
