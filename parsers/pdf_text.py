@@ -612,6 +612,25 @@ REEXPORTED_TEXT = ("Document sans le pied de page du service (DOCX modifié puis
                    "texte à vérifier d'après le document")
 
 
+def read_relocated_texts(fd: FormDefinition, pages: list[PageText], layout: dict | None,
+                         settings: Settings) -> dict[str, Reading]:
+    """Text zones of a PDF whose lines moved (:mod:`parsers.pdf_relocate`): those placed
+    again by their labels are read; the others go to review (REEXPORTED_TEXT)."""
+    from . import pdf_relocate
+
+    if not layout:
+        return {}
+    zones = [z for z in layout.get("zones", []) if z["kind"] == "text"]
+    blank = pdf_relocate.blank_runs(settings.templates_dir, fd.id, layout.get("template_version"))
+    moved = pdf_relocate.relocate(zones, blank, pdf_relocate.runs(pages)) if blank else {}
+    readings = read_texts(fd, pages, {"zones": list(moved.values())})
+    for i, z in enumerate(zones):
+        if i not in moved and field_of(fd, z["path"]) is not None:
+            readings[z["path"]] = Reading(None, 0.0, True, [{"page": z["page"], "bbox": z["bbox"]}],
+                                          REEXPORTED_TEXT)
+    return readings
+
+
 def parse_pdf_text(data: bytes, store: Store) -> dict | None:
     """Readings of a digital PDF, or None when it has no text layer (a scan).
 
@@ -629,17 +648,18 @@ def parse_pdf_text(data: bytes, store: Store) -> dict | None:
     except UnknownForm:
         raise BadDocument(f"Formulaire inconnu « {ident['form']} »", rule="formulaire_non_reconnu") from None
     readings, unsure = read_boxes(fd, found, store.settings)
-    layout = store.layout_for(fd, ident["version"], ident["document_id"])
-    if layout:   # where this very PDF printed its boxes (data can move them from the blank's)
-        layout = fit_layout(layout, [(g.page, g.bbox) for g in found])
-    texts = read_texts(fd, pages, layout)
+    blank_layout = store.layout_for(fd, ident["version"], ident["document_id"])
+    layout = None
+    if blank_layout:   # where this very PDF printed its boxes (data can move them from the blank's)
+        layout = fit_layout(blank_layout, [(g.page, g.bbox) for g in found])
     if ident["identified_by"] == "content":
         # no footer of ours: a DOCX edited and exported again (or printed to PDF
         # elsewhere): its lines moved, so the layout's zones may hold other text or none
-        # (issue 15: 2 to 57 fields confidently wrong); boxes are matched by their labels
-        texts = {k: v if v.needs_review else Reading(v.value, min(v.confidence, 0.5), True, v.evidence,
-                                                         REEXPORTED_TEXT)
-                 for k, v in texts.items()}
+        # (issue 15: 2 to 57 fields confidently wrong). Boxes are matched by their labels;
+        # text zones are placed again by the labels around them, else go to review
+        texts = read_relocated_texts(fd, pages, blank_layout, store.settings)
+    else:
+        texts = read_texts(fd, pages, layout)
     readings.update({k: v for k, v in texts.items() if k not in readings})
     return {"form": fd, "template_version": ident["version"], "document_id": ident["document_id"],
             "readings": readings, "page_count": len(pages), "identified_by": ident["identified_by"]}

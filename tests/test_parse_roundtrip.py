@@ -881,10 +881,6 @@ def test_round_trip_matrix_every_field_right_or_flagged(round_trips, rt_app, for
         pytest.skip(missing)
     pdf, issued = round_trips(form_id, client)[state]
     data = sample(form_id)
-    import os  # DEBUG
-    if os.environ.get("S4_DUMP"):
-        Path(os.environ["S4_DUMP"]).mkdir(exist_ok=True)
-        Path(os.environ["S4_DUMP"], f"{form_id}-{client}-{state}.pdf").write_bytes(pdf)
     result = parse(rt_app, [(f"{form_id}-{client}-{state}.pdf", pdf)], reconcile=False)
     if state == "filled":
         record = one_record(result, "acroform")
@@ -901,3 +897,20 @@ def test_round_trip_matrix_every_field_right_or_flagged(round_trips, rt_app, for
     boxes = box_paths_of(issued.layout)
     assert not {p for p in differences(record, want) if _on_box(p, boxes)}
     assert not {p for p in boxes if record["fields"].get(p, {}).get("needs_review")}, review_report(record)
+    if state == "docx-edited":   # its text zones placed again by their labels: most are read
+        fd = catalogue.get(form_id)
+        texts = [p for p in record["fields"] if not _on_box(p, boxes) and fd.field(p) is not None
+                 and fd.field(p).type not in ("bool", "multi", "choice") and not p.endswith(".signee")]
+        read = [p for p in texts if not record["fields"][p]["needs_review"]]
+        assert len(read) >= DOCX_TEXT_READ_AT_LEAST[form_id] * len(texts), review_report(record)
+    if form_id == "cerp" and state == "flattened":
+        # issue 15 replay: a date clipped by its widget left a digit read into the next
+        # zone, confidently (« 1Point sur les candidatures »)
+        objet = record["fields"]["prochains_rdv.0.objet"]
+        assert (objet["value"], objet["needs_review"]) == ("Point sur les candidatures", False)
+
+
+#: The share of a re-exported DOCX's text fields read (placed again by their labels), the
+#: rest flagged. Measured: fiche de liaison 61/62, EDE 14/14, DSP 23/24, CERS 41/64, CERP
+#: 56/103 (table rows whose values wrap grow, so their zones cannot be placed: flagged).
+DOCX_TEXT_READ_AT_LEAST = {"fiche-liaison": 0.9, "annexe-3": 0.9, "annexe-2": 0.9, "cers": 0.55, "cerp": 0.5}
