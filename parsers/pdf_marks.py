@@ -87,13 +87,19 @@ def _own_texts(form, index: int, owners: dict[int, int], depth: int = 0) -> None
             _own_texts(child, index, owners, depth + 1)
 
 
+#: FPDFText_GetTextObject answering the object's address (an int), not a ctypes pointer:
+#: called once per char of a flattened page, the pointer's cast would double the reading
+_text_object_address = ctypes.cast(pdfium_c.FPDFText_GetTextObject,
+                                   ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int))
+
+
 def text_owner(textpage, char_index: int, owners: dict[int, int]) -> int | None:
     """The flattened widget (index in :func:`drawn_objects`' second array) that drew a char
-    of the text page, or None (the page's own text: labels, printed values)."""
+    of the text page (a raw FPDF_TEXTPAGE), or None (the page's own text: labels, printed
+    values)."""
     if not owners:
         return None
-    obj = pdfium_c.FPDFText_GetTextObject(textpage, char_index)
-    return owners.get(_address(obj)) if obj else None
+    return owners.get(_text_object_address(textpage, char_index))
 
 
 def covered(bbox: list[float], rects: np.ndarray | None) -> bool:
