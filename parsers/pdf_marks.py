@@ -37,18 +37,22 @@ INTERIOR = 0.25
 MAX_OBJECT_AREA = 500.0
 
 
-def drawn_objects(page) -> tuple[np.ndarray, np.ndarray]:
+def drawn_objects(page) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
     """Of a PDFium page (open), the bboxes (n×4, top-left origin, PDF points) of
 
     - its top-level paths, images, shadings and form XObjects small enough to be a mark
       in a box (what may be drawn over a ☐);
-    - its form XObjects smaller than a quarter of the page: the appearances of flattened
-      widgets, text fields included (the service's own stamps cover the page).
+    - its form XObjects that do not cover the page: the appearances of flattened widgets,
+      text fields included (the service's own stamps cover the page; a widget's bounds
+      are those of what it draws: a long value on one line stretches them);
+
+    and which of those widgets drew each text object (address of the PDFium text object →
+    index in the second array; :func:`text_owner` reads it for a char).
     """
     w, h = page.get_size()
     left, bottom, right, top = (ctypes.c_float() for _ in range(4))
     refs = [ctypes.byref(v) for v in (left, bottom, right, top)]
-    marks, forms = [], []
+    marks, forms, owners = [], [], {}
     for j in range(pdfium_c.FPDFPage_CountObjects(page)):
         obj = pdfium_c.FPDFPage_GetObject(page, j)
         kind = pdfium_c.FPDFPageObj_GetType(obj)
@@ -60,9 +64,42 @@ def drawn_objects(page) -> tuple[np.ndarray, np.ndarray]:
         area = (right.value - left.value) * (top.value - bottom.value)
         if area <= MAX_OBJECT_AREA:
             marks.append(rect)
-        if kind == _FORM and area < 0.25 * w * h:
+        if kind == _FORM and not (right.value - left.value >= 0.8 * w and top.value - bottom.value >= 0.8 * h):
+            _own_texts(obj, len(forms), owners)
             forms.append(rect)
-    return np.array(marks, float).reshape(-1, 4), np.array(forms, float).reshape(-1, 4)
+    return np.array(marks, float).reshape(-1, 4), np.array(forms, float).reshape(-1, 4), owners
+
+
+def _address(obj) -> int:
+    return ctypes.cast(obj, ctypes.c_void_p).value or 0
+
+
+def _own_texts(form, index: int, owners: dict[int, int], depth: int = 0) -> None:
+    """Mark every text object inside a form XObject (nested forms included) as its."""
+    if depth > 8:
+        return
+    for k in range(pdfium_c.FPDFFormObj_CountObjects(form)):
+        child = pdfium_c.FPDFFormObj_GetObject(form, k)
+        kind = pdfium_c.FPDFPageObj_GetType(child)
+        if kind == _TEXT:
+            owners[_address(child)] = index
+        elif kind == _FORM:
+            _own_texts(child, index, owners, depth + 1)
+
+
+#: FPDFText_GetTextObject answering the object's address (an int), not a ctypes pointer:
+#: called once per char of a flattened page, the pointer's cast would double the reading
+_text_object_address = ctypes.cast(pdfium_c.FPDFText_GetTextObject,
+                                   ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int))
+
+
+def text_owner(textpage, char_index: int, owners: dict[int, int]) -> int | None:
+    """The flattened widget (index in :func:`drawn_objects`' second array) that drew a char
+    of the text page (a raw FPDF_TEXTPAGE), or None (the page's own text: labels, printed
+    values)."""
+    if not owners:
+        return None
+    return owners.get(_text_object_address(textpage, char_index))
 
 
 def covered(bbox: list[float], rects: np.ndarray | None) -> bool:
@@ -76,6 +113,29 @@ def covered(bbox: list[float], rects: np.ndarray | None) -> bool:
     area = max((x1 - x0) * (y1 - y0), 1e-6)
     size = (rects[:, 2] - rects[:, 0]) * (rects[:, 3] - rects[:, 1])
     return bool(((ix * iy >= 0.5 * area) & (size <= 4 * area)).any())
+
+
+def widget_over(bbox: list[float], rects: np.ndarray | None) -> int | None:
+    """The flattened widget drawn where a zone is (index in ``rects``), or None.
+
+    A widget's bounds are those of what it draws, from its own corner: a long value that
+    pdf-lib or pypdf clipped stretches its widget over the next cells, and an empty
+    widget draws nothing. So the zone's widget is one whose top-left corner lies in the
+    zone and which covers part of it: the one whose corner is nearest the zone's.
+    """
+    if rects is None or not len(rects):
+        return None
+    x0, y0, x1, y1 = bbox
+    tol = 3.0
+    corner_in = (rects[:, 0] >= x0 - tol) & (rects[:, 0] <= x1) & (rects[:, 1] >= y0 - tol) & (rects[:, 1] <= y1)
+    ix = np.clip(np.minimum(rects[:, 2], x1) - np.maximum(rects[:, 0], x0), 0, None)
+    iy = np.clip(np.minimum(rects[:, 3], y1) - np.maximum(rects[:, 1], y0), 0, None)
+    size = np.maximum((rects[:, 2] - rects[:, 0]) * (rects[:, 3] - rects[:, 1]), 1e-6)
+    ok = np.nonzero(corner_in & (ix * iy >= 0.3 * np.minimum(max((x1 - x0) * (y1 - y0), 1e-6), size)))[0]
+    if not len(ok):
+        return None
+    dist = np.hypot(rects[ok, 0] - x0, rects[ok, 1] - y0)
+    return int(ok[np.argmin(dist)])
 
 
 def _reaches(rects: np.ndarray, inner: np.ndarray, areas: np.ndarray, max_ratio: float) -> bool:

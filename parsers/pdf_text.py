@@ -51,6 +51,9 @@ class Char:
     #: comma hangs below the line, an accented capital rises above it)
     baseline: float | None = None
     size: float | None = None
+    #: the flattened widget that drew the char (index in ``PageText.widgets``), or None: a
+    #: widget's text is its field's value, whole, even where the widget clipped it
+    owner: int | None = None
 
 
 @dataclass
@@ -86,6 +89,7 @@ def extract(data: bytes, max_pages: int = 200) -> list[PageText]:
             n = tp.count_chars()
             text = tp.get_text_range(0, n) if n else ""
             pt = PageText(i + 1, w, h)
+            pt.drawn, pt.widgets, owners = pdf_marks.drawn_objects(page)
             ox, oy = ctypes.c_double(), ctypes.c_double()
             for j in range(min(n, len(text))):
                 ch = text[j]
@@ -96,9 +100,9 @@ def extract(data: bytes, max_pages: int = 200) -> list[PageText]:
                 if pdfium_c.FPDFText_GetCharOrigin(tp, j, ctypes.byref(ox), ctypes.byref(oy)):
                     base = h - oy.value
                 size = pdfium_c.FPDFText_GetFontSize(tp, j) or None
-                pt.chars.append(Char(ch, left, h - top, right, h - bottom, base, size))
+                pt.chars.append(Char(ch, left, h - top, right, h - bottom, base, size,
+                                     pdf_marks.text_owner(tp, j, owners)))
             tp.close()
-            pt.drawn, pt.widgets = pdf_marks.drawn_objects(page)
             page.close()
             pages.append(pt)
         return pages
@@ -411,7 +415,7 @@ class ZoneText:
 
 
 def zone_text(page: PageText, bbox: list[float], others: list[list[float]] = (), *,
-              flattened: bool = False) -> ZoneText:
+              flattened: bool = False, widget: int | None = None) -> ZoneText:
     """The text of a zone, top to bottom, with a doubt when it is not certainly whole.
 
     A run of text that starts in the zone is the zone's, whole: a value a widget clipped (a
@@ -423,16 +427,28 @@ def zone_text(page: PageText, bbox: list[float], others: list[list[float]] = (),
     to the next. Doubts: texts drawn over each other; and for a value drawn by a flattened
     widget (``flattened``), whose writer wraps lines its own way, a line that may break a
     word (no space where it wraps) or the text going on under the zone.
+
+    ``widget``: the flattened widget drawn over the zone (index in ``page.widgets``), when
+    the chars say which widget drew them (:func:`pdf_marks.text_owner`): the zone's text is
+    then that widget's, whole, and nothing else (pdf-lib clips a long value by a clip path
+    only, so it runs over the next cells: their texts interleave with it); the text drawn
+    by other widgets is never read into a zone that is not theirs.
     """
+    if widget is not None:
+        own = [c for c in page.chars if c.owner == widget]
+        if any(c.text.strip() for c in own):
+            return _widget_text(own)
     x0, y0, x1, y1 = bbox
 
     def starts_in(c: Char, b) -> bool:
         return b[0] - 0.5 <= (c.x0 + c.x1) / 2 <= b[2] + 0.5 and b[1] - 0.5 <= _mid(c) <= b[3] + 0.5
 
     mids = page.mids()
-    band = [page.chars[i] for i in np.nonzero((mids >= y0 - 0.5) & (mids <= y1 + 0.5))[0]]
+    band = [page.chars[i] for i in np.nonzero((mids >= y0 - 0.5) & (mids <= y1 + 0.5))[0]
+            if page.chars[i].owner is None]   # (a widget's text is its own zone's)
     others = [o for o in others if o[1] <= y1 + 0.5 and o[3] >= y0 - 0.5]   # those beside it
     kept: list[list[Char]] = []
+    cut = False
     for line in _by_baseline(band):
         chars: list[Char] = []
         for run in _runs(line):
@@ -442,10 +458,13 @@ def zone_text(page: PageText, bbox: list[float], others: list[list[float]] = (),
                 continue
             else:
                 take = run[next((i for i, c in enumerate(run) if (c.x0 + c.x1) / 2 >= x0 - 0.5), len(run)):]
-            chars += _within(take, x0, x1)
+            within = _within(take, x0, x1)
+            chars += within
+            if len(within) < len(take) and within and within[-1].x1 > x1 + 0.5 * OVERFLOW_SIZES * (within[-1].size or 6):
+                cut = True   # a run so long it was cut at OVERFLOW_SIZES past the edge
         if chars:
             kept.append(chars)
-    doubt = None
+    doubt = "Texte plus long que sa zone, coupé à la lecture : à vérifier d'après le document" if cut else None
     raw = ["".join(c.text for c in line) for line in kept]
     for line in kept:
         ink = [c for c in line if c.text.strip()]
@@ -480,6 +499,39 @@ def zone_text(page: PageText, bbox: list[float], others: list[list[float]] = (),
         else:
             out.append(t)
     return ZoneText([t.replace("\ufffe", "-") for t in out], doubt)
+
+
+def _widget_text(chars: list[Char]) -> ZoneText:
+    """The text one flattened widget drew, line by line, whole (its writer's own lines).
+
+    A line wrapped after a hyphen is joined without a space (pdftk breaks « médico-social »
+    there); a line wrapped between two letters is a doubt: pdf-lib drops the space it
+    wraps at, pdftk cuts a word where the line is full (« Logistiq » « ue »), and the text
+    cannot tell which.
+    """
+    found = [line for line in _by_baseline(chars) if "".join(c.text for c in line).strip()]
+    raw = ["".join(c.text for c in line) for line in found]
+    doubt = None
+    for a, b in zip(raw, raw[1:]):
+        b = b.lstrip()
+        if a and b and a[-1].isalpha() and b[0].isalpha():   # no space, no hyphen at the wrap
+            doubt = "Retour à la ligne peut-être au milieu d'un mot : à vérifier"
+    for line in found:
+        ink = [c for c in line if c.text.strip()]
+        if any(b.x0 < a.x1 - 0.5 * (a.x1 - a.x0) and abs(b.x0 - a.x0) > 0.05 for a, b in zip(ink, ink[1:])):
+            doubt = doubt or "Textes superposés : à vérifier d'après le document"
+    out: list[str] = []
+    for t in (r.strip().replace("\ufffe", "-") for r in raw):
+        if out and out[-1].endswith("-") and t[:1].isalpha() and raw_ends_in_word(out[-1]):
+            out[-1] += t
+        else:
+            out.append(t)
+    return ZoneText(out, doubt)
+
+
+def raw_ends_in_word(text: str) -> bool:
+    """« médico- » (a hyphen after a letter) ends inside a compound word; « - » alone does not."""
+    return len(text) >= 2 and text[-2].isalpha()
 
 
 def _lines(page: PageText, bbox: list[float] | None = None) -> list[str]:
@@ -522,7 +574,10 @@ def read_texts(fd: FormDefinition, pages: list[PageText], layout: dict | None) -
         if f is None or page is None:
             continue
         others = [o["bbox"] for o in layout["zones"] if o is not z and o["page"] == z["page"] and o["kind"] == "text"]
-        zt = zone_text(page, z["bbox"], others, flattened=pdf_marks.covered(z["bbox"], page.widgets))
+        widget = pdf_marks.widget_over(z["bbox"], page.widgets) if any(c.owner is not None for c in page.chars) \
+            else None
+        zt = zone_text(page, z["bbox"], others, widget=widget,
+                       flattened=widget is not None or pdf_marks.covered(z["bbox"], page.widgets))
         value, label_doubt = _value_from_zone(f, zt.text)
         if label_doubt:
             readings[z["path"]] = Reading(None, 0.0, True, [{"page": z["page"], "bbox": z["bbox"]}], label_doubt)
@@ -532,7 +587,8 @@ def read_texts(fd: FormDefinition, pages: list[PageText], layout: dict | None) -
             if not value:
                 readings[z["path"]] = Reading(None, 1.0, evidence=ev)
             else:
-                d = parse_date(value)
+                # a date a writer wrapped inside its narrow cell (pdftk: « 01/04/20 » « 11 »)
+                d = parse_date(value) or (parse_date("".join(zt.lines)) if len(zt.lines) > 1 else None)
                 readings[z["path"]] = Reading(d, 1.0, evidence=ev) if d else \
                     Reading(None, 0.0, True, ev, f"Date illisible « {value[:20]} »")
         elif f.type == "code":
@@ -556,6 +612,25 @@ REEXPORTED_TEXT = ("Document sans le pied de page du service (DOCX modifié puis
                    "texte à vérifier d'après le document")
 
 
+def read_relocated_texts(fd: FormDefinition, pages: list[PageText], layout: dict | None,
+                         settings: Settings) -> dict[str, Reading]:
+    """Text zones of a PDF whose lines moved (:mod:`parsers.pdf_relocate`): those placed
+    again by their labels are read; the others go to review (REEXPORTED_TEXT)."""
+    from . import pdf_relocate
+
+    if not layout:
+        return {}
+    zones = [z for z in layout.get("zones", []) if z["kind"] == "text"]
+    blank = pdf_relocate.blank_runs(settings.templates_dir, fd.id, layout.get("template_version"))
+    moved = pdf_relocate.relocate(zones, blank, pdf_relocate.runs(pages)) if blank else {}
+    readings = read_texts(fd, pages, {"zones": list(moved.values())})
+    for i, z in enumerate(zones):
+        if i not in moved and field_of(fd, z["path"]) is not None:
+            readings[z["path"]] = Reading(None, 0.0, True, [{"page": z["page"], "bbox": z["bbox"]}],
+                                          REEXPORTED_TEXT)
+    return readings
+
+
 def parse_pdf_text(data: bytes, store: Store) -> dict | None:
     """Readings of a digital PDF, or None when it has no text layer (a scan).
 
@@ -573,17 +648,18 @@ def parse_pdf_text(data: bytes, store: Store) -> dict | None:
     except UnknownForm:
         raise BadDocument(f"Formulaire inconnu « {ident['form']} »", rule="formulaire_non_reconnu") from None
     readings, unsure = read_boxes(fd, found, store.settings)
-    layout = store.layout_for(fd, ident["version"], ident["document_id"])
-    if layout:   # where this very PDF printed its boxes (data can move them from the blank's)
-        layout = fit_layout(layout, [(g.page, g.bbox) for g in found])
-    texts = read_texts(fd, pages, layout)
+    blank_layout = store.layout_for(fd, ident["version"], ident["document_id"])
+    layout = None
+    if blank_layout:   # where this very PDF printed its boxes (data can move them from the blank's)
+        layout = fit_layout(blank_layout, [(g.page, g.bbox) for g in found])
     if ident["identified_by"] == "content":
         # no footer of ours: a DOCX edited and exported again (or printed to PDF
         # elsewhere): its lines moved, so the layout's zones may hold other text or none
-        # (issue 15: 2 to 57 fields confidently wrong); boxes are matched by their labels
-        texts = {k: v if v.needs_review else Reading(v.value, min(v.confidence, 0.5), True, v.evidence,
-                                                         REEXPORTED_TEXT)
-                 for k, v in texts.items()}
+        # (issue 15: 2 to 57 fields confidently wrong). Boxes are matched by their labels;
+        # text zones are placed again by the labels around them, else go to review
+        texts = read_relocated_texts(fd, pages, blank_layout, store.settings)
+    else:
+        texts = read_texts(fd, pages, layout)
     readings.update({k: v for k, v in texts.items() if k not in readings})
     return {"form": fd, "template_version": ident["version"], "document_id": ident["document_id"],
             "readings": readings, "page_count": len(pages), "identified_by": ident["identified_by"]}

@@ -7,6 +7,9 @@ zone's edge, both with confidence 1.0.
 
 from __future__ import annotations
 
+import numpy as np
+
+from parsers import pdf_marks
 from parsers.pdf_text import Char, PageText, zone_text
 
 SIZE = 9.0
@@ -54,3 +57,61 @@ def test_texts_drawn_over_each_other_are_flagged():
     write(page, "Prendre", 101.0, 110.0)
     write(page, "convenu.", 103.0, 110.0)
     assert zone_text(page, zone).doubt.startswith("Textes superposés")
+
+
+def test_a_flattened_widgets_text_is_read_whole_by_its_owner_not_its_neighbours():
+    """Issue 15 (pdf-lib, CERS and CERP tables): a widget clips a long value by a clip path
+    only, so its text runs over the next cell's, interleaved. Each char knows the widget
+    that drew it (Char.owner): the zone reads its own widget's text, whole, and only it."""
+    page = PageText(1, 595, 842)
+    organismes, date = [100.0, 100.0, 150.0, 112.0], [152.0, 100.0, 200.0, 112.0]
+    write(page, "Maison du Département, CAF", 101.0, 110.0)   # runs on to x = 230
+    for c in page.chars:
+        c.owner = 0
+    start = len(page.chars)
+    write(page, "01/04/2011", 153.5, 110.0)
+    for c in page.chars[start:]:
+        c.owner = 1
+    page.widgets = np.array([[100.0, 100.0, 232.0, 112.0], [152.0, 100.0, 203.0, 112.0]])
+    assert zone_text(page, organismes, [date], widget=0).text == "Maison du Département, CAF"
+    assert zone_text(page, date, [organismes], widget=1).text == "01/04/2011"
+    assert pdf_marks.widget_over(date, page.widgets) == 1          # the widget whose corner is in it
+    assert pdf_marks.widget_over(organismes, page.widgets) == 0
+
+
+def test_a_widgets_lines_wrapped_between_letters_are_a_doubt_after_a_hyphen_joined():
+    page = PageText(1, 595, 842)
+    write(page, "Centre médico-", 101.0, 110.0)
+    write(page, "social, CPAM", 101.0, 120.0)
+    for c in page.chars:
+        c.owner = 0
+    page.widgets = np.array([[100.0, 100.0, 180.0, 125.0]])
+    zt = zone_text(page, [100.0, 100.0, 180.0, 125.0], widget=0)
+    assert (zt.text, zt.doubt) == ("Centre médico-social, CPAM", None)
+    page = PageText(1, 595, 842)
+    write(page, "Logistiq", 101.0, 110.0)
+    write(page, "ue (N1103)", 101.0, 120.0)
+    for c in page.chars:
+        c.owner = 0
+    assert zone_text(page, [100.0, 100.0, 180.0, 125.0], widget=0).doubt.startswith("Retour à la ligne")
+
+
+def test_a_reexported_docx_zone_moves_with_its_label_only_when_the_next_label_moved_alike():
+    """Issue 15: a DOCX edited (a paragraph added at the top) and exported again: a zone is
+    placed again by the label before it and the label below it (parsers.pdf_relocate),
+    else left out (its field goes to review)."""
+    from parsers.pdf_relocate import Run, relocate
+
+    def run(text, page, x0, top, x1):
+        return Run(page, text, (x0, top, x1, top + 8), top + 7)
+
+    blank = (run("nom patronymique", 1, 40, 100, 120), run("prenom", 1, 300, 100, 330),
+             run("adresse", 1, 40, 130, 80), run("date de naissance", 1, 40, 170, 120))
+    zones = [{"page": 1, "path": "nom", "kind": "text", "bbox": [125, 98, 295, 110]},
+             {"page": 1, "path": "adresse", "kind": "text", "bbox": [40, 140, 500, 160]}]
+    # everything 30 pt lower, the address two lines longer (20 pt) than the blank form's
+    found = [run("note ajoutee", 1, 40, 60, 200), run("nom patronymique", 1, 40, 130, 120),
+             run("prenom", 1, 300, 130, 330), run("adresse", 1, 40, 160, 80),
+             run("date de naissance", 1, 40, 220, 120)]
+    moved = relocate(zones, blank, found)
+    assert moved == {0: {**zones[0], "bbox": [125, 128, 295, 140]}}
