@@ -1,0 +1,41 @@
+"""Replays of the scan bench's failures, one image each (no LibreOffice, no bench run).
+
+Each fixture under ``tests/scan_replays/`` is the rectified page (WORK_DPI, as
+:mod:`parsers.scan.measure` sees it) around the box the bench got wrong, cut from the
+failing run's page; the test says what the reader must do with it now.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+
+from parsers.scan import decide, measure
+
+REPLAYS = Path(__file__).parent / "scan_replays"
+
+
+def test_a_fax_speck_in_an_empty_box_is_not_a_confident_tick():
+    """Seed 7, batch 12, page 1 (`python -m benchmarks.parse --out DIR --seed 7 --replay 12`,
+    r7-reading's templates): a fiche de liaison faxed (1-bit, 100 dpi); in the empty box
+    `reorientation.motifs` « autres » one dust speck, two or three fax pixels, grows to
+    ~1.0 mm once resampled to 200 dpi — just over DUST_MM — and its ink (light 0.08) read
+    as a tick with confidence 1.0. A lone speck under DOT_MM is now uncertain (review)."""
+    flat = cv2.imread(str(REPLAYS / "seed7-12-1-fax-autres.png"), cv2.IMREAD_GRAYSCALE)
+    ink = measure.measure_box(flat, [21.86, 14.92, 31.86, 25.12])
+    assert ink.found and ink.speck
+    assert ink.light >= decide.CHECK_LIGHT        # the figures alone said "ticked"
+    assert decide.box_state(ink).state == "uncertain"
+
+
+def test_a_pen_dot_is_still_a_tick():
+    """A pressed pen dot (1.3 mm or more) stays a confident tick (the bench's `dot` mark)."""
+    flat = cv2.imread(str(REPLAYS / "seed7-12-1-fax-autres.png"), cv2.IMREAD_GRAYSCALE)
+    cx, cy = 74, 54                       # the box's centre (pixels)
+    r = int(round(0.8 * measure.PX_PER_MM))   # a 1.6 mm dot
+    cv2.circle(flat, (cx, cy), r, 0, -1)
+    ink = measure.measure_box(flat, [21.86, 14.92, 31.86, 25.12])
+    assert not ink.speck
+    st = decide.box_state(ink)
+    assert st.state == "checked" and st.confidence >= 0.9
