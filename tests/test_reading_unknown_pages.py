@@ -111,3 +111,4 @@ def test_a_page_like_no_form_stays_unknown_with_the_best_guesses(reading):
     assert not [r for r in result if "fields" in r], result
     (entry,) = [r for r in result if r.get("page_status")]
     assert entry["page_status"] == "unknown" and entry["message"].startswith("Page non reconnue"), entry
+    assert " ; au plus près : " in entry["message"] and "page " in entry["message"], entry

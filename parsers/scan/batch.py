@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 
+import cv2
 import numpy as np
 
 from forms_service.catalogue import catalogue
@@ -237,7 +238,7 @@ class ScanBatch:
                               None, fd, n, pages, rot, "content", flat,
                               "QR code illisible : page identifiée par son contenu", verified=True,
                               digest=pr.digest)
-        scores = found[1] if found is not None else []
+        scores = found[1] or _rough_scores(pr.image.gray, candidates)
         return [f"{fd.short_title}, page {n} (ressemblance {score:.2f})".replace(f"{score:.2f}", f"{score:.2f}".replace(".", ","))
                 for score, (fd, n, _) in scores[:2]]
 
@@ -268,3 +269,15 @@ class ScanBatch:
                     log_failure("scan_document_failed", exc, form_id=doc.form.id, document_id=doc.document_id)
                 out.append({"file": first, "error": error_of(exc)})
         return out + self.extra
+
+
+def _rough_scores(gray: np.ndarray, candidates: list[tuple[object, np.ndarray]]) -> list[tuple[float, object]]:
+    """[(likeness, key)], best first, of a page nothing registered on any candidate: the
+    whole image against each page at low resolution, unaligned (a guess for a person)."""
+    scored = []
+    for key, ref in candidates:
+        h, w = int(ref.shape[0] * 0.15), int(ref.shape[1] * 0.15)
+        a = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+        b = cv2.resize(ref, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+        scored.append((float(cv2.matchTemplate(a, b, cv2.TM_CCOEFF_NORMED).max()), key))
+    return sorted(scored, key=lambda t: -t[0])
