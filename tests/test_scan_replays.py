@@ -39,3 +39,20 @@ def test_a_pen_dot_is_still_a_tick():
     assert not ink.speck
     st = decide.box_state(ink)
     assert st.state == "checked" and st.confidence >= 0.9
+
+
+def test_a_footer_read_by_ocr_with_an_o_for_a_zero_keeps_its_document_id(monkeypatch):
+    """Seed 13, batch 5, page 4 (`python -m benchmarks.parse --dir DIR --batches 5` on the
+    bench of `--seed 13`): an Annexe 2 page fed sideways, identified by its footer, whose
+    OCR read « 01KF76PNZOTJ… » for « 01KF76PNZ0TJ… »: a document of its own, without an
+    issued document (« no record »). A ULID holds no O, I or L: they are read 0, 1, 1."""
+    import numpy as np
+
+    from parsers.scan import ocr
+
+    line = "annexe-2 · modèle e57aeecb79dc · page 5/5 · doc 01KF76PNZOTJ1CEG42GNZVM6V1"
+    monkeypatch.setattr(ocr, "available", lambda: True)
+    monkeypatch.setattr(ocr, "_tesseract", lambda img, psm: line)
+    footer = ocr.read_footer(np.full((2339, 1654), 255, np.uint8))
+    assert footer["doc_id"] == "01KF76PNZ0TJ1CEG42GNZVM6V1"
+    assert (footer["form"], footer["page"], footer["pages"]) == ("annexe-2", 5, 5)
