@@ -56,3 +56,26 @@ def test_a_footer_read_by_ocr_with_an_o_for_a_zero_keeps_its_document_id(monkeyp
     footer = ocr.read_footer(np.full((2339, 1654), 255, np.uint8))
     assert footer["doc_id"] == "01KF76PNZ0TJ1CEG42GNZVM6V1"
     assert (footer["form"], footer["page"], footer["pages"]) == ("annexe-2", 5, 5)
+
+
+def test_a_fax_scan_line_through_an_empty_box_is_not_a_confident_tick():
+    """Seed 17, batch 45, page 5 (`python -m benchmarks.parse --dir DIR --batches 45` on the
+    bench of `--seed 17`): a fiche de liaison faxed; a dark scan line (the fax's) runs across
+    the page through the empty box `actions_cg` « Autres actions collectives »: light 0.15,
+    read ticked with confidence 1.0. A line through the box and on past it both ways is no
+    mark: the box is uncertain (review)."""
+    flat = cv2.imread(str(REPLAYS / "seed17-45-5-fax-line.png"), cv2.IMREAD_GRAYSCALE)
+    ink = measure.measure_box(flat, [21.86, 14.4, 31.86, 24.6])
+    assert ink.found and ink.streak and not ink.speck
+    assert ink.light >= decide.CHECK_LIGHT
+    assert decide.box_state(ink).state == "uncertain"
+
+
+def test_a_tick_is_no_scan_line():
+    """A tick whose stroke crosses the box is still a confident tick (no line runs past it)."""
+    flat = cv2.imread(str(REPLAYS / "seed7-12-1-fax-autres.png"), cv2.IMREAD_GRAYSCALE)
+    cv2.line(flat, (64, 52), (71, 62), 0, 3)
+    cv2.line(flat, (71, 62), (86, 38), 0, 3)
+    ink = measure.measure_box(flat, [21.86, 14.92, 31.86, 25.12])
+    assert not ink.streak
+    assert decide.box_state(ink).state == "checked"

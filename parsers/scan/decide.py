@@ -49,7 +49,7 @@ def box_state(ink: BoxInk) -> BoxState:
     if ink.light <= EMPTY_LIGHT and ink.darkness < CHECK_DARKNESS:
         return BoxState("empty", _conf(ink.light, 0.0, EMPTY_LIGHT * 2))
     if ink.light >= CHECK_LIGHT or ink.darkness >= CHECK_DARKNESS * 1.6:
-        if ink.speck:   # one or two specks of about a millimetre: dust, or a tiny dot?
+        if ink.speck or ink.streak:   # dust or a tiny dot? a scan line over the box?
             return BoxState("uncertain", 0.4)
         conf = max(_conf(ink.light, CHECK_LIGHT / 2, CHECK_LIGHT), _conf(ink.darkness, 0.0, CHECK_DARKNESS * 2))
         if ink.coverage >= HEAVY_COVERAGE:   # heavy ink, close to a correction

@@ -46,6 +46,9 @@ class BoxInk:
     #: the only ink is one or two specks between DUST_MM and DOT_MM: dust or a tiny dot,
     #: nobody can tell from the figures (:func:`decide.box_state` makes it uncertain)
     speck: bool = False
+    #: a dark line runs through the box and on past it both ways (a fax's dark scan line):
+    #: what it covers cannot be told (:func:`decide.box_state` makes a mark uncertain)
+    streak: bool = False
 
 
 @lru_cache(maxsize=4)
@@ -89,6 +92,7 @@ def measure_box(flat: np.ndarray, bbox_pt: list[float]) -> BoxInk:
     square = (X0 + bx, Y0 + by, X0 + bx + side, Y0 + by + side)
     if inner.size == 0:
         return BoxInk(0, 0, 0, 0, square, found)
+    streak = _scan_line_through(crop, bx, by, side, m)
     inner, speck = _without_dust(inner)
     ink = (255.0 - inner.astype(np.float32)) / 255.0
     darkness = float(ink.mean())
@@ -98,7 +102,21 @@ def measure_box(flat: np.ndarray, bbox_pt: list[float]) -> BoxInk:
     opened = cv2.morphologyEx((inner < 128).astype(np.uint8), cv2.MORPH_OPEN,
                               cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     solid = float(opened.mean())
-    return BoxInk(darkness, coverage, light, solid, square, found, speck)
+    return BoxInk(darkness, coverage, light, solid, square, found, speck, streak)
+
+
+def _scan_line_through(crop: np.ndarray, bx: int, by: int, side: int, m: int) -> bool:
+    """Whether a row of the box's interior is inked across, and so are the same row's pixels
+    left and right of the printed square (a scan line across the page, not a mark: seed 17,
+    batch 45, page 5, a fax's dark line through an empty box read as a tick)."""
+    left, right = crop[:, :max(0, bx - 1)], crop[:, bx + side + 1:]
+    if left.shape[1] < 3 or right.shape[1] < 3:
+        return False
+    rows = slice(by + m, by + side - m)
+    inner = crop[rows, bx + m:bx + side - m] < 128
+    across = (inner.mean(axis=1) > 0.9) & ((left[rows] < 128).mean(axis=1) > 0.9) & \
+        ((right[rows] < 128).mean(axis=1) > 0.9)
+    return bool(across.any())
 
 
 DUST_MM = 1.0                          # dust specks reach 0.8 mm on a 1-bit scan; a pen dot is 1.3 mm or more
