@@ -239,7 +239,7 @@ class ScanBatch:
                               "QR code illisible : page identifiée par son contenu", verified=True,
                               digest=pr.digest)
         scores = found[1] or _rough_scores(pr.image.gray, candidates)
-        return [f"{fd.short_title}, page {n} (ressemblance {score:.2f})".replace(f"{score:.2f}", f"{score:.2f}".replace(".", ","))
+        return [f"{fd.short_title}, page {n} (ressemblance {format(score, '.2f').replace('.', ',')})"
                 for score, (fd, n, _) in scores[:2]]
 
     def results(self) -> list[dict]:
