@@ -79,3 +79,15 @@ def test_a_tick_is_no_scan_line():
     ink = measure.measure_box(flat, [21.86, 14.92, 31.86, 25.12])
     assert not ink.streak
     assert decide.box_state(ink).state == "checked"
+
+
+def test_a_faint_pencil_tick_is_not_a_confident_empty_box():
+    """Seed 19 docx (`python -m benchmarks.parse --out DIR --pages 60 --seed 19 --condition
+    docx`, batch 7, page 2): an Annexe 2 printed from its DOCX, a pencil tick (0.30 mm,
+    blurred) in `situation_professionnelle.cessderact` « 2701 »: its strokes broke into
+    dust-sized grains, left darkness 0.047 (empty boxes reach 0.033) and no light ink, and
+    the box was read empty with confidence 1.0. Between EMPTY_DARKNESS and a mark: uncertain."""
+    flat = cv2.imread(str(REPLAYS / "seed19-docx-7-2-pencil.png"), cv2.IMREAD_GRAYSCALE)
+    ink = measure.measure_box(flat, [21.3, 14.56, 31.3, 24.76])
+    assert ink.found and ink.darkness >= decide.EMPTY_DARKNESS
+    assert decide.box_state(ink).state == "uncertain"
