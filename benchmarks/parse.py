@@ -64,8 +64,9 @@ from forms_service.catalogue.paths import get_path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = PROJECT_ROOT / "samples"
 #: Seeds the decision thresholds were tuned on (docs/reading.md): not for reporting.
-TUNING_SEEDS = (42, 3, 7, 13, 17)   # 42: the box thresholds; 3: issue 15's alignment checks (phone, fax);
-# 7, 13, 17: failures found and fixed on them (the fax speck, OCR look-alikes, the fax scan line)
+TUNING_SEEDS = (42, 3, 7, 13, 17, 19)   # 42: the box thresholds; 3: issue 15's alignment checks (phone, fax);
+# 7, 13, 17, 19 (docx): failures found and fixed on them (the fax speck, OCR look-alikes, the fax
+# scan line, a faint pencil tick read empty)
 DEFAULT_SEED = 23   # never used for tuning
 CORE_STAGES = ("decode", "qr", "marks", "rectify", "refine", "flatten", "boxes", "zones")
 CONDITION_ORDER = ["scanner", "phone", "fax", "sideways", "fit", "docx"]
