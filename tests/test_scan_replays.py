@@ -89,5 +89,5 @@ def test_a_faint_pencil_tick_is_not_a_confident_empty_box():
     the box was read empty with confidence 1.0. Between EMPTY_DARKNESS and a mark: uncertain."""
     flat = cv2.imread(str(REPLAYS / "seed19-docx-7-2-pencil.png"), cv2.IMREAD_GRAYSCALE)
     ink = measure.measure_box(flat, [21.3, 14.56, 31.3, 24.76])
-    assert ink.found and ink.darkness >= decide.EMPTY_DARKNESS
+    assert ink.found and ink.dusted and ink.darkness >= decide.EMPTY_DARKNESS
     assert decide.box_state(ink).state == "uncertain"

@@ -49,6 +49,8 @@ class BoxInk:
     #: a dark line runs through the box and on past it both ways (a fax's dark scan line):
     #: what it covers cannot be told (:func:`decide.box_state` makes a mark uncertain)
     streak: bool = False
+    #: specks were taken out as dust (what remains may be a faint mark broken into grains)
+    dusted: bool = False
 
 
 @lru_cache(maxsize=4)
@@ -93,7 +95,9 @@ def measure_box(flat: np.ndarray, bbox_pt: list[float]) -> BoxInk:
     if inner.size == 0:
         return BoxInk(0, 0, 0, 0, square, found)
     streak = _scan_line_through(crop, bx, by, side, m)
-    inner, speck = _without_dust(inner)
+    cleaned, speck = _without_dust(inner)
+    dusted = cleaned is not inner
+    inner = cleaned
     ink = (255.0 - inner.astype(np.float32)) / 255.0
     darkness = float(ink.mean())
     coverage = float((inner < 128).mean())
@@ -102,7 +106,7 @@ def measure_box(flat: np.ndarray, bbox_pt: list[float]) -> BoxInk:
     opened = cv2.morphologyEx((inner < 128).astype(np.uint8), cv2.MORPH_OPEN,
                               cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     solid = float(opened.mean())
-    return BoxInk(darkness, coverage, light, solid, square, found, speck, streak)
+    return BoxInk(darkness, coverage, light, solid, square, found, speck, streak, dusted)
 
 
 def _scan_line_through(crop: np.ndarray, bx: int, by: int, side: int, m: int) -> bool:
