@@ -1,6 +1,6 @@
 """Bench of the readers: scans box by box against the scan bench's truth, and timings.
 
-    .venv/bin/python -m benchmarks.parse --out DIR --pages 300 --seed 23      # generate, then read
+    .venv/bin/python -m benchmarks.parse --out DIR --pages 300 --seed 31      # generate, then read
     .venv/bin/python -m benchmarks.parse --dir DIR                           # read a bench made before
 
 Not part of the test suite. What it does:
@@ -64,10 +64,10 @@ from forms_service.catalogue.paths import get_path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = PROJECT_ROOT / "samples"
 #: Seeds the decision thresholds were tuned on (docs/reading.md): not for reporting.
-TUNING_SEEDS = (42, 3, 7, 13, 17, 19)   # 42: the box thresholds; 3: issue 15's alignment checks (phone, fax);
-# 7, 13, 17, 19 (docx): failures found and fixed on them (the fax speck, OCR look-alikes, the fax
-# scan line, a faint pencil tick read empty)
-DEFAULT_SEED = 23   # never used for tuning
+TUNING_SEEDS = (42, 3, 7, 13, 17, 19, 23)   # 42: the box thresholds; 3: issue 15's alignment checks (phone, fax);
+# 7, 13, 17, 19 (docx), 23: failures found and fixed on them (the fax speck, OCR look-alikes, the fax
+# scan line, a faint pencil tick read empty, the empty darkness on shaded photos)
+DEFAULT_SEED = 31   # never used for tuning
 CORE_STAGES = ("decode", "qr", "marks", "rectify", "refine", "flatten", "boxes", "zones")
 CONDITION_ORDER = ["scanner", "phone", "fax", "sideways", "fit", "docx"]
 #: CPU time of this process: on a machine shared with other jobs, wall time measures the
