@@ -26,7 +26,9 @@ Conditions other than a flatbed scanner (:data:`CONDITIONS`, the page's ``condit
   (:func:`sample_fax_damage`, :func:`fax_lines`);
 * ``sideways``: a scanner page fed at 90° or 270°;
 * ``fit``: printed "fit to page" (92–95 %, the margins moved: :attr:`PageDamage.fit`),
-  then scanned.
+  then scanned;
+* ``docx``: the DOCX download as LibreOffice prints it (one header QR code without page
+  number, no registration marks, no footer), ticked, then scanned like a scanner page.
 
 Every geometric step is one 3×3 matrix from page points (top-left origin) to output
 pixels (:attr:`PageDamage.matrix`; projective for a phone photo, affine otherwise),
@@ -49,7 +51,7 @@ MM_PER_INCH = 25.4
 A4_MM = (210.0, 297.0)
 PT_PER_INCH = 72.0
 #: How a page came back (the truth's ``condition``).
-CONDITIONS = ("scanner", "phone", "fax", "sideways", "fit")
+CONDITIONS = ("scanner", "phone", "fax", "sideways", "fit", "docx")
 
 
 def a4_pixels(dpi: int) -> tuple[int, int]:

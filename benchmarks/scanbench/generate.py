@@ -623,15 +623,22 @@ def blank_pdf(fd, settings, pool, version: str, data_py: dict) -> tuple:
 
 
 def render_document(doc: DocPlan, fd, settings, pool) -> Rendered:
-    """DOCX → PDF (pool) → stamp, and the layout map for its list rows. Thread-safe."""
+    """DOCX → PDF (pool) → stamp, and the layout map for its list rows. Thread-safe.
+
+    A ``docx`` document is the DOCX download (its QR code in the header) converted by
+    LibreOffice as a person prints it: no stamp (marks, page QR codes, footer)."""
     from forms_service.render.layout import layout_for
     from forms_service.render.pipeline import render_docx, template_version
     from forms_service.render.stamp import stamp_pdf
 
     version = template_version(fd, settings)
-    docx = render_docx(fd, doc.render_py, settings=settings, document_id=doc.document_id,
-                       version=version, for_pdf=True)
-    pdf = stamp_pdf(pool.convert(docx), fd.id, version, doc.document_id)
+    if doc.condition == "docx":   # the DOCX download printed as is: its header QR, no stamp
+        pdf = pool.convert(render_docx(fd, doc.render_py, settings=settings, document_id=doc.document_id,
+                                       version=version))
+    else:
+        docx = render_docx(fd, doc.render_py, settings=settings, document_id=doc.document_id,
+                           version=version, for_pdf=True)
+        pdf = stamp_pdf(pool.convert(docx), fd.id, version, doc.document_id)
     layout = layout_for(fd, settings=settings, pool=pool, data_dump=doc.render_py)
     if layout.get("template_version") not in (None, version):
         raise RuntimeError(f"{fd.id}: layout map is for version {layout.get('template_version')}, "
@@ -1202,6 +1209,7 @@ class Bench:
                 docs.append({"document_id": d.document_id, "form": d.form, "template_version": r.version,
                              "pages": r.pages, "source": d.source, "fill": d.fill, "mode": d.mode,
                              "photocopy": d.photocopy, "pens": d.pens, "ambiguous": d.ambiguous,
+                             "format": "docx" if d.condition == "docx" else "pdf",
                              "data": d.render_json, "expected": expected_data(d)})
             truth = {"generator": GENERATOR, "seed": self.seed, "batch": plan.index, "file": path.name,
                      "format": plan.format, "scan_mode": plan.mode, "dpi": plan.dpi, "condition": plan.condition,

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import hashlib
 
+import cv2
 import numpy as np
 
+from forms_service.catalogue import catalogue
 from forms_service.errors import BadDocument, DatabaseUnavailable, FormsError
 
 from ..failures import error_of, log_failure
 from ..store import Store
 from . import align, decide, measure
 from .ingest import PageImage, images_of
-from .locate import PageResult, locate
+from .locate import PageResult, content_match, locate
 from .pipeline import DocPages, read_document
 from .references import References, likeness
 
@@ -119,13 +121,21 @@ class ScanBatch:
         for pr in self.pending:
             found = self._match(pr)
             if found is None:
+                guess = self._match_blank(pr)
+                if isinstance(guess, PageResult):
+                    self._add_unissued(guess)
+                    continue
+                message = pr.message or "Page non reconnue"
+                if guess:
+                    message += " ; au plus près : " + ", ".join(guess)
                 self.extra.append({"file": pr.image.file, "file_page": pr.image.file_page,
-                                   "page_status": "unknown", "message": pr.message})
+                                   "page_status": "unknown", "message": message})
                 continue
             key, page, matrix, flat = found
             doc = self.docs[key]
             # clockwise quarter turn of the page in the image: where the page's x axis points
-            rot = int(round(np.degrees(np.arctan2(matrix[1, 0], matrix[0, 0])) / 90.0)) % 4 * 90
+            rot = pr.rotation if matrix is None else \
+                int(round(np.degrees(np.arctan2(matrix[1, 0], matrix[0, 0])) / 90.0)) % 4 * 90
             doc.pages[page] = PageResult(
                 PageImage(pr.image.file, pr.image.file_page, _NO_IMAGE, pr.image.dpi), "form", None, doc.form,
                 page, doc.page_count, rot, "content", flat,
@@ -160,6 +170,12 @@ class ScanBatch:
             ref = self.refs.printed_page(self.docs[key].document_id, n)
             if ref is None:
                 continue
+            if pr.flat is not None and pr.flat.shape == ref.shape:
+                # aligned by its marks already (a fax whose QR codes are lost): compared as is
+                score = likeness(pr.flat, ref)
+                if score >= decide.MATCH_LIKENESS:
+                    scored.append((score, key, n, None, pr.flat, ref))
+                    continue
             try:
                 matrix = align.fallback_feature_align(pr.image.gray, ref, reference_dpi=measure.WORK_DPI)
             except align.AlignmentFailed:
@@ -173,12 +189,58 @@ class ScanBatch:
         if best[0] < decide.MATCH_LIKENESS or (len(scored) > 1 and best[0] - scored[1][0] < decide.MATCH_MARGIN):
             return None
         _, key, n, matrix, flat, ref = best
+        if matrix is None:   # the marks' alignment, kept
+            return key, n, None, flat
         fix = align.refine_by_content(flat, ref)
         if fix is not None:
             r = align.render_px(measure.WORK_DPI)
             matrix = matrix @ np.linalg.inv(r) @ fix @ r
             flat = align.rectify(pr.image.gray, matrix, measure.WORK_DPI)
         return key, n, matrix, measure.flatten_light(flat)
+
+    def _add_unissued(self, pr: PageResult) -> None:
+        """A page identified among the blank forms: a document of its form without id (the
+        first such one that lacks its page), never joined to an issued document it was not
+        matched with."""
+        copies = [k for k in self.order if k[0] == pr.form.id and k[2] is None]
+        target = next((k for k in copies if pr.page not in self.docs[k].pages), None)
+        if target is None:
+            target = (pr.form.id, None, None, len(copies))
+            self.docs[target] = DocPages(pr.form, None, None, page_count=pr.pages, copy=len(copies))
+            self.order.append(target)
+        self.docs[target].pages[pr.page] = pr
+
+    def _match_blank(self, pr: PageResult) -> PageResult | list[str]:
+        """A page no document of the upload lacks (a one-page form whose QR codes and marks
+        were lost, a fax): identified by its content among the blank pages of every form
+        (:func:`locate.content_match`), aligned on the printed content, read like a page
+        identified by its footer (no document id: what was printed reads from the blank
+        form). Else the best guesses, French, for the person who looks at it."""
+        candidates = [((fd, n, len(pages)), ref) for fd in catalogue.forms() if fd.kind == "form"
+                      for pages in [self.refs.blank_pages(fd.id)] for n, ref in enumerate(pages, start=1)]
+        if not candidates:
+            return []
+        if pr.flat is not None:   # aligned by its marks: compared as is, cheaply
+            scored = sorted(((likeness(pr.flat, ref), key) for key, ref in candidates if ref.shape == pr.flat.shape),
+                            key=lambda t: -t[0])
+            if scored and scored[0][0] >= decide.MATCH_LIKENESS and \
+                    (len(scored) == 1 or scored[0][0] - scored[1][0] >= decide.MATCH_MARGIN):
+                (fd, n, pages) = scored[0][1]
+                return PageResult(PageImage(pr.image.file, pr.image.file_page, _NO_IMAGE, pr.image.dpi), "form",
+                                  None, fd, n, pages, pr.rotation, "content", pr.flat,
+                                  "QR code illisible : page identifiée par son contenu", verified=True,
+                                  digest=pr.digest)
+        found = content_match(pr.image.gray, candidates, keep_scores=True)
+        if found is not None and found[0] is not None:
+            (fd, n, pages), matrix, flat = found[0]
+            rot = int(round(np.degrees(np.arctan2(matrix[1, 0], matrix[0, 0])) / 90.0)) % 4 * 90
+            return PageResult(PageImage(pr.image.file, pr.image.file_page, _NO_IMAGE, pr.image.dpi), "form",
+                              None, fd, n, pages, rot, "content", flat,
+                              "QR code illisible : page identifiée par son contenu", verified=True,
+                              digest=pr.digest)
+        scores = found[1] or _rough_scores(pr.image.gray, candidates)
+        return [f"{fd.short_title}, page {n} (ressemblance {format(score, '.2f').replace('.', ',')})"
+                for score, (fd, n, _) in scores[:2]]
 
     def results(self) -> list[dict]:
         """One record per document (or an error entry naming its first file), then the
@@ -197,7 +259,7 @@ class ScanBatch:
             first = min(doc.pages.values(), key=lambda pr: (pr.image.file, pr.image.file_page)).image.file
             try:
                 record = read_document(doc, first, self.store, self.refs)
-                if copies[k[:3]] > 1:   # one of several copies of one issued document
+                if copies[k[:3]] > 1 and k[2] is not None:   # one of several copies of one issued document
                     record["copies"] = {"number": k[3] + 1, "of": copies[k[:3]]}
                 out.append(record)
             except DatabaseUnavailable:
@@ -207,3 +269,15 @@ class ScanBatch:
                     log_failure("scan_document_failed", exc, form_id=doc.form.id, document_id=doc.document_id)
                 out.append({"file": first, "error": error_of(exc)})
         return out + self.extra
+
+
+def _rough_scores(gray: np.ndarray, candidates: list[tuple[object, np.ndarray]]) -> list[tuple[float, object]]:
+    """[(likeness, key)], best first, of a page nothing registered on any candidate: the
+    whole image against each page at low resolution, unaligned (a guess for a person)."""
+    scored = []
+    for key, ref in candidates:
+        h, w = int(ref.shape[0] * 0.15), int(ref.shape[1] * 0.15)
+        a = cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+        b = cv2.resize(ref, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+        scored.append((float(cv2.matchTemplate(a, b, cv2.TM_CCOEFF_NORMED).max()), key))
+    return sorted(scored, key=lambda t: -t[0])

@@ -25,6 +25,11 @@ from .measure import BoxInk, ZoneInk
 EMPTY_LIGHT = 0.035          # below (and darkness below CHECK_DARKNESS): clearly empty
 CHECK_LIGHT = 0.075          # above: a mark
 CHECK_DARKNESS = 0.05
+#: a box whose grains were taken out as dust is clearly empty only below this darkness (empty
+#: boxes reach 0.033 on seed 42): a faint pencil tick, its strokes broken into dust-sized
+#: grains, left darkness 0.047 and no light ink (seed 19 docx, batch 7, page 2) and was read
+#: empty with confidence 1.0. Without grains, a shaded phone photo's empty box may reach it.
+EMPTY_DARKNESS = 0.04
 CORRECTED_COVERAGE = 0.94    # a box blackened all over: nearly all of it inked…
 CORRECTED_SOLID = 0.90       # …in a solid mass, not strokes
 HEAVY_COVERAGE = 0.80        # a tick this heavy is close to a correction: lower confidence
@@ -46,9 +51,11 @@ def _conf(x: float, lo: float, hi: float) -> float:
 def box_state(ink: BoxInk) -> BoxState:
     if ink.coverage >= CORRECTED_COVERAGE and ink.solid >= CORRECTED_SOLID:
         return BoxState("corrected", _conf(ink.coverage, HEAVY_COVERAGE, CORRECTED_COVERAGE))
-    if ink.light <= EMPTY_LIGHT and ink.darkness < CHECK_DARKNESS:
+    if ink.light <= EMPTY_LIGHT and ink.darkness < (EMPTY_DARKNESS if ink.dusted else CHECK_DARKNESS):
         return BoxState("empty", _conf(ink.light, 0.0, EMPTY_LIGHT * 2))
     if ink.light >= CHECK_LIGHT or ink.darkness >= CHECK_DARKNESS * 1.6:
+        if ink.speck or ink.streak:   # dust or a tiny dot? a scan line over the box?
+            return BoxState("uncertain", 0.4)
         conf = max(_conf(ink.light, CHECK_LIGHT / 2, CHECK_LIGHT), _conf(ink.darkness, 0.0, CHECK_DARKNESS * 2))
         if ink.coverage >= HEAVY_COVERAGE:   # heavy ink, close to a correction
             conf = min(conf, 0.7)

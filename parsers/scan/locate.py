@@ -168,14 +168,15 @@ def locate(img: PageImage, refs: References) -> PageResult:
                       marks_mm=residual)
 
 
-def content_match(gray: np.ndarray, candidates: list[tuple[object, np.ndarray]]):
+def content_match(gray: np.ndarray, candidates: list[tuple[object, np.ndarray]], *, keep_scores: bool = False):
     """The candidate page ``gray`` shows, registered on its content, or None.
 
     ``candidates``: (key, reference page at WORK_DPI). Each is registered (ORB features,
     ~0.1 s) and compared (:func:`references.likeness`); the best is taken when it is
     alike enough (``decide.MATCH_LIKENESS``) and clearly better than the next
     (``decide.MATCH_MARGIN``), then refined on the printed content. Returns (key, matrix
-    from PDF points to image pixels, rectified and flat-fielded page).
+    from PDF points to image pixels, rectified and flat-fielded page). ``keep_scores``:
+    (that or None, [(likeness, key)] best first), the best guesses of a page not matched.
     """
     scored = []
     for key, ref in candidates:
@@ -185,12 +186,13 @@ def content_match(gray: np.ndarray, candidates: list[tuple[object, np.ndarray]])
             continue
         flat = align.rectify(gray, matrix, measure.WORK_DPI)
         scored.append((likeness(flat, ref), key, matrix, ref))
-    if not scored:
-        return None
     scored.sort(key=lambda t: -t[0])
+    scores = [(s, key) for s, key, _, _ in scored]
+    if not scored:
+        return (None, scores) if keep_scores else None
     best = scored[0]
     if best[0] < decide.MATCH_LIKENESS or (len(scored) > 1 and best[0] - scored[1][0] < decide.MATCH_MARGIN):
-        return None
+        return (None, scores) if keep_scores else None
     _, key, matrix, ref = best
     flat = align.rectify(gray, matrix, measure.WORK_DPI)
     fix = align.refine_by_content(flat, ref)
@@ -198,7 +200,8 @@ def content_match(gray: np.ndarray, candidates: list[tuple[object, np.ndarray]])
         r = align.render_px(measure.WORK_DPI)
         matrix = matrix @ np.linalg.inv(r) @ fix @ r
         flat = align.rectify(gray, matrix, measure.WORK_DPI)
-    return key, matrix, measure.flatten_light(flat)
+    found = key, matrix, measure.flatten_light(flat)
+    return (found, scores) if keep_scores else found
 
 
 def _locate_docx_print(img: PageImage, refs: References, info: QrInfo, fd: FormDefinition,

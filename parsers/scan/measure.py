@@ -43,6 +43,14 @@ class BoxInk:
     solid: float
     square: tuple[int, int, int, int]   # where the printed square was found (pixels)
     found: bool                         # the square's border was found (else: expected place)
+    #: the only ink is one or two specks between DUST_MM and DOT_MM: dust or a tiny dot,
+    #: nobody can tell from the figures (:func:`decide.box_state` makes it uncertain)
+    speck: bool = False
+    #: a dark line runs through the box and on past it both ways (a fax's dark scan line):
+    #: what it covers cannot be told (:func:`decide.box_state` makes a mark uncertain)
+    streak: bool = False
+    #: specks were taken out as dust (what remains may be a faint mark broken into grains)
+    dusted: bool = False
 
 
 @lru_cache(maxsize=4)
@@ -86,7 +94,10 @@ def measure_box(flat: np.ndarray, bbox_pt: list[float]) -> BoxInk:
     square = (X0 + bx, Y0 + by, X0 + bx + side, Y0 + by + side)
     if inner.size == 0:
         return BoxInk(0, 0, 0, 0, square, found)
-    inner = _without_dust(inner)
+    streak = _scan_line_through(crop, bx, by, side, m)
+    cleaned, speck = _without_dust(inner)
+    dusted = cleaned is not inner
+    inner = cleaned
     ink = (255.0 - inner.astype(np.float32)) / 255.0
     darkness = float(ink.mean())
     coverage = float((inner < 128).mean())
@@ -95,16 +106,34 @@ def measure_box(flat: np.ndarray, bbox_pt: list[float]) -> BoxInk:
     opened = cv2.morphologyEx((inner < 128).astype(np.uint8), cv2.MORPH_OPEN,
                               cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     solid = float(opened.mean())
-    return BoxInk(darkness, coverage, light, solid, square, found)
+    return BoxInk(darkness, coverage, light, solid, square, found, speck, streak, dusted)
+
+
+def _scan_line_through(crop: np.ndarray, bx: int, by: int, side: int, m: int) -> bool:
+    """Whether a row of the box's interior is inked across, and so are the same row's pixels
+    left and right of the printed square (a scan line across the page, not a mark: seed 17,
+    batch 45, page 5, a fax's dark line through an empty box read as a tick)."""
+    left, right = crop[:, :max(0, bx - 1)], crop[:, bx + side + 1:]
+    if left.shape[1] < 3 or right.shape[1] < 3:
+        return False
+    rows = slice(by + m, by + side - m)
+    inner = crop[rows, bx + m:bx + side - m] < 128
+    across = (inner.mean(axis=1) > 0.9) & ((left[rows] < 128).mean(axis=1) > 0.9) & \
+        ((right[rows] < 128).mean(axis=1) > 0.9)
+    return bool(across.any())
 
 
 DUST_MM = 1.0                          # dust specks reach 0.8 mm on a 1-bit scan; a pen dot is 1.3 mm or more
+#: a speck up to this size is not taken for a mark with confidence: a fax's dust, one or two
+#: of its 100-dpi pixels, grows to ~1 mm once resampled to WORK_DPI (seed 7, batch 12, page 1)
+DOT_MM = 1.3
 SPILL_BAND = 0.3                       # ink against one edge, no deeper than this share of the box: spilt in
 
 
-def _without_dust(inner: np.ndarray) -> np.ndarray:
+def _without_dust(inner: np.ndarray) -> tuple[np.ndarray, bool]:
     """The box interior without dust (one or two specks smaller than DUST_MM, and nothing else)
-    nor ink spilt in from a neighbour (against one edge, less than SPILL_BAND deep).
+    nor ink spilt in from a neighbour (against one edge, less than SPILL_BAND deep); and
+    whether what is left is only one or two specks smaller than DOT_MM (dust or a tiny dot).
 
     Scanner dust in an empty box reads like a faint mark (4–7 % of the interior); a real mark
     is a stroke (ticks, crosses), a blob of 1.3 mm or more (a pressed dot) or many grains
@@ -112,7 +141,7 @@ def _without_dust(inner: np.ndarray) -> np.ndarray:
     """
     marked = (inner < 200).astype(np.uint8)
     if not marked.any():
-        return inner
+        return inner, False
     n, labels, stats, _ = cv2.connectedComponentsWithStats(marked, connectivity=8)
     h, w = inner.shape
     x, y = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_TOP]
@@ -125,13 +154,16 @@ def _without_dust(inner: np.ndarray) -> np.ndarray:
              ((x == 0) & (x + cw <= band * w)) | ((x + cw == w) & (x >= (1 - band) * w)))
     drop = spill.copy()
     rest = ~spill
-    if rest.sum() <= 2 and not (np.maximum(cw, ch)[rest] > DUST_MM * PX_PER_MM).any():
+    extent = np.maximum(cw, ch)[rest]
+    speck = 0 < rest.sum() <= 2 and not (extent > DOT_MM * PX_PER_MM).any()
+    if rest.sum() <= 2 and not (extent > DUST_MM * PX_PER_MM).any():
         drop |= rest
+        speck = False
     if not drop.any():
-        return inner
+        return inner, speck
     clean = inner.copy()
     clean[np.isin(labels, np.nonzero(drop)[0] + 1)] = 255
-    return clean
+    return clean, speck
 
 
 @dataclass

@@ -59,8 +59,15 @@ def read_footer(flat: np.ndarray) -> dict | None:
     footer = parse_footer(_tesseract(_crop(flat, geometry.FOOTER_BOX, scale=3.0), psm=7), ocr=True)
     if footer is None or footer.form not in {fd.id for fd in catalogue.forms()}:
         return None
-    return {"form": footer.form, "version": footer.version, "page": footer.page,
-            "pages": footer.pages, "doc_id": footer.doc_id}
+    return {"form": footer.form, "version": footer.version.translate(_HEX_LOOKALIKES), "page": footer.page,
+            "pages": footer.pages, "doc_id": footer.doc_id.translate(_CROCKFORD_LOOKALIKES)}
+
+
+#: What OCR reads for digits a document id (a ULID, Crockford's base 32: no I, L, O, U)
+#: and a version (hexadecimal) cannot hold — seed 13, batch 5, page 4: « …PNZO… » for
+#: « …PNZ0… » made a document of its own, with no issued document.
+_CROCKFORD_LOOKALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
+_HEX_LOOKALIKES = str.maketrans({"o": "0", "i": "1", "l": "1"})
 
 
 def _norm(text: str) -> str:

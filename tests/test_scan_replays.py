@@ -1,0 +1,93 @@
+"""Replays of the scan bench's failures, one image each (no LibreOffice, no bench run).
+
+Each fixture under ``tests/scan_replays/`` is the rectified page (WORK_DPI, as
+:mod:`parsers.scan.measure` sees it) around the box the bench got wrong, cut from the
+failing run's page; the test says what the reader must do with it now.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+
+from parsers.scan import decide, measure
+
+REPLAYS = Path(__file__).parent / "scan_replays"
+
+
+def test_a_fax_speck_in_an_empty_box_is_not_a_confident_tick():
+    """Seed 7, batch 12, page 1 (`python -m benchmarks.parse --out DIR --seed 7 --replay 12`,
+    r7-reading's templates): a fiche de liaison faxed (1-bit, 100 dpi); in the empty box
+    `reorientation.motifs` « autres » one dust speck, two or three fax pixels, grows to
+    ~1.0 mm once resampled to 200 dpi — just over DUST_MM — and its ink (light 0.08) read
+    as a tick with confidence 1.0. A lone speck under DOT_MM is now uncertain (review)."""
+    flat = cv2.imread(str(REPLAYS / "seed7-12-1-fax-autres.png"), cv2.IMREAD_GRAYSCALE)
+    ink = measure.measure_box(flat, [21.86, 14.92, 31.86, 25.12])
+    assert ink.found and ink.speck
+    assert ink.light >= decide.CHECK_LIGHT        # the figures alone said "ticked"
+    assert decide.box_state(ink).state == "uncertain"
+
+
+def test_a_pen_dot_is_still_a_tick():
+    """A pressed pen dot (1.3 mm or more) stays a confident tick (the bench's `dot` mark)."""
+    flat = cv2.imread(str(REPLAYS / "seed7-12-1-fax-autres.png"), cv2.IMREAD_GRAYSCALE)
+    cx, cy = 74, 54                       # the box's centre (pixels)
+    r = int(round(0.8 * measure.PX_PER_MM))   # a 1.6 mm dot
+    cv2.circle(flat, (cx, cy), r, 0, -1)
+    ink = measure.measure_box(flat, [21.86, 14.92, 31.86, 25.12])
+    assert not ink.speck
+    st = decide.box_state(ink)
+    assert st.state == "checked" and st.confidence >= 0.9
+
+
+def test_a_footer_read_by_ocr_with_an_o_for_a_zero_keeps_its_document_id(monkeypatch):
+    """Seed 13, batch 5, page 4 (`python -m benchmarks.parse --dir DIR --batches 5` on the
+    bench of `--seed 13`): an Annexe 2 page fed sideways, identified by its footer, whose
+    OCR read « 01KF76PNZOTJ… » for « 01KF76PNZ0TJ… »: a document of its own, without an
+    issued document (« no record »). A ULID holds no O, I or L: they are read 0, 1, 1."""
+    import numpy as np
+
+    from parsers.scan import ocr
+
+    line = "annexe-2 · modèle e57aeecb79dc · page 5/5 · doc 01KF76PNZOTJ1CEG42GNZVM6V1"
+    monkeypatch.setattr(ocr, "available", lambda: True)
+    monkeypatch.setattr(ocr, "_tesseract", lambda img, psm: line)
+    footer = ocr.read_footer(np.full((2339, 1654), 255, np.uint8))
+    assert footer["doc_id"] == "01KF76PNZ0TJ1CEG42GNZVM6V1"
+    assert (footer["form"], footer["page"], footer["pages"]) == ("annexe-2", 5, 5)
+
+
+def test_a_fax_scan_line_through_an_empty_box_is_not_a_confident_tick():
+    """Seed 17, batch 45, page 5 (`python -m benchmarks.parse --dir DIR --batches 45` on the
+    bench of `--seed 17`): a fiche de liaison faxed; a dark scan line (the fax's) runs across
+    the page through the empty box `actions_cg` « Autres actions collectives »: light 0.15,
+    read ticked with confidence 1.0. A line through the box and on past it both ways is no
+    mark: the box is uncertain (review)."""
+    flat = cv2.imread(str(REPLAYS / "seed17-45-5-fax-line.png"), cv2.IMREAD_GRAYSCALE)
+    ink = measure.measure_box(flat, [21.86, 14.4, 31.86, 24.6])
+    assert ink.found and ink.streak and not ink.speck
+    assert ink.light >= decide.CHECK_LIGHT
+    assert decide.box_state(ink).state == "uncertain"
+
+
+def test_a_tick_is_no_scan_line():
+    """A tick whose stroke crosses the box is still a confident tick (no line runs past it)."""
+    flat = cv2.imread(str(REPLAYS / "seed7-12-1-fax-autres.png"), cv2.IMREAD_GRAYSCALE)
+    cv2.line(flat, (64, 52), (71, 62), 0, 3)
+    cv2.line(flat, (71, 62), (86, 38), 0, 3)
+    ink = measure.measure_box(flat, [21.86, 14.92, 31.86, 25.12])
+    assert not ink.streak
+    assert decide.box_state(ink).state == "checked"
+
+
+def test_a_faint_pencil_tick_is_not_a_confident_empty_box():
+    """Seed 19 docx (`python -m benchmarks.parse --out DIR --pages 60 --seed 19 --condition
+    docx`, batch 7, page 2): an Annexe 2 printed from its DOCX, a pencil tick (0.30 mm,
+    blurred) in `situation_professionnelle.cessderact` « 2701 »: its strokes broke into
+    dust-sized grains, left darkness 0.047 (empty boxes reach 0.033) and no light ink, and
+    the box was read empty with confidence 1.0. Between EMPTY_DARKNESS and a mark: uncertain."""
+    flat = cv2.imread(str(REPLAYS / "seed19-docx-7-2-pencil.png"), cv2.IMREAD_GRAYSCALE)
+    ink = measure.measure_box(flat, [21.3, 14.56, 31.3, 24.76])
+    assert ink.found and ink.dusted and ink.darkness >= decide.EMPTY_DARKNESS
+    assert decide.box_state(ink).state == "uncertain"
