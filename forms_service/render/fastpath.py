@@ -17,7 +17,10 @@ a document the PDF is made without LibreOffice:
    (a value taller than its line) gets no value slots. The blank's ☐ glyphs must match the
    layout map's boxes one to one, and the base's labels the blank's. The base gets each
    value font embedded once (a subset: :data:`CHARSET`), and the places of its ☐/☒ codes in
-   its content streams are noted (:func:`_box_codes`).
+   its content streams are noted (:func:`_box_codes`), and where each value goes in them
+   (:func:`_value_places`: LibreOffice's content order). A text a filter makes from data
+   (:class:`Derived`, « Prénom NOM ») is a value like the others. The probe is kept on disk
+   per template version (``fastpath_store``).
 2. **Per document** (:func:`fast_pdf`): a *skeleton* render of the document's data (every
    value printed empty, every box ☐) must equal the probe data's skeleton: same template
    branches, same rows, nothing printed outside a value (derived text, conditionals). Each
@@ -27,7 +30,8 @@ a document the PDF is made without LibreOffice:
    Then each box's code is set to ☒ or ☐ in LibreOffice's own content stream (content order
    kept: readers take the i-th glyph for the i-th box, and its label from what follows), and
    the values are written, shaped as LibreOffice shapes them (HarfBuzz: ligatures, no pair
-   kerning), glyph by glyph at absolute positions, in one content stream per page (pikepdf).
+   kerning), glyph by glyph at absolute positions, each where LibreOffice would have drawn
+   it in the page's content (pikepdf).
 
 Anything else — a value not probed (its marker wrapped or was split), a character the
 font lacks, a text that would wrap, more rows than the print holds (another probe is made
@@ -37,7 +41,7 @@ LibreOffice: a wrong fast print is worse than a slow one.
 
 The module knows no form and no template detail: it works from the catalogue's
 definitions, the current templates and LibreOffice's prints of them. Settings:
-``PDF_FAST_PATH`` (``settings.pdf_fast_path``, off by default until re-proven on issue 16's templates) turns it on.
+``PDF_FAST_PATH`` (``settings.pdf_fast_path``, on by default) turns it off.
 See ``docs/pdf-conversion.md`` (the route, what was measured, the proofs).
 """
 
