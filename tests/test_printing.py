@@ -198,3 +198,103 @@ def test_print_check_finds_an_empty_page(pool, settings):
     writer.write(out)
     problems = [p for p in P.check_print(fd, out.getvalue(), None) if p.rule == "impression_page_vide"]
     assert len(problems) == 1 and "Page 6" in problems[0].message, problems
+
+
+# -- the CERs' lists (issue 16: the seed's numbered columns, rows that grow) ---------
+
+W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+
+
+def _row_heights(docx_path) -> list[tuple[str, int]]:
+    """(hRule, height in twips) of every table row of a DOCX that has a height."""
+    from docx import Document
+
+    out = []
+    for table in Document(docx_path).tables:
+        for row in table.rows:
+            h = row._tr.find(f".//{W}trHeight")
+            if h is not None:
+                out.append((h.get(f"{W}hRule") or "atLeast", int(h.get(f"{W}val"))))
+    return out
+
+
+def test_fiche_de_suivi_emploi_prints_the_seeds_six_numbered_columns(blanks):
+    """Seed 002: « Colonne 1 … 6 », the motif in column 5 with the résultat; a refused offer
+    in column 2, beside « raisonnable » (the law counts refused reasonable offers). The
+    data keeps its eight fields and codes."""
+    from docx import Document
+
+    layout, _ = blanks["cerp"]
+    fd = catalogue.get("cerp")
+    assert [c.path for c in fd.field("offres").item_fields] == [
+        "offre", "raisonnable", "domaine", "moyens", "resultat", "motif", "bilan", "refusee"]
+    table = next(t for t in Document(template_path(fd, SETTINGS)).tables
+                 if t.rows[0].cells[0].text.startswith("Bilan complémentaire"))
+    assert [c.text for c in table.rows[1].cells] == ["1. Offre(s) d'emploi proposée(s)", "2. Offre considérée comme raisonnable",
+                "3. Domaine d'activité de l'offre proposée", "4. Moyens mobilisés",
+                "5. Résultat et motif (si partiellement atteint ou non atteint)",
+                "6. Bilans – commentaires"]
+    boxes = {(b["path"], b["value"]): b["bbox"] for b in layout["boxes"]}
+    zones = {z["path"]: z["bbox"] for z in layout["zones"]}
+    # column 2: the refusal's box under « Oui / Non », same left edge
+    assert abs(boxes[("offres.0.refusee", True)][0] - boxes[("offres.0.raisonnable", "oui")][0]) < 0.5
+    assert boxes[("offres.0.refusee", True)][1] > boxes[("offres.0.raisonnable", "non")][3]
+    # column 5: the motif's zone under the résultat's boxes, in their column
+    motif, res = zones["offres.0.motif"], boxes[("offres.0.resultat", "non_atteint")]
+    assert motif[0] < res[0] < motif[2] and motif[1] > res[3]
+    assert (motif[3] - motif[1]) / P.MM >= P.MIN_LINE_MM * (next(c for c in fd.field("offres").item_fields if c.path == "motif").lines - 1)
+
+
+def test_list_columns_hold_every_field_of_the_list_once():
+    from forms_service.catalogue.print_layout import parse_layout
+
+    fd = catalogue.get("cerp")
+    fields = {f.path: f for f in fd.fields}
+    raw = {"list_columns": {"offres": [{"fields": ["offre", "raisonnable"]}]}}
+    with pytest.raises(ValueError, match="list_columns.offres must hold each printed field"):
+        parse_layout("cerp", raw, [s.id for s in fd.sections], fields)
+    raw = {"list_columns": {"offres": [{"fields": [c.path]} for c in fd.field("offres").item_fields]
+                            + [{"fields": ["offre"]}]}}
+    with pytest.raises(ValueError, match="once"):
+        parse_layout("cerp", raw, [s.id for s in fd.sections], fields)
+
+
+def test_list_rows_are_at_least_their_blank_height():
+    """No row of a template has an exact height: a text typed in Word past its row makes the
+    row grow instead of being hidden (the blank keeps its height: see the next test)."""
+    for fd in catalogue.forms():
+        rules = {rule for rule, _ in _row_heights(template_path(fd, SETTINGS))}
+        assert "exact" not in rules, fd.id
+
+
+def test_text_typed_past_a_list_row_is_printed_and_the_blank_keeps_its_rows(pool, settings, blanks):
+    """The CERP's fiche de suivi emploi: the blank's rows are their template height (the
+    layout map's), and a DOCX edited in Word with more lines than a row holds prints them
+    all, the row taller."""
+    from docx import Document
+
+    layout, _ = blanks["cerp"]
+    rows = sorted(h for rule, h in _row_heights(template_path(catalogue.get("cerp"), SETTINGS)))
+    tops = [b["bbox"][1] for b in layout["boxes"] if b["path"].startswith("offres.")
+            and b["path"].endswith(".refusee") and b["page"] == 4]
+    steps = [b - a for a, b in zip(tops, tops[1:])]
+    assert len(tops) == 6 and max(steps) - min(steps) < 0.3, tops
+    assert any(abs(steps[0] / P.MM * 1440 / 25.4 - h) < 15 for h in rows), (steps, rows)
+
+    fd = catalogue.get("cerp")
+    sample = json.loads((ROOT / "samples" / "cerp.json").read_text())
+    dump, derived = _dump(fd, sample)
+    docx = render_docx(fd, dump, settings=settings, document_id="TEST",
+                       version=template_version(fd, settings), derived=derived, for_pdf=True)
+    doc = Document(io.BytesIO(docx))
+    cell = next(c for t in doc.tables for r in t.rows for c in r.cells
+                if c.text.startswith("Mission commencée le"))   # the first offer's bilan
+    for i in range(1, 16):
+        cell.add_paragraph(f"Ligne ajoutée {i}")
+    buf = io.BytesIO()
+    doc.save(buf)
+    import pdfplumber
+
+    with pdfplumber.open(io.BytesIO(pool.convert(buf.getvalue()))) as pdf:
+        text = " ".join(p.extract_text() or "" for p in pdf.pages)
+    assert "Ligne ajoutée 15" in text

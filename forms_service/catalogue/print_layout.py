@@ -13,6 +13,21 @@ from typing import Iterable
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 
+class ListColumn(BaseModel):
+    """One printed column of a list: the fields it holds (paths inside the list's items, the
+    first one names the column unless ``heading`` does), printed one under the other."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fields: tuple[str, ...]
+    heading: str | None = None
+    #: what the cell prints before a second field (its path → text), when the heading
+    #: already says the rest (« Motif : » under « Résultat et motif (si …) »)
+    labels: dict[str, str] = {}
+    #: the column's width (mm) when the builder's (from the fields' types and lengths) is
+    #: not what the print needs: a column of boxes with a text under them
+    width_mm: float | None = None
+
+
 class PrintLayout(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -46,6 +61,10 @@ class PrintLayout(BaseModel):
     #: fields of a compact section printed on a row of their own (not paired), so that
     #: their longest value holds beside their label on one line
     own_row: tuple[str, ...] = ()
+    #: a list printed in numbered columns that may hold several of its fields (the seed's
+    #: « Colonne 1 … 6 » of the fiche de suivi emploi): a list path → its columns, in order;
+    #: every printed field of the list in exactly one column
+    list_columns: dict[str, tuple[ListColumn, ...]] = {}
     #: text printed before a field, inside its section (a field path → Jinja text)
     statements: dict[str, str] = {}
     #: lines printed after the last section (Jinja templates over the context)
@@ -55,7 +74,8 @@ class PrintLayout(BaseModel):
         return set(self.grids) | set(self.compact_sections) | {s for pair in self.side_by_side for s in pair}
 
     def field_paths(self) -> set[str]:
-        paths = set(self.page_break_before_group) | set(self.statements) | set(self.own_row)
+        paths = (set(self.page_break_before_group) | set(self.statements) | set(self.own_row)
+                 | set(self.list_columns))
         if isinstance(self.list_new_page, list):
             paths |= set(self.list_new_page)
         return paths
@@ -65,8 +85,23 @@ class PrintLayout(BaseModel):
         return self.model_dump(exclude_none=True, exclude_defaults=True)
 
 
+def _check_list_columns(form_id: str, layout: PrintLayout, fields) -> None:
+    """Each list's columns hold every printed field of its items once, and nothing else."""
+    for path, columns in layout.list_columns.items():
+        lst = fields[path]
+        printed = [c.path for c in lst.item_fields if c.printed]
+        placed = [p for col in columns for p in col.fields]
+        labelled = [p for col in columns for p in col.labels if p not in col.fields[1:]]
+        if labelled:
+            raise ValueError(f"{form_id}: layout: list_columns.{path}: labels name fields that are "
+                             f"not a second field of their column: {', '.join(labelled)}")
+        if sorted(placed) != sorted(printed):
+            raise ValueError(f"{form_id}: layout: list_columns.{path} must hold each printed field "
+                             f"of the list once: {', '.join(printed)}")
+
+
 def parse_layout(form_id: str, raw: dict | None, sections: Iterable[str],
-                 fields: Iterable[str]) -> PrintLayout:
+                 fields) -> PrintLayout:
     """The layout of ``form_id``; ``ValueError`` naming what is wrong."""
     try:
         layout = PrintLayout.model_validate(raw or {})
@@ -79,4 +114,5 @@ def parse_layout(form_id: str, raw: dict | None, sections: Iterable[str],
     unknown = sorted(layout.field_paths() - set(fields))
     if unknown:
         raise ValueError(f"{form_id}: layout names fields that do not exist: {', '.join(unknown)}")
+    _check_list_columns(form_id, layout, fields)
     return layout

@@ -84,6 +84,9 @@ def _vocabulary(fd: FormDefinition) -> set[str]:
             for o in g.options or ():
                 texts += [o.label, *(o.group or "").split("|")]
     texts += list(fd.layout.statements.values())
+    for columns in fd.layout.list_columns.values():
+        for col in columns:
+            texts += [col.heading or "", *col.labels.values()]
     words = set()
     for t in texts:
         words.update(w.lower() for w in _WORD.findall(t.replace("/", " ")))

@@ -54,5 +54,9 @@ class Style:
         self.list_new_page = layout.get("list_new_page", True)
         # text printed before a field, in its section (``{path: Jinja text}``)
         self.statements = dict(layout.get("statements") or {})
+        # a list's numbered columns, each holding one or more of its fields (``list_columns``)
+        self.list_columns = {path: [(tuple(c["fields"]), c.get("heading"), dict(c.get("labels") or {}),
+                                     c.get("width_mm")) for c in cols]
+                             for path, cols in (layout.get("list_columns") or {}).items()}
         # compact fields on a row of their own (``own_row``)
         self.own_row = set(layout.get("own_row") or ())

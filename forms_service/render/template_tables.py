@@ -3,18 +3,26 @@ header row repeated on each page, and a grid section (rows × columns of boxes).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from docx.enum.text import WD_ALIGN_PARAGRAPH
-from docx.oxml import OxmlElement
-from docx.shared import Pt
+from docx.shared import Mm, Pt
 
 from ..catalogue.definition import Field, Section
 from .template_ooxml import (
     add_box, add_page_break, add_para, add_run, add_spacer, fixed_widths, no_split, row_height,
     set_cell_fill, set_cell_margins, set_table_borders,
 )
-from .template_metrics import CELL_PADDING_MM, longest_word_mm
-from .template_sections import section_block, template_var
+from .template_metrics import CELL_PADDING_MM, longest_word_mm, text_width_mm
+from .template_sections import label_separator, repeat_header, section_block, template_var
 from .template_style import COLOURS, CONTENT_WIDTH_MM, HEADING_FILL, WRITING_LINE_MM, Style
+
+#: a handwriting line under a second field's label in a list cell (the print check's floor)
+MIN_WRITING_MM = 6.0
+#: a list cell's boxes start this far from its left edge: a value typed to the right edge
+#: of the column before is then never one text with the box (the text reader's runs are
+#: cut at gaps of half the box's size, 7 pt)
+BOX_INDENT_MM = 2.0
 
 
 def _written(c: Field) -> bool:
@@ -36,17 +44,66 @@ def _column_width(c: Field) -> float:
     return 0.0   # text: shares what is left, by printed length
 
 
-def _no_broken_words(cols: list[Field], widths: list[float], style: Style) -> list[float]:
-    """Widen each column to its header's longest word (and its options' when printed as
-    boxes), taking the room from the widest columns; the total width is kept."""
+class Column(NamedTuple):
+    """A printed column of a list: the fields it holds, its heading, and what it prints
+    before a second field (its label unless the layout says shorter)."""
+    fields: list[Field]
+    heading: str
+    labels: dict[str, str]
+    width_mm: float | None = None
+
+    def label(self, c: Field) -> str:
+        return self.labels.get(c.path, c.label)
+
+
+def _columns(f: Field, style: Style) -> tuple[list[Column], bool]:
+    """A list's printed columns and whether they are numbered: one a field, or the
+    definition's ``layout.list_columns`` (the seed's numbered columns, several fields in one)."""
+    cols = [c for c in f.item_fields if c.printed]
+    groups = style.list_columns.get(f.path)
+    if not groups:
+        return [Column([c], c.label, {}) for c in cols], False
+    by_path = {c.path: c for c in cols}
+    return [Column([by_path[p] for p in paths], heading or by_path[paths[0]].label, labels, width)
+            for paths, heading, labels, width in groups], True
+
+
+def _group_width(col: Column, style: Style) -> tuple[float, float]:
+    """A column's fixed width (0: shares what is left) and its share of what is left; a
+    second box with its label (« ☐ Offre refusée par le bénéficiaire ») on two lines at most."""
+    if col.width_mm:
+        return col.width_mm, 0.0
+    texts = [c for c in col.fields if _column_width(c) == 0]
+    if texts:
+        return 0.0, sum(max(1.0, min(4.0, (c.max_length or 40) / 40)) for c in texts)
+    widths = [_column_width(c) for c in col.fields]
+    widths += [4.0 + BOX_INDENT_MM + text_width_mm(col.label(c), style.list_small) / 2 + CELL_PADDING_MM + 1.0
+               for c in col.fields[1:] if c.type == "bool"]
+    return max(widths), 0.0
+
+
+def _boxes_printed(c: Field) -> bool:
+    return c.type in ("choice", "multi") and not _written(c)
+
+
+def _no_broken_words(columns: list[Column], widths: list[float], style: Style) -> list[float]:
+    """Widen each column to its heading's longest word (and its options' when printed as
+    boxes, a second field's label), taking the room from the widest columns; the total
+    width is kept."""
     need = []
-    for c, w in zip(cols, widths):
-        words = [longest_word_mm(c.label, style.list_small, bold=True)]
-        if c.type in ("choice", "multi") and not _written(c):
-            box = 4.0   # the ☐ and its space
-            words += [box + longest_word_mm(o.label, style.list_small) for o in c.options]
-        elif _written(c):   # the value printed as text: its longest code
-            words += [longest_word_mm(o.code, style.list_small) for o in c.options]
+    for col, w in zip(columns, widths):
+        fields = col.fields
+        words = [longest_word_mm(col.heading, style.list_small, bold=True)]
+        box = 4.0 + BOX_INDENT_MM   # the ☐, its space and its indent
+        for k, c in enumerate(fields):
+            if _boxes_printed(c):
+                words += [box + longest_word_mm(o.label, style.list_small) for o in c.options]
+            elif _written(c):   # the value printed as text: its longest code
+                words += [longest_word_mm(o.code, style.list_small) for o in c.options]
+            if k and c.type == "bool":
+                words.append(box + longest_word_mm(col.label(c), style.list_small))
+            elif k:
+                words.append(longest_word_mm(col.label(c), style.list_small, bold=True))
         need.append(max(words) + CELL_PADDING_MM + 0.3)
     widths = list(widths)
     for _ in range(len(widths) * 4):
@@ -66,32 +123,63 @@ def _no_broken_words(cols: list[Field], widths: list[float], style: Style) -> li
     return widths
 
 
-def _row_mm(cols: list[Field], style: Style) -> float:
+def _pt_mm(pt: float) -> float:
+    return pt * 25.4 / 72
+
+
+#: a list cell's left and right margins (``set_cell_margins`` below, twips)
+LIST_CELL_MARGIN_MM = 40 / 1440 * 25.4
+#: what a row of a list needs under a text typed to its ``max_length``: a rendered value
+#: that makes its row grow moves the rows under it off the blank's layout map
+_TYPICAL_TEXT = "accompagnement situation logement emploi démarches référent formation "
+
+
+def _typed_mm(c: Field, width_mm: float, style: Style) -> float:
+    """The height of a text of ``max_length`` characters printed in a cell ``width_mm`` wide."""
+    per_char = text_width_mm(_TYPICAL_TEXT, style.list_small) / len(_TYPICAL_TEXT)
+    per_line = max(1, int((width_mm - 2 * LIST_CELL_MARGIN_MM - 0.5) / per_char * 0.9))   # wraps at words
+    lines = -(-(c.max_length or 40) // per_line)
+    return lines * _pt_mm(style.list_small * 1.22)
+
+
+def _row_mm(columns: list[Column], widths: list[float], style: Style) -> float:
     """A list row's height: the form's ``list_row_mm`` when a cell holds several lines
     (a text of ``lines`` > 1, options stacked as boxes), one handwriting line otherwise
     (the emplois recherchés, the rendez-vous: 22 mm rows of one line each pushed the
-    CERS's page 1 over and left its page 2 four-fifths empty)."""
-    stacked = any(c.type in ("choice", "multi") and not _written(c) and len(c.options) > 1 for c in cols)
-    if stacked or any((c.lines or 1) > 1 for c in cols if c.type == "text"):
-        return style.list_row_mm
-    return min(style.list_row_mm, WRITING_LINE_MM + 2.0)
-
-
-def _repeat_header(row) -> None:
-    tr_pr = row._tr.get_or_add_trPr()
-    el = OxmlElement("w:tblHeader")
-    tr_pr.append(el)
+    CERS's page 1 over and left its page 2 four-fifths empty); taller when a column holds
+    stacked boxes and a text under them (column 5 of the fiche de suivi emploi: the
+    résultat, then the motif's label and its lines, room for its ``max_length`` typed)."""
+    cols = [c for col in columns for c in col.fields]
+    stacked = any(_boxes_printed(c) and len(c.options) > 1 for c in cols)
+    if not (stacked or any((c.lines or 1) > 1 for c in cols if c.type == "text")):
+        return min(style.list_row_mm, WRITING_LINE_MM + 2.0)
+    tallest = 0.0
+    for col, width in zip(columns, widths):
+        if len(col.fields) == 1:
+            continue   # one field a column: the form's list_row_mm, as before
+        mm = 1.5   # the cell's top and bottom margins
+        for k, c in enumerate(col.fields):
+            if _boxes_printed(c):
+                mm += len(c.options) * _pt_mm(style.box_line)
+            elif c.type == "bool":
+                mm += _pt_mm(style.box_line)
+            elif c.type == "text" and k:   # a second field: its label, then its lines
+                # the print check's floor ((lines - 1) lines, the label sharing the first)
+                # and its longest value typed
+                floor = max((c.lines or 1) - 1, 1) * MIN_WRITING_MM
+                mm += _pt_mm(style.list_small * 1.22) + max(floor, _typed_mm(c, width, style)) + 1.0
+        tallest = max(tallest, mm)
+    return max(style.list_row_mm, round(tallest + 0.5))
 
 
 def list_table(doc, f: Field, style: Style, inline: bool = False) -> None:
     """A repeating table: a fixed number of rows per page, each page of rows its own page.
     ``inline``: a short list inside its section (never on a page of its own)."""
-    cols = [c for c in f.item_fields if c.printed]
-    fixed = [_column_width(c) for c in cols]
+    columns, numbered = _columns(f, style)
+    fixed, share = zip(*(_group_width(col, style) for col in columns))
     free = max(CONTENT_WIDTH_MM - sum(fixed), 20.0)
-    text_w = [max(1.0, min(4.0, (c.max_length or 40) / 40)) if w == 0 else 0 for c, w in zip(cols, fixed)]
-    widths = [w if w else free * t / sum(text_w) for w, t in zip(fixed, text_w)]
-    widths = _no_broken_words(cols, widths, style)
+    widths = [w if w else free * t / sum(share) for w, t in zip(fixed, share)]
+    widths = _no_broken_words(columns, widths, style)
     new_page = style.list_new_page
     if inline:
         pass
@@ -100,42 +188,62 @@ def list_table(doc, f: Field, style: Style, inline: bool = False) -> None:
     rows_per_page = f.rows_per_page or 8
     add_para(doc, "{%p for chunk in " + f.path + "|pages(" + str(rows_per_page) + ", " + str(f.min_rows) +
           ") %}", size=1)
-    table = doc.add_table(rows=3, cols=len(cols))
+    table = doc.add_table(rows=3, cols=len(columns))
     set_table_borders(table)
     set_cell_margins(table, 10, 10, 40, 40)
     fixed_widths(table, widths)
     head = table.rows[0].cells[0].merge(table.rows[0].cells[-1])
     set_cell_fill(head, HEADING_FILL)
     add_para(head, f.label + "{% if chunk.continued %} (suite){% endif %}", size=style.heading, bold=True)
-    for c, cell in zip(cols, table.rows[1].cells):
+    for n, (col, cell) in enumerate(zip(columns, table.rows[1].cells), 1):
         set_cell_fill(cell, "F2F2F2")
-        add_para(cell, c.label, size=style.list_small, bold=True)
+        add_para(cell, f"{n}. {col.heading}" if numbered else col.heading, size=style.list_small, bold=True)
     no_split(table.rows[1])
-    _repeat_header(table.rows[0])
-    _repeat_header(table.rows[1])
+    for heading_row in table.rows[:2]:
+        repeat_header(heading_row)
+        for cell in heading_row.cells:   # never left at a page's foot without a row
+            for para in cell.paragraphs:
+                para.paragraph_format.keep_with_next = True
     # rows[2] is the loop row: docxtpl's {%tr %} tags need their own rows.
     loop_open = table.rows[2]
     add_para(loop_open.cells[0], "{%tr for row in chunk.rows %}", size=1)
     data_row = table.add_row()
-    row_height(data_row, _row_mm(cols, style), exact=True)
+    # "at least": the blank's printed height (the layout map's rows), and a text typed in
+    # Word past the row makes it grow instead of being hidden
+    row_height(data_row, _row_mm(columns, widths, style), exact=False)
     no_split(data_row)
-    for c, cell in zip(cols, data_row.cells):
-        if c.type in ("choice", "multi") and not _written(c):
-            for i, o in enumerate(c.options):
-                p = add_para(cell, "", size=style.list_small, first=i == 0)
-                add_box(p, f"row.{c.path}|box('{o.code}')", style)
-                add_run(p, f" {o.label}", size=style.list_small)
-        elif c.type == "bool":
-            p = add_para(cell, "", size=style.list_small)
-            add_box(p, f"row.{c.path}|box", style)
-        else:
-            add_para(cell, "{{ " + template_var(c.path, c, "row") + " }}", size=style.list_small)
+    for col, cell in zip(columns, data_row.cells):
+        for k, c in enumerate(col.fields):
+            _cell_field(cell, c, style, first=k == 0, label=col.label(c) if k else None)
     close = table.add_row()
     add_para(close.cells[0], "{%tr endfor %}", size=1)
     add_para(doc, "{%p if not chunk.last %}", size=1)
     add_page_break(doc)
     add_para(doc, "{%p endif %}", size=1)
     add_para(doc, "{%p endfor %}", size=1)
+
+
+def _cell_field(cell, c: Field, style: Style, *, first: bool, label: str | None) -> None:
+    """One field of a list row in its cell: its boxes, or its value; a second field of the
+    column with its own label (« ☐ Offre refusée… », « Motif … : » above its lines)."""
+    if _boxes_printed(c):
+        for i, o in enumerate(c.options):
+            p = add_para(cell, "", size=style.list_small, first=first and i == 0)
+            p.paragraph_format.left_indent = Mm(BOX_INDENT_MM)
+            add_box(p, f"row.{c.path}|box('{o.code}')", style)
+            add_run(p, f" {o.label}", size=style.list_small)
+    elif c.type == "bool":
+        p = add_para(cell, "", size=style.list_small, first=first)
+        p.paragraph_format.left_indent = Mm(BOX_INDENT_MM)
+        add_box(p, f"row.{c.path}|box", style)
+        if label:
+            add_run(p, f" {label}", size=style.list_small)
+    else:
+        if label:
+            add_para(cell, label + label_separator(label).rstrip(), size=style.list_small,
+                     bold=True, first=False)
+        add_para(cell, "{{ " + template_var(c.path, c, "row") + " }}", size=style.list_small,
+                 first=first)
 
 
 def grid_table(doc, section: Section, style: Style, compact: list) -> None:
