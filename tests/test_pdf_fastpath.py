@@ -8,7 +8,7 @@ must be the same to the eye and to a program:
   in the other print's 3 × 3 neighbourhood: at most ``MAX_PIXELS`` pixels differing by more
   than half the range, and a mean difference under ``MAX_MEAN`` grey levels. Why: LibreOffice
   places glyphs on its own grid (its advances differ from the font's by up to ±0.07 pt a
-  glyph, which the fast path bounds by writing no value over 32 characters) and a ligature
+  glyph, which the fast path bounds by writing no value wider than ``MAX_RUN_PT``) and a ligature
   is written as its characters spread over the ligature's advance; both move edges by less
   than a pixel (0.48 pt), invisible at print size. A value misplaced by a pixel or more,
   a missing or different character, a box ticked differently differ by dozens to hundreds
@@ -216,7 +216,10 @@ def random_data(service, form_id: str, base: dict, seed: int) -> tuple[dict, boo
             roll = 1.0
         elif roll < 0.3:
             continue
-        new = None if roll < 0.45 else " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 3)))
+        # mostly names and short texts; a third longer ones (4–8 words, up to ~200 pt:
+        # around the widest run the fast path writes, MAX_RUN_PT)
+        words = rng.randint(1, 3) if rng.random() < 0.66 else rng.randint(4, 8)
+        new = None if roll < 0.45 else " ".join(rng.choice(WORDS) for _ in range(words))
         try:
             set_path(data, path, new)
         except (KeyError, IndexError, TypeError):

@@ -19,13 +19,13 @@ a document the PDF is made without LibreOffice:
    value font embedded once (a subset: :data:`CHARSET`), and the places of its ☐/☒ codes in
    its content streams are noted (:func:`_box_codes`), and where each value goes in them
    (:func:`_value_places`: LibreOffice's content order). A text a filter makes from data
-   (:class:`Derived`, « Prénom NOM ») is a value like the others. The probe is kept on disk
+   (:class:`Derived`, « Prénom NOM ») is a value without a slot. The probe is kept on disk
    per template version (``fastpath_store``).
 2. **Per document** (:func:`fast_pdf`): a *skeleton* render of the document's data (every
    value printed empty, every box ☐) must equal the probe data's skeleton: same template
    branches, same rows, nothing printed outside a value (derived text, conditionals). Each
    value's text is what the template prints (filters applied); it must be probed, at most
-   :data:`MAX_CHARS` characters on one line, every character in its font's subset, and fit
+   :data:`MAX_RUN_PT` points wide on one line, every character in its font's subset, and fit
    its zone of the layout map with a margin (6 pt, more than a table cell's inner margin).
    Then each box's code is set to ☒ or ☐ in LibreOffice's own content stream (content order
    kept: readers take the i-th glyph for the i-th box, and its label from what follows), and
@@ -77,10 +77,13 @@ FIT_MARGIN = 6.0
 GEOMETRY_TOL = 0.05
 #: Points: tolerance on a marker's edges between the probes and on its advance width.
 EDGE_TOL = 0.3
-#: Longest value written: LibreOffice rounds each glyph's advance in its own layout units
-#: (measured: up to ±0.07 pt per glyph against the font's, ~0.1 % on average), so a long
-#: run drifts (0.25 pt over 60 characters); over 32 characters it stays under ~0.15 pt.
-MAX_CHARS = 32
+#: Points: the widest value written. LibreOffice rounds each glyph's advance in its own
+#: layout units, so its glyphs drift from HarfBuzz's positions along a run: measured on the
+#: blank prints of the DSP and the fiche de liaison (112 runs of 80–500 pt), 0.13–0.15 pt
+#: per 100 pt at the median, 0.17 at the 90th percentile. 180 pt keeps the drift near
+#: 0.3 pt, under a pixel at 150 dpi (0.48 pt). The width is HarfBuzz's advance, so the rule
+#: is the same at every font size (it was 32 characters before).
+MAX_RUN_PT = 180.0
 #: Characters never written by the fast path (LibreOffice handles them).
 _REFUSED = set("\n\r\t\v\f\u00a0\u00ad\u2028\u2029")
 
@@ -143,6 +146,11 @@ def _finalize(value):
     if isinstance(value, Mark):
         mode.n += 1
         return str(value)
+    if isinstance(value, Derived):
+        # no zone of its own (it sits in running text): never a slot, and its marker would
+        # only move the text after it; printed as in the base, it keeps its mark's number
+        mode.n += 1
+        return str(value)
     if isinstance(value, Val) and not isinstance(value.value, list):
         n = mode.n
         mode.n += 1
@@ -152,9 +160,11 @@ def _finalize(value):
 
 class Derived(Val):
     """A text a filter makes from data (« Prénom NOM » of a group): a value of its own for
-    the fast path — printed empty in the skeleton, as a marker in the probes, as the probe
-    data prints it in the base — so that data changing it is a value to write, not a
-    different skeleton. ``path``: the filter's argument (a group's path)."""
+    the fast path — printed empty in the skeleton, as the probe data prints it in the
+    probes and the base — so that data changing it is a value (``not_probed``: it has no
+    zone and sits in running text, which it would reflow), not a different skeleton; data
+    printing the probe data's text (the dotted line of a blank name) takes the fast path.
+    ``path``: the filter's argument (a group's path)."""
 
     __slots__ = ()
 
@@ -830,13 +840,14 @@ def _placed(slot: Slot, text: str, codes: frozenset) -> list[tuple[str, float]] 
     """The characters of ``text`` and their x on the page, or None when the value must go
     to LibreOffice (a character the font lacks, a control character, a line that would
     not fit its zone). ``codes``: the characters of the font's embedded subset."""
-    if len(text) > MAX_CHARS or any(c in _REFUSED or not c.isprintable() or ord(c) not in codes
-                                    for c in text):
+    if any(c in _REFUSED or not c.isprintable() or ord(c) not in codes for c in text):
         return None
     shaped = shape(slot.font, text, slot.size)
     if shaped is None:
         return None
     chars, width = shaped
+    if width > MAX_RUN_PT:
+        return None
     x0 = {"left": slot.x, "centre": slot.x - width / 2, "right": slot.x - width}[slot.align]
     if x0 < slot.left or x0 + width > slot.right:
         return None
