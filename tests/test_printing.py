@@ -340,3 +340,19 @@ def test_fiche_de_liaison_page_3_has_room_to_spare_filled_to_every_max_length(po
         inked = [o["bottom"] for o in page.chars + page.lines + page.rects if o["bottom"] < margin + 2 * P.MM]
     spare = (margin - max(inked)) / P.MM
     assert spare >= 3.0, f"page 3 ends {spare:.1f} mm above its margin"
+
+
+@pytest.mark.parametrize("form", ["cers", "cerp"])
+def test_flowing_forms_filled_to_every_max_length_print_no_empty_page(pool, settings, form):
+    """The CERS with its sample and every top-level text at its max_length printed an empty
+    2nd page: page 1 ended 6.5 mm above its margin and the PAP's page break, a paragraph
+    a line of body text high, went to page 2 and broke it."""
+    fd = catalogue.get(form)
+    data = json.loads((ROOT / "samples" / f"{form}.json").read_text())
+    for key, value in max_length_data(fd).items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key].update(value)
+        else:
+            data[key] = value
+    problems = P.check_print(fd, _print(fd, data, settings, pool), None)
+    assert [p for p in problems if p.rule == "impression_page_vide"] == [], problems

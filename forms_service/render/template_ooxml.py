@@ -112,10 +112,16 @@ def add_box(p, expr: str, style: Style) -> None:
     p.paragraph_format.line_spacing_rule = WD_LINE_SPACING.EXACTLY
 
 
-def add_page_break(doc) -> None:
+def add_page_break(doc, line_pt: float | None = None) -> None:
+    """A paragraph holding a page break. ``line_pt``: its line's exact height, so that it
+    fits under a page nearly full (else the paragraph, a line of body text high, goes to
+    the next page and its break leaves that page empty: the CERS filled to its max_length)."""
     p = doc.add_paragraph()
     p.paragraph_format.space_before = Pt(0)
     p.paragraph_format.space_after = Pt(0)
+    if line_pt is not None:
+        p.paragraph_format.line_spacing = Pt(line_pt)
+        p.paragraph_format.line_spacing_rule = WD_LINE_SPACING.EXACTLY
     p.add_run().add_break(WD_BREAK.PAGE)
     for r in p.runs:
         r.font.size = Pt(1)

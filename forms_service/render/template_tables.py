@@ -184,7 +184,7 @@ def list_table(doc, f: Field, style: Style, inline: bool = False) -> None:
     if inline:
         pass
     elif (new_page is True and (f.rows_per_page or 0) >= 6) or (isinstance(new_page, list) and f.path in new_page):
-        add_page_break(doc)   # a long table starts on its own page: each page of rows is alike
+        add_page_break(doc, line_pt=1)   # a long table starts on its own page: each page of rows is alike
     rows_per_page = f.rows_per_page or 8
     add_para(doc, "{%p for chunk in " + f.path + "|pages(" + str(rows_per_page) + ", " + str(f.min_rows) +
           ") %}", size=1)
@@ -218,7 +218,7 @@ def list_table(doc, f: Field, style: Style, inline: bool = False) -> None:
     close = table.add_row()
     add_para(close.cells[0], "{%tr endfor %}", size=1)
     add_para(doc, "{%p if not chunk.last %}", size=1)
-    add_page_break(doc)
+    add_page_break(doc, line_pt=1)
     add_para(doc, "{%p endif %}", size=1)
     add_para(doc, "{%p endfor %}", size=1)
 
