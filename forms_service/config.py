@@ -64,9 +64,9 @@ class Settings(BaseSettings):
     ede_bound_high: int = _env("EDE_BOUND_HIGH", 35)
     max_content_length: int = _env("MAX_CONTENT_LENGTH", 10 * MIB)
     #: The PDF fast path (``render/fastpath.py``): values written on LibreOffice's print of
-    #: the blank form when they cannot change its layout; off (the default until it is proven
-    #: again on issue 16's templates): every PDF through LibreOffice.
-    pdf_fast_path: bool = _env("PDF_FAST_PATH", False)
+    #: the blank form when they cannot change its layout (on by default: proven against
+    #: LibreOffice by tests/test_pdf_fastpath.py); off: every PDF through LibreOffice.
+    pdf_fast_path: bool = _env("PDF_FAST_PATH", True)
     soffice_pool_size: int = Field(default_factory=lambda: os.cpu_count() or 1,
                                    validation_alias="SOFFICE_POOL_SIZE")
     #: Session cookie ``Secure`` flag; ``None`` (auto): set when the request came over HTTPS.

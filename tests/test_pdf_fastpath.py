@@ -8,7 +8,7 @@ must be the same to the eye and to a program:
   in the other print's 3 × 3 neighbourhood: at most ``MAX_PIXELS`` pixels differing by more
   than half the range, and a mean difference under ``MAX_MEAN`` grey levels. Why: LibreOffice
   places glyphs on its own grid (its advances differ from the font's by up to ±0.07 pt a
-  glyph, which the fast path bounds by writing no value over 32 characters) and a ligature
+  glyph, which the fast path bounds by writing no value wider than ``MAX_RUN_PT``) and a ligature
   is written as its characters spread over the ligature's advance; both move edges by less
   than a pixel (0.48 pt), invisible at print size. A value misplaced by a pixel or more,
   a missing or different character, a box ticked differently differ by dozens to hundreds
@@ -216,7 +216,10 @@ def random_data(service, form_id: str, base: dict, seed: int) -> tuple[dict, boo
             roll = 1.0
         elif roll < 0.3:
             continue
-        new = None if roll < 0.45 else " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 3)))
+        # mostly names and short texts; a third longer ones (4–8 words, up to ~200 pt:
+        # around the widest run the fast path writes, MAX_RUN_PT)
+        words = rng.randint(1, 3) if rng.random() < 0.66 else rng.randint(4, 8)
+        new = None if roll < 0.45 else " ".join(rng.choice(WORDS) for _ in range(words))
         try:
             set_path(data, path, new)
         except (KeyError, IndexError, TypeError):
@@ -242,7 +245,6 @@ def test_every_sample_fast_or_fallback_prints_like_libreoffice(service, sample):
     assert_same_print(case.fast, case.libreoffice())
 
 
-@pytest.mark.xfail(reason="not re-proven on the templates of issue 16 (merged after the fast path): the fiche de liaison skeleton now varies with its data (falls back to LibreOffice: safe), and the DSP fast print gives a layout map 34 pt off on page 3; PDF_FAST_PATH is off by default", strict=False)
 def test_seeded_random_data_prints_like_libreoffice(service):
     """Random data from each sample (seeded): every fast PDF equals LibreOffice's; the fast
     path takes documents of several forms, and declines those with a value where it placed
@@ -286,7 +288,6 @@ def sample_of(form_id: str) -> dict:
     return json.loads((ROOT / "samples" / f"{form_id}.json").read_text(encoding="utf-8"))
 
 
-@pytest.mark.xfail(reason="not re-proven on the templates of issue 16 (merged after the fast path): the fiche de liaison skeleton now varies with its data (falls back to LibreOffice: safe), and the DSP fast print gives a layout map 34 pt off on page 3; PDF_FAST_PATH is off by default", strict=False)
 @pytest.mark.parametrize("form_id", ["fiche-liaison", "annexe-2"])
 def test_fast_print_has_the_same_layout_map_and_reads_back(fp_app, service, form_id):
     data = prefilled(service, form_id, sample_of(form_id))
@@ -313,7 +314,6 @@ def test_fast_print_has_the_same_layout_map_and_reads_back(fp_app, service, form
 
 # ---------------------------------------------------------------------- fallbacks
 
-@pytest.mark.xfail(reason="not re-proven on the templates of issue 16 (merged after the fast path): the fiche de liaison skeleton now varies with its data (falls back to LibreOffice: safe), and the DSP fast print gives a layout map 34 pt off on page 3; PDF_FAST_PATH is off by default", strict=False)
 def test_a_value_that_would_wrap_goes_to_libreoffice(service):
     data = prefilled(service, "fiche-liaison", sample_of("fiche-liaison"))
     case = Case(service, "fiche-liaison", data)
@@ -358,6 +358,35 @@ def test_the_setting_turns_the_fast_path_off(make_app, lo_pool):
     assert doc.content.startswith(b"%PDF") and svc.fast_stats == {}
 
 
+def test_probes_are_kept_on_disk_per_template_version(make_app, lo_pool):
+    """A probe is saved under the var cache by its template version: a new process (the
+    memory cache emptied) reads it instead of printing four renders again, and prints the
+    same PDF with it."""
+    from forms_service.render import fastpath_store
+    from forms_service.render.service import get_service
+
+    svc = get_service(make_app(PDF_POOL=lo_pool))
+    data = prefilled(svc, "annexe-2", sample_of("annexe-2"))
+    built = Case(svc, "annexe-2", data)
+    assert built.fast is not None, built.reason
+    files = sorted(fastpath_store.directory(svc.settings).glob("annexe-2-*.probe"))
+    assert [f.name[len("annexe-2-"):].split("-")[0] for f in files] == [built.version]
+    fastpath.clear_cache()
+    again = Case(svc, "annexe-2", data)
+    probe = fastpath.probe_for(again.fd, settings=again.settings, pool=again.pool,
+                               version=again.version, layout=again.layout)
+    assert probe.source == "disk" and probe.ok
+    assert again.fast is not None, again.reason
+    assert all(np.array_equal(a, b) for a, b in zip(grey_pages(again.fast), grey_pages(built.fast)))
+    # a file that cannot be read is built again, never a failure
+    files[0].write_bytes(b"not a probe")
+    fastpath.clear_cache()
+    third = Case(svc, "annexe-2", data)
+    assert third.fast is not None and fastpath.probe_for(
+        third.fd, settings=third.settings, pool=third.pool, version=third.version,
+        layout=third.layout).source == "built"
+
+
 def test_a_template_edited_by_a_departement_is_probed_again_and_printed(make_app, lo_pool, tmp_path):
     """A département's DOCX edit: a new template version, hence a new probe; the fast PDF
     prints the edit (and equals LibreOffice's)."""
@@ -385,4 +414,8 @@ def test_a_template_edited_by_a_departement_is_probed_again_and_printed(make_app
     assert case.fast is not None, case.reason
     with fastpath._MUPDF, pymupdf.open("pdf", case.fast) as doc:
         assert "Zyxwv" in "".join(page.get_text() for page in doc)
+    # the edited version has its own probe file beside the default version's
+    from forms_service.render import fastpath_store
+    versions = {f.name[len("annexe-2-"):].split("-")[0] for f in fastpath_store.directory(svc.settings).glob("annexe-2-*.probe")}
+    assert case.version in versions
     assert_same_print(case.fast, case.libreoffice())

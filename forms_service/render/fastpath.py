@@ -17,17 +17,21 @@ a document the PDF is made without LibreOffice:
    (a value taller than its line) gets no value slots. The blank's ☐ glyphs must match the
    layout map's boxes one to one, and the base's labels the blank's. The base gets each
    value font embedded once (a subset: :data:`CHARSET`), and the places of its ☐/☒ codes in
-   its content streams are noted (:func:`_box_codes`).
+   its content streams are noted (:func:`_box_codes`), and where each value goes in them
+   (:func:`_value_places`: LibreOffice's content order). A text a filter makes from data
+   (:class:`Derived`, « Prénom NOM ») is a value without a slot. The probe is kept on disk
+   per template version (``fastpath_store``).
 2. **Per document** (:func:`fast_pdf`): a *skeleton* render of the document's data (every
    value printed empty, every box ☐) must equal the probe data's skeleton: same template
    branches, same rows, nothing printed outside a value (derived text, conditionals). Each
    value's text is what the template prints (filters applied); it must be probed, at most
-   :data:`MAX_CHARS` characters on one line, every character in its font's subset, and fit
+   :data:`MAX_RUN_PT` points wide on one line, every character in its font's subset, and fit
    its zone of the layout map with a margin (6 pt, more than a table cell's inner margin).
    Then each box's code is set to ☒ or ☐ in LibreOffice's own content stream (content order
    kept: readers take the i-th glyph for the i-th box, and its label from what follows), and
    the values are written, shaped as LibreOffice shapes them (HarfBuzz: ligatures, no pair
-   kerning), glyph by glyph at absolute positions, in one content stream per page (pikepdf).
+   kerning), glyph by glyph at absolute positions, each where LibreOffice would have drawn
+   it in the page's content (pikepdf).
 
 Anything else — a value not probed (its marker wrapped or was split), a character the
 font lacks, a text that would wrap, more rows than the print holds (another probe is made
@@ -37,7 +41,7 @@ LibreOffice: a wrong fast print is worse than a slow one.
 
 The module knows no form and no template detail: it works from the catalogue's
 definitions, the current templates and LibreOffice's prints of them. Settings:
-``PDF_FAST_PATH`` (``settings.pdf_fast_path``, off by default until re-proven on issue 16's templates) turns it on.
+``PDF_FAST_PATH`` (``settings.pdf_fast_path``, on by default) turns it off.
 See ``docs/pdf-conversion.md`` (the route, what was measured, the proofs).
 """
 
@@ -73,10 +77,13 @@ FIT_MARGIN = 6.0
 GEOMETRY_TOL = 0.05
 #: Points: tolerance on a marker's edges between the probes and on its advance width.
 EDGE_TOL = 0.3
-#: Longest value written: LibreOffice rounds each glyph's advance in its own layout units
-#: (measured: up to ±0.07 pt per glyph against the font's, ~0.1 % on average), so a long
-#: run drifts (0.25 pt over 60 characters); over 32 characters it stays under ~0.15 pt.
-MAX_CHARS = 32
+#: Points: the widest value written. LibreOffice rounds each glyph's advance in its own
+#: layout units, so its glyphs drift from HarfBuzz's positions along a run: measured on the
+#: blank prints of the DSP and the fiche de liaison (112 runs of 80–500 pt), 0.13–0.15 pt
+#: per 100 pt at the median, 0.17 at the 90th percentile. 180 pt keeps the drift near
+#: 0.3 pt, under a pixel at 150 dpi (0.48 pt). The width is HarfBuzz's advance, so the rule
+#: is the same at every font size (it was 32 characters before).
+MAX_RUN_PT = 180.0
 #: Characters never written by the fast path (LibreOffice handles them).
 _REFUSED = set("\n\r\t\v\f\u00a0\u00ad\u2028\u2029")
 
@@ -121,7 +128,8 @@ def _finalize(value):
             mode.marks.append((value.kind, value.path, value.value, value.checked, ""))
             return UNCHECKED if value.kind == "box" else ""
         if isinstance(value, Val) and not isinstance(value.value, list):
-            mode.marks.append(("text", value.path, None, False, str(value)))
+            mode.marks.append(("text", value.path, "derived" if isinstance(value, Derived) else None,
+                               False, str(value)))
             return ""
         return ctxmod.finalize(value)
     if isinstance(mode, _Boxes):
@@ -130,10 +138,17 @@ def _finalize(value):
             if value.kind == "box":
                 return CHECKED if mode.n % 2 else UNCHECKED
             return str(value)
+        if isinstance(value, Derived):
+            return str(value)
         if isinstance(value, Val) and not isinstance(value.value, list):
             return ""
         return ctxmod.finalize(value)
     if isinstance(value, Mark):
+        mode.n += 1
+        return str(value)
+    if isinstance(value, Derived):
+        # no zone of its own (it sits in running text): never a slot, and its marker would
+        # only move the text after it; printed as in the base, it keeps its mark's number
         mode.n += 1
         return str(value)
     if isinstance(value, Val) and not isinstance(value.value, list):
@@ -143,9 +158,35 @@ def _finalize(value):
     return ctxmod.finalize(value)
 
 
+class Derived(Val):
+    """A text a filter makes from data (« Prénom NOM » of a group): a value of its own for
+    the fast path — printed empty in the skeleton, as the probe data prints it in the
+    probes and the base — so that data changing it is a value (``not_probed``: it has no
+    zone and sits in running text, which it would reflow), not a different skeleton; data
+    printing the probe data's text (the dotted line of a blank name) takes the fast path.
+    ``path``: the filter's argument (a group's path)."""
+
+    __slots__ = ()
+
+
+def _derived_filter(fn):
+    def wrapped(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        if type(out) is str:       # plain text made from data (not markup, a Val or a Mark)
+            arg = next((a for a in args if hasattr(a, "path")), None)
+            return Derived(getattr(arg, "path", "?"), out)
+        return out
+    for attr in ("jinja_pass_arg",):
+        if hasattr(fn, attr):
+            setattr(wrapped, attr, getattr(fn, attr))
+    return wrapped
+
+
 def _make_renderer() -> DocxRenderer:
     r = DocxRenderer()
     r.env.finalize = _finalize   # read when a template is compiled: this renderer's own cache
+    r.env.filters.update({name: _derived_filter(fn) for name, fn in r.env.filters.items()
+                          if name in ctxmod.make_env().filters})
     return r
 
 
@@ -318,7 +359,13 @@ class Probe:
     #: per page: the indexes of the content instructions showing boxes, and each box's
     #: place in them; the codes of ☐ and ☒ in their font (see :func:`_box_codes`)
     box_codes: dict | None = None
+    #: mark index -> instruction index of the base page's content before which LibreOffice
+    #: would have drawn the value (its content order; see :func:`_value_places`)
+    places: dict[int, int] = field(default_factory=dict)
+    #: mark index -> a derived text as the base prints it (the probe data's)
+    printed: dict[int, str] = field(default_factory=dict)
     build_ms: float = 0.0
+    source: str = "built"     # "built" in this process, or "disk" (``fastpath_store``)
 
 
 def _chars(pdf: bytes) -> list[list[dict]]:
@@ -532,6 +579,93 @@ def _box_codes(base: bytes, count: int) -> dict | None:
     return {"pages": pages, "codes": codes}
 
 
+def _content_glyphs(page) -> tuple[list, list[tuple[int, str]]]:
+    """A page's content instructions and, in content order, each glyph it draws: (index of
+    the instruction that draws it, its character from the font's ToUnicode map; "" when
+    unknown)."""
+    import pikepdf
+
+    fonts = page.resources.get("/Font", {})
+    decode: dict[str, tuple[int, dict[int, str]]] = {}
+    for name in fonts.keys():
+        font = fonts[name]
+        width = 2 if font.get("/Subtype") == "/Type0" else 1
+        cmap = _to_unicode(font.ToUnicode.read_bytes()) if "/ToUnicode" in font else {}
+        decode[str(name)] = (width, {code: chr(u) for u, code in cmap.items()})
+    instructions = list(pikepdf.parse_content_stream(page))
+    glyphs, current = [], None
+    for i, (operands, op) in enumerate(instructions):
+        op = str(op)
+        if op == "Tf":
+            current = str(operands[0])
+        elif op in ("Tj", "TJ", "'", '"'):
+            width, chars = decode.get(current, (1, {}))
+            items = list(operands[-1]) if op == "TJ" else [operands[-1]]
+            for item in items:
+                if isinstance(item, pikepdf.String):
+                    raw = bytes(item)
+                    for b in range(0, len(raw) - width + 1, width):
+                        glyphs.append((i, chars.get(int.from_bytes(raw[b:b + width], "big"), "")))
+    return instructions, glyphs
+
+
+def _value_places(probe_a: bytes, base: bytes, wanted: set[int]) -> dict[int, int] | None:
+    """Where each value of ``wanted`` (mark indexes) goes in the base's content: the index
+    of the first instruction after the text object holding the label glyph LibreOffice drew
+    just before the value's marker in probe A, at the outermost graphics-state level. The
+    values are then in LibreOffice's content order, which readers and the layout analysis
+    of a print rely on (a value written at the page's end is taken for a label). None when
+    the base's glyphs are not probe A's without its markers."""
+    import pikepdf
+
+    places: dict[int, int] = {}
+    with pikepdf.open(io.BytesIO(probe_a)) as pa, pikepdf.open(io.BytesIO(base)) as pb:
+        if len(pa.pages) != len(pb.pages):
+            return None
+        for page_a, page_b in zip(pa.pages, pb.pages):
+            # spaces left out (LibreOffice draws a space before an empty value or not)
+            # and boxes read as ☐ (the base ticks every other one)
+            _, glyphs_a = _content_glyphs(page_a)
+            instructions, glyphs_b = _content_glyphs(page_b)
+            glyphs_a = [g for g in glyphs_a if not g[1].isspace()]
+            glyphs_b = [g for g in glyphs_b if not g[1].isspace()]
+            text = "".join(c or "\ufffd" for _, c in glyphs_a).replace(CHECKED, UNCHECKED)
+            before: dict[int, int] = {}
+            removed = 0
+            for m in MARKER_RE.finditer(text):
+                before[int(m.group(1))] = m.start() - removed
+                removed += m.end() - m.start()
+            base_text = "".join(c or "\ufffd" for _, c in glyphs_b).replace(CHECKED, UNCHECKED)
+            if MARKER_RE.sub("", text) != base_text:
+                if any(n in wanted for n in before):
+                    return None
+                continue
+            depth, level, closing = 0, [], {}
+            for i, (_operands, op) in enumerate(instructions):
+                level.append(depth)
+                op = str(op)
+                depth += (op == "q") - (op == "Q")
+            level.append(depth)
+            for n, k in before.items():
+                if n not in wanted:
+                    continue
+                if k == 0:
+                    places[n] = 0
+                    continue
+                i = glyphs_b[k - 1][0]
+                # the text object's own graphics state: LibreOffice writes "q rg BT … ET Q"
+                b = next((b for b in range(i, -1, -1) if str(instructions[b][1]) == "BT"), i)
+                q = next((q for q in range(b - 1, -1, -1)
+                          if str(instructions[q][1]) in ("q", "ET", "Q")), None)
+                target = level[q] if q is not None and str(instructions[q][1]) == "q" else level[b]
+                j = next((j for j in range(i, len(instructions)) if str(instructions[j][1]) == "ET"),
+                         len(instructions) - 1) + 1
+                while j < len(instructions) and level[j] > target:
+                    j += 1
+                places[n] = j
+    return places
+
+
 def _set_boxes(pdf, probe: Probe, ticked: list[bool]) -> None:
     """Each box of the base's content set to ☒ or ☐ (its glyph code changed in place)."""
     import pikepdf
@@ -578,7 +712,9 @@ def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, l
             _probe_docx(fd, data, settings=settings, version=version, pad=None)]
     with ThreadPoolExecutor(4, thread_name_prefix="fastpath-probe") as ex:
         blank, probe_a, probe_b, boxed = ex.map(pool.convert, docs)
-    probe = Probe(fd.id, version, False, skeleton=parts, kinds=kinds)
+    probe = Probe(fd.id, version, False, skeleton=parts, kinds=kinds,
+                  printed={n: text for n, (_k, _p, code, _c, text) in enumerate(marks)
+                           if code == "derived"})
 
     def refuse(reason: str) -> Probe:
         probe.reason = reason
@@ -635,6 +771,10 @@ def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, l
     probe.box_codes = _box_codes(probe.base, len(box_marks))
     if probe.box_codes is None:
         return refuse("box_codes")
+    places = _value_places(probe_a, probe.base, set(probe.slots))
+    if places is None or set(places) != set(probe.slots):
+        return refuse("content_order")
+    probe.places = places
     probe.ok = True
     probe.build_ms = (time.perf_counter() - t0) * 1000
     log.info("fastpath probe built", extra={
@@ -659,10 +799,15 @@ def clear_cache() -> None:
 
 def probe_for(fd: FormDefinition, *, settings: Settings, pool, version: str, layout: dict,
               data_dump: dict | None = None) -> Probe:
-    """The probe of (pool, form, template version, rows printed): built once, then cached.
-    A new template version (a département's edit) is a new key, hence a new probe."""
+    """The probe of (pool, form, template version, rows printed): read from the var
+    cache (``fastpath_store``) or built once, then kept in memory. A new template version
+    (a département's edit) is a new key and a new file, hence a new probe."""
+    from . import fastpath_store
+
+    rows = tuple(sorted((layout.get("rows") or {}).items()))
     # per pool too: an app whose LibreOffice is missing or broken makes no PDF, fast or not
-    key = (id(pool), fd.id, version, tuple(sorted((layout.get("rows") or {}).items())))
+    # (the file's name holds the LibreOffice too: none installed, no file found)
+    key = (id(pool), fd.id, version, rows)
     hit = _PROBES.get(key)
     if hit is not None:
         return hit
@@ -671,13 +816,19 @@ def probe_for(fd: FormDefinition, *, settings: Settings, pool, version: str, lay
     with lock:
         hit = _PROBES.get(key)
         if hit is None:
-            try:
-                hit = build_probe(fd, settings=settings, pool=pool, version=version,
-                                  layout=layout, data_dump=data_dump)
-            except Exception as exc:   # the fast path never fails a document
-                log.error("fastpath probe failed", extra={"form": fd.id, "exc_type":
-                                                           type(exc).__name__})
-                hit = Probe(fd.id, version, False, reason="probe_failed")
+            path = fastpath_store.path_for(settings, pool, fd.id, version, rows)
+            hit = fastpath_store.load(path)
+            if isinstance(hit, Probe) and (hit.form, hit.version) == (fd.id, version):
+                hit.source = "disk"
+            else:
+                try:
+                    hit = build_probe(fd, settings=settings, pool=pool, version=version,
+                                      layout=layout, data_dump=data_dump)
+                    fastpath_store.save(path, hit)
+                except Exception as exc:   # the fast path never fails a document
+                    log.error("fastpath probe failed", extra={"form": fd.id, "exc_type":
+                                                               type(exc).__name__})
+                    hit = Probe(fd.id, version, False, reason="probe_failed")
             with _LOCK:
                 _PROBES[key] = hit
         return hit
@@ -689,13 +840,14 @@ def _placed(slot: Slot, text: str, codes: frozenset) -> list[tuple[str, float]] 
     """The characters of ``text`` and their x on the page, or None when the value must go
     to LibreOffice (a character the font lacks, a control character, a line that would
     not fit its zone). ``codes``: the characters of the font's embedded subset."""
-    if len(text) > MAX_CHARS or any(c in _REFUSED or not c.isprintable() or ord(c) not in codes
-                                    for c in text):
+    if any(c in _REFUSED or not c.isprintable() or ord(c) not in codes for c in text):
         return None
     shaped = shape(slot.font, text, slot.size)
     if shaped is None:
         return None
     chars, width = shaped
+    if width > MAX_RUN_PT:
+        return None
     x0 = {"left": slot.x, "centre": slot.x - width / 2, "right": slot.x - width}[slot.align]
     if x0 < slot.left or x0 + width > slot.right:
         return None
@@ -714,15 +866,15 @@ def plan(probe: Probe, parts: tuple[str, ...], marks: list) -> tuple[list, str]:
     writes = []
     for n, (kind, path, _code, checked, text) in enumerate(marks):
         if kind == "box":
-            writes.append(("box", None, checked))
-        elif kind == "text" and text.strip():
+            writes.append(("box", None, checked, n))
+        elif kind == "text" and text.strip() and probe.printed.get(n) != text:
             slot = probe.slots.get(n)
             if slot is None:
                 return [], "not_probed"
             placed = _placed(slot, text, probe.fonts[slot.font][2])
             if placed is None:
                 return [], "does_not_fit"
-            writes.append(("text", slot, placed))
+            writes.append(("text", slot, placed, n))
     return writes, ""
 
 
@@ -733,36 +885,44 @@ def _num(v: float) -> str:
 def write(probe: Probe, writes: list) -> bytes:
     """The base print with ``writes`` on it: each box set to ☒ or ☐ where LibreOffice wrote
     it (content order unchanged: readers take the i-th glyph for the i-th box and its label
-    from what follows it), and per page one content stream appended with the values, each
-    glyph placed absolutely (``Tm``) by its code in the embedded subset.
-    A box is ``("box", None, ticked)``; a value ``("text", Slot, [(char, x), ...])``."""
+    from what follows it), and each value written where LibreOffice would have drawn it in
+    the page's content (``probe.places``), each glyph placed absolutely (``Tm``) by its code
+    in the embedded subset. A box is ``("box", None, ticked, n)``; a value
+    ``("text", Slot, [(char, x), ...], n)`` (``n``: the mark's index)."""
     import pikepdf
 
-    ops: dict[int, list[str]] = {}
+    ops: dict[int, list[tuple[int, str]]] = {}
     used: dict[int, set[str]] = {}
-    ticked = [text for kind, _, text in writes if kind == "box"]
-    for kind, slot, text in writes:
+    ticked = [text for kind, _, text, _n in writes if kind == "box"]
+    for kind, slot, text, n in writes:
         if kind == "box":
             continue
         obj, name, _, codes = probe.fonts[slot.font]
-        chars = text
         r, g, b = slot.color
         y = _num(probe.heights[slot.page] - slot.y)
-        out = [f"BT /{name} {_num(slot.size)} Tf {_num(r)} {_num(g)} {_num(b)} rg"]
-        for c, x in chars:
+        out = [f"q BT /{name} {_num(slot.size)} Tf {_num(r)} {_num(g)} {_num(b)} rg"]
+        for c, x in text:
             out.append(f"1 0 0 1 {_num(x)} {y} Tm <{codes[ord(c)]:04X}> Tj")
-        out.append("ET")
-        ops.setdefault(slot.page, []).append(" ".join(out))
+        out.append("ET Q")
+        ops.setdefault(slot.page, []).append((probe.places[n], " ".join(out)))
         used.setdefault(slot.page, set()).add(slot.font)
     with pikepdf.open(io.BytesIO(probe.base)) as pdf:
         _set_boxes(pdf, probe, ticked)
-        for index, lines in ops.items():
+        for index, values in ops.items():
             page = pdf.pages[index]
             for path in used[index]:
                 obj, name, *_ = probe.fonts[path]
                 page.add_resource(pdf.get_object((obj, 0)), pikepdf.Name.Font,
                                   pikepdf.Name("/" + name))
-            page.contents_add(pikepdf.Stream(pdf, ("q\n" + "\n".join(lines) + "\nQ\n").encode()))
+            # each value where LibreOffice would have drawn it (content order, stable sort)
+            instructions = list(pikepdf.parse_content_stream(page))
+            chunks, start = [], 0
+            for at, line in sorted(values, key=lambda v: v[0]):
+                chunks.append(pikepdf.unparse_content_stream(instructions[start:at]))
+                chunks.append(line.encode())
+                start = at
+            chunks.append(pikepdf.unparse_content_stream(instructions[start:]))
+            page.Contents = pdf.make_stream(b"\n".join(chunks))
         out = io.BytesIO()
         pdf.save(out)
         return out.getvalue()
@@ -796,8 +956,24 @@ def declined(fd: FormDefinition, dump: dict, *, derived: dict | None, settings: 
     if reason in ("", "skeleton") or reason.startswith("probe_"):
         return reason, []
     with _MUPDF:
-        paths = [path for n, (kind, path, _c, _t, text) in enumerate(marks)
-                 if kind == "text" and text.strip()
+        paths = [p for n, (kind, path, code, _t, text) in enumerate(marks)
+                 if kind == "text" and text.strip() and probe.printed.get(n) != text
                  and (n not in probe.slots or _placed(
-                     probe.slots[n], text, probe.fonts[probe.slots[n].font][2]) is None)]
+                     probe.slots[n], text, probe.fonts[probe.slots[n].font][2]) is None)
+                 for p in (_sources(dump, path, text) if code == "derived" else [path])]
     return reason, paths
+
+
+def _sources(dump: dict, path: str, text: str) -> list[str]:
+    """The fields a derived text prints: the group's values found in it."""
+    from ..catalogue.paths import get_path
+
+    try:
+        group = get_path(dump, path)
+    except (KeyError, IndexError, TypeError):
+        return [path]
+    if not isinstance(group, dict):
+        return [path]
+    return [f"{path}.{k}" for k, v in group.items()
+            if not isinstance(v, (dict, list)) and ctxmod.format_value(v)
+            and ctxmod.format_value(v) in text] or [path]
