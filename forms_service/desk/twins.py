@@ -37,15 +37,35 @@ def page_hashes(name: str, data: bytes, kind: str | None) -> dict[int, str]:
     from parsers.scan import ingest
 
     try:
-        if kind in IMAGE_KINDS:   # one frame decoded at a time
-            images = ingest.images_of(name, data, kind, MAX_PAGES)
-        elif kind == "pdf":       # a scanner's PDF only (its JPEGs decoded as they are)
+        if kind in IMAGE_KINDS:   # one frame decoded at a time, hashed as decoded
+            return _image_hashes(data)
+        if kind == "pdf":         # a scanner's PDF only (its JPEGs decoded as they are)
             images = ingest._scanned_pages(name, data, MAX_PAGES) or []
-        else:
-            return {}
-        return {img.file_page: hashlib.sha256(img.gray.tobytes()).hexdigest() for img in images}
+            return {img.file_page: hashlib.sha256(img.gray).hexdigest() for img in images}
+        return {}
     except Exception:
         return {}
+
+
+def _image_hashes(data: bytes) -> dict[int, str]:
+    """Each frame's grey pixels hashed with no copy more than the decode (a grey frame as
+    it is, no conversion nor array): the same pixels hash alike in a JPEG, a PNG or a
+    TIFF, and as the reader's own grey pages (``parsers.scan.ingest``)."""
+    import io
+
+    from PIL import Image, ImageSequence
+
+    from parsers.scan import ingest
+
+    Image.MAX_IMAGE_PIXELS = ingest.MAX_PIXELS
+    out = {}
+    with Image.open(io.BytesIO(data)) as im:
+        for i, frame in enumerate(ImageSequence.Iterator(im), 1):
+            if i > MAX_PAGES:
+                break
+            grey = frame if frame.mode == "L" else frame.convert("L")
+            out[i] = hashlib.sha256(grey.tobytes()).hexdigest()
+    return out
 
 
 def submitter_of(p: Principal) -> dict:
