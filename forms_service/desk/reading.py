@@ -268,6 +268,8 @@ def write_results(s, settings: Settings, batch_id: int, file_ids: list[int], ite
 
     for (fid, n), page in pages.items():
         page.image_sha256 = (hashes or {}).get(fid, {}).get(n)
+    if hashes:   # a writer of twin pages at the same moment waits for this one (twins.py)
+        twins.lock_images(s, [p.image_sha256 for p in pages.values()])
     earlier = twins.earlier_pages(s, batch, {p.id: p.image_sha256 for p in pages.values()},
                                   exclude_files=list(files)) if hashes else {}
 

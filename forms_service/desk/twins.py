@@ -12,8 +12,13 @@ in the database (``batch_page.image_sha256``, indexed) and a page whose image an
 page already had — in a batch the submitter may see (the access policy, on the submitter
 taken on receipt) — is a duplicate of it, not read into a second record.
 
-Two jobs reading twin pages at the very same moment may both keep them (neither has
-written its hashes yet): the next copy received is recognised.
+Two jobs writing twin pages at the very same moment cannot both keep them: the writer
+locks each image hash before it looks for an earlier page (:func:`lock_images`), and
+holds the lock until its transaction ends — on PostgreSQL a transaction-level advisory
+lock per hash (the second writer waits, then sees the first one's pages committed: READ
+COMMITTED takes a new snapshot at each statement); on SQLite the database's write lock,
+which the writing transaction holds from its first write on (the files' rows are updated
+before any lookup), so writers follow one another.
 """
 
 from __future__ import annotations
@@ -84,6 +89,18 @@ def submitter(batch: Batch) -> Principal:
                      territoire=s.get("territoire"), organisme=s.get("organisme"),
                      scopes=None if s.get("scopes") is None else frozenset(s["scopes"]),
                      open_mode=bool(s.get("open_mode")))
+
+
+def lock_images(session: Session, hashes) -> None:
+    """Hold, until the transaction ends, the lock of every image hash in ``hashes``
+    (PostgreSQL: ``pg_advisory_xact_lock``, in a fixed order so two writers never
+    deadlock; SQLite: the write lock is already held, nothing to do)."""
+    from sqlalchemy import text
+
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted({int(h[:15], 16) for h in hashes if h}):   # 60 bits: a bigint
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
 def earlier_pages(session: Session, batch: Batch, hashes: dict[int, str], *,
