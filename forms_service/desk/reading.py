@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from forms_service import db
@@ -57,6 +57,16 @@ def reading_limits(page_counts: list[int | None]):
                   max_pages=max(MAX_PAGES, pages))
 
 
+#: How long a worker's SQLite connection waits for another writer (ms).
+WORKER_BUSY_TIMEOUT_MS = 120_000
+
+
+def _worker_busy_timeout(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={WORKER_BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
 class Worker:
     """A consumer process's reading context: its settings' database and a parse sandbox."""
 
@@ -66,6 +76,10 @@ class Worker:
     def __init__(self, settings: Settings, *, sandbox=None):
         self.settings = settings
         self.database = db.Database(settings.database_url)
+        if self.database.engine.dialect.name == "sqlite":
+            # a job's writing transaction may wait for another job's (SQLite's write lock is
+            # also what keeps twin pages once, twins.py): longer than a web request would
+            event.listen(self.database.engine, "connect", _worker_busy_timeout)
         self._sandbox = sandbox
         self.me = leases.me()
 
