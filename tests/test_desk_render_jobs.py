@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
 import time
 import zipfile
 from pathlib import Path
@@ -19,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from desk_queue import WAIT, start_worker, stop
+from desk_queue import WAIT, kill_9, start_worker, stop
 from people_data import headers, seed
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -129,8 +127,7 @@ def test_a_render_job_whose_worker_is_killed_is_run_again(make_app, tmp_path):
             time.sleep(0.05)
         status, holder = state()
         assert status == "running" and holder and f":{first.pid}:" in holder
-        os.kill(first.pid, signal.SIGKILL)   # in the middle: nothing issued yet
-        first.wait(10)
+        kill_9(first)   # in the middle: nothing issued yet
     finally:
         stop(first)
     assert state()[0] == "running" and _issued(app) == 0, "the job ended before the kill: more items"
