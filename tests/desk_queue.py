@@ -83,6 +83,26 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def kill_9(proc: subprocess.Popen) -> None:
+    """``kill -9`` of a worker, then of the processes it leaves behind (its sandbox's
+    forkserver and readers, which outlive it: the test must not leave them running)."""
+    import signal
+
+    import psutil
+    try:
+        left = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        left = []
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    for child in left:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(left, timeout=10)
+
+
 WAIT = 240
 
 

@@ -8,7 +8,6 @@ with their pages, crops, source file, issued document and beneficiary.
 from __future__ import annotations
 
 import os
-import signal
 import time
 
 import pytest
@@ -16,7 +15,7 @@ from sqlalchemy import func, select
 
 import desk_data
 from desk_data import desk_documents  # noqa: F401  (fixture)
-from desk_queue import WAIT, redis_url, start_worker, stop, submit, wait_done  # noqa: F401  (fixture)
+from desk_queue import WAIT, kill_9, redis_url, start_worker, stop, submit, wait_done  # noqa: F401  (fixture)
 from people_data import headers, seed
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -183,8 +182,7 @@ def test_worker_killed_mid_batch_every_page_read_exactly_once(make_app, lo_pool,
             if view["progress"]["pages_done"] >= len(pages):
                 break
             time.sleep(0.05)
-        os.kill(first.pid, signal.SIGKILL)   # in the middle: some files read, others not
-        first.wait(10)
+        kill_9(first)   # in the middle: some files read, others not
     finally:
         stop(first)
     view = client.get(f"/api/v1/batches/{batch_id}", headers=agent).get_json()

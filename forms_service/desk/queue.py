@@ -38,11 +38,14 @@ HEARTBEAT_KEY = "consumer:heartbeat"
 
 
 #: The work the queue's tasks do, by name: ``handler(queue, *args)``, registered by the
-#: modules that do it (``desk.reading``: ``read_files``, ``sweep``, ``worker_start``) so that
+#: modules that do it (``desk.reading``: ``read_files``, ``sweep``; ``render.jobs``: ``render_batch``) so that
 #: this module imports none of them. A consumer imports them first (``forms-service worker``).
 HANDLERS: dict[str, Callable[..., None]] = {}
 #: Handlers run by the periodic task (once a minute, once whatever the number of consumers).
 PERIODIC: list[Callable[["DeskQueue"], None]] = []
+#: Run once when a consumer process starts (``desk.reading`` and ``render.jobs``: queue a
+#: sweep of the work a killed worker left).
+AT_START: list[Callable[["DeskQueue"], None]] = []
 
 
 def handler(name: str):
@@ -57,6 +60,11 @@ def periodic(fn):
     return fn
 
 
+def at_start(fn):
+    AT_START.append(fn)
+    return fn
+
+
 def _once_per(huey, name: str, period: int) -> bool:
     """True for the first caller of this period (across every consumer)."""
     return huey.put_if_empty(f"periodic:{name}:{int(time.time() // period)}", b"1")
@@ -67,6 +75,8 @@ class DeskQueue:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self._started = False
+        self._start_lock = threading.Lock()
         url = settings.queue_url
         if url and url.startswith(("redis://", "rediss://", "unix://")):
             self.huey = RedisHuey(NAME, url=url, results=False)
@@ -163,8 +173,16 @@ class DeskQueue:
         HANDLERS[name](self, *args)
 
     def _on_start(self) -> None:
-        if "worker_start" in HANDLERS:
-            HANDLERS["worker_start"](self)
+        """Huey calls it in every consumer thread: the :data:`AT_START` work runs once."""
+        with self._start_lock:
+            first, self._started = not self._started, True
+        if not first:
+            return
+        for fn in AT_START:
+            try:
+                fn(self)
+            except Exception as exc:   # one start job's failure does not stop the others
+                log.error("at_start_failed", job=getattr(fn, "__name__", "?"), error=type(exc).__name__)
 
     def _daily_digest(self) -> None:
         if not _once_per(self.huey, "referent.digest", 86400):

@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-import psutil
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from forms_service import db
 from forms_service.config import Settings
-from forms_service.desk import records, storage, twins
-from forms_service.desk.queue import handler, periodic
+from forms_service.desk import leases, records, storage, twins
+from forms_service.desk.queue import at_start, handler, periodic
 from forms_service.desk.storage import Upload, page_count
 from forms_service.desk.models import Batch, BatchFile, BatchPage
 from forms_service.errors import DatabaseUnavailable
@@ -41,29 +41,30 @@ LEASE = timedelta(minutes=10)
 #: was lost: the producer died between commit and enqueue).
 LOST_AFTER = timedelta(minutes=2)
 MAX_COPIES = 50
+#: The reader's size limit on the desk is per page, not per file: a scanner's 300-page
+#: batch in one TIFF is normal. An A4 page scanned at 300 dpi in grey is 8.7 MB
+#: uncompressed, so any grey page fits, compressed or not (a colour page must be
+#: compressed, as every scanner does). The file's pages were counted on receipt.
+MAX_BYTES_PER_PAGE = 10 * 1024 * 1024
 
 
-def _me() -> str:
-    p = psutil.Process()
-    return f"{socket.gethostname()}:{p.pid}:{int(p.create_time())}"
+def reading_limits(page_counts: list[int | None]):
+    """The reader's limits for a job's files: :data:`MAX_BYTES_PER_PAGE` times the pages
+    of its longest file (never less than the reader's own per-file limit)."""
+    from parsers.parse import MAX_FILE_BYTES, MAX_PAGES, Limits
+    pages = max((n or 1 for n in page_counts), default=1)
+    return Limits(max_bytes=max(MAX_FILE_BYTES, pages * MAX_BYTES_PER_PAGE),
+                  max_pages=max(MAX_PAGES, pages))
 
 
-def _alive(holder: str | None) -> bool:
-    """Whether the worker named by a lease still runs (only known for this host)."""
-    if not holder:
-        return False
-    try:
-        host, pid, started = holder.rsplit(":", 2)
-    except ValueError:
-        return False
-    if host != socket.gethostname():
-        return True   # another machine's: its lease expires on its own
-    try:
-        proc = psutil.Process(int(pid))
-        return proc.is_running() and int(proc.create_time()) == int(started) and \
-            proc.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, ValueError):
-        return False
+#: How long a worker's SQLite connection waits for another writer (ms).
+WORKER_BUSY_TIMEOUT_MS = 120_000
+
+
+def _worker_busy_timeout(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={WORKER_BUSY_TIMEOUT_MS}")
+    cursor.close()
 
 
 class Worker:
@@ -75,9 +76,12 @@ class Worker:
     def __init__(self, settings: Settings, *, sandbox=None):
         self.settings = settings
         self.database = db.Database(settings.database_url)
+        if self.database.engine.dialect.name == "sqlite":
+            # a job's writing transaction may wait for another job's (SQLite's write lock is
+            # also what keeps twin pages once, twins.py): longer than a web request would
+            event.listen(self.database.engine, "connect", _worker_busy_timeout)
         self._sandbox = sandbox
-        self._started = False
-        self.me = _me()
+        self.me = leases.me()
 
     @classmethod
     def get(cls, settings: Settings) -> "Worker":
@@ -92,11 +96,6 @@ class Worker:
         """Drop this process's worker for ``settings`` (after :meth:`close`)."""
         with cls._lock:
             cls._instances.pop(settings, None)
-
-    def first_start(self) -> bool:
-        with self._lock:
-            first, self._started = not self._started, True
-            return first
 
     def sandbox(self):
         with self._lock:
@@ -120,10 +119,16 @@ class Worker:
             rows = s.scalars(select(BatchFile).where(BatchFile.id.in_(claimed))
                              .order_by(BatchFile.position)).all()
             inputs = [(r.id, r.kind, r.stored_path) for r in rows]
+            limits = reading_limits([r.page_count for r in rows])
         files = [(str(fid), storage.get(self.settings, rel)) for fid, _, rel in inputs]
-        hashes = {fid: twins.page_hashes(str(fid), data, kind)
-                  for (fid, kind, _), (_, data) in zip(inputs, files)}
-        items = read_copies(self.sandbox(), files)
+        # the page images' hashes (twins across files) are taken while the sandbox reads,
+        # not before: decoding every page again must not hold the reading up
+        with ThreadPoolExecutor(1, thread_name_prefix="twin-hashes") as ex:
+            hashing = ex.submit(lambda: {fid: twins.page_hashes(str(fid), data, kind)
+                                         for (fid, kind, _), (_, data) in zip(inputs, files)})
+            items = read_copies(self.sandbox(), files, limits=limits,
+                                hashes_of=lambda name: hashing.result().get(int(name)))
+            hashes = hashing.result()
         try:
             with self.database.session() as s:
                 write_results(s, self.settings, batch_id, claimed, items, hashes=hashes)
@@ -140,9 +145,7 @@ class Worker:
                              .with_for_update()).all()
             mine = []
             for r in rows:
-                held = r.claimed_by and r.claimed_by != self.me and _alive(r.claimed_by) and \
-                    r.claimed_until and _aware(r.claimed_until) > now
-                if held:
+                if leases.held(r.claimed_by, r.claimed_until, now, by=self.me):
                     continue
                 r.claimed_by, r.claimed_until = self.me, now + LEASE
                 mine.append(r.id)
@@ -155,11 +158,6 @@ class Worker:
 def _in_app() -> bool:
     from flask import has_app_context
     return has_app_context()
-
-
-def _aware(value):
-    from datetime import timezone
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 # -- reading copy after copy ------------------------------------------------------------
@@ -202,15 +200,19 @@ def _again(item: dict) -> bool:
     return item.get("page_status") == "duplicate" and "déjà lue" in (item.get("message") or "")
 
 
-def read_copies(sandbox, files: list[tuple[str, bytes]]) -> list[dict]:
-    """The parsers' entries for ``files``, each file's photocopies read as records of their own."""
-    items = sandbox.parse(files)
+def read_copies(sandbox, files: list[tuple[str, bytes]], *, limits=None,
+                hashes_of: Callable[[str], dict[int, str] | None] | None = None) -> list[dict]:
+    """The parsers' entries for ``files``, each file's photocopies read as records of their own.
+
+    ``hashes_of(name)``: the file's page image hashes when already taken (a scan's,
+    :func:`twins.page_hashes`), so that its pages are not decoded once more here."""
+    items = sandbox.parse(files, limits)
     data = dict(files)
     for name in list(data):
         again = [i for i in items if i.get("file") == name and _again(i)]
         if not again:
             continue
-        hashes = _page_hashes(name, data[name])
+        hashes = (hashes_of(name) if hashes_of else None) or _page_hashes(name, data[name])
         rounds = 0
         while again and rounds < MAX_COPIES:
             rounds += 1
@@ -229,7 +231,7 @@ def read_copies(sandbox, files: list[tuple[str, bytes]]) -> list[dict]:
                 break
             # read under a name of its own (the reader's crops of this copy kept apart),
             # then back to the original file's name and page numbers
-            more = sandbox.parse([(f"{name}~{rounds}", sub)])
+            more = sandbox.parse([(f"{name}~{rounds}", sub)], limits)
             for m in more:
                 if "file" in m:
                     m["file"] = name
@@ -280,6 +282,8 @@ def write_results(s, settings: Settings, batch_id: int, file_ids: list[int], ite
 
     for (fid, n), page in pages.items():
         page.image_sha256 = (hashes or {}).get(fid, {}).get(n)
+    if hashes:   # a writer of twin pages at the same moment waits for this one (twins.py)
+        twins.lock_images(s, [p.image_sha256 for p in pages.values()])
     earlier = twins.earlier_pages(s, batch, {p.id: p.image_sha256 for p in pages.values()},
                                   exclude_files=list(files)) if hashes else {}
 
@@ -394,9 +398,9 @@ def sweep(worker: Worker) -> list[tuple[int, list[int]]]:
         return []
     for fid, bid, holder, until, created in rows:
         if holder:
-            lost = not _alive(holder) or (until is not None and _aware(until) < now)
+            lost = leases.lost(holder, until, now)
         else:
-            lost = _aware(created) + LOST_AFTER < now
+            lost = leases.aware(created) + LOST_AFTER < now
         if lost:
             jobs.setdefault(bid, []).append(fid)
     out = []
@@ -424,11 +428,10 @@ def _sweep_task(queue) -> None:
         queue.enqueue_read(batch_id, file_ids)
 
 
-@handler("worker_start")
-def _worker_start(queue) -> None:
+@at_start
+def _sweep_at_start(queue) -> None:
     # a killed worker's dequeued jobs are gone: queue again what it left (once per consumer)
-    if Worker.get(queue.settings).first_start():
-        queue.enqueue_sweep()
+    queue.enqueue_sweep()
 
 
 __all__ = ["AlreadyWritten", "Worker", "keep_parsed", "read_copies", "sweep", "write_results"]

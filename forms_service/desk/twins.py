@@ -12,8 +12,13 @@ in the database (``batch_page.image_sha256``, indexed) and a page whose image an
 page already had — in a batch the submitter may see (the access policy, on the submitter
 taken on receipt) — is a duplicate of it, not read into a second record.
 
-Two jobs reading twin pages at the very same moment may both keep them (neither has
-written its hashes yet): the next copy received is recognised.
+Two jobs writing twin pages at the very same moment cannot both keep them: the writer
+locks each image hash before it looks for an earlier page (:func:`lock_images`), and
+holds the lock until its transaction ends — on PostgreSQL a transaction-level advisory
+lock per hash (the second writer waits, then sees the first one's pages committed: READ
+COMMITTED takes a new snapshot at each statement); on SQLite the database's write lock,
+which the writing transaction holds from its first write on (the files' rows are updated
+before any lookup), so writers follow one another.
 """
 
 from __future__ import annotations
@@ -37,15 +42,35 @@ def page_hashes(name: str, data: bytes, kind: str | None) -> dict[int, str]:
     from parsers.scan import ingest
 
     try:
-        if kind in IMAGE_KINDS:   # one frame decoded at a time
-            images = ingest.images_of(name, data, kind, MAX_PAGES)
-        elif kind == "pdf":       # a scanner's PDF only (its JPEGs decoded as they are)
+        if kind in IMAGE_KINDS:   # one frame decoded at a time, hashed as decoded
+            return _image_hashes(data)
+        if kind == "pdf":         # a scanner's PDF only (its JPEGs decoded as they are)
             images = ingest._scanned_pages(name, data, MAX_PAGES) or []
-        else:
-            return {}
-        return {img.file_page: hashlib.sha256(img.gray.tobytes()).hexdigest() for img in images}
+            return {img.file_page: hashlib.sha256(img.gray).hexdigest() for img in images}
+        return {}
     except Exception:
         return {}
+
+
+def _image_hashes(data: bytes) -> dict[int, str]:
+    """Each frame's grey pixels hashed with no copy more than the decode (a grey frame as
+    it is, no conversion nor array): the same pixels hash alike in a JPEG, a PNG or a
+    TIFF, and as the reader's own grey pages (``parsers.scan.ingest``)."""
+    import io
+
+    from PIL import Image, ImageSequence
+
+    from parsers.scan import ingest
+
+    Image.MAX_IMAGE_PIXELS = ingest.MAX_PIXELS
+    out = {}
+    with Image.open(io.BytesIO(data)) as im:
+        for i, frame in enumerate(ImageSequence.Iterator(im), 1):
+            if i > MAX_PAGES:
+                break
+            grey = frame if frame.mode == "L" else frame.convert("L")
+            out[i] = hashlib.sha256(grey.tobytes()).hexdigest()
+    return out
 
 
 def submitter_of(p: Principal) -> dict:
@@ -64,6 +89,18 @@ def submitter(batch: Batch) -> Principal:
                      territoire=s.get("territoire"), organisme=s.get("organisme"),
                      scopes=None if s.get("scopes") is None else frozenset(s["scopes"]),
                      open_mode=bool(s.get("open_mode")))
+
+
+def lock_images(session: Session, hashes) -> None:
+    """Hold, until the transaction ends, the lock of every image hash in ``hashes``
+    (PostgreSQL: ``pg_advisory_xact_lock``, in a fixed order so two writers never
+    deadlock; SQLite: the write lock is already held, nothing to do)."""
+    from sqlalchemy import text
+
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted({int(h[:15], 16) for h in hashes if h}):   # 60 bits: a bigint
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
 def earlier_pages(session: Session, batch: Batch, hashes: dict[int, str], *,

@@ -204,7 +204,7 @@ def render_batch(path: FormPath, query: RenderQuery, body: RenderBatchBody):
     settings = current_app.extensions["forms_service.settings"]
     if isinstance(items, list) and settings.render_async_threshold < len(items) <= MAX_BATCH:
         # a long batch: rendered on the task queue through the same code path (202, a job);
-        # an unknown form is still 404 here, the items are checked by the job (as a batch)
+        # an unknown form is 404 and every item is checked before it is queued (422, as a batch)
         service._catalogue().get(path.form_id)
         job = jobs.submit(settings, current_actor(), path.form_id, items, fmt=query.format,
                           fillable=query.fillable, strict=query.strict,

@@ -4,7 +4,9 @@ A batch of more than ``RENDER_ASYNC_THRESHOLD`` items sent to ``POST
 /api/v1/forms/<id>/render-batch`` is kept here (its request: form, format, options, data)
 and rendered by a queue worker through the same code path as a synchronous batch
 (:meth:`RenderService.render_batch`: all issued or none, ``Idempotency-Key`` kept); the
-caller polls ``GET /api/v1/render-jobs/<id>`` (:mod:`forms_service.render.jobs`).
+caller polls ``GET /api/v1/render-jobs/<id>`` (:mod:`forms_service.render.jobs`). A job
+holds a lease naming its worker while it runs (migration 0013), so that a job whose worker
+was killed is run again.
 """
 
 from __future__ import annotations
@@ -47,4 +49,8 @@ class RenderJob(Base):
     #: The HTTP status a synchronous batch would have answered with (422, 503...).
     error_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: The worker rendering it (``host:pid:start``) and until when: a running job whose
+    #: worker is gone or whose lease expired is queued again (``render.jobs.sweep``).
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

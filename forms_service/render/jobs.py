@@ -11,18 +11,27 @@ transaction or none (:mod:`forms_service.render.batches`). The job's idempotency
 caller's ``Idempotency-Key``, else ``job:<id>``) makes the job itself idempotent: run twice
 (a retry, a worker killed after the commit), it issues its documents once. A POST sent
 again with the same key finds the same job (the same request) or is refused (409).
+
+Every item is checked before the job is kept (:meth:`RenderService.check_batch`): an
+invalid batch is a 422 at once, with the errors a synchronous batch answers. While it
+runs, a job holds a lease naming its worker (:mod:`forms_service.desk.leases`); a job whose
+worker was killed (``kill -9``) or whose lease expired, and a job still queued long after
+it was kept (its queue message lost), is queued again by :func:`sweep` — at every
+consumer's start and every minute, as the desk's reading jobs are.
 """
 
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from forms_service import db
 from forms_service.config import Settings
-from forms_service.desk.queue import get_queue, handler
+from forms_service.desk import leases
+from forms_service.desk.queue import at_start, get_queue, handler, periodic
 from forms_service.errors import FormsError, NotFound
 from forms_service.logging_setup import get_logger
 from forms_service.principal import Principal
@@ -32,11 +41,20 @@ from forms_service.render.job_models import RenderJob
 log = get_logger(__name__)
 
 MSG_JOB = "Travail de rendu introuvable"
+#: A running job's lease (another host's worker is trusted this long; this host's, while it runs).
+LEASE = timedelta(minutes=30)
+#: A job still queued this long after it was kept is queued again (its message was lost).
+LOST_AFTER = timedelta(minutes=2)
 
 
 def submit(settings: Settings, actor: str, form_id: str, items: list, *, fmt: str, fillable: bool,
            strict: bool, key: str | None) -> RenderJob:
-    """Keep the request as a job (or find the job this key already made) and queue it."""
+    """Check every item (the batch's errors, as a synchronous batch: 422...), then keep
+    the request as a job (or find the job this key already made) and queue it. In the
+    app's context (the request's)."""
+    from forms_service.render.service import get_service
+
+    get_service().check_batch(form_id, items, fmt=fmt, fillable=fillable, strict=strict)
     idem = batches.idempotency(key, actor, kind="batch-job", form=form_id, format=fmt,
                                fillable=fillable, strict=strict, data=items)
     request_hash = batches.request_hash(kind="batch-job", form=form_id, format=fmt,
@@ -113,12 +131,16 @@ def run(settings: Settings, job_id: int) -> None:
     from forms_service.render.service import get_service
 
     app = _worker_app(settings)
+    me = leases.me()
     with app.app_context():
         with db.session() as s:
-            job = s.get(RenderJob, job_id)
+            job = s.scalars(select(RenderJob).where(RenderJob.id == job_id).with_for_update()).first()
             if job is None or job.status in ("done", "failed"):
                 return
-            job.status = "running"
+            now = db.models.utcnow()
+            if job.status == "running" and leases.held(job.claimed_by, job.claimed_until, now, by=me):
+                return   # another live worker renders it
+            job.status, job.claimed_by, job.claimed_until = "running", me, now + LEASE
             s.flush()
             s.expunge(job)
         try:
@@ -140,6 +162,23 @@ def _finish(job_id: int, *, response: dict | None = None, errors: list | None = 
         job.status = "failed" if errors else "done"
         job.response, job.errors, job.error_status = response, errors, status
         job.finished_at = db.models.utcnow()
+        job.claimed_by = job.claimed_until = None
+
+
+def sweep(database: db.Database) -> list[int]:
+    """The jobs to queue again: running with their worker gone or their lease expired,
+    or still queued long after they were kept."""
+    now = db.models.utcnow()
+    with database.session() as s:
+        rows = s.execute(select(RenderJob.id, RenderJob.status, RenderJob.claimed_by,
+                                RenderJob.claimed_until, RenderJob.created_at)
+                         .where(or_(RenderJob.status == "running", RenderJob.status == "queued"))).all()
+    lost = [jid for jid, status, holder, until, created in rows
+            if (status == "running" and leases.lost(holder, until, now))
+            or (status == "queued" and leases.aware(created) + LOST_AFTER < now)]
+    if lost:
+        log.info("render_jobs_sweep", jobs=len(lost))
+    return lost
 
 
 @handler("render_batch")
@@ -147,4 +186,17 @@ def _render_task(queue, job_id: int) -> None:
     run(queue.settings, job_id)
 
 
-__all__ = ["get_job", "job_documents", "job_view", "run", "submit"]
+@handler("render_sweep")
+@periodic
+def _sweep_task(queue) -> None:
+    from forms_service.desk.reading import Worker   # the consumer's database
+    for job_id in sweep(Worker.get(queue.settings).database):
+        queue.enqueue("render_batch", job_id)
+
+
+@at_start
+def _sweep_at_start(queue) -> None:
+    queue.enqueue("render_sweep")
+
+
+__all__ = ["get_job", "job_documents", "job_view", "run", "submit", "sweep"]

@@ -172,30 +172,8 @@ class RenderService:
         (``ValidationFailed`` naming ``items.<i>.<path>``) before anything is rendered;
         every document is rendered before any is stored or recorded. With
         ``idempotency_key``, a retry of the same batch returns the same documents."""
-        if not isinstance(items, list):
-            raise BadRequest("Un lot est une liste d'objets JSON", rule="liste_attendue")
-        if not items:
-            raise BadRequest("Le lot est vide", rule="lot_vide")
-        if len(items) > MAX_BATCH:
-            raise PayloadTooLarge(f"Lot trop grand : {MAX_BATCH} documents au plus "
-                                  f"({len(items)} reçus)", path="items")
         with self._context():
-            prepared: list[_Prepared] = []
-            problems: list[Problem] = []
-            for i, item in enumerate(items):
-                if not isinstance(item, Mapping):
-                    problems.append(Problem(f"items.{i}", "objet_attendu",
-                                            f"L'élément {i} du lot doit être un objet JSON "
-                                            f"({_json_kind(item)} reçu)"))
-                    continue
-                try:
-                    prepared.append(self.prepare(form_id, item, strict=strict, fmt=fmt,
-                                                 fillable=fillable))
-                except ValidationFailed as exc:
-                    problems += [Problem(_join("items", i, p.path), p.rule, p.message, p.severity)
-                                 for p in exc.problems]
-            if problems:
-                raise ValidationFailed(problems)
+            prepared = self.check_batch(form_id, items, fmt=fmt, fillable=fillable, strict=strict)
             idem = batches.idempotency(idempotency_key, actor or ANONYMOUS, kind="batch",
                                        form=prepared[0].fd.id, format=fmt, fillable=fillable,
                                        strict=strict, data=items)
@@ -226,6 +204,38 @@ class RenderService:
         with self._context():
             return self._issue(docs, actor=actor, idem=idem, fillable=fillable, strict=strict,
                                batch=True)
+
+    def check_batch(self, form_id: str, items: list, *, fmt: str = "docx", fillable: bool = False,
+                    strict: bool = False) -> list["_Prepared"]:
+        """Every item of a batch checked (no side effect): the prepared items, or the
+        batch's errors (``BadRequest``, ``PayloadTooLarge``, ``ValidationFailed`` naming
+        ``items.<i>.<path>``). What :meth:`render_batch` does first, and what a long batch
+        queued as a job is checked with before it is accepted (``render/jobs.py``)."""
+        if not isinstance(items, list):
+            raise BadRequest("Un lot est une liste d'objets JSON", rule="liste_attendue")
+        if not items:
+            raise BadRequest("Le lot est vide", rule="lot_vide")
+        if len(items) > MAX_BATCH:
+            raise PayloadTooLarge(f"Lot trop grand : {MAX_BATCH} documents au plus "
+                                  f"({len(items)} reçus)", path="items")
+        with self._context():
+            prepared: list[_Prepared] = []
+            problems: list[Problem] = []
+            for i, item in enumerate(items):
+                if not isinstance(item, Mapping):
+                    problems.append(Problem(f"items.{i}", "objet_attendu",
+                                            f"L'élément {i} du lot doit être un objet JSON "
+                                            f"({_json_kind(item)} reçu)"))
+                    continue
+                try:
+                    prepared.append(self.prepare(form_id, item, strict=strict, fmt=fmt,
+                                                 fillable=fillable))
+                except ValidationFailed as exc:
+                    problems += [Problem(_join("items", i, p.path), p.rule, p.message, p.severity)
+                                 for p in exc.problems]
+            if problems:
+                raise ValidationFailed(problems)
+            return prepared
 
     def blank_layout(self, form_id: str) -> dict:
         """The layout map of the form's blank print (where each box and zone is), for the
