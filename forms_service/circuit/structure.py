@@ -259,15 +259,18 @@ def send_pending(app) -> int:
     """Every copy still waiting (``a_envoyer``: its decision's job never ran; or taken by a
     process that died mid-print), printed and sent; returns how many went. The queue's
     periodic job."""
+    with db.session() as s:
+        waiting = list(s.scalars(select(StructureEnvoi.demande_id).where(_to_send())))
+    return sum(1 for demande_id in waiting if send_one(app, demande_id, retake_stale=True))
+
+
+def _to_send():
+    """The copies the periodic job sends: waiting, or claimed by a process that died."""
     from sqlalchemy import and_, or_
 
     stale = and_(StructureEnvoi.statut == "envoye", StructureEnvoi.document_id.is_(None),
                  StructureEnvoi.sent_at < utcnow() - STALE_CLAIM)
-    with db.session() as s:
-        waiting = list(s.scalars(select(StructureEnvoi.demande_id)
-                                 .where(StructureEnvoi.mode == "email",
-                                        or_(StructureEnvoi.statut == "a_envoyer", stale))))
-    return sum(1 for demande_id in waiting if send_one(app, demande_id, retake_stale=True))
+    return and_(StructureEnvoi.mode == "email", or_(StructureEnvoi.statut == "a_envoyer", stale))
 
 
 # --------------------------------------------------------------------------- copies to resend
@@ -310,8 +313,8 @@ def resend(app, p: Principal, demande_id: int, email: str | None = None) -> bool
 # --------------------------------------------------------------------------- on the queue
 
 def _worker_app(settings):
-    from forms_service.render.jobs import _worker_app as app_for   # the worker's render service
-    return app_for(settings)
+    from forms_service.render.jobs import worker_app   # the worker's render service
+    return worker_app(settings)
 
 
 def _send_task(queue, demande_id: int) -> None:
@@ -325,8 +328,7 @@ def _send_task(queue, demande_id: int) -> None:
 def _periodic(queue) -> None:
     """Once a minute (whatever the number of workers): the copies left waiting."""
     with db.session(queue.settings) as s:
-        waiting = s.scalar(select(StructureEnvoi.demande_id)
-                           .where(StructureEnvoi.statut == "a_envoyer").limit(1))
+        waiting = s.scalar(select(StructureEnvoi.demande_id).where(_to_send()).limit(1))
     if waiting is None:
         return
     app = _worker_app(queue.settings)

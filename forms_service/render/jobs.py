@@ -114,7 +114,7 @@ _apps: dict[Settings, object] = {}
 _apps_lock = threading.Lock()
 
 
-def _worker_app(settings: Settings):
+def worker_app(settings: Settings):
     """The worker process's app for these settings (its render service and LibreOffice
     pool), made once; closed with the process."""
     with _apps_lock:
@@ -130,7 +130,7 @@ def run(settings: Settings, job_id: int) -> None:
     """Render a queued job through the batches' code path; idempotent."""
     from forms_service.render.service import get_service
 
-    app = _worker_app(settings)
+    app = worker_app(settings)
     me = leases.me()
     with app.app_context():
         with db.session() as s:
