@@ -23,7 +23,7 @@ from sqlalchemy import text
 
 from forms_service import __version__
 from forms_service import db as database
-from forms_service import services
+from forms_service import services, worker_apps
 from forms_service.api import HEALTH_CHECKS_KEY, URL_PREFIX, build_api, json_body, register_health_check
 from forms_service.api.errors import ErrorBody, register_error_handlers, validation_error_callback
 from forms_service.config import Settings
@@ -215,3 +215,6 @@ def create_app(config: Mapping[str, Any] | None = None, *,
 
     log.info("app_created", version=__version__, sqlite=settings.is_sqlite)
     return app
+
+
+worker_apps.set_factory(create_app)   # the queue workers' app (forms_service.worker_apps)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .pdf_text import PageText, _base, _by_baseline, _runs, extract, norm
+from .pdf_chars import PageText, _base, _by_baseline, _runs, extract, norm
 
 log = logging.getLogger(__name__)
 

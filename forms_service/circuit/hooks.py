@@ -12,7 +12,8 @@ from __future__ import annotations
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from forms_service.circuit import mailing, service
+from forms_service.circuit import in_force, mailing, service
+from forms_service.circuit.in_force import settings_now
 from forms_service.config import Settings
 from forms_service.logging_setup import get_logger
 from forms_service.principal import Principal
@@ -22,19 +23,6 @@ log = get_logger(__name__)
 #: The desk acts for the département: it sees every beneficiary (like a machine key).
 DESK = Principal(actor="systeme:guichet", scopes=frozenset())
 PENDING_KEY = "forms_service.circuit.mails"
-
-_settings: list[Settings] = []
-
-
-def settings_now() -> Settings | None:
-    """The settings in force: the current app's, else those ``install`` was given (a worker)."""
-    from flask import has_app_context
-
-    if has_app_context():
-        from forms_service.config import current_settings
-        return current_settings()
-    return _settings[-1] if _settings else None
-
 
 def _after_commit(session: Session) -> None:
     mails = session.info.pop(PENDING_KEY, [])
@@ -84,11 +72,12 @@ def install(settings: Settings) -> None:
     from forms_service.desk import batches
 
     from forms_service import clock
-    from forms_service.webhooks import events as webhook_events
+    from forms_service.webhooks import events as webhook_events, sweep as webhook_sweep
 
-    _settings.append(settings)
+    in_force.install(settings)
     clock.install(settings)        # a worker's "now" (an app's is its own)
     webhook_events.install(settings_now)   # every change of a request's state → a webhook (issue 13)
+    webhook_sweep.register()               # and the events that never reached the queue
     from forms_service.circuit import decision   # issue 13: a decided action CG → its structure
     decision.install()
     if on_record_stored not in batches.on_record_stored:

@@ -168,7 +168,7 @@ def _after_commit(session: Session) -> None:
         for demande_id in ids:
             send_one(current_app._get_current_object(), demande_id)
         return
-    from forms_service.circuit.hooks import settings_now
+    from forms_service.circuit.in_force import settings_now
     from forms_service.desk.queue import get_queue
 
     settings = settings_now()
@@ -313,7 +313,7 @@ def resend(app, p: Principal, demande_id: int, email: str | None = None) -> bool
 # --------------------------------------------------------------------------- on the queue
 
 def _worker_app(settings):
-    from forms_service.render.jobs import worker_app   # the worker's render service
+    from forms_service.worker_apps import worker_app   # the worker's render service
     return worker_app(settings)
 
 

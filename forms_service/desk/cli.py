@@ -166,6 +166,7 @@ def watch_command(settings: Settings) -> None:
 @click.option("--threads", type=int, default=None, help="Travaux menés à la fois (défaut : nombre de cœurs).")
 @pass_settings
 def worker_command(settings: Settings, threads: int | None) -> None:
+    from forms_service import app as _app  # noqa: F401  (the jobs' app: forms_service.worker_apps)
     from forms_service import db
     from forms_service.circuit import ep_deadlines  # noqa: F401  (its periodic job, issue 13)
     from forms_service.desk import watch  # noqa: F401  (its periodic task)

@@ -22,7 +22,6 @@ consumer's start and every minute, as the desk's reading jobs are.
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 from sqlalchemy import or_, select
@@ -37,6 +36,7 @@ from forms_service.logging_setup import get_logger
 from forms_service.principal import Principal
 from forms_service.render import batches
 from forms_service.render.job_models import RenderJob
+from forms_service.worker_apps import worker_app
 
 log = get_logger(__name__)
 
@@ -108,23 +108,7 @@ def job_documents(job: RenderJob) -> list:
     return RenderService._documents_of(job.response)
 
 
-# -- the worker's side -------------------------------------------------------------------
-
-_apps: dict[Settings, object] = {}
-_apps_lock = threading.Lock()
-
-
-def worker_app(settings: Settings):
-    """The worker process's app for these settings (its render service and LibreOffice
-    pool), made once; closed with the process."""
-    with _apps_lock:
-        app = _apps.get(settings)
-        if app is None:
-            from forms_service.app import create_app
-            # LibreOffice starts at the first PDF, not before (a DOCX needs none)
-            app = _apps[settings] = create_app({"PDF_POOL_AUTOSTART": False}, settings=settings)
-        return app
-
+# -- the worker's side (its app: forms_service.worker_apps) -------------------------------
 
 def run(settings: Settings, job_id: int) -> None:
     """Render a queued job through the batches' code path; idempotent."""

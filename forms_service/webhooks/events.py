@@ -131,8 +131,6 @@ def install(settings_now) -> None:
     gives the settings in force when a flush happens."""
     global _settings_now
     _settings_now = settings_now
-    from forms_service.webhooks import sweep   # events that never reached the queue
-    sweep.register()
     if not event.contains(Session, "after_flush", _after_flush):
         event.listen(Session, "after_flush", _after_flush)
         event.listen(Session, "after_commit", _after_commit)

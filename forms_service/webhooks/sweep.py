@@ -53,7 +53,7 @@ def _periodic(queue) -> None:
 
 
 def register() -> None:
-    """Onto the desk queue's periodic jobs (``webhooks.events.install`` calls it)."""
+    """Onto the desk queue's periodic jobs (``circuit.hooks.install`` calls it)."""
     from forms_service.desk import queue as desk_queue
 
     if _periodic not in desk_queue.PERIODIC:
