@@ -217,6 +217,8 @@ def _transitions(app, client, k, b, receiver):
     from forms_service.webhooks.models import WebhookEvent
 
     assert sweep._periodic in desk_queue.PERIODIC
+    sweep.register()   # registered again (an app made twice): still one periodic job
+    assert desk_queue.PERIODIC.count(sweep._periodic) == 1
     settings = app.extensions["forms_service.settings"]
     lost_at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
     with app.app_context():

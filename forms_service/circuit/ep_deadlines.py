@@ -137,8 +137,7 @@ def register() -> None:
     """Onto the desk queue's periodic jobs (a worker imports this module)."""
     from forms_service.desk import queue as desk_queue
 
-    if _periodic not in desk_queue.PERIODIC:
-        desk_queue.periodic(_periodic)
+    desk_queue.periodic(_periodic)
 
 
 register()

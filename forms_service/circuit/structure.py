@@ -341,8 +341,7 @@ def register() -> None:
     from forms_service.desk import queue as desk_queue
 
     desk_queue.HANDLERS[SEND_TASK] = _send_task
-    if _periodic not in desk_queue.PERIODIC:
-        desk_queue.periodic(_periodic)
+    desk_queue.periodic(_periodic)
 
 
 # --------------------------------------------------------------------------- the structure's side

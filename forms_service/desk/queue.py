@@ -55,14 +55,28 @@ def handler(name: str):
     return register
 
 
-def periodic(fn):
-    PERIODIC.append(fn)
+def _register_once(jobs: list, fn):
+    """Append ``fn`` unless it is there: a module registered twice runs its job once."""
+    if fn not in jobs:
+        jobs.append(fn)
     return fn
+
+
+def periodic(fn):
+    return _register_once(PERIODIC, fn)
 
 
 def at_start(fn):
-    AT_START.append(fn)
-    return fn
+    return _register_once(AT_START, fn)
+
+
+def _run_each(jobs: list, queue: "DeskQueue", failure_event: str) -> None:
+    """Run every job of the list; one job's failure is logged and does not stop the others."""
+    for fn in jobs:
+        try:
+            fn(queue)
+        except Exception as exc:
+            log.error(failure_event, job=getattr(fn, "__name__", "?"), error=type(exc).__name__)
 
 
 def _once_per(huey, name: str, period: int) -> bool:
@@ -176,13 +190,8 @@ class DeskQueue:
         """Huey calls it in every consumer thread: the :data:`AT_START` work runs once."""
         with self._start_lock:
             first, self._started = not self._started, True
-        if not first:
-            return
-        for fn in AT_START:
-            try:
-                fn(self)
-            except Exception as exc:   # one start job's failure does not stop the others
-                log.error("at_start_failed", job=getattr(fn, "__name__", "?"), error=type(exc).__name__)
+        if first:
+            _run_each(AT_START, self, "at_start_failed")
 
     def _daily_digest(self) -> None:
         if not _once_per(self.huey, "referent.digest", 86400):
@@ -191,13 +200,8 @@ class DeskQueue:
         send_digests(self.settings)
 
     def _every_minute(self) -> None:
-        if not _once_per(self.huey, "every_minute", 60):
-            return
-        for fn in PERIODIC:
-            try:
-                fn(self)
-            except Exception as exc:   # one periodic job's failure does not stop the others
-                log.error("periodic_failed", job=getattr(fn, "__name__", "?"), error=type(exc).__name__)
+        if _once_per(self.huey, "every_minute", 60):
+            _run_each(PERIODIC, self, "periodic_failed")
 
 
 @lru_cache(maxsize=8)

@@ -56,8 +56,7 @@ def register() -> None:
     """Onto the desk queue's periodic jobs (``circuit.hooks.install`` calls it)."""
     from forms_service.desk import queue as desk_queue
 
-    if _periodic not in desk_queue.PERIODIC:
-        desk_queue.periodic(_periodic)
+    desk_queue.periodic(_periodic)
 
 
 __all__ = ["sweep", "register", "GRACE_SECONDS"]
