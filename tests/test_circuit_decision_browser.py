@@ -7,57 +7,29 @@ refresh the committed ones)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import threading
-from pathlib import Path
 
 import pytest
 
-from tests.circuit_data import PASSWORD
 from tests.decision_data import ATELIER, request_view, seed_all, to_decision
-
-SCREENSHOT_DIR = os.environ.get("SCREENSHOT_DIR")
 from tests.referent_browser import ARGS, CHROMIUM   # Chromium's path and flags: one place
+from tests.served_thread import login_page as _login
+from tests.served_thread import screenshot_dir, serving, shoot as _shoot
 
 
 @pytest.fixture
 def served(make_app):
-    from werkzeug.serving import make_server
-
     app = make_app(FORMS_SERVICE_SECURE_COOKIES="false")
     people = seed_all(app)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield app, people, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(10)
-
-
-def _login(browser, base, email):
-    page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="fr-FR")
-    page.goto(f"{base}/connexion")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=mot_de_passe]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/connexion" not in url)
-    return page
-
-
-def _shoot(page, shots: Path, name: str) -> None:
-    page.screenshot(path=str(shots / f"{name}-1280.png"), full_page=True)
-    page.set_viewport_size({"width": 820, "height": 900})
-    page.screenshot(path=str(shots / f"{name}-820.png"), full_page=True)
-    page.set_viewport_size({"width": 1280, "height": 900})
+    with serving(app) as base:
+        yield app, people, base
 
 
 @pytest.mark.skipif(not shutil.which(CHROMIUM), reason="chromium is not installed")
 def test_a_decideur_designates_the_structure_in_a_browser(served, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    shots = Path(SCREENSHOT_DIR) if SCREENSHOT_DIR else tmp_path
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = screenshot_dir(tmp_path)
     app, people, base = served
     client = app.test_client()
     cg = to_decision(client, people, "arr2", "actions-cg")

@@ -27,7 +27,6 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -37,6 +36,7 @@ from tests.circuit_data import PASSWORD, SmtpServer, sample, seed
 from tests.decision_data import ATELIER, MORE_PEOPLE
 from tests.desk_queue import ROOT, start_worker, stop, worker_env
 from tests.ep_data import EP_PEOPLE, START
+from tests.served_thread import serving
 from tests.test_circuit_desk import fill
 from tests.test_circuit_scans import Http, csrf, read_batch
 
@@ -69,8 +69,6 @@ def seed_everyone(app) -> dict:
 
 @pytest.fixture
 def circuit(lo_pool, tmp_path):
-    from werkzeug.serving import make_server
-
     from forms_service.app import create_app
 
     with SmtpServer() as smtp:
@@ -79,23 +77,19 @@ def circuit(lo_pool, tmp_path):
                           "SMTP_PORT": smtp.port, "SMTP_STARTTLS": "false", "clock_now": START,
                           "REVIEW_SAMPLE_RATE": "0", "FORMS_SERVICE_SECURE_COOKIES": "false"})
         settings = app.extensions["forms_service.settings"]
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
         mail_env = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port), "SMTP_STARTTLS": "false",
                     "MAIL_FROM": settings.mail_from, "FORMS_SERVICE_PUBLIC_URL": settings.public_url,
                     "REVIEW_SAMPLE_RATE": "0", "FORMS_SERVICE_CLOCK_NOW": START}
         worker = None
         try:
-            people = seed_everyone(app)
-            worker = start_worker(settings, threads=2, log=tmp_path / "worker.log", **mail_env)
-            yield {"app": app, "base": f"http://127.0.0.1:{server.server_port}", "people": people,
-                   "smtp": smtp, "settings": settings, "mail_env": mail_env, "tmp": tmp_path}
+            with serving(app) as base:
+                people = seed_everyone(app)
+                worker = start_worker(settings, threads=2, log=tmp_path / "worker.log", **mail_env)
+                yield {"app": app, "base": base, "people": people,
+                       "smtp": smtp, "settings": settings, "mail_env": mail_env, "tmp": tmp_path}
         finally:
             if worker is not None:
                 stop(worker)
-            server.shutdown()
-            thread.join(10)
             app.close()
 
 

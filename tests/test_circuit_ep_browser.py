@@ -7,40 +7,23 @@ refreshes the committed ones)."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
-import threading
-from pathlib import Path
 
 import pytest
 
-from tests.circuit_data import PASSWORD
 from tests.ep_data import START, seed_ep, to_ep
-
-SCREENSHOT_DIR = os.environ.get("SCREENSHOT_DIR")
 from tests.referent_browser import ARGS, CHROMIUM   # Chromium's path and flags: one place
+from tests.served_thread import login_page, screenshot_dir, serving, shoot as _shots
+
 UTC = dt.timezone.utc
 
 
 @pytest.fixture
 def served(make_app):
-    from werkzeug.serving import make_server
-
     app = make_app(FORMS_SERVICE_SECURE_COOKIES="false", clock_now=START)
     people = seed_ep(app)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield app, people, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(10)
-
-
-def _shots(page, shots: Path, name: str) -> None:
-    page.screenshot(path=str(shots / f"{name}-1280.png"), full_page=True)
-    page.set_viewport_size({"width": 820, "height": 900})
-    page.screenshot(path=str(shots / f"{name}-820.png"), full_page=True)
-    page.set_viewport_size({"width": 1280, "height": 900})
+    with serving(app) as base:
+        yield app, people, base
 
 
 @pytest.mark.skipif(not shutil.which(CHROMIUM), reason="chromium is not installed")
@@ -49,8 +32,7 @@ def test_the_secretariat_schedules_and_records_an_avis_in_a_browser(served, tmp_
 
     from forms_service import clock
 
-    shots = Path(SCREENSHOT_DIR) if SCREENSHOT_DIR else tmp_path
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = screenshot_dir(tmp_path)
     app, people, base = served
     api = app.test_client()
     c = clock.of(app)
@@ -64,11 +46,7 @@ def test_the_secretariat_schedules_and_records_an_avis_in_a_browser(served, tmp_
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="fr-FR")
-            page.goto(f"{base}/connexion")
-            page.fill("input[name=email]", "ep.arr@c.example")
-            page.fill("input[name=mot_de_passe]", PASSWORD)
-            page.click("button[type=submit]")
+            page = login_page(browser, base, "ep.arr@c.example")
             page.click("text=Équipe pluridisciplinaire")
             page.wait_for_url("**/ep/")
             rows = page.locator("table.attente tbody tr")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import re
-import threading
 import time
 
 import pytest
@@ -26,6 +25,7 @@ import requests
 
 from tests.circuit_data import PASSWORD, SmtpServer, sample, seed
 from tests.desk_queue import start_worker, stop
+from tests.served_thread import serving
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -106,8 +106,6 @@ def scan(out, index: int, docs, renders, settings, pool, *, fmt: str, mode: str,
 
 @pytest.fixture(scope="module")
 def desk(lo_pool, tmp_path_factory):
-    from werkzeug.serving import make_server
-
     from forms_service.app import create_app
     from forms_service.catalogue import catalogue
 
@@ -118,62 +116,57 @@ def desk(lo_pool, tmp_path_factory):
                           "SMTP_PORT": smtp.port, "SMTP_STARTTLS": "false",
                           "REVIEW_SAMPLE_RATE": "0", "FORMS_SERVICE_SECURE_COOKIES": "false"})
         settings = app.extensions["forms_service.settings"]
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
         worker = None
         try:
-            people = seed(app)
-            base = f"http://127.0.0.1:{server.server_port}"
-            k, b = people["keys"], people["b"]
-            fd = catalogue.get(FORM)
-            invalid = sample("actions-cg")
-            invalid["actions_cg"] = []
-            fiches = {"suspension": ("ref.arr@c.example", "arr1", sample("suspension")),
-                      "reorientation": ("ref.art@c.example", "art1", sample("reorientation")),
-                      "actions_cg": ("ref.arr@c.example", "arr2", sample("actions-cg")),
-                      "demande_appui": ("ref.art@c.example", "art2", sample("demande-appui")),
-                      "invalid": ("ref.arr@c.example", "arr3", invalid)}
-            t0 = time.monotonic()
-            docs, renders, issued, intended = [], [], {}, {}
-            for i, (name, (ref, ben, data)) in enumerate(fiches.items()):
-                doc = plan(fd, data, i, mode="grey")
-                # the référent prints the fiche from the service (its text, boxes empty)
-                r = Http(base, k[ref]).post(f"/api/v1/forms/{FORM}/render",
-                                            params={"format": "pdf", "beneficiaire": b[ben]},
-                                            json=doc.render_json)
-                assert r.status_code == 200, r.text[:500]
-                doc.document_id = r.headers["X-Document-Id"]
-                docs.append(doc)
-                renders.append(rendered(fd, doc, r.content, r.headers["X-Template-Version"],
-                                        settings, lo_pool))
-                issued[name] = doc.document_id
-                intended[doc.document_id] = doc.intended
-            stack = scan(tmp / "scans", 0, docs, renders, settings, lo_pool,
-                         fmt="pdf", mode="grey", dpi=200)
-            # the actions CG fiche comes back with the correspondant's part written by hand
-            cg = list(fiches).index("actions_cg")
-            back_data = copy.deepcopy(fiches["actions_cg"][2])
-            back_data.setdefault("correspondant_avis", {})["observation"] = AVIS_TEXT
-            back = plan(fd, back_data, 10, mode="bw", document_id=issued["actions_cg"])
-            assert "correspondant_avis.observation" in back.handwritten
-            back_intended = back.intended
-            returned = scan(tmp / "scans", 1, [back], [renders[cg]], settings, lo_pool,
-                            fmt="tiff", mode="bw", dpi=300)
-            print(f"scans made in {time.monotonic() - t0:.1f} s")
-            worker = start_worker(settings, threads=2, log=tmp / "worker.log",
-                                  SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp.port),
-                                  SMTP_STARTTLS="false", REVIEW_SAMPLE_RATE="0",
-                                  MAIL_FROM=settings.mail_from,
-                                  FORMS_SERVICE_PUBLIC_URL=settings.public_url)
-            yield {"app": app, "base": base, "people": people, "smtp": smtp, "issued": issued,
-                   "stack": stack, "returned": returned, "tmp": tmp,
-                   "intended": intended, "back_intended": back_intended}
+            with serving(app) as base:
+                people = seed(app)
+                k, b = people["keys"], people["b"]
+                fd = catalogue.get(FORM)
+                invalid = sample("actions-cg")
+                invalid["actions_cg"] = []
+                fiches = {"suspension": ("ref.arr@c.example", "arr1", sample("suspension")),
+                          "reorientation": ("ref.art@c.example", "art1", sample("reorientation")),
+                          "actions_cg": ("ref.arr@c.example", "arr2", sample("actions-cg")),
+                          "demande_appui": ("ref.art@c.example", "art2", sample("demande-appui")),
+                          "invalid": ("ref.arr@c.example", "arr3", invalid)}
+                t0 = time.monotonic()
+                docs, renders, issued, intended = [], [], {}, {}
+                for i, (name, (ref, ben, data)) in enumerate(fiches.items()):
+                    doc = plan(fd, data, i, mode="grey")
+                    # the référent prints the fiche from the service (its text, boxes empty)
+                    r = Http(base, k[ref]).post(f"/api/v1/forms/{FORM}/render",
+                                                params={"format": "pdf", "beneficiaire": b[ben]},
+                                                json=doc.render_json)
+                    assert r.status_code == 200, r.text[:500]
+                    doc.document_id = r.headers["X-Document-Id"]
+                    docs.append(doc)
+                    renders.append(rendered(fd, doc, r.content, r.headers["X-Template-Version"],
+                                            settings, lo_pool))
+                    issued[name] = doc.document_id
+                    intended[doc.document_id] = doc.intended
+                stack = scan(tmp / "scans", 0, docs, renders, settings, lo_pool,
+                             fmt="pdf", mode="grey", dpi=200)
+                # the actions CG fiche comes back with the correspondant's part written by hand
+                cg = list(fiches).index("actions_cg")
+                back_data = copy.deepcopy(fiches["actions_cg"][2])
+                back_data.setdefault("correspondant_avis", {})["observation"] = AVIS_TEXT
+                back = plan(fd, back_data, 10, mode="bw", document_id=issued["actions_cg"])
+                assert "correspondant_avis.observation" in back.handwritten
+                back_intended = back.intended
+                returned = scan(tmp / "scans", 1, [back], [renders[cg]], settings, lo_pool,
+                                fmt="tiff", mode="bw", dpi=300)
+                print(f"scans made in {time.monotonic() - t0:.1f} s")
+                worker = start_worker(settings, threads=2, log=tmp / "worker.log",
+                                      SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp.port),
+                                      SMTP_STARTTLS="false", REVIEW_SAMPLE_RATE="0",
+                                      MAIL_FROM=settings.mail_from,
+                                      FORMS_SERVICE_PUBLIC_URL=settings.public_url)
+                yield {"app": app, "base": base, "people": people, "smtp": smtp, "issued": issued,
+                       "stack": stack, "returned": returned, "tmp": tmp,
+                       "intended": intended, "back_intended": back_intended}
         finally:
             if worker is not None:
                 stop(worker)
-            server.shutdown()
-            thread.join(10)
             app.close()
 
 

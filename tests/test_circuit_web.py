@@ -4,20 +4,15 @@ screenshots at 1280 and 820 pixels wide), and the référent's « Mes demandes �
 
 from __future__ import annotations
 
-import os
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
 
 from tests.circuit_data import PASSWORD, headers, sample, seed
 from tests.conftest import csrf_token
-
-#: Where the browser test writes its screenshots: a temporary folder, or (to refresh the
-#: committed ones) ``SCREENSHOT_DIR=docs/screenshots``.
-SCREENSHOT_DIR = os.environ.get("SCREENSHOT_DIR")
 from tests.referent_browser import ARGS, CHROMIUM   # Chromium's path and flags: one place
+from tests.served_thread import login_page, screenshot_dir, serving, shoot
 
 
 def _submit(client, key, beneficiary, fiche):
@@ -70,23 +65,17 @@ def test_inbox_filters_and_avis_on_the_page_then_mes_demandes(make_app):
 
 @pytest.fixture
 def served(make_app):
-    from werkzeug.serving import make_server
-
     app = make_app(FORMS_SERVICE_SECURE_COOKIES="false")
     people = seed(app)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield app, people, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(10)
+    with serving(app) as base:
+        yield app, people, base
 
 
 @pytest.mark.skipif(not shutil.which(CHROMIUM), reason="chromium is not installed")
 def test_a_correspondant_filters_opens_and_records_an_avis_in_a_browser(served, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    shots = Path(SCREENSHOT_DIR) if SCREENSHOT_DIR else tmp_path
+    shots = screenshot_dir(tmp_path)
     app, people, base = served
     k, b = people["keys"], people["b"]
     client = app.test_client()
@@ -95,16 +84,11 @@ def test_a_correspondant_filters_opens_and_records_an_avis_in_a_browser(served, 
     invalid = sample("demande-appui")
     invalid.pop("objet_detail")
     _submit(client, k["ref.arr@c.example"], b["arr3"], invalid)
-    shots.mkdir(parents=True, exist_ok=True)
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="fr-FR")
-            page.goto(f"{base}/connexion")
-            page.fill("input[name=email]", "corr.arr@c.example")
-            page.fill("input[name=mot_de_passe]", PASSWORD)
-            page.click("button[type=submit]")
+            page = login_page(browser, base, "corr.arr@c.example")
             page.goto(f"{base}/correspondant/")
             assert page.locator("table.demandes tbody tr").count() == 2
             page.select_option("select[name=type]", "suspension")
@@ -112,18 +96,12 @@ def test_a_correspondant_filters_opens_and_records_an_avis_in_a_browser(served, 
             page.wait_for_url("**type=suspension**")
             rows = page.locator("table.demandes tbody tr")
             assert rows.count() == 1
-            page.screenshot(path=str(shots / "circuit-boite-1280.png"), full_page=True)
-            page.set_viewport_size({"width": 820, "height": 900})
-            page.screenshot(path=str(shots / "circuit-boite-820.png"), full_page=True)
-            page.set_viewport_size({"width": 1280, "height": 900})
+            shoot(page, shots, "circuit-boite")
 
             rows.first.locator("a").click()
             page.wait_for_url(f"**/correspondant/demandes/{susp}")
             assert "Non respect du PPAE" in page.inner_text("main")
-            page.screenshot(path=str(shots / "circuit-demande-1280.png"), full_page=True)
-            page.set_viewport_size({"width": 820, "height": 900})
-            page.screenshot(path=str(shots / "circuit-demande-820.png"), full_page=True)
-            page.set_viewport_size({"width": 1280, "height": 900})
+            shoot(page, shots, "circuit-demande")
 
             page.check("#choix-favorable")
             page.fill("#commentaire", "Passage en EP justifié.")
@@ -134,17 +112,11 @@ def test_a_correspondant_filters_opens_and_records_an_avis_in_a_browser(served, 
             assert "En équipe pluridisciplinaire" in text
 
             # the référent sees it on « Mes demandes »
-            ref = browser.new_page(viewport={"width": 1280, "height": 900}, locale="fr-FR")
-            ref.goto(f"{base}/connexion")
-            ref.fill("input[name=email]", "ref.arr@c.example")
-            ref.fill("input[name=mot_de_passe]", PASSWORD)
-            ref.click("button[type=submit]")
+            ref = login_page(browser, base, "ref.arr@c.example")
             ref.goto(f"{base}/mes-demandes/")
             mine = ref.inner_text("main")
             assert "Passage en EP justifié." in mine and "À corriger par le référent" in mine
-            ref.screenshot(path=str(shots / "circuit-mes-demandes-1280.png"), full_page=True)
-            ref.set_viewport_size({"width": 820, "height": 900})
-            ref.screenshot(path=str(shots / "circuit-mes-demandes-820.png"), full_page=True)
+            shoot(ref, shots, "circuit-mes-demandes")
         finally:
             browser.close()
     with app.app_context():

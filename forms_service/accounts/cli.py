@@ -68,18 +68,22 @@ def user_add(email, roles, territoire, organisme, display_name, password_stdin, 
     click.echo(f"Compte {'modifié' if existed else 'créé'} (n° {user_id}).", err=True)
 
 
+def _echo_rows(rows: list[dict], as_json: bool, columns) -> None:
+    """The rows as JSON, or one tab-separated line each (``columns(row)``; empty → « - »)."""
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for r in rows:
+        click.echo("\t".join(value or "-" for value in columns(r)))
+
+
 @user_group.command("list", help="Liste les comptes.")
 @click.option("--json", "as_json", is_flag=True, help="Sortie JSON.")
 def user_list(as_json: bool):
     with console_session() as s:
         rows = [users.user_summary(u) for u in users.list_users(s)]
-    if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
-        return
-    for r in rows:
-        state = "actif" if r["active"] else "désactivé"
-        click.echo(f"{r['email']}\t{','.join(r['roles'])}\t{r['territoire'] or '-'}\t"
-                   f"{r['organisme'] or '-'}\t{state}")
+    _echo_rows(rows, as_json, lambda r: (r["email"], ",".join(r["roles"]), r["territoire"],
+                                         r["organisme"], "actif" if r["active"] else "désactivé"))
 
 
 @user_group.command("disable", help="Désactive un compte (ses sessions et clés cessent).")
@@ -126,13 +130,9 @@ def apikey_add(name: str, scopes: str, user_email: str | None, territoire: str |
 def apikey_list(as_json: bool):
     with console_session() as s:
         rows = [keys.key_summary(k) for k in keys.list_keys(s)]
-    if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
-        return
-    for r in rows:
-        state = "révoquée" if r["revoked"] else "active"
-        click.echo(f"{r['name']}\tfs_{r['prefix']}_…\t{','.join(r['scopes'])}\t{r['user'] or '-'}\t"
-                   f"{r['territoire'] or '-'}\t{state}")
+    _echo_rows(rows, as_json, lambda r: (r["name"], f"fs_{r['prefix']}_…", ",".join(r["scopes"]),
+                                         r["user"], r["territoire"],
+                                         "révoquée" if r["revoked"] else "active"))
 
 
 @apikey_group.command("revoke", help="Révoque une clé.")

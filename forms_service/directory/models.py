@@ -47,28 +47,27 @@ class Territory(Base):
                                             lazy="selectin")
 
 
-class Mds(Base):
+class _TerritoryOffice:
+    """The columns an office of a territory has (an MDS, a SLAI): code, name, territory, address."""
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    territoire: Mapped[str] = mapped_column(String(32), ForeignKey("territory.code"), index=True)
+    address: Mapped[str] = mapped_column(Text, default="")
+
+
+class Mds(_TerritoryOffice, Base):
     """A Maison du Département Solidarité."""
 
     __tablename__ = "mds"
 
-    code: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(128))
-    territoire: Mapped[str] = mapped_column(String(32), ForeignKey("territory.code"), index=True)
-    address: Mapped[str] = mapped_column(Text, default="")
-
     territory: Mapped[Territory] = relationship(back_populates="mds")
 
 
-class Slai(Base):
+class Slai(_TerritoryOffice, Base):
     """A territory's Service Local d'Accompagnement et d'Insertion."""
 
     __tablename__ = "slai"
-
-    code: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(128))
-    territoire: Mapped[str] = mapped_column(String(32), ForeignKey("territory.code"), index=True)
-    address: Mapped[str] = mapped_column(Text, default="")
 
     territory: Mapped[Territory] = relationship(back_populates="slai")
 
