@@ -163,7 +163,7 @@ def watch_command(settings: Settings) -> None:
 
 @click.command("worker", help="Lit les lots en file d'attente (Huey ; SQLite par défaut, Redis avec "
                               "QUEUE_URL). Arrêt propre sur SIGINT, immédiat sur SIGTERM.")
-@click.option("--threads", type=int, default=None, help="Travaux menés à la fois (défaut : nombre de cœurs).")
+@click.option("--threads", type=int, default=None, help="Travaux menés à la fois (défaut : deux par cœur).")
 @pass_settings
 def worker_command(settings: Settings, threads: int | None) -> None:
     from forms_service import app as _app  # noqa: F401  (the jobs' app: forms_service.worker_apps)
