@@ -252,7 +252,7 @@ def write_results(s, settings: Settings, batch_id: int, file_ids: list[int], ite
     The readers were given each file under its id (``str(file.id)``: names may repeat in
     a batch), put back in the records; ``by_name``: under its own name (``POST /parse``,
     the first file of a name). ``hashes``: each file's page image hashes (file id → page
-    → sha256, :func:`forms_service.desk.twins.page_hashes`): kept, and a page identical to
+    → sha256, the reader's own digests, :func:`read_copies`): kept, and a page identical to
     an earlier one received elsewhere is a duplicate (a record all of whose pages are is
     not stored again).
     """
