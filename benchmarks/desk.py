@@ -96,7 +96,7 @@ def end_to_end(bench_dir: Path, work: Path, files: list[str], territoire: str,
                     break
             except requests.RequestException:
                 time.sleep(0.5)
-        time.sleep(3)   # the worker beside it starts
+        _wait_for_consumer(work)   # the worker beside it started (its readers too)
         uploads = [("files", (n, (bench_dir / n).read_bytes())) for n in files]
         server = psutil.Process(proc.pid)
         spying = _spy(proc.pid, spy) if spy else None
@@ -129,6 +129,19 @@ def end_to_end(bench_dir: Path, work: Path, files: list[str], territoire: str,
         except subprocess.TimeoutExpired:
             proc.kill()
         logf.close()
+
+
+def _wait_for_consumer(work: Path, timeout: float = 300) -> None:
+    """Until the worker ``serve`` started beats in the queue (it starts its reader
+    processes first): the end-to-end half measures a running service, as the reader's
+    half measures started readers."""
+    from forms_service.config import Settings
+    from forms_service.desk.queue import DeskQueue
+
+    queue = DeskQueue(Settings(var_dir=work / "var"))
+    end = time.monotonic() + timeout
+    while not queue.consumer_alive() and time.monotonic() < end:
+        time.sleep(0.5)
 
 
 def _spy(pid: int, out: Path) -> subprocess.Popen:

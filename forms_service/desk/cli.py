@@ -182,6 +182,8 @@ def worker_command(settings: Settings, threads: int | None) -> None:
     click.echo(f"File d'attente ({queue.kind}) : lecteur démarré.", err=True)
     worker = Worker.get(settings)
     try:
+        # its reader processes started before it says it is alive, not by its first job
+        worker.sandbox().start()
         with queue.heartbeat(worker.me):   # producers waiting for their work see us alive
             queue.consumer(threads).run()
     finally:

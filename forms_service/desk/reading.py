@@ -423,12 +423,6 @@ def _sweep_task(queue) -> None:
 
 
 @at_start
-def _readers_at_start(queue) -> None:
-    # the sandbox's reader processes started with the consumer, not by its first job
-    Worker.get(queue.settings).sandbox().start()
-
-
-@at_start
 def _sweep_at_start(queue) -> None:
     # a killed worker's dequeued jobs are gone: queue again what it left (once per consumer)
     queue.enqueue_sweep()
