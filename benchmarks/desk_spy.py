@@ -1,10 +1,11 @@
 """Where the desk's CPU goes: a ``py-spy`` raw record of ``benchmarks.desk --py-spy FILE``
 summed up by stage.
 
-    PYTHONPATH=$PWD .venv/bin/python -m benchmarks.desk_spy FILE [--rate 50] [--pages 300] [--top 30]
+    PYTHONPATH=$PWD .venv/bin/python -m benchmarks.desk_spy FILE [--cpu S] [--rate 50] [--pages 300] [--top 30]
 
 Every sample is one running thread's stack (py-spy leaves idle threads out), so samples
-over the rate are CPU seconds. A sample goes to the stage of the **deepest** frame that
+over the rate are CPU seconds on a quiet machine; on a loaded one a thread waiting for a
+core counts too, so ``--cpu`` (the run's measured service CPU) scales them back. A sample goes to the stage of the **deepest** frame that
 names one (a crop encoded inside the reader is « crops encode », not « reader »); the
 reader's processes are told from the worker's and the web server's by their command line
 (the sandbox's forkserver children). ``--top`` lists the heaviest leaf functions of the
@@ -18,32 +19,46 @@ import re
 from collections import Counter
 from pathlib import Path
 
-#: (stage, substrings of a frame): the deepest frame matching a stage wins; order breaks ties.
+#: (stage, substrings of a frame), the desk's own steps: the deepest frame matching one wins
+#: (a crop encoded inside the reader is « crops encode », not « reader »).
 STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("upload + store (web)", ("formparser", "put_upload", "submit_batch", "storage.py", "multipart")),
-    ("page count on receipt", ("page_count",)),
-    ("poll (GET batch view)", ("batch_view",)),
+    ("upload: HTTP body received (waitress)", ("waitress/",)),
+    ("upload: multipart parsed (Werkzeug)", ("formparser", "sansio/multipart")),
+    ("upload: stored, hashed (put_upload)", ("put_upload",)),
+    ("upload: page count, duplicates, rows", ("submit_batch", "receive (forms_service")),
+    ("poll: GET /batches/<id>", ("batch_view", "authenticate")),
+    ("worker: claim", ("_claim",)),
+    ("worker: stored file read", ("storage.py", "read_bytes")),
+    ("worker: records, pages written (DB)", ("write_results",)),
+    ("worker: crops moved", ("keep_crops",)),
+    ("worker: photocopy sub-files", ("_subfile",)),
     ("twin hashes (second decode)", ("page_hashes", "_image_hashes", "_page_hashes")),
-    ("pickling to/from the readers", ("pickle", "_send_bytes", "_recv_bytes", "connection.py")),
-    ("crops encode (reader)", ("crops.py", "imencode")),
-    ("record validation (reader)", ("validation", "validate")),
-    ("layout maps / references load", ("references.py", "layout_map", "load_layout")),
-    ("DB writes (records, pages)", ("write_results", "store_record", "keep_crops", "sqlalchemy",
-                                    "sqlite3", "_claim", "finish_if_done")),
-    ("JSON", ("json/encoder", "json/decoder", "json/__init__", "orjson")),
+    ("readers: crops encoded", ("crops.py",)),
+    ("readers: layout maps / references loaded", ("references.py",)),
+    ("readers: record validation", ("validation.py",)),
     ("queue (Huey)", ("huey/",)),
-    ("photocopy sub-files", ("_subfile",)),
+    ("process start-up (imports)", ("importlib",)),
+]
+#: Library frames, a stage only when no step above matched.
+GENERIC: list[tuple[str, tuple[str, ...]]] = [
+    ("pickling to/from the readers", ("pickle", "multiprocessing/connection", "multiprocessing/reduction",
+                                      "multiprocessing/queues")),
+    ("DB (other)", ("sqlalchemy", "sqlite3")),
+    ("JSON (other)", ("json/",)),
 ]
 
 
 def stage_of(frames: list[str]) -> str | None:
-    found = None
-    for frame in frames:   # root first: the deepest match is kept
-        for stage, marks in STAGES:
-            if any(m in frame for m in marks):
-                found = stage
-                break
-    return found
+    for table in (STAGES, GENERIC):
+        found = None
+        for frame in frames:   # root first: the deepest match is kept
+            for stage, marks in table:
+                if any(m in frame for m in marks):
+                    found = stage
+                    break
+        if found is not None:
+            return found
+    return None
 
 
 def process_of(frames: list[str]) -> str:
@@ -61,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=int, default=50)
     ap.add_argument("--pages", type=int, default=300)
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--cpu", type=float, help="the run's measured service CPU seconds (the bench's "
+                    "cpu_seconds_service): samples scaled to it. On a loaded machine py-spy counts a "
+                    "thread waiting for a core as running, so its raw seconds are inflated alike")
     args = ap.parse_args(argv)
 
     by_stage: Counter = Counter()
@@ -82,16 +100,18 @@ def main(argv: list[str] | None = None) -> int:
         if not in_reader:
             leaves[re.sub(r":\d+\)", ")", frames[-1])] += count
     total = sum(by_stage.values())
-    print(f"{total / args.rate:.1f} CPU-s sampled ({total} samples at {args.rate}/s), {args.pages} pages\n")
+    scale = args.cpu / total if args.cpu else 1 / args.rate
+    print(f"{total / args.rate:.1f} s sampled ({total} samples at {args.rate}/s), {args.pages} pages"
+          + (f"; scaled to the measured {args.cpu} CPU-s" if args.cpu else "") + "\n")
     print("| stage | CPU-s | ms a page | share |\n|---|---|---|---|")
     for stage, n in by_stage.most_common():
-        print(f"| {stage} | {n / args.rate:.1f} | {1000 * n / args.rate / args.pages:.1f} | {100 * n / total:.1f} % |")
+        print(f"| {stage} | {n * scale:.1f} | {1000 * n * scale / args.pages:.1f} | {100 * n / total:.1f} % |")
     print("\n| process | CPU-s |\n|---|---|")
     for proc, n in by_proc.most_common():
-        print(f"| {proc} | {n / args.rate:.1f} |")
+        print(f"| {proc} | {n * scale:.1f} |")
     print(f"\nheaviest leaves outside the reader ({args.top}):")
     for leaf, n in leaves.most_common(args.top):
-        print(f"  {n / args.rate:6.2f} s  {leaf}")
+        print(f"  {n * scale:6.2f} s  {leaf}")
     return 0
 
 
