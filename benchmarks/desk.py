@@ -3,6 +3,8 @@ reader's own time on the same files in the same run.
 
     .venv/bin/python -m benchmarks.desk --out /tmp/desk300 --pages 300 --seed 7   # generate, then run
     .venv/bin/python -m benchmarks.desk --dir /tmp/desk300                         # a bench made before
+    ... --prepared /tmp/desk-var     # the issued documents' var kept there, copied on the next runs
+    ... --py-spy /tmp/desk.spy       # then: python -m benchmarks.desk_spy /tmp/desk.spy --cpu S
 
 Not part of the test suite. What it does:
 
@@ -11,7 +13,8 @@ Not part of the test suite. What it does:
 2. issues every document of the truth files into a fresh var directory (SQLite), as
    ``benchmarks.parse`` does, and loads the demo directory (the territories);
 3. **end to end**: starts ``forms-service serve`` (which starts its queue worker, Huey on
-   SQLite) on a free port, ``POST /api/v1/batches`` with every file at once, polls
+   SQLite) on a free port, waits for the worker's heartbeat (its readers are started
+   before it beats), ``POST /api/v1/batches`` with every file at once, polls
    ``GET /api/v1/batches/<id>`` until ``done``: pages per second from the request to the
    last page stored; the CPU of the server and worker processes is sampled (both cores
    used?);
