@@ -99,7 +99,7 @@ def end_to_end(bench_dir: Path, work: Path, files: list[str], territoire: str,
                     break
             except requests.RequestException:
                 time.sleep(0.5)
-        _wait_for_consumer(work)   # the worker beside it started (its readers too)
+        _wait_for_consumer(work, psutil.Process(proc.pid))   # the worker beside it started, its readers too
         uploads = [("files", (n, (bench_dir / n).read_bytes())) for n in files]
         server = psutil.Process(proc.pid)
         spying = _spy(proc.pid, spy) if spy else None
@@ -134,10 +134,10 @@ def end_to_end(bench_dir: Path, work: Path, files: list[str], territoire: str,
         logf.close()
 
 
-def _wait_for_consumer(work: Path, timeout: float = 300) -> None:
-    """Until the worker ``serve`` started beats in the queue (it starts its reader
-    processes first): the end-to-end half measures a running service, as the reader's
-    half measures started readers."""
+def _wait_for_consumer(work: Path, server: psutil.Process, timeout: float = 300) -> None:
+    """Until the worker ``serve`` started beats in the queue, its reader processes are up
+    and the service is idle: the end-to-end half measures a started service, as the
+    reader's half measures started readers."""
     from forms_service.config import Settings
     from forms_service.desk.queue import DeskQueue
 
@@ -145,6 +145,17 @@ def _wait_for_consumer(work: Path, timeout: float = 300) -> None:
     end = time.monotonic() + timeout
     while not queue.consumer_alive() and time.monotonic() < end:
         time.sleep(0.5)
+    cores = os.cpu_count() or 1
+    while time.monotonic() < end:   # the forkserver and one reader per core
+        readers = [p for p in server.children(recursive=True) if "forkserver" in " ".join(p.cmdline())]
+        if len(readers) > cores:
+            break
+        time.sleep(0.5)
+    while time.monotonic() < end:   # their imports done
+        before = _tree_cpu(server)
+        time.sleep(1)
+        if _tree_cpu(server) - before < 0.2:
+            break
 
 
 def _spy(pid: int, out: Path) -> subprocess.Popen:

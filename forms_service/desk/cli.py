@@ -8,6 +8,7 @@ and ``forms-service worker`` (a queue consumer; ``serve`` starts one beside the 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -182,8 +183,8 @@ def worker_command(settings: Settings, threads: int | None) -> None:
     click.echo(f"File d'attente ({queue.kind}) : lecteur démarré.", err=True)
     worker = Worker.get(settings)
     try:
-        # its reader processes started before it says it is alive, not by its first job
-        worker.sandbox().start()
+        # its reader processes started now (beside its first beat), not by its first job
+        threading.Thread(target=worker.sandbox().start, name="readers-start", daemon=True).start()
         with queue.heartbeat(worker.me):   # producers waiting for their work see us alive
             queue.consumer(threads).run()
     finally:
