@@ -3,6 +3,8 @@ reader's own time on the same files in the same run.
 
     .venv/bin/python -m benchmarks.desk --out /tmp/desk300 --pages 300 --seed 7   # generate, then run
     .venv/bin/python -m benchmarks.desk --dir /tmp/desk300                         # a bench made before
+    ... --prepared /tmp/desk-var     # the issued documents' var kept there, copied on the next runs
+    ... --py-spy /tmp/desk.spy       # then: python -m benchmarks.desk_spy /tmp/desk.spy --cpu S
 
 Not part of the test suite. What it does:
 
@@ -11,7 +13,8 @@ Not part of the test suite. What it does:
 2. issues every document of the truth files into a fresh var directory (SQLite), as
    ``benchmarks.parse`` does, and loads the demo directory (the territories);
 3. **end to end**: starts ``forms-service serve`` (which starts its queue worker, Huey on
-   SQLite) on a free port, ``POST /api/v1/batches`` with every file at once, polls
+   SQLite) on a free port, waits for the worker's heartbeat (its readers are started
+   before it beats), ``POST /api/v1/batches`` with every file at once, polls
    ``GET /api/v1/batches/<id>`` until ``done``: pages per second from the request to the
    last page stored; the CPU of the server and worker processes is sampled (both cores
    used?);
@@ -58,9 +61,7 @@ def prepare(bench_dir: Path, work: Path, pool) -> tuple[list[str], list[dict]]:
     from forms_service.app import create_app
     from forms_service.directory.file import import_directory, parse_directory
 
-    index = json.loads((bench_dir / "index.json").read_text(encoding="utf-8"))
-    files = index["files"]
-    truths = [json.loads((bench_dir / f"{n}.truth.json").read_text(encoding="utf-8")) for n in files]
+    files, truths = _truths(bench_dir)
     app = create_app({"var_dir": work / "var", "database_url": None, "departement_logo": None,
                       "TESTING": True, "PDF_POOL": pool})
     issued = issue_documents(app, bench_dir, truths, pool)
@@ -72,7 +73,14 @@ def prepare(bench_dir: Path, work: Path, pool) -> tuple[list[str], list[dict]]:
     return files, truths
 
 
-def end_to_end(bench_dir: Path, work: Path, files: list[str], territoire: str) -> dict:
+def _truths(bench_dir: Path) -> tuple[list[str], list[dict]]:
+    index = json.loads((bench_dir / "index.json").read_text(encoding="utf-8"))
+    files = index["files"]
+    return files, [json.loads((bench_dir / f"{n}.truth.json").read_text(encoding="utf-8")) for n in files]
+
+
+def end_to_end(bench_dir: Path, work: Path, files: list[str], territoire: str,
+               spy: Path | None = None) -> dict:
     import requests
 
     port = free_port()
@@ -91,9 +99,10 @@ def end_to_end(bench_dir: Path, work: Path, files: list[str], territoire: str) -
                     break
             except requests.RequestException:
                 time.sleep(0.5)
-        time.sleep(3)   # the worker beside it starts
+        _wait_for_consumer(work, psutil.Process(proc.pid))   # the worker beside it started, its readers too
         uploads = [("files", (n, (bench_dir / n).read_bytes())) for n in files]
         server = psutil.Process(proc.pid)
+        spying = _spy(proc.pid, spy) if spy else None
         cpu0 = _tree_cpu(server)
         psutil.cpu_percent(percpu=True)   # per-core busy time from here on
         t0 = time.perf_counter()
@@ -110,6 +119,8 @@ def end_to_end(bench_dir: Path, work: Path, files: list[str], territoire: str) -
         cpu = _tree_cpu(server) - cpu0
         per_core = psutil.cpu_percent(percpu=True)   # the whole machine's, each core (others' load too)
         pages = view["progress"]["pages_total"]
+        if spying is not None:
+            _stop_spy(spying)
         return {"pages": pages, "seconds": round(seconds, 2), "pages_per_s": round(pages / seconds, 2),
                 "accepted_after_s": round(accepted, 2), "summary": view["summary"],
                 "cpu_seconds_service": round(cpu, 1), "cores_busy": round(cpu / seconds, 2),
@@ -121,6 +132,52 @@ def end_to_end(bench_dir: Path, work: Path, files: list[str], territoire: str) -
         except subprocess.TimeoutExpired:
             proc.kill()
         logf.close()
+
+
+def _wait_for_consumer(work: Path, server: psutil.Process, timeout: float = 300) -> None:
+    """Until the worker ``serve`` started beats in the queue, its reader processes are up
+    and the service is idle: the end-to-end half measures a started service, as the
+    reader's half measures started readers."""
+    from forms_service.config import Settings
+    from forms_service.desk.queue import DeskQueue
+
+    queue = DeskQueue(Settings(var_dir=work / "var"))
+    end = time.monotonic() + timeout
+    while not queue.consumer_alive() and time.monotonic() < end:
+        time.sleep(0.5)
+    cores = os.cpu_count() or 1
+    while time.monotonic() < end:   # the forkserver and one reader per core
+        readers = [p for p in server.children(recursive=True) if "forkserver" in " ".join(p.cmdline())]
+        if len(readers) > cores:
+            break
+        time.sleep(0.5)
+    while time.monotonic() < end:   # their imports done
+        before = _tree_cpu(server)
+        time.sleep(1)
+        if _tree_cpu(server) - before < 0.2:
+            break
+
+
+def _spy(pid: int, out: Path) -> subprocess.Popen:
+    """``py-spy record`` of the server and its children (worker, readers), raw stacks of
+    the running threads only (CPU, not waits): ``benchmarks.desk_spy`` sums them up."""
+    spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
+                            "--subprocesses", "--nonblocking", "--rate", str(SPY_RATE), "--format", "raw",
+                            "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(2)   # attached to every process
+    return spy
+
+
+def _stop_spy(spy: subprocess.Popen) -> None:
+    import signal
+    spy.send_signal(signal.SIGINT)
+    try:
+        spy.wait(60)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+
+
+SPY_RATE = 50
 
 
 def _tree_cpu(proc: psutil.Process) -> float:
@@ -168,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--territoire", default="arrageois")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--prepared", type=Path, help="a var directory with the bench's documents issued: "
+                    "copied and used when it exists, else made and kept there (saves the issuing)")
+    ap.add_argument("--py-spy", dest="spy", type=Path, help="record the service with py-spy "
+                    "(raw stacks; `python -m benchmarks.desk_spy FILE` prints where the CPU went)")
+    ap.add_argument("--no-reader", action="store_true", help="end to end only")
     args = ap.parse_args(argv)
 
     from forms_service.render.pdf import ConverterPool
@@ -181,11 +243,22 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks.scanbench import generate
             log(f"desk bench: generating {args.pages} pages (seed {args.seed}) in {args.out}")
             generate.run(args.out, args.pages, args.seed, None, pool=pool)
-        files, truths = prepare(bench_dir, work, pool)
+        if args.prepared and (args.prepared / "var").is_dir():
+            import shutil
+            shutil.copytree(args.prepared / "var", work / "var")
+            files, truths = _truths(bench_dir)
+        else:
+            files, truths = prepare(bench_dir, work, pool)
+            if args.prepared:
+                import shutil
+                shutil.copytree(work / "var", args.prepared / "var")
     finally:
         pool.close()
     load0 = os.getloadavg()
-    e2e = end_to_end(bench_dir, work, files, args.territoire)
+    e2e = end_to_end(bench_dir, work, files, args.territoire, spy=args.spy)
+    if args.no_reader:
+        print(json.dumps(e2e, indent=1))
+        return 0
     alone = reader_alone(bench_dir, work, files, truths)
     load1 = os.getloadavg()
     overhead = e2e["seconds"] / alone["seconds"] - 1

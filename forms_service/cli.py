@@ -220,7 +220,10 @@ def serve_command(settings: Settings, host: str, port: int, threads: int, no_wor
 
     app = create_app(settings=settings)
     worker = None if no_worker else WorkerProcess.start()
-    server = create_server(app, host=host, port=port, threads=threads, ident="forms-service")
+    # a scanned batch's body is hundreds of MB: read by 256 KiB, not waitress's 8 KiB
+    # (a Python loop turn per read; issue 11's desk bench)
+    server = create_server(app, host=host, port=port, threads=threads, ident="forms-service",
+                           recv_bytes=256 * 1024)
 
     def stop(signum, _frame):
         raise _Stop(signum)

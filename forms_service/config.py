@@ -94,7 +94,8 @@ class Settings(BaseSettings):
     watch_dir: Path | None = _env("FORMS_SERVICE_WATCH_DIR")
     #: A watched file is taken once unchanged (size, time) for this many seconds.
     watch_settle_seconds: float = _env("FORMS_SERVICE_WATCH_SETTLE_SECONDS", 5.0)
-    #: Threads of a ``forms-service worker`` (each reads one job at a time); ``None``: the cores.
+    #: Threads of a ``forms-service worker`` (each reads one job at a time); ``None``: two
+    #: per core (``desk.queue.default_threads``).
     worker_threads: int | None = _env("FORMS_SERVICE_WORKER_THREADS")
     #: Share of the automatically accepted records sent to the review queue anyway (0 to 1),
     #: chosen from the record id (``desk.batches.sampled``): the machine's error rate is measured.

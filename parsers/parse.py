@@ -56,6 +56,10 @@ class Limits:
     #: Who the reading is for (``forms_service.principal.Principal``): reconciliation only
     #: uses the issued documents it may see (``Store.for_principal``). ``None``: every document.
     principal: object = None
+    #: Also hand back each scanned file's page image digests: one entry
+    #: ``{"file", "page_digests": {file page: sha256 of its grey pixels}}`` per file (the
+    #: desk keeps them for twin pages across files, :mod:`forms_service.desk.twins`).
+    page_digests: bool = False
 
 
 def _check(data: bytes, limits: Limits) -> str:
@@ -148,6 +152,8 @@ def _parse_files(files: list[tuple[str, bytes]], limits: Limits, store: Store) -
                 flush(batch)
                 batch = ScanBatch(store)
             batch.add_file(name, data, kind, max_pages=limits.max_pages)
+            if limits.page_digests and name in batch.page_digests:
+                slots[i].append({"file": name, "page_digests": batch.page_digests[name]})
         except DatabaseUnavailable:
             raise
         except Exception as exc:   # MemoryError included

@@ -40,6 +40,10 @@ def _init_worker(memory_limit: int, settings: Settings, pool_address: str | None
     _STORE = Store(settings, pool=pool)
 
 
+def _ready() -> int:
+    return os.getpid()
+
+
 def _parse_many(files: list[tuple[str, bytes]], limits: Limits) -> list[dict]:
     return parse_files(files, limits, store=_STORE)
 
@@ -81,6 +85,13 @@ class Sandbox:
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("forkserver"),
                                                  initializer=_init_worker, initargs=initargs)
             return self._pool
+
+    def start(self) -> None:
+        """Start the reader processes now (each opens its store), not at the first file:
+        a queue worker's first batch does not wait for them."""
+        executor = self._executor()
+        for fut in [executor.submit(_ready) for _ in range(self.workers)]:
+            fut.result(timeout=self.timeout)
 
     def _reset(self, *, kill: bool) -> None:
         """Drop the executor: its workers killed (one overran or died) or let finish.

@@ -79,6 +79,8 @@ class Record(Base):
     __table_args__ = (
         Index("ix_record_form_status", "form_id", "status"),
         Index("ix_record_territoire_review", "territoire", "review"),
+        # a batch's records by state from the index alone (its progress, polled: 0015)
+        Index("ix_record_batch_state", "batch_id", "id", "status", "review"),
         UniqueConstraint("file_id", "ordinal", name="uq_record_file_ordinal"),
         CheckConstraint("status IN ('valid', 'invalid', 'needs_review')", name="ck_record_status"),
         CheckConstraint("review IN ('none', 'pending', 'done')", name="ck_record_review"),

@@ -204,10 +204,13 @@ def batch_view(session: Session, principal: Principal, batch_id: int) -> dict:
     files = session.scalars(select(BatchFile).where(BatchFile.batch_id == batch.id)
                             .order_by(BatchFile.position)).all()
     position = {f.id: f.position for f in files}
-    pages = session.scalars(select(BatchPage).where(BatchPage.batch_id == batch.id)
+    pages = session.execute(select(BatchPage.id, BatchPage.file_id, BatchPage.file_page, BatchPage.status,
+                                   BatchPage.record_id, BatchPage.message, BatchPage.duplicate_of_page_id)
+                            .where(BatchPage.batch_id == batch.id)
                             .order_by(BatchPage.file_id, BatchPage.file_page)).all()
-    records = session.scalars(select(db.Record).where(db.Record.batch_id == batch.id)
-                              .order_by(db.Record.id)).all()
+    # the records' ids and states only: a poll never loads what they read
+    records = session.execute(select(db.Record.id, db.Record.status, db.Record.review)
+                              .where(db.Record.batch_id == batch.id).order_by(db.Record.id)).all()
     counts = {s: sum(1 for p in pages if p.status == s) for s in ("blank", "unknown", "duplicate", "error")}
     summary = {"forms": len(records),
                "valid": sum(1 for r in records if r.status == "valid"),

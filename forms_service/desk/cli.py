@@ -8,6 +8,7 @@ and ``forms-service worker`` (a queue consumer; ``serve`` starts one beside the 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -163,7 +164,7 @@ def watch_command(settings: Settings) -> None:
 
 @click.command("worker", help="Lit les lots en file d'attente (Huey ; SQLite par défaut, Redis avec "
                               "QUEUE_URL). Arrêt propre sur SIGINT, immédiat sur SIGTERM.")
-@click.option("--threads", type=int, default=None, help="Travaux menés à la fois (défaut : nombre de cœurs).")
+@click.option("--threads", type=int, default=None, help="Travaux menés à la fois (défaut : deux par cœur).")
 @pass_settings
 def worker_command(settings: Settings, threads: int | None) -> None:
     from forms_service import app as _app  # noqa: F401  (the jobs' app: forms_service.worker_apps)
@@ -182,6 +183,8 @@ def worker_command(settings: Settings, threads: int | None) -> None:
     click.echo(f"File d'attente ({queue.kind}) : lecteur démarré.", err=True)
     worker = Worker.get(settings)
     try:
+        # its reader processes started now (beside its first beat), not by its first job
+        threading.Thread(target=worker.sandbox().start, name="readers-start", daemon=True).start()
         with queue.heartbeat(worker.me):   # producers waiting for their work see us alive
             queue.consumer(threads).run()
     finally:

@@ -177,8 +177,7 @@ class DeskQueue:
 
     # -- consumer side
     def consumer(self, workers: int | None = None):
-        import os
-        workers = workers or self.settings.worker_threads or max(1, os.cpu_count() or 1)
+        workers = workers or self.settings.worker_threads or default_threads()
         return self.huey.create_consumer(workers=workers, worker_type="thread", periodic=True,
                                          initial_delay=0.05, backoff=1.3, max_delay=1.0,
                                          check_worker_health=True)
@@ -202,6 +201,14 @@ class DeskQueue:
     def _every_minute(self) -> None:
         if _once_per(self.huey, "every_minute", 60):
             _run_each(PERIODIC, self, "periodic_failed")
+
+
+def default_threads() -> int:
+    """A consumer's threads: two jobs per core. Each thread reads one job at a time in the
+    process's sandbox (one reader process per core), so while a job claims its files or
+    writes its records, the next job's files wait in the sandbox and no reader idles."""
+    import os
+    return 2 * max(1, os.cpu_count() or 1)
 
 
 @lru_cache(maxsize=8)

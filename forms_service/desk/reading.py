@@ -14,11 +14,9 @@ copy, unless the page image is identical to one already read (then a true duplic
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import event, select, update
@@ -119,16 +117,12 @@ class Worker:
             rows = s.scalars(select(BatchFile).where(BatchFile.id.in_(claimed))
                              .order_by(BatchFile.position)).all()
             inputs = [(r.id, r.kind, r.stored_path) for r in rows]
-            limits = reading_limits([r.page_count for r in rows])
+            limits = replace(reading_limits([r.page_count for r in rows]), page_digests=True)
         files = [(str(fid), storage.get(self.settings, rel)) for fid, _, rel in inputs]
-        # the page images' hashes (twins across files) are taken while the sandbox reads,
-        # not before: decoding every page again must not hold the reading up
-        with ThreadPoolExecutor(1, thread_name_prefix="twin-hashes") as ex:
-            hashing = ex.submit(lambda: {fid: twins.page_hashes(str(fid), data, kind)
-                                         for (fid, kind, _), (_, data) in zip(inputs, files)})
-            items = read_copies(self.sandbox(), files, limits=limits,
-                                hashes_of=lambda name: hashing.result().get(int(name)))
-            hashes = hashing.result()
+        # the page images' hashes (twins across files) are the reader's own digests of the
+        # pages it decoded: no page is decoded twice
+        items, digests = read_copies(self.sandbox(), files, limits=limits)
+        hashes = {int(name): d for name, d in digests.items()}
         try:
             with self.database.session() as s:
                 write_results(s, self.settings, batch_id, claimed, items, hashes=hashes)
@@ -162,16 +156,6 @@ def _in_app() -> bool:
 
 # -- reading copy after copy ------------------------------------------------------------
 
-def _page_hashes(name: str, data: bytes) -> dict[int, str]:
-    from parsers.parse import kind_of
-    from parsers.scan.ingest import images_of
-    try:
-        return {img.file_page: hashlib.sha256(img.gray.tobytes()).hexdigest()
-                for img in images_of(name, data, kind_of(data), 10_000)}
-    except Exception:   # unreadable here: the reader's own entries stand
-        return {}
-
-
 def _subfile(data: bytes, pages: list[int]) -> bytes | None:
     """A file holding only ``pages`` (1-based) of ``data`` (PDF or TIFF), else None."""
     import io
@@ -200,19 +184,22 @@ def _again(item: dict) -> bool:
     return item.get("page_status") == "duplicate" and "déjà lue" in (item.get("message") or "")
 
 
-def read_copies(sandbox, files: list[tuple[str, bytes]], *, limits=None,
-                hashes_of: Callable[[str], dict[int, str] | None] | None = None) -> list[dict]:
-    """The parsers' entries for ``files``, each file's photocopies read as records of their own.
+def read_copies(sandbox, files: list[tuple[str, bytes]], *, limits=None
+                ) -> tuple[list[dict], dict[str, dict[int, str]]]:
+    """The parsers' entries for ``files``, each file's photocopies read as records of their
+    own, and each scanned file's page image digests (name → {file page: sha256}, the
+    reader's own: ``Limits.page_digests``), which tell a photocopy from the same image."""
+    from parsers.parse import Limits
 
-    ``hashes_of(name)``: the file's page image hashes when already taken (a scan's,
-    :func:`twins.page_hashes`), so that its pages are not decoded once more here."""
-    items = sandbox.parse(files, limits)
+    limits = replace(limits or Limits(), page_digests=True)
+    items, digests = _digests_apart(sandbox.parse(files, limits))
+    once = replace(limits, page_digests=False)   # a copy's pages: their file's digests stand
     data = dict(files)
     for name in list(data):
         again = [i for i in items if i.get("file") == name and _again(i)]
         if not again:
             continue
-        hashes = (hashes_of(name) if hashes_of else None) or _page_hashes(name, data[name])
+        hashes = digests.get(name, {})
         rounds = 0
         while again and rounds < MAX_COPIES:
             rounds += 1
@@ -231,7 +218,7 @@ def read_copies(sandbox, files: list[tuple[str, bytes]], *, limits=None,
                 break
             # read under a name of its own (the reader's crops of this copy kept apart),
             # then back to the original file's name and page numbers
-            more = sandbox.parse([(f"{name}~{rounds}", sub)], limits)
+            more = sandbox.parse([(f"{name}~{rounds}", sub)], once)
             for m in more:
                 if "file" in m:
                     m["file"] = name
@@ -242,7 +229,14 @@ def read_copies(sandbox, files: list[tuple[str, bytes]], *, limits=None,
                     m["file_page"] = numbers[m["file_page"] - 1]
             items = [i for i in items if i not in retry] + more
             again = [m for m in more if m.get("file") == name and _again(m)]
-    return items
+    return items, digests
+
+
+def _digests_apart(items: list[dict]) -> tuple[list[dict], dict[str, dict[int, str]]]:
+    """The reader's entries without its page digest entries, and those digests by file."""
+    digests = {i["file"]: {int(n): h for n, h in i["page_digests"].items()}
+               for i in items if "page_digests" in i}
+    return [i for i in items if "page_digests" not in i], digests
 
 
 # -- writing ----------------------------------------------------------------------------
@@ -258,7 +252,7 @@ def write_results(s, settings: Settings, batch_id: int, file_ids: list[int], ite
     The readers were given each file under its id (``str(file.id)``: names may repeat in
     a batch), put back in the records; ``by_name``: under its own name (``POST /parse``,
     the first file of a name). ``hashes``: each file's page image hashes (file id → page
-    → sha256, :func:`forms_service.desk.twins.page_hashes`): kept, and a page identical to
+    → sha256, the reader's own digests, :func:`read_copies`): kept, and a page identical to
     an earlier one received elsewhere is a duplicate (a record all of whose pages are is
     not stored again).
     """

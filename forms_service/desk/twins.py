@@ -1,13 +1,14 @@
 """Identical page images across files and batches: a true duplicate, wherever it was received.
 
-    hashes = page_hashes(name, data, kind)        # {file page: sha256 of its grey pixels}
     snapshot = submitter_of(principal)            # kept on the batch when it is received
     earlier = earlier_pages(session, batch, {page: sha}, exclude_files=[…])
 
 Only a scanned page has an image of its own (a scan, a photo, a scanner's PDF: one
 picture per page); a digital PDF's pages are not hashed (two filled copies of one form
-render alike without their field values). Within one file the reader recognises the same
-image itself (:mod:`parsers.scan.batch`); across files and batches, each page's hash is kept
+render alike without their field values). The hashes are the reader's own digests of the
+pages it decoded (``parsers.parse.Limits.page_digests``, :mod:`parsers.scan.batch`): no
+page is decoded a second time for them. Within one file the reader recognises the same
+image itself; across files and batches, each page's hash is kept
 in the database (``batch_page.image_sha256``, indexed) and a page whose image an earlier
 page already had — in a batch the submitter may see (the access policy, on the submitter
 taken on receipt) — is a duplicate of it, not read into a second record.
@@ -23,54 +24,12 @@ before any lookup), so writers follow one another.
 
 from __future__ import annotations
 
-import hashlib
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from forms_service import access
 from forms_service.desk.models import Batch, BatchFile, BatchPage
 from forms_service.principal import Principal
-
-IMAGE_KINDS = ("jpeg", "png", "tiff")
-MAX_PAGES = 10_000
-
-
-def page_hashes(name: str, data: bytes, kind: str | None) -> dict[int, str]:
-    """The SHA-256 of each scanned page's grey pixels, by 1-based page; {} for a digital
-    PDF or a file that cannot be decoded here (the reader says why)."""
-    from parsers.scan import ingest
-
-    try:
-        if kind in IMAGE_KINDS:   # one frame decoded at a time, hashed as decoded
-            return _image_hashes(data)
-        if kind == "pdf":         # a scanner's PDF only (its JPEGs decoded as they are)
-            images = ingest._scanned_pages(name, data, MAX_PAGES) or []
-            return {img.file_page: hashlib.sha256(img.gray).hexdigest() for img in images}
-        return {}
-    except Exception:
-        return {}
-
-
-def _image_hashes(data: bytes) -> dict[int, str]:
-    """Each frame's grey pixels hashed with no copy more than the decode (a grey frame as
-    it is, no conversion nor array): the same pixels hash alike in a JPEG, a PNG or a
-    TIFF, and as the reader's own grey pages (``parsers.scan.ingest``)."""
-    import io
-
-    from PIL import Image, ImageSequence
-
-    from parsers.scan import ingest
-
-    Image.MAX_IMAGE_PIXELS = ingest.MAX_PIXELS
-    out = {}
-    with Image.open(io.BytesIO(data)) as im:
-        for i, frame in enumerate(ImageSequence.Iterator(im), 1):
-            if i > MAX_PAGES:
-                break
-            grey = frame if frame.mode == "L" else frame.convert("L")
-            out[i] = hashlib.sha256(grey.tobytes()).hexdigest()
-    return out
 
 
 def submitter_of(p: Principal) -> dict:
