@@ -135,6 +135,20 @@ class Store:
             return None if row is None else {"document_id": document_id, "form": row[0], "data": row[1]}
         return self._read("issued_data", query)
 
+    def issued_ids(self, form_id: str, version: str | None) -> list[str]:
+        """The ids of the issued documents of a form (and template version) this store's
+        principal may see: a document id misread by OCR is matched among them."""
+        where = [db.IssuedDocument.form_id == form_id]
+        if version:
+            where.append(db.IssuedDocument.template_version == version)
+        cond = self._restriction()
+        if cond is not None:
+            where.append(cond)
+
+        def query(s):
+            return [r[0] for r in s.execute(select(db.IssuedDocument.document_id).where(*where))]
+        return self._read("issued_ids", query)
+
     def stored_layout(self, form_id: str, version: str | None) -> dict | None:
         if not version:
             return None

@@ -231,7 +231,9 @@ def _locate_without_qr(img: PageImage, refs: References, dpi: float) -> PageResu
     flat = measure.flatten_light(align.rectify(gray, matrix, measure.WORK_DPI))
     footer = ocr.read_footer(flat)   # the footer line says what the QR code says
     if footer is not None:
-        info = QrInfo(footer["form"], footer["version"], footer["page"], footer["pages"], footer["doc_id"])
+        # a document id misread (0 for D, 5 for S…) names no issued document: the near one
+        doc_id = refs.known_document_id(footer["doc_id"], footer["form"], footer["version"]) or footer["doc_id"]
+        info = QrInfo(footer["form"], footer["version"], footer["page"], footer["pages"], doc_id)
         return PageResult(img, "form", info, catalogue.get(info.form), info.page, info.pages, rot,
                           "content", flat, "QR code illisible : page identifiée par son pied de page")
     match = refs.match_reference(flat)
