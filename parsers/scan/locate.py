@@ -48,6 +48,9 @@ class PageResult:
     digest: str | None = None
     #: largest residual (mm) of the marks and QR corners on the transform, when they gave it
     marks_mm: float | None = None
+    #: identified by its content as a page its document holds already: matched to the pages
+    #: the upload lacks first (:meth:`ScanBatch.add_page`)
+    settle: bool = False
 
 
 def ink_share(gray: np.ndarray) -> float:
