@@ -131,3 +131,25 @@ def test_a_footer_document_id_misread_by_ocr_names_its_issued_document(tmp_path)
         assert References(store).known_document_id(read, "fiche-liaison", None) is None
     finally:
         database.dispose()
+
+
+def test_a_layout_follows_the_printed_pages_when_wrapped_rows_push_them_on():
+    """Seed 7, batch 25 (`python -m benchmarks.parse --dir DIR --batches 25` on the bench of
+    `--seed 7`): a CERP whose table rows wrapped was printed on 7 pages, its layout map on 6
+    (boxes on pages 1, 3, 4, 5, 6; printed on 1, 3, 5, 6, 7, and 26 pt lower on page 3): the
+    layout was kept as it was, and 19 boxes were read one row off, confidently. The boxes now
+    take their glyphs' places and pages, and the zones go with their page's boxes."""
+    from parsers.store import fit_layout
+
+    layout = {"boxes": [{"path": "a", "value": "x", "page": 1, "bbox": [10, 100, 20, 110]},
+                        {"path": "b", "value": "y", "page": 3, "bbox": [10, 447.29, 20, 457.5]},
+                        {"path": "c", "value": True, "page": 4, "bbox": [10, 200, 20, 210]}],
+              "zones": [{"path": "t", "page": 3, "bbox": [30, 470, 200, 490], "kind": "text"},
+                        {"path": "s", "page": 6, "bbox": [30, 600, 200, 650], "kind": "signature"}]}
+    glyphs = [(1, [10, 100, 20, 110]), (3, [10, 473.29, 20, 483.5]), (5, [10, 90, 20, 100])]
+    fitted = fit_layout(layout, glyphs)
+    assert [(b["page"], b["bbox"][1]) for b in fitted["boxes"]] == [(1, 100), (3, 473.29), (5, 90)]
+    assert [(z["page"], z["bbox"][1]) for z in fitted["zones"]] == [(3, 496.0), (7, 600)]
+    # two layout pages on one printed page, or out of order: unchanged
+    assert fit_layout(layout, [(1, g) for _, g in glyphs]) is layout
+    assert fit_layout(layout, [(3, glyphs[0][1]), (1, glyphs[1][1]), (5, glyphs[2][1])]) is layout
