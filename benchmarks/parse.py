@@ -621,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"bench seed (default {DEFAULT_SEED}; {', '.join(map(str, TUNING_SEEDS))} tuned the thresholds)")
     ap.add_argument("--forms", nargs="+")
     ap.add_argument("--condition", default="mixed",
-                    choices=["scanner", "phone", "fax", "sideways", "fit", "docx", "mixed"],
+                    choices=["scanner", "phone", "fax", "sideways", "fit", "docx", "docx-reflow", "mixed"],
                     help="with --out: how the pages come back (default mixed: the issue's shares, "
                          "a third scanner, a third phone photos, a sixth faxes, a sixth sideways or fit-to-page)")
     ap.add_argument("--stacks", type=int, default=DEFAULT_STACKS,

@@ -667,6 +667,29 @@ def blank_pdf(fd, settings, pool, version: str, data_py: dict) -> tuple:
     return key
 
 
+#: Conditions printed from the DOCX download; ``docx-reflow``: opened in a word processor
+#: whose line breaks differ from LibreOffice's (:func:`reflowed_docx`) before it is printed.
+DOCX_PRINTS = ("docx", "docx-reflow")
+REFLOW_TEXT = " (paragraphe complété par le référent, ses lignes sont recoupées)"
+
+
+def reflowed_docx(docx_bytes: bytes) -> bytes:
+    """The DOCX as another word processor lays it out: the first paragraph of prose (over 80
+    characters, no colon) lengthened, so that its lines break elsewhere and what follows it
+    moves down, as in the round-trip matrix's edit (``tests/test_parse_roundtrip.py``); the
+    service still holds the DOCX it issued."""
+    import docx
+
+    d = docx.Document(io.BytesIO(docx_bytes))
+    for para in d.paragraphs:
+        if len(para.text) > 80 and ":" not in para.text:
+            para.add_run(REFLOW_TEXT)
+            break
+    buf = io.BytesIO()
+    d.save(buf)
+    return buf.getvalue()
+
+
 def render_document(doc: DocPlan, fd, settings, pool) -> Rendered:
     """DOCX → PDF (pool) → stamp, and the layout map for its list rows. Thread-safe.
 
@@ -677,9 +700,11 @@ def render_document(doc: DocPlan, fd, settings, pool) -> Rendered:
     from forms_service.render.stamp import stamp_pdf
 
     version = template_version(fd, settings)
-    if doc.condition == "docx":   # the DOCX download printed as is: its header QR, no stamp
-        pdf = pool.convert(render_docx(fd, doc.render_py, settings=settings, document_id=doc.document_id,
-                                       version=version))
+    if doc.condition in DOCX_PRINTS:   # the DOCX download printed: its header QR, no stamp
+        docx = render_docx(fd, doc.render_py, settings=settings, document_id=doc.document_id, version=version)
+        if doc.condition == "docx-reflow":
+            docx = reflowed_docx(docx)
+        pdf = pool.convert(docx)
     else:
         docx = render_docx(fd, doc.render_py, settings=settings, document_id=doc.document_id,
                            version=version, for_pdf=True)
@@ -1265,7 +1290,7 @@ class Bench:
         issued = self.out / "issued"   # the PDF printed, as the service stores it (the bench issues it)
         issued.mkdir(exist_ok=True)
         for d, r in zip(plan.docs, rendered):
-            if d.condition != "docx" and not (issued / f"{d.document_id}.pdf").exists():
+            if d.condition not in DOCX_PRINTS and not (issued / f"{d.document_id}.pdf").exists():
                 (issued / f"{d.document_id}.pdf").write_bytes(r.pdf)
         rows = []
         for path, file_pages in files:
@@ -1280,7 +1305,7 @@ class Bench:
                              "template_version": r.version,
                              "pages": r.pages, "source": d.source, "fill": d.fill, "mode": d.mode,
                              "photocopy": d.photocopy, "pens": d.pens, "ambiguous": d.ambiguous,
-                             "format": "docx" if d.condition == "docx" else "pdf",
+                             "format": "docx" if d.condition in DOCX_PRINTS else "pdf",
                              "data": d.render_json, "expected": expected_data(d)})
             truth = {"generator": GENERATOR, "seed": self.seed, "batch": plan.index, "file": path.name,
                      "format": plan.format, "scan_mode": plan.mode, "dpi": plan.dpi, "condition": plan.condition,

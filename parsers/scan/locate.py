@@ -214,7 +214,9 @@ def _locate_docx_print(img: PageImage, refs: References, info: QrInfo, fd: FormD
     pages = refs.printed_pages(info.doc_id) or refs.blank_pages(fd.id)
     found = content_match(img.gray, list(enumerate(pages, start=1)))
     if found is None:
-        return PageResult(img, "unknown", info, fd, None, None, rotation,
+        # pages alike (a CERP's table pages): matched in the batch among the pages its
+        # documents lack (ScanBatch.match_pending), as a page whose QR code was lost
+        return PageResult(img, "unknown", None, fd, None, None, rotation,
                           message="Page imprimée depuis le DOCX non reconnue : son contenu ne ressemble "
                                   "clairement à aucune page du formulaire")
     page, _, flat = found
