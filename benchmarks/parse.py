@@ -11,7 +11,8 @@ Not part of the test suite. What it does:
    document id (the same PDF the generator printed), stored, and recorded as an
    :class:`~forms_service.db.IssuedDocument` with its layout, as ``RenderService`` does —
    so the reader finds what it finds in production: the layout, the printed PDF, the data;
-3. reads every file with :func:`parsers.parse.parse_files` in this process, on one core
+3. reads every upload as the desk does (:func:`forms_service.desk.reading.read_copies` over
+   :func:`parsers.parse.parse_files`: photocopies read as records of their own) in this process, on one core
    (``cv2.setNumThreads(1)``, ``OMP_THREAD_LIMIT=1``), timing each stage;
 4. scores every box of every page against the truth, counted box by box:
 
@@ -69,7 +70,9 @@ TUNING_SEEDS = (42, 3, 7, 13, 17, 19, 23)   # 42: the box thresholds; 3: issue 1
 # scan line, a faint pencil tick read empty, the empty darkness on shaded photos)
 DEFAULT_SEED = 31   # never used for tuning
 CORE_STAGES = ("decode", "qr", "marks", "rectify", "refine", "flatten", "boxes", "zones")
-CONDITION_ORDER = ["scanner", "phone", "fax", "sideways", "fit", "docx"]
+CONDITION_ORDER = ["scanner", "phone", "fax", "sideways", "fit", "docx", "docx-reflow", "copies"]
+#: stacks of photocopies generated after the pages (``--stacks``; batches 900…)
+DEFAULT_STACKS = 3
 #: CPU time of this process: on a machine shared with other jobs, wall time measures the
 #: neighbours too (OpenCV is pinned to one thread, PDFium and zxing-cpp use one).
 CLOCK = time.process_time
@@ -188,8 +191,13 @@ def issue_documents(app, bench_dir: Path, truths: list[dict], pool) -> dict[str,
                 stale[d["form"]] += 1
             py = fd.model.model_validate(d["data"]).model_dump(mode="python")
             fmt = d.get("format", "pdf")
+            printed = bench_dir / "issued" / f"{doc_id}.pdf"
             if fmt == "docx":   # the DOCX download, as the service stores it
                 content = render_docx(fd, py, settings=settings, document_id=doc_id, version=version)
+            elif printed.exists():
+                # the very PDF the generator printed: LibreOffice does not always lay a table's
+                # wrapped rows out alike twice (seed 7, batch 25: 6 pages printed, 7 rendered again)
+                content = printed.read_bytes()
             else:
                 docx = render_docx(fd, py, settings=settings, document_id=doc_id, version=version, for_pdf=True)
                 content = stamp_pdf(pool.convert(docx), fd.id, version, doc_id)
@@ -232,6 +240,7 @@ class Score:
         self.examples: dict[str, list[dict]] = collections.defaultdict(list)
         self.categories = collections.Counter()
         self.pages = collections.Counter()
+        self.stacks = collections.Counter()      # copies in stacks: their own flagged record or not
         #: the same counts per condition of the page (scanner, phone, fax, sideways, fit)
         self.by_condition: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
 
@@ -255,12 +264,27 @@ def _review_category(reason: str | None) -> str:
     return f"review: {reason or '?'}"
 
 
+def _copy_of(record: dict) -> int:
+    return (record.get("copies") or {}).get("number", 1)
+
+
 def score_file(truth: dict, results: list[dict], score: Score) -> None:
-    records = {r["document_id"]: r for r in results if "fields" in r}
+    # a record per (document id, copy): photocopies of one issued document are records of their own
+    records = {(r["document_id"], _copy_of(r)): r for r in results if "fields" in r}
     failed_pages = [r for r in results if "page_status" in r]
     file_error = next((r for r in results if "error" in r), None)
-    docs = {d["document_id"]: d for d in truth["documents"]}
+    docs = {(d["document_id"], d.get("copy", 1)): d for d in truth["documents"]}
     seed = truth.get("seed")
+    for d in truth["documents"]:
+        if d.get("copies", 1) > 1:   # every copy of a stack its own record, flagged as a copy
+            rec = records.get((d["document_id"], d["copy"]))
+            score.stacks["copies"] += 1
+            flagged = rec is not None and rec.get("copies") == {"number": d["copy"], "of": d["copies"]}
+            score.stacks["own record, flagged" if flagged else "not its own flagged record"] += 1
+            if not flagged:
+                score.example("copy without its own flagged record",
+                              {"replay": f"--seed {seed} --replay {truth['batch']}", "file": truth["file"],
+                               "copy": d["copy"], "copies": None if rec is None else rec.get("copies")})
     for page in truth["pages"]:
         if page["blank"]:
             score.pages["blank"] += 1
@@ -268,8 +292,8 @@ def score_file(truth: dict, results: list[dict], score: Score) -> None:
         score.pages["form"] += 1
         cond = score.by_condition[page.get("condition", "scanner")]
         cond["pages"] += 1
-        doc = docs[page["document_id"]]
-        rec = records.get(page["document_id"])
+        doc = docs[(page["document_id"], page.get("copy", 1))]
+        rec = records.get((page["document_id"], page.get("copy", 1)))
         replay = f"--seed {seed} --replay {truth['batch']}:{page['index']}"
         where = {"replay": replay, "file": truth["file"], "form": page["form"], "page": page["page_number"],
                  "dpi": page["dpi"], "mode": page["mode"], "condition": page.get("condition", "scanner")}
@@ -354,7 +378,7 @@ def dump_boxes(bench_dir: Path, items: list[tuple[str, dict]], out: Path, store)
     """Every box of every page located by its QR: its measures (:class:`BoxInk`), the state
     :func:`decide.box_state` gives, and the truth (state, mark, pen, scan mode, dpi)."""
     from parsers.parse import kind_of
-    from parsers.scan import decide, ingest, locate, measure, pipeline
+    from parsers.scan import decide, fit, ingest, locate, pipeline
     from parsers.scan.references import References
 
     refs = References(store)
@@ -373,19 +397,26 @@ def dump_boxes(bench_dir: Path, items: list[tuple[str, dict]], out: Path, store)
                 doc.pages[pr.page] = pr
                 layout = pipeline.document_layout(doc, store, refs)
                 want = {(b["path"], str(b["value"])): b for b in page["boxes"]}
-                for b in layout["boxes"]:
+                ref = refs.page_of(pr.info.doc_id, pr.form.id, pr.info.version, pr.page)
+                fits = {pr.page: fit.page_fit(pr.flat, ref, pr.marks_mm)}
+                for r in pipeline.read_boxes(doc, layout, fits):
+                    b, ink, st, bg = r.box, r.ink, r.state, r.background
                     t = want.get((b["path"], str(b["value"])))
-                    if b["page"] != pr.page or t is None:
+                    if t is None:
                         continue
-                    ink = measure.measure_box(pr.flat, b["bbox"])
-                    st = decide.box_state(ink)
                     fh.write(json.dumps({
                         "replay": f"--seed {truth['seed']} --replay {truth['batch']}:{page['index']}",
                         "form": page["form"], "path": b["path"], "value": b["value"], "dpi": page["dpi"],
+                        "condition": page.get("condition", "scanner"), "bbox": b["bbox"],
                         "mode": page["mode"], "truth": t["state"], "mark": t.get("mark"), "ink": t.get("ink"),
                         "planted": t.get("planted"), "read": st.state, "confidence": round(st.confidence, 3),
                         "darkness": round(ink.darkness, 4), "coverage": round(ink.coverage, 4),
-                        "light": round(ink.light, 4), "solid": round(ink.solid, 4), "found": ink.found},
+                        "light": round(ink.light, 4), "solid": round(ink.solid, 4), "found": ink.found,
+                        "match": round(ink.match, 3), "speck": ink.speck, "streak": ink.streak,
+                        "dusted": ink.dusted, "doubt": r.doubt,
+                        "bg_darkness": None if bg is None else round(bg.darkness, 4),
+                        "bg_light": None if bg is None else round(bg.light, 4),
+                        "no_background": decide.box_state(ink).state},
                         ensure_ascii=False, default=str) + "\n")
 
 
@@ -469,7 +500,7 @@ def report(score: Score, timing: dict, digital: dict | None, meta: dict, show: i
         "right_rate": round(b["right"] / total, 5) if total else None,
         "review_rate": round(review_plain / plain, 5) if plain else None,
         "ambiguities_flagged": b["ambiguous_right"],
-        "signatures": dict(s), "signature_accuracy": round(s["right"] / sig_total, 5) if sig_total else None,
+        "signatures": dict(s), "stacks": dict(score.stacks), "signature_accuracy": round(s["right"] / sig_total, 5) if sig_total else None,
         "handwriting": dict(score.hand), "pages": dict(score.pages),
         "by_condition": {k: dict(v) for k, v in score.by_condition.items()},
         "failure_categories": dict(score.categories.most_common()),
@@ -497,6 +528,9 @@ def report(score: Score, timing: dict, digital: dict | None, meta: dict, show: i
         print(f"{'handwritten text zones flagged':<40}{score.hand['written, flagged']:>10} / {written}"
               f"   (zones not written but flagged: {score.hand['not written, flagged']})")
     print(f"{'pages not read':<40}{score.pages['not read']:>10} / {score.pages['form']}")
+    if score.stacks:
+        print(f"{'copies in stacks: own record, flagged':<40}{score.stacks['own record, flagged']:>10} / "
+              f"{score.stacks['copies']}")
     if score.by_condition:
         print(line)
         print("By condition of the page (boxes; review excludes the planted ambiguities)")
@@ -587,9 +621,12 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"bench seed (default {DEFAULT_SEED}; {', '.join(map(str, TUNING_SEEDS))} tuned the thresholds)")
     ap.add_argument("--forms", nargs="+")
     ap.add_argument("--condition", default="mixed",
-                    choices=["scanner", "phone", "fax", "sideways", "fit", "docx", "mixed"],
+                    choices=["scanner", "phone", "fax", "sideways", "fit", "docx", "docx-reflow", "mixed"],
                     help="with --out: how the pages come back (default mixed: the issue's shares, "
                          "a third scanner, a third phone photos, a sixth faxes, a sixth sideways or fit-to-page)")
+    ap.add_argument("--stacks", type=int, default=DEFAULT_STACKS,
+                    help=f"with --out: also this many stacks of photocopies of one printed form, after the "
+                         f"pages (default {DEFAULT_STACKS}; batches 900…, reported as condition « copies »)")
     ap.add_argument("--files", type=int, help="read only the first N files (quick runs)")
     ap.add_argument("--batches", help="read only these batches (comma-separated; replays)")
     ap.add_argument("--replay", metavar="BATCH[:PAGE]",
@@ -601,6 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dump-boxes", type=Path,
                     help="also write every box's measures beside its truth (JSON lines), for tuning "
                          "parsers/scan/decide.py")
+    ap.add_argument("--dump-only", action="store_true", help="with --dump-boxes: do not read the uploads")
     ap.add_argument("--acroform-reps", type=int, default=30, help="repetitions per AcroForm document (0: skip)")
     ap.add_argument("--show", type=int, default=3, help="examples printed per failure category")
     ap.add_argument("--json", type=Path, help="write the figures here")
@@ -625,7 +663,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"bench: generating {'replay ' + args.replay if replay else args.pages} "
                 f"(seed {args.seed}) in {args.out}")
             index = generate.run(args.out, args.pages, args.seed, args.forms, pool=pool,
-                                 options=generate.Options(condition=args.condition), replay=replay)
+                                 options=generate.Options(condition=args.condition, stacks=args.stacks),
+                                 replay=replay)
         if index is None:
             index = json.loads((bench_dir / "index.json").read_text(encoding="utf-8"))
         files = index["files"][: args.files] if args.files else index["files"]
@@ -640,7 +679,8 @@ def main(argv: list[str] | None = None) -> int:
         issued = issue_documents(app, bench_dir, truths, pool)
         log(f"bench: {issued['documents']} documents issued in {issued['seconds']} s; reading {len(files)} files")
 
-        from parsers.parse import Limits, MAX_FILE_BYTES, parse_files
+        from forms_service.desk.reading import read_copies
+        from parsers.parse import Limits, MAX_FILE_BYTES
         from parsers.store import Store
         store = Store(app.extensions["forms_service.settings"], database=app.extensions["forms_service.db"],
                       pool=pool)
@@ -659,13 +699,14 @@ def main(argv: list[str] | None = None) -> int:
         for name, truth in zip(files, truths):   # what one person puts in the scanner: one upload
             batches[truth["batch"]].append((name, truth))
         with app.app_context():
-            for n, (b, items) in enumerate(sorted(batches.items()), 1):
+            for n, (b, items) in enumerate(sorted(batches.items()) if not args.dump_only else [], 1):
                 upload = [(name, (bench_dir / name).read_bytes()) for name, _ in items]
                 timer.take()
                 t0, w0 = CLOCK(), time.perf_counter()
                 if profiler:
                     profiler.enable()
-                results = parse_files(upload, limits, store=store)
+                # the desk's own reading of an upload: its copies read again as records of their own
+                results = read_copies(_InProcess(store), upload, limits=limits)
                 if profiler:
                     profiler.disable()
                 total, wall = CLOCK() - t0, time.perf_counter() - w0
@@ -702,6 +743,17 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         pool.close()
     return 0
+
+
+class _InProcess:
+    """The desk's sandbox, in this process (one core, timed): ``parse(files, limits)``."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def parse(self, files, limits=None):
+        from parsers.parse import parse_files
+        return parse_files(files, limits, store=self.store)
 
 
 def _git_commit() -> str | None:

@@ -135,6 +135,20 @@ class Store:
             return None if row is None else {"document_id": document_id, "form": row[0], "data": row[1]}
         return self._read("issued_data", query)
 
+    def issued_ids(self, form_id: str, version: str | None) -> list[str]:
+        """The ids of the issued documents of a form (and template version) this store's
+        principal may see: a document id misread by OCR is matched among them."""
+        where = [db.IssuedDocument.form_id == form_id]
+        if version:
+            where.append(db.IssuedDocument.template_version == version)
+        cond = self._restriction()
+        if cond is not None:
+            where.append(cond)
+
+        def query(s):
+            return [r[0] for r in s.execute(select(db.IssuedDocument.document_id).where(*where))]
+        return self._read("issued_ids", query)
+
     def stored_layout(self, form_id: str, version: str | None) -> dict | None:
         if not version:
             return None
@@ -180,27 +194,44 @@ def fit_layout(layout: dict, glyphs: list[tuple[int, list[float]]]) -> dict:
     of the ☐/☒ glyphs of the issued PDF, in content order.
 
     A form without lists is read with its version's blank layout, but data can move
-    boxes (a longer pre-filled line pushes a table down a few points). When the glyphs
-    match the layout's boxes one for one (same count, same pages), each box takes its
-    glyph's place, and each zone moves like the nearest box above it on its page (the
-    content above a zone is what pushes it). Otherwise the layout is returned unchanged.
+    boxes (a longer pre-filled line pushes a table down a few points), and a list's rows
+    that wrap can push the following pages on by one (seed 7, batch 25: a CERP printed
+    on 7 pages, its layout map of 6; its boxes 26 pt lower on page 3 and a page later
+    from page 4 on, read confidently one row off). When the glyphs match the layout's
+    boxes one for one (same count, each page's boxes on one printed page, in order), each
+    box takes its glyph's place and page, and each zone moves like the nearest box above
+    it on its page (the content above a zone is what pushes it), to the page its page's
+    boxes went to. Otherwise the layout is returned unchanged.
     """
     boxes = layout.get("boxes") or []
-    if len(glyphs) != len(boxes) or any(p != b["page"] for (p, _), b in zip(glyphs, boxes)):
+    if len(glyphs) != len(boxes):
         return layout
+    pages: dict[int, int] = {}     # layout page → printed page
+    for (page, _), b in zip(glyphs, boxes):
+        if pages.setdefault(b["page"], page) != page:
+            return layout
+    order = sorted(pages)
+    if any(pages[a] >= pages[b] for a, b in zip(order, order[1:])):
+        return layout
+
+    def printed_page(n: int) -> int:   # a page without boxes follows the page before it
+        before = [p for p in order if p <= n]
+        return n + (pages[before[-1]] - before[-1] if before else 0)
+
     moved = []
     shifts: dict[int, list[tuple[float, float, float]]] = {}
     for (page, bbox), b in zip(glyphs, boxes):
         dx, dy = bbox[0] - b["bbox"][0], bbox[1] - b["bbox"][1]
-        shifts.setdefault(page, []).append((b["bbox"][1], dx, dy))
-        moved.append({**b, "bbox": [round(float(v), 2) for v in bbox]})
+        shifts.setdefault(b["page"], []).append((b["bbox"][1], dx, dy))
+        moved.append({**b, "page": page, "bbox": [round(float(v), 2) for v in bbox]})
     zones = []
     for z in layout.get("zones") or []:
         above = [s for s in shifts.get(z["page"], []) if s[0] <= z["bbox"][1] + 1]
+        new = {**z, "page": printed_page(z["page"])}
         if above:
             _, dx, dy = max(above, key=lambda s: s[0])
             if abs(dy) > 0.25:
                 x0, top, x1, bottom = z["bbox"]
-                z = {**z, "bbox": [x0, round(top + dy, 2), x1, round(bottom + dy, 2)]}
-        zones.append(z)
+                new["bbox"] = [x0, round(top + dy, 2), x1, round(bottom + dy, 2)]
+        zones.append(new)
     return {**layout, "boxes": moved, "zones": zones}

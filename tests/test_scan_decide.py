@@ -86,3 +86,56 @@ def test_a_tick_crossing_the_border_is_still_a_mark():
     cv2.line(page, (x0 + w // 5, y0 + w // 2), (x0 + w // 2, y1 - w // 6), 0, 4)
     cv2.line(page, (x0 + w // 2, y1 - w // 6), (x1 + w, y0 - w), 0, 4)   # long arm out of the box
     assert box_state(measure.measure_box(page, bbox)).state == "checked"
+
+
+def _ink(darkness, light, **kw):
+    return BoxInk(darkness=darkness, coverage=kw.pop("coverage", 0.0), light=light, solid=kw.pop("solid", 0.0),
+                  square=SQ, found=kw.pop("found", True), **kw)
+
+
+def test_a_box_as_dark_as_the_empty_boxes_around_it_is_empty():
+    """Issue 15: a phone photo's shade darkens every box of a region. A box between the fixed
+    thresholds (darkness 0.042, like an empty box of tuning seed 23's shaded photos, whose
+    neighbours were at 0.034) is empty when the quiet boxes within 50 mm are as dark; a pencil
+    tick there (0.065 against 0.025, seed 23) stays uncertain, and so does the box alone."""
+    from parsers.scan.decide import backgrounds
+
+    shaded = [(100.0 + 14 * i, 300.0) for i in range(6)]
+    grey = _ink(0.042, 0.0, dusted=True)
+    assert box_state(grey).state == "uncertain"          # the fixed thresholds alone
+    inks = [_ink(0.034 + 0.002 * (i % 2), 0.0) for i in range(5)] + [grey]
+    bg = backgrounds(shaded, inks)[-1]
+    assert bg is not None and bg.boxes == 5 and abs(bg.darkness - 0.034) < 0.003
+    assert box_state(grey, bg).state == "empty"
+    tick = _ink(0.065, 0.0, dusted=True)
+    assert box_state(tick, backgrounds(shaded, inks[:5] + [tick])[-1]).state == "uncertain"
+    # too few quiet neighbours, or neighbours far away: no background
+    assert backgrounds(shaded[:3], inks[:2] + [grey])[-1] is None
+    far = [(100.0 + 200 * i, 300.0) for i in range(6)]
+    assert backgrounds(far, inks)[-1] is None
+    # ticked neighbours make no background
+    ticks = [TICK] * 5 + [grey]
+    assert backgrounds(shaded, ticks)[-1] is None
+
+
+def test_a_blackened_box_faxed_is_blackened_not_a_tick():
+    """Seed 31, batch 21, page 2 (a CERS faxed): `pap.6.derogation` blackened with a blue
+    ballpoint covered 0.9375 of its box, solid 0.9375 — under the 0.94 asked then — and was read
+    ticked, a planted ambiguity unflagged. The blackest tick of tuning seed 7 covers 0.88."""
+    ink = _ink(0.929, 0.95, coverage=0.9375, solid=0.9375, found=False)
+    assert box_state(ink).state == "corrected"
+    felt_tick = _ink(0.8, 0.9, coverage=0.8775, solid=0.87)
+    assert box_state(felt_tick).state == "checked"
+
+
+def test_the_squares_of_the_boxes_around_vouch_for_a_square_a_mark_hides():
+    from parsers.scan.decide import placed_by_neighbours
+
+    centres = [(100.0, 300.0), (100.0, 314.0), (100.0, 328.0), (400.0, 300.0)]
+    hidden = _ink(0.5, 0.6, coverage=0.5, found=False)
+    placed = [hidden, _ink(0, 0, offset_mm=0.13), _ink(0, 0, offset_mm=0.25), _ink(0, 0)]
+    assert placed_by_neighbours(0, centres, placed)
+    off = [hidden, _ink(0, 0, offset_mm=0.13), _ink(0, 0, offset_mm=0.9), _ink(0, 0)]
+    assert not placed_by_neighbours(0, centres, off)           # the page is off there
+    alone = [hidden, _ink(0, 0, found=False), _ink(0, 0, offset_mm=0.1), _ink(0, 0)]
+    assert not placed_by_neighbours(0, centres, alone)         # one square found near it only

@@ -91,3 +91,65 @@ def test_a_faint_pencil_tick_is_not_a_confident_empty_box():
     ink = measure.measure_box(flat, [21.3, 14.56, 31.3, 24.76])
     assert ink.found and ink.dusted and ink.darkness >= decide.EMPTY_DARKNESS
     assert decide.box_state(ink).state == "uncertain"
+
+
+def test_a_footer_document_id_misread_by_ocr_names_its_issued_document(tmp_path):
+    """Seed 31, batch 17, page 1 (`python -m benchmarks.parse --out DIR --seed 31 --replay 17:1`):
+    a fiche de liaison scanned 1-bit at 200 dpi whose QR codes were unreadable, identified by
+    its footer, whose OCR read « D1KGNJHK31HJCMJCS6GKX7MJG5 » for « 01KGNJHK31HJCMJC56GKX7MJG5 »
+    (D for 0, S for 5: both are ULID characters): no issued document had that id, and the page
+    was in no record. The one issued id of the form within three characters is now taken (the
+    page is then checked against that document's printed page before its boxes are read)."""
+    from forms_service import db
+    from parsers.scan.references import References
+    from parsers.store import Store
+
+    database = db.Database(f"sqlite:///{tmp_path / 'issued.sqlite'}")
+    db.models.Base.metadata.create_all(database.engine)
+    try:
+        store = Store(None, database=database)   # ids only: no settings, no pool
+        issued = {"01KGNJHK31HJCMJC56GKX7MJG5": "fiche-liaison", "01KGNJHK31HJCMJC5ZZZZZZZZZ": "fiche-liaison",
+                  "01KGNJHK31HJCMJC56GKX7MJG6": "cers"}
+        with store.database.session() as s:
+            for doc_id, form in issued.items():
+                s.add(db.IssuedDocument(document_id=doc_id, form_id=form, template_version="37c5215fbe0c",
+                                        data={}, file_path=str(tmp_path / "none.pdf"), layout={},
+                                        format="pdf", created_by="test"))
+        refs = References(store)
+        read = "D1KGNJHK31HJCMJCS6GKX7MJG5"
+        assert refs.known_document_id(read, "fiche-liaison", "37c5215fbe0c") == "01KGNJHK31HJCMJC56GKX7MJG5"
+        # an id read right is itself; one far from every issued id of its form names none
+        assert refs.known_document_id("01KGNJHK31HJCMJC5ZZZZZZZZZ", "fiche-liaison", None) == \
+            "01KGNJHK31HJCMJC5ZZZZZZZZZ"
+        assert refs.known_document_id("01KGNJHK31HJCMJCQQQQQQQQQQ", "fiche-liaison", None) is None
+        # two issued ids equally near: neither is taken
+        assert refs.known_document_id("01KGNJHK31HJCMJC56GKX7MJG6", "cers", None) == "01KGNJHK31HJCMJC56GKX7MJG6"
+        with store.database.session() as s:
+            s.add(db.IssuedDocument(document_id="01KGNJHK31HJCMJCS6GKX7MJH5", form_id="fiche-liaison",
+                                    template_version="37c5215fbe0c", data={}, file_path=str(tmp_path / "n.pdf"),
+                                    layout={}, format="pdf", created_by="test"))
+        assert References(store).known_document_id(read, "fiche-liaison", None) is None
+    finally:
+        database.dispose()
+
+
+def test_a_layout_follows_the_printed_pages_when_wrapped_rows_push_them_on():
+    """Seed 7, batch 25 (`python -m benchmarks.parse --dir DIR --batches 25` on the bench of
+    `--seed 7`): a CERP whose table rows wrapped was printed on 7 pages, its layout map on 6
+    (boxes on pages 1, 3, 4, 5, 6; printed on 1, 3, 5, 6, 7, and 26 pt lower on page 3): the
+    layout was kept as it was, and 19 boxes were read one row off, confidently. The boxes now
+    take their glyphs' places and pages, and the zones go with their page's boxes."""
+    from parsers.store import fit_layout
+
+    layout = {"boxes": [{"path": "a", "value": "x", "page": 1, "bbox": [10, 100, 20, 110]},
+                        {"path": "b", "value": "y", "page": 3, "bbox": [10, 447.29, 20, 457.5]},
+                        {"path": "c", "value": True, "page": 4, "bbox": [10, 200, 20, 210]}],
+              "zones": [{"path": "t", "page": 3, "bbox": [30, 470, 200, 490], "kind": "text"},
+                        {"path": "s", "page": 6, "bbox": [30, 600, 200, 650], "kind": "signature"}]}
+    glyphs = [(1, [10, 100, 20, 110]), (3, [10, 473.29, 20, 483.5]), (5, [10, 90, 20, 100])]
+    fitted = fit_layout(layout, glyphs)
+    assert [(b["page"], b["bbox"][1]) for b in fitted["boxes"]] == [(1, 100), (3, 473.29), (5, 90)]
+    assert [(z["page"], z["bbox"][1]) for z in fitted["zones"]] == [(3, 496.0), (7, 600)]
+    # two layout pages on one printed page, or out of order: unchanged
+    assert fit_layout(layout, [(1, g) for _, g in glyphs]) is layout
+    assert fit_layout(layout, [(3, glyphs[0][1]), (1, glyphs[1][1]), (5, glyphs[2][1])]) is layout

@@ -51,7 +51,7 @@ MM_PER_INCH = 25.4
 A4_MM = (210.0, 297.0)
 PT_PER_INCH = 72.0
 #: How a page came back (the truth's ``condition``).
-CONDITIONS = ("scanner", "phone", "fax", "sideways", "fit", "docx")
+CONDITIONS = ("scanner", "phone", "fax", "sideways", "fit", "docx", "docx-reflow")
 
 
 def a4_pixels(dpi: int) -> tuple[int, int]:

@@ -326,6 +326,7 @@ class DocPlan:
     pens: dict = field(default_factory=dict)
     condition: str = "scanner"      # how its pages come back (damage.CONDITIONS)
     dpi: int | None = None          # its pages' resolution when not the batch's (phone, fax)
+    copy: int = 0                   # in a stack of photocopies: 0 for the first copy, 1 for the next…
 
 
 @dataclass
@@ -341,6 +342,8 @@ class BatchPlan:
     turn: str                       # none | pages | reversed_doc
     blanks: int
     condition: str = "scanner"      # damage.CONDITIONS, or "mixed-file" (one per document)
+    #: a stack split over two files: the first page of the second file (its index in the batch)
+    split: int | None = None
 
 
 def _box_fields(fd, data: dict) -> list[tuple[str, Any, bool]]:
@@ -548,6 +551,48 @@ def _plan_unusual(rng: np.random.Generator, seed: int, b: int, condition: str, f
     return BatchPlan(b, seed, fmt, mode, dpi, quality, docs, order, turn, blanks, condition)
 
 
+#: Batches of photocopy stacks come after the bench's own (``--stacks``): their numbers
+#: start here, so a stack never changes the draws of the mixed batches.
+STACK_BATCH0 = 900
+
+
+def plan_stack(seed: int, b: int, forms: list, samples: dict) -> BatchPlan:
+    """A stack of photocopies of one printed form (issue 15): one issued document printed
+    once, photocopied 2–4 times, each copy ticked by hand on its own (the printed text is
+    the same on every copy), scanned in page order into one file or, one time in two,
+    split over two files of the upload. Every copy is its own record, flagged as a copy."""
+    rng = np.random.default_rng([seed, b, 31])
+    fmt = _pick(rng, {"pdf": 0.6, "tiff": 0.4})
+    mode = _pick(rng, _allowed_modes(fmt, None) if fmt == "tiff" else {"grey": 0.6, "bw": 0.4})
+    dpi = int(rng.choice((200, 300)))
+    quality = int(rng.choice(JPEG_QUALITIES)) if fmt == "pdf" else None
+    person = random_person(rng)
+    fd = forms[int(rng.integers(len(forms)))]
+    ulid_ms = ULID_EPOCH_MS + seed % 100000 * 86_400_000 + b * 60_000
+    first = plan_document(rng, fd, batch=b, index=0, mode=mode, person=person, samples=samples.get(fd.id, []),
+                          ulid_ms=ulid_ms, fill="ticked")
+    docs = [first]
+    for k in range(1, int(rng.choice([2, 3, 3, 4]))):
+        data = copy.deepcopy(first.intended)
+        for path, f, _ in _box_fields(fd, data):   # another person's ticks on the same print
+            if rng.random() < 0.6:
+                _set(data, path, random_value(rng, f, path, person))
+        doc = plan_document(rng, fd, batch=b, index=k, mode=mode, person=person, samples=[], ulid_ms=ulid_ms,
+                            data=data, document_id=first.document_id, fill="ticked")
+        if doc.render_json != first.render_json:   # a tick the rules took back changed the print
+            doc = plan_document(rng, fd, batch=b, index=k, mode=mode, person=person, samples=[],
+                                ulid_ms=ulid_ms, data=first.intended, document_id=first.document_id,
+                                fill="ticked")
+        doc.copy = k
+        docs.append(doc)
+    for doc in docs:
+        doc.photocopy, doc.condition = True, "copies"
+    plan = BatchPlan(b, seed, fmt, mode, dpi, quality, docs, "keep", "none", 0, "copies")
+    if rng.random() < 0.5:
+        plan.split = -1   # set once the page count is known (Bench.build): the copies' halves
+    return plan
+
+
 def plan_batch(seed: int, b: int, forms: list, samples: dict, *, formats: tuple[str, ...] | None = None,
                modes: tuple[str, ...] | None = None, dpis: tuple[int, ...] | None = None,
                condition: str = "scanner") -> BatchPlan:
@@ -622,6 +667,29 @@ def blank_pdf(fd, settings, pool, version: str, data_py: dict) -> tuple:
     return key
 
 
+#: Conditions printed from the DOCX download; ``docx-reflow``: opened in a word processor
+#: whose line breaks differ from LibreOffice's (:func:`reflowed_docx`) before it is printed.
+DOCX_PRINTS = ("docx", "docx-reflow")
+REFLOW_TEXT = " (paragraphe complété par le référent, ses lignes sont recoupées)"
+
+
+def reflowed_docx(docx_bytes: bytes) -> bytes:
+    """The DOCX as another word processor lays it out: the first paragraph of prose (over 80
+    characters, no colon) lengthened, so that its lines break elsewhere and what follows it
+    moves down, as in the round-trip matrix's edit (``tests/test_parse_roundtrip.py``); the
+    service still holds the DOCX it issued."""
+    import docx
+
+    d = docx.Document(io.BytesIO(docx_bytes))
+    for para in d.paragraphs:
+        if len(para.text) > 80 and ":" not in para.text:
+            para.add_run(REFLOW_TEXT)
+            break
+    buf = io.BytesIO()
+    d.save(buf)
+    return buf.getvalue()
+
+
 def render_document(doc: DocPlan, fd, settings, pool) -> Rendered:
     """DOCX → PDF (pool) → stamp, and the layout map for its list rows. Thread-safe.
 
@@ -632,9 +700,11 @@ def render_document(doc: DocPlan, fd, settings, pool) -> Rendered:
     from forms_service.render.stamp import stamp_pdf
 
     version = template_version(fd, settings)
-    if doc.condition == "docx":   # the DOCX download printed as is: its header QR, no stamp
-        pdf = pool.convert(render_docx(fd, doc.render_py, settings=settings, document_id=doc.document_id,
-                                       version=version))
+    if doc.condition in DOCX_PRINTS:   # the DOCX download printed: its header QR, no stamp
+        docx = render_docx(fd, doc.render_py, settings=settings, document_id=doc.document_id, version=version)
+        if doc.condition == "docx-reflow":
+            docx = reflowed_docx(docx)
+        pdf = pool.convert(docx)
     else:
         docx = render_docx(fd, doc.render_py, settings=settings, document_id=doc.document_id,
                            version=version, for_pdf=True)
@@ -872,7 +942,7 @@ def make_page(doc: DocPlan, rendered: Rendered, page_no: int, raster: tuple[np.n
     for entry in boxes + signatures + texts:
         entry["px_bbox"] = dmg.transform_bbox(matrix, entry["bbox"])
     truth = {
-        "blank": False, "form": doc.form, "document_id": doc.document_id,
+        "blank": False, "form": doc.form, "document_id": doc.document_id, "copy": doc.copy + 1,
         "template_version": rendered.version, "page_number": page_no, "page_count": rendered.pages,
         "rotation": d.rotation, "skew_deg": d.skew_deg, "dpi": d.dpi, "mode": d.mode,
         "condition": d.condition,
@@ -1040,6 +1110,8 @@ class Options:
     allow_90: bool = False
     debug: bool = False
     condition: str = "scanner"      # damage.CONDITIONS, or "mixed" (the issue's shares)
+    #: stacks of photocopies made after the ``pages`` (batches STACK_BATCH0…, :func:`plan_stack`)
+    stacks: int = 0
 
 
 class Bench:
@@ -1124,12 +1196,19 @@ class Bench:
 
     def plan(self, b: int) -> BatchPlan:
         o = self.options
+        if b >= STACK_BATCH0:
+            return plan_stack(self.seed, b, self.forms, self.samples)
         return plan_batch(self.seed, b, self.forms, self.samples, formats=o.formats, modes=o.modes, dpis=o.dpis,
                           condition=o.condition)
 
     def submit(self, executor: ThreadPoolExecutor, plan: BatchPlan) -> list[Future]:
-        return [executor.submit(render_document, d, self.by_id[d.form], self.settings, self.pool)
-                for d in plan.docs]
+        """One render per document id: the copies of a stack share their print."""
+        by_id: dict[str, Future] = {}
+        for d in plan.docs:
+            if d.document_id not in by_id:
+                by_id[d.document_id] = executor.submit(render_document, d, self.by_id[d.form], self.settings,
+                                                       self.pool)
+        return [by_id[d.document_id] for d in plan.docs]
 
     def build(self, plan: BatchPlan, rendered: list[Rendered], only: int | None = None,
               limit: int | None = None) -> tuple[list[PageOut], list[list]]:
@@ -1146,6 +1225,9 @@ class Bench:
                     item[2] = (item[2] + int(rng90.choice([90, 270]))) % 360
         if limit is not None:
             seq = seq[:limit]
+        if plan.split is not None:   # a stack over two files: the second from the middle copy on
+            half = len(plan.docs) // 2
+            plan.split = next(j for j, s in enumerate(seq) if s[0] == half)
         t0 = time.perf_counter()
         rasters: dict[int, list] = {}
         where: dict[int, tuple] = {}
@@ -1190,26 +1272,40 @@ class Bench:
         present = [p for p in pages if p is not None]
         files: list[tuple[Path, list[PageOut]]] = []
         if plan.format in ("pdf", "tiff"):
-            path = self.out / f"{stem}.{'pdf' if plan.format == 'pdf' else 'tif'}"
-            files.append((path, present))
-            (write_pdf if plan.format == "pdf" else write_tiff)(path, present)
+            ext = "pdf" if plan.format == "pdf" else "tif"
+            parts = [(f"{stem}.{ext}", present)]
+            if plan.split:   # a stack scanned in two goes
+                parts = [(f"{stem}a.{ext}", [p for p in present if p.truth["index"] < plan.split]),
+                         (f"{stem}b.{ext}", [p for p in present if p.truth["index"] >= plan.split])]
+            for fname, part in parts:
+                path = self.out / fname
+                files.append((path, part))
+                (write_pdf if plan.format == "pdf" else write_tiff)(path, part)
         else:
             ext = "jpg" if plan.format == "jpeg" else "png"
             for p in present:
                 path = self.out / f"{stem}-p{p.truth['index'] + 1}.{ext}"
                 write_single(path, p)
                 files.append((path, [p]))
+        issued = self.out / "issued"   # the PDF printed, as the service stores it (the bench issues it)
+        issued.mkdir(exist_ok=True)
+        for d, r in zip(plan.docs, rendered):
+            if d.condition not in DOCX_PRINTS and not (issued / f"{d.document_id}.pdf").exists():
+                (issued / f"{d.document_id}.pdf").write_bytes(r.pdf)
         rows = []
         for path, file_pages in files:
             doc_ids = {p.truth["document_id"] for p in file_pages if p.truth["document_id"]}
             docs = []
+            copies = {(p.truth["document_id"], p.truth.get("copy", 1)) for p in file_pages}
             for d, r in zip(plan.docs, rendered):
-                if d.document_id not in doc_ids:
+                if d.document_id not in doc_ids or (d.document_id, d.copy + 1) not in copies:
                     continue
-                docs.append({"document_id": d.document_id, "form": d.form, "template_version": r.version,
+                docs.append({"document_id": d.document_id, "copy": d.copy + 1,
+                             "copies": sum(x.document_id == d.document_id for x in plan.docs), "form": d.form,
+                             "template_version": r.version,
                              "pages": r.pages, "source": d.source, "fill": d.fill, "mode": d.mode,
                              "photocopy": d.photocopy, "pens": d.pens, "ambiguous": d.ambiguous,
-                             "format": "docx" if d.condition == "docx" else "pdf",
+                             "format": "docx" if d.condition in DOCX_PRINTS else "pdf",
                              "data": d.render_json, "expected": expected_data(d)})
             truth = {"generator": GENERATOR, "seed": self.seed, "batch": plan.index, "file": path.name,
                      "format": plan.format, "scan_mode": plan.mode, "dpi": plan.dpi, "condition": plan.condition,
@@ -1286,6 +1382,11 @@ def run(out: Path, pages: int, seed: int, forms: list[str] | None = None, *, poo
                     built, _ = bench.build(plan, rendered, limit=pages - done)
                     rows += bench.write(plan, rendered, built)
                     done += len(built)
+                for b in range(STACK_BATCH0, STACK_BATCH0 + bench.options.stacks):
+                    plan = bench.plan(b)
+                    rendered = [f.result() for f in bench.submit(ex, plan)]
+                    built, _ = bench.build(plan, rendered)
+                    rows += bench.write(plan, rendered, built)
                 for _, futures in ahead:   # batches planned ahead and not needed
                     for f in futures:
                         f.cancel()
@@ -1330,6 +1431,9 @@ def main(argv: list[str] | None = None) -> int:
                          "fit-to-page prints, or mixed (the issue's shares, files mixing them too)")
     ap.add_argument("--replay", type=_replay_arg, metavar="BATCH[:PAGE]",
                     help="regenerate one batch (or one page of it) of this seed")
+    ap.add_argument("--stacks", type=int, default=0,
+                    help=f"also make this many stacks of photocopies of one printed form (batches "
+                         f"{STACK_BATCH0}…; replay one with --replay {STACK_BATCH0})")
     ap.add_argument("--debug", action="store_true",
                     help="also write debug/: each sheet before the scan and the scan with its truth drawn")
     args = ap.parse_args(argv)
@@ -1339,7 +1443,8 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(formats=tuple(args.formats) if args.formats else None,
                       modes=tuple(args.modes) if args.modes else None,
                       dpis=tuple(args.dpi) if args.dpi else None,
-                      allow_90=args.allow_90, debug=args.debug, condition=args.condition)
+                      allow_90=args.allow_90, debug=args.debug, condition=args.condition,
+                      stacks=args.stacks)
     index = run(args.out, args.pages, args.seed, args.forms, options=options, replay=args.replay)
     n = index["pages"]
     log(f"scanbench: {n} page(s) in {len(index['files'])} file(s) → {args.out} in {index['seconds']} s "

@@ -83,9 +83,10 @@ class ScanBatch:
         for pr in located:
             self.add_page(pr)
 
-    def add_page(self, pr: PageResult) -> None:
+    def add_page(self, pr: PageResult, *, settled: bool = False) -> None:
         name, file_page = pr.image.file, pr.image.file_page
-        self.pages += 1
+        if not settled:
+            self.pages += 1
         if pr.status == "unknown" and pr.info is None and pr.image.gray.size:
             self.pending.append(pr)
             return
@@ -109,6 +110,13 @@ class ScanBatch:
             return
         # the copy most recently started that lacks this page (copies come one after the other)
         target = next((k for k in reversed(copies) if pr.page not in self.docs[k].pages), None)
+        if target is None and copies and pr.identified_by == "content" and pr.flat is not None and not settled:
+            # a page number read from the content (a fax's footer, a look-alike page) that its
+            # document holds already: first matched to the pages the upload lacks (seed 31,
+            # batch 30: a CERP's page 5 taken for page 4 started a copy of its own)
+            pr.settle = True
+            self.pending.append(pr)
+            return
         if target is None and copies and doc_id is None:   # no document id: nothing says it is another copy
             self.extra.append({"file": name, "file_page": file_page, "page_status": "duplicate",
                                "message": f"Page {pr.page} déjà lue pour ce document"})
@@ -132,6 +140,9 @@ class ScanBatch:
         self._join_orphans()
         for pr in self.pending:
             found = self._match(pr)
+            if found is None and pr.settle:   # no page of the upload it is: as identified
+                self.add_page(pr, settled=True)
+                continue
             if found is None:
                 guess = self._match_blank(pr)
                 if isinstance(guess, PageResult):
@@ -188,6 +199,8 @@ class ScanBatch:
                 if score >= decide.MATCH_LIKENESS:
                     scored.append((score, key, n, None, pr.flat, ref))
                     continue
+            if not pr.image.gray.size:   # its image was let go (located by its marks): as is only
+                continue
             try:
                 matrix = align.fallback_feature_align(pr.image.gray, ref, reference_dpi=measure.WORK_DPI)
             except align.AlignmentFailed:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .measure import BoxInk, ZoneInk
+import numpy as np
+
+from .measure import PX_PER_MM, BoxInk, ZoneInk
 
 # Thresholds on the box interior (see measure.py), tuned on the scan test bench
 # (``python -m benchmarks.parse --dir DIR --dump-boxes FILE``; figures in docs/reading.md).
@@ -30,7 +32,9 @@ CHECK_DARKNESS = 0.05
 #: grains, left darkness 0.047 and no light ink (seed 19 docx, batch 7, page 2) and was read
 #: empty with confidence 1.0. Without grains, a shaded phone photo's empty box may reach it.
 EMPTY_DARKNESS = 0.04
-CORRECTED_COVERAGE = 0.94    # a box blackened all over: nearly all of it inked…
+#: a box blackened all over: nearly all of it inked… (the blackest tick of tuning seed 7
+#: covers 0.88 of its box; a blackened box faxed at 100 dpi covered 0.9375, seed 31 batch 21)
+CORRECTED_COVERAGE = 0.90
 CORRECTED_SOLID = 0.90       # …in a solid mass, not strokes
 HEAVY_COVERAGE = 0.80        # a tick this heavy is close to a correction: lower confidence
 
@@ -41,6 +45,52 @@ class BoxState:
     confidence: float
 
 
+# The page's own empty boxes (issue 15: uneven light, a photo's shade, a fax's grey): a box
+# between "clearly empty" and "a mark" on the fixed thresholds above is judged against the
+# boxes around it on the same page. Where those are as dark as it is, the page (its shade,
+# its paper, its print) explains its ink: it is empty, less confidently.
+#: boxes this close (centre to centre) make a box's background…
+BACKGROUND_MM = 50.0
+#: …when at least this many of them are quiet (no mark by the fixed thresholds)
+BACKGROUND_BOXES = 4
+#: a box no darker than its background by more than this (mean ink), and no more light ink
+#: than its background by more than BACKGROUND_LIGHT, is as empty as its neighbours
+BACKGROUND_DARKNESS = 0.012
+BACKGROUND_LIGHT = 0.02
+
+
+@dataclass
+class Background:
+    """What the quiet boxes around a box look like on its page (medians)."""
+    darkness: float
+    light: float
+    boxes: int
+
+
+def _quiet(ink: BoxInk) -> bool:
+    return ink.light < CHECK_LIGHT and ink.darkness < CHECK_DARKNESS * 1.6 and not ink.speck and not ink.streak
+
+
+def backgrounds(centres_pt: list[tuple[float, float]], inks: list[BoxInk]) -> list[Background | None]:
+    """For each box of one page (its centre in PDF points, its ink), the background its
+    quiet neighbours within BACKGROUND_MM make (itself left out), or None (too few)."""
+    if not inks:
+        return []
+    c = np.asarray(centres_pt, float) / 72.0 * 25.4            # mm
+    quiet = np.array([_quiet(i) for i in inks])
+    dark = np.array([i.darkness for i in inks])
+    light = np.array([i.light for i in inks])
+    d = np.hypot(c[:, None, 0] - c[None, :, 0], c[:, None, 1] - c[None, :, 1])
+    out: list[Background | None] = []
+    for k in range(len(inks)):
+        near = quiet & (d[k] <= BACKGROUND_MM)
+        near[k] = False
+        n = int(near.sum())
+        out.append(Background(float(np.median(dark[near])), float(np.median(light[near])), n)
+                   if n >= BACKGROUND_BOXES else None)
+    return out
+
+
 def _conf(x: float, lo: float, hi: float) -> float:
     """0.5 at a threshold, towards 1 far from it."""
     if hi <= lo:
@@ -48,11 +98,33 @@ def _conf(x: float, lo: float, hi: float) -> float:
     return float(max(0.5, min(1.0, 0.5 + abs(x - (lo + hi) / 2) / (hi - lo))))
 
 
-def box_state(ink: BoxInk) -> BoxState:
+#: A box whose printed square a heavy mark hides is where the alignment puts it when the
+#: squares of at least NEIGHBOURS_FOUND boxes within NEIGHBOURS_MM of it were found again
+#: within NEIGHBOURS_OFFSET_MM of their places (each of them; the page fits there).
+NEIGHBOURS_MM = 30.0
+NEIGHBOURS_FOUND = 2
+NEIGHBOURS_OFFSET_MM = 0.4
+
+
+def placed_by_neighbours(k: int, centres_pt: list[tuple[float, float]], inks: list[BoxInk]) -> bool:
+    """Whether the boxes around box ``k`` of a page (centres in PDF points) vouch for its place."""
+    cx, cy = centres_pt[k]
+    near = [i for i, (x, y) in enumerate(centres_pt)
+            if i != k and np.hypot(x - cx, y - cy) / 72.0 * 25.4 <= NEIGHBOURS_MM]
+    found = [inks[i] for i in near if inks[i].found]
+    return len(found) >= NEIGHBOURS_FOUND and all(i.offset_mm <= NEIGHBOURS_OFFSET_MM for i in found)
+
+
+def box_state(ink: BoxInk, background: Background | None = None) -> BoxState:
+    """The box's state from its ink; ``background``: its page's quiet boxes around it."""
     if ink.coverage >= CORRECTED_COVERAGE and ink.solid >= CORRECTED_SOLID:
         return BoxState("corrected", _conf(ink.coverage, HEAVY_COVERAGE, CORRECTED_COVERAGE))
     if ink.light <= EMPTY_LIGHT and ink.darkness < (EMPTY_DARKNESS if ink.dusted else CHECK_DARKNESS):
         return BoxState("empty", _conf(ink.light, 0.0, EMPTY_LIGHT * 2))
+    if background is not None and _quiet(ink) and \
+            ink.darkness <= background.darkness + BACKGROUND_DARKNESS and \
+            ink.light <= background.light + BACKGROUND_LIGHT:
+        return BoxState("empty", 0.75)   # as dark as the empty boxes around it: the page's shade
     if ink.light >= CHECK_LIGHT or ink.darkness >= CHECK_DARKNESS * 1.6:
         if ink.speck or ink.streak:   # dust or a tiny dot? a scan line over the box?
             return BoxState("uncertain", 0.4)

@@ -48,6 +48,9 @@ class PageResult:
     digest: str | None = None
     #: largest residual (mm) of the marks and QR corners on the transform, when they gave it
     marks_mm: float | None = None
+    #: identified by its content as a page its document holds already: matched to the pages
+    #: the upload lacks first (:meth:`ScanBatch.add_page`)
+    settle: bool = False
 
 
 def ink_share(gray: np.ndarray) -> float:
@@ -86,6 +89,7 @@ def page_dpi(img: PageImage, hits) -> float:
 
 
 GROSS_MM = 10.0
+ULID_LENGTH = 26                  # a document id
 
 
 def _marks_residual(marks: np.ndarray, pairs, matrix: np.ndarray, dpi: float, rotation: int) -> float | None:
@@ -211,7 +215,9 @@ def _locate_docx_print(img: PageImage, refs: References, info: QrInfo, fd: FormD
     pages = refs.printed_pages(info.doc_id) or refs.blank_pages(fd.id)
     found = content_match(img.gray, list(enumerate(pages, start=1)))
     if found is None:
-        return PageResult(img, "unknown", info, fd, None, None, rotation,
+        # pages alike (a CERP's table pages): matched in the batch among the pages its
+        # documents lack (ScanBatch.match_pending), as a page whose QR code was lost
+        return PageResult(img, "unknown", None, fd, None, None, rotation,
                           message="Page imprimée depuis le DOCX non reconnue : son contenu ne ressemble "
                                   "clairement à aucune page du formulaire")
     page, _, flat = found
@@ -231,7 +237,13 @@ def _locate_without_qr(img: PageImage, refs: References, dpi: float) -> PageResu
     flat = measure.flatten_light(align.rectify(gray, matrix, measure.WORK_DPI))
     footer = ocr.read_footer(flat)   # the footer line says what the QR code says
     if footer is not None:
-        info = QrInfo(footer["form"], footer["version"], footer["page"], footer["pages"], footer["doc_id"])
+        # a document id misread (0 for D, 5 for S…) names no issued document: the near one;
+        # an id cut short (seed 37, stack 902: « 01KH6K ») names none: the page then joins the
+        # document of its form in the upload that lacks it (ScanBatch._join_orphans)
+        doc_id = refs.known_document_id(footer["doc_id"], footer["form"], footer["version"])
+        if doc_id is None and len(footer["doc_id"]) == ULID_LENGTH:
+            doc_id = footer["doc_id"]   # a whole id, of a document not issued here: kept as read
+        info = QrInfo(footer["form"], footer["version"], footer["page"], footer["pages"], doc_id)
         return PageResult(img, "form", info, catalogue.get(info.form), info.page, info.pages, rot,
                           "content", flat, "QR code illisible : page identifiée par son pied de page")
     match = refs.match_reference(flat)

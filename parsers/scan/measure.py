@@ -51,6 +51,14 @@ class BoxInk:
     streak: bool = False
     #: specks were taken out as dust (what remains may be a faint mark broken into grains)
     dusted: bool = False
+    #: the hollow-square match's peak (``found`` above MATCH_FOUND)
+    match: float = 0.0
+    #: how far (mm) the square was found from where the alignment puts it (when found)
+    offset_mm: float = 0.0
+
+
+#: the hollow-square match's peak above which the printed square is found again
+MATCH_FOUND = 0.25
 
 
 @lru_cache(maxsize=4)
@@ -86,14 +94,15 @@ def measure_box(flat: np.ndarray, bbox_pt: list[float]) -> BoxInk:
     ink_img = (255.0 - crop.astype(np.float32)) / 255.0
     score = cv2.matchTemplate(ink_img, _square_kernel(side, band), cv2.TM_CCORR)
     _, best, _, (bx, by) = cv2.minMaxLoc(score)
-    found = best > 0.25
+    found = best > MATCH_FOUND
     if not found:            # blackened or lost: trust the alignment
         bx, by = search, search
     m = band + max(1, int(round(0.3 * PX_PER_MM)))   # the outline, and some slack, left out
     inner = crop[by + m:by + side - m, bx + m:bx + side - m]
     square = (X0 + bx, Y0 + by, X0 + bx + side, Y0 + by + side)
+    offset = float(np.hypot(bx - search, by - search)) / PX_PER_MM
     if inner.size == 0:
-        return BoxInk(0, 0, 0, 0, square, found)
+        return BoxInk(0, 0, 0, 0, square, found, match=float(best), offset_mm=offset)
     streak = _scan_line_through(crop, bx, by, side, m)
     cleaned, speck = _without_dust(inner)
     dusted = cleaned is not inner
@@ -106,7 +115,7 @@ def measure_box(flat: np.ndarray, bbox_pt: list[float]) -> BoxInk:
     opened = cv2.morphologyEx((inner < 128).astype(np.uint8), cv2.MORPH_OPEN,
                               cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     solid = float(opened.mean())
-    return BoxInk(darkness, coverage, light, solid, square, found, speck, streak, dusted)
+    return BoxInk(darkness, coverage, light, solid, square, found, speck, streak, dusted, float(best), offset)
 
 
 def _scan_line_through(crop: np.ndarray, bx: int, by: int, side: int, m: int) -> bool:

@@ -91,6 +91,48 @@ def read_document(doc: DocPages, name: str, store: Store, refs: References) -> d
                        template_version=doc.version)
 
 
+@dataclass
+class BoxRead:
+    """One box of the layout read on its page: its ink, its state, and why the page's fit
+    or a square not found again makes it uncertain (None: no doubt)."""
+    box: dict
+    ink: measure.BoxInk
+    state: decide.BoxState
+    background: decide.Background | None = None
+    doubt: str | None = None
+
+
+def read_boxes(doc: DocPages, layout: dict, fits: dict[int, fit.PageFit] | None = None) -> list[BoxRead]:
+    """Every box of the layout on the document's pages, measured, then decided against its
+    page's own quiet boxes around it (:func:`decide.backgrounds`) and the page's fit."""
+    fits = fits or {}
+    out: list[BoxRead] = []
+    by_page: dict[int, list[dict]] = {}
+    for b in layout["boxes"]:
+        if b["page"] in doc.pages:
+            by_page.setdefault(b["page"], []).append(b)
+    for page, boxes in by_page.items():
+        pr = doc.pages[page]
+        inks = [measure.measure_box(pr.flat, b["bbox"]) for b in boxes]
+        centres = [((b["bbox"][0] + b["bbox"][2]) / 2, (b["bbox"][1] + b["bbox"][3]) / 2) for b in boxes]
+        pf = fits.get(page)
+        for k, (b, ink, bg) in enumerate(zip(boxes, inks, decide.backgrounds(centres, inks))):
+            st = decide.box_state(ink, bg)
+            doubt = None
+            if st.state in ("checked", "empty"):
+                doubt = pf.doubt(b["bbox"]) if pf else None
+                if doubt is None and not ink.found and not (pf and pf.fits_at(b["bbox"])) and \
+                        not decide.placed_by_neighbours(k, centres, inks):
+                    # a heavy mark may hide the square's outline: the printed content
+                    # around it, or the squares of the boxes next to it, found where they
+                    # should be, then vouch for the place
+                    doubt = "Case imprimée non retrouvée à sa place : à vérifier d'après l'image"
+                if doubt:
+                    st = decide.BoxState("uncertain", min(st.confidence, 0.4))
+            out.append(BoxRead(b, ink, st, bg, doubt))
+    return out
+
+
 def _read_boxes(doc: DocPages, layout: dict, crops: Crops,
                 fits: dict[int, fit.PageFit] | None = None) -> dict[str, Reading]:
     """Each group of boxes measured, each box decided, then the group.
@@ -99,9 +141,9 @@ def _read_boxes(doc: DocPages, layout: dict, crops: Crops,
     should be and the page fits its original around it (``fits``, :mod:`fit`); else the
     box is uncertain and its field goes to review with the reason.
     """
-    fits = fits or {}
     fd = doc.form
     readings: dict[str, Reading] = {}
+    read = {id(r.box): r for r in read_boxes(doc, layout, fits)}
     boxes_by_path: dict[str, list[dict]] = {}
     for b in layout["boxes"]:
         boxes_by_path.setdefault(b["path"], []).append(b)
@@ -120,18 +162,9 @@ def _read_boxes(doc: DocPages, layout: dict, crops: Crops,
         for b in boxes:
             page = b["page"]
             pr = doc.pages[page]
-            ink = measure.measure_box(pr.flat, b["bbox"])
-            st = decide.box_state(ink)
-            if st.state in ("checked", "empty"):
-                pf = fits.get(page)
-                doubt = pf.doubt(b["bbox"]) if pf else None
-                if doubt is None and not ink.found and not (pf and pf.fits_at(b["bbox"])):
-                    # a heavy mark may hide the square's outline: the printed content
-                    # around it, found where it should be, then vouches for the place
-                    doubt = "Case imprimée non retrouvée à sa place : à vérifier d'après l'image"
-                if doubt:
-                    st = decide.BoxState("uncertain", min(st.confidence, 0.4))
-                    doubts.append(doubt)
+            st = read[id(b)].state
+            if read[id(b)].doubt:
+                doubts.append(read[id(b)].doubt)
             states[True if b["value"] is True else b["value"]] = st
             e = {"page": page, "bbox": b["bbox"], "state": st.state}
             if st.state in ("uncertain", "corrected"):

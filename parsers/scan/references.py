@@ -34,6 +34,10 @@ log = get_logger(__name__)
 ISSUED_RENDER_DPI = 100.0    # the printed page is a mask (dilated 1 mm): half the resolution will do
 
 
+#: characters of a document id OCR may misread (0/D, 5/S, 8/B…) and still name its document
+OCR_ID_SLIPS = 3
+
+
 class References:
     """The reference pages of one batch: the store's issued documents, the caller's templates.
 
@@ -56,6 +60,25 @@ class References:
         with self._lock:
             self._issued[document_id] = doc
         return doc
+
+    def known_document_id(self, read_id: str, form_id: str, version: str | None) -> str | None:
+        """The issued document a document id read by OCR names: itself when issued, else the
+        one issued id of the form and version that differs from it in at most
+        :data:`OCR_ID_SLIPS` characters (seed 31, batch 17: « D1KGNJHK31HJCMJCS6GKX7MJG5 »
+        read for « 01KGNJHK31HJCMJC56GKX7MJG5 », a page in no record), else None.
+
+        Two ULIDs differ in about 15 of their 16 random characters, so a near miss names
+        one document; the page is then checked against that document's printed page
+        (:meth:`ScanBatch.match_pending`) before its boxes are read confidently.
+        """
+        if self.issued_document(read_id) is not None:
+            return read_id
+        near = [(d, i) for i in self.store.issued_ids(form_id, version) if len(i) == len(read_id)
+                for d in [sum(a != b for a, b in zip(i, read_id))] if d <= OCR_ID_SLIPS]
+        near.sort()
+        if not near or (len(near) > 1 and near[1][0] == near[0][0]):
+            return None
+        return near[0][1]
 
     def _issued_pdf(self, document_id: str | None) -> tuple[str, float] | None:
         """(path, mtime) of the issued document as a PDF: its stored PDF, or its stored DOCX
