@@ -706,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
                 if profiler:
                     profiler.enable()
                 # the desk's own reading of an upload: its copies read again as records of their own
-                results = read_copies(_InProcess(store), upload, limits=limits)
+                results, _digests = read_copies(_InProcess(store), upload, limits=limits)
                 if profiler:
                     profiler.disable()
                 total, wall = CLOCK() - t0, time.perf_counter() - w0
