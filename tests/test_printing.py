@@ -142,6 +142,44 @@ def test_fiche_de_liaison_zones_are_the_seeds(blanks):
     assert {z["page"] for z in layout["zones"] if z["path"].startswith(("president.", "structure."))} == {3}
 
 
+def _words_of_page(pdf: bytes, page: int) -> list[tuple[str, float, float]]:
+    import pymupdf
+    return [(w[4], round(w[0], 1), round(w[1], 1)) for w in pymupdf.open(stream=pdf)[page - 1].get_text("words")]
+
+
+def test_fiche_de_liaison_name_in_je_soussigne_moves_no_word(pool, settings):
+    """Issue 16/17: the beneficiary's name in « Je soussigné(e), Madame, Monsieur … » has the
+    rest of its line; the sentence resumes on the next line, so that no word of page 3 moves
+    whatever the name that fits there (blank: the dotted line; short; about 30 letters)."""
+    fd = catalogue.get("fiche-liaison")
+    names = [{}, {"beneficiaire": {"prenom": "Li", "nom": "NG"}},
+             {"beneficiaire": {"prenom": "Marie-Christine", "nom": "DE LA VILLARDIÈRE"}}]
+    pages = []
+    for data in names:
+        printed = _words_of_page(_print(fd, data, settings, pool), 3)
+        _, x_monsieur, y_line = next(w for w in printed if w[0] == "Monsieur")
+        # the page without the name (the rest of its line) and the stamp's document id
+        pages.append([w for w in printed if not (w[2] == y_line and w[1] > x_monsieur)
+                      and not re.fullmatch(r"[0-9A-Z]{26}", w[0])])
+    assert any(w[0] == "adhère" for w in pages[0])
+    assert pages[1] == pages[0] and pages[2] == pages[0]
+
+
+SAMPLES = [(fd_id, path.name) for fd_id in FORMS if catalogue.get(fd_id).fixed_layout
+           for path in sorted((ROOT / "samples").glob(f"{fd_id}*.json"))]
+
+
+@pytest.mark.parametrize("form,sample", SAMPLES)
+def test_samples_read_with_the_blank_map_meet_no_label(pool, settings, blanks, form, sample):
+    """A fixed-layout form's samples printed and read with the blank's map: no zone meets a
+    label (721e6fa's page 3 failed here: « Fait le, » in the correspondant's observation)."""
+    fd = catalogue.get(form)
+    data = json.loads((ROOT / "samples" / sample).read_text())
+    dump, _ = _dump(fd, data)
+    layout, blank = blanks[form]
+    assert P.labels_met_by_values(fd, _print(fd, data, settings, pool), layout, dump, blank) == []
+
+
 # -- the checks fail when they should ---------------------------------------------
 
 def test_docx_check_finds_a_small_run(tmp_path):
@@ -314,3 +352,69 @@ def test_flowing_forms_filled_to_every_max_length_print_no_empty_page(pool, sett
             data[key] = value
     problems = P.check_print(fd, _print(fd, data, settings, pool), None)
     assert [p for p in problems if p.rule == "impression_page_vide"] == [], problems
+
+
+def test_zone_check_finds_a_zone_on_a_label(pool, settings, blanks):
+    """The blank's zones moved onto labels, and a filled print whose data moves page 3 (a
+    name too long for the rest of its line pushes the beneficiary's sentence down a line):
+    both are found, with the page, the field and the label met."""
+    import copy
+
+    import pdfplumber
+    fd = catalogue.get("fiche-liaison")
+    layout, blank = blanks["fiche-liaison"]
+    moved = copy.deepcopy(layout)
+    z = next(z for z in moved["zones"] if z["path"] == "correspondant_avis.observation")
+    height = z["bbox"][3] - z["bbox"][1]
+    z["bbox"][1] += height * 0.5
+    z["bbox"][3] += height * 0.5       # its lower half on « Fait le, »
+    with pdfplumber.open(io.BytesIO(blank)) as pdf:
+        problems = P._zones_on_labels(fd, pdf, moved)
+    assert [(p.rule, p.path) for p in problems] == [("impression_zone_sur_libelle", "correspondant_avis.observation")]
+    assert "Page 3" in problems[0].message and "Fait" in problems[0].message
+    long_name = {"beneficiaire": {"prenom": "Marie-Christine Alexandrine", "nom": "DE LA VILLARDIÈRE-MONTMORENCY"}}
+    dump, _ = _dump(fd, long_name)
+    problems = P.labels_met_by_values(fd, _print(fd, long_name, settings, pool), layout, dump, blank)
+    assert "signature_beneficiaire.lieu" in {p.path for p in problems}, problems
+
+
+def test_footnote_calls_are_printed_after_their_labels_not_inside_them():
+    """Issue 16: the seed's calls « (1) » … « (3) » point at the fiche's footnotes; they are an
+    attribute of the option (``footnote: 1``), printed after its label, so that the label
+    stays the spec's."""
+    from docx import Document
+
+    for fd in catalogue.forms():
+        for f in fd.fields:
+            for o in f.options or ():
+                assert not re.search(r"\(\d\)", o.label), (fd.id, f.path, o.label)
+    fd = catalogue.get("fiche-liaison")
+    calls = {(f.path, o.code): o.extra["footnote"] for f in fd.fields for o in f.options or ()
+             if "footnote" in o.extra}
+    assert calls == {("reorientation.vers", "emploi"): 1, ("reorientation.vers", "solidarite"): 1,
+                     ("suspension.motifs", "non_signature_contrat"): 2,
+                     ("actions_cg", "ip_cui_non_marchand"): 3}, calls
+    text = " ".join(" ".join(p.text.split()) for t in Document(template_path(fd, SETTINGS)).tables
+                    for row in t.rows for c in row.cells for p in c.paragraphs)
+    for printed in ("Emploi (1)", "Solidarité (1)", "Contrat d'engagement (2)",
+                    "Contrat Unique d'Insertion non Marchand (3)"):
+        assert printed in text, printed
+
+
+def test_fiche_de_liaison_page_3_has_room_to_spare_filled_to_every_max_length(pool, settings):
+    """Issue 16: page 3 ended 0.1 mm above its bottom margin when filled to every max_length,
+    so that any growth sent the fiche to a 4th page. The wider side of each pair (the
+    beneficiary's statement, the structure's options) gives it real room: 3 mm at least."""
+    import pdfplumber
+
+    from forms_service.render import geometry
+
+    fd = catalogue.get("fiche-liaison")
+    pdf = _print(fd, max_length_data(fd), settings, pool)
+    with pdfplumber.open(io.BytesIO(pdf)) as doc:
+        assert len(doc.pages) == 3
+        page = doc.pages[2]
+        margin = page.height - geometry.MARGINS.bottom
+        inked = [o["bottom"] for o in page.chars + page.lines + page.rects if o["bottom"] < margin + 2 * P.MM]
+    spare = (margin - max(inked)) / P.MM
+    assert spare >= 3.0, f"page 3 ends {spare:.1f} mm above its margin"
