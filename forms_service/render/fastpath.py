@@ -71,6 +71,23 @@ log = logging.getLogger(__name__)
 #: A value's marker in the probes; the second probe pads it (alignment).
 MARKER_RE = re.compile(r"XQ(\d+)QX(0*)")
 PAD = "000"
+#: The line probe's tail after a marker: narrow letters (tight bounds on where a line
+#: breaks), mixed (the fitted scale is text's, not one glyph's), no ligature, no break
+#: opportunity, none of the marker's letters.
+LONG_TAIL = "rstjaeno"
+
+
+def _tail(k: int) -> str:
+    return (LONG_TAIL * (k // len(LONG_TAIL) + 1))[:k]
+
+
+#: Points: a line's end must be this far from where the line probe broke (either side).
+BREAK_TOL = 0.25
+#: Points: the widest line written with a scale fitted on LibreOffice's line probe (its
+#: residual measured over the zone's whole line); without the fit, :data:`MAX_RUN_PT`.
+MAX_FITTED_PT = 560.0
+#: Points: the largest residual of the line probe's fit accepted for a slot.
+FIT_RESIDUAL = 0.08
 #: Points: a value must end this far inside its zone (a table cell's inner margin is 5.4 pt).
 FIT_MARGIN = 6.0
 #: Points: label positions of the blank print and the probe must agree within this.
@@ -98,10 +115,13 @@ class _Skeleton:
 
 
 class _Probe:
-    """Probe mode: values print their marker ``XQ<n>QX`` (+ pad), boxes as in the data."""
+    """Probe mode: values print their marker ``XQ<n>QX`` (+ pad), boxes as in the data.
+    With ``long`` (path -> characters), each value's marker is followed by that many
+    letters of :data:`LONG_TAIL`, one word that wraps in its zone (the *line* probe)."""
 
-    def __init__(self, pad: str):
+    def __init__(self, pad: str, long: dict | None = None):
         self.pad = pad
+        self.long = long
         self.n = 0
 
 
@@ -154,6 +174,8 @@ def _finalize(value):
     if isinstance(value, Val) and not isinstance(value.value, list):
         n = mode.n
         mode.n += 1
+        if mode.long is not None:
+            return f"XQ{n}QX" + _tail(mode.long.get(value.path, 40))
         return f"XQ{n}QX{mode.pad}"
     return ctxmod.finalize(value)
 
@@ -208,9 +230,11 @@ def skeleton(fd: FormDefinition, dump: dict, *, settings: Settings, version: str
     return parts, mode.marks
 
 
-def _probe_docx(fd, data, *, settings, version, pad: str | None) -> bytes:
-    """A probe (markers ``XQ<n>QX`` + ``pad``), or with ``pad=None`` the base print."""
-    token = _mode.set(_Probe(pad) if pad is not None else _Boxes())
+def _probe_docx(fd, data, *, settings, version, pad: str | None,
+                long: dict | None = None) -> bytes:
+    """A probe (markers ``XQ<n>QX`` + ``pad``; with ``long``, the line probe), or with
+    ``pad=None`` the base print."""
+    token = _mode.set(_Probe(pad or "", long) if pad is not None or long is not None else _Boxes())
     try:
         return render_docx(fd, data, settings=settings, document_id=PROBE_DOCUMENT_ID,
                            version=version, for_pdf=True, docx_renderer=_renderer)
@@ -326,6 +350,16 @@ class Slot:
     color: tuple[float, float, float]
     left: float               # the value must stay within [left, right]
     right: float
+    #: from the line probe (a left-aligned value in its zone): the scale of LibreOffice's
+    #: advances against HarfBuzz's; where a line breaks (a line ending before ``cap`` fits,
+    #: one ending after ``cap_hi`` does not); where the next lines start, their pitch, and
+    #: how many lines the zone holds without moving anything (1: one line only)
+    scale: float = 1.0
+    cap: float = 0.0
+    cap_hi: float = 0.0
+    next_x: float = 0.0
+    pitch: float = 0.0
+    lines: int = 1
 
 
 @dataclass
@@ -414,6 +448,14 @@ def _markers(pages: list[list[dict]]) -> tuple[dict[int, dict], set[tuple[int, i
                 if len({(c["font"], round(c["size"], 2), round(c["y"], 2)) for c in cs}) != 1:
                     continue
                 found[n] = {"page": p, "chars": cs, "text": m.group(0)}
+        # a marker broken over lines (it wrapped in a narrow zone): its chars are no labels
+        order = sorted(range(len(chars)), key=lambda i: chars[i]["line"])
+        text = "".join(chars[i]["c"] for i in order)
+        for m in MARKER_RE.finditer(text):
+            ids = [order[k] for k in range(m.start(), m.end())]
+            if not all((p, i) in used for i in ids):
+                used.update((p, i) for i in ids)
+                seen[int(m.group(1))] = seen.get(int(m.group(1)), 0) + 2
     # a marker printed twice (a value repeated) or broken over lines is not probed
     return {n: f for n, f in found.items() if seen[n] == 1}, used
 
@@ -478,6 +520,77 @@ def _slot(n: int, a: dict, b: dict | None, path: str, layout: dict) -> Slot | No
         return None
     return Slot(a["page"], anchor, first["y"], align, font, size, _rgb(first["color"]),
                 zone[0] + FIT_MARGIN if align != "left" else x0a - 0.01, zone[2] - FIT_MARGIN)
+
+
+def _line_probe(slot: Slot, n: int, pages: list[list[dict]], zone: list | None,
+                tail: int) -> None:
+    """Complete a left-aligned ``slot`` from the line probe, where value ``n`` printed its
+    marker and a long word (:data:`LONG_TAIL`) that LibreOffice broke where the line was
+    full: the scale of LibreOffice's advances against HarfBuzz's (fitted on the first
+    line), where the line breaks (``cap``, ``cap_hi``), the next line's start and pitch,
+    and how many lines the zone holds (its bottom). Left as it is (one line, the zone's
+    bounds) when the probe does not show that clearly."""
+    head = f"XQ{n}QX"
+    hits = []
+    for p, chars in enumerate(pages):
+        order = sorted(range(len(chars)), key=lambda i: chars[i]["line"])
+        text = "".join(chars[i]["c"] for i in order)
+        for m in re.finditer(re.escape(head) + "(?![0-9])", text):
+            hits.append((p, [chars[i] for i in order[m.start():]]))
+    if len(hits) != 1:
+        return
+    _p, seq = hits[0]
+    want = head + _tail(tail)
+    if "".join(c["c"] for c in seq[:len(want)]) != want:
+        return
+    seq = seq[:len(want)]
+    y1 = seq[0]["y"]
+    first = [c for c in seq if abs(c["y"] - y1) <= GEOMETRY_TOL]
+    rest = seq[len(first):]
+    if len(first) < len(head) + 4 or not rest or seq[:len(first)] != first:
+        return
+    if rest[0]["y"] <= y1 + 1 or any(c["font"] != seq[0]["font"] or abs(c["size"] - seq[0]["size"]) > 0.01
+                           for c in seq):
+        return
+    if abs(first[0]["x"] - slot.x) > EDGE_TOL:
+        return
+    shaped = shape(slot.font, "".join(c["c"] for c in first), slot.size)
+    if shaped is None or len(shaped[0]) != len(first):
+        return
+    hb = [dx for _c, dx in shaped[0]]
+    lo = [c["x"] - first[0]["x"] for c in first]
+    scale = sum(a * b for a, b in zip(lo, hb)) / (sum(b * b for b in hb) or 1)
+    if max(abs(a - scale * b) for a, b in zip(lo, hb)) > FIT_RESIDUAL or abs(scale - 1) > 0.01:
+        return
+    # the long word's lines: every full one ends at the line's edge, which lies between
+    # its last glyph's end and that plus the next line's first glyph's advance
+    rows: list[list[dict]] = [first]
+    for c in rest:
+        if abs(c["y"] - rows[-1][0]["y"]) > GEOMETRY_TOL:
+            if c["y"] <= rows[-1][0]["y"]:
+                return          # a line on another column or page: not one zone's lines
+            rows.append([])
+        rows[-1].append(c)
+
+    def adv(c: str) -> float:
+        one = shape(slot.font, c, slot.size)
+        return scale * one[1] if one else slot.size
+
+    cap = max(r[-1]["x"] + adv(r[-1]["c"]) for r in rows[:-1])
+    cap_hi = min(r[-1]["x"] + adv(r[-1]["c"]) + adv(nxt[0]["c"]) for r, nxt in zip(rows, rows[1:]))
+    next_x = rows[1][0]["x"]
+    if cap > cap_hi or any(abs(r[0]["x"] - next_x) > EDGE_TOL for r in rows[1:]):
+        return
+    if zone is None or cap > zone[2] + 1.0:
+        return
+    pitch = rows[1][0]["y"] - y1
+    if any(abs((b[0]["y"] - a[0]["y"]) - pitch) > GEOMETRY_TOL for a, b in zip(rows, rows[1:])):
+        return
+    lines = 1     # line k's baseline slot.y + k * pitch; its descent and the cell's margin below
+    while slot.y + lines * pitch + 0.35 * pitch + 1.0 <= zone[3] and lines < 50:
+        lines += 1
+    slot.scale, slot.cap, slot.cap_hi, slot.next_x, slot.pitch, slot.lines = (
+        scale, cap, cap_hi, next_x, pitch, lines)
 
 
 #: What the embedded font subsets hold (when the font has it): Latin, punctuation, symbols
@@ -706,12 +819,17 @@ def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, l
     data = probe_data(fd, data_dump)
     parts, marks = skeleton(fd, data, settings=settings, version=version, derived={})
     kinds = tuple((k, p) for k, p, *_ in marks)
+    # the line probe's long word: about five lines of its zone at the form's sizes
+    longs: dict[str, int] = {}
+    for z in layout.get("zones", ()):
+        longs[z["path"]] = max(longs.get(z["path"], 0), int(1.6 * (z["bbox"][2] - z["bbox"][0])) + 12)
     docs = [render_blank(fd, settings=settings, version=version, data_dump=data_dump),
             _probe_docx(fd, data, settings=settings, version=version, pad=""),
             _probe_docx(fd, data, settings=settings, version=version, pad=PAD),
-            _probe_docx(fd, data, settings=settings, version=version, pad=None)]
-    with ThreadPoolExecutor(4, thread_name_prefix="fastpath-probe") as ex:
-        blank, probe_a, probe_b, boxed = ex.map(pool.convert, docs)
+            _probe_docx(fd, data, settings=settings, version=version, pad=None),
+            _probe_docx(fd, data, settings=settings, version=version, pad=None, long=longs)]
+    with ThreadPoolExecutor(len(docs), thread_name_prefix="fastpath-probe") as ex:
+        blank, probe_a, probe_b, boxed, probe_c = ex.map(pool.convert, docs)
     probe = Probe(fd.id, version, False, skeleton=parts, kinds=kinds,
                   printed={n: text for n, (_k, _p, code, _c, text) in enumerate(marks)
                            if code == "derived"})
@@ -740,6 +858,12 @@ def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, l
             slot = _slot(n, found_a[n], found_b.get(n), path, layout)
             if slot is not None:
                 probe.slots[n] = slot
+    c_chars = _chars(probe_c)
+    for n, slot in probe.slots.items():
+        if slot.align == "left":
+            path = kinds[n][1]
+            _line_probe(slot, n, c_chars, _zone_for(layout, path, slot.page, slot.x, slot.y),
+                        longs.get(path, 40))
     # boxes: the blank's ☐ glyphs, matched to the layout map's boxes (in order)
     box_marks = [n for n, (kind, _) in enumerate(kinds) if kind == "box"]
     lboxes = layout.get("boxes", [])
@@ -836,12 +960,62 @@ def probe_for(fd: FormDefinition, *, settings: Settings, pool, version: str, lay
 
 # --------------------------------------------------------------------------- documents
 
-def _placed(slot: Slot, text: str, codes: frozenset) -> list[tuple[str, float]] | None:
-    """The characters of ``text`` and their x on the page, or None when the value must go
-    to LibreOffice (a character the font lacks, a control character, a line that would
-    not fit its zone). ``codes``: the characters of the font's embedded subset."""
+#: Characters after which LibreOffice may break a line inside a word (ICU line breaking):
+#: a word holding one is never moved to a next line by the fast path.
+_BREAKERS = set("-\u2010\u2011\u2012\u2013\u2014/\\?!%|\u00b7\u2026)]}")
+
+
+def _placed(slot: Slot, text: str, codes: frozenset) -> list[tuple[str, float, float]] | None:
+    """The characters of ``text`` and their (x, baseline y) on the page, or None when the
+    value must go to LibreOffice (a character the font lacks, a control character, a
+    line that would not fit its zone, more lines than the zone holds, a line break the
+    line probe cannot decide). ``codes``: the characters of the font's embedded subset."""
     if any(c in _REFUSED or not c.isprintable() or ord(c) not in codes for c in text):
         return None
+    if not slot.cap:
+        return _one_line(slot, text)
+    if text != " ".join(text.split(" ")) or "  " in text or text.startswith(" ") or text.endswith(" "):
+        return None     # runs of spaces: LibreOffice's break rules for them are not modelled
+    limit = MAX_FITTED_PT
+    lines: list[str] = []
+    current = ""
+    for word in text.split(" "):
+        start = slot.x if not lines else slot.next_x
+        candidate = f"{current} {word}" if current else word
+        end = start + _width(slot, candidate)
+        if end <= slot.cap - BREAK_TOL and end - start <= limit:
+            current = candidate
+            continue
+        if not current or end <= slot.cap_hi + BREAK_TOL or any(c in _BREAKERS for c in word[:-1]):
+            return None     # a word longer than the line, or a break LibreOffice may make elsewhere
+        lines.append(current)
+        current = word
+        start = slot.next_x
+        end = start + _width(slot, word)
+        if end > slot.cap - BREAK_TOL or end - start > limit:
+            return None
+    lines.append(current)
+    if len(lines) > slot.lines:
+        return None
+    out: list[tuple[str, float, float]] = []
+    for k, line in enumerate(lines):
+        shaped = shape(slot.font, line, slot.size)
+        if shaped is None:
+            return None
+        x0 = slot.x if k == 0 else slot.next_x
+        y = slot.y + k * slot.pitch
+        out += [(c, x0 + slot.scale * dx, y) for c, dx in shaped[0]]
+    return out
+
+
+def _width(slot: Slot, text: str) -> float:
+    shaped = shape(slot.font, text, slot.size)
+    return float("inf") if shaped is None else shaped[1] * slot.scale
+
+
+def _one_line(slot: Slot, text: str) -> list[tuple[str, float, float]] | None:
+    """A value without a line probe: one line, at most :data:`MAX_RUN_PT`, inside its zone
+    less :data:`FIT_MARGIN`."""
     shaped = shape(slot.font, text, slot.size)
     if shaped is None:
         return None
@@ -851,10 +1025,7 @@ def _placed(slot: Slot, text: str, codes: frozenset) -> list[tuple[str, float]] 
     x0 = {"left": slot.x, "centre": slot.x - width / 2, "right": slot.x - width}[slot.align]
     if x0 < slot.left or x0 + width > slot.right:
         return None
-    return [(c, x0 + dx) for c, dx in chars]
-
-
-
+    return [(c, x0 + dx, slot.y) for c, dx in chars]
 
 
 def plan(probe: Probe, parts: tuple[str, ...], marks: list) -> tuple[list, str]:
@@ -888,7 +1059,7 @@ def write(probe: Probe, writes: list) -> bytes:
     from what follows it), and each value written where LibreOffice would have drawn it in
     the page's content (``probe.places``), each glyph placed absolutely (``Tm``) by its code
     in the embedded subset. A box is ``("box", None, ticked, n)``; a value
-    ``("text", Slot, [(char, x), ...], n)`` (``n``: the mark's index)."""
+    ``("text", Slot, [(char, x, y), ...], n)`` (``n``: the mark's index)."""
     import pikepdf
 
     ops: dict[int, list[tuple[int, str]]] = {}
@@ -899,10 +1070,10 @@ def write(probe: Probe, writes: list) -> bytes:
             continue
         obj, name, _, codes = probe.fonts[slot.font]
         r, g, b = slot.color
-        y = _num(probe.heights[slot.page] - slot.y)
+        height = probe.heights[slot.page]
         out = [f"q BT /{name} {_num(slot.size)} Tf {_num(r)} {_num(g)} {_num(b)} rg"]
-        for c, x in text:
-            out.append(f"1 0 0 1 {_num(x)} {y} Tm <{codes[ord(c)]:04X}> Tj")
+        for c, x, y in text:
+            out.append(f"1 0 0 1 {_num(x)} {_num(height - y)} Tm <{codes[ord(c)]:04X}> Tj")
         out.append("ET Q")
         ops.setdefault(slot.page, []).append((probe.places[n], " ".join(out)))
         used.setdefault(slot.page, set()).add(slot.font)
