@@ -134,3 +134,41 @@ def add_spacer(doc, pt: float = 3) -> None:
     p.paragraph_format.line_spacing = Pt(pt)
     r = p.add_run("")
     r.font.size = Pt(1)
+
+
+def clear_cell_borders(cell, *edges: str) -> None:
+    """No border on these edges of one cell (``top``, ``left``, ``bottom``, ``right``): the
+    cells of one sentence (a statement and the name zone inside it) read as one block."""
+    tc_pr = cell._tc.get_or_add_tcPr()
+    borders = tc_pr.find(qn("w:tcBorders"))
+    if borders is None:
+        borders = OxmlElement("w:tcBorders")
+        # tcBorders comes before shd/vAlign in CT_TcPr: right after tcW/gridSpan/vMerge
+        anchor = None
+        for tag in ("w:vMerge", "w:gridSpan", "w:tcW"):
+            anchor = tc_pr.find(qn(tag))
+            if anchor is not None:
+                break
+        if anchor is not None:
+            anchor.addnext(borders)
+        else:
+            tc_pr.insert(0, borders)
+    for edge in edges:
+        el = OxmlElement(f"w:{edge}")
+        el.set(qn("w:val"), "nil")
+        borders.append(el)
+        if edge in ("top", "bottom"):
+            # no cell margin either on an edge without border: the sentence's lines keep
+            # the spacing of one paragraph (tcMar follows tcBorders and shd in CT_TcPr)
+            mar = tc_pr.find(qn("w:tcMar"))
+            if mar is None:
+                mar = OxmlElement("w:tcMar")
+                after = tc_pr.find(qn("w:shd"))
+                (after if after is not None else borders).addnext(mar)
+            m = OxmlElement(f"w:{edge}")
+            m.set(qn("w:w"), "0")
+            m.set(qn("w:type"), "dxa")
+            if edge == "top":
+                mar.insert(0, m)
+            else:
+                mar.append(m)
