@@ -62,7 +62,7 @@ from ..config import Settings
 from . import context as ctxmod
 from .context import CHECKED, UNCHECKED, Mark, Val
 from .docx import DocxRenderer
-from .layout import PROBE_DOCUMENT_ID, probe_data, render_blank
+from .layout import PROBE_DOCUMENT_ID, probe_data
 from .layout_glyphs import _font_file
 from .pipeline import render_context, render_docx, template_path
 
@@ -82,7 +82,7 @@ def _tail(k: int) -> str:
 
 
 #: Points: a line's end must be this far from where the line probe broke (either side).
-BREAK_TOL = 0.25
+BREAK_TOL = 0.1
 #: Points: the widest line written with a scale fitted on LibreOffice's line probe (its
 #: residual measured over the zone's whole line); without the fit, :data:`MAX_RUN_PT`.
 MAX_FITTED_PT = 560.0
@@ -119,9 +119,10 @@ class _Probe:
     With ``long`` (path -> characters), each value's marker is followed by that many
     letters of :data:`LONG_TAIL`, one word that wraps in its zone (the *line* probe)."""
 
-    def __init__(self, pad: str, long: dict | None = None):
+    def __init__(self, pad: str, long: dict | None = None, skip: set | None = None):
         self.pad = pad
         self.long = long
+        self.skip = skip or set()     # mark indexes printed empty
         self.n = 0
 
 
@@ -134,6 +135,11 @@ class _Boxes:
 
     def __init__(self):
         self.n = 0
+
+
+class _Blank:
+    """Blank mode: the probe data printed as usual, but derived texts empty (the blank
+    print's labels are then those of the probes and the base)."""
 
 
 _mode: contextvars.ContextVar = contextvars.ContextVar("fastpath_mode", default=None)
@@ -152,13 +158,13 @@ def _finalize(value):
                                False, str(value)))
             return ""
         return ctxmod.finalize(value)
+    if isinstance(mode, _Blank):
+        return "" if isinstance(value, Derived) else ctxmod.finalize(value)
     if isinstance(mode, _Boxes):
         if isinstance(value, Mark):
             mode.n += 1
             if value.kind == "box":
                 return CHECKED if mode.n % 2 else UNCHECKED
-            return str(value)
-        if isinstance(value, Derived):
             return str(value)
         if isinstance(value, Val) and not isinstance(value.value, list):
             return ""
@@ -166,16 +172,13 @@ def _finalize(value):
     if isinstance(value, Mark):
         mode.n += 1
         return str(value)
-    if isinstance(value, Derived):
-        # no zone of its own (it sits in running text): never a slot, and its marker would
-        # only move the text after it; printed as in the base, it keeps its mark's number
-        mode.n += 1
-        return str(value)
     if isinstance(value, Val) and not isinstance(value.value, list):
         n = mode.n
         mode.n += 1
+        if n in mode.skip:
+            return ""
         if mode.long is not None:
-            return f"XQ{n}QX" + _tail(mode.long.get(value.path, 40))
+            return f"XQ{n}QX" + _tail(mode.long.get(value.path, 200))
         return f"XQ{n}QX{mode.pad}"
     return ctxmod.finalize(value)
 
@@ -230,11 +233,23 @@ def skeleton(fd: FormDefinition, dump: dict, *, settings: Settings, version: str
     return parts, mode.marks
 
 
+def _markers_docx(fd, data, *, settings, version, longs: dict, skip: set) -> list[bytes]:
+    """Probes A, B (padded markers) and the line probe, the values of ``skip`` empty."""
+    return [_probe_docx(fd, data, settings=settings, version=version, pad=pad, long=long,
+                        skip=skip) for pad, long in (("", None), (PAD, None), (None, longs))]
+
+
 def _probe_docx(fd, data, *, settings, version, pad: str | None,
-                long: dict | None = None) -> bytes:
+                long: dict | None = None, skip: set | None = None) -> bytes:
     """A probe (markers ``XQ<n>QX`` + ``pad``; with ``long``, the line probe), or with
-    ``pad=None`` the base print."""
-    token = _mode.set(_Probe(pad or "", long) if pad is not None or long is not None else _Boxes())
+    ``pad=None`` the base print, or with ``pad="blank"`` the blank print."""
+    if pad == "blank":
+        mode = _Blank()
+    elif pad is not None or long is not None:
+        mode = _Probe(pad or "", long, skip or set())
+    else:
+        mode = _Boxes()
+    token = _mode.set(mode)
     try:
         return render_docx(fd, data, settings=settings, document_id=PROBE_DOCUMENT_ID,
                            version=version, for_pdf=True, docx_renderer=_renderer)
@@ -489,7 +504,10 @@ def _zone_for(layout: dict, path: str, page: int, x: float, y: float) -> list | 
     return best
 
 
-def _slot(n: int, a: dict, b: dict | None, path: str, layout: dict) -> Slot | None:
+def _slot(n: int, a: dict, b: dict | None, path: str, layout: dict,
+          derived: bool = False) -> Slot | None:
+    """The slot of value ``n`` from its markers in probes A and B. A derived text (no zone
+    in the layout map) gets one only left-aligned, bounded by the line probe."""
     ca = a["chars"]
     first = ca[0]
     font = _font_path(first["font"])
@@ -516,6 +534,8 @@ def _slot(n: int, a: dict, b: dict | None, path: str, layout: dict) -> Slot | No
     else:
         return None
     zone = _zone_for(layout, path, a["page"], x0a, first["y"])
+    if zone is None and derived and align == "left":
+        zone = [x0a, first["y"], float("inf"), first["y"]]
     if zone is None:
         return None
     return Slot(a["page"], anchor, first["y"], align, font, size, _rgb(first["color"]),
@@ -582,7 +602,7 @@ def _line_probe(slot: Slot, n: int, pages: list[list[dict]], zone: list | None,
     if cap > cap_hi or any(abs(r[0]["x"] - next_x) > EDGE_TOL for r in rows[1:]):
         return
     if zone is None or cap > zone[2] + 1.0:
-        return
+        return      # (a derived text's zone is its line: right edge infinite, one line)
     pitch = rows[1][0]["y"] - y1
     if any(abs((b[0]["y"] - a[0]["y"]) - pitch) > GEOMETRY_TOL for a, b in zip(rows, rows[1:])):
         return
@@ -823,16 +843,13 @@ def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, l
     longs: dict[str, int] = {}
     for z in layout.get("zones", ()):
         longs[z["path"]] = max(longs.get(z["path"], 0), int(1.6 * (z["bbox"][2] - z["bbox"][0])) + 12)
-    docs = [render_blank(fd, settings=settings, version=version, data_dump=data_dump),
-            _probe_docx(fd, data, settings=settings, version=version, pad=""),
-            _probe_docx(fd, data, settings=settings, version=version, pad=PAD),
+    docs = [_probe_docx(fd, data, settings=settings, version=version, pad="blank"),
             _probe_docx(fd, data, settings=settings, version=version, pad=None),
-            _probe_docx(fd, data, settings=settings, version=version, pad=None, long=longs)]
+            *_markers_docx(fd, data, settings=settings, version=version, longs=longs, skip=set())]
     with ThreadPoolExecutor(len(docs), thread_name_prefix="fastpath-probe") as ex:
-        blank, probe_a, probe_b, boxed, probe_c = ex.map(pool.convert, docs)
-    probe = Probe(fd.id, version, False, skeleton=parts, kinds=kinds,
-                  printed={n: text for n, (_k, _p, code, _c, text) in enumerate(marks)
-                           if code == "derived"})
+        blank, boxed, probe_a, probe_b, probe_c = ex.map(pool.convert, docs)
+    derived_marks = {n for n, (_k, _p, code, _c, _t) in enumerate(marks) if code == "derived"}
+    probe = Probe(fd.id, version, False, skeleton=parts, kinds=kinds)
 
     def refuse(reason: str) -> Probe:
         probe.reason = reason
@@ -841,29 +858,61 @@ def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, l
                                                   "reason": reason})
         return probe
 
-    blank_chars, a_chars, b_chars = _chars(blank), _chars(probe_a), _chars(probe_b)
-    if not (len(blank_chars) == len(a_chars) == len(b_chars) == len(layout.get("pages", ()))):
+    pages = len(layout.get("pages", ()))
+    blank_chars = _chars(blank)
+    if len(blank_chars) != pages:
         return refuse("pages")
-    found_a, used_a = _markers(a_chars)
-    found_b, _ = _markers(b_chars)
-    # A page whose labels move when every value is printed (a value taller than its line,
-    # a marker that wraps) has no slots: a value there goes to LibreOffice.
-    label_blank, label_a = _labels(blank_chars, set()), _labels(a_chars, used_a)
-    probe.stable = {p for p in range(len(blank_chars))
-                    if _same_geometry([t for t in label_blank if t[0] == p],
-                                      [t for t in label_a if t[0] == p])}
+    label_blank = _labels(blank_chars, set())
+    widths: dict[str, float] = {}
+    for z in layout.get("zones", ()):
+        widths[z["path"]] = max(widths.get(z["path"], 0.0), z["bbox"][2] - z["bbox"][0])
+
+    def analyse(a: bytes, b: bytes):
+        a_chars, b_chars = _chars(a), _chars(b)
+        found_a, used_a = _markers(a_chars)
+        found_b, _ = _markers(b_chars)
+        label_a = _labels(a_chars, used_a)
+        stable = set()
+        if len(a_chars) == len(b_chars) == pages:
+            stable = {p for p in range(pages)
+                      if _same_geometry([t for t in label_blank if t[0] == p],
+                                        [t for t in label_a if t[0] == p])}
+        # a marker broken over lines, or wider than its zones of the layout map (it went
+        # to a line of its own): too long for its zone
+        wrapped = {n for n, (kind, path) in enumerate(kinds) if kind == "text" and (
+            n not in found_a or (n not in derived_marks and path in widths and
+                                 found_a[n]["chars"][-1]["bbox"][2] - found_a[n]["chars"][0]["x"]
+                                 > widths[path] + EDGE_TOL))}
+        return found_a, found_b, stable, wrapped
+
+    found_a, found_b, stable, wrapped = analyse(probe_a, probe_b)
+    if len(stable) < pages and wrapped:
+        # markers too long for their zone (narrow columns) may be what moved the page, or
+        # pushed a table to the next page: the markers again, those printed empty
+        again = _markers_docx(fd, data, settings=settings, version=version, longs=longs,
+                              skip=wrapped)
+        with ThreadPoolExecutor(len(again), thread_name_prefix="fastpath-probe") as ex:
+            probe_a2, probe_b2, probe_c2 = ex.map(pool.convert, again)
+        found2, found_b2, stable2, _w2 = analyse(probe_a2, probe_b2)
+        if len(stable2) > len(stable):
+            probe_a, probe_c = probe_a2, probe_c2
+            found_a, found_b, stable = found2, found_b2, stable2
+    probe.stable = stable
     # text slots
     for n, (kind, path) in enumerate(kinds):
         if kind == "text" and n in found_a and found_a[n]["page"] in probe.stable:
-            slot = _slot(n, found_a[n], found_b.get(n), path, layout)
+            slot = _slot(n, found_a[n], found_b.get(n), path, layout, n in derived_marks)
             if slot is not None:
                 probe.slots[n] = slot
     c_chars = _chars(probe_c)
-    for n, slot in probe.slots.items():
+    for n, slot in list(probe.slots.items()):
         if slot.align == "left":
             path = kinds[n][1]
-            _line_probe(slot, n, c_chars, _zone_for(layout, path, slot.page, slot.x, slot.y),
-                        longs.get(path, 40))
+            zone = ([slot.x, slot.y, float("inf"), slot.y] if n in derived_marks
+                    else _zone_for(layout, path, slot.page, slot.x, slot.y))
+            _line_probe(slot, n, c_chars, zone, longs.get(path, 200))
+        if n in derived_marks and not slot.cap:
+            del probe.slots[n]     # no zone in the layout map: only with the line probe's edge
     # boxes: the blank's ☐ glyphs, matched to the layout map's boxes (in order)
     box_marks = [n for n, (kind, _) in enumerate(kinds) if kind == "box"]
     lboxes = layout.get("boxes", [])
@@ -895,7 +944,7 @@ def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, l
     probe.box_codes = _box_codes(probe.base, len(box_marks))
     if probe.box_codes is None:
         return refuse("box_codes")
-    places = _value_places(probe_a, probe.base, set(probe.slots))
+    places = _value_places(probe_a, probe.base, set(probe.slots)) if probe.slots else {}
     if places is None or set(places) != set(probe.slots):
         return refuse("content_order")
     probe.places = places
