@@ -277,6 +277,12 @@ def _shaper(path: str):
 
 
 def shape(path: str, text: str, size: float) -> tuple[list[tuple[str, float]], float] | None:
+    """:func:`_shape`, cached (names, words and lines recur from one document to the next)."""
+    return _shape(path, text, size)
+
+
+@lru_cache(maxsize=8192)
+def _shape(path: str, text: str, size: float) -> tuple[list[tuple[str, float]], float] | None:
     """Each character of ``text`` and its x offset (points) as LibreOffice lays the run out
     (HarfBuzz, LibreOffice's own shaper: ligatures, no pair kerning — a DOCX run kerns only
     with ``w:kern``, and LibreOffice then prints a different advance, which the probe
@@ -799,39 +805,6 @@ def _value_places(probe_a: bytes, base: bytes, wanted: set[int]) -> dict[int, in
     return places
 
 
-def _set_boxes(pdf, probe: Probe, ticked: list[bool]) -> None:
-    """Each box of the base's content set to ☒ or ☐ (its glyph code changed in place)."""
-    import pikepdf
-
-    it = iter(ticked)
-    for index, places in enumerate(probe.box_codes["pages"]):
-        if not places:
-            continue
-        page = pdf.pages[index]
-        instructions = list(pikepdf.parse_content_stream(page))
-        changed: dict[int, list] = {}
-        for i, k, b, font in places:
-            unchecked, checked = probe.box_codes["codes"][font]
-            operands, op = instructions[i]
-            ops = changed.get(i)
-            if ops is None:
-                ops = changed[i] = [list(operands), op]
-            items = ops[0]
-            if k is None:
-                raw = bytearray(bytes(items[-1]))
-                raw[b] = checked if next(it) else unchecked
-                items[-1] = pikepdf.String(bytes(raw))
-            else:
-                arr = list(items[-1])
-                raw = bytearray(bytes(arr[k]))
-                raw[b] = checked if next(it) else unchecked
-                arr[k] = pikepdf.String(bytes(raw))
-                items[-1] = pikepdf.Array(arr)
-        for i, (operands, op) in changed.items():
-            instructions[i] = pikepdf.ContentStreamInstruction(operands, op)
-        page.Contents = pdf.make_stream(pikepdf.unparse_content_stream(instructions))
-
-
 def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, layout: dict,
                 data_dump: dict | None = None) -> Probe:
     """Print the probes and the blank with LibreOffice and derive the fast path's slots."""
@@ -968,6 +941,7 @@ _BUILDING: dict[tuple, threading.Lock] = {}
 def clear_cache() -> None:
     with _LOCK:
         _PROBES.clear()
+        _SEGMENTS.clear()
 
 
 def probe_for(fd: FormDefinition, *, settings: Settings, pool, version: str, layout: dict,
@@ -1027,21 +1001,21 @@ def _placed(slot: Slot, text: str, codes: frozenset) -> list[tuple[str, float, f
         return None     # runs of spaces: LibreOffice's break rules for them are not modelled
     limit = MAX_FITTED_PT
     lines: list[str] = []
-    current = ""
+    current, width = "", 0.0     # the line so far and its advance (no kerning, and no
+    space = _width(slot, " ")    # ligature across a space: advances add up word by word)
     for word in text.split(" "):
         start = slot.x if not lines else slot.next_x
-        candidate = f"{current} {word}" if current else word
-        end = start + _width(slot, candidate)
-        if end <= slot.cap - BREAK_TOL and end - start <= limit:
-            current = candidate
+        w = _width(slot, word)
+        candidate, cwidth = (f"{current} {word}", width + space + w) if current else (word, w)
+        end = start + cwidth
+        if end <= slot.cap - BREAK_TOL and cwidth <= limit:
+            current, width = candidate, cwidth
             continue
         if not current or end <= slot.cap_hi + BREAK_TOL or any(c in _BREAKERS for c in word[:-1]):
             return None     # a word longer than the line, or a break LibreOffice may make elsewhere
         lines.append(current)
-        current = word
-        start = slot.next_x
-        end = start + _width(slot, word)
-        if end > slot.cap - BREAK_TOL or end - start > limit:
+        current, width = word, w
+        if slot.next_x + w > slot.cap - BREAK_TOL or w > limit:
             return None
     lines.append(current)
     if len(lines) > slot.lines:
@@ -1102,16 +1076,68 @@ def _num(v: float) -> str:
     return f"{v:.3f}".rstrip("0").rstrip(".")
 
 
+#: (id of a probe, page index) -> (the probe, its page's content cut where documents change
+#: it): built once per probe in a process, so that a document's page is a join of bytes
+_SEGMENTS: dict[tuple[int, int], tuple] = {}
+
+
+def _segments(probe: Probe, pdf, index: int) -> tuple[list, set, list, dict]:
+    """The base page's content instructions, the indexes of those showing boxes, and the
+    content cut before each box instruction and each value's place: ``cuts`` (sorted) and
+    ``tail[cut]`` the unparsed instructions from the cut (its box instruction excluded)
+    to the next cut."""
+    import pikepdf
+
+    key = (id(probe), index)
+    hit = _SEGMENTS.get(key)
+    if hit is not None and hit[0] is probe:
+        return hit[1]
+    instructions = list(pikepdf.parse_content_stream(pdf.pages[index]))
+    boxes = {i for i, *_ in probe.box_codes["pages"][index]}
+    cuts = sorted(boxes | {at for n, at in probe.places.items() if probe.slots[n].page == index} | {0})
+    tail = {}
+    for j, c in enumerate(cuts):
+        stop = cuts[j + 1] if j + 1 < len(cuts) else len(instructions)
+        tail[c] = pikepdf.unparse_content_stream(instructions[c + 1 if c in boxes else c:stop])
+    out = (instructions, boxes, cuts, tail)
+    with _LOCK:
+        _SEGMENTS[key] = (probe, out)
+    return out
+
+
+def _boxed(instruction, places: list, ticked: list[bool], codes: dict):
+    """A copy of a box instruction with each of its ☐/☒ codes (``places``) set."""
+    import pikepdf
+
+    operands, op = instruction
+    items = list(operands)
+    for (_i, k, b, font), tick in zip(places, ticked):
+        unchecked, checked = codes[font]
+        if k is None:
+            raw = bytearray(bytes(items[-1]))
+            raw[b] = checked if tick else unchecked
+            items[-1] = pikepdf.String(bytes(raw))
+        else:
+            arr = list(items[-1])
+            raw = bytearray(bytes(arr[k]))
+            raw[b] = checked if tick else unchecked
+            arr[k] = pikepdf.String(bytes(raw))
+            items[-1] = pikepdf.Array(arr)
+    return pikepdf.ContentStreamInstruction(items, op)
+
+
 def write(probe: Probe, writes: list) -> bytes:
     """The base print with ``writes`` on it: each box set to ☒ or ☐ where LibreOffice wrote
     it (content order unchanged: readers take the i-th glyph for the i-th box and its label
     from what follows it), and each value written where LibreOffice would have drawn it in
     the page's content (``probe.places``), each glyph placed absolutely (``Tm``) by its code
     in the embedded subset. A box is ``("box", None, ticked, n)``; a value
-    ``("text", Slot, [(char, x, y), ...], n)`` (``n``: the mark's index)."""
+    ``("text", Slot, [(char, x, y), ...], n)`` (``n``: the mark's index). The base's pages
+    are parsed once per probe (:func:`_segments`); a document's page is then a join of
+    their bytes, its box instructions and its values."""
     import pikepdf
 
-    ops: dict[int, list[tuple[int, str]]] = {}
+    values: dict[int, dict[int, list[bytes]]] = {}
     used: dict[int, set[str]] = {}
     ticked = [text for kind, _, text, _n in writes if kind == "box"]
     for kind, slot, text, n in writes:
@@ -1124,25 +1150,35 @@ def write(probe: Probe, writes: list) -> bytes:
         for c, x, y in text:
             out.append(f"1 0 0 1 {_num(x)} {_num(height - y)} Tm <{codes[ord(c)]:04X}> Tj")
         out.append("ET Q")
-        ops.setdefault(slot.page, []).append((probe.places[n], " ".join(out)))
+        values.setdefault(slot.page, {}).setdefault(probe.places[n], []).append(" ".join(out).encode())
         used.setdefault(slot.page, set()).add(slot.font)
     with pikepdf.open(io.BytesIO(probe.base)) as pdf:
-        _set_boxes(pdf, probe, ticked)
-        for index, values in ops.items():
+        it = iter(ticked)
+        for index, places in enumerate(probe.box_codes["pages"]):
+            page_ticks = [next(it) for _ in places]
+            if not places and index not in values:
+                continue
+            instructions, boxes, cuts, tail = _segments(probe, pdf, index)
+            by_instruction: dict[int, tuple[list, list]] = {}
+            for place, tick in zip(places, page_ticks):
+                entry = by_instruction.setdefault(place[0], ([], []))
+                entry[0].append(place)
+                entry[1].append(tick)
+            page_values = values.get(index, {})
+            parts: list[bytes] = []
+            for c in cuts:
+                parts += page_values.get(c, ())
+                if c in boxes:
+                    ps, ts = by_instruction[c]
+                    parts.append(pikepdf.unparse_content_stream(
+                        [_boxed(instructions[c], ps, ts, probe.box_codes["codes"])]))
+                parts.append(tail[c])
             page = pdf.pages[index]
-            for path in used[index]:
+            for path in used.get(index, ()):
                 obj, name, *_ = probe.fonts[path]
                 page.add_resource(pdf.get_object((obj, 0)), pikepdf.Name.Font,
                                   pikepdf.Name("/" + name))
-            # each value where LibreOffice would have drawn it (content order, stable sort)
-            instructions = list(pikepdf.parse_content_stream(page))
-            chunks, start = [], 0
-            for at, line in sorted(values, key=lambda v: v[0]):
-                chunks.append(pikepdf.unparse_content_stream(instructions[start:at]))
-                chunks.append(line.encode())
-                start = at
-            chunks.append(pikepdf.unparse_content_stream(instructions[start:]))
-            page.Contents = pdf.make_stream(b"\n".join(chunks))
+            page.Contents = pdf.make_stream(b"\n".join(parts))
         out = io.BytesIO()
         pdf.save(out)
         return out.getvalue()
