@@ -4,37 +4,48 @@ LibreOffice takes ~0.5 s of CPU to lay out and export a 3-page form; most docume
 put short values in boxes and zones whose place does not depend on the values. For such
 a document the PDF is made without LibreOffice:
 
-1. **Once per template version and rows printed** (:func:`probe_for`, cached): four
+1. **Once per template version and rows printed** (:func:`probe_for`, cached): five
    renders of the form's blank data (:func:`layout.probe_data`), converted by the pool in
-   parallel: the *blank* print; two *probes* where every printed value is a marker
-   ``XQ<n>QX`` (``n``: the index of the value among the marks the template prints) in the
-   value's own run, the second with a longer marker ``XQ<n>QX000``; and the *base*: the
-   blank with its boxes ☒ and ☐ in turn. From the probes' text spans (PyMuPDF) each value's
-   baseline origin, font (the installed file of the font the PDF names), size and colour,
-   and its alignment (which edge of the marker stays put between the two probes); a marker
-   whose advance is not the font's (letter spacing, scaling) or that wrapped is not probed.
-   A page whose labels are not exactly where the blank has them once every value is printed
-   (a value taller than its line) gets no value slots. The blank's ☐ glyphs must match the
-   layout map's boxes one to one, and the base's labels the blank's. The base gets each
-   value font embedded once (a subset: :data:`CHARSET`), and the places of its ☐/☒ codes in
-   its content streams are noted (:func:`_box_codes`), and where each value goes in them
-   (:func:`_value_places`: LibreOffice's content order). A text a filter makes from data
-   (:class:`Derived`, « Prénom NOM ») is a value without a slot. The probe is kept on disk
-   per template version (``fastpath_store``).
+   parallel: the *blank* print (derived texts empty); two *probes* where every printed
+   value is a marker ``XQ<n>QX`` (``n``: the index of the value among the marks the
+   template prints) in the value's own run, the second with a longer marker
+   ``XQ<n>QX000``; the *line probe*, each marker followed by a long word
+   (:data:`LONG_TAIL`) that LibreOffice breaks where the zone's line is full; and the
+   *base*: the blank with its boxes ☒ and ☐ in turn. From the probes' text spans (PyMuPDF)
+   each value's baseline origin, font (the installed file of the font the PDF names), size
+   and colour, and its alignment (which edge of the marker stays put between the two
+   probes); a marker whose advance is not the font's (letter spacing, scaling) or that
+   wrapped is not probed. From the line probe, for a left-aligned value (:func:`_line_probe`):
+   the scale of LibreOffice's advances against HarfBuzz's (fitted on the first line),
+   where the line breaks, the next line's start and pitch, and how many lines its zone
+   holds. A page whose labels are not exactly where the blank has them once every value is
+   printed (a value taller than its line) gets no value slots; markers wider than their
+   zone (narrow columns), which may be what moved it or pushed a table to the next page,
+   are then printed empty in a second round of the three marker probes. The blank's ☐
+   glyphs must match the layout map's boxes one to one, and the base's labels the blank's.
+   The base gets each value font embedded once (a subset: :data:`CHARSET`), and the places
+   of its ☐/☒ codes in its content streams are noted (:func:`_box_codes`), and where each
+   value goes in them (:func:`_value_places`: LibreOffice's content order). A text a filter
+   makes from data (:class:`Derived`, « Prénom NOM ») is a value like the others: it gets a
+   slot when it has a line of its own (the line probe's edge), else it falls back. The
+   probe is kept on disk per template version (``fastpath_store``).
 2. **Per document** (:func:`fast_pdf`): a *skeleton* render of the document's data (every
    value printed empty, every box ☐) must equal the probe data's skeleton: same template
    branches, same rows, nothing printed outside a value (derived text, conditionals). Each
-   value's text is what the template prints (filters applied); it must be probed, at most
-   :data:`MAX_RUN_PT` points wide on one line, every character in its font's subset, and fit
-   its zone of the layout map with a margin (6 pt, more than a table cell's inner margin).
-   Then each box's code is set to ☒ or ☐ in LibreOffice's own content stream (content order
-   kept: readers take the i-th glyph for the i-th box, and its label from what follows), and
-   the values are written, shaped as LibreOffice shapes them (HarfBuzz: ligatures, no pair
-   kerning), glyph by glyph at absolute positions, each where LibreOffice would have drawn
-   it in the page's content (pikepdf).
+   value's text is what the template prints (filters applied); it must be probed, every
+   character in its font's subset, and fit: broken into lines as LibreOffice breaks them
+   (greedy, at spaces, each line ending clear of the line probe's bracket on the edge, no
+   word LibreOffice could break inside moved to a next line), no more lines than the zone
+   holds — or, without a line probe, one line at most :data:`MAX_RUN_PT` wide within its
+   zone less a margin. Then each box's code is set to ☒ or ☐ in LibreOffice's own content
+   stream (content order kept: readers take the i-th glyph for the i-th box, and its label
+   from what follows), and the values are written, shaped as LibreOffice shapes them
+   (HarfBuzz: ligatures, no pair kerning, LibreOffice's scale), glyph by glyph at absolute
+   positions, each where LibreOffice would have drawn it in the page's content (pikepdf;
+   the base's pages parsed once per probe, :func:`_segments`).
 
 Anything else — a value not probed (its marker wrapped or was split), a character the
-font lacks, a text that would wrap, more rows than the print holds (another probe is made
+font lacks, a text that would wrap past its zone, more rows than the print holds (another probe is made
 for that row count), a template whose probe failed — returns ``None`` with a reason code,
 and the caller converts the DOCX with LibreOffice as before. The check errs towards
 LibreOffice: a wrong fast print is worse than a slow one.
@@ -69,7 +80,12 @@ from .pipeline import render_context, render_docx, template_path
 log = logging.getLogger(__name__)
 
 #: A value's marker in the probes; the second probe pads it (alignment).
-MARKER_RE = re.compile(r"XQ(\d+)QX(0*)")
+MARKER_RE = re.compile(r"(?:XQ(\d+)QX|(?<![X\d])Q(\d+)Q)(0*)")   # or short: ``Q<n>Q``
+
+
+def _n(m: re.Match) -> int:
+    """The mark index of a marker match."""
+    return int(m.group(1) or m.group(2))
 PAD = "000"
 #: The line probe's tail after a marker: narrow letters (tight bounds on where a line
 #: breaks), mixed (the fitted scale is text's, not one glyph's), no ligature, no break
@@ -119,10 +135,10 @@ class _Probe:
     With ``long`` (path -> characters), each value's marker is followed by that many
     letters of :data:`LONG_TAIL`, one word that wraps in its zone (the *line* probe)."""
 
-    def __init__(self, pad: str, long: dict | None = None, skip: set | None = None):
+    def __init__(self, pad: str, long: dict | None = None, skip: dict | None = None):
         self.pad = pad
         self.long = long
-        self.skip = skip or set()     # mark indexes printed empty
+        self.skip = skip or {}     # mark index -> "short" (marker ``Q<n>Q``) or "empty"
         self.n = 0
 
 
@@ -175,11 +191,12 @@ def _finalize(value):
     if isinstance(value, Val) and not isinstance(value.value, list):
         n = mode.n
         mode.n += 1
-        if n in mode.skip:
+        if mode.skip.get(n) == "empty":
             return ""
+        head = f"Q{n}Q" if mode.skip.get(n) == "short" else f"XQ{n}QX"
         if mode.long is not None:
-            return f"XQ{n}QX" + _tail(mode.long.get(value.path, 200))
-        return f"XQ{n}QX{mode.pad}"
+            return head + _tail(mode.long.get(value.path, 200))
+        return head + (mode.pad[:1] if mode.skip.get(n) == "short" else mode.pad)
     return ctxmod.finalize(value)
 
 
@@ -233,20 +250,21 @@ def skeleton(fd: FormDefinition, dump: dict, *, settings: Settings, version: str
     return parts, mode.marks
 
 
-def _markers_docx(fd, data, *, settings, version, longs: dict, skip: set) -> list[bytes]:
-    """Probes A, B (padded markers) and the line probe, the values of ``skip`` empty."""
+def _markers_docx(fd, data, *, settings, version, longs: dict, skip: dict) -> list[bytes]:
+    """Probes A, B (padded markers) and the line probe; ``skip``: values with a short
+    marker or none (mark index -> "short" | "empty")."""
     return [_probe_docx(fd, data, settings=settings, version=version, pad=pad, long=long,
                         skip=skip) for pad, long in (("", None), (PAD, None), (None, longs))]
 
 
 def _probe_docx(fd, data, *, settings, version, pad: str | None,
-                long: dict | None = None, skip: set | None = None) -> bytes:
+                long: dict | None = None, skip: dict | None = None) -> bytes:
     """A probe (markers ``XQ<n>QX`` + ``pad``; with ``long``, the line probe), or with
     ``pad=None`` the base print, or with ``pad="blank"`` the blank print."""
     if pad == "blank":
         mode = _Blank()
     elif pad is not None or long is not None:
-        mode = _Probe(pad or "", long, skip or set())
+        mode = _Probe(pad or "", long, skip or {})
     else:
         mode = _Boxes()
     token = _mode.set(mode)
@@ -463,7 +481,7 @@ def _markers(pages: list[list[dict]]) -> tuple[dict[int, dict], set[tuple[int, i
             for m in MARKER_RE.finditer(text):
                 ids = idx[m.start():m.end()]
                 used.update((p, i) for i in ids)
-                n = int(m.group(1))
+                n = _n(m)
                 seen[n] = seen.get(n, 0) + 1
                 cs = [chars[i] for i in ids]
                 if len({(c["font"], round(c["size"], 2), round(c["y"], 2)) for c in cs}) != 1:
@@ -476,7 +494,7 @@ def _markers(pages: list[list[dict]]) -> tuple[dict[int, dict], set[tuple[int, i
             ids = [order[k] for k in range(m.start(), m.end())]
             if not all((p, i) in used for i in ids):
                 used.update((p, i) for i in ids)
-                seen[int(m.group(1))] = seen.get(int(m.group(1)), 0) + 2
+                seen[_n(m)] = seen.get(_n(m), 0) + 2
     # a marker printed twice (a value repeated) or broken over lines is not probed
     return {n: f for n, f in found.items() if seen[n] == 1}, used
 
@@ -549,19 +567,20 @@ def _slot(n: int, a: dict, b: dict | None, path: str, layout: dict,
 
 
 def _line_probe(slot: Slot, n: int, pages: list[list[dict]], zone: list | None,
-                tail: int) -> None:
+                tail: int, short: bool = False) -> None:
     """Complete a left-aligned ``slot`` from the line probe, where value ``n`` printed its
     marker and a long word (:data:`LONG_TAIL`) that LibreOffice broke where the line was
     full: the scale of LibreOffice's advances against HarfBuzz's (fitted on the first
     line), where the line breaks (``cap``, ``cap_hi``), the next line's start and pitch,
     and how many lines the zone holds (its bottom). Left as it is (one line, the zone's
     bounds) when the probe does not show that clearly."""
-    head = f"XQ{n}QX"
+    head = f"Q{n}Q" if short else f"XQ{n}QX"
+    pattern = re.compile(("(?<![X0-9])" if short else "") + re.escape(head) + "(?![X0-9])")
     hits = []
     for p, chars in enumerate(pages):
         order = sorted(range(len(chars)), key=lambda i: chars[i]["line"])
         text = "".join(chars[i]["c"] for i in order)
-        for m in re.finditer(re.escape(head) + "(?![0-9])", text):
+        for m in pattern.finditer(text):
             hits.append((p, [chars[i] for i in order[m.start():]]))
     if len(hits) != 1:
         return
@@ -772,7 +791,7 @@ def _value_places(probe_a: bytes, base: bytes, wanted: set[int]) -> dict[int, in
             before: dict[int, int] = {}
             removed = 0
             for m in MARKER_RE.finditer(text):
-                before[int(m.group(1))] = m.start() - removed
+                before[_n(m)] = m.start() - removed
                 removed += m.end() - m.start()
             base_text = "".join(c or "\ufffd" for _, c in glyphs_b).replace(CHECKED, UNCHECKED)
             if MARKER_RE.sub("", text) != base_text:
@@ -818,7 +837,7 @@ def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, l
         longs[z["path"]] = max(longs.get(z["path"], 0), int(1.6 * (z["bbox"][2] - z["bbox"][0])) + 12)
     docs = [_probe_docx(fd, data, settings=settings, version=version, pad="blank"),
             _probe_docx(fd, data, settings=settings, version=version, pad=None),
-            *_markers_docx(fd, data, settings=settings, version=version, longs=longs, skip=set())]
+            *_markers_docx(fd, data, settings=settings, version=version, longs=longs, skip={})]
     with ThreadPoolExecutor(len(docs), thread_name_prefix="fastpath-probe") as ex:
         blank, boxed, probe_a, probe_b, probe_c = ex.map(pool.convert, docs)
     derived_marks = {n for n, (_k, _p, code, _c, _t) in enumerate(marks) if code == "derived"}
@@ -859,17 +878,26 @@ def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, l
         return found_a, found_b, stable, wrapped
 
     found_a, found_b, stable, wrapped = analyse(probe_a, probe_b)
-    if len(stable) < pages and wrapped:
-        # markers too long for their zone (narrow columns) may be what moved the page, or
-        # pushed a table to the next page: the markers again, those printed empty
+    skip: dict[int, str] = {}
+    # markers too wide for their zone (narrow columns) may be what moved a page, or pushed
+    # a table to the next one: the marker probes again, those with a short marker Q<n>Q,
+    # then (if a page still moves) with none
+    def score(found, stable):
+        return len(stable), sum(f["page"] in stable for f in found.values())
+
+    tried = [{n: "short" for n in wrapped}] if wrapped else []
+    while tried:
+        attempt = tried.pop(0)
         again = _markers_docx(fd, data, settings=settings, version=version, longs=longs,
-                              skip=wrapped)
+                              skip=attempt)
         with ThreadPoolExecutor(len(again), thread_name_prefix="fastpath-probe") as ex:
             probe_a2, probe_b2, probe_c2 = ex.map(pool.convert, again)
-        found2, found_b2, stable2, _w2 = analyse(probe_a2, probe_b2)
-        if len(stable2) > len(stable):
-            probe_a, probe_c = probe_a2, probe_c2
+        found2, found_b2, stable2, wrapped2 = analyse(probe_a2, probe_b2)
+        if score(found2, stable2) > score(found_a, stable):
+            probe_a, probe_c, skip = probe_a2, probe_c2, attempt
             found_a, found_b, stable = found2, found_b2, stable2
+        if len(stable2) < pages and "short" in attempt.values():
+            tried.append({n: "empty" for n in set(attempt) | wrapped2})
     probe.stable = stable
     # text slots
     for n, (kind, path) in enumerate(kinds):
@@ -883,7 +911,7 @@ def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, l
             path = kinds[n][1]
             zone = ([slot.x, slot.y, float("inf"), slot.y] if n in derived_marks
                     else _zone_for(layout, path, slot.page, slot.x, slot.y))
-            _line_probe(slot, n, c_chars, zone, longs.get(path, 200))
+            _line_probe(slot, n, c_chars, zone, longs.get(path, 200), skip.get(n) == "short")
         if n in derived_marks and not slot.cap:
             del probe.slots[n]     # no zone in the layout map: only with the line probe's edge
     # boxes: the blank's ☐ glyphs, matched to the layout map's boxes (in order)
@@ -1192,11 +1220,10 @@ def fast_pdf(fd: FormDefinition, dump: dict, *, derived: dict | None, settings: 
     probe = probe_for(fd, settings=settings, pool=pool, version=version, layout=layout,
                       data_dump=dump)
     parts, marks = skeleton(fd, dump, settings=settings, version=version, derived=derived)
-    with _MUPDF:
-        writes, reason = plan(probe, parts, marks)
-        if reason:
-            return None, reason
-        return write(probe, writes), ""
+    writes, reason = plan(probe, parts, marks)     # HarfBuzz and pikepdf: no MuPDF lock
+    if reason:
+        return None, reason
+    return write(probe, writes), ""
 
 
 def declined(fd: FormDefinition, dump: dict, *, derived: dict | None, settings: Settings,
