@@ -142,6 +142,29 @@ def test_fiche_de_liaison_zones_are_the_seeds(blanks):
     assert {z["page"] for z in layout["zones"] if z["path"].startswith(("president.", "structure."))} == {3}
 
 
+def _words_of_page(pdf: bytes, page: int) -> list[tuple[str, float, float]]:
+    import pymupdf
+    return [(w[4], round(w[0], 1), round(w[1], 1)) for w in pymupdf.open(stream=pdf)[page - 1].get_text("words")]
+
+
+def test_fiche_de_liaison_name_in_je_soussigne_moves_no_word(pool, settings):
+    """Issue 16/17: the beneficiary's name in « Je soussigné(e), Madame, Monsieur … » has the
+    rest of its line; the sentence resumes on the next line, so that no word of page 3 moves
+    whatever the name that fits there (blank: the dotted line; short; about 30 letters)."""
+    fd = catalogue.get("fiche-liaison")
+    names = [{}, {"beneficiaire": {"prenom": "Li", "nom": "NG"}},
+             {"beneficiaire": {"prenom": "Marie-Christine", "nom": "DE LA VILLARDIÈRE"}}]
+    pages = []
+    for data in names:
+        printed = _words_of_page(_print(fd, data, settings, pool), 3)
+        _, x_monsieur, y_line = next(w for w in printed if w[0] == "Monsieur")
+        # the page without the name (the rest of its line) and the stamp's document id
+        pages.append([w for w in printed if not (w[2] == y_line and w[1] > x_monsieur)
+                      and not re.fullmatch(r"[0-9A-Z]{26}", w[0])])
+    assert any(w[0] == "adhère" for w in pages[0])
+    assert pages[1] == pages[0] and pages[2] == pages[0]
+
+
 # -- the checks fail when they should ---------------------------------------------
 
 def test_docx_check_finds_a_small_run(tmp_path):

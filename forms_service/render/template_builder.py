@@ -23,7 +23,6 @@ them in order, form by form.
 from __future__ import annotations
 
 import io
-import re
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -172,30 +171,9 @@ def _section_around_list(doc, section: Section, style: Style, breaks: dict) -> N
         section_block(doc, [replace(section, title=title, fields=tuple(part), note=None)], style, breaks)
 
 
-#: Letters of a French text, to measure a value of ``n`` characters (as a typed one wraps).
-_SAMPLE_TEXT = "accompagnement situation logement emploi démarches référent formation santé mobilité "
-
-
-def longest_value(fd: FormDefinition, expr: str) -> str:
-    """A text as long as the longest value of a tag's expression (a field's ``max_length``;
-    ``group|person`` prints « Prénom NOM »: both fields' ``max_length`` and a space), in words
-    of French length, to measure how it wraps."""
-    path, _, filt = expr.partition("|")
-    path = path.strip()
-    if filt.strip() == "person":
-        n = sum(fd.field(f"{path}.{k}").max_length or 40 for k in ("prenom", "nom")) + 1
-    else:
-        f = fd.field(path)
-        n = 10 if f.type == "date" else (f.max_length or 40)
-    return (_SAMPLE_TEXT * (n // len(_SAMPLE_TEXT) + 1))[:n]
-
-
 def build(fd: FormDefinition, out_dir: Path) -> Path:
     layout = fd.layout.builder_options()
     style = Style(layout)
-    for text in style.statements.values():
-        for expr in re.findall(r"\{\{\s*(.+?)\s*\}\}", text):
-            style.statement_values[expr] = longest_value(fd, expr)
     breaks = layout.get("page_break_before_group") or {}
     beside = layout.get("side_by_side") or []          # [[left_id, right_id], ...]
     right_of = {b: a for a, b in beside}

@@ -50,17 +50,3 @@ def longest_word_mm(text: str, size_pt: float, bold: bool = False) -> float:
 def fits(text: str, width_mm: float, size_pt: float, bold: bool = False) -> bool:
     """Whether every word of ``text`` fits a cell ``width_mm`` wide (padding included)."""
     return longest_word_mm(text, size_pt, bold) <= width_mm - CELL_PADDING_MM
-
-
-def wrapped_lines(text: str, width_mm: float, size_pt: float, bold: bool = False) -> int:
-    """How many lines ``text`` takes in a cell ``width_mm`` wide (padding included), words
-    wrapped greedily as LibreOffice and Word do."""
-    width = width_mm - CELL_PADDING_MM
-    lines, line = 1, ""
-    for word in _WORD.findall(text or ""):
-        candidate = f"{line} {word}" if line else word
-        if line and text_width_mm(candidate, size_pt, bold) > width:
-            lines, line = lines + 1, word
-        else:
-            line = candidate
-    return lines

@@ -10,7 +10,8 @@ Two levels:
   signature zones of at least 15 × 50 mm, writing zones of at least the field's lines
   (``lines`` × ~6 mm, the label's line aside), no word broken inside a column, no label
   left at a page's foot without its field, no page more than half empty but the last
-  (fixed-layout forms; a flowing form's long list starts on its own page).
+  (fixed-layout forms; a flowing form's long list starts on its own page), no text zone or
+  box of the map on a printed label (the blank print's letters).
   The tests run it on every form, blank, with its sample and filled to every
   ``max_length`` (``tests/test_printing.py``); ``forms-service templates check --print``
   runs it on the blank forms (LibreOffice needed).
@@ -170,6 +171,50 @@ def _zones(fd: FormDefinition, layout: dict) -> list[Problem]:
     return problems
 
 
+#: the glyphs of a box (a box's own ink is no label)
+_BOX_GLYPHS = {"\u2610", "\u2612"}
+
+
+def _overlap(a: tuple, b: tuple) -> tuple[float, float]:
+    """Width and height of the intersection of two ``(x0, top, x1, bottom)`` boxes."""
+    return min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
+
+
+def _zones_on_labels(fd: FormDefinition, pdf, layout: dict) -> list[Problem]:
+    """Every text zone and box of the map meets no printed label of the (blank) print: a
+    zone that covers a label's letters would read that label as its value (721e6fa's page 3:
+    an empty observation read « Fait le, », an empty lieu « Signature du bénéficiaire »).
+    A letter counts when more than half of it lies in the zone, both ways (a zone may touch
+    the line of its label)."""
+    problems = []
+    items = [("zone", z) for z in layout["zones"]] + [("case", b) for b in layout["boxes"]]
+    for number, page in enumerate(pdf.pages, 1):
+        chars = [c for c in page.chars if c["text"].strip() and c["text"] not in _BOX_GLYPHS]
+        if not chars:
+            continue
+        words = page.extract_words(keep_blank_chars=False, use_text_flow=False, x_tolerance=1.5)
+        for kind, item in items:
+            if item["page"] != number:
+                continue
+            hit = []
+            for c in chars:
+                w, h = _overlap(item["bbox"], (c["x0"], c["top"], c["x1"], c["bottom"]))
+                if w > 0.5 * (c["x1"] - c["x0"]) and h > 0.5 * (c["bottom"] - c["top"]):
+                    hit.append(c)
+            if not hit:
+                continue
+            met = [wd["text"] for wd in words
+                   if any(wd["x0"] - 0.1 <= c["x0"] and c["x1"] <= wd["x1"] + 0.1
+                          and wd["top"] - 0.5 <= c["top"] <= wd["bottom"] for c in hit)]
+            label = " ".join(met) or "".join(c["text"] for c in hit)
+            what = "La case" if kind == "case" else "La zone"
+            problems.append(_problem(
+                "impression_zone_sur_libelle",
+                f"Page {number} : {what} de « {item['path']} » couvre le libellé imprimé « {label[:60]} »",
+                item["path"]))
+    return problems
+
+
 def _fill(pdf) -> list[Problem]:
     """No page but the last more than half empty."""
     problems = []
@@ -248,6 +293,7 @@ def check_print(fd: FormDefinition, pdf_bytes: bytes, layout: dict | None = None
             problems += _fill(pdf)
         if layout is not None:
             problems += _zones(fd, layout)
+            problems += _zones_on_labels(fd, pdf, layout)
             problems += _orphans(fd, pdf, layout)
     return problems
 

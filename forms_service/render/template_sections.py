@@ -7,16 +7,15 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from docx.enum.table import WD_CELL_VERTICAL_ALIGNMENT
 from docx.oxml import OxmlElement
 from docx.shared import Pt
 
 from ..catalogue.definition import Field, Section
 from .template_ooxml import (
-    add_box, add_page_break, add_para, add_run, clear_cell_borders, fixed_widths, no_split, row_height,
+    add_box, add_page_break, add_para, add_run, fixed_widths, no_split, row_height,
     set_cell_fill, set_cell_margins, set_table_borders,
 )
-from .template_metrics import MM_PER_PT, fits, text_width_mm, wrapped_lines
+from .template_metrics import fits, text_width_mm
 from .template_style import CONTENT_WIDTH_MM, GRID, HEADING_FILL, RESERVED_FILL, Style
 
 
@@ -156,45 +155,26 @@ _VALUE_TAG = re.compile(r"\{\{\s*(.+?)\s*\}\}")
 
 def statement_rows(text: str, style: Style, ncols: int) -> list:
     """A statement's rows. A value inside its sentence (« Je soussigné(e), Madame, Monsieur
-    {{ beneficiaire|person }}, adhère … ») gets a zone of its own, as the paper form's dotted
-    line: the words before it, then the value in a cell of fixed width whose height holds its
-    longest value (``style.statement_values``: a text of its ``max_length``), then the rest
-    of the sentence under them. Whatever the value, no word of the sentence moves (the PDF
-    fast path writes the value in its cell); a long value wraps inside its cell only. The
-    cells of the sentence have no border between them: one block of text."""
+    {{ beneficiaire|person }}, adhère … ») gets a line of its own, as the paper form's dotted
+    line: the words before it, the value on the rest of their line, then a line break and
+    the rest of the sentence. The rest starts on the next line at the cell's left edge
+    whatever the value, so no word of the sentence moves for a value that fits the rest of
+    its line (a name up to ~44 mm at 8 pt on the fiche de liaison: about 30 letters; the PDF
+    fast path writes it there); a longer one wraps and pushes the rest down a line (the
+    fast path leaves that one to LibreOffice). A cell of its own two lines high would hold
+    the longest name, but page 3 of the fiche has no line to spare for it."""
     m = _VALUE_TAG.search(text)
     if m is None:
         return [[((0, ncols - 1), _statement(text, style), None)]]
     before, expr, after = text[:m.start()].rstrip(), m.group(1), text[m.end():].lstrip(" ,")
-    col_mm = (CONTENT_WIDTH_MM - 2.0) / GRID      # a side of a pair: 2 mm between the sides
-    longest = style.statement_values.get(expr, "")
 
-    def row_lines(n: int) -> int:
-        """Lines of the row with the words on ``n`` columns and the value on the rest."""
-        return max(wrapped_lines(before, n * col_mm, style.small),
-                   wrapped_lines(longest, (ncols - n) * col_mm, style.compact_value))
-    # the split whose row is the lowest; of those, the words on the fewest lines
-    n = min(range(1, ncols), key=lambda k: (row_lines(k), wrapped_lines(before, k * col_mm, style.small)))
-    height = row_lines(n) * style.compact_value * 1.22 * MM_PER_PT + 0.4   # and its top margin
-
-    def words(cell):
-        add_para(cell, before, size=style.small)
-        clear_cell_borders(cell, "right", "bottom")
-
-    def value(cell):
-        add_para(cell, "{{ " + expr + " }}", size=style.compact_value)
-        clear_cell_borders(cell, "left", "bottom")
-        # on the words' last line (« … Madame, Monsieur  Prénom NOM »); a long value fills up
-        cell.vertical_alignment = WD_CELL_VERTICAL_ALIGNMENT.BOTTOM
-
-    def rest(cell):
-        add_para(cell, after, size=style.small)
-        clear_cell_borders(cell, "top")
-
-    rows = [[((0, n - 1), words, height), ((n, ncols - 1), value, height)]]
-    if after:
-        rows.append([((0, ncols - 1), rest, None)])
-    return rows
+    def fill_cell(cell):
+        p = add_para(cell, before + " ", size=style.small)
+        add_run(p, "{{ " + expr + " }}", size=style.compact_value)
+        if after:
+            add_run(p, "", size=style.small).add_break()   # the rest never shares the value's line
+            add_run(p, after, size=style.small)
+    return [[((0, ncols - 1), fill_cell, None)]]
 
 
 def _writing(f: Field, style: Style):

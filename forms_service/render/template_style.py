@@ -54,9 +54,6 @@ class Style:
         self.list_new_page = layout.get("list_new_page", True)
         # text printed before a field, in its section (``{path: Jinja text}``)
         self.statements = dict(layout.get("statements") or {})
-        # a text as long as the longest value printed inside a statement (``{expression:
-        # text}``, set by the builder from the definition's max_length)
-        self.statement_values: dict[str, str] = {}
         # a list's numbered columns, each holding one or more of its fields (``list_columns``)
         self.list_columns = {path: [(tuple(c["fields"]), c.get("heading"), dict(c.get("labels") or {}),
                                      c.get("width_mm")) for c in cols]
