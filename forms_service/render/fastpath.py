@@ -374,6 +374,32 @@ def _rename_fonts(doc, paths: set[str]) -> None:
                     doc.xref_set_key(int(fd_ref.split()[0]), "FontName", new)
 
 
+def _same_metrics(doc) -> None:
+    """Give the fonts MuPDF embedded the metrics LibreOffice's font descriptor of the same
+    font gives (``Ascent``, ``Descent``, ``FontBBox``; LibreOffice writes 0 and 0): PDF
+    readers (pdfplumber) place a glyph's box from them, and the layout map of the print
+    must be LibreOffice's to the tenth of a point."""
+    descriptors: dict[str, int] = {}
+    ours = []
+    for xref in range(1, doc.xref_length()):
+        if doc.xref_get_key(xref, "Type")[1] != "/FontDescriptor":
+            continue
+        name = doc.xref_get_key(xref, "FontName")[1].lstrip("/")
+        prefix, _, ps = name.rpartition("+")
+        if re.fullmatch(r"[A-Z]AAAAA", prefix):
+            descriptors.setdefault(ps, xref)     # LibreOffice's subsets: BAAAAA+, CAAAAA+…
+        else:
+            ours.append((xref, ps))
+    for xref, ps in ours:
+        theirs = descriptors.get(ps)
+        if theirs is None:
+            continue
+        for key in ("Ascent", "Descent", "FontBBox"):
+            kind, value = doc.xref_get_key(theirs, key)
+            if kind != "null":
+                doc.xref_set_key(xref, key, value)
+
+
 # --------------------------------------------------------------------------- probe
 
 @dataclass
@@ -597,8 +623,9 @@ def _line_probe(slot: Slot, n: int, pages: list[list[dict]], zone: list | None,
     if rest[0]["y"] <= y1 + 1 or any(c["font"] != seq[0]["font"] or abs(c["size"] - seq[0]["size"]) > 0.01
                            for c in seq):
         return
-    if abs(first[0]["x"] - slot.x) > EDGE_TOL:
-        return
+    # a value after a label (« Monsieur … »): the long word went whole to the next line,
+    # so every line of the probe is a next line (same paragraph: the same edge)
+    moved = abs(first[0]["x"] - slot.x) > EDGE_TOL
     shaped = shape(slot.font, "".join(c["c"] for c in first), slot.size)
     if shaped is None or len(shaped[0]) != len(first):
         return
@@ -621,10 +648,12 @@ def _line_probe(slot: Slot, n: int, pages: list[list[dict]], zone: list | None,
         one = shape(slot.font, c, slot.size)
         return scale * one[1] if one else slot.size
 
+    if len(rows) < 2:
+        return
     cap = max(r[-1]["x"] + adv(r[-1]["c"]) for r in rows[:-1])
     cap_hi = min(r[-1]["x"] + adv(r[-1]["c"]) + adv(nxt[0]["c"]) for r, nxt in zip(rows, rows[1:]))
-    next_x = rows[1][0]["x"]
-    if cap > cap_hi or any(abs(r[0]["x"] - next_x) > EDGE_TOL for r in rows[1:]):
+    next_x = rows[0 if moved else 1][0]["x"]
+    if cap > cap_hi or any(abs(r[0]["x"] - next_x) > EDGE_TOL for r in rows[0 if moved else 1:]):
         return
     if zone is None or cap > zone[2] + 1.0:
         return      # (a derived text's zone is its line: right edge infinite, one line)
@@ -689,6 +718,7 @@ def _embed_fonts(base: bytes, paths: list[str]) -> tuple[bytes, dict, list[float
             names[path] = font.name
         doc.subset_fonts()     # renumbers the glyphs: their codes are read back below
         _rename_fonts(doc, set(paths))
+        _same_metrics(doc)
         for path, (xref, name, _) in list(fonts.items()):
             kind, ref = doc.xref_get_key(xref, "ToUnicode")
             cmap = _to_unicode(doc.xref_stream(int(ref.split()[0]))) if kind == "xref" else {}
