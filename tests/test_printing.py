@@ -165,6 +165,21 @@ def test_fiche_de_liaison_name_in_je_soussigne_moves_no_word(pool, settings):
     assert pages[1] == pages[0] and pages[2] == pages[0]
 
 
+SAMPLES = [(fd_id, path.name) for fd_id in FORMS if catalogue.get(fd_id).fixed_layout
+           for path in sorted((ROOT / "samples").glob(f"{fd_id}*.json"))]
+
+
+@pytest.mark.parametrize("form,sample", SAMPLES)
+def test_samples_read_with_the_blank_map_meet_no_label(pool, settings, blanks, form, sample):
+    """A fixed-layout form's samples printed and read with the blank's map: no zone meets a
+    label (721e6fa's page 3 failed here: « Fait le, » in the correspondant's observation)."""
+    fd = catalogue.get(form)
+    data = json.loads((ROOT / "samples" / sample).read_text())
+    dump, _ = _dump(fd, data)
+    layout, blank = blanks[form]
+    assert P.labels_met_by_values(fd, _print(fd, data, settings, pool), layout, dump, blank) == []
+
+
 # -- the checks fail when they should ---------------------------------------------
 
 def test_docx_check_finds_a_small_run(tmp_path):
@@ -337,3 +352,27 @@ def test_flowing_forms_filled_to_every_max_length_print_no_empty_page(pool, sett
             data[key] = value
     problems = P.check_print(fd, _print(fd, data, settings, pool), None)
     assert [p for p in problems if p.rule == "impression_page_vide"] == [], problems
+
+
+def test_zone_check_finds_a_zone_on_a_label(pool, settings, blanks):
+    """The blank's zones moved onto labels, and a filled print whose data moves page 3 (a
+    name too long for the rest of its line pushes the beneficiary's sentence down a line):
+    both are found, with the page, the field and the label met."""
+    import copy
+
+    import pdfplumber
+    fd = catalogue.get("fiche-liaison")
+    layout, blank = blanks["fiche-liaison"]
+    moved = copy.deepcopy(layout)
+    z = next(z for z in moved["zones"] if z["path"] == "correspondant_avis.observation")
+    height = z["bbox"][3] - z["bbox"][1]
+    z["bbox"][1] += height * 0.5
+    z["bbox"][3] += height * 0.5       # its lower half on « Fait le, »
+    with pdfplumber.open(io.BytesIO(blank)) as pdf:
+        problems = P._zones_on_labels(fd, pdf, moved)
+    assert [(p.rule, p.path) for p in problems] == [("impression_zone_sur_libelle", "correspondant_avis.observation")]
+    assert "Page 3" in problems[0].message and "Fait" in problems[0].message
+    long_name = {"beneficiaire": {"prenom": "Marie-Christine Alexandrine", "nom": "DE LA VILLARDIÈRE-MONTMORENCY"}}
+    dump, _ = _dump(fd, long_name)
+    problems = P.labels_met_by_values(fd, _print(fd, long_name, settings, pool), layout, dump, blank)
+    assert "signature_beneficiaire.lieu" in {p.path for p in problems}, problems

@@ -11,7 +11,9 @@ Two levels:
   (``lines`` × ~6 mm, the label's line aside), no word broken inside a column, no label
   left at a page's foot without its field, no page more than half empty but the last
   (fixed-layout forms; a flowing form's long list starts on its own page), no text zone or
-  box of the map on a printed label (the blank print's letters).
+  box of the map on a printed label (the blank print's letters). :func:`labels_met_by_values`
+  reads a *filled* print with its blank's map: no zone meets a label that the data moved
+  (``templates check --print`` runs it on every sample in ``samples/``).
   The tests run it on every form, blank, with its sample and filled to every
   ``max_length`` (``tests/test_printing.py``); ``forms-service templates check --print``
   runs it on the blank forms (LibreOffice needed).
@@ -215,6 +217,65 @@ def _zones_on_labels(fd: FormDefinition, pdf, layout: dict) -> list[Problem]:
     return problems
 
 
+def _value_words(fd: FormDefinition, dump: dict) -> set[str]:
+    """Every word a document's data prints (its values, dates as printed, its codes' labels)."""
+    import datetime as dt
+
+    words: set[str] = set()
+
+    def walk(v):
+        if isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+        elif isinstance(v, (dt.date, dt.datetime)):
+            words.add(v.strftime("%d/%m/%Y"))
+        elif v not in (None, False, True):
+            words.update(_norm(w) for w in str(v).split())
+    walk(dump)
+    for f in fd.fields:
+        for o in f.options or ():
+            words.update(_norm(w) for w in o.label.split())   # « code – label » of a code field
+    return words
+
+
+def labels_met_by_values(fd: FormDefinition, pdf_bytes: bytes, layout: dict, dump: dict,
+                         blank_pdf: bytes) -> list[Problem]:
+    """A filled print read with the map of its blank: no text zone meets a label. The words
+    of the filled print inside a zone (a letter's centre in it, as the text reader takes
+    them) are its value's; a word there that no value prints but the blank page prints is a
+    label that the data moved into the zone (721e6fa's page 3: the beneficiary's name
+    reflowed its sentence one line shorter, so the empty observation read « Fait le, », the
+    empty lieu « Signature du bénéficiaire »)."""
+    import pdfplumber
+
+    values = _value_words(fd, dump)
+    problems = []
+    with pdfplumber.open(io.BytesIO(blank_pdf)) as blank, pdfplumber.open(io.BytesIO(pdf_bytes)) as pdf:
+        blank_words = [{_norm(w["text"]) for w in p.extract_words()} for p in blank.pages]
+        for number, page in enumerate(pdf.pages, 1):
+            if number > len(blank_words):
+                break
+            words = page.extract_words(keep_blank_chars=False, use_text_flow=False, x_tolerance=1.5)
+            for z in layout["zones"]:
+                if z["page"] != number or z["kind"] != "text":
+                    continue
+                x0, top, x1, bottom = z["bbox"]
+                met = [w["text"] for w in words
+                       if x0 - 0.5 <= (w["x0"] + w["x1"]) / 2 <= x1 + 0.5
+                       and top - 0.5 <= (w["top"] + w["bottom"]) / 2 <= bottom + 0.5
+                       and _norm(w["text"]) not in values and _norm(w["text"]) in blank_words[number - 1]
+                       and any(ch.isalnum() for ch in w["text"])]   # (« – » of « code – label »)
+                if met:
+                    problems.append(_problem(
+                        "impression_zone_sur_libelle",
+                        f"Page {number} : la zone de « {z['path']} » lit le libellé imprimé "
+                        f"« {' '.join(met)[:60]} » (les données ont déplacé la page)", z["path"]))
+    return problems
+
+
 def _fill(pdf) -> list[Problem]:
     """No page but the last more than half empty."""
     problems = []
@@ -298,6 +359,32 @@ def check_print(fd: FormDefinition, pdf_bytes: bytes, layout: dict | None = None
     return problems
 
 
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples"
+
+
+def check_samples(fd: FormDefinition, settings, pool) -> list[Problem]:
+    """Each sample of ``fd`` (``samples/<form>*.json``) printed and read with the map of
+    its blank (the same list rows): no zone meets a label (:func:`labels_met_by_values`)."""
+    import json
+
+    from . import layout as L
+    from .pipeline import render_docx, template_version
+    from ..validation import validate
+
+    problems = []
+    for path in sorted(SAMPLES_DIR.glob(f"{fd.id}*.json")):
+        report = validate(fd, json.loads(path.read_text(encoding="utf-8")))
+        if not report.model_valid:
+            continue
+        dump, derived = report.instance.model_dump(mode="python"), dict(report.derived)
+        layout, blank = L.build_layout_and_pdf(fd, settings=settings, pool=pool, data_dump=dump)
+        docx = render_docx(fd, dump, settings=settings, document_id="CHECK",
+                           version=template_version(fd, settings), derived=derived, for_pdf=True)
+        for p in labels_met_by_values(fd, pool.convert(docx), layout, dump, blank):
+            problems.append(_problem(p.rule, f"{path.name} : {p.message}", p.path))
+    return problems
+
+
 def check_blank_prints(settings) -> dict[str, list[Problem]]:
     """``templates check --print``: every form's blank print (and its map) through
     :func:`check_print`, on a LibreOffice pool of its own, stopped at the end."""
@@ -314,6 +401,7 @@ def check_blank_prints(settings) -> dict[str, list[Problem]]:
         for fd in template_forms(settings):
             layout, pdf = L.build_layout_and_pdf(fd, settings=settings, pool=pool)
             out[fd.id] = check_print(fd, pdf, layout)
+            out[fd.id] += check_samples(fd, settings, pool)
         for fd in catalogue.forms():
             if fd.kind == "reference":
                 docx = render_docx(fd, {}, settings=settings, document_id="CHECK",

@@ -19,7 +19,7 @@ def templates() -> None:
 @templates.command("check")
 @click.option("--json", "as_json", is_flag=True, help="Sortie JSON.")
 @click.option("--print", "with_print", is_flag=True,
-              help="Imprime aussi chaque formulaire vierge (LibreOffice) et vérifie sa mise en page.")
+              help="Imprime aussi chaque formulaire vierge et ses exemples (LibreOffice) et vérifie leur mise en page.")
 @pass_settings
 def check(settings: Settings, as_json: bool, with_print: bool) -> None:
     """Vérifie que chaque modèle et sa définition de formulaire concordent."""
