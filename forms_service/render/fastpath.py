@@ -202,10 +202,10 @@ def _finalize(value):
 
 class Derived(Val):
     """A text a filter makes from data (« Prénom NOM » of a group): a value of its own for
-    the fast path — printed empty in the skeleton, as the probe data prints it in the
-    probes and the base — so that data changing it is a value (``not_probed``: it has no
-    zone and sits in running text, which it would reflow), not a different skeleton; data
-    printing the probe data's text (the dotted line of a blank name) takes the fast path.
+    the fast path — printed empty in the skeleton, the blank and the base, as a marker in
+    the probes — so that data changing it is a value, not a different skeleton. It gets a
+    slot when the line probe finds its line's edge (a name on the rest of its line); in
+    running text it has none (``not_probed``: it would reflow the paragraph).
     ``path``: the filter's argument (a group's path)."""
 
     __slots__ = ()
