@@ -376,3 +376,45 @@ def test_zone_check_finds_a_zone_on_a_label(pool, settings, blanks):
     dump, _ = _dump(fd, long_name)
     problems = P.labels_met_by_values(fd, _print(fd, long_name, settings, pool), layout, dump, blank)
     assert "signature_beneficiaire.lieu" in {p.path for p in problems}, problems
+
+
+def test_footnote_calls_are_printed_after_their_labels_not_inside_them():
+    """Issue 16: the seed's calls « (1) » … « (3) » point at the fiche's footnotes; they are an
+    attribute of the option (``footnote: 1``), printed after its label, so that the label
+    stays the spec's."""
+    from docx import Document
+
+    for fd in catalogue.forms():
+        for f in fd.fields:
+            for o in f.options or ():
+                assert not re.search(r"\(\d\)", o.label), (fd.id, f.path, o.label)
+    fd = catalogue.get("fiche-liaison")
+    calls = {(f.path, o.code): o.extra["footnote"] for f in fd.fields for o in f.options or ()
+             if "footnote" in o.extra}
+    assert calls == {("reorientation.vers", "emploi"): 1, ("reorientation.vers", "solidarite"): 1,
+                     ("suspension.motifs", "non_signature_contrat"): 2,
+                     ("actions_cg", "ip_cui_non_marchand"): 3}, calls
+    text = " ".join(" ".join(p.text.split()) for t in Document(template_path(fd, SETTINGS)).tables
+                    for row in t.rows for c in row.cells for p in c.paragraphs)
+    for printed in ("Emploi (1)", "Solidarité (1)", "Contrat d'engagement (2)",
+                    "Contrat Unique d'Insertion non Marchand (3)"):
+        assert printed in text, printed
+
+
+def test_fiche_de_liaison_page_3_has_room_to_spare_filled_to_every_max_length(pool, settings):
+    """Issue 16: page 3 ended 0.1 mm above its bottom margin when filled to every max_length,
+    so that any growth sent the fiche to a 4th page. The wider side of each pair (the
+    beneficiary's statement, the structure's options) gives it real room: 3 mm at least."""
+    import pdfplumber
+
+    from forms_service.render import geometry
+
+    fd = catalogue.get("fiche-liaison")
+    pdf = _print(fd, max_length_data(fd), settings, pool)
+    with pdfplumber.open(io.BytesIO(pdf)) as doc:
+        assert len(doc.pages) == 3
+        page = doc.pages[2]
+        margin = page.height - geometry.MARGINS.bottom
+        inked = [o["bottom"] for o in page.chars + page.lines + page.rects if o["bottom"] < margin + 2 * P.MM]
+    spare = (margin - max(inked)) / P.MM
+    assert spare >= 3.0, f"page 3 ends {spare:.1f} mm above its margin"

@@ -258,9 +258,9 @@ def test_spec_parser_finds_the_lists():
 
 
 def _printed_label(label: str) -> str:
-    """A label as the spec quotes it: the seed's footnote calls « (1) » that issue 16 printed
-    again, and the French space before a colon, are typography, not a different label."""
-    return _norm(re.sub(r"\s+:", ":", re.sub(r"\s*\(\d\)", "", label)))
+    """A label as the spec quotes it: the French space before a colon is typography, not a
+    different label (footnote calls are no part of a label: an option's ``footnote``)."""
+    return _norm(re.sub(r"\s+:", ":", label))
 
 
 def test_every_option_list_carries_exactly_the_spec_codes_and_labels():

@@ -56,6 +56,9 @@ class PrintLayout(BaseModel):
     compact_sections: tuple[str, ...] = ()
     #: pairs of sections printed side by side: [[left, right], ...]
     side_by_side: tuple[tuple[str, str], ...] = ()
+    #: the left section of a pair → its share of the width (0.3–0.7; a half by default), so
+    #: that the side that holds more is wider and the pair's row no taller than it must be
+    side_widths: dict[str, float] = {}
     #: a field path → the option group heading before which the page breaks
     page_break_before_group: dict[str, str] = {}
     #: fields of a compact section printed on a row of their own (not paired), so that
@@ -71,7 +74,8 @@ class PrintLayout(BaseModel):
     summary: tuple[str, ...] = ()
 
     def section_ids(self) -> set[str]:
-        return set(self.grids) | set(self.compact_sections) | {s for pair in self.side_by_side for s in pair}
+        return (set(self.grids) | set(self.compact_sections) | {s for pair in self.side_by_side for s in pair}
+                | set(self.side_widths))
 
     def field_paths(self) -> set[str]:
         paths = (set(self.page_break_before_group) | set(self.statements) | set(self.own_row)
@@ -115,4 +119,9 @@ def parse_layout(form_id: str, raw: dict | None, sections: Iterable[str],
     if unknown:
         raise ValueError(f"{form_id}: layout names fields that do not exist: {', '.join(unknown)}")
     _check_list_columns(form_id, layout, fields)
+    lefts = {left for left, _ in layout.side_by_side}
+    for left, share in layout.side_widths.items():
+        if left not in lefts or not 0.3 <= share <= 0.7:
+            raise ValueError(f"{form_id}: layout: side_widths.{left} must be the left section of a "
+                             f"side_by_side pair, with a share between 0.3 and 0.7")
     return layout

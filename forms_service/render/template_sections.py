@@ -10,7 +10,7 @@ from typing import Iterable
 from docx.oxml import OxmlElement
 from docx.shared import Pt
 
-from ..catalogue.definition import Field, Section
+from ..catalogue.definition import Field, Option, Section
 from .template_ooxml import (
     add_box, add_page_break, add_para, add_run, fixed_widths, no_split, row_height,
     set_cell_fill, set_cell_margins, set_table_borders,
@@ -27,6 +27,13 @@ def template_var(path: str, f: Field, row_var: str | None = None) -> str:
         return base + "|code"
     return base
 
+
+
+def option_text(o: Option) -> str:
+    """An option as printed: its label, then its footnote call « (1) » when the definition
+    gives one (``footnote: 1``; the note itself is its section's)."""
+    call = o.extra.get("footnote")
+    return f"{o.label} ({call})" if call is not None else o.label
 
 
 def repeat_header(row) -> None:
@@ -103,7 +110,7 @@ def _options_inline(cell, f: Field, style: Style, row_var: str | None = None) ->
     p = add_para(cell, "", size=style.body)
     for i, o in enumerate(f.options):
         add_box(p, f"{template_var(f.path, f, row_var)}|box('{o.code}')", style)
-        add_run(p, f" {o.label}" + ("   " if i < len(f.options) - 1 else ""), size=style.body)
+        add_run(p, f" {option_text(o)}" + ("   " if i < len(f.options) - 1 else ""), size=style.body)
 
 
 # A section is laid out as a list of rows; a row is [(span, filler)], where a span
@@ -224,7 +231,7 @@ def _option_rows(f: Field, style: Style, ncols: int, breaks: dict, table_cols: i
                 for i, o in enumerate(chunk):
                     p = add_para(cell, "", size=style.body, first=i == 0)
                     add_box(p, f"{f.path}|box('{o.code}')", style)
-                    add_run(p, f" {o.label}", size=style.body)
+                    add_run(p, f" {option_text(o)}", size=style.body)
             row.append(((ci * span, table_cols - 1 if ci == here - 1 else ci * span + span - 1), fill_cell, None))
         rows.append(row)
     return rows
@@ -238,7 +245,7 @@ def _inline(f: Field, style: Style):
         if f.type in ("choice", "multi"):
             for i, o in enumerate(f.options):
                 add_box(p, f"{f.path}|box('{o.code}')", style)
-                add_run(p, f" {o.label}  ", size=style.small)
+                add_run(p, f" {option_text(o)}  ", size=style.small)
         elif f.type == "bool":
             add_box(p, f"{f.path}|box", style)
         else:
@@ -253,15 +260,17 @@ def _option_list(f: Field, style: Style):
         for o in f.options:
             p = add_para(cell, "", size=style.small, first=False)
             add_box(p, f"{f.path}|box('{o.code}')", style)
-            add_run(p, f" {o.label}", size=style.small)
+            add_run(p, f" {option_text(o)}", size=style.small)
     return fill_cell
 
 
-def _compact_rows(section: Section, style: Style, ncols: int, breaks: dict) -> list:
+def _compact_rows(section: Section, style: Style, ncols: int, breaks: dict,
+                  width_mm: float | None = None) -> list:
     rows: list = []
     pending: list[Field] = []
 
-    cell_mm = CONTENT_WIDTH_MM * ncols / GRID / 2
+    width = width_mm or CONTENT_WIDTH_MM * ncols / GRID
+    cell_mm = width / 2
 
     def pairs(f: Field) -> bool:
         """Two fields share a row unless a label would fill its cell (no room for the value)."""
@@ -276,7 +285,6 @@ def _compact_rows(section: Section, style: Style, ncols: int, breaks: dict) -> l
             rows.append([((i * per, i * per + per - 1), _inline(f, style), style.line_mm)
                          for i, f in enumerate(chunk)])
 
-    width = CONTENT_WIDTH_MM * ncols / GRID
     for f in section.fields:
         if not f.printed or f.type == "list":
             continue
@@ -296,7 +304,7 @@ def _compact_rows(section: Section, style: Style, ncols: int, breaks: dict) -> l
             flush()
             rows.append([((0, ncols - 1), _option_list(f, style), None)])
         elif f.type in ("multi", "choice") and len(f.options) > 3 and ncols == GRID and \
-                text_width_mm(f.label + " : " + "      ".join(o.label for o in f.options), style.small) \
+                text_width_mm(f.label + " : " + "      ".join(option_text(o) for o in f.options), style.small) \
                 + 5 * len(f.options) < CONTENT_WIDTH_MM - 4:
             flush()   # « Label : ☐ a ☐ b ☐ c ☐ d » on one line
             rows.append([((0, ncols - 1), _inline(f, style), style.line_mm)])
@@ -319,10 +327,12 @@ def _compact_rows(section: Section, style: Style, ncols: int, breaks: dict) -> l
     return rows
 
 
-def section_rows(section: Section, style: Style, ncols: int, breaks: dict) -> list:
-    """The rows of a section laid out on ``ncols`` (4 full width, 2 half width) columns."""
+def section_rows(section: Section, style: Style, ncols: int, breaks: dict,
+                 width_mm: float | None = None) -> list:
+    """The rows of a section laid out on ``ncols`` (12 full width, 6 a side of a pair)
+    columns, ``width_mm`` wide (by default its share of the content width)."""
     if section.id in style.compact:
-        return _compact_rows(section, style, ncols, breaks)
+        return _compact_rows(section, style, ncols, breaks, width_mm)
     rows: list = []
     pending: list[Field] = []
 
@@ -344,7 +354,7 @@ def section_rows(section: Section, style: Style, ncols: int, breaks: dict) -> li
                 rows.append([((0, n - 1), _label(a.label, style), None), ((n, 5), _value(a, style), None),
                              ((6, 5 + n), _label(b.label, style), None), ((6 + n, 11), _value(b, style), None)])
 
-    width = CONTENT_WIDTH_MM * ncols / GRID
+    width = width_mm or CONTENT_WIDTH_MM * ncols / GRID
     for f in section.fields:
         if not f.printed or f.type == "list":
             continue
@@ -421,9 +431,11 @@ def section_block(doc, sections: list[Section], style: Style, breaks: dict) -> N
     gap = 2.0
     outer = doc.add_table(rows=1, cols=2)
     set_cell_margins(outer, 0, 0, 0, 0)
-    side_w = (CONTENT_WIDTH_MM - gap) / 2
-    fixed_widths(outer, [side_w + gap / 2, side_w + gap / 2])
-    for i, (cell, section) in enumerate(zip(outer.rows[0].cells, sections)):
+    # the left side's share of the width (``layout.side_widths``, by default a half)
+    share = style.side_widths.get(sections[0].id, 0.5)
+    side_ws = [(CONTENT_WIDTH_MM - gap) * share, (CONTENT_WIDTH_MM - gap) * (1 - share)]
+    fixed_widths(outer, [w + gap / 2 for w in side_ws])
+    for i, (cell, section, side_w) in enumerate(zip(outer.rows[0].cells, sections, side_ws)):
         inner = cell.add_table(rows=0, cols=half)
         set_table_borders(inner)
         set_cell_margins(inner)
@@ -432,7 +444,7 @@ def section_block(doc, sections: list[Section], style: Style, breaks: dict) -> N
         _, (head,) = add_row(inner, [(0, half - 1)])
         set_cell_fill(head, RESERVED_FILL if section.reserved else HEADING_FILL)
         add_para(head, section.title, size=style.heading, bold=True)
-        _emit(doc, inner, [section_rows(section, style, half, breaks)], style, [section], widths)
+        _emit(doc, inner, [section_rows(section, style, half, breaks, side_w)], style, [section], widths)
         # python-docx leaves an empty paragraph before the nested table; keep it tiny.
         first = cell.paragraphs[0]
         first.paragraph_format.line_spacing = Pt(1)

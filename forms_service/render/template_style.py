@@ -58,5 +58,7 @@ class Style:
         self.list_columns = {path: [(tuple(c["fields"]), c.get("heading"), dict(c.get("labels") or {}),
                                      c.get("width_mm")) for c in cols]
                              for path, cols in (layout.get("list_columns") or {}).items()}
+        # a side-by-side pair's left side → its share of the width (``side_widths``)
+        self.side_widths = dict(layout.get("side_widths") or {})
         # compact fields on a row of their own (``own_row``)
         self.own_row = set(layout.get("own_row") or ())

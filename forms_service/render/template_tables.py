@@ -14,7 +14,7 @@ from .template_ooxml import (
     set_cell_fill, set_cell_margins, set_table_borders,
 )
 from .template_metrics import CELL_PADDING_MM, longest_word_mm, text_width_mm
-from .template_sections import label_separator, repeat_header, section_block, template_var
+from .template_sections import label_separator, option_text, repeat_header, section_block, template_var
 from .template_style import COLOURS, CONTENT_WIDTH_MM, HEADING_FILL, WRITING_LINE_MM, Style
 
 #: a handwriting line under a second field's label in a list cell (the print check's floor)
@@ -97,7 +97,7 @@ def _no_broken_words(columns: list[Column], widths: list[float], style: Style) -
         box = 4.0 + BOX_INDENT_MM   # the ☐, its space and its indent
         for k, c in enumerate(fields):
             if _boxes_printed(c):
-                words += [box + longest_word_mm(o.label, style.list_small) for o in c.options]
+                words += [box + longest_word_mm(option_text(o), style.list_small) for o in c.options]
             elif _written(c):   # the value printed as text: its longest code
                 words += [longest_word_mm(o.code, style.list_small) for o in c.options]
             if k and c.type == "bool":
@@ -231,7 +231,7 @@ def _cell_field(cell, c: Field, style: Style, *, first: bool, label: str | None)
             p = add_para(cell, "", size=style.list_small, first=first and i == 0)
             p.paragraph_format.left_indent = Mm(BOX_INDENT_MM)
             add_box(p, f"row.{c.path}|box('{o.code}')", style)
-            add_run(p, f" {o.label}", size=style.list_small)
+            add_run(p, f" {option_text(o)}", size=style.list_small)
     elif c.type == "bool":
         p = add_para(cell, "", size=style.list_small, first=first)
         p.paragraph_format.left_indent = Mm(BOX_INDENT_MM)
