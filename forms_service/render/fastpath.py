@@ -4,37 +4,48 @@ LibreOffice takes ~0.5 s of CPU to lay out and export a 3-page form; most docume
 put short values in boxes and zones whose place does not depend on the values. For such
 a document the PDF is made without LibreOffice:
 
-1. **Once per template version and rows printed** (:func:`probe_for`, cached): four
+1. **Once per template version and rows printed** (:func:`probe_for`, cached): five
    renders of the form's blank data (:func:`layout.probe_data`), converted by the pool in
-   parallel: the *blank* print; two *probes* where every printed value is a marker
-   ``XQ<n>QX`` (``n``: the index of the value among the marks the template prints) in the
-   value's own run, the second with a longer marker ``XQ<n>QX000``; and the *base*: the
-   blank with its boxes ☒ and ☐ in turn. From the probes' text spans (PyMuPDF) each value's
-   baseline origin, font (the installed file of the font the PDF names), size and colour,
-   and its alignment (which edge of the marker stays put between the two probes); a marker
-   whose advance is not the font's (letter spacing, scaling) or that wrapped is not probed.
-   A page whose labels are not exactly where the blank has them once every value is printed
-   (a value taller than its line) gets no value slots. The blank's ☐ glyphs must match the
-   layout map's boxes one to one, and the base's labels the blank's. The base gets each
-   value font embedded once (a subset: :data:`CHARSET`), and the places of its ☐/☒ codes in
-   its content streams are noted (:func:`_box_codes`), and where each value goes in them
-   (:func:`_value_places`: LibreOffice's content order). A text a filter makes from data
-   (:class:`Derived`, « Prénom NOM ») is a value without a slot. The probe is kept on disk
-   per template version (``fastpath_store``).
+   parallel: the *blank* print (derived texts empty); two *probes* where every printed
+   value is a marker ``XQ<n>QX`` (``n``: the index of the value among the marks the
+   template prints) in the value's own run, the second with a longer marker
+   ``XQ<n>QX000``; the *line probe*, each marker followed by a long word
+   (:data:`LONG_TAIL`) that LibreOffice breaks where the zone's line is full; and the
+   *base*: the blank with its boxes ☒ and ☐ in turn. From the probes' text spans (PyMuPDF)
+   each value's baseline origin, font (the installed file of the font the PDF names), size
+   and colour, and its alignment (which edge of the marker stays put between the two
+   probes); a marker whose advance is not the font's (letter spacing, scaling) or that
+   wrapped is not probed. From the line probe, for a left-aligned value (:func:`_line_probe`):
+   the scale of LibreOffice's advances against HarfBuzz's (fitted on the first line),
+   where the line breaks, the next line's start and pitch, and how many lines its zone
+   holds. A page whose labels are not exactly where the blank has them once every value is
+   printed (a value taller than its line) gets no value slots; markers wider than their
+   zone (narrow columns), which may be what moved it or pushed a table to the next page,
+   are then printed empty in a second round of the three marker probes. The blank's ☐
+   glyphs must match the layout map's boxes one to one, and the base's labels the blank's.
+   The base gets each value font embedded once (a subset: :data:`CHARSET`), and the places
+   of its ☐/☒ codes in its content streams are noted (:func:`_box_codes`), and where each
+   value goes in them (:func:`_value_places`: LibreOffice's content order). A text a filter
+   makes from data (:class:`Derived`, « Prénom NOM ») is a value like the others: it gets a
+   slot when it has a line of its own (the line probe's edge), else it falls back. The
+   probe is kept on disk per template version (``fastpath_store``).
 2. **Per document** (:func:`fast_pdf`): a *skeleton* render of the document's data (every
    value printed empty, every box ☐) must equal the probe data's skeleton: same template
    branches, same rows, nothing printed outside a value (derived text, conditionals). Each
-   value's text is what the template prints (filters applied); it must be probed, at most
-   :data:`MAX_RUN_PT` points wide on one line, every character in its font's subset, and fit
-   its zone of the layout map with a margin (6 pt, more than a table cell's inner margin).
-   Then each box's code is set to ☒ or ☐ in LibreOffice's own content stream (content order
-   kept: readers take the i-th glyph for the i-th box, and its label from what follows), and
-   the values are written, shaped as LibreOffice shapes them (HarfBuzz: ligatures, no pair
-   kerning), glyph by glyph at absolute positions, each where LibreOffice would have drawn
-   it in the page's content (pikepdf).
+   value's text is what the template prints (filters applied); it must be probed, every
+   character in its font's subset, and fit: broken into lines as LibreOffice breaks them
+   (greedy, at spaces, each line ending clear of the line probe's bracket on the edge, no
+   word LibreOffice could break inside moved to a next line), no more lines than the zone
+   holds — or, without a line probe, one line at most :data:`MAX_RUN_PT` wide within its
+   zone less a margin. Then each box's code is set to ☒ or ☐ in LibreOffice's own content
+   stream (content order kept: readers take the i-th glyph for the i-th box, and its label
+   from what follows), and the values are written, shaped as LibreOffice shapes them
+   (HarfBuzz: ligatures, no pair kerning, LibreOffice's scale), glyph by glyph at absolute
+   positions, each where LibreOffice would have drawn it in the page's content (pikepdf;
+   the base's pages parsed once per probe, :func:`_segments`).
 
 Anything else — a value not probed (its marker wrapped or was split), a character the
-font lacks, a text that would wrap, more rows than the print holds (another probe is made
+font lacks, a text that would wrap past its zone, more rows than the print holds (another probe is made
 for that row count), a template whose probe failed — returns ``None`` with a reason code,
 and the caller converts the DOCX with LibreOffice as before. The check errs towards
 LibreOffice: a wrong fast print is worse than a slow one.
@@ -62,15 +73,37 @@ from ..config import Settings
 from . import context as ctxmod
 from .context import CHECKED, UNCHECKED, Mark, Val
 from .docx import DocxRenderer
-from .layout import PROBE_DOCUMENT_ID, probe_data, render_blank
+from .layout import PROBE_DOCUMENT_ID, probe_data
 from .layout_glyphs import _font_file
 from .pipeline import render_context, render_docx, template_path
 
 log = logging.getLogger(__name__)
 
 #: A value's marker in the probes; the second probe pads it (alignment).
-MARKER_RE = re.compile(r"XQ(\d+)QX(0*)")
+MARKER_RE = re.compile(r"(?:XQ(\d+)QX|(?<![X\d])Q(\d+)Q)(0*)")   # or short: ``Q<n>Q``
+
+
+def _n(m: re.Match) -> int:
+    """The mark index of a marker match."""
+    return int(m.group(1) or m.group(2))
 PAD = "000"
+#: The line probe's tail after a marker: narrow letters (tight bounds on where a line
+#: breaks), mixed (the fitted scale is text's, not one glyph's), no ligature, no break
+#: opportunity, none of the marker's letters.
+LONG_TAIL = "rstjaeno"
+
+
+def _tail(k: int) -> str:
+    return (LONG_TAIL * (k // len(LONG_TAIL) + 1))[:k]
+
+
+#: Points: a line's end must be this far from where the line probe broke (either side).
+BREAK_TOL = 0.1
+#: Points: the widest line written with a scale fitted on LibreOffice's line probe (its
+#: residual measured over the zone's whole line); without the fit, :data:`MAX_RUN_PT`.
+MAX_FITTED_PT = 560.0
+#: Points: the largest residual of the line probe's fit accepted for a slot.
+FIT_RESIDUAL = 0.08
 #: Points: a value must end this far inside its zone (a table cell's inner margin is 5.4 pt).
 FIT_MARGIN = 6.0
 #: Points: label positions of the blank print and the probe must agree within this.
@@ -98,10 +131,14 @@ class _Skeleton:
 
 
 class _Probe:
-    """Probe mode: values print their marker ``XQ<n>QX`` (+ pad), boxes as in the data."""
+    """Probe mode: values print their marker ``XQ<n>QX`` (+ pad), boxes as in the data.
+    With ``long`` (path -> characters), each value's marker is followed by that many
+    letters of :data:`LONG_TAIL`, one word that wraps in its zone (the *line* probe)."""
 
-    def __init__(self, pad: str):
+    def __init__(self, pad: str, long: dict | None = None, skip: dict | None = None):
         self.pad = pad
+        self.long = long
+        self.skip = skip or {}     # mark index -> "short" (marker ``Q<n>Q``) or "empty"
         self.n = 0
 
 
@@ -114,6 +151,11 @@ class _Boxes:
 
     def __init__(self):
         self.n = 0
+
+
+class _Blank:
+    """Blank mode: the probe data printed as usual, but derived texts empty (the blank
+    print's labels are then those of the probes and the base)."""
 
 
 _mode: contextvars.ContextVar = contextvars.ContextVar("fastpath_mode", default=None)
@@ -132,13 +174,13 @@ def _finalize(value):
                                False, str(value)))
             return ""
         return ctxmod.finalize(value)
+    if isinstance(mode, _Blank):
+        return "" if isinstance(value, Derived) else ctxmod.finalize(value)
     if isinstance(mode, _Boxes):
         if isinstance(value, Mark):
             mode.n += 1
             if value.kind == "box":
                 return CHECKED if mode.n % 2 else UNCHECKED
-            return str(value)
-        if isinstance(value, Derived):
             return str(value)
         if isinstance(value, Val) and not isinstance(value.value, list):
             return ""
@@ -146,24 +188,24 @@ def _finalize(value):
     if isinstance(value, Mark):
         mode.n += 1
         return str(value)
-    if isinstance(value, Derived):
-        # no zone of its own (it sits in running text): never a slot, and its marker would
-        # only move the text after it; printed as in the base, it keeps its mark's number
-        mode.n += 1
-        return str(value)
     if isinstance(value, Val) and not isinstance(value.value, list):
         n = mode.n
         mode.n += 1
-        return f"XQ{n}QX{mode.pad}"
+        if mode.skip.get(n) == "empty":
+            return ""
+        head = f"Q{n}Q" if mode.skip.get(n) == "short" else f"XQ{n}QX"
+        if mode.long is not None:
+            return head + _tail(mode.long.get(value.path, 200))
+        return head + (mode.pad[:1] if mode.skip.get(n) == "short" else mode.pad)
     return ctxmod.finalize(value)
 
 
 class Derived(Val):
     """A text a filter makes from data (« Prénom NOM » of a group): a value of its own for
-    the fast path — printed empty in the skeleton, as the probe data prints it in the
-    probes and the base — so that data changing it is a value (``not_probed``: it has no
-    zone and sits in running text, which it would reflow), not a different skeleton; data
-    printing the probe data's text (the dotted line of a blank name) takes the fast path.
+    the fast path — printed empty in the skeleton, the blank and the base, as a marker in
+    the probes — so that data changing it is a value, not a different skeleton. It gets a
+    slot when the line probe finds its line's edge (a name on the rest of its line); in
+    running text it has none (``not_probed``: it would reflow the paragraph).
     ``path``: the filter's argument (a group's path)."""
 
     __slots__ = ()
@@ -208,9 +250,24 @@ def skeleton(fd: FormDefinition, dump: dict, *, settings: Settings, version: str
     return parts, mode.marks
 
 
-def _probe_docx(fd, data, *, settings, version, pad: str | None) -> bytes:
-    """A probe (markers ``XQ<n>QX`` + ``pad``), or with ``pad=None`` the base print."""
-    token = _mode.set(_Probe(pad) if pad is not None else _Boxes())
+def _markers_docx(fd, data, *, settings, version, longs: dict, skip: dict) -> list[bytes]:
+    """Probes A, B (padded markers) and the line probe; ``skip``: values with a short
+    marker or none (mark index -> "short" | "empty")."""
+    return [_probe_docx(fd, data, settings=settings, version=version, pad=pad, long=long,
+                        skip=skip) for pad, long in (("", None), (PAD, None), (None, longs))]
+
+
+def _probe_docx(fd, data, *, settings, version, pad: str | None,
+                long: dict | None = None, skip: dict | None = None) -> bytes:
+    """A probe (markers ``XQ<n>QX`` + ``pad``; with ``long``, the line probe), or with
+    ``pad=None`` the base print, or with ``pad="blank"`` the blank print."""
+    if pad == "blank":
+        mode = _Blank()
+    elif pad is not None or long is not None:
+        mode = _Probe(pad or "", long, skip or {})
+    else:
+        mode = _Boxes()
+    token = _mode.set(mode)
     try:
         return render_docx(fd, data, settings=settings, document_id=PROBE_DOCUMENT_ID,
                            version=version, for_pdf=True, docx_renderer=_renderer)
@@ -238,6 +295,12 @@ def _shaper(path: str):
 
 
 def shape(path: str, text: str, size: float) -> tuple[list[tuple[str, float]], float] | None:
+    """:func:`_shape`, cached (names, words and lines recur from one document to the next)."""
+    return _shape(path, text, size)
+
+
+@lru_cache(maxsize=8192)
+def _shape(path: str, text: str, size: float) -> tuple[list[tuple[str, float]], float] | None:
     """Each character of ``text`` and its x offset (points) as LibreOffice lays the run out
     (HarfBuzz, LibreOffice's own shaper: ligatures, no pair kerning — a DOCX run kerns only
     with ``w:kern``, and LibreOffice then prints a different advance, which the probe
@@ -311,6 +374,32 @@ def _rename_fonts(doc, paths: set[str]) -> None:
                     doc.xref_set_key(int(fd_ref.split()[0]), "FontName", new)
 
 
+def _same_metrics(doc) -> None:
+    """Give the fonts MuPDF embedded the metrics LibreOffice's font descriptor of the same
+    font gives (``Ascent``, ``Descent``, ``FontBBox``; LibreOffice writes 0 and 0): PDF
+    readers (pdfplumber) place a glyph's box from them, and the layout map of the print
+    must be LibreOffice's to the tenth of a point."""
+    descriptors: dict[str, int] = {}
+    ours = []
+    for xref in range(1, doc.xref_length()):
+        if doc.xref_get_key(xref, "Type")[1] != "/FontDescriptor":
+            continue
+        name = doc.xref_get_key(xref, "FontName")[1].lstrip("/")
+        prefix, _, ps = name.rpartition("+")
+        if re.fullmatch(r"[A-Z]AAAAA", prefix):
+            descriptors.setdefault(ps, xref)     # LibreOffice's subsets: BAAAAA+, CAAAAA+…
+        else:
+            ours.append((xref, ps))
+    for xref, ps in ours:
+        theirs = descriptors.get(ps)
+        if theirs is None:
+            continue
+        for key in ("Ascent", "Descent", "FontBBox"):
+            kind, value = doc.xref_get_key(theirs, key)
+            if kind != "null":
+                doc.xref_set_key(xref, key, value)
+
+
 # --------------------------------------------------------------------------- probe
 
 @dataclass
@@ -326,6 +415,16 @@ class Slot:
     color: tuple[float, float, float]
     left: float               # the value must stay within [left, right]
     right: float
+    #: from the line probe (a left-aligned value in its zone): the scale of LibreOffice's
+    #: advances against HarfBuzz's; where a line breaks (a line ending before ``cap`` fits,
+    #: one ending after ``cap_hi`` does not); where the next lines start, their pitch, and
+    #: how many lines the zone holds without moving anything (1: one line only)
+    scale: float = 1.0
+    cap: float = 0.0
+    cap_hi: float = 0.0
+    next_x: float = 0.0
+    pitch: float = 0.0
+    lines: int = 1
 
 
 @dataclass
@@ -408,12 +507,20 @@ def _markers(pages: list[list[dict]]) -> tuple[dict[int, dict], set[tuple[int, i
             for m in MARKER_RE.finditer(text):
                 ids = idx[m.start():m.end()]
                 used.update((p, i) for i in ids)
-                n = int(m.group(1))
+                n = _n(m)
                 seen[n] = seen.get(n, 0) + 1
                 cs = [chars[i] for i in ids]
                 if len({(c["font"], round(c["size"], 2), round(c["y"], 2)) for c in cs}) != 1:
                     continue
                 found[n] = {"page": p, "chars": cs, "text": m.group(0)}
+        # a marker broken over lines (it wrapped in a narrow zone): its chars are no labels
+        order = sorted(range(len(chars)), key=lambda i: chars[i]["line"])
+        text = "".join(chars[i]["c"] for i in order)
+        for m in MARKER_RE.finditer(text):
+            ids = [order[k] for k in range(m.start(), m.end())]
+            if not all((p, i) in used for i in ids):
+                used.update((p, i) for i in ids)
+                seen[_n(m)] = seen.get(_n(m), 0) + 2
     # a marker printed twice (a value repeated) or broken over lines is not probed
     return {n: f for n, f in found.items() if seen[n] == 1}, used
 
@@ -447,7 +554,10 @@ def _zone_for(layout: dict, path: str, page: int, x: float, y: float) -> list | 
     return best
 
 
-def _slot(n: int, a: dict, b: dict | None, path: str, layout: dict) -> Slot | None:
+def _slot(n: int, a: dict, b: dict | None, path: str, layout: dict,
+          derived: bool = False) -> Slot | None:
+    """The slot of value ``n`` from its markers in probes A and B. A derived text (no zone
+    in the layout map) gets one only left-aligned, bounded by the line probe."""
     ca = a["chars"]
     first = ca[0]
     font = _font_path(first["font"])
@@ -474,10 +584,87 @@ def _slot(n: int, a: dict, b: dict | None, path: str, layout: dict) -> Slot | No
     else:
         return None
     zone = _zone_for(layout, path, a["page"], x0a, first["y"])
+    if zone is None and derived and align == "left":
+        zone = [x0a, first["y"], float("inf"), first["y"]]
     if zone is None:
         return None
     return Slot(a["page"], anchor, first["y"], align, font, size, _rgb(first["color"]),
                 zone[0] + FIT_MARGIN if align != "left" else x0a - 0.01, zone[2] - FIT_MARGIN)
+
+
+def _line_probe(slot: Slot, n: int, pages: list[list[dict]], zone: list | None,
+                tail: int, short: bool = False) -> None:
+    """Complete a left-aligned ``slot`` from the line probe, where value ``n`` printed its
+    marker and a long word (:data:`LONG_TAIL`) that LibreOffice broke where the line was
+    full: the scale of LibreOffice's advances against HarfBuzz's (fitted on the first
+    line), where the line breaks (``cap``, ``cap_hi``), the next line's start and pitch,
+    and how many lines the zone holds (its bottom). Left as it is (one line, the zone's
+    bounds) when the probe does not show that clearly."""
+    head = f"Q{n}Q" if short else f"XQ{n}QX"
+    pattern = re.compile(("(?<![X0-9])" if short else "") + re.escape(head) + "(?![X0-9])")
+    hits = []
+    for p, chars in enumerate(pages):
+        order = sorted(range(len(chars)), key=lambda i: chars[i]["line"])
+        text = "".join(chars[i]["c"] for i in order)
+        for m in pattern.finditer(text):
+            hits.append((p, [chars[i] for i in order[m.start():]]))
+    if len(hits) != 1:
+        return
+    _p, seq = hits[0]
+    want = head + _tail(tail)
+    if "".join(c["c"] for c in seq[:len(want)]) != want:
+        return
+    seq = seq[:len(want)]
+    y1 = seq[0]["y"]
+    first = [c for c in seq if abs(c["y"] - y1) <= GEOMETRY_TOL]
+    rest = seq[len(first):]
+    if len(first) < len(head) + 4 or not rest or seq[:len(first)] != first:
+        return
+    if rest[0]["y"] <= y1 + 1 or any(c["font"] != seq[0]["font"] or abs(c["size"] - seq[0]["size"]) > 0.01
+                           for c in seq):
+        return
+    # a value after a label (« Monsieur … »): the long word went whole to the next line,
+    # so every line of the probe is a next line (same paragraph: the same edge)
+    moved = abs(first[0]["x"] - slot.x) > EDGE_TOL
+    shaped = shape(slot.font, "".join(c["c"] for c in first), slot.size)
+    if shaped is None or len(shaped[0]) != len(first):
+        return
+    hb = [dx for _c, dx in shaped[0]]
+    lo = [c["x"] - first[0]["x"] for c in first]
+    scale = sum(a * b for a, b in zip(lo, hb)) / (sum(b * b for b in hb) or 1)
+    if max(abs(a - scale * b) for a, b in zip(lo, hb)) > FIT_RESIDUAL or abs(scale - 1) > 0.01:
+        return
+    # the long word's lines: every full one ends at the line's edge, which lies between
+    # its last glyph's end and that plus the next line's first glyph's advance
+    rows: list[list[dict]] = [first]
+    for c in rest:
+        if abs(c["y"] - rows[-1][0]["y"]) > GEOMETRY_TOL:
+            if c["y"] <= rows[-1][0]["y"]:
+                return          # a line on another column or page: not one zone's lines
+            rows.append([])
+        rows[-1].append(c)
+
+    def adv(c: str) -> float:
+        one = shape(slot.font, c, slot.size)
+        return scale * one[1] if one else slot.size
+
+    if len(rows) < 2:
+        return
+    cap = max(r[-1]["x"] + adv(r[-1]["c"]) for r in rows[:-1])
+    cap_hi = min(r[-1]["x"] + adv(r[-1]["c"]) + adv(nxt[0]["c"]) for r, nxt in zip(rows, rows[1:]))
+    next_x = rows[0 if moved else 1][0]["x"]
+    if cap > cap_hi or any(abs(r[0]["x"] - next_x) > EDGE_TOL for r in rows[0 if moved else 1:]):
+        return
+    if zone is None or cap > zone[2] + 1.0:
+        return      # (a derived text's zone is its line: right edge infinite, one line)
+    pitch = rows[1][0]["y"] - y1
+    if any(abs((b[0]["y"] - a[0]["y"]) - pitch) > GEOMETRY_TOL for a, b in zip(rows, rows[1:])):
+        return
+    lines = 1     # line k's baseline slot.y + k * pitch; its descent and the cell's margin below
+    while slot.y + lines * pitch + 0.35 * pitch + 1.0 <= zone[3] and lines < 50:
+        lines += 1
+    slot.scale, slot.cap, slot.cap_hi, slot.next_x, slot.pitch, slot.lines = (
+        scale, cap, cap_hi, next_x, pitch, lines)
 
 
 #: What the embedded font subsets hold (when the font has it): Latin, punctuation, symbols
@@ -531,6 +718,7 @@ def _embed_fonts(base: bytes, paths: list[str]) -> tuple[bytes, dict, list[float
             names[path] = font.name
         doc.subset_fonts()     # renumbers the glyphs: their codes are read back below
         _rename_fonts(doc, set(paths))
+        _same_metrics(doc)
         for path, (xref, name, _) in list(fonts.items()):
             kind, ref = doc.xref_get_key(xref, "ToUnicode")
             cmap = _to_unicode(doc.xref_stream(int(ref.split()[0]))) if kind == "xref" else {}
@@ -633,7 +821,7 @@ def _value_places(probe_a: bytes, base: bytes, wanted: set[int]) -> dict[int, in
             before: dict[int, int] = {}
             removed = 0
             for m in MARKER_RE.finditer(text):
-                before[int(m.group(1))] = m.start() - removed
+                before[_n(m)] = m.start() - removed
                 removed += m.end() - m.start()
             base_text = "".join(c or "\ufffd" for _, c in glyphs_b).replace(CHECKED, UNCHECKED)
             if MARKER_RE.sub("", text) != base_text:
@@ -666,39 +854,6 @@ def _value_places(probe_a: bytes, base: bytes, wanted: set[int]) -> dict[int, in
     return places
 
 
-def _set_boxes(pdf, probe: Probe, ticked: list[bool]) -> None:
-    """Each box of the base's content set to ☒ or ☐ (its glyph code changed in place)."""
-    import pikepdf
-
-    it = iter(ticked)
-    for index, places in enumerate(probe.box_codes["pages"]):
-        if not places:
-            continue
-        page = pdf.pages[index]
-        instructions = list(pikepdf.parse_content_stream(page))
-        changed: dict[int, list] = {}
-        for i, k, b, font in places:
-            unchecked, checked = probe.box_codes["codes"][font]
-            operands, op = instructions[i]
-            ops = changed.get(i)
-            if ops is None:
-                ops = changed[i] = [list(operands), op]
-            items = ops[0]
-            if k is None:
-                raw = bytearray(bytes(items[-1]))
-                raw[b] = checked if next(it) else unchecked
-                items[-1] = pikepdf.String(bytes(raw))
-            else:
-                arr = list(items[-1])
-                raw = bytearray(bytes(arr[k]))
-                raw[b] = checked if next(it) else unchecked
-                arr[k] = pikepdf.String(bytes(raw))
-                items[-1] = pikepdf.Array(arr)
-        for i, (operands, op) in changed.items():
-            instructions[i] = pikepdf.ContentStreamInstruction(operands, op)
-        page.Contents = pdf.make_stream(pikepdf.unparse_content_stream(instructions))
-
-
 def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, layout: dict,
                 data_dump: dict | None = None) -> Probe:
     """Print the probes and the blank with LibreOffice and derive the fast path's slots."""
@@ -706,15 +861,17 @@ def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, l
     data = probe_data(fd, data_dump)
     parts, marks = skeleton(fd, data, settings=settings, version=version, derived={})
     kinds = tuple((k, p) for k, p, *_ in marks)
-    docs = [render_blank(fd, settings=settings, version=version, data_dump=data_dump),
-            _probe_docx(fd, data, settings=settings, version=version, pad=""),
-            _probe_docx(fd, data, settings=settings, version=version, pad=PAD),
-            _probe_docx(fd, data, settings=settings, version=version, pad=None)]
-    with ThreadPoolExecutor(4, thread_name_prefix="fastpath-probe") as ex:
-        blank, probe_a, probe_b, boxed = ex.map(pool.convert, docs)
-    probe = Probe(fd.id, version, False, skeleton=parts, kinds=kinds,
-                  printed={n: text for n, (_k, _p, code, _c, text) in enumerate(marks)
-                           if code == "derived"})
+    # the line probe's long word: about five lines of its zone at the form's sizes
+    longs: dict[str, int] = {}
+    for z in layout.get("zones", ()):
+        longs[z["path"]] = max(longs.get(z["path"], 0), int(1.6 * (z["bbox"][2] - z["bbox"][0])) + 12)
+    docs = [_probe_docx(fd, data, settings=settings, version=version, pad="blank"),
+            _probe_docx(fd, data, settings=settings, version=version, pad=None),
+            *_markers_docx(fd, data, settings=settings, version=version, longs=longs, skip={})]
+    with ThreadPoolExecutor(len(docs), thread_name_prefix="fastpath-probe") as ex:
+        blank, boxed, probe_a, probe_b, probe_c = ex.map(pool.convert, docs)
+    derived_marks = {n for n, (_k, _p, code, _c, _t) in enumerate(marks) if code == "derived"}
+    probe = Probe(fd.id, version, False, skeleton=parts, kinds=kinds)
 
     def refuse(reason: str) -> Probe:
         probe.reason = reason
@@ -723,23 +880,70 @@ def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, l
                                                   "reason": reason})
         return probe
 
-    blank_chars, a_chars, b_chars = _chars(blank), _chars(probe_a), _chars(probe_b)
-    if not (len(blank_chars) == len(a_chars) == len(b_chars) == len(layout.get("pages", ()))):
+    pages = len(layout.get("pages", ()))
+    blank_chars = _chars(blank)
+    if len(blank_chars) != pages:
         return refuse("pages")
-    found_a, used_a = _markers(a_chars)
-    found_b, _ = _markers(b_chars)
-    # A page whose labels move when every value is printed (a value taller than its line,
-    # a marker that wraps) has no slots: a value there goes to LibreOffice.
-    label_blank, label_a = _labels(blank_chars, set()), _labels(a_chars, used_a)
-    probe.stable = {p for p in range(len(blank_chars))
-                    if _same_geometry([t for t in label_blank if t[0] == p],
-                                      [t for t in label_a if t[0] == p])}
+    label_blank = _labels(blank_chars, set())
+    widths: dict[str, float] = {}
+    for z in layout.get("zones", ()):
+        widths[z["path"]] = max(widths.get(z["path"], 0.0), z["bbox"][2] - z["bbox"][0])
+
+    def analyse(a: bytes, b: bytes):
+        a_chars, b_chars = _chars(a), _chars(b)
+        found_a, used_a = _markers(a_chars)
+        found_b, _ = _markers(b_chars)
+        label_a = _labels(a_chars, used_a)
+        stable = set()
+        if len(a_chars) == len(b_chars) == pages:
+            stable = {p for p in range(pages)
+                      if _same_geometry([t for t in label_blank if t[0] == p],
+                                        [t for t in label_a if t[0] == p])}
+        # a marker broken over lines, or wider than its zones of the layout map (it went
+        # to a line of its own): too long for its zone
+        wrapped = {n for n, (kind, path) in enumerate(kinds) if kind == "text" and (
+            n not in found_a or (n not in derived_marks and path in widths and
+                                 found_a[n]["chars"][-1]["bbox"][2] - found_a[n]["chars"][0]["x"]
+                                 > widths[path] + EDGE_TOL))}
+        return found_a, found_b, stable, wrapped
+
+    found_a, found_b, stable, wrapped = analyse(probe_a, probe_b)
+    skip: dict[int, str] = {}
+    # markers too wide for their zone (narrow columns) may be what moved a page, or pushed
+    # a table to the next one: the marker probes again, those with a short marker Q<n>Q,
+    # then (if a page still moves) with none
+    def score(found, stable):
+        return len(stable), sum(f["page"] in stable for f in found.values())
+
+    tried = [{n: "short" for n in wrapped}] if wrapped else []
+    while tried:
+        attempt = tried.pop(0)
+        again = _markers_docx(fd, data, settings=settings, version=version, longs=longs,
+                              skip=attempt)
+        with ThreadPoolExecutor(len(again), thread_name_prefix="fastpath-probe") as ex:
+            probe_a2, probe_b2, probe_c2 = ex.map(pool.convert, again)
+        found2, found_b2, stable2, wrapped2 = analyse(probe_a2, probe_b2)
+        if score(found2, stable2) > score(found_a, stable):
+            probe_a, probe_c, skip = probe_a2, probe_c2, attempt
+            found_a, found_b, stable = found2, found_b2, stable2
+        if len(stable2) < pages and "short" in attempt.values():
+            tried.append({n: "empty" for n in set(attempt) | wrapped2})
+    probe.stable = stable
     # text slots
     for n, (kind, path) in enumerate(kinds):
         if kind == "text" and n in found_a and found_a[n]["page"] in probe.stable:
-            slot = _slot(n, found_a[n], found_b.get(n), path, layout)
+            slot = _slot(n, found_a[n], found_b.get(n), path, layout, n in derived_marks)
             if slot is not None:
                 probe.slots[n] = slot
+    c_chars = _chars(probe_c)
+    for n, slot in list(probe.slots.items()):
+        if slot.align == "left":
+            path = kinds[n][1]
+            zone = ([slot.x, slot.y, float("inf"), slot.y] if n in derived_marks
+                    else _zone_for(layout, path, slot.page, slot.x, slot.y))
+            _line_probe(slot, n, c_chars, zone, longs.get(path, 200), skip.get(n) == "short")
+        if n in derived_marks and not slot.cap:
+            del probe.slots[n]     # no zone in the layout map: only with the line probe's edge
     # boxes: the blank's ☐ glyphs, matched to the layout map's boxes (in order)
     box_marks = [n for n, (kind, _) in enumerate(kinds) if kind == "box"]
     lboxes = layout.get("boxes", [])
@@ -771,7 +975,7 @@ def build_probe(fd: FormDefinition, *, settings: Settings, pool, version: str, l
     probe.box_codes = _box_codes(probe.base, len(box_marks))
     if probe.box_codes is None:
         return refuse("box_codes")
-    places = _value_places(probe_a, probe.base, set(probe.slots))
+    places = _value_places(probe_a, probe.base, set(probe.slots)) if probe.slots else {}
     if places is None or set(places) != set(probe.slots):
         return refuse("content_order")
     probe.places = places
@@ -795,6 +999,7 @@ _BUILDING: dict[tuple, threading.Lock] = {}
 def clear_cache() -> None:
     with _LOCK:
         _PROBES.clear()
+        _SEGMENTS.clear()
 
 
 def probe_for(fd: FormDefinition, *, settings: Settings, pool, version: str, layout: dict,
@@ -836,12 +1041,62 @@ def probe_for(fd: FormDefinition, *, settings: Settings, pool, version: str, lay
 
 # --------------------------------------------------------------------------- documents
 
-def _placed(slot: Slot, text: str, codes: frozenset) -> list[tuple[str, float]] | None:
-    """The characters of ``text`` and their x on the page, or None when the value must go
-    to LibreOffice (a character the font lacks, a control character, a line that would
-    not fit its zone). ``codes``: the characters of the font's embedded subset."""
+#: Characters after which LibreOffice may break a line inside a word (ICU line breaking):
+#: a word holding one is never moved to a next line by the fast path.
+_BREAKERS = set("-\u2010\u2011\u2012\u2013\u2014/\\?!%|\u00b7\u2026)]}")
+
+
+def _placed(slot: Slot, text: str, codes: frozenset) -> list[tuple[str, float, float]] | None:
+    """The characters of ``text`` and their (x, baseline y) on the page, or None when the
+    value must go to LibreOffice (a character the font lacks, a control character, a
+    line that would not fit its zone, more lines than the zone holds, a line break the
+    line probe cannot decide). ``codes``: the characters of the font's embedded subset."""
     if any(c in _REFUSED or not c.isprintable() or ord(c) not in codes for c in text):
         return None
+    if not slot.cap:
+        return _one_line(slot, text)
+    if text != " ".join(text.split(" ")) or "  " in text or text.startswith(" ") or text.endswith(" "):
+        return None     # runs of spaces: LibreOffice's break rules for them are not modelled
+    limit = MAX_FITTED_PT
+    lines: list[str] = []
+    current, width = "", 0.0     # the line so far and its advance (no kerning, and no
+    space = _width(slot, " ")    # ligature across a space: advances add up word by word)
+    for word in text.split(" "):
+        start = slot.x if not lines else slot.next_x
+        w = _width(slot, word)
+        candidate, cwidth = (f"{current} {word}", width + space + w) if current else (word, w)
+        end = start + cwidth
+        if end <= slot.cap - BREAK_TOL and cwidth <= limit:
+            current, width = candidate, cwidth
+            continue
+        if not current or end <= slot.cap_hi + BREAK_TOL or any(c in _BREAKERS for c in word[:-1]):
+            return None     # a word longer than the line, or a break LibreOffice may make elsewhere
+        lines.append(current)
+        current, width = word, w
+        if slot.next_x + w > slot.cap - BREAK_TOL or w > limit:
+            return None
+    lines.append(current)
+    if len(lines) > slot.lines:
+        return None
+    out: list[tuple[str, float, float]] = []
+    for k, line in enumerate(lines):
+        shaped = shape(slot.font, line, slot.size)
+        if shaped is None:
+            return None
+        x0 = slot.x if k == 0 else slot.next_x
+        y = slot.y + k * slot.pitch
+        out += [(c, x0 + slot.scale * dx, y) for c, dx in shaped[0]]
+    return out
+
+
+def _width(slot: Slot, text: str) -> float:
+    shaped = shape(slot.font, text, slot.size)
+    return float("inf") if shaped is None else shaped[1] * slot.scale
+
+
+def _one_line(slot: Slot, text: str) -> list[tuple[str, float, float]] | None:
+    """A value without a line probe: one line, at most :data:`MAX_RUN_PT`, inside its zone
+    less :data:`FIT_MARGIN`."""
     shaped = shape(slot.font, text, slot.size)
     if shaped is None:
         return None
@@ -851,10 +1106,7 @@ def _placed(slot: Slot, text: str, codes: frozenset) -> list[tuple[str, float]] 
     x0 = {"left": slot.x, "centre": slot.x - width / 2, "right": slot.x - width}[slot.align]
     if x0 < slot.left or x0 + width > slot.right:
         return None
-    return [(c, x0 + dx) for c, dx in chars]
-
-
-
+    return [(c, x0 + dx, slot.y) for c, dx in chars]
 
 
 def plan(probe: Probe, parts: tuple[str, ...], marks: list) -> tuple[list, str]:
@@ -882,16 +1134,68 @@ def _num(v: float) -> str:
     return f"{v:.3f}".rstrip("0").rstrip(".")
 
 
+#: (id of a probe, page index) -> (the probe, its page's content cut where documents change
+#: it): built once per probe in a process, so that a document's page is a join of bytes
+_SEGMENTS: dict[tuple[int, int], tuple] = {}
+
+
+def _segments(probe: Probe, pdf, index: int) -> tuple[list, set, list, dict]:
+    """The base page's content instructions, the indexes of those showing boxes, and the
+    content cut before each box instruction and each value's place: ``cuts`` (sorted) and
+    ``tail[cut]`` the unparsed instructions from the cut (its box instruction excluded)
+    to the next cut."""
+    import pikepdf
+
+    key = (id(probe), index)
+    hit = _SEGMENTS.get(key)
+    if hit is not None and hit[0] is probe:
+        return hit[1]
+    instructions = list(pikepdf.parse_content_stream(pdf.pages[index]))
+    boxes = {i for i, *_ in probe.box_codes["pages"][index]}
+    cuts = sorted(boxes | {at for n, at in probe.places.items() if probe.slots[n].page == index} | {0})
+    tail = {}
+    for j, c in enumerate(cuts):
+        stop = cuts[j + 1] if j + 1 < len(cuts) else len(instructions)
+        tail[c] = pikepdf.unparse_content_stream(instructions[c + 1 if c in boxes else c:stop])
+    out = (instructions, boxes, cuts, tail)
+    with _LOCK:
+        _SEGMENTS[key] = (probe, out)
+    return out
+
+
+def _boxed(instruction, places: list, ticked: list[bool], codes: dict):
+    """A copy of a box instruction with each of its ☐/☒ codes (``places``) set."""
+    import pikepdf
+
+    operands, op = instruction
+    items = list(operands)
+    for (_i, k, b, font), tick in zip(places, ticked):
+        unchecked, checked = codes[font]
+        if k is None:
+            raw = bytearray(bytes(items[-1]))
+            raw[b] = checked if tick else unchecked
+            items[-1] = pikepdf.String(bytes(raw))
+        else:
+            arr = list(items[-1])
+            raw = bytearray(bytes(arr[k]))
+            raw[b] = checked if tick else unchecked
+            arr[k] = pikepdf.String(bytes(raw))
+            items[-1] = pikepdf.Array(arr)
+    return pikepdf.ContentStreamInstruction(items, op)
+
+
 def write(probe: Probe, writes: list) -> bytes:
     """The base print with ``writes`` on it: each box set to ☒ or ☐ where LibreOffice wrote
     it (content order unchanged: readers take the i-th glyph for the i-th box and its label
     from what follows it), and each value written where LibreOffice would have drawn it in
     the page's content (``probe.places``), each glyph placed absolutely (``Tm``) by its code
     in the embedded subset. A box is ``("box", None, ticked, n)``; a value
-    ``("text", Slot, [(char, x), ...], n)`` (``n``: the mark's index)."""
+    ``("text", Slot, [(char, x, y), ...], n)`` (``n``: the mark's index). The base's pages
+    are parsed once per probe (:func:`_segments`); a document's page is then a join of
+    their bytes, its box instructions and its values."""
     import pikepdf
 
-    ops: dict[int, list[tuple[int, str]]] = {}
+    values: dict[int, dict[int, list[bytes]]] = {}
     used: dict[int, set[str]] = {}
     ticked = [text for kind, _, text, _n in writes if kind == "box"]
     for kind, slot, text, n in writes:
@@ -899,30 +1203,40 @@ def write(probe: Probe, writes: list) -> bytes:
             continue
         obj, name, _, codes = probe.fonts[slot.font]
         r, g, b = slot.color
-        y = _num(probe.heights[slot.page] - slot.y)
+        height = probe.heights[slot.page]
         out = [f"q BT /{name} {_num(slot.size)} Tf {_num(r)} {_num(g)} {_num(b)} rg"]
-        for c, x in text:
-            out.append(f"1 0 0 1 {_num(x)} {y} Tm <{codes[ord(c)]:04X}> Tj")
+        for c, x, y in text:
+            out.append(f"1 0 0 1 {_num(x)} {_num(height - y)} Tm <{codes[ord(c)]:04X}> Tj")
         out.append("ET Q")
-        ops.setdefault(slot.page, []).append((probe.places[n], " ".join(out)))
+        values.setdefault(slot.page, {}).setdefault(probe.places[n], []).append(" ".join(out).encode())
         used.setdefault(slot.page, set()).add(slot.font)
     with pikepdf.open(io.BytesIO(probe.base)) as pdf:
-        _set_boxes(pdf, probe, ticked)
-        for index, values in ops.items():
+        it = iter(ticked)
+        for index, places in enumerate(probe.box_codes["pages"]):
+            page_ticks = [next(it) for _ in places]
+            if not places and index not in values:
+                continue
+            instructions, boxes, cuts, tail = _segments(probe, pdf, index)
+            by_instruction: dict[int, tuple[list, list]] = {}
+            for place, tick in zip(places, page_ticks):
+                entry = by_instruction.setdefault(place[0], ([], []))
+                entry[0].append(place)
+                entry[1].append(tick)
+            page_values = values.get(index, {})
+            parts: list[bytes] = []
+            for c in cuts:
+                parts += page_values.get(c, ())
+                if c in boxes:
+                    ps, ts = by_instruction[c]
+                    parts.append(pikepdf.unparse_content_stream(
+                        [_boxed(instructions[c], ps, ts, probe.box_codes["codes"])]))
+                parts.append(tail[c])
             page = pdf.pages[index]
-            for path in used[index]:
+            for path in used.get(index, ()):
                 obj, name, *_ = probe.fonts[path]
                 page.add_resource(pdf.get_object((obj, 0)), pikepdf.Name.Font,
                                   pikepdf.Name("/" + name))
-            # each value where LibreOffice would have drawn it (content order, stable sort)
-            instructions = list(pikepdf.parse_content_stream(page))
-            chunks, start = [], 0
-            for at, line in sorted(values, key=lambda v: v[0]):
-                chunks.append(pikepdf.unparse_content_stream(instructions[start:at]))
-                chunks.append(line.encode())
-                start = at
-            chunks.append(pikepdf.unparse_content_stream(instructions[start:]))
-            page.Contents = pdf.make_stream(b"\n".join(chunks))
+            page.Contents = pdf.make_stream(b"\n".join(parts))
         out = io.BytesIO()
         pdf.save(out)
         return out.getvalue()
@@ -936,11 +1250,10 @@ def fast_pdf(fd: FormDefinition, dump: dict, *, derived: dict | None, settings: 
     probe = probe_for(fd, settings=settings, pool=pool, version=version, layout=layout,
                       data_dump=dump)
     parts, marks = skeleton(fd, dump, settings=settings, version=version, derived=derived)
-    with _MUPDF:
-        writes, reason = plan(probe, parts, marks)
-        if reason:
-            return None, reason
-        return write(probe, writes), ""
+    writes, reason = plan(probe, parts, marks)     # HarfBuzz and pikepdf: no MuPDF lock
+    if reason:
+        return None, reason
+    return write(probe, writes), ""
 
 
 def declined(fd: FormDefinition, dump: dict, *, derived: dict | None, settings: Settings,
