@@ -48,6 +48,8 @@ class References:
         self.store = store
         self._issued: dict[str, dict | None] = {}
         self._converted: dict[str, tuple[str, float] | None] = {}
+        #: (form, version) → the issued ids a misread id is matched among, read once per batch
+        self._ids: dict[tuple[str, str | None], list[str]] = {}
         self._lock = threading.Lock()
 
     def issued_document(self, document_id: str | None) -> dict | None:
@@ -73,7 +75,14 @@ class References:
         """
         if self.issued_document(read_id) is not None:
             return read_id
-        near = [(d, i) for i in self.store.issued_ids(form_id, version) if len(i) == len(read_id)
+        key = (form_id, version)
+        with self._lock:
+            ids = self._ids.get(key)
+        if ids is None:
+            ids = self.store.issued_ids(form_id, version)   # DatabaseUnavailable goes up
+            with self._lock:
+                self._ids[key] = ids
+        near = [(d, i) for i in ids if len(i) == len(read_id)
                 for d in [sum(a != b for a, b in zip(i, read_id))] if d <= OCR_ID_SLIPS]
         near.sort()
         if not near or (len(near) > 1 and near[1][0] == near[0][0]):
