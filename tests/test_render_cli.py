@@ -34,7 +34,10 @@ def write_json(path: Path, value) -> Path:
 
 
 @needs_libreoffice
-def test_render_pdf_to_a_file(pdf_runner, lo_pool, tmp_path):
+def test_render_pdf_to_a_file(pdf_runner, lo_pool, tmp_path, monkeypatch):
+    # LibreOffice's path: the fiche's sample takes the fast path when its probes are on disk
+    # (tests/test_pdf_fastpath.py proves that path), and this test is about the CLI's pool
+    monkeypatch.setenv("PDF_FAST_PATH", "false")
     data = write_json(tmp_path / "fiche.json", sample(FORM) or {})
     out = tmp_path / "fiche.pdf"
     before = lo_pool.stats["conversions"]
