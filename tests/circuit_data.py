@@ -57,6 +57,18 @@ def seed(app) -> dict:
     return out
 
 
+def five_fiches() -> dict[str, tuple[str, str, dict]]:
+    """The five fiches the desk's circuit tests print and read back: name → (référent's
+    e-mail, beneficiary, data); the last one is invalid (an action CG without its actions)."""
+    invalid = sample("actions-cg")
+    invalid["actions_cg"] = []
+    return {"suspension": ("ref.arr@c.example", "arr1", sample("suspension")),
+            "reorientation": ("ref.art@c.example", "art1", sample("reorientation")),
+            "actions_cg": ("ref.arr@c.example", "arr2", sample("actions-cg")),
+            "demande_appui": ("ref.art@c.example", "art2", sample("demande-appui")),
+            "invalid": ("ref.arr@c.example", "arr3", invalid)}
+
+
 def headers(key: str) -> dict:
     return {"X-API-Key": key}
 

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from tests.circuit_data import PASSWORD, SmtpServer, headers, mail_worker, sample, seed
+from tests.circuit_data import PASSWORD, SmtpServer, five_fiches, headers, mail_worker, seed
 from tests.desk_queue import stop
 from tests.conftest import csrf_token
 
@@ -66,13 +66,7 @@ def test_fiches_from_the_desk_reach_their_correspondant_and_come_back(make_app, 
         client = app.test_client()
         people = seed(app)
         k, b = people["keys"], people["b"]
-        invalid = sample("actions-cg")
-        invalid["actions_cg"] = []
-        fiches = {"suspension": ("ref.arr@c.example", "arr1", sample("suspension")),
-                  "reorientation": ("ref.art@c.example", "art1", sample("reorientation")),
-                  "actions_cg": ("ref.arr@c.example", "arr2", sample("actions-cg")),
-                  "demande_appui": ("ref.art@c.example", "art2", sample("demande-appui")),
-                  "invalid": ("ref.arr@c.example", "arr3", invalid)}
+        fiches = five_fiches()
         docs = {name: render_fillable(client, k[ref], b[ben], data)
                 for name, (ref, ben, data) in fiches.items()}
         t0 = time.monotonic()

@@ -23,7 +23,7 @@ import time
 import pytest
 import requests
 
-from tests.circuit_data import PASSWORD, SmtpServer, sample, seed
+from tests.circuit_data import PASSWORD, SmtpServer, five_fiches, seed
 from tests.desk_queue import start_worker, stop
 from tests.served_thread import serving
 
@@ -122,13 +122,7 @@ def desk(lo_pool, tmp_path_factory):
                 people = seed(app)
                 k, b = people["keys"], people["b"]
                 fd = catalogue.get(FORM)
-                invalid = sample("actions-cg")
-                invalid["actions_cg"] = []
-                fiches = {"suspension": ("ref.arr@c.example", "arr1", sample("suspension")),
-                          "reorientation": ("ref.art@c.example", "art1", sample("reorientation")),
-                          "actions_cg": ("ref.arr@c.example", "arr2", sample("actions-cg")),
-                          "demande_appui": ("ref.art@c.example", "art2", sample("demande-appui")),
-                          "invalid": ("ref.arr@c.example", "arr3", invalid)}
+                fiches = five_fiches()
                 t0 = time.monotonic()
                 docs, renders, issued, intended = [], [], {}, {}
                 for i, (name, (ref, ben, data)) in enumerate(fiches.items()):
