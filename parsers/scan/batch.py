@@ -25,7 +25,7 @@ from forms_service.errors import BadDocument, DatabaseUnavailable, FormsError
 from ..failures import error_of, log_failure
 from ..store import Store
 from . import align, decide, measure
-from .ingest import PageImage, _scanned_pages, images_of
+from .ingest import PageImage, images_of
 from .locate import PageResult, content_match, locate
 from .pipeline import DocPages, read_document
 from .references import References, likeness
@@ -63,15 +63,11 @@ class ScanBatch:
     def add_file(self, name: str, data: bytes, kind: str, *, max_pages: int = 200) -> None:
         """Locate every page of a file (raises BadDocument, adding nothing, when it cannot be read)."""
         located = []
-        # a PDF's pages are images of their own only when a scanner drew one JPEG per page
-        # (a rendered PDF page may lack its form fields' values: not a page image to compare)
-        fast = _scanned_pages(name, data, max_pages) if kind == "pdf" else None
-        own_images = kind != "pdf" or fast is not None
-        digests: dict[int, str] = {}
-        for img in (fast if fast is not None else images_of(name, data, kind, max_pages)):
+        digests: dict[int, str] = {}   # the pages that are pictures of their own (PageImage.own_image)
+        for img in images_of(name, data, kind, max_pages):
             pr = locate(img, self.refs)
             pr.digest = hashlib.sha256(np.ascontiguousarray(img.gray)).hexdigest()
-            if own_images:
+            if img.own_image:
                 digests[img.file_page] = pr.digest
             keep = pr.status == "unknown" and pr.info is None   # no QR: matched later, on its image
             pr.image = PageImage(img.file, img.file_page, img.gray if keep else _NO_IMAGE, img.dpi)

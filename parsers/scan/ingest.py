@@ -33,6 +33,10 @@ class PageImage:
     file_page: int               # 1-based, in the file
     gray: np.ndarray             # uint8, 2-D
     dpi: float | None            # as the file says (None: unknown, guess from the size)
+    #: the page is a picture of its own (a scan, a photo, a scanner's one JPEG per page), whose
+    #: pixels identify it; False for a digital PDF's page rendered here (two filled copies of
+    #: one form render alike without their field values)
+    own_image: bool = True
 
 
 def _check_size(w: int, h: int, where: str) -> None:
@@ -152,7 +156,7 @@ def _pdf_pages(name: str, data: bytes, max_pages: int) -> Iterator[PageImage]:
             if max(w, h) > MAX_PAGE_PT or min(w, h) < 50:
                 raise BadDocument(f"Page {i + 1} : format de page inattendu ({w:.0f} × {h:.0f} pt)",
                                   rule="page_invalide")
-            pages.append(PageImage(name, i + 1, grey(page, RENDER_DPI), RENDER_DPI))
+            pages.append(PageImage(name, i + 1, grey(page, RENDER_DPI), RENDER_DPI, own_image=False))
             page.close()
     yield from pages
 
