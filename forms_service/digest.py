@@ -1,7 +1,7 @@
 """The référents' daily e-mail of échéances (issue 14), on the task queue.
 
     mails = build_digests(settings, today)     # one Mail per référent with something due
-    send_digests(settings, today)              # built, then sent (SMTP or <var>/outbox/*.eml)
+    send_digests(settings, today)              # built, then sent (the circuit's outbox)
 
 The queue (``desk/queue.py``) runs :func:`send_digests` once a day (``DIGEST_HOUR`` UTC,
 once however many consumers run). A référent switches it off on the home page
@@ -55,11 +55,13 @@ def build_digests(settings, today: dt.date) -> list:
 
 
 def send_digests(settings, today: dt.date | None = None) -> int:
-    """Builds and sends the day's digests; returns how many were sent."""
-    from forms_service.circuit import notify
+    """Builds the day's digests and writes them in the outbox in one transaction (sent
+    once it commits: ``circuit.mailing``); returns how many."""
+    from forms_service import db
+    from forms_service.circuit import mailing
 
     mails = build_digests(settings, today or dt.date.today())
-    for mail in mails:              # already in the queue's task: sent from here
-        notify.deliver_with_retry(settings, mail)
+    with db.session(settings) as s:
+        mailing.stage(s, settings, mails)
     log.info("echeances_envoyees", count=len(mails))
     return len(mails)

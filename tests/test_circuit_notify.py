@@ -1,13 +1,13 @@
 """The circuit's e-mails (issue 12): sent to a real SMTP server, retried when it refuses
-once, written as .eml files when no SMTP_HOST is set; logged without addresses."""
+once, written as .eml files when no SMTP_HOST is set; logged without addresses. (The
+outbox's guarantees: tests/test_circuit_outbox.py.)"""
 
 from __future__ import annotations
 
 from email import message_from_bytes, policy
 
 from forms_service.circuit import mailing, notify
-from forms_service.config import Settings
-from tests.circuit_data import SmtpServer
+from tests.circuit_data import SmtpServer, free_port
 
 
 def _mail():
@@ -16,8 +16,13 @@ def _mail():
                        about="demande:7", link="/correspondant/demandes/7", kind="nouvelle")
 
 
-def test_a_refused_message_is_retried_then_received(tmp_path, log_lines, monkeypatch):
-    monkeypatch.setattr(notify, "RETRY_DELAY_SECONDS", 0.01)
+def test_a_refused_message_is_retried_then_received(make_app, log_lines):
+    """The server refuses once (451): the delivery fails, is counted and released; the
+    queue's retry delivers it; the log names no address."""
+    import pytest
+
+    from forms_service import db
+
     with SmtpServer() as smtp:
         refusals = []
         handler = smtp.controller.handler
@@ -30,34 +35,36 @@ def test_a_refused_message_is_retried_then_received(tmp_path, log_lines, monkeyp
             return await accept(server, session, envelope)
 
         handler.handle_DATA = once_busy
-        settings = Settings(var_dir=tmp_path, smtp_host="127.0.0.1", smtp_port=smtp.port,
-                            public_url="https://rsa.example/", mail_from="rsa@d.example")
-        assert notify.deliver_with_retry(settings, _mail())
+        app = make_app(SMTP_HOST="127.0.0.1", SMTP_PORT=smtp.port, SMTP_STARTTLS="false",
+                       FORMS_SERVICE_PUBLIC_URL="https://rsa.example/", MAIL_FROM="rsa@d.example",
+                       QUEUE_URL=f"redis://127.0.0.1:{free_port()}/0")   # left in the outbox
+        settings = app.extensions["forms_service.settings"]
+        with app.app_context(), db.session() as s:
+            (row,) = mailing.stage(s, settings, [_mail()])
+        with pytest.raises(Exception):
+            mailing.deliver(settings, row.id)          # the first try: refused
+        assert mailing.deliver(settings, row.id) is True  # the queue's retry
     assert len(smtp.messages) == 1
     received = smtp.messages[0]
     assert received["subject"] == "Fiche de liaison n° 7 à examiner"
     assert "https://rsa.example/correspondant/demandes/7" in received["body"]
-    events = [e for e in log_lines() if e.get("logger") == "forms_service.circuit.notify"]
-    assert [e["event"] for e in events] == ["mail_failed", "mail_sent"]
+    events = [e for e in log_lines() if e.get("logger") in ("forms_service.circuit.notify",
+                                                             "forms_service.circuit.mailing")]
+    assert [e["event"] for e in events if e["event"].startswith("mail_")] == [
+        "mail_queue_unavailable", "mail_failed", "mail_sent"]
     assert "corr.arr@c.example" not in str(events)
 
 
-def test_without_smtp_host_messages_are_eml_files(tmp_path):
-    settings = Settings(var_dir=tmp_path)
+def test_without_smtp_host_messages_are_eml_files(make_app):
+    from forms_service import db
+
+    app = make_app()
+    settings = app.extensions["forms_service.settings"]
     assert notify.outbox_mode(settings)
-    mailing.send_all(settings, [_mail()])
-    files = list((tmp_path / "outbox").glob("*.eml"))
+    with app.app_context(), db.session() as s:
+        mailing.stage(s, settings, [_mail()])
+    files = list((settings.var_dir / "outbox").glob("*.eml"))
     assert len(files) == 1
     msg = message_from_bytes(files[0].read_bytes(), policy=policy.default)
     assert msg["To"] == "corr.arr@c.example" and msg["From"] == settings.mail_from
     assert "Une fiche de liaison vous a été transmise." in msg.get_content()
-
-
-def test_an_unreachable_server_is_given_up_and_logged(tmp_path, log_lines, monkeypatch):
-    from tests.circuit_data import free_port
-
-    monkeypatch.setattr(notify, "RETRY_DELAY_SECONDS", 0.01)
-    settings = Settings(var_dir=tmp_path, smtp_host="127.0.0.1", smtp_port=free_port())
-    assert notify.deliver_with_retry(settings, _mail()) is False
-    events = [e["event"] for e in log_lines() if e.get("logger") == "forms_service.circuit.notify"]
-    assert events == ["mail_failed"] * notify.RETRIES + ["mail_abandoned"]

@@ -120,3 +120,25 @@ def _the_periodic_job_sends_what_waits(app, people, dec):
     assert len([p for p in outbox.glob("*.eml") if b"mort@asso.example" in p.read_bytes()]) == 1
     structure._periodic(q)            # sent: not again
     assert len([p for p in outbox.glob("*.eml") if b"mort@asso.example" in p.read_bytes()]) == 1
+    # alone: a process killed right after the copy's transaction (its document recorded, its
+    # e-mail in the outbox, never handed to the queue) prints nothing again: the outbox's
+    # sweep sends that e-mail, once, with the document the copy recorded
+    from forms_service.circuit import mailing, notify
+
+    settings = app.extensions["forms_service.settings"]
+    after = to_decision(app.test_client(), people, "arr2", "actions-cg")
+    with app.app_context(), db.session() as s:
+        s.add(StructureEnvoi(demande_id=after, mode="email", statut="envoye", email="apres@asso.example",
+                             document_id="D-APRES-1", sent_at=utcnow() - structure.STALE_CLAIM * 2))
+        mailing.stage(s, None, [notify.Mail(       # None: what a killed process hands over
+            to=("apres@asso.example",), subject="s", body="b", about=f"demande:{after}",
+            kind="structure_fiche", attachments=(notify.Attachment("D-APRES-1.pdf", "application/pdf",
+                                                                   b"%PDF-1.7"),))])
+    structure._periodic(q)            # its document is recorded: not printed again
+    assert not [p for p in outbox.glob("*.eml") if b"apres@asso.example" in p.read_bytes()]
+    assert mailing.sweep(settings, now=utcnow() + mailing.GRACE * 2)
+    assert mailing.sweep(settings, now=utcnow() + mailing.GRACE * 2) == []
+    (sent,) = [p for p in outbox.glob("*.eml") if b"apres@asso.example" in p.read_bytes()]
+    assert b"D-APRES-1.pdf" in sent.read_bytes()
+    with app.app_context(), db.session() as s:
+        assert s.get(StructureEnvoi, after).document_id == "D-APRES-1"

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from forms_service import access, clock, db
 from forms_service.api.errors import ErrorBody
-from forms_service.api.requests import MAX_ID, RequestDetail, _finish
+from forms_service.api.requests import MAX_ID, RequestDetail, request_detail, stage_mails
 from forms_service.audit import record_event
 from forms_service.circuit import ep_deadlines, ep_service
 from forms_service.circuit.ep_models import EpSession
@@ -156,8 +156,8 @@ def post_ep_avis(path: AvisPath, body: EpAvisBody):
     with db.session() as s:
         outcome = ep_service.record_ep_avis(s, p, path.session_id, path.request_id, body.choix,
                                             body.commentaire, source="api")
-        mails = outcome.mails
-    return _finish(mails, path.request_id)
+        stage_mails(s, outcome.mails)
+    return request_detail(path.request_id)
 
 
 __all__ = ["bp"]

@@ -139,15 +139,15 @@ class AvisBody(BaseModel):
                     "pour president, « organisme » : le code d'un organisme de l'annuaire")
 
 
-def _detail(request_id: int) -> dict:
+def request_detail(request_id: int) -> dict:
     with db.session() as s:
         d = access.get_request(current_principal(), request_id, session=s)
         return queries.as_dict(d, with_avis=True, with_data=True)
 
 
-def _finish(outcome_mails, request_id: int) -> dict:
-    mailing.send_all(current_settings(), outcome_mails)
-    return _detail(request_id)
+def stage_mails(s, outcome_mails) -> None:
+    """The outcome's e-mails, written in its transaction (sent once it commits)."""
+    mailing.stage(s, current_settings(), outcome_mails)
 
 
 @bp.post("/requests", summary="Transmettre une fiche de liaison",
@@ -161,8 +161,9 @@ def submit_request(body: SubmitBody):
     with db.session() as s:
         outcome = service.submit(s, principal, body.fiche, beneficiary_id=body.beneficiaire,
                                  source="api", document_id=body.document_id)
-        request_id, mails, added = outcome.demande.id, outcome.mails, outcome.added_to_existing
-    return _finish(mails, request_id), (200 if added else 201)
+        request_id, added = outcome.demande.id, outcome.added_to_existing
+        stage_mails(s, outcome.mails)
+    return request_detail(request_id), (200 if added else 201)
 
 
 @bp.get("/requests", summary="Demandes visibles par l'appelant", responses={200: RequestPage})
@@ -200,7 +201,7 @@ def export_requests(query: ListQuery):
 @bp.get("/requests/<int:request_id>", summary="Une demande et l'historique de ses avis",
         responses={200: RequestDetail})
 def get_request(path: RequestPath):
-    detail = _detail(path.request_id)
+    detail = request_detail(path.request_id)
     record_event(current_principal(), "demande.consultee", object_type="demande",
                  object_id=path.request_id)
     return detail
@@ -226,8 +227,8 @@ def post_avis(path: RequestPath, body: AvisBody):
         else:
             outcome = service.record_avis(s, p, path.request_id, body.etape, body.choix,
                                           body.commentaire, source="api", fields=champs)
-        mails = outcome.mails
-    return _finish(mails, path.request_id)
+        stage_mails(s, outcome.mails)
+    return request_detail(path.request_id)
 
 
 @bp.post("/requests/<int:request_id>/correction", summary="Renvoyer une fiche corrigée",
@@ -235,8 +236,8 @@ def post_avis(path: RequestPath, body: AvisBody):
 def post_correction(path: RequestPath, body: CorrectionBody):
     with db.session() as s:
         outcome = service.correct(s, current_principal(), path.request_id, body.fiche)
-        mails = outcome.mails
-    return _finish(mails, path.request_id)
+        stage_mails(s, outcome.mails)
+    return request_detail(path.request_id)
 
 
 class RecordItem(BaseModel):

@@ -124,7 +124,7 @@ def deem_given(settings, today: dt.date | None = None) -> list[int]:
     today = today or clock.from_settings(settings).today()
     with db.session(settings) as s:
         ids, mails = deem_given_in(s, today)
-    mailing.send_all(settings, mails)
+        mailing.stage(s, settings, mails)
     log.info("ep_echeances", today=today.isoformat(), reputes_rendus=len(ids))
     return ids
 

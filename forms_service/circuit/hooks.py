@@ -4,12 +4,12 @@ routed when the desk is done with it (``on_record_reviewed``).
 
 ``install(settings)`` registers the hooks once per process (``create_app`` calls it; a
 desk worker process calls it with its settings). The hooks run inside the desk's
-transaction; their e-mails leave once it commits.
+transaction; their e-mails are written in it and leave once it commits
+(``circuit.mailing``).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from forms_service.circuit import in_force, mailing, service
@@ -22,30 +22,13 @@ log = get_logger(__name__)
 
 #: The desk acts for the département: it sees every beneficiary (like a machine key).
 DESK = Principal(actor="systeme:guichet", scopes=frozenset())
-PENDING_KEY = "forms_service.circuit.mails"
-
-def _after_commit(session: Session) -> None:
-    mails = session.info.pop(PENDING_KEY, [])
-    settings = settings_now()
-    if mails and settings is not None:
-        mailing.send_all(settings, mails)
-
-
-def _after_rollback(session: Session, previous_transaction) -> None:
-    if not previous_transaction.nested:   # the requests are gone: so are their e-mails
-        session.info.pop(PENDING_KEY, None)
 
 
 def _on_record(session: Session, record) -> None:
     outcome = service.submit_record(session, DESK, record)
     if outcome is None:
         return
-    # Listened for as long as the session lives (a worker's session commits many times: a
-    # ``once=True`` listener added again after it fired is not added, and mails were lost).
-    if not event.contains(session, "after_commit", _after_commit):
-        event.listen(session, "after_commit", _after_commit)
-        event.listen(session, "after_soft_rollback", _after_rollback)
-    session.info.setdefault(PENDING_KEY, []).extend(outcome.mails)
+    mailing.stage(session, settings_now(), outcome.mails)   # in the desk's transaction
     log.info("demande_from_record", record_id=record.id, demande_id=outcome.demande.id,
              added=outcome.added_to_existing)
 
@@ -78,6 +61,7 @@ def install(settings: Settings) -> None:
     clock.install(settings)        # a worker's "now" (an app's is its own)
     webhook_events.install(settings_now)   # every change of a request's state → a webhook (issue 13)
     webhook_sweep.register()               # and the events that never reached the queue
+    mailing.register()                     # the e-mails that never reached it, or were lost
     from forms_service.circuit import decision   # issue 13: a decided action CG → its structure
     decision.install()
     if on_record_stored not in batches.on_record_stored:

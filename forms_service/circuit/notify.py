@@ -2,11 +2,11 @@
 
 A message holds no personal data beyond what its addressee may see: the request's number,
 its types, its state, the step and choice, and a link to the request (the page shows the
-rest to who may see it). ``Mail`` objects are built inside the transaction and handed over
-after it commits (``circuit.mailing.send_all``): to the task queue (the desk's Huey, task
-``circuit.send_mail``, retried ``QUEUE_RETRIES`` times ``QUEUE_RETRY_DELAY`` seconds apart)
-which a ``forms-service worker`` runs (``serve`` starts one); logged by request id and
-address count only, never the addresses.
+rest to who may see it). ``Mail`` objects are built inside the transaction and written in
+it (``circuit.mailing.stage``: the outbox), then handed over once it commits: to the task
+queue (the desk's Huey, task ``circuit.send_mail``, retried ``QUEUE_RETRIES`` times
+``QUEUE_RETRY_DELAY`` seconds apart) which a ``forms-service worker`` runs (``serve``
+starts one); logged by request id and address count only, never the addresses.
 
 Transport (settings): ``SMTP_HOST`` set → SMTP (``SMTP_PORT``, ``SMTP_USER`` /
 ``SMTP_PASSWORD``, ``SMTP_STARTTLS``; port 465 is implicit TLS); unset → one ``.eml`` file
@@ -29,9 +29,6 @@ from forms_service.logging_setup import get_logger
 
 log = get_logger(__name__)
 
-#: In-process tries (``deliver_with_retry``: the .eml outbox, and a queue that is down).
-RETRIES = 3
-RETRY_DELAY_SECONDS = 0.5
 #: The queue task's retries and the delay between them.
 QUEUE_RETRIES = 4
 QUEUE_RETRY_DELAY = 3
@@ -131,44 +128,6 @@ def deliver(settings: Settings, mail: Mail) -> None:
         log.info("mail_sent", about=mail.about, kind=mail.kind, recipients=len(mail.to))
 
 
-def deliver_with_retry(settings: Settings, mail: Mail, retries: int = RETRIES) -> bool:
-    """``deliver``, tried ``retries`` times with a growing delay; False (logged) if it never
-    went. What the task queue's retried task does, until the circuit is moved onto it."""
-    for attempt in range(1, retries + 1):
-        try:
-            deliver(settings, mail)
-            return True
-        except (OSError, smtplib.SMTPException) as exc:
-            log.warning("mail_failed", about=mail.about, kind=mail.kind, attempt=attempt,
-                        exc_type=type(exc).__name__)
-            if attempt < retries:
-                time.sleep(RETRY_DELAY_SECONDS * attempt)
-    log.error("mail_abandoned", about=mail.about, kind=mail.kind)
-    return False
-
-
-def register_task(huey, settings: Settings):
-    """The queue's ``circuit.send_mail`` task (registered by the desk's queue, producer and
-    consumer alike); failures are logged and retried by the queue."""
-
-    def send_mail(payload: dict) -> None:
-        mail = Mail(to=tuple(payload["to"]), subject=payload["subject"], body=payload["body"],
-                    about=payload["about"], link=payload.get("link", ""),
-                    kind=payload.get("kind", "info"),
-                    attachments=tuple(Attachment(a["filename"], a["mimetype"],
-                                                 base64.b64decode(a["content"]))
-                                      for a in payload.get("attachments", [])))
-        try:
-            deliver(settings, mail)
-        except (OSError, smtplib.SMTPException) as exc:
-            log.warning("mail_failed", about=mail.about, kind=mail.kind, exc_type=type(exc).__name__,
-                        retried_by="queue")
-            raise
-
-    return huey.task(name="circuit.send_mail", retries=QUEUE_RETRIES,
-                     retry_delay=QUEUE_RETRY_DELAY)(send_mail)
-
-
 def payload(mail: Mail) -> dict:
     """What the queue's task carries (JSON)."""
     return {"to": list(mail.to), "subject": mail.subject, "body": mail.body,
@@ -178,5 +137,4 @@ def payload(mail: Mail) -> dict:
                             for a in mail.attachments]}
 
 
-__all__ = ["Mail", "Attachment", "deliver", "deliver_with_retry", "register_task", "payload", "outbox_mode",
-           "outbox_dir"]
+__all__ = ["Mail", "Attachment", "deliver", "payload", "outbox_mode", "outbox_dir"]

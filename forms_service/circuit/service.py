@@ -4,7 +4,7 @@ its référent (``correct``), and receives avis (``record_avis``; from paper: a 
 again whose document already has a request adds to it, ``submit`` never opens a second).
 
 Every function works in the caller's session (one transaction) and returns an ``Outcome``:
-the request and the e-mails to send once the transaction commits (``notify.send_all``).
+the request and the e-mails to write in the transaction (``mailing.stage``: sent once it commits).
 Every change of state is an ``Avis`` row (who, when, step, choice, comment, before → after)
 and an audit event (ids and codes only).
 """

@@ -199,7 +199,7 @@ def _claim(demande_id: int, states: tuple[str, ...], *, retake_stale: bool = Fal
     """Take the copy for sending (once, whoever else tries: the web, a worker's job, the
     periodic job): ``statut`` goes to ``envoye`` only from ``states`` — or, with
     ``retake_stale``, from a claim older than :data:`STALE_CLAIM` that never got its
-    document (its process died before the e-mail was queued)."""
+    document (its process died before the copy and its e-mail were written)."""
     from sqlalchemy import and_, or_, update
 
     now = utcnow()
@@ -221,8 +221,9 @@ def send_one(app, demande_id: int, *, states: tuple[str, ...] = ("a_envoyer",),
     """Print (render service, fillable PDF: only what a structure may see) and e-mail the
     copy of one request to its structure without an account. None when it was not to send
     (already sent, or being sent); False when the print failed (``echec``, logged). The
-    e-mail is on the queue before the copy records its document: a process killed between
-    the two sends it again (the periodic job), never loses it."""
+    copy records its document and writes its e-mail in one transaction (``mailing.stage``):
+    a process killed before it prints the copy again (the periodic job), one killed after
+    has its e-mail sent by the outbox's sweep: sent once, never lost."""
     from forms_service.circuit import mailing
     from forms_service.render.service import get_service
 
@@ -241,16 +242,17 @@ def send_one(app, demande_id: int, *, states: tuple[str, ...] = ("a_envoyer",),
             s.get(StructureEnvoi, demande_id).statut = "echec"
         return False
     access.link_document(doc.document_id, beneficiary_id)
-    mailing.send_all(settings, [Mail(
+    mail = Mail(
         to=(email,), about=f"demande:{demande_id}", kind="structure_fiche",
         subject=f"Fiche de liaison n° {demande_id} : une action CG vous est confiée",
         body=("Bonjour,\n\nLe Président du Conseil départemental vous confie une action CG. "
               "La fiche de liaison est jointe.\nMerci de remplir la partie réservée à la "
               "structure (page 3) et de la renvoyer au service local (scan, ou le PDF "
               "rempli)."),
-        attachments=(Attachment(doc.filename, "application/pdf", doc.content),))])
-    with db.session() as s:
+        attachments=(Attachment(doc.filename, "application/pdf", doc.content),))
+    with db.session() as s:   # the copy's document and its e-mail: one transaction
         s.get(StructureEnvoi, demande_id).document_id = doc.document_id
+        mailing.stage(s, settings, [mail])
     log.info("structure_envoi_sent", demande_id=demande_id, document_id=doc.document_id)
     return True
 

@@ -12,6 +12,7 @@ from forms_service.accounts import models as accounts_models  # noqa: F401
 from forms_service.beneficiaries import models as beneficiaries_models  # noqa: F401
 from forms_service.circuit import models as circuit_models  # noqa: F401
 from forms_service.circuit import ep_models  # noqa: F401  (issue 13: the EP's sessions)
+from forms_service.circuit import outbox_models  # noqa: F401  (the e-mails' outbox)
 from forms_service.circuit import structure_models  # noqa: F401  (issue 13)
 from forms_service.db.models import Base
 from forms_service.desk import models as desk_models  # noqa: F401

@@ -105,8 +105,8 @@ class DeskQueue:
         self._run = h.task(name="desk.run", retries=2, retry_delay=2)(self._dispatch)
         h.periodic_task(crontab(minute="*"), name="desk.every_minute")(self._every_minute)
         h.on_startup(name="desk.worker_start")(self._on_start)
-        from forms_service.circuit import notify   # the circuit's e-mails (issue 12)
-        self.send_mail = notify.register_task(h, settings)
+        from forms_service.circuit import mailing   # the circuit's e-mails (issue 12): its outbox
+        self.send_mail = mailing.register_task(h, settings)
         from forms_service.webhooks import delivery   # the circuit's webhooks (issue 13)
         self.deliver_webhook = delivery.register_task(h, settings)
         # the référents' daily e-mail of échéances (issue 14: forms_service/digest.py)

@@ -82,8 +82,7 @@ def demande(request_id: int):
                     outcome = service.record_avis(s, p, request_id, STEP,
                                                   request.form.get("choix", ""),
                                                   request.form.get("commentaire", ""), source="web")
-                    mails = outcome.mails
-                mailing.send_all(_settings(), mails)
+                    mailing.stage(s, _settings(), outcome.mails)
                 return redirect(url_for(".demande", request_id=request_id, enregistre=1))
             except FormsError as exc:
                 if exc.http_status == 404:

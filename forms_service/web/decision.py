@@ -52,12 +52,12 @@ def decider(request_id: int):
     try:
         with db.session() as s:
             outcome = decision.decide(s, p, request_id, d, source="web")
-            mails = outcome.mails
+            # (a structure's copy is printed once this commits: structure.py)
+            mailing.stage(s, _settings(), outcome.mails)
     except FormsError as exc:
         if exc.http_status == 404:
             raise
         return _page(errors={request_id: exc.problems[0].message}, values={request_id: f})
-    mailing.send_all(_settings(), mails)   # (a structure's copy left at the commit: structure.py)
     return redirect(url_for(".liste", enregistre=request_id))
 
 

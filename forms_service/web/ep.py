@@ -180,7 +180,7 @@ def _session_action(session_id: int, action):
     try:
         with db.session() as s:
             mails, anchor = action(s, p)
-        mailing.send_all(_settings(), mails)
+            mailing.stage(s, _settings(), mails)
     except FormsError as exc:
         return _session_page(session_id, *_fail(exc))
     return redirect(url_for(".seance", session_id=session_id, enregistre=anchor)

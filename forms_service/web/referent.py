@@ -420,8 +420,8 @@ def _send(b, data: dict, p):
     with db.session() as s:
         outcome = circuit.submit(s, p, data, beneficiary_id=b.id, source="web",
                                  referent_id=p.user_id)
-        request_id, mails = outcome.demande.id, outcome.mails
-    mailing.send_all(_settings(), mails)
+        request_id = outcome.demande.id
+        mailing.stage(s, _settings(), outcome.mails)
     return redirect(url_for("mes_demandes.demande", request_id=request_id))
 
 
@@ -447,8 +447,7 @@ def _send_corrected(correction: dict, data: dict, p):
     request, a ``correction`` step, routed anew); then its page in « Mes demandes »."""
     with db.session() as s:
         outcome = circuit.correct(s, p, correction["id"], data, source="web")
-        mails = outcome.mails
-    mailing.send_all(_settings(), mails)
+        mailing.stage(s, _settings(), outcome.mails)
     return redirect(url_for("mes_demandes.demande", request_id=correction["id"]))
 
 

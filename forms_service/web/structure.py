@@ -64,8 +64,8 @@ def demande(request_id: int):
                     outcome = structure.record_return(s, p, request_id, f.get("choix", ""),
                                                       synthese=f.get("synthese", ""),
                                                       fields=fields, source="web")
-                    mails = outcome.mails
-                mailing.send_all(current_app.extensions["forms_service.settings"], mails)
+                    mailing.stage(s, current_app.extensions["forms_service.settings"],
+                                  outcome.mails)
                 return redirect(url_for(".demande", request_id=request_id, enregistre=1))
             except FormsError as exc:
                 if exc.http_status == 404:
