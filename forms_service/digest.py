@@ -3,8 +3,8 @@
     mails = build_digests(settings, today)     # one Mail per référent with something due
     send_digests(settings, today)              # built, then sent (the circuit's outbox)
 
-The queue (``desk/queue.py``) runs :func:`send_digests` once a day (``DIGEST_HOUR`` UTC,
-once however many consumers run). A référent switches it off on the home page
+The queue (``desk/queue.py``) runs :func:`send_digests` once a day (its ``DAILY_HOUR``,
+6 h UTC, once however many consumers run: :func:`register`). A référent switches it off on the home page
 (``preferences.DigestPreference``; on by default). The message holds no name: the échéances'
 wording, the person's number (``bénéficiaire n° 12``) and a link to the home page, where the
 référent sees the rest.
@@ -20,10 +20,6 @@ from forms_service.logging_setup import get_logger
 from forms_service.preferences import wants_digest
 
 log = get_logger(__name__)
-
-#: Hour (UTC) the daily digest is sent.
-DIGEST_HOUR = 6
-
 
 def build_digests(settings, today: dt.date) -> list:
     from forms_service import db, echeances
@@ -65,3 +61,14 @@ def send_digests(settings, today: dt.date | None = None) -> int:
         mailing.stage(s, settings, mails)
     log.info("echeances_envoyees", count=len(mails))
     return len(mails)
+
+
+def _daily(queue) -> None:
+    send_digests(queue.settings)
+
+
+def register() -> None:
+    """Onto the desk queue's daily jobs (``circuit.hooks.install`` calls it)."""
+    from forms_service.desk import queue as desk_queue
+
+    desk_queue.daily(_daily)

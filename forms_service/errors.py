@@ -9,7 +9,7 @@ by choosing its parent, not by adding ``try`` blocks around call sites.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

@@ -263,7 +263,7 @@ def parse_acroform(data: bytes) -> dict | None:
         pdf = pikepdf.open(__import__("io").BytesIO(data))
     except pikepdf.PasswordError:
         raise BadDocument("PDF chiffré : impossible de le lire sans mot de passe", rule="pdf_chiffre") from None
-    except pikepdf.PdfError as exc:
+    except pikepdf.PdfError:
         raise BadDocument("PDF illisible ou corrompu", rule="pdf_corrompu") from None
     with pdf:
         raw = read_fields(pdf)

@@ -176,4 +176,8 @@ def test_daily_digest_on_the_queue(make_app, login, tmp_path):
     assert 'id="actif" name="actif" type="checkbox" value="y"' in home and "checked" in home
     assert client.post("/echeances/courriel", data={"csrf_token": csrf_token(home)}).status_code == 302
     assert build_digests(settings, today) == []
-    assert "referent.digest" in {t.__name__ for t in get_queue(settings).huey._registry._periodic_tasks}
+    from forms_service import digest
+    from forms_service.desk import queue as desk_queue
+
+    assert "desk.daily" in {t.__name__ for t in get_queue(settings).huey._registry._periodic_tasks}
+    assert digest._daily in desk_queue.DAILY

@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 from forms_service.errors import (BadRequest, DatabaseUnavailable, Forbidden, FormsError,
                                   IdempotencyConflict,
                                   NotFound, PayloadTooLarge, Problem, TooManyRequests,
-                                  Unauthorized, UnsupportedMediaType, problem_from_pydantic)
+                                  UnsupportedMediaType, problem_from_pydantic)
 from forms_service.logging_setup import get_logger
 
 log = get_logger(__name__)

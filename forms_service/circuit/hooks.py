@@ -62,6 +62,8 @@ def install(settings: Settings) -> None:
     webhook_events.install(settings_now)   # every change of a request's state → a webhook (issue 13)
     webhook_sweep.register()               # and the events that never reached the queue
     mailing.register()                     # the e-mails that never reached it, or were lost
+    from forms_service import digest
+    digest.register()                      # the référents' daily e-mail of échéances
     from forms_service.circuit import decision   # issue 13: a decided action CG → its structure
     decision.install()
     if on_record_stored not in batches.on_record_stored:

@@ -167,19 +167,13 @@ def deliver(settings: Settings, mail_id: int) -> bool | None:
     return True
 
 
-def register_task(huey, settings: Settings):
-    """The queue's ``circuit.send_mail`` task (registered by the desk's queue, producer and
-    consumer alike): one outbox row by id, retried by the queue on failure. A task queued
-    before the outbox (a message itself, a dict) is still delivered."""
-
-    def send_mail(item) -> None:
-        if isinstance(item, dict):
-            notify.deliver(settings, _as_mail(item))
-            return
-        deliver(settings, int(item))
-
-    return huey.task(name="circuit.send_mail", retries=notify.QUEUE_RETRIES,
-                     retry_delay=notify.QUEUE_RETRY_DELAY)(send_mail)
+def _send_task(queue, item) -> None:
+    """The queue's task ``circuit.send_mail``: one outbox row by id. A task queued before
+    the outbox (the message itself, a dict) is still delivered."""
+    if isinstance(item, dict):
+        notify.deliver(queue.settings, _as_mail(item))
+        return
+    deliver(queue.settings, int(item))
 
 
 # --------------------------------------------------------------------------- the sweep
@@ -214,11 +208,12 @@ def _periodic(queue) -> None:
 
 
 def register() -> None:
-    """Onto the desk queue's periodic jobs (``circuit.hooks.install`` calls it)."""
+    """The queue's mail task and periodic sweep (``circuit.hooks.install`` calls it)."""
     from forms_service.desk import queue as desk_queue
 
+    desk_queue.HANDLERS[desk_queue.MAIL_TASK] = _send_task
     desk_queue.periodic(_periodic)
 
 
-__all__ = ["stage", "hand_over", "deliver", "sweep", "register", "register_task",
+__all__ = ["stage", "hand_over", "deliver", "sweep", "register",
            "CLAIM_TIMEOUT", "GRACE", "REQUEUE_AFTER"]

@@ -38,11 +38,19 @@ HEARTBEAT_KEY = "consumer:heartbeat"
 
 
 #: The work the queue's tasks do, by name: ``handler(queue, *args)``, registered by the
-#: modules that do it (``desk.reading``: ``read_files``, ``sweep``; ``render.jobs``: ``render_batch``) so that
+#: modules that do it (``desk.reading``: ``read_files``, ``sweep``; ``render.jobs``: ``render_batch``;
+#: ``circuit.mailing``: :data:`MAIL_TASK`) so that
 #: this module imports none of them. A consumer imports them first (``forms-service worker``).
 HANDLERS: dict[str, Callable[..., None]] = {}
+#: The circuit's e-mails have a task of their own (their retries); ``circuit.mailing``
+#: registers its handler under this name.
+MAIL_TASK = "circuit.send_mail"
 #: Handlers run by the periodic task (once a minute, once whatever the number of consumers).
 PERIODIC: list[Callable[["DeskQueue"], None]] = []
+#: Handlers run once a day at :data:`DAILY_HOUR` UTC, once whatever the number of consumers
+#: (``digest``: the référents' e-mail of échéances, issue 14).
+DAILY: list[Callable[["DeskQueue"], None]] = []
+DAILY_HOUR = 6
 #: Run once when a consumer process starts (``desk.reading`` and ``render.jobs``: queue a
 #: sweep of the work a killed worker left).
 AT_START: list[Callable[["DeskQueue"], None]] = []
@@ -64,6 +72,10 @@ def _register_once(jobs: list, fn):
 
 def periodic(fn):
     return _register_once(PERIODIC, fn)
+
+
+def daily(fn):
+    return _register_once(DAILY, fn)
 
 
 def at_start(fn):
@@ -105,14 +117,12 @@ class DeskQueue:
         self._run = h.task(name="desk.run", retries=2, retry_delay=2)(self._dispatch)
         h.periodic_task(crontab(minute="*"), name="desk.every_minute")(self._every_minute)
         h.on_startup(name="desk.worker_start")(self._on_start)
-        from forms_service.circuit import mailing   # the circuit's e-mails (issue 12): its outbox
-        self.send_mail = mailing.register_task(h, settings)
+        from forms_service.circuit import notify   # the circuit's e-mails (issue 12)
+        self.send_mail = h.task(name=MAIL_TASK, retries=notify.QUEUE_RETRIES,
+                                retry_delay=notify.QUEUE_RETRY_DELAY)(self._send_mail)
         from forms_service.webhooks import delivery   # the circuit's webhooks (issue 13)
         self.deliver_webhook = delivery.register_task(h, settings)
-        # the référents' daily e-mail of échéances (issue 14: forms_service/digest.py)
-        from forms_service.digest import DIGEST_HOUR
-        h.periodic_task(crontab(hour=str(DIGEST_HOUR), minute="0"),
-                        name="referent.digest")(self._daily_digest)
+        h.periodic_task(crontab(hour=str(DAILY_HOUR), minute="0"), name="desk.daily")(self._daily)
 
     # -- producer side
     def enqueue_read(self, batch_id: int, file_ids: list[int]) -> None:
@@ -185,6 +195,11 @@ class DeskQueue:
     def _dispatch(self, name: str, *args) -> None:
         HANDLERS[name](self, *args)
 
+    def _send_mail(self, item) -> None:
+        """One message of the circuit's outbox (``circuit.mailing`` registers the handler),
+        retried by the queue on failure."""
+        HANDLERS[MAIL_TASK](self, item)
+
     def _on_start(self) -> None:
         """Huey calls it in every consumer thread: the :data:`AT_START` work runs once."""
         with self._start_lock:
@@ -192,11 +207,9 @@ class DeskQueue:
         if first:
             _run_each(AT_START, self, "at_start_failed")
 
-    def _daily_digest(self) -> None:
-        if not _once_per(self.huey, "referent.digest", 86400):
-            return
-        from forms_service.digest import send_digests
-        send_digests(self.settings)
+    def _daily(self) -> None:
+        if _once_per(self.huey, "daily", 86400):
+            _run_each(DAILY, self, "daily_failed")
 
     def _every_minute(self) -> None:
         if _once_per(self.huey, "every_minute", 60):

@@ -9,7 +9,6 @@ It reads the template's Jinja syntax tree; nothing is rendered.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 

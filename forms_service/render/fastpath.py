@@ -828,7 +828,7 @@ def _value_places(probe_a: bytes, base: bytes, wanted: set[int]) -> dict[int, in
                 if any(n in wanted for n in before):
                     return None
                 continue
-            depth, level, closing = 0, [], {}
+            depth, level = 0, []
             for i, (_operands, op) in enumerate(instructions):
                 level.append(depth)
                 op = str(op)
@@ -1184,7 +1184,7 @@ def _boxed(instruction, places: list, ticked: list[bool], codes: dict):
     return pikepdf.ContentStreamInstruction(items, op)
 
 
-def write(probe: Probe, writes: list) -> bytes:
+def write(probe: Probe, writes: list, *, finish=None) -> bytes:
     """The base print with ``writes`` on it: each box set to ☒ or ☐ where LibreOffice wrote
     it (content order unchanged: readers take the i-th glyph for the i-th box and its label
     from what follows it), and each value written where LibreOffice would have drawn it in
@@ -1192,7 +1192,8 @@ def write(probe: Probe, writes: list) -> bytes:
     in the embedded subset. A box is ``("box", None, ticked, n)``; a value
     ``("text", Slot, [(char, x, y), ...], n)`` (``n``: the mark's index). The base's pages
     are parsed once per probe (:func:`_segments`); a document's page is then a join of
-    their bytes, its box instructions and its values."""
+    their bytes, its box instructions and its values. ``finish(pdf)`` changes the open
+    document before its one save (the stamp: :func:`fast_pdf`)."""
     import pikepdf
 
     values: dict[int, dict[int, list[bytes]]] = {}
@@ -1237,14 +1238,19 @@ def write(probe: Probe, writes: list) -> bytes:
                 page.add_resource(pdf.get_object((obj, 0)), pikepdf.Name.Font,
                                   pikepdf.Name("/" + name))
             page.Contents = pdf.make_stream(b"\n".join(parts))
+        if finish is not None:
+            finish(pdf)
         out = io.BytesIO()
         pdf.save(out)
         return out.getvalue()
 
 
 def fast_pdf(fd: FormDefinition, dump: dict, *, derived: dict | None, settings: Settings,
-             version: str, pool, layout: dict | None) -> tuple[bytes | None, str]:
-    """The document's PDF (not stamped) made without LibreOffice, or ``(None, reason)``."""
+             version: str, pool, layout: dict | None,
+             document_id: str | None = None) -> tuple[bytes | None, str]:
+    """The document's PDF made without LibreOffice, or ``(None, reason)``; stamped for
+    ``document_id`` (marks, QR codes, footer: ``render.stamp``) in the same save when it is
+    given, not stamped otherwise."""
     if layout is None:
         return None, "no_layout"
     probe = probe_for(fd, settings=settings, pool=pool, version=version, layout=layout,
@@ -1253,7 +1259,12 @@ def fast_pdf(fd: FormDefinition, dump: dict, *, derived: dict | None, settings: 
     writes, reason = plan(probe, parts, marks)     # HarfBuzz and pikepdf: no MuPDF lock
     if reason:
         return None, reason
-    return write(probe, writes), ""
+    if document_id is None:
+        return write(probe, writes), ""
+    from forms_service.render.stamp import stamp_document
+
+    return write(probe, writes,
+                 finish=lambda pdf: stamp_document(pdf, fd.id, version, document_id)), ""
 
 
 def declined(fd: FormDefinition, dump: dict, *, derived: dict | None, settings: Settings,

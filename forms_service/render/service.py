@@ -41,7 +41,6 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from forms_service import characters
@@ -319,10 +318,9 @@ class RenderService:
                                            required=fillable and not lists)
             if lists:
                 layout = self._layout_for(fd, p.dump, required=fillable)
-            pdf = self._fast_pdf(p, version, layout) if fd.kind == "form" else None
-            if pdf is None:
-                pdf = self.pool.convert(docx(True))
-            content = stamp_pdf(pdf, fd.id, version, document_id)
+            content = self._fast_pdf(p, version, layout, document_id) if fd.kind == "form" else None
+            if content is None:    # LibreOffice's print, then the stamp
+                content = stamp_pdf(self.pool.convert(docx(True)), fd.id, version, document_id)
             if fillable:
                 from forms_service.render.fillable import make_fillable
 
@@ -336,15 +334,17 @@ class RenderService:
                                 MIMETYPES[fmt], content, p.findings, layout, fmt,
                                 row_values={"data": p.data, "layout": stored_layout})
 
-    def _fast_pdf(self, p: _Prepared, version: str, layout: dict | None) -> bytes | None:
-        """The PDF without LibreOffice when the data cannot change the print's layout
-        (``render/fastpath.py``; ``PDF_FAST_PATH``), else None: LibreOffice converts."""
+    def _fast_pdf(self, p: _Prepared, version: str, layout: dict | None,
+                  document_id: str) -> bytes | None:
+        """The stamped PDF without LibreOffice when the data cannot change the print's
+        layout (``render/fastpath.py``; ``PDF_FAST_PATH``), else None: LibreOffice converts."""
         if not self.settings.pdf_fast_path:
             return None
         from forms_service.render import fastpath
 
         pdf, reason = fastpath.fast_pdf(p.fd, p.dump, derived=p.derived, settings=self.settings,
-                                        version=version, pool=self.pool, layout=layout)
+                                        version=version, pool=self.pool, layout=layout,
+                                        document_id=document_id)
         with self._stats_lock:
             self.fast_stats[reason or "fast"] = self.fast_stats.get(reason or "fast", 0) + 1
         if pdf is None:

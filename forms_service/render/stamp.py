@@ -138,40 +138,46 @@ def stamp_pdf(pdf: bytes, form: str, version: str, doc_id: str) -> bytes:
     :class:`~forms_service.errors.TemplateError` if a page is not an unrotated A4.
     """
     with pikepdf.open(io.BytesIO(pdf)) as doc:
-        pages = len(doc.pages)
-        payload(form, version, 1, max(pages, 1), doc_id)  # validates all fields up front
-        marks = Stream(doc, _marks_content())
-        marks.Type = Name.XObject
-        marks.Subtype = Name.Form
-        marks.BBox = Array([0, 0, g.PAGE_WIDTH, g.PAGE_HEIGHT])
-        marks = doc.make_indirect(marks)
-        font = doc.make_indirect(Dictionary(Type=Name.Font, Subtype=Name.Type1, BaseFont=Name("/" + _FONT),
-                                            Encoding=Name.WinAnsiEncoding))
-        n = g.QR_MODULES
-        s = _fmt(g.QR_MODULE)
-        for page in doc.pages:  # checked before any page is stamped: pages may share resources
-            xobjects = page.resources.get("/XObject")
-            if xobjects is not None and _MARKS_NAME in xobjects:
-                raise ValueError("PDF already stamped")
-        for i, page in enumerate(doc.pages):
-            llx, lly = _page_origin(page, i)
-            text = payload(form, version, i + 1, pages, doc_id)
-            qr = Stream(doc, _qr_content(text))
-            qr.Type = Name.XObject
-            qr.Subtype = Name.Form
-            qr.BBox = Array([0, 0, n, n])
-            qr_name = Name(f"/RsaStampQr{i + 1}")  # resource dicts may be shared between pages
-            page.add_resource(marks, Name.XObject, _MARKS_NAME)
-            page.add_resource(font, Name.Font, _FONT_NAME)
-            page.add_resource(doc.make_indirect(qr), Name.XObject, qr_name)
-            ops = [b"/Artifact <</Type /Pagination>> BDC\n",
-                   f"q 1 0 0 1 {_fmt(llx)} {_fmt(lly)} cm ".encode(), str(_MARKS_NAME).encode(), b" Do Q\n"]
-            for x0, _, _, bottom in (g.QR_TOP_RIGHT, g.QR_BOTTOM_LEFT):
-                ops += [f"q {s} 0 0 {s} {_fmt(llx + x0)} {_fmt(lly + g.PAGE_HEIGHT - bottom)} cm ".encode(),
-                        str(qr_name).encode(), b" Do Q\n"]
-            ops += [_footer_ops(footer_text(form, version, i + 1, pages, doc_id), llx, lly), b"EMC\n"]
-            page.contents_add(Stream(doc, b"q\n"), prepend=True)
-            page.contents_add(Stream(doc, b"\nQ\n" + b"".join(ops)))
+        stamp_document(doc, form, version, doc_id)
         out = io.BytesIO()
         doc.save(out)
         return out.getvalue()
+
+
+def stamp_document(doc: pikepdf.Pdf, form: str, version: str, doc_id: str) -> None:
+    """:func:`stamp_pdf` on an open document, changed in place (the fast path stamps the
+    document it writes before its one save)."""
+    pages = len(doc.pages)
+    payload(form, version, 1, max(pages, 1), doc_id)  # validates all fields up front
+    marks = Stream(doc, _marks_content())
+    marks.Type = Name.XObject
+    marks.Subtype = Name.Form
+    marks.BBox = Array([0, 0, g.PAGE_WIDTH, g.PAGE_HEIGHT])
+    marks = doc.make_indirect(marks)
+    font = doc.make_indirect(Dictionary(Type=Name.Font, Subtype=Name.Type1, BaseFont=Name("/" + _FONT),
+                                        Encoding=Name.WinAnsiEncoding))
+    n = g.QR_MODULES
+    s = _fmt(g.QR_MODULE)
+    for page in doc.pages:  # checked before any page is stamped: pages may share resources
+        xobjects = page.resources.get("/XObject")
+        if xobjects is not None and _MARKS_NAME in xobjects:
+            raise ValueError("PDF already stamped")
+    for i, page in enumerate(doc.pages):
+        llx, lly = _page_origin(page, i)
+        text = payload(form, version, i + 1, pages, doc_id)
+        qr = Stream(doc, _qr_content(text))
+        qr.Type = Name.XObject
+        qr.Subtype = Name.Form
+        qr.BBox = Array([0, 0, n, n])
+        qr_name = Name(f"/RsaStampQr{i + 1}")  # resource dicts may be shared between pages
+        page.add_resource(marks, Name.XObject, _MARKS_NAME)
+        page.add_resource(font, Name.Font, _FONT_NAME)
+        page.add_resource(doc.make_indirect(qr), Name.XObject, qr_name)
+        ops = [b"/Artifact <</Type /Pagination>> BDC\n",
+               f"q 1 0 0 1 {_fmt(llx)} {_fmt(lly)} cm ".encode(), str(_MARKS_NAME).encode(), b" Do Q\n"]
+        for x0, _, _, bottom in (g.QR_TOP_RIGHT, g.QR_BOTTOM_LEFT):
+            ops += [f"q {s} 0 0 {s} {_fmt(llx + x0)} {_fmt(lly + g.PAGE_HEIGHT - bottom)} cm ".encode(),
+                    str(qr_name).encode(), b" Do Q\n"]
+        ops += [_footer_ops(footer_text(form, version, i + 1, pages, doc_id), llx, lly), b"EMC\n"]
+        page.contents_add(Stream(doc, b"q\n"), prepend=True)
+        page.contents_add(Stream(doc, b"\nQ\n" + b"".join(ops)))

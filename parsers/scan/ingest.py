@@ -74,7 +74,7 @@ def images_of(name: str, data: bytes, kind: str, max_pages: int) -> Iterator[Pag
                 yield PageImage(name, i + 1, _pil_gray(frame), dpi)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise BadDocument("Image trop grande (bombe de décompression ?)", rule="image_trop_grande") from None
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        except (OSError, SyntaxError, ValueError, EOFError):
             raise BadDocument("Image illisible ou tronquée", rule="image_illisible") from None
 
 
