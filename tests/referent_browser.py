@@ -30,6 +30,9 @@ from tests import people_data
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
+#: Debian's chromium shows its strings and formats dates in the language LANGUAGE names
+#: (its French strings: the package chromium-l10n): « jj/mm/aaaa », as a French browser.
+ENV = {**os.environ, "LANGUAGE": "fr"}
 WIDTHS = (1280, 820)
 PASSWORD = "mot-de-passe-de-test"
 
@@ -102,11 +105,16 @@ def _with_a_cer_ending(app) -> None:
         assert import_beneficiaries(s, json.dumps([line]).encode(), "b.json").count("created") == 1
 
 
+def launch(pw):
+    """Debian's chromium, in French (:data:`ENV`), for a started Playwright."""
+    return pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, env=ENV)
+
+
 def _launch():
     from playwright.sync_api import sync_playwright
 
     pw = sync_playwright().start()
-    b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    b = launch(pw)
 
     def stop():
         b.close()

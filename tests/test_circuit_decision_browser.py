@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from tests.decision_data import ATELIER, request_view, seed_all, to_decision
-from tests.referent_browser import ARGS, CHROMIUM   # Chromium's path and flags: one place
+from tests.referent_browser import CHROMIUM, launch   # Debian's chromium, in French: one place
 from tests.served_thread import login_page as _login
 from tests.served_thread import screenshot_dir, serving, shoot as _shoot
 
@@ -36,7 +36,7 @@ def test_a_decideur_designates_the_structure_in_a_browser(served, tmp_path):
     to_decision(client, people, "arr1", "avenant")
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch(pw)
         try:
             page = _login(browser, base, "dec.arr@c.example")
             page.click("nav >> text=Décisions")

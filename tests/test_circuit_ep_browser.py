@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from tests.ep_data import START, seed_ep, to_ep
-from tests.referent_browser import ARGS, CHROMIUM   # Chromium's path and flags: one place
+from tests.referent_browser import CHROMIUM, launch   # Debian's chromium, in French: one place
 from tests.served_thread import login_page, screenshot_dir, serving, shoot as _shots
 
 UTC = dt.timezone.utc
@@ -44,7 +44,7 @@ def test_the_secretariat_schedules_and_records_an_avis_in_a_browser(served, tmp_
     c.set(dt.datetime(2027, 2, 5, 8, tzinfo=UTC))                   # today: 05/02/2027
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch(pw)
         try:
             page = login_page(browser, base, "ep.arr@c.example")
             page.click("text=Équipe pluridisciplinaire")

@@ -11,7 +11,7 @@ import pytest
 
 from tests.circuit_data import PASSWORD, headers, sample, seed
 from tests.conftest import csrf_token
-from tests.referent_browser import ARGS, CHROMIUM   # Chromium's path and flags: one place
+from tests.referent_browser import CHROMIUM, launch   # Debian's chromium, in French: one place
 from tests.served_thread import login_page, screenshot_dir, serving, shoot
 
 
@@ -86,7 +86,7 @@ def test_a_correspondant_filters_opens_and_records_an_avis_in_a_browser(served, 
     _submit(client, k["ref.arr@c.example"], b["arr3"], invalid)
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch(pw)
         try:
             page = login_page(browser, base, "corr.arr@c.example")
             page.goto(f"{base}/correspondant/")
