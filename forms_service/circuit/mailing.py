@@ -25,8 +25,9 @@ import base64
 import datetime as dt
 import json
 import smtplib
+from functools import partial
 
-from sqlalchemy import event, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from forms_service import db
@@ -35,11 +36,11 @@ from forms_service.circuit.notify import Mail, payload
 from forms_service.circuit.outbox_models import OutgoingMail
 from forms_service.config import Settings
 from forms_service.db.models import utcnow
+from forms_service.db.on_commit import on_commit
 from forms_service.logging_setup import get_logger
 
 log = get_logger(__name__)
 
-PENDING_KEY = "forms_service.circuit.outbox"
 #: A message younger than this may still be handed over by its own commit: the sweep leaves it.
 GRACE = dt.timedelta(seconds=60)
 #: A message on the queue this long without being sent lost its job: the sweep hands it over again.
@@ -67,24 +68,10 @@ def stage(s: Session, settings: Settings | None, mails) -> list[OutgoingMail]:
         return rows
     s.add_all(rows)
     s.flush()
-    pending = s.info.setdefault(PENDING_KEY, [])
-    pending.extend((settings, row.id) for row in rows)
-    # listened for as long as the session lives (a worker's session commits many times)
-    if not event.contains(s, "after_commit", _after_commit):
-        event.listen(s, "after_commit", _after_commit)
-        event.listen(s, "after_soft_rollback", _after_rollback)
+    if settings is not None:   # else (no settings in force) the sweep hands them over
+        for row in rows:       # once the outermost transaction commits; rolled back: gone
+            on_commit(s, partial(hand_over, settings, row.id))
     return rows
-
-
-def _after_rollback(session: Session, previous_transaction) -> None:
-    if not previous_transaction.nested:   # what the messages told is gone: so are they
-        session.info.pop(PENDING_KEY, None)
-
-
-def _after_commit(session: Session) -> None:
-    for settings, mail_id in session.info.pop(PENDING_KEY, []):
-        if settings is not None:
-            hand_over(settings, mail_id)
 
 
 # --------------------------------------------------------------------------- after the commit

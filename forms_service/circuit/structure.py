@@ -23,8 +23,9 @@ from __future__ import annotations
 import copy
 import unicodedata
 from datetime import timedelta
+from functools import partial
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from forms_service import access, db
@@ -37,6 +38,7 @@ from forms_service.circuit.models import Demande
 from forms_service.circuit.notify import Attachment, Mail
 from forms_service.circuit.structure_models import StructureEnvoi
 from forms_service.db.models import utcnow
+from forms_service.db.on_commit import on_commit
 from forms_service.directory.models import Organisme
 from forms_service.errors import BadRequest
 from forms_service.logging_setup import get_logger
@@ -137,47 +139,30 @@ def designate(s: Session, demande: Demande, outcome: service.Outcome) -> Structu
     return envoi
 
 
-SEND_KEY = "forms_service.circuit.structure_copies"
-
-
 def _send_after_commit(s: Session, demande_id: int) -> None:
-    """Print and e-mail the structure's copy once the decision's transaction commits
-    (a session that commits many times, a desk worker's, keeps its listener)."""
-    s.info.setdefault(SEND_KEY, set()).add(demande_id)
-    if not event.contains(s, "after_commit", _after_commit):
-        event.listen(s, "after_commit", _after_commit)
-        event.listen(s, "after_soft_rollback", _after_rollback)
+    """Print and e-mail the structure's copy once the decision's outermost transaction
+    commits (``db.on_commit``: not at a savepoint's release, the desk's hooks run in one)."""
+    on_commit(s, partial(_send_now, demande_id))
 
 
-def _after_rollback(session: Session, previous_transaction) -> None:
-    if not previous_transaction.nested:   # the decision is gone: so is its copy
-        session.info.pop(SEND_KEY, None)
-
-
-def _after_commit(session: Session) -> None:
+def _send_now(demande_id: int) -> None:
     """The decision is committed: its copy is printed and e-mailed now. In a web or API
     request, by this app's render service; elsewhere (a decision read from paper by the
     desk's worker), by the task queue's job ``structure_send``, which a worker runs with
     its own render service (and retries)."""
     from flask import current_app, has_app_context
 
-    ids = sorted(session.info.pop(SEND_KEY, ()))
-    if not ids:
-        return
     if has_app_context():
-        for demande_id in ids:
-            send_one(current_app._get_current_object(), demande_id)
+        send_one(current_app._get_current_object(), demande_id)
         return
     from forms_service.circuit.in_force import settings_now
     from forms_service.desk.queue import get_queue
 
-    settings = settings_now()
-    for demande_id in ids:
-        try:
-            get_queue(settings).enqueue(SEND_TASK, demande_id)
-            log.info("structure_envoi_queued", demande_id=demande_id)
-        except Exception as exc:   # the queue's storage is down: the periodic job sends it
-            log.warning("structure_envoi_waits", demande_id=demande_id, exc_type=type(exc).__name__)
+    try:
+        get_queue(settings_now()).enqueue(SEND_TASK, demande_id)
+        log.info("structure_envoi_queued", demande_id=demande_id)
+    except Exception as exc:   # the queue's storage is down: the periodic job sends it
+        log.warning("structure_envoi_waits", demande_id=demande_id, exc_type=type(exc).__name__)
 
 
 class CopyNotSent(Exception):

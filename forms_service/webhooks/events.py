@@ -9,8 +9,8 @@ It listens to every ORM flush (``install()``, once per process; the circuit's
 - a new ``Demande`` (it arrives: ``demande.recue``).
 
 Each becomes a ``WebhookEvent`` row in the same transaction (nothing sent for a change
-rolled back) whose body is the JSON sent; once the transaction commits, each event is
-handed to the task queue (``delivery.enqueue``). Nothing happens unless ``WEBHOOK_URL``
+rolled back) whose body is the JSON sent; once the outermost transaction commits
+(``db.on_commit``), each event is handed to the task queue (``dispatch.enqueue``). Nothing happens unless ``WEBHOOK_URL``
 is set for the settings in force (the app's, or the worker's).
 """
 
@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import json
 import uuid
+from functools import partial
 
 from sqlalchemy import event, insert, inspect
 from sqlalchemy.orm import Session
 
 from forms_service.circuit.models import Avis, Demande
 from forms_service.db.models import utcnow
+from forms_service.db.on_commit import on_commit
 from forms_service.logging_setup import get_logger
 from forms_service.webhooks.models import WebhookEvent
 
 log = get_logger(__name__)
 
-PENDING_KEY = "forms_service.webhooks.pending"
 TRANSITION = "demande.transition"
 RECEIVED = "demande.recue"
 #: Version of the body's shape (``"version"`` in every body).
@@ -99,12 +100,12 @@ def _after_flush(session: Session, flush_context) -> None:
         return
     bodies.sort(key=_order)
     conn = session.connection()
-    pending = session.info.setdefault(PENDING_KEY, [])
     for demande_id, data in bodies:
         result = conn.execute(insert(WebhookEvent.__table__).values(
             demande_id=demande_id, event=data["event"], created_at=utcnow(),
             body=json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True)))
-        pending.append(result.inserted_primary_key[0])
+        # handed to the queue once the outermost transaction commits (rolled back: never)
+        on_commit(session, partial(_enqueue, result.inserted_primary_key[0]))
         log.info("webhook_event", demande_id=demande_id, kind=data["event"],
                  etape=(data["transition"] or {}).get("etape"))
 
@@ -115,15 +116,10 @@ def _order(item: tuple[int, dict]) -> tuple:
     return (item[0], data["event"] != RECEIVED, (data["transition"] or {}).get("avis_id") or 0)
 
 
-def _after_commit(session: Session) -> None:
-    ids = session.info.pop(PENDING_KEY, [])
-    if not ids:
-        return
+def _enqueue(event_id: int) -> None:
     from forms_service.webhooks.dispatch import enqueue
 
-    settings = _settings_now()
-    for event_id in ids:
-        enqueue(settings, event_id)
+    enqueue(_settings_now(), event_id)
 
 
 def install(settings_now) -> None:
@@ -133,14 +129,6 @@ def install(settings_now) -> None:
     _settings_now = settings_now
     if not event.contains(Session, "after_flush", _after_flush):
         event.listen(Session, "after_flush", _after_flush)
-        event.listen(Session, "after_commit", _after_commit)
-        event.listen(Session, "after_soft_rollback", _after_soft_rollback)
-
-
-def _after_soft_rollback(session: Session, previous_transaction) -> None:
-    # a savepoint rolled back leaves its ids: their task finds no event and says so
-    if not previous_transaction.nested:
-        session.info.pop(PENDING_KEY, None)
 
 
 __all__ = ["install", "body", "configured", "TRANSITION", "RECEIVED"]
