@@ -181,6 +181,23 @@ def locate(img: PageImage, refs: References) -> PageResult:
 REFINE_LIKENESS = 0.2
 
 
+def registered(gray: np.ndarray, ref: np.ndarray):
+    """(likeness, matrix, rectified page) of ``gray`` registered on the printed page ``ref``
+    (ORB, then refined on the printed content when somewhat alike), or None."""
+    try:
+        matrix = align.fallback_feature_align(gray, ref, reference_dpi=measure.WORK_DPI)
+    except align.AlignmentFailed:
+        return None
+    flat = align.rectify(gray, matrix, measure.WORK_DPI)
+    score = likeness(flat, ref)
+    if REFINE_LIKENESS <= score < decide.MATCH_LIKENESS:
+        matrix2, flat2 = _refined(gray, matrix, flat, ref)
+        score2 = likeness(flat2, ref)
+        if score2 > score:
+            matrix, flat, score = matrix2, flat2, score2
+    return score, matrix, flat
+
+
 def _refined(gray: np.ndarray, matrix: np.ndarray, flat: np.ndarray, ref: np.ndarray):
     """(matrix, rectified page) corrected on the printed content, or the same when it cannot be."""
     fix = align.refine_by_content(flat, ref)
@@ -223,18 +240,9 @@ def content_match(gray: np.ndarray, candidates: list[tuple[object, np.ndarray]],
     """
     scored = []
     for key, ref in candidates:
-        try:
-            matrix = align.fallback_feature_align(gray, ref, reference_dpi=measure.WORK_DPI)
-        except align.AlignmentFailed:
-            continue
-        flat = align.rectify(gray, matrix, measure.WORK_DPI)
-        score = likeness(flat, ref)
-        if REFINE_LIKENESS <= score < decide.MATCH_LIKENESS:
-            matrix2, flat2 = _refined(gray, matrix, flat, ref)
-            score2 = likeness(flat2, ref)
-            if score2 > score:
-                matrix, flat, score = matrix2, flat2, score2
-        scored.append([score, key, matrix, ref, flat, None])
+        found = registered(gray, ref)
+        if found is not None:
+            scored.append([found[0], key, found[1], ref, found[2], None])
     scored.sort(key=lambda t: -t[0])
 
     def clear() -> bool:
