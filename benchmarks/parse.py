@@ -271,6 +271,10 @@ def _copy_of(record: dict) -> int:
 def score_file(truth: dict, results: list[dict], score: Score) -> None:
     # a record per (document id, copy): photocopies of one issued document are records of their own
     records = {(r["document_id"], _copy_of(r)): r for r in results if "fields" in r}
+    # a page identified by its content alone (a one-page form whose QR code the scanner cut off,
+    # no marks: a DOCX print) makes a record without document id: matched by the page it was read from
+    by_image = {(p.get("file"), p.get("file_page")): r for r in results
+                if "fields" in r and not r.get("document_id") for p in r.get("pages", [])}
     failed_pages = [r for r in results if "page_status" in r]
     file_error = next((r for r in results if "error" in r), None)
     docs = {(d["document_id"], d.get("copy", 1)): d for d in truth["documents"]}
@@ -285,7 +289,7 @@ def score_file(truth: dict, results: list[dict], score: Score) -> None:
                 score.example("copy without its own flagged record",
                               {"replay": f"--seed {seed} --replay {truth['batch']}", "file": truth["file"],
                                "copy": d["copy"], "copies": None if rec is None else rec.get("copies")})
-    for page in truth["pages"]:
+    for file_page, page in enumerate(truth["pages"], 1):
         if page["blank"]:
             score.pages["blank"] += 1
             continue
@@ -293,7 +297,7 @@ def score_file(truth: dict, results: list[dict], score: Score) -> None:
         cond = score.by_condition[page.get("condition", "scanner")]
         cond["pages"] += 1
         doc = docs[(page["document_id"], page.get("copy", 1))]
-        rec = records.get((page["document_id"], page.get("copy", 1)))
+        rec = records.get((page["document_id"], page.get("copy", 1))) or by_image.get((truth["file"], file_page))
         replay = f"--seed {seed} --replay {truth['batch']}:{page['index']}"
         where = {"replay": replay, "file": truth["file"], "form": page["form"], "page": page["page_number"],
                  "dpi": page["dpi"], "mode": page["mode"], "condition": page.get("condition", "scanner")}

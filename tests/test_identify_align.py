@@ -305,3 +305,34 @@ def test_a_box_is_doubted_where_the_printed_content_is_off_and_not_on_a_lone_fal
     assert "Page mal repérée" in lost.doubt(box)
     far = PageFit(np.array([[500 * k, 800 * k]]), np.array([0.1]))
     assert far.misfit_at(box) is None and not far.fits_at(box)
+
+
+def test_a_page_whose_lines_moved_down_is_aligned_in_parts():
+    """A printed page (the issued CERP page 1 of the seed-41 replay) whose lower half moved 4 mm
+    down, as when another word processor breaks a paragraph a line later: the parts above keep
+    their place, those below are found 4 mm lower, the page is resampled onto the issued one
+    part by part."""
+    from pathlib import Path
+
+    from parsers.scan import measure
+    from parsers.scan.align import align_in_parts
+    from parsers.scan.references import likeness
+
+    issued = cv2.imread(str(Path(__file__).parent / "scan_replays" / "seed41-reflow-0-0-cerp1-issued.png"),
+                        cv2.IMREAD_GRAYSCALE)
+    h = issued.shape[0]
+    cut = int(0.3 * h)
+    while (issued[cut, 100:-100] < 160).any():   # between two lines
+        cut += 1
+    drop = int(round(4.0 * measure.PX_PER_MM))
+    moved = issued.copy()
+    moved[cut + drop:] = issued[cut:h - drop]
+    moved[cut:cut + drop] = 255
+    warped, parts = align_in_parts(moved, issued, measure.WORK_DPI)
+    assert likeness(warped, issued) > max(0.9, likeness(moved, issued) + 0.2)
+    for p in parts:
+        if p.placed and p.bottom <= cut:
+            assert abs(p.dy) < 0.3 * measure.PX_PER_MM and abs(p.dx) < 0.3 * measure.PX_PER_MM, p
+        elif p.placed and p.top >= cut + drop:   # below: 4 mm lower, found or by its anchors
+            assert abs(p.dy - drop) < 0.3 * measure.PX_PER_MM, p
+    assert any(p.placed == "anchor" and p.top > cut for p in parts)

@@ -483,3 +483,184 @@ def refine_by_content(flat: np.ndarray, reference: np.ndarray, *, patch: int = 1
     if m is None or inliers is None or int(inliers.sum()) < min_patches:
         return None
     return np.vstack([m, [0.0, 0.0, 1.0]])
+
+
+# --- alignment in parts ------------------------------------------------------------------
+#
+# A page printed from a DOCX that another word processor laid out (a paragraph whose lines
+# break elsewhere, a line added) is no single affine image of its issued print: what follows
+# the reflowed paragraph sits a line or two lower. The page is then aligned in parts: the
+# issued page is cut into horizontal parts (a run of text lines, a table: rows of ink between
+# blank gaps), each part is looked for by its printed content a little above and below where
+# the whole-page transform put it, and the page is resampled part by part onto the issued
+# page's places. A part found clearly (alike, and clearly better than a line away) is an
+# anchor; a part found only ambiguously (look-alike rows) is placed by the shift of its
+# nearest anchors when it is alike there; a part found nowhere (the reflowed paragraph
+# itself, a line pushed onto the next page) is *unplaced*: what lies in it is not read
+# confidently (:class:`parsers.scan.fit.PageFit`).
+
+PART_DPI = 100.0          # parts are looked for at this resolution
+PART_GAP_MM = 1.0         # blank rows that end a part
+PART_MIN_MM = 1.0         # thinner runs of ink (a rule, dots) join the next part
+PART_SEARCH_MM = 22.0     # how far up or down a part is looked for (four or five lines)
+PART_SIDE_MM = 2.0        # ... and sideways (the whole-page transform's error)
+PART_MARGIN_X = 0.06      # page margins left out of a part (share of the width)
+PART_ROW_INK = 0.015      # share of a row's pixels inked for it to belong to a part
+PART_MATCH = 0.6          # normalised correlation that makes a part an anchor
+PART_UNIQUE = 0.08        # ... when its next best place (a line or more away) is this much lower
+PART_FOLLOW = 0.5         # a part placed by its anchors' shift must correlate this well there
+PART_NEAR_MM = 2.5        # shifts this close are one place
+PART_AGREE_MM = 0.5       # an anchor's shift must be shared by a neighbouring anchor within this
+
+
+class PagePart(tuple):
+    """``(top, bottom, dx, dy, placed)``: rows ``top:bottom`` of the issued page (pixels of
+    the rectified page), found ``(dx, dy)`` pixels away on it; ``placed`` is ``"anchor"``,
+    ``"anchors"`` (by its neighbours' shift) or ``""`` (unplaced)."""
+
+    __slots__ = ()
+
+    def __new__(cls, top, bottom, dx, dy, placed):
+        return super().__new__(cls, (int(top), int(bottom), float(dx), float(dy), str(placed)))
+
+    top = property(lambda s: s[0])
+    bottom = property(lambda s: s[1])
+    dx = property(lambda s: s[2])
+    dy = property(lambda s: s[3])
+    placed = property(lambda s: s[4])
+
+
+def page_parts(reference: np.ndarray, px_per_mm: float) -> list[tuple[int, int]]:
+    """(top, bottom) rows of the horizontal parts of a printed page: runs of inked rows
+    between blank gaps of at least :data:`PART_GAP_MM`; runs thinner than
+    :data:`PART_MIN_MM` join the next part."""
+    h, w = reference.shape
+    inner = reference[:, int(w * PART_MARGIN_X):int(w * (1 - PART_MARGIN_X))]
+    # a row crossed only by a table's vertical rules is no ink of a part: table rows apart
+    inked = (inner < 160).sum(axis=1) >= max(2, PART_ROW_INK * inner.shape[1])
+    gap = max(1, int(round(PART_GAP_MM * px_per_mm)))
+    runs, start, blank = [], None, 0
+    for y, ink in enumerate(inked):
+        if ink:
+            if start is None:
+                start = y
+            blank = 0
+        elif start is not None:
+            blank += 1
+            if blank >= gap:
+                runs.append((start, y - blank + 1))
+                start, blank = None, 0
+    if start is not None:
+        runs.append((start, h - blank))
+    parts: list[tuple[int, int]] = []
+    pending = None
+    for top, bottom in runs:
+        if pending is not None:
+            top = pending
+            pending = None
+        if bottom - top < PART_MIN_MM * px_per_mm:
+            pending = top
+            continue
+        parts.append((top, bottom))
+    if pending is not None and parts:
+        parts[-1] = (parts[-1][0], runs[-1][1])
+    return parts
+
+
+def _peak(scores: np.ndarray) -> tuple[float, float, float]:
+    """(dy, dx, score) of the best place in a correlation map, sub-pixel (parabola)."""
+    iy, ix = np.unravel_index(int(np.argmax(scores)), scores.shape)
+    best = float(scores[iy, ix])
+
+    def vertex(a, b, c):
+        den = a - 2 * b + c
+        return 0.0 if abs(den) < 1e-9 else float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
+
+    fy = vertex(scores[iy - 1, ix], best, scores[iy + 1, ix]) if 0 < iy < scores.shape[0] - 1 else 0.0
+    fx = vertex(scores[iy, ix - 1], best, scores[iy, ix + 1]) if 0 < ix < scores.shape[1] - 1 else 0.0
+    return iy + fy, ix + fx, best
+
+
+def align_in_parts(flat: np.ndarray, reference: np.ndarray, dpi: float = 200.0):
+    """The rectified page ``flat`` resampled part by part onto the issued page ``reference``
+    (same shape, ``dpi``), and its parts (:class:`PagePart`, rows of ``flat``), or None
+    when no part anchors (not this page). See the comment above."""
+    if flat.shape != reference.shape:
+        return None
+    f = PART_DPI / dpi
+    small_ref = cv2.resize(reference, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+    small = cv2.resize(flat, (small_ref.shape[1], small_ref.shape[0]), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (3, 3), 0)
+    small_ref = cv2.GaussianBlur(small_ref, (3, 3), 0)
+    px_mm = PART_DPI / MM_PER_INCH
+    h, w = small_ref.shape
+    search, side = int(round(PART_SEARCH_MM * px_mm)), int(round(PART_SIDE_MM * px_mm))
+    x0, x1 = int(w * PART_MARGIN_X), int(w * (1 - PART_MARGIN_X))
+    near = PART_NEAR_MM * px_mm
+    found = []   # per part: (top, bottom, score map, origin dy, best (dy, dx, score), unique)
+    for top, bottom in page_parts(small_ref, px_mm):
+        tmpl = small_ref[top:bottom, x0:x1]
+        if float(tmpl.std()) < 1.0:
+            continue
+        y_lo, y_hi = max(0, top - search), min(h, bottom + search)
+        region = small[y_lo:y_hi, x0 - side:x1 + side]
+        if region.shape[0] < tmpl.shape[0] or float(region.std()) < 1.0:
+            found.append((top, bottom, None, 0, (0.0, 0.0, -1.0), False))
+            continue
+        scores = cv2.matchTemplate(region, tmpl, cv2.TM_CCOEFF_NORMED)
+        py, px, best = _peak(scores)
+        rows = np.arange(scores.shape[0])
+        others = scores[np.abs(rows - py) > near]
+        unique = best >= PART_MATCH and (others.size == 0 or best - float(others.max()) >= PART_UNIQUE)
+        found.append((top, bottom, scores, y_lo - top, (py + y_lo - top, px - side, best), unique))
+    anchors = [k for k, p in enumerate(found) if p[5]]
+    # lines move together: below a reflowed paragraph everything moves by the same amount, so
+    # an anchor whose shift no neighbouring anchor shares has locked onto a look-alike row
+    # (seed 41, batch 4: a CERS page 2 line found 7.6 mm off; batch 9: two table rows of a
+    # CERS page 1, 12.7 and 7.1 mm off)
+    agree = PART_AGREE_MM * px_mm
+    lone = [k for i, k in enumerate(anchors)
+            if not any(0 <= j < len(anchors) and abs(found[k][4][0] - found[anchors[j]][4][0]) <= agree
+                       for j in (i - 1, i + 1))]
+    for k in lone:
+        found[k] = found[k][:5] + (False,)
+    anchors = [k for k in anchors if k not in lone]
+    if not anchors:
+        return None
+    parts = []
+    for k, (top, bottom, scores, origin, (dy, dx, best), unique) in enumerate(found):
+        if unique:
+            parts.append((top, bottom, dx, dy, "anchor"))
+            continue
+        above = next((a for a in reversed(anchors) if a < k), None)
+        below = next((a for a in anchors if a > k), None)
+        placed = None
+        for a in (above, below):
+            if a is None or scores is None:
+                continue
+            ady, adx = found[a][4][0], found[a][4][1]
+            iy, ix = int(round(ady - origin)), int(round(adx + side))
+            if 0 <= iy < scores.shape[0] and 0 <= ix < scores.shape[1]:
+                s = float(scores[max(0, iy - 1):iy + 2, max(0, ix - 1):ix + 2].max())
+                if s >= PART_FOLLOW and (placed is None or s > placed[0]):
+                    placed = (s, adx, ady)
+        if placed is not None:
+            parts.append((top, bottom, placed[1], placed[2], "anchors"))
+        else:   # where its nearest anchor's shift puts it, unplaced
+            a = above if above is not None else below
+            parts.append((top, bottom, found[a][4][1], found[a][4][0], ""))
+    # back to the rectified page's pixels; each gap split between the parts around it
+    scale = 1 / f
+    out = []
+    for k, (top, bottom, dx, dy, placed) in enumerate(parts):
+        t = 0 if k == 0 else (parts[k - 1][1] + top) / 2
+        b = h if k == len(parts) - 1 else (bottom + parts[k + 1][0]) / 2
+        out.append(PagePart(round(t * scale), round(b * scale), dx * scale, dy * scale, placed))
+    big_h, big_w = flat.shape
+    map_x = np.tile(np.arange(big_w, dtype=np.float32), (big_h, 1))
+    map_y = np.repeat(np.arange(big_h, dtype=np.float32)[:, None], big_w, axis=1)
+    for p in out:
+        map_x[p.top:p.bottom] += p.dx
+        map_y[p.top:p.bottom] += p.dy
+    warped = cv2.remap(flat, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=255)
+    return warped, out

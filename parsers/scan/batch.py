@@ -26,7 +26,7 @@ from ..failures import error_of, log_failure
 from ..store import Store
 from . import align, decide, measure
 from .ingest import PageImage, images_of
-from .locate import PageResult, content_match, locate
+from .locate import PageResult, content_match, locate, registered
 from .pipeline import DocPages, read_document
 from .references import References, likeness
 
@@ -197,12 +197,10 @@ class ScanBatch:
                     continue
             if not pr.image.gray.size:   # its image was let go (located by its marks): as is only
                 continue
-            try:
-                matrix = align.fallback_feature_align(pr.image.gray, ref, reference_dpi=measure.WORK_DPI)
-            except align.AlignmentFailed:
+            found = registered(pr.image.gray, ref)   # refined on the content when somewhat alike
+            if found is None:
                 continue
-            flat = align.rectify(pr.image.gray, matrix, measure.WORK_DPI)
-            scored.append((likeness(flat, ref), key, n, matrix, flat, ref))
+            scored.append((found[0], key, n, found[1], found[2], ref))
         if not scored:
             return None
         scored.sort(key=lambda t: -t[0])

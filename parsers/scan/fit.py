@@ -36,6 +36,13 @@ class PageFit:
     shift_mm: np.ndarray        # n: how far it lies from where it should be
     #: largest residual of the marks / QR corners fit (mm), when the page was aligned by them
     marks_mm: float | None = None
+    #: (top, bottom) PDF points of the parts of a page aligned in parts found nowhere
+    #: (:func:`align.align_in_parts`: a reflowed paragraph, a line pushed off the page)
+    unplaced: tuple[tuple[float, float], ...] = ()
+
+    def unplaced_at(self, bbox_pt: list[float]) -> bool:
+        """Whether a box (PDF points) lies in a part of the page that was not found."""
+        return in_unplaced(bbox_pt, self.unplaced)
 
     @property
     def worst_mm(self) -> float:
@@ -57,12 +64,17 @@ class PageFit:
 
     def fits_at(self, bbox_pt: list[float]) -> bool:
         """Whether the printed content near a box was found within half a box's tolerance."""
+        if self.unplaced_at(bbox_pt):
+            return False
         off = self.misfit_at(bbox_pt)
         return off is not None and off <= BOX_TOLERANCE_MM / 2 and \
             (self.marks_mm is None or self.marks_mm <= BOX_TOLERANCE_MM)
 
     def doubt(self, bbox_pt: list[float]) -> str | None:
         """Why a box cannot be read confidently where it is (French), or None."""
+        if self.unplaced_at(bbox_pt):
+            return ("Partie de la page non retrouvée (texte décalé par un traitement de texte) : "
+                    "à vérifier d'après l'image")
         if self.marks_mm is not None and self.marks_mm > BOX_TOLERANCE_MM:
             return (f"Page mal repérée (écart de {self.marks_mm:.1f} mm sur les repères) : "
                     "à vérifier d'après l'image")
@@ -72,11 +84,17 @@ class PageFit:
         return None
 
 
-def page_fit(flat: np.ndarray, reference: np.ndarray | None, marks_mm: float | None = None) -> PageFit:
+def in_unplaced(bbox_pt: list[float], unplaced: tuple[tuple[float, float], ...]) -> bool:
+    """Whether a box or zone (PDF points) overlaps the unplaced parts (top, bottom) of its page."""
+    return any(bbox_pt[1] < bottom and bbox_pt[3] > top for top, bottom in unplaced)
+
+
+def page_fit(flat: np.ndarray, reference: np.ndarray | None, marks_mm: float | None = None,
+             unplaced: tuple[tuple[float, float], ...] = ()) -> PageFit:
     """The local fit of a rectified page (``flat``, WORK_DPI) on what was printed."""
     if reference is None or reference.shape != flat.shape:
-        return PageFit(np.zeros((0, 2)), np.zeros(0), marks_mm)
+        return PageFit(np.zeros((0, 2)), np.zeros(0), marks_mm, unplaced)
     res = align.content_residuals(flat, reference)
     res = res[res[:, 4] >= MIN_RESPONSE] if len(res) else res
     shift = np.hypot(res[:, 2], res[:, 3]) / measure.PX_PER_MM if len(res) else np.zeros(0)
-    return PageFit(res[:, :2] if len(res) else np.zeros((0, 2)), shift, marks_mm)
+    return PageFit(res[:, :2] if len(res) else np.zeros((0, 2)), shift, marks_mm, unplaced)

@@ -51,6 +51,9 @@ class PageResult:
     #: identified by its content as a page its document holds already: matched to the pages
     #: the upload lacks first (:meth:`ScanBatch.add_page`)
     settle: bool = False
+    #: (top, bottom) PDF points of the parts of a page aligned in parts that were found
+    #: nowhere (:func:`align.align_in_parts`): what lies there is not read confidently
+    unplaced: tuple[tuple[float, float], ...] = ()
 
 
 def ink_share(gray: np.ndarray) -> float:
@@ -172,39 +175,103 @@ def locate(img: PageImage, refs: References) -> PageResult:
                       marks_mm=residual)
 
 
-def content_match(gray: np.ndarray, candidates: list[tuple[object, np.ndarray]], *, keep_scores: bool = False):
+#: A registration this alike may be the right page slightly off (ORB pairing look-alike rows
+#: of a table leaves a scale 1 % wrong: seed 41, batch 4, a CERS page 2 at 0.38, 0.72 once
+#: refined): refined on the printed content before it is judged.
+REFINE_LIKENESS = 0.2
+
+
+def registered(gray: np.ndarray, ref: np.ndarray):
+    """(likeness, matrix, rectified page) of ``gray`` registered on the printed page ``ref``
+    (ORB, then refined on the printed content when somewhat alike), or None."""
+    try:
+        matrix = align.fallback_feature_align(gray, ref, reference_dpi=measure.WORK_DPI)
+    except align.AlignmentFailed:
+        return None
+    flat = align.rectify(gray, matrix, measure.WORK_DPI)
+    score = likeness(flat, ref)
+    if REFINE_LIKENESS <= score < decide.MATCH_LIKENESS:
+        matrix2, flat2 = _refined(gray, matrix, flat, ref)
+        score2 = likeness(flat2, ref)
+        if score2 > score:
+            matrix, flat, score = matrix2, flat2, score2
+    return score, matrix, flat
+
+
+def _refined(gray: np.ndarray, matrix: np.ndarray, flat: np.ndarray, ref: np.ndarray):
+    """(matrix, rectified page) corrected on the printed content, or the same when it cannot be."""
+    fix = align.refine_by_content(flat, ref)
+    if fix is None:
+        return matrix, flat
+    r = align.render_px(measure.WORK_DPI)
+    matrix = matrix @ np.linalg.inv(r) @ fix @ r
+    return matrix, align.rectify(gray, matrix, measure.WORK_DPI)
+
+
+def _misplaced(flat: np.ndarray, ref: np.ndarray) -> bool:
+    """Whether the printed content lies off its place by more than a box's tolerance in two
+    places or more once the whole page is aligned (lines moved: a page to align in parts)."""
+    res = align.content_residuals(flat, ref)
+    res = res[res[:, 4] >= fit.MIN_RESPONSE] if len(res) else res
+    off = np.hypot(res[:, 2], res[:, 3]) / measure.PX_PER_MM if len(res) else np.zeros(0)
+    return int((off > fit.BOX_TOLERANCE_MM).sum()) >= 2   # one patch off: handwriting over it
+
+
+def _unplaced(parts) -> tuple[tuple[float, float], ...]:
+    return tuple((p.top / measure.K, p.bottom / measure.K) for p in parts if not p.placed)
+
+
+def content_match(gray: np.ndarray, candidates: list[tuple[object, np.ndarray]], *, keep_scores: bool = False,
+                  in_parts: bool = False):
     """The candidate page ``gray`` shows, registered on its content, or None.
 
     ``candidates``: (key, reference page at WORK_DPI). Each is registered (ORB features,
-    ~0.1 s) and compared (:func:`references.likeness`); the best is taken when it is
-    alike enough (``decide.MATCH_LIKENESS``) and clearly better than the next
-    (``decide.MATCH_MARGIN``), then refined on the printed content. Returns (key, matrix
-    from PDF points to image pixels, rectified and flat-fielded page). ``keep_scores``:
-    (that or None, [(likeness, key)] best first), the best guesses of a page not matched.
+    ~0.1 s), refined on the printed content when it is somewhat alike
+    (:data:`REFINE_LIKENESS`), and compared (:func:`references.likeness`); the best is
+    taken when it is alike enough (``decide.MATCH_LIKENESS``) and clearly better than the
+    next (``decide.MATCH_MARGIN``). Returns (key, matrix from PDF points to image pixels,
+    rectified and flat-fielded page). ``keep_scores``: (that or None, [(likeness, key)]
+    best first), the best guesses of a page not matched.
+
+    ``in_parts`` (a page printed from a DOCX, whose lines another word processor may have
+    broken elsewhere): the page is also aligned in parts (:func:`align.align_in_parts`) where
+    its content is off its place, the best two candidates judged so when no page is alike
+    as a whole; the result then has a fourth item, the unplaced parts (PDF points).
     """
     scored = []
     for key, ref in candidates:
-        try:
-            matrix = align.fallback_feature_align(gray, ref, reference_dpi=measure.WORK_DPI)
-        except align.AlignmentFailed:
-            continue
-        flat = align.rectify(gray, matrix, measure.WORK_DPI)
-        scored.append((likeness(flat, ref), key, matrix, ref))
+        found = registered(gray, ref)
+        if found is not None:
+            scored.append([found[0], key, found[1], ref, found[2], None])
     scored.sort(key=lambda t: -t[0])
-    scores = [(s, key) for s, key, _, _ in scored]
-    if not scored:
+
+    def clear() -> bool:
+        best = scored[0]
+        return best[0] >= decide.MATCH_LIKENESS and (len(scored) == 1 or best[0] - scored[1][0] >= decide.MATCH_MARGIN)
+
+    if in_parts and scored and not clear():
+        for entry in scored[:2]:
+            if entry[0] < REFINE_LIKENESS:
+                continue
+            parted = align.align_in_parts(entry[4], entry[3], measure.WORK_DPI)
+            if parted is not None:
+                score = likeness(parted[0], entry[3])
+                if score > entry[0]:
+                    entry[0], entry[4], entry[5] = score, parted[0], parted[1]
+        scored.sort(key=lambda t: -t[0])
+    scores = [(s, key) for s, key, *_ in scored]
+    if not scored or not clear():
         return (None, scores) if keep_scores else None
-    best = scored[0]
-    if best[0] < decide.MATCH_LIKENESS or (len(scored) > 1 and best[0] - scored[1][0] < decide.MATCH_MARGIN):
-        return (None, scores) if keep_scores else None
-    _, key, matrix, ref = best
-    flat = align.rectify(gray, matrix, measure.WORK_DPI)
-    fix = align.refine_by_content(flat, ref)
-    if fix is not None:
-        r = align.render_px(measure.WORK_DPI)
-        matrix = matrix @ np.linalg.inv(r) @ fix @ r
-        flat = align.rectify(gray, matrix, measure.WORK_DPI)
-    found = key, matrix, measure.flatten_light(flat)
+    _, key, matrix, ref, flat, parts = scored[0]
+    if parts is None:
+        matrix, flat = _refined(gray, matrix, flat, ref)
+        if in_parts and _misplaced(flat, ref):
+            parted = align.align_in_parts(flat, ref, measure.WORK_DPI)
+            if parted is not None and likeness(parted[0], ref) >= likeness(flat, ref):
+                flat, parts = parted
+    found = (key, matrix, measure.flatten_light(flat))
+    if in_parts:
+        found += (_unplaced(parts or ()),)
     return (found, scores) if keep_scores else found
 
 
@@ -213,17 +280,18 @@ def _locate_docx_print(img: PageImage, refs: References, info: QrInfo, fd: FormD
     """A page printed from the DOCX download: which page of the form, by its content."""
     # the issued DOCX as printed (pre-filled text included), else the blank form
     pages = refs.printed_pages(info.doc_id) or refs.blank_pages(fd.id)
-    found = content_match(img.gray, list(enumerate(pages, start=1)))
+    found = content_match(img.gray, list(enumerate(pages, start=1)), in_parts=True)
     if found is None:
         # pages alike (a CERP's table pages): matched in the batch among the pages its
         # documents lack (ScanBatch.match_pending), as a page whose QR code was lost
         return PageResult(img, "unknown", None, fd, None, None, rotation,
                           message="Page imprimée depuis le DOCX non reconnue : son contenu ne ressemble "
                                   "clairement à aucune page du formulaire")
-    page, _, flat = found
+    page, _, flat, unplaced = found
     return PageResult(img, "form", QrInfo(info.form, info.version, page, len(pages), info.doc_id), fd,
                       page, len(pages), rotation, "content", flat,
-                      "Page imprimée depuis le DOCX : identifiée par son contenu", verified=True)
+                      "Page imprimée depuis le DOCX : identifiée par son contenu", verified=True,
+                      unplaced=unplaced)
 
 
 def _locate_without_qr(img: PageImage, refs: References, dpi: float) -> PageResult:

@@ -79,7 +79,8 @@ def read_document(doc: DocPages, name: str, store: Store, refs: References) -> d
     # and of each file read (two files of one document id never share a crop)
     doc_key = f"{doc_key}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
     crops = Crops(store.settings.storage_dir, doc_key)
-    fits = {n: fit.page_fit(pr.flat, refs.page_of(doc.document_id, fd.id, doc.version, n), pr.marks_mm)
+    fits = {n: fit.page_fit(pr.flat, refs.page_of(doc.document_id, fd.id, doc.version, n), pr.marks_mm,
+                            pr.unplaced)
             for n, pr in doc.pages.items()}
     readings = _read_boxes(doc, layout, crops, fits)
     readings.update(_read_zones(doc, layout, crops, refs))
@@ -202,6 +203,17 @@ def _read_zones(doc: DocPages, layout: dict, crops: Crops, refs: References) -> 
                 else None
         ink = measure.measure_zone(pr.flat, z["bbox"], None, printed=masks[z["page"]])
         ev = {"page": z["page"], "bbox": z["bbox"]}
+        zf = field_of(fd, z["path"])
+        if fit.in_unplaced(z["bbox"], pr.unplaced) and (z["kind"] == "signature" or zf is None
+                                                         or zf.type not in ("choice", "multi")):
+            # in a part of the page not found again (a reflowed DOCX): its ink tells nothing
+            crop = crops.save(pr.flat, z["bbox"], z["path"], z["page"])
+            if crop:
+                ev["crop"] = crop
+            path = f"{z['path']}.signee" if z["kind"] == "signature" else z["path"]
+            readings[path] = Reading(None, 0.0, True, [ev], "Partie de la page non retrouvée : à vérifier "
+                                                            "d'après l'image")
+            continue
         if z["kind"] == "signature":
             d = decide.signature_state(ink)
             if d.needs_review:
