@@ -103,9 +103,8 @@ def open_batch(session: Session, principal: Principal, territoire: str | None, *
     before :func:`close_batch`)."""
     batch = Batch(source=source, territoire=batch_territory(session, principal, territoire),
                   created_by=principal.actor, user_id=principal.user_id, status="queued",
-                  submitter=twins.submitter_of(principal))
-    if receiving:
-        batch.received_at = None
+                  submitter=twins.submitter_of(principal),
+                  received_at=None if receiving else db.models.utcnow())
     session.add(batch)
     session.flush()
     return batch
@@ -161,6 +160,7 @@ def close_batch(session: Session, principal: Principal, batch: Batch, *, files: 
     extra = {"interrompu": True} if interrupted else {}
     record_event(principal, "lot.recu", object_type="lot", object_id=batch.id, session=session,
                  files=files, pages=total, source=source, territoire=batch.territoire, **extra)
+    session.flush()
 
 
 def _error_of(exc: BaseException) -> dict:

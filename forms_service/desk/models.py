@@ -59,8 +59,7 @@ class Batch(Base):
     #: When its last file was received. A batch received over HTTP is stored and queued
     #: file by file during its upload (``desk/receiving.py``: None until the upload ends);
     #: it is not ``done`` before (migration 0017).
-    received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True,
-                                                         default=utcnow)
+    received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     #: The submitter as the access policy sees them, taken on receipt (:func:`submitter_of`):
     #: a worker looks for an earlier identical page only among the batches they may see.
     submitter: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
