@@ -6,9 +6,13 @@
 Each part of the multipart body named ``files`` is written straight under the storage
 root while hashed (:class:`~forms_service.desk.storage.Spool`: no second copy, one fsync
 per file). As soon as a file is whole, its row and pending pages are committed and its
-reading job queued, so the workers read the first files while the last ones arrive. JPEG
-and PNG files are read together (one photo per page makes one record,
-:func:`~forms_service.desk.batches.read_jobs`): their job is queued when the upload ends.
+reading job queued, so the workers read the first files while the last ones arrive.
+JPEG and PNG files sent one after the other are read together, in one job queued when
+the run of photos ends (the next file that is not a photo, or the end of the upload): one
+photo per page still makes one record when a document's photos are sent together. (A
+batch received whole, :func:`~forms_service.desk.batches.read_jobs`, reads all its photos
+together; here a document's photos sent with another file between them would be read as
+two parts: a client sends them together, as a phone or a scanner does.)
 The batch is ``queued`` then ``running``, and never ``done`` before the upload ended
 (``batch.received_at``, :func:`~forms_service.desk.records.finish_if_done`).
 
@@ -124,10 +128,18 @@ class Receiver:
             s.execute(update(Batch).where(Batch.id == batch.id)
                       .values(pages_total=Batch.pages_total + max(row.page_count, 1)))
             row_id, kind, pending = row.id, row.kind, row.status == "pending"
-        if pending and kind in IMAGE_KINDS:
-            self._images.append(row_id)
-        elif pending:
+        if kind in IMAGE_KINDS:
+            if pending:
+                self._images.append(row_id)
+            return
+        self._flush_images()   # a run of photos ends: read together, while the rest arrives
+        if pending:
             self.queue.enqueue_read(self.batch_id, [row_id])   # read while the rest arrives
+
+    def _flush_images(self) -> None:
+        if self._images:
+            self.queue.enqueue_read(self.batch_id, self._images)
+            self._images = []
 
     # -- the end
     def finish(self) -> Batch:
@@ -156,8 +168,7 @@ class Receiver:
             batches.close_batch(s, self.principal, batch, files=self.count, source=self.source,
                                 interrupted=interrupted)
             s.expunge(batch)
-        if self._images:
-            self.queue.enqueue_read(batch.id, self._images)
+        self._flush_images()
         log.info("batch_received", batch=batch.id, files=self.count, pages=batch.pages_total,
                  source=self.source, streamed=True, interrupted=interrupted)
         return batch
