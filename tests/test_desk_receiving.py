@@ -65,22 +65,23 @@ def _post(client, key, boundary, body: io.BytesIO, length: int):
                        content_type=f"multipart/form-data; boundary={boundary}", content_length=length)
 
 
-def _state(app):
+def _state(app, after: int = 0):
+    """The batches after batch ``after``, their files and pages; the queue's job count."""
     from forms_service import db
     from forms_service.desk.models import Batch, BatchFile, BatchPage
     from forms_service.desk.queue import get_queue
 
     with app.app_context(), db.session() as s:
-        batches = s.scalars(select(Batch).order_by(Batch.id)).all()
-        files = s.scalars(select(BatchFile).order_by(BatchFile.id)).all()
-        pages = s.scalars(select(BatchPage).order_by(BatchPage.id)).all()
+        batches = s.scalars(select(Batch).where(Batch.id > after).order_by(Batch.id)).all()
+        files = s.scalars(select(BatchFile).where(BatchFile.batch_id > after).order_by(BatchFile.id)).all()
+        pages = s.scalars(select(BatchPage).where(BatchPage.batch_id > after).order_by(BatchPage.id)).all()
         return {"batches": [(b.id, b.status, b.received_at is not None) for b in batches],
                 "files": [(f.batch_id, f.position, f.status) for f in files],
                 "pages": [(p.file_id, p.status) for p in pages],
                 "queued": get_queue(app.extensions["forms_service.settings"]).pending()}
 
 
-def test_each_file_is_committed_and_queued_while_the_upload_goes_on(make_app):
+def test_each_file_is_committed_and_queued_while_the_upload_goes_on_and_a_broken_upload_keeps_them(make_app):
     from forms_service import db
     from forms_service.desk.models import Batch, BatchFile
     from forms_service.desk.reading import write_results
@@ -119,15 +120,16 @@ def test_each_file_is_committed_and_queued_while_the_upload_goes_on(make_app):
     assert end["batches"] == [(bid, "done", True)]
     assert end["files"] == [(bid, 0, "read"), (bid, 1, "error")]
     assert [p[1] for p in end["pages"]] == ["blank", "blank", "error"]
+    _a_broken_upload_keeps_the_files_received_whole_and_doubles_nothing(app, people, after=bid)
 
 
-def test_a_broken_upload_keeps_the_files_received_whole_and_doubles_nothing(make_app):
+def _a_broken_upload_keeps_the_files_received_whole_and_doubles_nothing(app, people, after: int):
+    """(In the same app as the test above: one set-up for both.)"""
     from forms_service import db
     from forms_service.db.models import AuditEvent
 
-    app = make_app()
-    people = seed(app)
     key = people["keys"]["agent.arr@t.example"]
+    queued = _state(app)["queued"]
     settings = app.extensions["forms_service.settings"]
     one, two = _pdf(1), _pdf(3)
     boundary, data = _body([("files", ("un.pdf", one)), ("files", ("deux.pdf", two))])
@@ -136,15 +138,17 @@ def test_a_broken_upload_keeps_the_files_received_whole_and_doubles_nothing(make
     assert r.status_code == 400, r.get_data(as_text=True)
     [error] = r.get_json()["errors"]
     assert error["rule"] == "envoi_interrompu" and "1 fichier(s)" in error["message"]
-    state = _state(app)
+    state = _state(app, after)
     [(first, status, received)] = state["batches"]
     assert (status, received) == ("queued", True)              # closed on what it received
-    assert state["files"] == [(first, 0, "pending")] and state["pages"] == [(1, "pending")]
-    assert state["queued"] == 1                                 # read once, like any file
-    stored = sorted(p for p in (Path(settings.storage_dir) / "desk").rglob("*") if p.is_file())
-    assert [p.read_bytes() for p in stored] == [one]           # nothing of the broken part
+    assert state["files"] == [(first, 0, "pending")] and [p[1] for p in state["pages"]] == ["pending"]
+    assert state["queued"] == queued + 1                       # read once, like any file
+    stored = {p.read_bytes() for p in (Path(settings.storage_dir) / "desk").rglob("*") if p.is_file()}
+    assert one in stored and two not in stored                 # nothing of the broken part
+    assert not list((Path(settings.storage_dir) / "desk").glob(".upload.*"))
     with app.app_context(), db.session() as s:
-        [event] = s.scalars(select(AuditEvent).where(AuditEvent.action == "lot.recu")).all()
+        event = s.scalars(select(AuditEvent).where(AuditEvent.action == "lot.recu")
+                          .order_by(AuditEvent.id.desc())).first()
         assert event.detail["interrompu"] is True and event.detail["files"] == 1
 
     boundary, data = _body([("files", ("un.pdf", one)), ("files", ("deux.pdf", two))])
@@ -153,7 +157,7 @@ def test_a_broken_upload_keeps_the_files_received_whole_and_doubles_nothing(make
     files = r.get_json()["files"]
     assert files[0]["duplicate_of"] == {"batch": first, "file": 0}   # not read again
     assert files[1]["duplicate_of"] is None
-    state = _state(app)
+    state = _state(app, after)
     second = r.get_json()["id"]
     assert state["files"] == [(first, 0, "pending"), (second, 0, "duplicate"), (second, 1, "pending")]
-    assert state["queued"] == 2    # the first batch's file, and the new one: each once
+    assert state["queued"] == queued + 2   # the first batch's file, and the new one: each once
