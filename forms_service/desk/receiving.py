@@ -36,7 +36,11 @@ end-made case), a broken upload keeps no batch at all.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from forms_service import db
 from forms_service.config import Settings
@@ -53,6 +57,31 @@ READ = 1024 * 1024
 #: A form field (``territoire``) is small: more is refused.
 MAX_FIELD_BYTES = 64 * 1024
 IMAGE_KINDS = ("jpeg", "png")
+#: How long the receiver's SQLite connection waits for a worker's writing transaction
+#: (ms): the upload goes on while workers write, and must not fail on a web request's
+#: 5 s (a worker's transaction may hold the write lock longer, ``reading``).
+RECEIVER_BUSY_TIMEOUT_MS = 120_000
+
+
+@contextmanager
+def _session(database: db.Database) -> Iterator[Session]:
+    """A transaction of the receiver's; on SQLite its connection waits for the write lock
+    as long as a worker's does, then gets the web's timeout back."""
+    with database.engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            before = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={RECEIVER_BUSY_TIMEOUT_MS}")
+            conn.commit()
+        s = Session(bind=conn, expire_on_commit=False)
+        try:
+            with s.begin():
+                yield s
+        finally:
+            s.close()
+            if sqlite:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={int(before)}")
+                conn.commit()
 
 
 class Receiver:
@@ -88,7 +117,7 @@ class Receiver:
             return
         value = value.strip() or None
         if self.batch_id is not None and value:
-            with self.database.session() as s:
+            with _session(self.database) as s:
                 own = s.get(Batch, self.batch_id).territoire
             if value != own:
                 raise Forbidden("Ce territoire n'est pas le vôtre", path="territoire",
@@ -101,7 +130,7 @@ class Receiver:
             p = self.principal
             self.streaming = bool(self.territoire or (p.territoire and not p.is_admin))
             if self.streaming:
-                with self.database.session() as s:
+                with _session(self.database) as s:
                     self.batch_id = batches.open_batch(s, p, self.territoire, source=self.source,
                                                        receiving=True).id
         self._name = filename or f"fichier-{self.count + 1}"
@@ -120,7 +149,7 @@ class Receiver:
         if not self.streaming:
             self._later.append((self._name, kept))
             return
-        with self.database.session() as s:
+        with _session(self.database) as s:
             batch = s.get(Batch, self.batch_id)
             seen = {sha: s.get(BatchFile, rid) for sha, rid in self._seen.items()}
             row = batches.add_file(s, self.settings, self.principal, batch, position, self._name, kept, seen)
@@ -163,7 +192,7 @@ class Receiver:
             log.error("batch_close_failed", batch=self.batch_id, error=type(exc).__name__)
 
     def _close(self, *, interrupted: bool) -> Batch:
-        with self.database.session() as s:
+        with _session(self.database) as s:
             batch = s.get(Batch, self.batch_id)
             batches.close_batch(s, self.principal, batch, files=self.count, source=self.source,
                                 interrupted=interrupted)
@@ -174,7 +203,7 @@ class Receiver:
         return batch
 
     def _make_at_end(self) -> Batch:
-        with self.database.session() as s:
+        with _session(self.database) as s:
             batch = batches.open_batch(s, self.principal, self.territoire, source=self.source)
             seen: dict[str, BatchFile] = {}
             for position, (name, kept) in enumerate(self._later):
