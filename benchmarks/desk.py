@@ -16,8 +16,9 @@ Not part of the test suite. What it does:
    SQLite) on a free port, waits for the worker's heartbeat (its readers are started
    before it beats), ``POST /api/v1/batches`` with every file at once, polls
    ``GET /api/v1/batches/<id>`` until ``done``: pages per second from the request to the
-   last page stored; the CPU of the server and worker processes is sampled (both cores
-   used?);
+   last page stored (the upload included: each file is read as soon as it is stored,
+   during the upload); the CPU of the server and worker processes is sampled (both cores
+   used?), and the batch's timeline read from the database (``timeline``);
 4. **the reader alone**: the same files read by :class:`parsers.sandbox.Sandbox` with as
    many worker processes as cores (what the worker uses), upload by upload, nothing stored;
 5. prints both, and the overhead of the queue, storage and database: end-to-end time
