@@ -16,8 +16,9 @@ Not part of the test suite. What it does:
    SQLite) on a free port, waits for the worker's heartbeat (its readers are started
    before it beats), ``POST /api/v1/batches`` with every file at once, polls
    ``GET /api/v1/batches/<id>`` until ``done``: pages per second from the request to the
-   last page stored; the CPU of the server and worker processes is sampled (both cores
-   used?);
+   last page stored (the upload included: each file is read as soon as it is stored,
+   during the upload); the CPU of the server and worker processes is sampled (both cores
+   used?), and the batch's timeline read from the database (``timeline``);
 4. **the reader alone**: the same files read by :class:`parsers.sandbox.Sandbox` with as
    many worker processes as cores (what the worker uses), upload by upload, nothing stored;
 5. prints both, and the overhead of the queue, storage and database: end-to-end time
@@ -105,7 +106,7 @@ def end_to_end(bench_dir: Path, work: Path, files: list[str], territoire: str,
         spying = _spy(proc.pid, spy) if spy else None
         cpu0 = _tree_cpu(server)
         psutil.cpu_percent(percpu=True)   # per-core busy time from here on
-        t0 = time.perf_counter()
+        t0, wall0 = time.perf_counter(), time.time()
         r = requests.post(f"{base}/batches", files=uploads, data={"territoire": territoire}, timeout=600)
         r.raise_for_status()
         accepted = time.perf_counter() - t0
@@ -122,7 +123,8 @@ def end_to_end(bench_dir: Path, work: Path, files: list[str], territoire: str,
         if spying is not None:
             _stop_spy(spying)
         return {"pages": pages, "seconds": round(seconds, 2), "pages_per_s": round(pages / seconds, 2),
-                "accepted_after_s": round(accepted, 2), "summary": view["summary"],
+                "accepted_after_s": round(accepted, 2), "timeline": _timeline(work, batch, wall0),
+                "summary": view["summary"],
                 "cpu_seconds_service": round(cpu, 1), "cores_busy": round(cpu / seconds, 2),
                 "machine_cpu_percent_per_core": per_core}
     finally:
@@ -132,6 +134,35 @@ def end_to_end(bench_dir: Path, work: Path, files: list[str], territoire: str,
         except subprocess.TimeoutExpired:
             proc.kill()
         logf.close()
+
+
+def _timeline(work: Path, batch: int, wall0: float) -> dict:
+    """When, from the request's start (s), the batch's first file was committed, its
+    upload ended, its first and last files were read, and it was done (the database's
+    own timestamps): how much reading overlapped the upload, and the tail."""
+    import sqlite3
+    from datetime import datetime, timezone
+
+    def at(value) -> float | None:
+        if value is None:
+            return None
+        t = datetime.fromisoformat(str(value))
+        t = t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+        return round(t.timestamp() - wall0, 2)
+
+    con = sqlite3.connect(work / "var" / "forms.db")
+    try:
+        created, received, finished = con.execute(
+            "SELECT created_at, received_at, finished_at FROM batch WHERE id = ?", (batch,)).fetchone()
+        reads = sorted(at(r) for (r,) in con.execute(
+            "SELECT read_at FROM batch_file WHERE batch_id = ? AND read_at IS NOT NULL", (batch,)))
+        read_before = con.execute("SELECT count(*) FROM batch_file WHERE batch_id = ? AND read_at <= ?",
+                                  (batch, received)).fetchone()[0]
+    finally:
+        con.close()
+    return {"first_file_committed": at(created), "upload_ended": at(received), "done": at(finished),
+            "first_read": reads[0] if reads else None, "last_read": reads[-1] if reads else None,
+            "files_read_before_upload_ended": read_before, "files_read": len(reads)}
 
 
 def _wait_for_consumer(work: Path, server: psutil.Process, timeout: float = 300) -> None:
@@ -270,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{e2e['pages_per_s']} pages/s; accepted after {e2e['accepted_after_s']} s; "
           f"service CPU {e2e['cpu_seconds_service']} s ({e2e['cores_busy']} cores busy on average)")
     print(f"  machine CPU per core during it: {e2e['machine_cpu_percent_per_core']} %")
+    print(f"  timeline (s from the request): {json.dumps(e2e['timeline'])}")
     print(f"reader alone (sandbox, {os.cpu_count()} workers): {alone['seconds']} s = {alone['pages_per_s']} pages/s "
           f"({alone['ms_per_page']} ms per page); CPU {alone['cpu_seconds']} s ({alone['cores_busy']} cores busy); "
           f"machine CPU per core {alone['machine_cpu_percent_per_core']} %")

@@ -2,7 +2,10 @@
 /api/v1/batches/<id>`` (progress, summary, every page), scope ``parse``, through the
 access policy (a batch the caller may not see answers 404).
 
-Batches have their own size limit (``MAX_BATCH_BYTES``, 1 GiB by default), raised for
+The body is read as it arrives: each file is stored, committed and queued for reading
+as soon as it is whole (``desk/receiving.py``), so the workers read the first files while
+the last ones arrive; the answer (202, every file's sha256 and ``duplicate_of``) comes
+at the end. Batches have their own size limit (``MAX_BATCH_BYTES``, 1 GiB by default), raised for
 this route only above the API's ``MAX_CONTENT_LENGTH``.
 """
 
@@ -17,7 +20,8 @@ from pydantic import BaseModel, Field
 from forms_service import db
 from forms_service.api.errors import ErrorBody
 from forms_service.api.params import RowId
-from forms_service.desk import batches
+from forms_service.desk import batches, receiving
+from forms_service.errors import BadRequest
 from forms_service.principal import current_principal
 
 tag = Tag(name="lots", description="Lots de formulaires reçus (bureau du SLAI), lus en arrière-plan")
@@ -110,17 +114,24 @@ class BatchOut(BaseModel):
                      "(202) vient aussitôt. Un fichier déjà reçu n'est pas relu : « duplicate_of » "
                      "nomme la copie précédente visible par l'appelant.",
          responses={202: BatchCreated})
-def submit(form: BatchForm):
+def submit(form: BatchForm = None):
+    """Read as it arrives (not parsed first: ``__delay_validate_request__``): each file is
+    stored, committed and queued as soon as it is whole (``desk/receiving.py``)."""
     principal = current_principal()
-    # each file as Werkzeug spooled it (to disk when large): stored by chunks, never read whole
-    uploads = [batches.Upload(u.filename or f"fichier-{i + 1}", u.stream)
-               for i, u in enumerate(request.files.getlist("files"))]
+    boundary = request.mimetype_params.get("boundary") if request.mimetype == "multipart/form-data" else None
+    if not boundary:
+        raise BadRequest("Corps attendu en multipart/form-data (champ « files »)", path="files",
+                         rule="fichier_manquant")
     settings = current_app.extensions["forms_service.settings"]
-    batch = batches.receive(settings, principal, uploads, request.form.get("territoire") or None,
-                            source="api", database=db.get_database())
+    receiver = receiving.Receiver(settings, principal, source="api", database=db.get_database())
+    batch = receiving.read_multipart(request.stream, boundary.encode("latin-1"), receiver)
     with db.session() as s:
         files = batches.files_view(s, principal, batch)
     return {"id": batch.id, "status": batch.status, "files": files}, 202
+
+
+# the body is read part by part by the view itself, never parsed whole before it
+submit.__delay_validate_request__ = True
 
 
 @bp.get("/batches/<int:batch_id>", summary="Suivre un lot", responses={200: BatchOut})

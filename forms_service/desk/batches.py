@@ -23,7 +23,7 @@ its issued document's; unknown, it waits at the desk (« bénéficiaire à ident
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from forms_service import access, db
@@ -75,58 +75,92 @@ def submit_batch(session: Session, principal: Principal, files: list[Upload], te
                  *, settings: Settings, source: str) -> Batch:
     """Store the files and create the batch, its files and pending pages (not committed,
     not queued: :func:`receive` does both)."""
-    from parsers.parse import kind_of
-
     if not files:
         raise BadRequest("Aucun fichier reçu (champ « files »)", path="files", rule="fichier_manquant")
-    if len(files) > MAX_FILES:
-        raise BadRequest(f"Trop de fichiers ({len(files)} ; {MAX_FILES} au plus)", path="files",
-                         rule="trop_de_fichiers")
+    check_count(len(files))
     limit = check_size(files, settings)
-    batch = Batch(source=source, territoire=batch_territory(session, principal, territoire),
-                  created_by=principal.actor, user_id=principal.user_id, status="queued",
-                  submitter=twins.submitter_of(principal))
-    session.add(batch)
-    session.flush()
+    batch = open_batch(session, principal, territoire, source=source)
     seen: dict[str, BatchFile] = {}
-    total = stored = 0
+    stored = 0
     for position, upload in enumerate(files):
         # stored before anything else, by chunks while hashing (never whole in memory)
-        digest, rel, size = storage.put_upload(settings, upload,
-                                               limit=None if limit is None else limit - stored)
-        stored += size
-        row = BatchFile(batch_id=batch.id, position=position, name=(upload.name or f"fichier-{position + 1}")[:255],
-                        sha256=digest, size=size, stored_path=rel, status="pending")
-        earlier = seen.get(digest) or earlier_copy(session, principal, digest, batch.id)
-        try:
-            row.kind = kind_of(storage.head(settings, rel))
-            row.page_count = page_count(storage.path(settings, rel), row.kind)
-        except Exception as exc:   # unreadable: one page, in error, never lost
-            row.kind = row.kind if isinstance(exc, FormsError) or row.kind else None
-            row.status, row.page_count = "error", 1
-            row.error = _error_of(exc)
-        if earlier is not None:
-            row.duplicate_of_id = earlier.id
-            if row.status != "error":
-                row.status = "duplicate"
-        session.add(row)
-        session.flush()
-        seen.setdefault(digest, row)
-        for n in range(1, max(row.page_count, 1) + 1):
-            status, message = "pending", None
-            if row.status == "duplicate":
-                status, message = "duplicate", f"Fichier déjà reçu (lot {earlier.batch_id})"
-            elif row.status == "error":
-                status, message = "error", row.error["message"]
-            session.add(BatchPage(batch_id=batch.id, file_id=row.id, file_page=n, status=status,
-                                  message=message))
-        total += max(row.page_count, 1)
+        kept = storage.put_upload(settings, upload, limit=None if limit is None else limit - stored)
+        stored += kept[2]
+        add_file(session, settings, principal, batch, position, upload.name, kept, seen)
+    close_batch(session, principal, batch, files=len(files), source=source)
+    return batch
+
+
+def check_count(n: int) -> None:
+    if n > MAX_FILES:
+        raise BadRequest(f"Trop de fichiers ({n} ; {MAX_FILES} au plus)", path="files",
+                         rule="trop_de_fichiers")
+
+
+def open_batch(session: Session, principal: Principal, territoire: str | None, *, source: str,
+               receiving: bool = False) -> Batch:
+    """A new batch (flushed); ``receiving``: its files are still arriving (not ``done``
+    before :func:`close_batch`)."""
+    batch = Batch(source=source, territoire=batch_territory(session, principal, territoire),
+                  created_by=principal.actor, user_id=principal.user_id, status="queued",
+                  submitter=twins.submitter_of(principal),
+                  received_at=None if receiving else db.models.utcnow())
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def add_file(session: Session, settings: Settings, principal: Principal, batch: Batch, position: int,
+             name: str | None, kept: tuple[str, str, int], seen: dict[str, BatchFile]) -> BatchFile:
+    """A stored file's row (its kind, its pages counted, or the earlier copy it repeats)
+    and one page per page, ``pending`` (flushed, in the caller's transaction)."""
+    from parsers.parse import kind_of
+
+    digest, rel, size = kept
+    row = BatchFile(batch_id=batch.id, position=position, name=(name or f"fichier-{position + 1}")[:255],
+                    sha256=digest, size=size, stored_path=rel, status="pending")
+    earlier = seen.get(digest) or earlier_copy(session, principal, digest, batch.id)
+    try:
+        row.kind = kind_of(storage.head(settings, rel))
+        row.page_count = page_count(storage.path(settings, rel), row.kind)
+    except Exception as exc:   # unreadable: one page, in error, never lost
+        row.kind = row.kind if isinstance(exc, FormsError) or row.kind else None
+        row.status, row.page_count = "error", 1
+        row.error = _error_of(exc)
+    if earlier is not None:
+        row.duplicate_of_id = earlier.id
+        if row.status != "error":
+            row.status = "duplicate"
+    session.add(row)
+    session.flush()
+    seen.setdefault(digest, row)
+    for n in range(1, max(row.page_count, 1) + 1):
+        status, message = "pending", None
+        if row.status == "duplicate":
+            status, message = "duplicate", f"Fichier déjà reçu (lot {earlier.batch_id})"
+        elif row.status == "error":
+            status, message = "error", row.error["message"]
+        session.add(BatchPage(batch_id=batch.id, file_id=row.id, file_page=n, status=status,
+                              message=message))
+    session.flush()
+    return row
+
+
+def close_batch(session: Session, principal: Principal, batch: Batch, *, files: int, source: str,
+                interrupted: bool = False) -> None:
+    """Every file received (or the upload broke, ``interrupted``: the files received
+    whole stay): its page count, ``done`` if nothing is left to read, the audit event."""
+    if batch.received_at is None:
+        session.execute(update(Batch).where(Batch.id == batch.id).values(received_at=db.models.utcnow()))
+        session.refresh(batch)
+    total = session.scalar(select(func.count()).select_from(BatchPage).where(BatchPage.batch_id == batch.id))
     batch.pages_total = total
     session.flush()
     finish_if_done(session, batch)
+    extra = {"interrompu": True} if interrupted else {}
     record_event(principal, "lot.recu", object_type="lot", object_id=batch.id, session=session,
-                 files=len(files), pages=total, source=source, territoire=batch.territoire)
-    return batch
+                 files=files, pages=total, source=source, territoire=batch.territoire, **extra)
+    session.flush()
 
 
 def _error_of(exc: BaseException) -> dict:

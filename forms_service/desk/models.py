@@ -56,6 +56,10 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     pages_total: Mapped[int] = mapped_column(Integer, default=0)
+    #: When its last file was received. A batch received over HTTP is stored and queued
+    #: file by file during its upload (``desk/receiving.py``: None until the upload ends);
+    #: it is not ``done`` before (migration 0017).
+    received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     #: The submitter as the access policy sees them, taken on receipt (:func:`submitter_of`):
     #: a worker looks for an earlier identical page only among the batches they may see.
     submitter: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)

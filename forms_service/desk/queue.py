@@ -35,6 +35,8 @@ NAME = "forms-service"
 #: wait for their work (``batch submit --wait``) know whether anyone will do it.
 HEARTBEAT_SECONDS = 5
 HEARTBEAT_KEY = "consumer:heartbeat"
+#: The longest an idle consumer thread waits before it looks at the queue again (s).
+MAX_POLL_DELAY = 0.25
 
 
 #: The work the queue's tasks do, by name: ``handler(queue, *args)``, registered by the
@@ -187,9 +189,13 @@ class DeskQueue:
 
     # -- consumer side
     def consumer(self, workers: int | None = None):
+        """A Huey consumer. An idle thread polls the queue every 0.05 s at first, then less
+        often, never less than every :data:`MAX_POLL_DELAY`: a batch's files are queued
+        one by one while its upload goes on, and a reader should not wait a second for
+        the next one."""
         workers = workers or self.settings.worker_threads or default_threads()
         return self.huey.create_consumer(workers=workers, worker_type="thread", periodic=True,
-                                         initial_delay=0.05, backoff=1.3, max_delay=1.0,
+                                         initial_delay=0.05, backoff=1.3, max_delay=MAX_POLL_DELAY,
                                          check_worker_health=True)
 
     def _dispatch(self, name: str, *args) -> None:

@@ -350,7 +350,7 @@ def _keep_parsed(database, settings, principal, files, items) -> int:
 
     with database.session() as s:
         batch = Batch(source="parse", territoire=principal.territoire, created_by=principal.actor,
-                      user_id=principal.user_id, status="running")
+                      user_id=principal.user_id, status="running", received_at=db.models.utcnow())
         s.add(batch)
         s.flush()
         rows = []

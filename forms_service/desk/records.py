@@ -46,8 +46,17 @@ on_record_stored: list[Callable[[Session, db.Record], None]] = []
 on_record_reviewed: list[Callable[[Session, db.Record], None]] = []
 
 def finish_if_done(session: Session, batch: Batch) -> None:
-    """``done`` once no page is pending (in the caller's transaction); a worker's claim
-    makes it ``running``."""
+    """``done`` once its upload has ended and no page is pending (in the caller's
+    transaction); a worker's claim makes it ``running``.
+
+    The batch's row is locked first: the receiver closing an upload and a worker writing
+    the last files' pages each see what the other committed (on PostgreSQL the second
+    waits, then counts again; on SQLite the write lock does it), so a batch never stays
+    ``running`` with nothing pending."""
+    received = session.scalar(select(Batch.received_at).where(Batch.id == batch.id)
+                              .with_for_update(key_share=True))
+    if received is None:
+        return
     pending = session.scalar(select(func.count()).select_from(BatchPage)
                              .where(BatchPage.batch_id == batch.id, BatchPage.status == "pending"))
     if not pending:

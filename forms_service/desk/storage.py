@@ -1,6 +1,7 @@
 """Received files, stored before any reading, by their content (SHA-256).
 
     sha, rel, size = put_upload(settings, Upload(name, fh))   # by chunks, hashed on the way
+    spool = Spool(settings); spool.write(chunk); spool.keep()  # the same, as an HTTP part arrives
     sha, rel = put(settings, data)       # <storage>/desk/ab/abcdef…  (written once, atomically)
     data = get(settings, rel)
 
@@ -92,36 +93,73 @@ def head(settings: Settings, rel: str, n: int = 1024) -> bytes:
         return fh.read(n)
 
 
+class Spool:
+    """One file being received, written straight under the storage root while hashed:
+
+        spool = Spool(settings, limit=...)
+        spool.write(chunk)            # as the bytes arrive (an HTTP part, a file read by chunks)
+        sha, rel, size = spool.keep() # fsync once, renamed to its content's name
+        spool.discard()               # or: nothing kept (an upload that broke, a limit passed)
+
+    A ``.part`` file until kept: never a half-written file under its final name, and no
+    second copy. More than ``limit`` bytes: discarded, :class:`PayloadTooLarge`."""
+
+    def __init__(self, settings: Settings, *, limit: int | None = None):
+        self.settings, self.limit = settings, limit
+        root = Path(settings.storage_dir) / ROOT
+        root.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".upload.", suffix=".part", dir=root)
+        self._tmp = Path(tmp_name)
+        self._out = os.fdopen(fd, "wb")
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.limit is not None and self.size > self.limit:
+            self.discard()
+            raise PayloadTooLarge(too_large_message(self.size, self.limit), path="files")
+        self._digest.update(chunk)
+        self._out.write(chunk)
+
+    def keep(self) -> tuple[str, str, int]:
+        """fsync, then under ``desk/<sha[:2]>/<sha>`` (once: the same bytes kept before
+        stay); returns (sha256, path relative to the storage root, size)."""
+        try:
+            self._out.flush()
+            os.fsync(self._out.fileno())
+            self._out.close()
+            sha = self._digest.hexdigest()
+            rel = f"{ROOT}/{sha[:2]}/{sha}"
+            target = Path(self.settings.storage_dir) / rel
+            if target.is_file():
+                self._tmp.unlink()
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self._tmp, target)   # never a half-written file under its final name
+            return sha, rel, self.size
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        if not self._out.closed:
+            self._out.close()
+        self._tmp.unlink(missing_ok=True)
+
+
 def put_upload(settings: Settings, upload: Upload, *, limit: int | None = None) -> tuple[str, str, int]:
     """Store an upload by chunks while hashing it; returns (sha256, relative path, size).
     More than ``limit`` bytes: nothing kept, :class:`PayloadTooLarge`."""
-    root = Path(settings.storage_dir) / ROOT
-    root.mkdir(parents=True, exist_ok=True)
-    digest, size = hashlib.sha256(), 0
-    fd, tmp_name = tempfile.mkstemp(prefix=".upload.", suffix=".part", dir=root)
-    tmp = Path(tmp_name)
+    spool = Spool(settings, limit=limit)
     try:
-        with os.fdopen(fd, "wb") as out, upload.open() as src:
+        with upload.open() as src:
             while chunk := src.read(CHUNK):
-                size += len(chunk)
-                if limit is not None and size > limit:
-                    raise PayloadTooLarge(too_large_message(size, limit), path="files")
-                digest.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        sha = digest.hexdigest()
-        rel = f"{ROOT}/{sha[:2]}/{sha}"
-        target = Path(settings.storage_dir) / rel
-        if target.is_file():
-            tmp.unlink()
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, target)   # never a half-written file under its final name
-        return sha, rel, size
+                spool.write(chunk)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        spool.discard()
         raise
+    return spool.keep()
 
 
 def too_large_message(size: int, limit: int) -> str:
