@@ -1,7 +1,7 @@
 """batches: when the last file of a batch was received (issue 11's speed)
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-01
 
 - ``batch.received_at``: a batch received over HTTP is stored, committed and queued file
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0017"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
