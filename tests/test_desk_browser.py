@@ -21,10 +21,7 @@ import desk_data
 from desk_queue import start_worker, stop
 from people_data import headers, seed
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-WIDTHS = (1280, 820)
+from referent_browser import CHROMIUM, WIDTHS, launch   # Debian's chromium, in French: one place
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -92,7 +89,7 @@ def test_upload_progress_and_keyboard_review_in_a_browser(served, tmp_path):
     shots.mkdir()
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="fr-FR")
             errors: list[str] = []
