@@ -84,7 +84,7 @@ def _square_kernel(side: int, band: int) -> np.ndarray:
 
 
 def measure_box(flat: np.ndarray, bbox_pt: list[float], reference: np.ndarray | None = None,
-                others: list[list[float]] = ()) -> BoxInk:
+                others: list[list[float]] | np.ndarray = ()) -> BoxInk:
     """Ink inside the checkbox whose printed square is ``bbox_pt`` (layout map, PDF points).
 
     ``reference``: the printed page at the same resolution (what was printed around the
@@ -174,14 +174,14 @@ def _band(radius: int, side: int) -> tuple[np.ndarray, np.ndarray, tuple[np.ndar
 
 
 def crossing_stroke(flat: np.ndarray, square: tuple[int, int, int, int], reference: np.ndarray,
-                    shift: tuple[int, int] = (0, 0), others: list[list[float]] = (),
+                    shift: tuple[int, int] = (0, 0), others: list[list[float]] | np.ndarray = (),
                     inner_ink: np.ndarray | None = None) -> bool:
     """Whether ink the printed page does not have lies around the box ``square`` (pixels)
     in two opposite directions: a stroke passing through, not a mark in it.
 
     ``shift``: where the square was found against where the alignment put it (pixels),
-    the local misalignment the reference is moved by; ``others``: the page's other boxes
-    (PDF points), whose marks are left out; ``inner_ink``: the box's interior, inked pixels.
+    the local misalignment the reference is moved by; ``others``: the page's boxes (PDF
+    points, the box itself may be among them), whose marks are left out; ``inner_ink``: the box's interior, inked pixels.
     """
     if reference.shape != flat.shape:
         return False
@@ -205,13 +205,15 @@ def crossing_stroke(flat: np.ndarray, square: tuple[int, int, int, int], referen
         printed = printed | (reference[Y0 - dy:Y1 - dy, X0 - dx:X1 - dx] < PRINTED_INK)
     k = int(2 * CROSS_PRINTED_SLACK_MM * PX_PER_MM) | 1
     printed = cv2.dilate(printed.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
-    grow = CROSS_BOX_SLACK * side
-    for bx0, by0, bx1, by1 in others:
-        for sx, sy in {(0, 0), (dx, dy)}:
-            ox0, oy0 = int(bx0 * K - grow) - X0 + sx, int(by0 * K - grow) - Y0 + sy
-            ox1, oy1 = int(bx1 * K + grow) - X0 + sx, int(by1 * K + grow) - Y0 + sy
-            if ox1 > 0 and oy1 > 0 and ox0 < X1 - X0 and oy0 < Y1 - Y0:
-                printed[max(0, oy0):max(0, oy1), max(0, ox0):max(0, ox1)] = 1
+    if len(others):
+        # the other boxes in the window (the box itself, widened so, stops where the band begins)
+        grow = CROSS_BOX_SLACK * side
+        rects = np.asarray(others, np.float64) * K + (-grow, -grow, grow, grow) - (X0, Y0, X0, Y0)
+        rects = rects[(rects[:, 2] + abs(dx) > 0) & (rects[:, 3] + abs(dy) > 0) &
+                      (rects[:, 0] - abs(dx) < X1 - X0) & (rects[:, 1] - abs(dy) < Y1 - Y0)].astype(int)
+        for ox0, oy0, ox1, oy1 in rects.tolist():
+            for sx, sy in {(0, 0), (dx, dy)}:
+                printed[max(0, oy0 + sy):max(0, oy1 + sy), max(0, ox0 + sx):max(0, ox1 + sx)] = 1
     new &= printed == 0
     if not new.any():
         return False
@@ -219,11 +221,15 @@ def crossing_stroke(flat: np.ndarray, square: tuple[int, int, int, int], referen
     long_ = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]) >= CROSS_PIECE_MM * PX_PER_MM
     # each piece that begins near the box, and its direction from the box (a mean of unit
     # vectors: a piece may straddle 0°); writing in the zones above and below is farther
+    if not long_.any():
+        return False
     dirs = []
     for i in np.nonzero(long_)[0]:
-        on = labels == i + 1
-        if dist[on].min() <= CROSS_REACH:
-            dirs.append(float(np.degrees(np.arctan2(sin[on].mean(), cos[on].mean()))))
+        x, y, cw, ch = stats[i + 1, :4]
+        on = labels[y:y + ch, x:x + cw] == i + 1
+        if dist[y:y + ch, x:x + cw][on].min() <= CROSS_REACH:
+            dirs.append(float(np.degrees(np.arctan2(sin[y:y + ch, x:x + cw][on].sum(),
+                                                    cos[y:y + ch, x:x + cw][on].sum()))))
     if not dirs:
         return False
     if any(_apart(a, b) >= CROSS_OPPOSITE_DEG for i, a in enumerate(dirs) for b in dirs[i + 1:]):
@@ -251,21 +257,23 @@ CROSS_RUN_DEG = 25.0
 def _straight_run(ink: np.ndarray) -> float | None:
     """The direction (degrees) of the box's ink when it is one thin straight run across the
     interior, edge to edge (a line, not a tick: a tick bends, a cross has two strokes)."""
+    m = cv2.moments(ink.astype(np.uint8), binaryImage=True)
+    if m["m00"] < 8:
+        return None
+    # the spread across and the direction of the ink's principal axis, from its moments
+    a, b, c = m["mu20"] / m["m00"], m["mu11"] / m["m00"], m["mu02"] / m["m00"]
+    across = (a + c) / 2 - np.hypot((a - c) / 2, b)
+    if np.sqrt(max(across, 0.0)) > CROSS_RUN_SPREAD_MM * PX_PER_MM:
+        return None
+    theta = 0.5 * np.arctan2(2 * b, a - c)
+    major = np.array([np.cos(theta), np.sin(theta)])
     ys, xs = np.nonzero(ink)
-    if len(xs) < 8:
-        return None
-    pts = np.stack([xs, ys], axis=1).astype(np.float32)
-    pts -= pts.mean(axis=0)
-    evals, evecs = np.linalg.eigh(np.cov(pts.T))
-    major = evecs[:, 1]
-    along = pts @ major
-    if np.sqrt(max(evals[0], 0.0)) > CROSS_RUN_SPREAD_MM * PX_PER_MM:
-        return None
+    along = (xs - m["m10"] / m["m00"]) * major[0] + (ys - m["m01"] / m["m00"]) * major[1]
     h, w = ink.shape
     span = abs(major[0]) * w + abs(major[1]) * h   # the interior's length along that line
     if np.ptp(along) < CROSS_RUN_SPAN * min(span, np.hypot(w, h)):
         return None
-    return float(np.degrees(np.arctan2(major[1], major[0])))
+    return float(np.degrees(theta))
 
 
 def _scan_line_through(crop: np.ndarray, bx: int, by: int, side: int, m: int) -> bool:

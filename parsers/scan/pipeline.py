@@ -115,8 +115,8 @@ def read_boxes(doc: DocPages, layout: dict, fits: dict[int, fit.PageFit] | None 
             by_page.setdefault(b["page"], []).append(b)
     for page, boxes in by_page.items():
         pr = doc.pages[page]
-        inks = [measure.measure_box(pr.flat, b["bbox"], printed.get(page), [o["bbox"] for o in boxes if o is not b])
-                for b in boxes]
+        squares = np.array([b["bbox"] for b in boxes], float)   # their marks are no crossing stroke
+        inks = [measure.measure_box(pr.flat, b["bbox"], printed.get(page), squares) for b in boxes]
         centres = [((b["bbox"][0] + b["bbox"][2]) / 2, (b["bbox"][1] + b["bbox"][3]) / 2) for b in boxes]
         pf = fits.get(page)
         for k, (b, ink, bg) in enumerate(zip(boxes, inks, decide.backgrounds(centres, inks))):
