@@ -79,8 +79,9 @@ def read_document(doc: DocPages, name: str, store: Store, refs: References) -> d
     # and of each file read (two files of one document id never share a crop)
     doc_key = f"{doc_key}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
     crops = Crops(store.settings.storage_dir, doc_key)
-    printed = {n: refs.page_of(doc.document_id, fd.id, doc.version, n) for n in doc.pages}
-    fits = {n: fit.page_fit(pr.flat, printed[n], pr.marks_mm) for n, pr in doc.pages.items()}
+    fits = {n: fit.page_fit(pr.flat, refs.page_of(doc.document_id, fd.id, doc.version, n), pr.marks_mm)
+            for n, pr in doc.pages.items()}
+    printed = {n: refs.page_of(doc.document_id, fd.id, doc.version, n) for n in doc.pages}   # cached
     readings = _read_boxes(doc, layout, crops, fits, printed)
     readings.update(_read_zones(doc, layout, crops, refs))
     issued = store.issued_data(doc.document_id)
