@@ -399,7 +399,8 @@ def dump_boxes(bench_dir: Path, items: list[tuple[str, dict]], out: Path, store)
                 want = {(b["path"], str(b["value"])): b for b in page["boxes"]}
                 ref = refs.page_of(pr.info.doc_id, pr.form.id, pr.info.version, pr.page)
                 fits = {pr.page: fit.page_fit(pr.flat, ref, pr.marks_mm)}
-                for r in pipeline.read_boxes(doc, layout, fits, {pr.page: ref}):
+                doc.printed[pr.page] = ref
+                for r in pipeline.read_boxes(doc, layout, fits):
                     b, ink, st, bg = r.box, r.ink, r.state, r.background
                     t = want.get((b["path"], str(b["value"])))
                     if t is None:

@@ -37,6 +37,8 @@ class DocPages:
     page_count: int | None = None
     #: 0 for the first copy of an issued document in a batch, 1 for the next…
     copy: int = 0
+    #: what was printed on each page (:meth:`References.page_of`), once the pages are read
+    printed: dict[int, np.ndarray | None] = field(default_factory=dict)
 
 
 def document_layout(doc: DocPages, store: Store, refs: References) -> dict | None:
@@ -78,11 +80,11 @@ def read_document(doc: DocPages, name: str, store: Store, refs: References) -> d
         doc_key = f"{doc_key}-{doc.copy + 1}"
     # and of each file read (two files of one document id never share a crop)
     doc_key = f"{doc_key}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+    doc.printed = {n: refs.page_of(doc.document_id, fd.id, doc.version, n) for n in doc.pages}
     crops = Crops(store.settings.storage_dir, doc_key)
     fits = {n: fit.page_fit(pr.flat, refs.page_of(doc.document_id, fd.id, doc.version, n), pr.marks_mm)
             for n, pr in doc.pages.items()}
-    printed = {n: refs.page_of(doc.document_id, fd.id, doc.version, n) for n in doc.pages}   # cached
-    readings = _read_boxes(doc, layout, crops, fits, printed)
+    readings = _read_boxes(doc, layout, crops, fits)
     readings.update(_read_zones(doc, layout, crops, refs))
     issued = store.issued_data(doc.document_id)
     readings = reconcile.reconcile(fd, readings, issued)
@@ -103,12 +105,11 @@ class BoxRead:
     doubt: str | None = None
 
 
-def read_boxes(doc: DocPages, layout: dict, fits: dict[int, fit.PageFit] | None = None,
-               printed: dict[int, np.ndarray | None] | None = None) -> list[BoxRead]:
+def read_boxes(doc: DocPages, layout: dict, fits: dict[int, fit.PageFit] | None = None) -> list[BoxRead]:
     """Every box of the layout on the document's pages, measured (against what was printed
-    around it, ``printed``: page → the printed page), then decided against its page's own
-    quiet boxes around it (:func:`decide.backgrounds`) and the page's fit."""
-    fits, printed = fits or {}, printed or {}
+    around it, ``doc.printed``), then decided against its page's own quiet boxes around it
+    (:func:`decide.backgrounds`) and the page's fit."""
+    fits = fits or {}
     out: list[BoxRead] = []
     by_page: dict[int, list[dict]] = {}
     for b in layout["boxes"]:
@@ -117,7 +118,7 @@ def read_boxes(doc: DocPages, layout: dict, fits: dict[int, fit.PageFit] | None 
     for page, boxes in by_page.items():
         pr = doc.pages[page]
         squares = np.array([b["bbox"] for b in boxes], float)   # their marks are no crossing stroke
-        inks = [measure.measure_box(pr.flat, b["bbox"], printed.get(page), squares) for b in boxes]
+        inks = [measure.measure_box(pr.flat, b["bbox"], doc.printed.get(page), squares) for b in boxes]
         centres = [((b["bbox"][0] + b["bbox"][2]) / 2, (b["bbox"][1] + b["bbox"][3]) / 2) for b in boxes]
         pf = fits.get(page)
         for k, (b, ink, bg) in enumerate(zip(boxes, inks, decide.backgrounds(centres, inks))):
@@ -137,8 +138,8 @@ def read_boxes(doc: DocPages, layout: dict, fits: dict[int, fit.PageFit] | None 
     return out
 
 
-def _read_boxes(doc: DocPages, layout: dict, crops: Crops, fits: dict[int, fit.PageFit] | None = None,
-                printed: dict[int, np.ndarray | None] | None = None) -> dict[str, Reading]:
+def _read_boxes(doc: DocPages, layout: dict, crops: Crops,
+                fits: dict[int, fit.PageFit] | None = None) -> dict[str, Reading]:
     """Each group of boxes measured, each box decided, then the group.
 
     A box is read confidently only where its printed square was found again where it
@@ -147,7 +148,7 @@ def _read_boxes(doc: DocPages, layout: dict, crops: Crops, fits: dict[int, fit.P
     """
     fd = doc.form
     readings: dict[str, Reading] = {}
-    read = {id(r.box): r for r in read_boxes(doc, layout, fits, printed)}
+    read = {id(r.box): r for r in read_boxes(doc, layout, fits)}
     boxes_by_path: dict[str, list[dict]] = {}
     for b in layout["boxes"]:
         boxes_by_path.setdefault(b["path"], []).append(b)
