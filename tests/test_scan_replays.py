@@ -242,3 +242,16 @@ def test_a_tick_between_two_lines_of_handwriting_is_a_tick(monkeypatch):
     assert not ink.crossed and st.state == "checked" and st.confidence >= 0.9
     monkeypatch.setattr(measure, "CROSS_REACH", measure.CROSS_FAR)   # any piece in the band counts
     assert measure.measure_box(flat, bbox, printed).crossed
+
+
+def test_a_big_tick_whose_short_arm_hardly_shows_is_a_tick():
+    """Seed 31, batch 11, page 4 (`python -m benchmarks.parse --dir DIR --batches 11` on the bench
+    of `--seed 31`): an Annexe 2 photographed; a big tick in `logement.diflog` « 1006 », its long
+    arm over the border up and right, its short arm hardly there: inside, one straight run going
+    on beyond the box in line with it, as a stroke passing through does (and the page's rules,
+    1 mm off their print, on the other side). Up and right is where a tick's arm goes: a tick."""
+    flat = cv2.imread(str(REPLAYS / "seed31-11-4-phone-big-tick.png"), cv2.IMREAD_GRAYSCALE)
+    printed = cv2.imread(str(REPLAYS / "seed31-11-4-phone-big-tick-printed.png"), cv2.IMREAD_GRAYSCALE)
+    ink = measure.measure_box(flat, [39.54, 39.66, 49.54, 49.86], printed)
+    st = decide.box_state(ink)
+    assert not ink.crossed and st.state == "checked" and st.confidence >= 0.9

@@ -239,9 +239,12 @@ def crossing_stroke(flat: np.ndarray, square: tuple[int, int, int, int], referen
         return True
     # one piece only (the other side hidden by print): the ink inside is one thin straight
     # run across the box, going on beyond it in line with that piece (seed 37, batch 27,
-    # page 4: a signature's stroke through « Offre refusée », its far end over a label)
+    # page 4: a signature's stroke through « Offre refusée », its far end over a label); not
+    # up and right of it, where a big tick's long arm goes (seed 31, batch 11, page 4: a tick
+    # whose short arm hardly shows)
     run = _straight_run(inner_ink) if inner_ink is not None else None
-    return run is not None and any(min(_apart(a, run), _apart(a, run + 180.0)) <= CROSS_RUN_DEG for a in dirs)
+    return run is not None and any(min(_apart(a, run), _apart(a, run + 180.0)) <= CROSS_RUN_DEG
+                                   and not -90.0 <= a <= 0.0 for a in dirs)
 
 
 def _apart(a: float, b: float) -> float:
