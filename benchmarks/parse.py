@@ -403,6 +403,7 @@ def dump_boxes(bench_dir: Path, items: list[tuple[str, dict]], out: Path, store)
                 want = {(b["path"], str(b["value"])): b for b in page["boxes"]}
                 ref = refs.page_of(pr.info.doc_id, pr.form.id, pr.info.version, pr.page)
                 fits = {pr.page: fit.page_fit(pr.flat, ref, pr.marks_mm)}
+                doc.printed[pr.page] = ref
                 for r in pipeline.read_boxes(doc, layout, fits):
                     b, ink, st, bg = r.box, r.ink, r.state, r.background
                     t = want.get((b["path"], str(b["value"])))
@@ -416,7 +417,7 @@ def dump_boxes(bench_dir: Path, items: list[tuple[str, dict]], out: Path, store)
                         "planted": t.get("planted"), "read": st.state, "confidence": round(st.confidence, 3),
                         "darkness": round(ink.darkness, 4), "coverage": round(ink.coverage, 4),
                         "light": round(ink.light, 4), "solid": round(ink.solid, 4), "found": ink.found,
-                        "match": round(ink.match, 3), "speck": ink.speck, "streak": ink.streak,
+                        "match": round(ink.match, 3), "speck": ink.speck, "streak": ink.streak, "crossed": ink.crossed,
                         "dusted": ink.dusted, "doubt": r.doubt,
                         "bg_darkness": None if bg is None else round(bg.darkness, 4),
                         "bg_light": None if bg is None else round(bg.light, 4),

@@ -139,3 +139,16 @@ def test_the_squares_of_the_boxes_around_vouch_for_a_square_a_mark_hides():
     assert not placed_by_neighbours(0, centres, off)           # the page is off there
     alone = [hidden, _ink(0, 0, found=False), _ink(0, 0, offset_mm=0.1), _ink(0, 0)]
     assert not placed_by_neighbours(0, centres, alone)         # one square found near it only
+
+
+def test_a_mark_crossed_by_a_stroke_is_uncertain_with_its_reason():
+    """Ink inside a box that a stroke passing through explains (measure.crossing_stroke) is no
+    tick to decide on: uncertain, and the group says why."""
+    import dataclasses
+
+    crossed = dataclasses.replace(TICK, crossed=True)
+    st = box_state(crossed)
+    assert (st.state, st.why) == ("uncertain", "Trait qui traverse la case (écriture voisine ?)")
+    d = decide_group("choice", {"favorable": st, "defavorable": box_state(EMPTY)}, ["favorable", "defavorable"])
+    assert d.needs_review and d.value is None and d.reason.startswith("Trait qui traverse la case")
+    assert box_state(dataclasses.replace(EMPTY, crossed=True)).state == "empty"   # nothing inside: empty

@@ -200,3 +200,104 @@ def test_a_reflowed_docx_page_is_aligned_in_parts_and_its_boxes_read_where_they_
     assert read == len(boxes) == 15
     # a box in a part found nowhere is doubted (flagged), whatever its ink says
     assert unplaced and page.doubt([20.0, unplaced[0][0], 30.0, unplaced[0][0] + 8.0]).startswith("Partie")
+
+# Seed 37, batch 27, page 4: the CERP's offers page faxed; the bench's handwriting of a zone
+# runs across the boxes (the crop's PDF-point boxes: its origin is the page's (116.64, 116.64)).
+CROSSED_BOXES = {   # (path, code): bbox
+    ("offres.0.raisonnable", "oui"): [18.46, 16.66, 28.46, 26.86],
+    ("offres.0.raisonnable", "non"): [18.46, 28.56, 28.46, 38.76],
+    ("offres.0.refusee", True): [18.46, 40.46, 28.46, 50.66],
+    ("offres.0.resultat", "atteint"): [222.16, 16.66, 232.16, 26.86],
+    ("offres.0.resultat", "partiellement_atteint"): [222.16, 28.56, 232.16, 38.76],
+    ("offres.0.resultat", "non_atteint"): [222.16, 40.46, 232.16, 50.66],
+    ("offres.1.refusee", True): [18.46, 128.26, 28.46, 138.46],
+    ("offres.1.resultat", "non_atteint"): [222.16, 128.26, 232.16, 138.46],
+    ("offres.2.raisonnable", "oui"): [18.46, 192.36, 28.46, 202.56],
+    ("offres.2.raisonnable", "non"): [18.46, 204.26, 28.46, 214.46],
+    ("offres.2.refusee", True): [18.46, 216.16, 28.46, 226.36],
+}
+
+
+def _crossed_page():
+    flat = cv2.imread(str(REPLAYS / "seed37-27-4-fax-crossed.png"), cv2.IMREAD_GRAYSCALE)
+    printed = cv2.imread(str(REPLAYS / "seed37-27-4-fax-crossed-printed.png"), cv2.IMREAD_GRAYSCALE)
+    return flat, printed
+
+
+def _measure(flat, printed, key):
+    """As pipeline.read_boxes measures: with every box of the page (itself among them)."""
+    return measure.measure_box(flat, CROSSED_BOXES[key], printed, list(CROSSED_BOXES.values()))
+
+
+def test_handwriting_run_across_boxes_is_not_a_confident_tick():
+    """Seed 37, batch 27, page 4 (`python -m benchmarks.parse --out DIR --seed 37 --replay 27:4`):
+    a CERP offers page faxed (1-bit, 100 dpi); a line of handwriting runs across « Offre
+    refusée » and « Non atteint » of the first offer, a signature's stroke through « Offre
+    refusée » of the third: three empty boxes read ticked with confidence 1.0. Ink the printed
+    page does not have goes on beyond each box on opposite sides (or, where print hides one
+    side, the box holds one straight run in line with the other): uncertain, to review."""
+    flat, printed = _crossed_page()
+    for key in [("offres.0.refusee", True), ("offres.0.resultat", "non_atteint"), ("offres.2.refusee", True)]:
+        ink = _measure(flat, printed, key)
+        assert ink.light >= decide.CHECK_LIGHT, key                      # the figures alone say "ticked"
+        assert decide.box_state(measure.measure_box(flat, CROSSED_BOXES[key])).state == "checked"   # as before
+        assert ink.crossed, key
+        st = decide.box_state(ink)
+        assert (st.state, st.why) == ("uncertain", decide.CROSSED_WHY), key
+    group = {c: decide.box_state(_measure(flat, printed, ("offres.0.resultat", c)))
+             for c in ("atteint", "partiellement_atteint", "non_atteint")}
+    d = decide.decide_group("choice", group, list(group))
+    assert d.needs_review and d.value is None and d.reason.startswith(decide.CROSSED_WHY)
+
+
+def test_marks_beside_a_line_of_handwriting_are_still_ticks():
+    """On that page, a tick, a cross overshooting its corners and a big tick whose long arm
+    crosses the border up and right stay confident ticks; the untouched boxes stay empty."""
+    import numpy as np
+
+    flat, printed = _crossed_page()
+    k = measure.K
+    for key, kind in [(("offres.1.refusee", True), "tick"), (("offres.1.resultat", "non_atteint"), "cross"),
+                      (("offres.2.raisonnable", "oui"), "big tick")]:
+        x0, y0, x1, y1 = (v * k for v in CROSSED_BOXES[key])
+        s = x1 - x0
+        pts = {"tick": [(0.2, 0.5), (0.42, 0.85), (0.85, 0.15)],
+               "big tick": [(0.15, 0.45), (0.45, 0.85), (1.5, -0.7)]}.get(kind)
+        if pts:
+            cv2.polylines(flat, [np.int32([(x0 + u * s, y0 + v * s) for u, v in pts])], False, 0, 3)
+        else:   # arms 0.3 of a side past each corner
+            for (u0, v0, u1, v1) in ((-0.3, -0.3, 1.3, 1.3), (1.3, -0.3, -0.3, 1.3)):
+                cv2.line(flat, (int(x0 + u0 * s), int(y0 + v0 * s)), (int(x0 + u1 * s), int(y0 + v1 * s)), 0, 3)
+        ink = _measure(flat, printed, key)
+        st = decide.box_state(ink)
+        assert not ink.crossed and st.state == "checked" and st.confidence >= 0.9, (key, kind)
+    for key in [("offres.0.raisonnable", "oui"), ("offres.0.resultat", "atteint"), ("offres.2.raisonnable", "non")]:
+        assert decide.box_state(_measure(flat, printed, key)).state == "empty", key
+
+
+def test_a_tick_between_two_lines_of_handwriting_is_a_tick(monkeypatch):
+    """Seed 23, batch 11, page 8 (a tuning seed; `python -m benchmarks.parse --out DIR --seed 23
+    --replay 11:8`): a fiche de liaison scanned grey; a big tick in `referent.type`
+    « professionnel », with handwriting in the cells above and below it, 1.6 box sides away.
+    Those lines are opposite each other but do not come near the box: still a tick."""
+    flat = cv2.imread(str(REPLAYS / "seed23-11-8-tick-between-lines.png"), cv2.IMREAD_GRAYSCALE)
+    printed = cv2.imread(str(REPLAYS / "seed23-11-8-tick-between-lines-printed.png"), cv2.IMREAD_GRAYSCALE)
+    bbox = [35.96, 35.86, 45.96, 46.06]
+    ink = measure.measure_box(flat, bbox, printed)
+    st = decide.box_state(ink)
+    assert not ink.crossed and st.state == "checked" and st.confidence >= 0.9
+    monkeypatch.setattr(measure, "CROSS_REACH", measure.CROSS_FAR)   # any piece in the band counts
+    assert measure.measure_box(flat, bbox, printed).crossed
+
+
+def test_a_big_tick_whose_short_arm_hardly_shows_is_a_tick():
+    """Seed 31, batch 11, page 4 (`python -m benchmarks.parse --dir DIR --batches 11` on the bench
+    of `--seed 31`): an Annexe 2 photographed; a big tick in `logement.diflog` « 1006 », its long
+    arm over the border up and right, its short arm hardly there: inside, one straight run going
+    on beyond the box in line with it, as a stroke passing through does (and the page's rules,
+    1 mm off their print, on the other side). Up and right is where a tick's arm goes: a tick."""
+    flat = cv2.imread(str(REPLAYS / "seed31-11-4-phone-big-tick.png"), cv2.IMREAD_GRAYSCALE)
+    printed = cv2.imread(str(REPLAYS / "seed31-11-4-phone-big-tick-printed.png"), cv2.IMREAD_GRAYSCALE)
+    ink = measure.measure_box(flat, [39.54, 39.66, 49.54, 49.86], printed)
+    st = decide.box_state(ink)
+    assert not ink.crossed and st.state == "checked" and st.confidence >= 0.9

@@ -43,6 +43,13 @@ HEAVY_COVERAGE = 0.80        # a tick this heavy is close to a correction: lower
 class BoxState:
     state: str               # checked | empty | corrected | uncertain
     confidence: float
+    #: why an uncertain box is (French, for the reviewer), when the figures say more than
+    #: « Marque incertaine »
+    why: str | None = None
+
+
+#: the reason a box crossed by a stroke goes to review with
+CROSSED_WHY = "Trait qui traverse la case (écriture voisine ?)"
 
 
 # The page's own empty boxes (issue 15: uneven light, a photo's shade, a fax's grey): a box
@@ -128,11 +135,13 @@ def box_state(ink: BoxInk, background: Background | None = None) -> BoxState:
     if ink.light >= CHECK_LIGHT or ink.darkness >= CHECK_DARKNESS * 1.6:
         if ink.speck or ink.streak:   # dust or a tiny dot? a scan line over the box?
             return BoxState("uncertain", 0.4)
+        if ink.crossed:   # a stroke passing through, not a mark anyone can vouch for
+            return BoxState("uncertain", 0.4, CROSSED_WHY)
         conf = max(_conf(ink.light, CHECK_LIGHT / 2, CHECK_LIGHT), _conf(ink.darkness, 0.0, CHECK_DARKNESS * 2))
         if ink.coverage >= HEAVY_COVERAGE:   # heavy ink, close to a correction
             conf = min(conf, 0.7)
         return BoxState("checked", conf)
-    return BoxState("uncertain", 0.4)
+    return BoxState("uncertain", 0.4, CROSSED_WHY if ink.crossed else None)
 
 
 @dataclass
@@ -151,7 +160,8 @@ def decide_group(ftype: str, states: dict, codes: list) -> GroupDecision:
     reason = None
     if bad:
         kinds = {s.state for s in bad.values()}
-        reason = ("Case noircie (correction ?)" if "corrected" in kinds else "Marque incertaine") + \
+        why = next((s.why for s in bad.values() if s.why), None)
+        reason = ("Case noircie (correction ?)" if "corrected" in kinds else why or "Marque incertaine") + \
                  " : " + ", ".join(str(c) for c in bad)
     if ftype == "bool":
         s = states.get(True)

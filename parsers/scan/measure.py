@@ -55,6 +55,10 @@ class BoxInk:
     match: float = 0.0
     #: how far (mm) the square was found from where the alignment puts it (when found)
     offset_mm: float = 0.0
+    #: a stroke the printed page does not have runs through the box and on beyond it on
+    #: opposite sides (handwriting of a neighbouring zone, a line): its ink inside is no tick
+    #: anyone can vouch for (:func:`decide.box_state` makes a mark uncertain)
+    crossed: bool = False
 
 
 #: the hollow-square match's peak above which the printed square is found again
@@ -79,8 +83,14 @@ def _square_kernel(side: int, band: int) -> np.ndarray:
     return k
 
 
-def measure_box(flat: np.ndarray, bbox_pt: list[float]) -> BoxInk:
-    """Ink inside the checkbox whose printed square is ``bbox_pt`` (layout map, PDF points)."""
+def measure_box(flat: np.ndarray, bbox_pt: list[float], reference: np.ndarray | None = None,
+                others: list[list[float]] | np.ndarray = ()) -> BoxInk:
+    """Ink inside the checkbox whose printed square is ``bbox_pt`` (layout map, PDF points).
+
+    ``reference``: the printed page at the same resolution (what was printed around the
+    box), which tells a stroke crossing the box from a mark in it (:func:`crossing_stroke`);
+    without it that is not looked at.
+    """
     x0, top, x1, bottom = bbox_pt
     cx, cy = (x0 + x1) / 2 * K, (top + bottom) / 2 * K
     side = int(round(max(x1 - x0, bottom - top) * K)) or int(round(BOX_MM * PX_PER_MM))
@@ -115,7 +125,161 @@ def measure_box(flat: np.ndarray, bbox_pt: list[float]) -> BoxInk:
     opened = cv2.morphologyEx((inner < 128).astype(np.uint8), cv2.MORPH_OPEN,
                               cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     solid = float(opened.mean())
-    return BoxInk(darkness, coverage, light, solid, square, found, speck, streak, dusted, float(best), offset)
+    crossed = reference is not None and light >= CROSS_MIN_LIGHT and \
+        crossing_stroke(flat, square, reference, (bx - search, by - search) if found else (0, 0), others,
+                        inner < 128)
+    return BoxInk(darkness, coverage, light, solid, square, found, speck, streak, dusted, float(best), offset,
+                  crossed)
+
+
+# A stroke crossing the box (issue 15, seed 37 batch 27 page 4: handwriting of a zone run
+# over « Non atteint » and « Offre refusée », read as ticks with confidence 1.0). A tick,
+# a cross, a scribble or a dot stays in its box, or overshoots it on one side only (a big
+# tick's long arm, up and right) or a little at its corners (a big cross's arms, ≤ 0.9 box
+# side from the centre); writing or a line that passes through goes on beyond the box on
+# two opposite sides.
+#: the band around the box where a crossing stroke is looked for: from this far from the
+#: box's centre (box sides, along x or y: 0.35 side beyond its edges)…
+CROSS_NEAR = 0.85
+#: …to this far
+CROSS_FAR = 2.3
+#: a piece counts when it begins this near (box sides from the centre: 0.7 side, 2.5 mm,
+#: beyond its edges; seed 23 batch 11 page 8: a tick between two lines of handwriting in
+#: the cells above and below, 1.6 sides away, is a tick)
+CROSS_REACH = 1.2
+#: a piece of stroke in that band: a component at least this long (mm; dust and JPEG
+#: specks are smaller)…
+CROSS_PIECE_MM = 1.0
+#: …in each of two directions at least this far apart (degrees) seen from the box
+CROSS_OPPOSITE_DEG = 135.0
+#: only a box with at least this much light ink is looked at (an empty box stays empty)
+CROSS_MIN_LIGHT = 0.03
+#: the printed page's ink, widened this much each way (the square found again gives the
+#: local shift, so the slack is for print a fax or a photocopy made bolder)
+CROSS_PRINTED_SLACK_MM = 0.6
+#: the other boxes near it, widened this much (box sides): their own marks are no stroke
+CROSS_BOX_SLACK = 0.35
+
+
+@lru_cache(maxsize=8)
+def _band(radius: int, side: int) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The square band CROSS_NEAR…CROSS_FAR box sides around a window's centre (a mask), how
+    far each pixel is from the centre (along x or y, box sides) and its direction (cosine,
+    sine)."""
+    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1].astype(np.float32)
+    cheb = np.maximum(np.abs(xx), np.abs(yy))
+    band = (cheb >= CROSS_NEAR * side) & (cheb <= CROSS_FAR * side)
+    r = np.maximum(np.hypot(xx, yy), 1e-6)
+    return band, cheb / side, (xx / r, yy / r)
+
+
+def crossing_stroke(flat: np.ndarray, square: tuple[int, int, int, int], reference: np.ndarray,
+                    shift: tuple[int, int] = (0, 0), others: list[list[float]] | np.ndarray = (),
+                    inner_ink: np.ndarray | None = None) -> bool:
+    """Whether ink the printed page does not have lies around the box ``square`` (pixels)
+    in two opposite directions: a stroke passing through, not a mark in it.
+
+    ``shift``: where the square was found against where the alignment put it (pixels),
+    the local misalignment the reference is moved by; ``others``: the page's boxes (PDF
+    points, the box itself may be among them), whose marks are left out; ``inner_ink``: the box's interior, inked pixels.
+    """
+    if reference.shape != flat.shape:
+        return False
+    x0, y0, x1, y1 = square
+    side = x1 - x0
+    radius = int(round(CROSS_FAR * side))
+    cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+    X0, Y0, X1, Y1 = cx - radius, cy - radius, cx + radius + 1, cy + radius + 1
+    dx, dy = shift
+    h, w = flat.shape
+    if min(X0, Y0, X0 - dx, Y0 - dy) < 0 or max(X1, X1 - dx) > w or max(Y1, Y1 - dy) > h:
+        return False
+    band, dist, (cos, sin) = _band(radius, side)
+    new = (flat[Y0:Y1, X0:X1] < ZONE_INK) & band
+    if not new.any():
+        return False
+    # what was printed there, where the alignment puts it and where the square found again
+    # says (a heavy mark can mislead that search: both are left out)
+    printed = reference[Y0:Y1, X0:X1] < PRINTED_INK
+    if dx or dy:
+        printed = printed | (reference[Y0 - dy:Y1 - dy, X0 - dx:X1 - dx] < PRINTED_INK)
+    k = int(2 * CROSS_PRINTED_SLACK_MM * PX_PER_MM) | 1
+    printed = cv2.dilate(printed.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    if len(others):
+        # the other boxes in the window (not the box itself: widened so, it would hide where a
+        # stroke leaves it, seed 37 batch 27 page 4)
+        grow = CROSS_BOX_SLACK * side
+        boxes = np.asarray(others, np.float64) * K
+        own = np.hypot((boxes[:, 0] + boxes[:, 2]) / 2 - (cx - dx), (boxes[:, 1] + boxes[:, 3]) / 2 - (cy - dy)) < side / 2
+        rects = boxes[~own] + (-grow, -grow, grow, grow) - (X0, Y0, X0, Y0)
+        rects = rects[(rects[:, 2] + abs(dx) > 0) & (rects[:, 3] + abs(dy) > 0) &
+                      (rects[:, 0] - abs(dx) < X1 - X0) & (rects[:, 1] - abs(dy) < Y1 - Y0)].astype(int)
+        for ox0, oy0, ox1, oy1 in rects.tolist():
+            for sx, sy in {(0, 0), (dx, dy)}:
+                printed[max(0, oy0 + sy):max(0, oy1 + sy), max(0, ox0 + sx):max(0, ox1 + sx)] = 1
+    new &= printed == 0
+    if not new.any():
+        return False
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(new.astype(np.uint8), connectivity=8)
+    long_ = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]) >= CROSS_PIECE_MM * PX_PER_MM
+    # each piece that begins near the box, and its direction from the box (a mean of unit
+    # vectors: a piece may straddle 0°); writing in the zones above and below is farther
+    if not long_.any():
+        return False
+    dirs = []
+    for i in np.nonzero(long_)[0]:
+        x, y, cw, ch = stats[i + 1, :4]
+        on = labels[y:y + ch, x:x + cw] == i + 1
+        if dist[y:y + ch, x:x + cw][on].min() <= CROSS_REACH:
+            dirs.append(float(np.degrees(np.arctan2(sin[y:y + ch, x:x + cw][on].sum(),
+                                                    cos[y:y + ch, x:x + cw][on].sum()))))
+    if not dirs:
+        return False
+    if any(_apart(a, b) >= CROSS_OPPOSITE_DEG for i, a in enumerate(dirs) for b in dirs[i + 1:]):
+        return True
+    # one piece only (the other side hidden by print): the ink inside is one thin straight
+    # run across the box, going on beyond it in line with that piece (seed 37, batch 27,
+    # page 4: a signature's stroke through « Offre refusée », its far end over a label); not
+    # up and right of it, where a big tick's long arm goes (seed 31, batch 11, page 4: a tick
+    # whose short arm hardly shows)
+    run = _straight_run(inner_ink) if inner_ink is not None else None
+    return run is not None and any(min(_apart(a, run), _apart(a, run + 180.0)) <= CROSS_RUN_DEG
+                                   and not -90.0 <= a <= 0.0 for a in dirs)
+
+
+def _apart(a: float, b: float) -> float:
+    """Angle between two directions (degrees, 0…180)."""
+    return abs((a - b + 180.0) % 360.0 - 180.0)
+
+
+#: a run is straight and thin when its ink lies within this much of its line (mm, spread)…
+CROSS_RUN_SPREAD_MM = 0.25
+#: …and crosses this share of the interior (along its line)
+CROSS_RUN_SPAN = 0.8
+#: a piece beyond the box continues the run when in its direction within this (degrees)
+CROSS_RUN_DEG = 25.0
+
+
+def _straight_run(ink: np.ndarray) -> float | None:
+    """The direction (degrees) of the box's ink when it is one thin straight run across the
+    interior, edge to edge (a line, not a tick: a tick bends, a cross has two strokes)."""
+    m = cv2.moments(ink.astype(np.uint8), binaryImage=True)
+    if m["m00"] < 8:
+        return None
+    # the spread across and the direction of the ink's principal axis, from its moments
+    a, b, c = m["mu20"] / m["m00"], m["mu11"] / m["m00"], m["mu02"] / m["m00"]
+    across = (a + c) / 2 - np.hypot((a - c) / 2, b)
+    if np.sqrt(max(across, 0.0)) > CROSS_RUN_SPREAD_MM * PX_PER_MM:
+        return None
+    theta = 0.5 * np.arctan2(2 * b, a - c)
+    major = np.array([np.cos(theta), np.sin(theta)])
+    ys, xs = np.nonzero(ink)
+    along = (xs - m["m10"] / m["m00"]) * major[0] + (ys - m["m01"] / m["m00"]) * major[1]
+    h, w = ink.shape
+    span = abs(major[0]) * w + abs(major[1]) * h   # the interior's length along that line
+    if np.ptp(along) < CROSS_RUN_SPAN * min(span, np.hypot(w, h)):
+        return None
+    return float(np.degrees(theta))
 
 
 def _scan_line_through(crop: np.ndarray, bx: int, by: int, side: int, m: int) -> bool:

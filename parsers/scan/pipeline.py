@@ -37,6 +37,8 @@ class DocPages:
     page_count: int | None = None
     #: 0 for the first copy of an issued document in a batch, 1 for the next…
     copy: int = 0
+    #: what was printed on each page (:meth:`References.page_of`), once the pages are read
+    printed: dict[int, np.ndarray | None] = field(default_factory=dict)
 
 
 def document_layout(doc: DocPages, store: Store, refs: References) -> dict | None:
@@ -78,6 +80,7 @@ def read_document(doc: DocPages, name: str, store: Store, refs: References) -> d
         doc_key = f"{doc_key}-{doc.copy + 1}"
     # and of each file read (two files of one document id never share a crop)
     doc_key = f"{doc_key}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+    doc.printed = {n: refs.page_of(doc.document_id, fd.id, doc.version, n) for n in doc.pages}
     crops = Crops(store.settings.storage_dir, doc_key)
     fits = {n: fit.page_fit(pr.flat, refs.page_of(doc.document_id, fd.id, doc.version, n), pr.marks_mm,
                             pr.unplaced)
@@ -104,8 +107,9 @@ class BoxRead:
 
 
 def read_boxes(doc: DocPages, layout: dict, fits: dict[int, fit.PageFit] | None = None) -> list[BoxRead]:
-    """Every box of the layout on the document's pages, measured, then decided against its
-    page's own quiet boxes around it (:func:`decide.backgrounds`) and the page's fit."""
+    """Every box of the layout on the document's pages, measured (against what was printed
+    around it, ``doc.printed``), then decided against its page's own quiet boxes around it
+    (:func:`decide.backgrounds`) and the page's fit."""
     fits = fits or {}
     out: list[BoxRead] = []
     by_page: dict[int, list[dict]] = {}
@@ -114,7 +118,8 @@ def read_boxes(doc: DocPages, layout: dict, fits: dict[int, fit.PageFit] | None 
             by_page.setdefault(b["page"], []).append(b)
     for page, boxes in by_page.items():
         pr = doc.pages[page]
-        inks = [measure.measure_box(pr.flat, b["bbox"]) for b in boxes]
+        squares = np.array([b["bbox"] for b in boxes], float)   # their marks are no crossing stroke
+        inks = [measure.measure_box(pr.flat, b["bbox"], doc.printed.get(page), squares) for b in boxes]
         centres = [((b["bbox"][0] + b["bbox"][2]) / 2, (b["bbox"][1] + b["bbox"][3]) / 2) for b in boxes]
         pf = fits.get(page)
         for k, (b, ink, bg) in enumerate(zip(boxes, inks, decide.backgrounds(centres, inks))):
