@@ -5,6 +5,8 @@ Two levels:
 - :func:`check_docx` reads a DOCX template (no render): every printed run at 7 pt or more
   (``sz`` ≥ 14 half-points), the Jinja tags and empty spacer runs aside. It runs in
   ``forms-service templates check``, so a Word edit that shrinks a text is caught at once.
+  :func:`check_list_rows` (same command) reads each list's row: its height holds every cell's
+  longest value at the column's width (``impression_ligne_de_liste_trop_basse``).
 - :func:`check_print` reads a rendered, unstamped PDF and its layout map: the page count of a
   fixed-layout form, no character under 7 pt (the stamp's technical footer is not in it),
   signature zones of at least 15 × 50 mm, writing zones of at least the field's lines
