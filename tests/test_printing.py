@@ -21,6 +21,8 @@ from forms_service.render import layout as L
 from forms_service.render import template_print_check as P
 from forms_service.render.pdf import get_pool, libreoffice_available
 from forms_service.render.pipeline import render_docx, template_path, template_version
+from forms_service.render.template_metrics import long_text
+from forms_service.render.template_tables import longest_value
 from forms_service.render.templates_pdf import template_forms
 from forms_service.validation import validate
 
@@ -61,16 +63,6 @@ def _print(fd, data: dict, settings, pool) -> bytes:
     return pool.convert(docx)
 
 
-def _words(n: int) -> str:
-    """French-looking text of exactly ``n`` characters (words of 4–11 letters)."""
-    words = "accompagnement situation logement emploi démarches référent formation santé mobilité".split()
-    out, i = "", 0
-    while len(out) < n:
-        out += ("" if not out else " ") + words[i % len(words)]
-        i += 1
-    return out[:n].rstrip() + "x" * (n - len(out[:n].rstrip()))
-
-
 def max_length_data(fd) -> dict:
     """Every top-level text field at its ``max_length`` (lists left to their samples)."""
     data: dict = {}
@@ -80,7 +72,7 @@ def max_length_data(fd) -> dict:
             *head, last = f.path.split(".")
             for k in head:
                 node = node.setdefault(k, {})
-            node[last] = _words(f.max_length)
+            node[last] = long_text(f.max_length)
     return data
 
 
@@ -119,6 +111,72 @@ def test_reference_lists_print_legibly(pool, settings, form):
     docx = render_docx(fd, {}, settings=settings, document_id="TEST", version=template_version(fd, settings),
                        for_pdf=True)
     assert P.check_print(fd, pool.convert(docx), None) == []
+
+
+def _longest_rows(fd, data: dict) -> dict:
+    """``data`` with every row of its lists at the longest values their cells allow: each
+    text at its ``max_length`` in long words, each code the one of its list's longest label."""
+    from forms_service.catalogue import references
+    for f in fd.fields:
+        if f.type != "list" or not data.get(f.path):
+            continue
+        for row in data[f.path]:
+            for c in f.item_fields:
+                if c.type == "text" and c.max_length:
+                    row[c.path] = long_text(c.max_length)
+                elif c.type == "code" and c.options_from:
+                    row[c.path] = longest_value(c).split(" – ")[0]
+                    assert row[c.path] in references.by_code(c.options_from)
+    return data
+
+
+def _spot(item: dict) -> tuple:
+    """Where a map puts a box (its square) or a zone (its page and bottom-right corner: a zone's
+    left and top edges stop at the printed text next to it, values included)."""
+    x0, top, x1, bottom = item["bbox"]
+    return (item["page"], round(x0), round(top), round(x1), round(bottom)) if "value" in item \
+        else (item["page"], round(x1), round(bottom))
+
+
+@pytest.mark.parametrize("form", ["cers", "cerp"])
+def test_list_rows_at_their_longest_values_keep_every_zone_where_the_blank_map_says(pool, settings, form):
+    """Issue 16: a PAP row filled to every ``max_length`` grew from 22 to 28.3 mm (the
+    organismes' 80 characters in a 17 mm column), so every row and zone under it left the
+    blank's map. Every list row of the sample filled to its longest values (long words, the
+    longest code label), printed, mapped: each box and zone is where the blank's map says."""
+    fd = catalogue.get(form)
+    data = _longest_rows(fd, json.loads((ROOT / "samples" / f"{form}.json").read_text()))
+    dump, derived = _dump(fd, data)
+    blank, _ = L.build_layout_and_pdf(fd, settings=settings, pool=pool, data_dump=dump)
+    version = template_version(fd, settings)
+    printed = pool.convert(render_docx(fd, dump, settings=settings, document_id="TEST", version=version,
+                                       derived=derived, for_pdf=True))
+    filled = L.layout_of_print(fd, printed, settings=settings, pool=pool, data_dump=dump, version=version)
+    where = {(z["path"], z.get("value"), z["kind"] if "kind" in z else "box"): _spot(z)
+             for z in blank["zones"] + blank["boxes"]}
+    moved = [(key, spot, _spot(z)) for z in filled["zones"] + filled["boxes"]
+             for key in [(z["path"], z.get("value"), z["kind"] if "kind" in z else "box")]
+             for spot in [where.get(key)] if spot is None or any(abs(a - b) > 1 for a, b in zip(spot, _spot(z)))]
+    assert len(filled["boxes"]) == len(blank["boxes"]) and len(filled["zones"]) == len(blank["zones"])
+    assert moved == []
+
+
+def test_docx_check_finds_a_list_row_too_low_for_its_longest_value(tmp_path):
+    """``templates check``: the PAP's rows at 18 mm (the template's 22 mm edited in Word) no
+    longer hold the engagements' 100 characters at their column's width."""
+    fd = catalogue.get("cers")
+    assert P.check_list_rows(fd, template_path(fd, SETTINGS)) == []
+    out = tmp_path / "low.docx"
+    twips = str(round(22 / 25.4 * 1440)).encode()
+    with zipfile.ZipFile(template_path(fd, SETTINGS)) as zin, zipfile.ZipFile(out, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "word/document.xml":
+                data = data.replace(b'w:val="' + twips + b'"', b'w:val="' + str(round(18 / 25.4 * 1440)).encode() + b'"')
+            zout.writestr(item, data)
+    problems = P.check_list_rows(fd, out)
+    assert problems and {p.rule for p in problems} == {"impression_ligne_de_liste_trop_basse"}
+    assert any("Engagements du référent" in p.message and "18.0" in p.message for p in problems), problems
 
 
 def test_every_template_has_no_run_under_7_pt():

@@ -158,8 +158,9 @@ def check_template(fd: FormDefinition, path: Path) -> list[Problem]:
                                     f"{name} : « {u.path} » n'est pas un champ du formulaire {fd.id}"))
     if fd.kind == "form":
         problems += _coverage(fd, uses, name)
-    from .template_print_check import check_docx
+    from .template_print_check import check_docx, check_list_rows
     problems += check_docx(path)              # the print style: nothing under 7 pt
+    problems += check_list_rows(fd, path)     # a list row holds its longest values
     return _dedupe(problems)
 
 

@@ -23,6 +23,7 @@ them in order, form by form.
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -39,11 +40,11 @@ from ..catalogue.definition import Section
 from . import geometry
 from .template_ooxml import (
     add_page_break, add_para, add_run, add_spacer, fixed_widths, set_cell_fill,
-    set_cell_margins, set_table_borders,
+    set_cell_margins, set_table_borders, shade_run,
 )
 from .template_sections import section_block
 from .template_style import (
-    BODY_FONT, CONTENT_WIDTH_MM, HEADER_RIGHT_CLEAR_MM, HEADER_TEXT_TOP_MM, HEADING_FILL, Style,
+    BODY_FONT, COLOURS, CONTENT_WIDTH_MM, HEADER_RIGHT_CLEAR_MM, HEADER_TEXT_TOP_MM, HEADING_FILL, Style,
 )
 from .template_tables import grid_table, list_table
 
@@ -161,14 +162,31 @@ def _section_around_list(doc, section: Section, style: Style, breaks: dict) -> N
         if f.type != "list":
             part.append(f)
             continue
-        if part:
-            section_block(doc, [replace(section, title=title, fields=tuple(part), note=None)], style, breaks)
+        if part:   # the part before the list on one page (the CERP's référent was split)
+            section_block(doc, [replace(section, title=title, fields=tuple(part), note=None)], style, breaks,
+                          together=True)
             title, part = "", []
         add_spacer(doc, 1)
         list_table(doc, f, style, inline=True)
         add_spacer(doc, 1)
     if part:
         section_block(doc, [replace(section, title=title, fields=tuple(part), note=None)], style, breaks)
+
+
+_COLOUR_WORD = re.compile(r"\b(" + "|".join(COLOURS) + r")\b")
+
+
+def note_para(doc, text: str, style: Style) -> None:
+    """A section's note; the names of the grid's colours in it (the EDE's « vert, rose,
+    bleu ») printed on their colour, so that the note is the grid's colour legend."""
+    p = add_para(doc, "", size=style.small, first=False)
+    at = 0
+    for m in _COLOUR_WORD.finditer(text):
+        if m.start() > at:
+            add_run(p, text[at:m.start()], size=style.small, italic=True)
+        shade_run(add_run(p, m.group(1), size=style.small, bold=True), COLOURS[m.group(1)])
+        at = m.end()
+    add_run(p, text[at:], size=style.small, italic=True)
 
 
 def build(fd: FormDefinition, out_dir: Path) -> Path:
@@ -212,7 +230,7 @@ def build(fd: FormDefinition, out_dir: Path) -> Path:
             page = (section.page or 0) + 1   # the section went on over a planned page break
         for s in pair:
             if s.note:
-                add_para(doc, s.note, size=style.small, italic=True, first=False)
+                note_para(doc, s.note, style)
         page = page or 0
     for i, line in enumerate(layout.get("summary") or []):
         size = style.heading if i == 0 else style.small    # the result, then its explanations

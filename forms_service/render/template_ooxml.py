@@ -9,6 +9,7 @@ from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Mm, Pt, RGBColor
 
+from .template_metrics import box_hang_mm
 from .template_style import BODY_FONT, BOX_FONT, Style
 
 
@@ -100,6 +101,15 @@ def add_run(p, text: str, *, size: float, bold: bool = False, italic: bool = Fal
     return r
 
 
+def shade_run(run, fill: str) -> None:
+    """A run printed on a coloured ground (a colour legend's swatch)."""
+    shd = OxmlElement("w:shd")
+    shd.set(qn("w:val"), "clear")
+    shd.set(qn("w:color"), "auto")
+    shd.set(qn("w:fill"), fill)
+    run._element.get_or_add_rPr().append(shd)
+
+
 def add_box(p, expr: str, style: Style) -> None:
     """A checkbox: the Jinja expression prints ☐ or ☒ in the box font.
 
@@ -110,6 +120,14 @@ def add_box(p, expr: str, style: Style) -> None:
     add_run(p, "{{ " + expr + " }}", size=style.box, font=BOX_FONT)
     p.paragraph_format.line_spacing = Pt(style.box_line)
     p.paragraph_format.line_spacing_rule = WD_LINE_SPACING.EXACTLY
+
+
+def label_under_its_text(p, style: Style, size: float, indent_mm: float = 0.0) -> None:
+    """An option's paragraph (a box, then its label) whose label, when it wraps, goes on
+    under the label's first word instead of under the box (a hanging indent)."""
+    hang = box_hang_mm(style.box, size)
+    p.paragraph_format.left_indent = Mm(indent_mm + hang)
+    p.paragraph_format.first_line_indent = Mm(-hang)
 
 
 def add_page_break(doc, line_pt: float | None = None) -> None:

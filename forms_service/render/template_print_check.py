@@ -5,6 +5,8 @@ Two levels:
 - :func:`check_docx` reads a DOCX template (no render): every printed run at 7 pt or more
   (``sz`` ≥ 14 half-points), the Jinja tags and empty spacer runs aside. It runs in
   ``forms-service templates check``, so a Word edit that shrinks a text is caught at once.
+  :func:`check_list_rows` (same command) reads each list's row: its height holds every cell's
+  longest value at the column's width (``impression_ligne_de_liste_trop_basse``).
 - :func:`check_print` reads a rendered, unstamped PDF and its layout map: the page count of a
   fixed-layout form, no character under 7 pt (the stamp's technical footer is not in it),
   signature zones of at least 15 × 50 mm, writing zones of at least the field's lines
@@ -65,6 +67,80 @@ def check_docx(path: Path) -> list[Problem]:
                         "impression_police_trop_petite",
                         f"Texte imprimé à {int(size.group(1)) / 2:g} pt (minimum {MIN_TEXT_PT:g} pt) : "
                         f"« {printed[:40]} »", name))
+    return problems
+
+
+_LIST_LOOP = re.compile(r"\{%p for chunk in ([\w.]+)\|pages")
+_ROW_VALUE = re.compile(r"\{\{\s*row\.([\w.]+)(\|\w+)?\s*\}\}")
+
+
+def _cell_mm(cell, item_fields: dict, width_mm: float) -> float:
+    """What a list cell of a DOCX template takes, each value at the longest its field
+    allows: a box's line (its label wrapped after the box), a value's lines, a label's."""
+    from .template_metrics import box_hang_mm, line_pitch_mm, wrapped_lines
+    from .template_tables import LIST_CELL_MARGIN_MM, longest_value
+
+    mm = 0.0
+    for para in cell.paragraphs:
+        sizes = [r.font.size.pt for r in para.runs if r.font.size and _TAG.sub("", r.text).strip()]
+        size = min(sizes, default=MIN_TEXT_PT)
+        fmt = para.paragraph_format
+        indent = (fmt.left_indent.mm if fmt.left_indent else 0.0)
+        width = width_mm - 2 * LIST_CELL_MARGIN_MM - indent
+        text = para.text
+        value = _ROW_VALUE.search(text)
+        if "|box" in text:
+            label = _TAG.sub("", text).strip()
+            hang = 0.0 if fmt.first_line_indent else box_hang_mm(14, size)   # no hanging indent
+            lines = wrapped_lines(label, width - hang, size) if label else 1
+            pitch = fmt.line_spacing.pt * 25.4 / 72 if fmt.line_spacing else line_pitch_mm(size)
+            mm += max(lines, 1) * pitch
+        elif value and value.group(1) in item_fields:
+            f = item_fields[value.group(1)]
+            mm += max(wrapped_lines(longest_value(f), width, size), 1) * line_pitch_mm(size)
+        elif _TAG.sub("", text).strip():
+            mm += wrapped_lines(_TAG.sub("", text).strip(), width, size) * line_pitch_mm(size)
+    return mm
+
+
+def check_list_rows(fd: FormDefinition, path: Path) -> list[Problem]:
+    """Each list row of a DOCX template holds the longest value of every cell (texts at their
+    ``max_length`` in long words, a code's longest label) at its column's width: a rendered
+    value that makes its row taller moves the rows under it off the blank's layout map."""
+    from docx import Document
+    from docx.oxml.ns import qn
+    from docx.table import Table
+
+    from .template_tables import LIST_CELL_VMARGINS_MM
+
+    doc = Document(str(path))
+    problems, list_path = [], None
+    for el in doc.element.body.iterchildren():
+        if el.tag == qn("w:p"):
+            m = _LIST_LOOP.search("".join(el.itertext()))
+            list_path = m.group(1) if m else list_path
+            continue
+        if el.tag != qn("w:tbl") or not list_path:
+            continue
+        f, list_path = fd.field(list_path), None
+        if f is None or f.type != "list":
+            continue
+        items = {c.path: c for c in f.item_fields}
+        rows = Table(el, doc).rows
+        loop = next((i for i, r in enumerate(rows) if "{%tr for row in" in "".join(r._tr.itertext())), None)
+        if loop is None or loop + 1 >= len(rows):
+            continue
+        row = rows[loop + 1]
+        height = row.height.mm if row.height is not None else 0.0
+        for cell in row.cells:
+            need = _cell_mm(cell, items, cell.width.mm if cell.width else 0.0) + LIST_CELL_VMARGINS_MM
+            if need > height + 0.3:
+                names = [items[m.group(1)].label for m in _ROW_VALUE.finditer(cell._tc.xml)
+                         if m.group(1) in items]
+                problems.append(_problem(
+                    "impression_ligne_de_liste_trop_basse",
+                    f"Liste « {f.label} », colonne « {(names or ['?'])[0]} » : sa valeur la plus longue "
+                    f"demande {need:.1f} mm, la ligne en a {height:.1f}", f.path))
     return problems
 
 

@@ -12,7 +12,7 @@ from docx.shared import Pt
 
 from ..catalogue.definition import Field, Option, Section
 from .template_ooxml import (
-    add_box, add_page_break, add_para, add_run, fixed_widths, no_split, row_height,
+    add_box, add_page_break, add_para, add_run, fixed_widths, label_under_its_text, no_split, row_height,
     set_cell_fill, set_cell_margins, set_table_borders,
 )
 from .template_metrics import fits, text_width_mm
@@ -127,7 +127,7 @@ def _label(text: str, style: Style, bold: bool = True, italic: bool = False, fil
     def fill_cell(cell):
         if fill:
             set_cell_fill(cell, fill)
-        p = add_para(cell, text, size=style.small, bold=bold, italic=italic)
+        p = add_para(cell, french_spacing(text), size=style.small, bold=bold, italic=italic)
         if keep:
             p.paragraph_format.keep_with_next = True
     return fill_cell
@@ -230,6 +230,7 @@ def _option_rows(f: Field, style: Style, ncols: int, breaks: dict, table_cols: i
             def fill_cell(cell, chunk=chunk):
                 for i, o in enumerate(chunk):
                     p = add_para(cell, "", size=style.body, first=i == 0)
+                    label_under_its_text(p, style, style.body)
                     add_box(p, f"{f.path}|box('{o.code}')", style)
                     add_run(p, f" {option_text(o)}", size=style.body)
             row.append(((ci * span, table_cols - 1 if ci == here - 1 else ci * span + span - 1), fill_cell, None))
@@ -237,11 +238,21 @@ def _option_rows(f: Field, style: Style, ncols: int, breaks: dict, table_cols: i
     return rows
 
 
+def french_spacing(text: str) -> str:
+    """« : », « ? », « ! » and « ; » kept with the word before them (a non-breaking space, as
+    French typography has it): a label's « ? » or « : » never starts a line of its own."""
+    return re.sub(r" ([:?!;])", "\u00a0\\1", text)
+
+
 def _inline(f: Field, style: Style):
     """Label and value in one cell (« Label : ……… »), the compact CERFA style."""
     def fill_cell(cell):
         p = add_para(cell, "", size=style.small)
-        add_run(p, f.label + label_separator(f.label), size=style.small, bold=True)
+        label = f.label + label_separator(f.label)
+        if f.type in ("choice", "multi", "bool"):
+            # « signé : » wrapped its « : » to the start of the boxes' line
+            label = french_spacing(label)
+        add_run(p, label, size=style.small, bold=True)
         if f.type in ("choice", "multi"):
             for i, o in enumerate(f.options):
                 add_box(p, f"{f.path}|box('{o.code}')", style)
@@ -259,6 +270,7 @@ def _option_list(f: Field, style: Style):
         add_para(cell, f.label, size=style.small, bold=True)
         for o in f.options:
             p = add_para(cell, "", size=style.small, first=False)
+            label_under_its_text(p, style, style.small)
             add_box(p, f"{f.path}|box('{o.code}')", style)
             add_run(p, f" {option_text(o)}", size=style.small)
     return fill_cell
@@ -414,11 +426,22 @@ def _emit(doc, table, rows_by_side: list[list], style: Style, sections: list[Sec
     return table
 
 
-def section_block(doc, sections: list[Section], style: Style, breaks: dict) -> None:
+def keep_rows_together(table) -> None:
+    """Every row of ``table`` on the page of the row after it: the table is never split."""
+    for row in table.rows[:-1]:
+        for cell in row.cells:
+            for para in cell.paragraphs:
+                para.paragraph_format.keep_with_next = True
+
+
+def section_block(doc, sections: list[Section], style: Style, breaks: dict,
+                  together: bool = False) -> None:
     """One section full width on a grid of 12 equal columns, or two side by side.
 
     A side-by-side pair is an outer borderless table whose two cells each hold the
     section's own 6-column table, so that each side packs its rows independently.
+    ``together``: the section's rows are never split over two pages (a reserved part's
+    first rows, before a list inside it, left at a page's foot).
     """
     if len(sections) == 1:
         widths = [CONTENT_WIDTH_MM / GRID] * GRID
@@ -426,6 +449,8 @@ def section_block(doc, sections: list[Section], style: Style, breaks: dict) -> N
         if sections[0].title:   # a section's continuation (after a list inside it) has none
             _heading_cells(table, sections, style)
         _emit(doc, table, [section_rows(sections[0], style, GRID, breaks)], style, sections, widths)
+        if together:
+            keep_rows_together(table)
         return
     half = GRID // 2
     gap = 2.0

@@ -6,14 +6,18 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from docx.enum.text import WD_ALIGN_PARAGRAPH
-from docx.shared import Mm, Pt
+from docx.shared import Pt
 
+from ..catalogue import references
 from ..catalogue.definition import Field, Section
 from .template_ooxml import (
-    add_box, add_page_break, add_para, add_run, add_spacer, fixed_widths, no_split, row_height,
+    add_box, add_page_break, add_para, add_run, add_spacer, fixed_widths, label_under_its_text, no_split,
+    row_height,
     set_cell_fill, set_cell_margins, set_table_borders,
 )
-from .template_metrics import CELL_PADDING_MM, longest_word_mm, text_width_mm
+from .template_metrics import (
+    CELL_PADDING_MM, box_hang_mm, line_pitch_mm, long_text, longest_word_mm, text_width_mm, wrapped_lines,
+)
 from .template_sections import label_separator, option_text, repeat_header, section_block, template_var
 from .template_style import COLOURS, CONTENT_WIDTH_MM, HEADING_FILL, WRITING_LINE_MM, Style
 
@@ -77,7 +81,8 @@ def _group_width(col: Column, style: Style) -> tuple[float, float]:
     if texts:
         return 0.0, sum(max(1.0, min(4.0, (c.max_length or 40) / 40)) for c in texts)
     widths = [_column_width(c) for c in col.fields]
-    widths += [4.0 + BOX_INDENT_MM + text_width_mm(col.label(c), style.list_small) / 2 + CELL_PADDING_MM + 1.0
+    widths += [box_hang_mm(style.box, style.list_small) + BOX_INDENT_MM
+               + text_width_mm(col.label(c), style.list_small) / 2 + CELL_PADDING_MM + 1.0
                for c in col.fields[1:] if c.type == "bool"]
     return max(widths), 0.0
 
@@ -88,10 +93,11 @@ def _boxes_printed(c: Field) -> bool:
 
 def _no_broken_words(columns: list[Column], widths: list[float], style: Style) -> list[float]:
     """Widen each column to its heading's longest word (and its options' when printed as
-    boxes, a second field's label), taking the room from the widest columns; the total
-    width is kept."""
+    boxes, a second field's label; a text to what its longest value needs,
+    :func:`_text_widths`), taking the room from the widest columns; the total width is kept."""
+    text_need = _text_widths(columns, style)
     need = []
-    for col, w in zip(columns, widths):
+    for i, (col, w) in enumerate(zip(columns, widths)):
         fields = col.fields
         words = [longest_word_mm(col.heading, style.list_small, bold=True)]
         box = 4.0 + BOX_INDENT_MM   # the ☐, its space and its indent
@@ -104,7 +110,9 @@ def _no_broken_words(columns: list[Column], widths: list[float], style: Style) -
                 words.append(box + longest_word_mm(col.label(c), style.list_small))
             elif k:
                 words.append(longest_word_mm(col.label(c), style.list_small, bold=True))
-        need.append(max(words) + CELL_PADDING_MM + 0.3)
+        if len(fields) == 1 and fields[0].type == "date":   # dd/mm/yyyy on one line
+            words.append(_column_width(fields[0]) - CELL_PADDING_MM - 0.3)
+        need.append(max(max(words) + CELL_PADDING_MM + 0.3, text_need.get(i, 0.0)))
     widths = list(widths)
     for _ in range(len(widths) * 4):
         short = [i for i, (w, n) in enumerate(zip(widths, need)) if w < n - 0.01]
@@ -112,7 +120,8 @@ def _no_broken_words(columns: list[Column], widths: list[float], style: Style) -
             break
         i = short[0]
         missing = need[i] - widths[i]
-        donors = sorted((j for j in range(len(widths)) if widths[j] - need[j] > 0.5),
+        donors = sorted((j for j in range(len(widths))   # a width the layout fixes is kept
+                         if widths[j] - need[j] > 0.5 and not columns[j].width_mm),
                         key=lambda j: widths[j] - need[j], reverse=True)
         if not donors:
             break
@@ -127,37 +136,74 @@ def _pt_mm(pt: float) -> float:
     return pt * 25.4 / 72
 
 
-#: a list cell's left and right margins (``set_cell_margins`` below, twips)
+#: a list cell's margins (``set_cell_margins`` in :func:`list_table`, twips)
 LIST_CELL_MARGIN_MM = 40 / 1440 * 25.4
-#: what a row of a list needs under a text typed to its ``max_length``: a rendered value
-#: that makes its row grow moves the rows under it off the blank's layout map
-_TYPICAL_TEXT = "accompagnement situation logement emploi démarches référent formation "
+LIST_CELL_VMARGINS_MM = 2 * 10 / 1440 * 25.4
 
 
-def _typed_mm(c: Field, width_mm: float, style: Style) -> float:
-    """The height of a text of ``max_length`` characters printed in a cell ``width_mm`` wide."""
-    per_char = text_width_mm(_TYPICAL_TEXT, style.list_small) / len(_TYPICAL_TEXT)
-    per_line = max(1, int((width_mm - 2 * LIST_CELL_MARGIN_MM - 0.5) / per_char * 0.9))   # wraps at words
-    lines = -(-(c.max_length or 40) // per_line)
-    return lines * _pt_mm(style.list_small * 1.22)
+def longest_value(c: Field) -> str:
+    """The longest text a list cell of ``c`` prints: a text's ``max_length`` characters of
+    long words; a code's longest « code – libellé » of its reference list."""
+    if c.type == "code" and c.options_from:
+        return max((f"{code} – {e.label}" for code, e in references.by_code(c.options_from).items()),
+                   key=len, default="")
+    if c.type == "choice":   # printed as its code (a theme's letter)
+        return max((o.code for o in c.options), key=len, default="")
+    if c.type == "multi":
+        return ", ".join(o.code for o in c.options)
+    if c.type == "date":
+        return "00/00/0000"
+    return long_text(c.max_length or 40)
+
+
+def _text_mm(c: Field, width_mm: float, style: Style) -> float:
+    """The height of the longest value ``c`` allows printed at the list's size in a column
+    ``width_mm`` wide."""
+    lines = wrapped_lines(longest_value(c), width_mm - 2 * LIST_CELL_MARGIN_MM, style.list_small)
+    return lines * line_pitch_mm(style.list_small)
+
+
+def _multi_line(columns: list[Column]) -> bool:
+    """Whether a list's rows hold several lines (a text of ``lines`` > 1, options stacked
+    as boxes): rows of the form's ``list_row_mm``; else rows one handwriting line high."""
+    cols = [c for col in columns for c in col.fields]
+    return (any(_boxes_printed(c) and len(c.options) > 1 for c in cols)
+            or any((c.lines or 1) > 1 for c in cols if c.type == "text"))
+
+
+def _base_row_mm(columns: list[Column], style: Style) -> float:
+    return style.list_row_mm if _multi_line(columns) else min(style.list_row_mm, WRITING_LINE_MM + 2.0)
+
+
+def _text_widths(columns: list[Column], style: Style) -> dict[int, float]:
+    """The width each one-text column needs for its longest value to fit a row of the
+    form's ``list_row_mm`` (the rows' lines at the list's size): the template's column widths
+    follow it so that a rendered value never makes its row taller than the blank's (a row
+    that grows moves the rows under it off the blank's layout map)."""
+    room = _base_row_mm(columns, style) - LIST_CELL_VMARGINS_MM - 0.3
+    need = {}
+    for i, col in enumerate(columns):
+        if len(col.fields) != 1 or col.fields[0].type not in ("text", "code") or col.width_mm:
+            continue
+        c = col.fields[0]
+        w = 2 * LIST_CELL_MARGIN_MM + 5.0
+        while _text_mm(c, w, style) > room and w < CONTENT_WIDTH_MM:
+            w += 0.2
+        need[i] = w
+    return need
 
 
 def _row_mm(columns: list[Column], widths: list[float], style: Style) -> float:
-    """A list row's height: the form's ``list_row_mm`` when a cell holds several lines
-    (a text of ``lines`` > 1, options stacked as boxes), one handwriting line otherwise
-    (the emplois recherchés, the rendez-vous: 22 mm rows of one line each pushed the
-    CERS's page 1 over and left its page 2 four-fifths empty); taller when a column holds
-    stacked boxes and a text under them (column 5 of the fiche de suivi emploi: the
-    résultat, then the motif's label and its lines, room for its ``max_length`` typed)."""
-    cols = [c for col in columns for c in col.fields]
-    stacked = any(_boxes_printed(c) and len(c.options) > 1 for c in cols)
-    if not (stacked or any((c.lines or 1) > 1 for c in cols if c.type == "text")):
-        return min(style.list_row_mm, WRITING_LINE_MM + 2.0)
+    """A list row's height: the form's ``list_row_mm`` when a cell holds several lines,
+    one handwriting line otherwise (the emplois recherchés, the rendez-vous: 22 mm rows of
+    one line each pushed the CERS's page 1 over and left its page 2 four-fifths empty);
+    taller when a text's longest value does not fit it at its column's width, or when a
+    column holds stacked boxes and a text under them (column 5 of the fiche de suivi
+    emploi: the résultat, then the motif's label and its lines, room for its
+    ``max_length`` typed)."""
     tallest = 0.0
     for col, width in zip(columns, widths):
-        if len(col.fields) == 1:
-            continue   # one field a column: the form's list_row_mm, as before
-        mm = 1.5   # the cell's top and bottom margins
+        mm = LIST_CELL_VMARGINS_MM + 0.3
         for k, c in enumerate(col.fields):
             if _boxes_printed(c):
                 mm += len(c.options) * _pt_mm(style.box_line)
@@ -167,9 +213,11 @@ def _row_mm(columns: list[Column], widths: list[float], style: Style) -> float:
                 # the print check's floor ((lines - 1) lines, the label sharing the first)
                 # and its longest value typed
                 floor = max((c.lines or 1) - 1, 1) * MIN_WRITING_MM
-                mm += _pt_mm(style.list_small * 1.22) + max(floor, _typed_mm(c, width, style)) + 1.0
+                mm += line_pitch_mm(style.list_small) + max(floor, _text_mm(c, width, style)) + 1.0
+            elif c.type in ("text", "code"):
+                mm += _text_mm(c, width, style)
         tallest = max(tallest, mm)
-    return max(style.list_row_mm, round(tallest + 0.5))
+    return max(_base_row_mm(columns, style), round(tallest + 0.5))
 
 
 def list_table(doc, f: Field, style: Style, inline: bool = False) -> None:
@@ -215,6 +263,9 @@ def list_table(doc, f: Field, style: Style, inline: bool = False) -> None:
     for col, cell in zip(columns, data_row.cells):
         for k, c in enumerate(col.fields):
             _cell_field(cell, c, style, first=k == 0, label=col.label(c) if k else None)
+        if inline:   # a short list is never split over two pages (the CERS's rendez-vous)
+            for para in cell.paragraphs:
+                para.paragraph_format.keep_with_next = True
     close = table.add_row()
     add_para(close.cells[0], "{%tr endfor %}", size=1)
     add_para(doc, "{%p if not chunk.last %}", size=1)
@@ -229,12 +280,12 @@ def _cell_field(cell, c: Field, style: Style, *, first: bool, label: str | None)
     if _boxes_printed(c):
         for i, o in enumerate(c.options):
             p = add_para(cell, "", size=style.list_small, first=first and i == 0)
-            p.paragraph_format.left_indent = Mm(BOX_INDENT_MM)
+            label_under_its_text(p, style, style.list_small, indent_mm=BOX_INDENT_MM)
             add_box(p, f"row.{c.path}|box('{o.code}')", style)
             add_run(p, f" {option_text(o)}", size=style.list_small)
     elif c.type == "bool":
         p = add_para(cell, "", size=style.list_small, first=first)
-        p.paragraph_format.left_indent = Mm(BOX_INDENT_MM)
+        label_under_its_text(p, style, style.list_small, indent_mm=BOX_INDENT_MM)
         add_box(p, f"row.{c.path}|box", style)
         if label:
             add_run(p, f" {label}", size=style.list_small)
@@ -278,6 +329,7 @@ def grid_table(doc, section: Section, style: Style, compact: list) -> None:
             points = o.extra.get("points", "")
             unit = "pt" if str(points) in ("0", "1") else "pts"
             add_run(p, f" {points} {unit}", size=style.small, bold=True)
+            # a palier's text at 7 pt (was 6): at 8 pt the grid no longer holds on one page
             text = add_para(cell, o.label, size=max(style.small - 1, style.tiny), first=False)
             text.paragraph_format.line_spacing = Pt(max(style.small - 1, style.tiny) + 1)
     if others:
