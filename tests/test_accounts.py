@@ -371,3 +371,35 @@ def test_cli_apikey_commands_give_a_working_key_once(cli, make_app, db_url):
     assert cli.run("apikey", "revoke", "mds-arras").exit_code == 0
     errors_of(c.post("/api/v1/parse", headers={"X-API-Key": key}), 401)
     assert cli.run("apikey", "revoke", "inconnue").exit_code == 2
+
+
+def test_a_key_used_while_the_database_is_locked_is_not_kept_waiting(app, api_key):
+    """Noting a key's ``last_used`` is bookkeeping: while another transaction holds the
+    lock it needs (a desk worker storing a batch on SQLite; the key's row on PostgreSQL),
+    the request is answered at once and the note is left for a later request."""
+    import threading
+
+    from sqlalchemy import create_engine, select, text
+
+    from forms_service.accounts.models import ApiKey
+
+    key = api_key(scopes="render")
+    c = app.test_client()
+    other = create_engine(app.extensions["forms_service.settings"].database_url)
+    answers = []
+    with other.connect() as conn:
+        tx = conn.begin()
+        conn.execute(text("UPDATE api_key SET name = name"))           # holds the lock
+        thread = threading.Thread(target=lambda: answers.append(
+            c.get("/api/v1/forms", headers={"X-API-Key": key}).status_code), daemon=True)
+        thread.start()
+        thread.join(timeout=3)
+        tx.rollback()
+    thread.join(timeout=10)
+    other.dispose()
+    assert answers == [200], "the request waited for the lock (or failed)"
+    with app.app_context(), db.session() as s:
+        assert s.scalar(select(ApiKey.last_used)) is None               # skipped, not waited for
+    assert c.get("/api/v1/forms", headers={"X-API-Key": key}).status_code == 200
+    with app.app_context(), db.session() as s:
+        assert s.scalar(select(ApiKey.last_used)) is not None           # noted by the next one

@@ -185,18 +185,24 @@ def _given_key() -> str:
 
 
 def _principal_for_key(given: str) -> Principal | None:
+    now = datetime.now(timezone.utc)
     with db.session() as s:
         row = keys.find_key(s, given)
         if row is None:
             return None
+        key_id, touch = row.id, keys.needs_touch(row, now)
         scopes = frozenset(row.scopes)
         if row.user is not None:
             user = row.user
-            return Principal(actor=f"user:{user.id}", user_id=user.id,
-                             roles=frozenset(user.roles), scopes=scopes,
-                             territoire=row.territoire or user.territoire,
-                             organisme=user.organisme)
-        return Principal(actor=f"key:{row.name}", scopes=scopes, territoire=row.territoire)
+            principal = Principal(actor=f"user:{user.id}", user_id=user.id,
+                                  roles=frozenset(user.roles), scopes=scopes,
+                                  territoire=row.territoire or user.territoire,
+                                  organisme=user.organisme)
+        else:
+            principal = Principal(actor=f"key:{row.name}", scopes=scopes, territoire=row.territoire)
+    if touch:
+        keys.touch(db.get_database().engine, key_id, now)
+    return principal
 
 
 def effective_scopes(principal: Principal) -> frozenset[str]:

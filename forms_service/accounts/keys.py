@@ -13,10 +13,12 @@ import re
 import secrets
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import Engine, or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from forms_service.accounts.models import ApiKey, User, normalize_email
+from forms_service.db import SQLITE_BUSY_TIMEOUT_MS
 from forms_service.errors import BadRequest, Conflict, NotFound
 from forms_service.principal import SCOPES
 
@@ -24,6 +26,8 @@ KEY_RE = re.compile(r"^fs_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 #: ``last_used`` is written at most this often per key (not on every request).
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+#: How long noting ``last_used`` may wait for a lock before it is skipped (milliseconds).
+TOUCH_LOCK_WAIT_MS = 200
 
 
 def _digest(key: str) -> str:
@@ -74,13 +78,43 @@ def find_key(s: Session, given: str) -> ApiKey | None:
         return None
     if row.revoked_at is not None or (row.user is not None and not row.user.active):
         return None
-    now = datetime.now(timezone.utc)
+    return row
+
+
+def needs_touch(row: ApiKey, now: datetime) -> bool:
+    """Whether ``row.last_used`` is older than :data:`LAST_USED_RESOLUTION`."""
     last = row.last_used
     if last is not None and last.tzinfo is None:
         last = last.replace(tzinfo=timezone.utc)
-    if last is None or now - last > LAST_USED_RESOLUTION:
-        row.last_used = now
-    return row
+    return last is None or now - last > LAST_USED_RESOLUTION
+
+
+def touch(engine: Engine, key_id: int, now: datetime) -> bool:
+    """Note that the key was used, in a transaction of its own, best effort.
+
+    The request a key authenticates must neither wait for nor fail on this bookkeeping:
+    while another transaction holds the database's write lock (a desk worker storing a
+    batch on SQLite) it waits :data:`TOUCH_LOCK_WAIT_MS` at most, then skips; a later
+    request notes it. Returns whether it was written.
+    """
+    cutoff = now - LAST_USED_RESOLUTION
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        try:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={TOUCH_LOCK_WAIT_MS}" if sqlite
+                                 else f"SET LOCAL lock_timeout = '{TOUCH_LOCK_WAIT_MS}ms'")
+            conn.execute(update(ApiKey).where(ApiKey.id == key_id)
+                         .where(or_(ApiKey.last_used.is_(None), ApiKey.last_used < cutoff))
+                         .values(last_used=now))
+            conn.commit()
+            return True
+        except OperationalError:
+            conn.rollback()
+            return False
+        finally:
+            if sqlite and not conn.invalidated:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                conn.commit()
 
 
 def revoke_key(s: Session, name: str) -> ApiKey:

@@ -35,10 +35,14 @@ EXTENSION_KEY = "forms_service.db"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
+#: How long a SQLite statement waits for another connection's lock before it fails.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
