@@ -93,6 +93,7 @@ class SmtpServer:
                 msg = message_from_bytes(envelope.content, policy=policy.default)
                 text = msg.get_body(("plain",))
                 outer.messages.append({"to": list(envelope.rcpt_tos), "subject": str(msg["Subject"]),
+                                       "message_id": str(msg["Message-ID"]),
                                        "body": text.get_content() if text is not None else "",
                                        "attachments": [(a.get_filename(), a.get_content())
                                                        for a in msg.iter_attachments()]})

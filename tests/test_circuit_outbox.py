@@ -6,12 +6,15 @@ a real Huey queue and a real SMTP server (aiosmtpd):
 - the queue's storage down at the commit (a Redis nobody listens on): the message waits in
   the outbox, the sweep hands it to a queue that works, the queue's task sends it once;
 - two deliveries racing for one message: the SMTP server gets it once;
-- a failed delivery is counted and released for the next try (its error's type, no address).
+- a failed delivery is counted and released for the next try (its error's type, no address);
+- a delivery that died after the SMTP server took the message sends it again once its claim
+  expired, with the same ``Message-ID``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 
 import pytest
@@ -134,3 +137,20 @@ def test_a_failed_delivery_is_counted_and_released_for_the_next_try(make_app):
     assert (sent, attempts, error) == (False, 1, "ConnectionRefusedError")
     with db.session(settings) as s:                  # released: the next try may take it
         assert s.get(OutgoingMail, row.id).claimed_at is None
+
+
+def test_a_message_sent_again_after_a_crash_keeps_its_message_id(make_app):
+    with SmtpServer() as smtp:
+        app = make_app(SMTP_HOST="127.0.0.1", SMTP_PORT=smtp.port, SMTP_STARTTLS="false",
+                       QUEUE_URL=f"redis://127.0.0.1:{free_port()}/0")   # left in the outbox
+        settings = app.extensions["forms_service.settings"]
+        with app.app_context(), db.session() as s:
+            (row,) = mailing.stage(s, settings, [_mail(n=6)])
+        taken = mailing._claim(settings, row.id)                 # a delivery takes it,
+        notify.deliver(settings, mailing._as_mail(json.loads(taken.payload)))  # the server too,
+        with db.session(settings) as s:                          # and the process dies here
+            s.get(OutgoingMail, row.id).claimed_at = utcnow() - mailing.CLAIM_TIMEOUT * 2
+        assert mailing.deliver(settings, row.id) is True         # sent again, the claim expired
+        first, again = smtp.messages
+        assert first["message_id"] == again["message_id"] and "@rsa-formulaires>" in first["message_id"]
+        assert mailing.deliver(settings, row.id) is None         # and not a third time

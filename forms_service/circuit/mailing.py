@@ -15,7 +15,8 @@ them, sent after it commits, exactly once.
   a time, whoever else tries: a retry, the sweep, a second worker), and a row once sent
   (``sent_at``) is never sent again. The one window left is SMTP's own: a process that
   dies after the server took the message and before ``sent_at`` is written sends it again
-  after :data:`CLAIM_TIMEOUT`.
+  after :data:`CLAIM_TIMEOUT` — with the same ``Message-ID`` (chosen when the row is
+  written), by which mail systems recognise a message they already have.
 - Logged by row id, request and address count, never the addresses.
 """
 
@@ -117,6 +118,7 @@ def _claim(settings: Settings, mail_id: int) -> OutgoingMail | None:
 def _as_mail(data: dict) -> Mail:
     return Mail(to=tuple(data["to"]), subject=data["subject"], body=data["body"],
                 about=data["about"], link=data.get("link", ""), kind=data.get("kind", "info"),
+                message_id=data.get("message_id", ""),
                 attachments=tuple(notify.Attachment(a["filename"], a["mimetype"],
                                                     base64.b64decode(a["content"]))
                                   for a in data.get("attachments", [])))

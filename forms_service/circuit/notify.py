@@ -32,6 +32,8 @@ log = get_logger(__name__)
 #: The queue task's retries and the delay between them.
 QUEUE_RETRIES = 4
 QUEUE_RETRY_DELAY = 3
+#: The right-hand side of the messages' ``Message-ID``.
+MESSAGE_ID_DOMAIN = "rsa-formulaires"
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,10 @@ class Mail:
     #: Path of the page to link (``/correspondant/demandes/3``), made absolute with PUBLIC_URL.
     link: str = ""
     kind: str = field(default="info")
+    #: Chosen once, when the message is written to the outbox, so that a message sent
+    #: again (a delivery that died after the server took it) carries the same
+    #: ``Message-ID`` and the receiving side can tell it is the same message.
+    message_id: str = ""
     attachments: tuple[Attachment, ...] = ()
 
 
@@ -70,7 +76,7 @@ def build(settings: Settings, mail: Mail) -> EmailMessage:
     msg["To"] = ", ".join(mail.to)
     msg["Subject"] = mail.subject
     msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = make_msgid(domain="rsa-formulaires")
+    msg["Message-ID"] = mail.message_id or new_message_id()
     body = mail.body
     if mail.link:
         body += f"\n\nPour la consulter : {settings.public_url.rstrip('/')}{mail.link}\n"
@@ -81,6 +87,10 @@ def build(settings: Settings, mail: Mail) -> EmailMessage:
         maintype, _, subtype = a.mimetype.partition("/")
         msg.add_attachment(a.content, maintype=maintype, subtype=subtype, filename=a.filename)
     return msg
+
+
+def new_message_id() -> str:
+    return make_msgid(domain=MESSAGE_ID_DOMAIN)
 
 
 def _send_smtp(settings: Settings, msg: EmailMessage) -> None:
@@ -132,6 +142,7 @@ def payload(mail: Mail) -> dict:
     """What the queue's task carries (JSON)."""
     return {"to": list(mail.to), "subject": mail.subject, "body": mail.body,
             "about": mail.about, "link": mail.link, "kind": mail.kind,
+            "message_id": mail.message_id or new_message_id(),
             "attachments": [{"filename": a.filename, "mimetype": a.mimetype,
                              "content": base64.b64encode(a.content).decode("ascii")}
                             for a in mail.attachments]}
