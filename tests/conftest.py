@@ -55,6 +55,22 @@ def client(app):
     return app.test_client()
 
 
+
+@pytest.fixture(scope="session")
+def layout_pool(tmp_path_factory):
+    """The repository's default pool (``get_pool``, the one its layout maps and fillable PDFs
+    are built with), warm, for the layout, fillable and printing tests."""
+    from forms_service.render.pdf import get_pool, libreoffice_available
+
+    if not libreoffice_available():
+        pytest.skip("LibreOffice is not installed (no soffice): layout, fillable and print tests skipped")
+    p = get_pool({"VAR_DIR": str(tmp_path_factory.getbasetemp() / "layout-var"),
+                  "PDF_POOL_SIZE": 2, "PDF_POOL_RECYCLE_AFTER": 0})
+    p.start()
+    assert p.wait_ready(timeout=180), p.instances()
+    yield p
+    p.close()
+
 @pytest.fixture(scope="session")
 def lo_pool(tmp_path_factory):
     """One warm LibreOffice pool for the session (unoserver takes ~10 s to start): apps

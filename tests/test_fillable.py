@@ -14,7 +14,6 @@ import datetime as dt
 import io
 import shutil
 import subprocess
-from pathlib import Path
 from xml.sax.saxutils import quoteattr, escape
 
 import pikepdf
@@ -27,7 +26,6 @@ from forms_service.errors import TemplateError
 from forms_service.render import fillable as F
 from forms_service.render import templates_pdf as T
 from forms_service.render import layout as L
-from forms_service.render.pdf import get_pool, libreoffice_available
 from forms_service.render.stamp import stamp_pdf
 
 PDF_DIR = DEFAULT_TEMPLATES_DIR / "pdf"
@@ -39,15 +37,8 @@ def default_settings(tmp) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def pool(tmp_path_factory):
-    if not libreoffice_available():
-        pytest.skip("LibreOffice is not installed (no soffice): fillable PDF tests skipped")
-    p = get_pool({"VAR_DIR": str(tmp_path_factory.getbasetemp() / "layout-var"),
-                  "PDF_POOL_SIZE": 2, "PDF_POOL_RECYCLE_AFTER": 0})
-    p.start()
-    assert p.wait_ready(timeout=180), p.instances()
-    yield p
-    p.close()
+def pool(layout_pool):
+    return layout_pool
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,6 @@ from forms_service.errors import TemplateError
 from forms_service.render import layout as L
 from forms_service.render import layout_analysis
 from forms_service.render.context import Mark
-from forms_service.render.pdf import get_pool, libreoffice_available
 from forms_service.render.pipeline import render_docx, template_version
 
 _PDFIUM = threading.Lock()   # pypdfium2 is not thread-safe
@@ -38,15 +37,8 @@ def default_settings(tmp) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def pool(tmp_path_factory):
-    if not libreoffice_available():
-        pytest.skip("LibreOffice is not installed (no soffice): layout tests skipped")
-    p = get_pool({"VAR_DIR": str(tmp_path_factory.getbasetemp() / "layout-var"),
-                  "PDF_POOL_SIZE": 2, "PDF_POOL_RECYCLE_AFTER": 0})
-    p.start()
-    assert p.wait_ready(timeout=180), p.instances()
-    yield p
-    p.close()
+def pool(layout_pool):
+    return layout_pool
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,6 @@ from forms_service.catalogue import catalogue
 from forms_service.config import Settings
 from forms_service.render import layout as L
 from forms_service.render import template_print_check as P
-from forms_service.render.pdf import get_pool, libreoffice_available
 from forms_service.render.pipeline import render_docx, template_path, template_version
 from forms_service.render.template_metrics import long_text
 from forms_service.render.template_tables import longest_value
@@ -33,14 +32,8 @@ REFERENCES = [fd.id for fd in catalogue.forms() if fd.kind == "reference"]
 
 
 @pytest.fixture(scope="module")
-def pool(tmp_path_factory):
-    if not libreoffice_available():
-        pytest.skip("LibreOffice is not installed (no soffice): print checks skipped")
-    p = get_pool({"VAR_DIR": str(tmp_path_factory.getbasetemp() / "layout-var"),
-                  "PDF_POOL_SIZE": 2, "PDF_POOL_RECYCLE_AFTER": 0})
-    p.start()
-    assert p.wait_ready(timeout=180), p.instances()
-    return p   # shared through get_pool's registry with test_layout / test_fillable
+def pool(layout_pool):
+    return layout_pool
 
 
 @pytest.fixture(scope="module")
