@@ -301,3 +301,35 @@ def test_a_big_tick_whose_short_arm_hardly_shows_is_a_tick():
     ink = measure.measure_box(flat, [39.54, 39.66, 49.54, 49.86], printed)
     st = decide.box_state(ink)
     assert not ink.crossed and st.state == "checked" and st.confidence >= 0.9
+
+
+# -- v3-review: fewer boxes sent to review, never a confident error --
+
+def _dumped_page(name: str) -> tuple[list[dict], list[tuple[float, float]], list[measure.BoxInk]]:
+    """A page's boxes as `benchmarks.parse --dump-boxes` wrote them: the truth, the centres
+    (PDF points) and the ink figures measure_box gave on the failing run."""
+    import json
+
+    boxes = json.loads((REPLAYS / name).read_text(encoding="utf-8"))["boxes"]
+    centres = [((b["bbox"][0] + b["bbox"][2]) / 2, (b["bbox"][1] + b["bbox"][3]) / 2) for b in boxes]
+    inks = [measure.BoxInk(b["darkness"], b["coverage"], b["light"], b["solid"], (0, 0, 0, 0), b["found"],
+                           b["speck"], b["streak"], b["dusted"], b["match"], b["offset_mm"], b["crossed"])
+            for b in boxes]
+    return boxes, centres, inks
+
+
+def test_a_shaded_phone_page_s_empty_boxes_far_from_others_are_judged_against_the_page(monkeypatch):
+    """Seed 31, batch 2, page 0 (`python -m benchmarks.parse --dir DIR --batches 2 --dump-boxes
+    FILE` on the bench of `--seed 31`): a fiche de liaison photographed, shaded; its empty boxes
+    sit at darkness 0.026–0.046 once JPEG specks are taken out as dust. Those of the right-hand
+    column (« autres », « aides financières ») had 2 or 3 quiet boxes within 50 mm: no
+    background, uncertain at 0.041–0.044, and their fields went to review. Their 6 nearest
+    quiet boxes (within 100 mm) sit at ~0.039: empty. Every box of the page reads its truth."""
+    boxes, centres, inks = _dumped_page("seed31-2-0-phone-shade.json")
+    got = [decide.box_state(ink, bg).state for ink, bg in zip(inks, decide.backgrounds(centres, inks))]
+    assert [b["truth"] for b in boxes] == got
+    assert sum(decide.box_state(ink).state == "uncertain" for ink in inks) == 9    # the page not used
+    monkeypatch.setattr(decide, "BACKGROUND_MM", 50.0)          # the quiet boxes within 50 mm only
+    monkeypatch.setattr(decide, "BACKGROUND_NEAREST", len(inks))
+    old = [decide.box_state(ink, bg).state for ink, bg in zip(inks, decide.backgrounds(centres, inks))]
+    assert old.count("uncertain") == 4
