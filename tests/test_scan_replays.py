@@ -369,3 +369,29 @@ def test_boxes_of_a_photographed_page_the_alignment_leaves_off_are_read_where_th
         assert after[k].state in ("uncertain", boxes[k]["truth"]), boxes[k]
     right = sum(after[k].state == boxes[k]["truth"] for k in placed)
     assert right >= 20
+
+
+def test_a_square_found_firmly_near_its_place_vouches_for_its_box_where_the_page_does_not_fit():
+    """Seed 23, batch 5, page 2 (`python -m benchmarks.parse --dir DIR --batches 5` on the bench
+    of `--seed 23`): a DSP page photographed; the printed content near « avis_ep » lies 1.2 mm
+    off (« Page déformée »), and the empty box « favorable » went to review with its field,
+    though its own square was found 1.25 mm off with a firm match (0.66): its interior is
+    read where it was printed. It is placed (FIRM_MATCH) and reads empty."""
+    import json
+
+    import numpy as np
+
+    from parsers.scan import fit, pipeline
+
+    case = json.loads((REPLAYS / "seed23-5-2-phone-avis.json").read_text(encoding="utf-8"))
+    flat = cv2.imread(str(REPLAYS / "seed23-5-2-phone-avis.png"), cv2.IMREAD_GRAYSCALE)
+    ref = cv2.imread(str(REPLAYS / "seed23-5-2-phone-avis-printed.png"), cv2.IMREAD_GRAYSCALE)
+    f = case["fit"]
+    pf = fit.PageFit(np.array(f["points"]), np.array(f["shift_mm"]), f["marks_mm"], (), np.array(f["vectors"]))
+    boxes = case["boxes"]
+    squares = np.array([b["bbox"] for b in boxes], float)
+    centres = [((b["bbox"][0] + b["bbox"][2]) / 2, (b["bbox"][1] + b["bbox"][3]) / 2) for b in boxes]
+    inks = [measure.measure_box(flat, b["bbox"], ref, squares) for b in boxes]
+    assert pf.doubt(boxes[0]["bbox"]) and inks[0].match >= pipeline.FIRM_MATCH and inks[0].offset_mm > 1.0
+    assert pipeline._placed_where_the_page_lies(flat, ref, squares, boxes, centres, inks, pf) == {0}
+    assert decide.box_state(inks[0]).state == "empty"
