@@ -395,3 +395,34 @@ def test_a_square_found_firmly_near_its_place_vouches_for_its_box_where_the_page
     assert pf.doubt(boxes[0]["bbox"]) and inks[0].match >= pipeline.FIRM_MATCH and inks[0].offset_mm > 1.0
     assert pipeline._placed_where_the_page_lies(flat, ref, squares, boxes, centres, inks, pf) == {0}
     assert decide.box_state(inks[0]).state == "empty"
+
+
+def test_a_tick_hiding_its_square_in_a_row_of_boxes_far_apart_is_placed_by_the_squares_around():
+    """Seed 13, batch 22, page 6 (`python -m benchmarks.parse --dir DIR --batches 22` on the
+    bench of `--seed 13`): a DSP page 2 photographed; « nataccosocfam » is one row of four
+    boxes 20–25 mm apart, no printed content near enough to compare, and the ticks of 0412
+    and 0413 hide their squares. With fewer than two squares found within 30 mm
+    (`placed_by_neighbours`), both went to review (« Case imprimée non retrouvée »). The
+    squares found within 60 mm all lie within 0.4 mm of their places: they place them."""
+    import json
+
+    import numpy as np
+
+    from parsers.scan import fit, pipeline
+
+    case = json.loads((REPLAYS / "seed13-22-6-phone-hidden-squares.json").read_text(encoding="utf-8"))
+    f = case["fit"]
+    pf = fit.PageFit(np.array(f["points"]), np.array(f["shift_mm"]), f["marks_mm"], (), np.array(f["vectors"]))
+    boxes = case["boxes"]
+    inks = [measure.BoxInk(b["darkness"], b["coverage"], b["light"], b["solid"], tuple(b["square"]), b["found"],
+                           match=b["match"], offset_mm=b["offset_mm"]) for b in boxes]
+    squares = np.array([b["bbox"] for b in boxes], float)
+    centres = [((b["bbox"][0] + b["bbox"][2]) / 2, (b["bbox"][1] + b["bbox"][3]) / 2) for b in boxes]
+    hidden = [k for k, b in enumerate(boxes) if b["value"] in ("0412", "0413")]
+    for k in hidden:       # what sent them to review
+        assert not inks[k].found and not pf.fits_at(boxes[k]["bbox"])
+    assert not decide.placed_by_neighbours(hidden[1], centres, inks)
+    white = np.full(case["shape"], 255, np.uint8)      # nothing is measured again
+    placed = pipeline._placed_where_the_page_lies(white, None, squares, boxes, centres, inks, pf)
+    assert set(hidden) <= placed
+    assert all(decide.box_state(inks[k]).state == "checked" for k in hidden)

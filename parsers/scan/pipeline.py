@@ -143,6 +143,10 @@ def read_boxes(doc: DocPages, layout: dict, fits: dict[int, fit.PageFit] | None 
 #: rounds of :func:`_placed_where_the_page_lies`' second step (each square found again there
 #: may place the boxes next to it)
 PLACING_ROUNDS = 3
+#: …fitted on the squares found within NEIGHBOURS_MM of a box, or, too few there (a row of
+#: boxes far apart: seed 13, batch 22, page 6, a ticked box whose square the tick hides,
+#: 25 mm from the next box), within this (mm)
+PLACE_FAR_MM = 60.0
 #: a box is looked for again no farther than halfway to the nearest other box, less this (mm):
 #: its square found there cannot be its neighbour's (two boxes of the fiche de liaison are
 #: 3.5 mm apart)
@@ -206,9 +210,13 @@ def _placed_where_the_page_lies(flat, reference, squares, boxes: list[dict], cen
         for k, b in enumerate(boxes):
             if found[k] or k in placed or (pf is not None and pf.unplaced_at(b["bbox"])):
                 continue
-            shift = _local_shift(k, expected, disp, found)
-            if not near_enough(k, shift) or np.hypot(*shift) <= tol or (k, shift) in tried:
-                continue    # the squares around disagree, or the page lies where the alignment puts it
+            shift = _local_shift(k, expected, disp, found, decide.NEIGHBOURS_MM) or \
+                _local_shift(k, expected, disp, found, PLACE_FAR_MM)
+            if shift is not None and np.hypot(*shift) <= tol:
+                placed.add(k)       # the squares around say it lies where the alignment puts it
+                continue
+            if not near_enough(k, shift) or (k, shift) in tried:
+                continue    # the squares around disagree
             tried.add((k, shift))
             ink = measure.measure_box(flat, b["bbox"], reference, squares, moved=shift)
             if ink.found and ink.offset_mm <= decide.NEIGHBOURS_OFFSET_MM:
@@ -223,15 +231,20 @@ def _placed_where_the_page_lies(flat, reference, squares, boxes: list[dict], cen
     return placed
 
 
-def _local_shift(k: int, expected: np.ndarray, disp: np.ndarray, found: np.ndarray) -> tuple[float, float] | None:
+def _local_shift(k: int, expected: np.ndarray, disp: np.ndarray, found: np.ndarray,
+                 within_mm: float) -> tuple[float, float] | None:
     """Where box ``k`` lies against where the alignment puts it (pixels), from the squares
     found around it (``disp``: theirs, where ``found``): an affine map of their
     displacements (a photo's perspective varies across a row) fitted on those within
-    NEIGHBOURS_MM, at least three, each within NEIGHBOURS_OFFSET_MM of it and the whole no
-    more than fit.SHIFT_MAX_MM; else None."""
+    ``within_mm``, at least three, each within NEIGHBOURS_OFFSET_MM of it and the whole no
+    more than fit.SHIFT_MAX_MM; or, when at least NEIGHBOURS_FOUND of them all lie within
+    NEIGHBOURS_OFFSET_MM of their places, theirs; else None."""
     d = np.hypot(*(expected - expected[k]).T) / measure.PX_PER_MM
-    near = found & (d <= decide.NEIGHBOURS_MM)
+    near = found & (d <= within_mm)
     near[k] = False
+    tol = decide.NEIGHBOURS_OFFSET_MM * measure.PX_PER_MM
+    if near.sum() >= decide.NEIGHBOURS_FOUND and np.hypot(*disp[near].T).max() <= tol:
+        return tuple(np.median(disp[near], axis=0).tolist())   # they all lie where they should
     if near.sum() < 3:
         return None
     basis = np.column_stack([expected[near] - expected[k], np.ones(int(near.sum()))]) / [measure.PX_PER_MM, measure.PX_PER_MM, 1]
@@ -240,7 +253,7 @@ def _local_shift(k: int, expected: np.ndarray, disp: np.ndarray, found: np.ndarr
     coef, *_ = np.linalg.lstsq(basis, disp[near], rcond=None)
     off = np.hypot(*(basis @ coef - disp[near]).T).max()
     shift = coef[2]            # at the box itself (its offset from itself is 0)
-    if off > decide.NEIGHBOURS_OFFSET_MM * measure.PX_PER_MM or np.hypot(*shift) > fit.SHIFT_MAX_MM * measure.PX_PER_MM:
+    if off > tol or np.hypot(*shift) > fit.SHIFT_MAX_MM * measure.PX_PER_MM:
         return None
     return float(shift[0]), float(shift[1])
 
