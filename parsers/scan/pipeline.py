@@ -184,7 +184,7 @@ def _placed_where_the_page_lies(flat, reference, squares, boxes: list[dict], cen
     def near_enough(k: int, shift) -> bool:
         return shift is not None and np.hypot(*shift) <= reach[k]
 
-    if pf is not None:
+    if pf is not None and pf.worst_mm > fit.BOX_TOLERANCE_MM:     # else the page fits everywhere
         for k, b in enumerate(boxes):
             if not pf.misfit_only(b["bbox"]):
                 continue
@@ -210,8 +210,8 @@ def _placed_where_the_page_lies(flat, reference, squares, boxes: list[dict], cen
         for k, b in enumerate(boxes):
             if found[k] or k in placed or (pf is not None and pf.unplaced_at(b["bbox"])):
                 continue
-            shift = _local_shift(k, expected, disp, found, decide.NEIGHBOURS_MM) or \
-                _local_shift(k, expected, disp, found, PLACE_FAR_MM)
+            shift = _local_shift(k, gaps[k], expected, disp, found, decide.NEIGHBOURS_MM) or \
+                _local_shift(k, gaps[k], expected, disp, found, PLACE_FAR_MM)
             if shift is not None and np.hypot(*shift) <= tol:
                 placed.add(k)       # the squares around say it lies where the alignment puts it
                 continue
@@ -231,17 +231,16 @@ def _placed_where_the_page_lies(flat, reference, squares, boxes: list[dict], cen
     return placed
 
 
-def _local_shift(k: int, expected: np.ndarray, disp: np.ndarray, found: np.ndarray,
+def _local_shift(k: int, gaps: np.ndarray, expected: np.ndarray, disp: np.ndarray, found: np.ndarray,
                  within_mm: float) -> tuple[float, float] | None:
     """Where box ``k`` lies against where the alignment puts it (pixels), from the squares
-    found around it (``disp``: theirs, where ``found``): an affine map of their
-    displacements (a photo's perspective varies across a row) fitted on those within
+    found around it (``disp``: theirs, where ``found``; ``gaps``: how far they are from it,
+    pixels): an affine map of their displacements (a photo's perspective varies across a
+    row) fitted on those within
     ``within_mm``, at least three, each within NEIGHBOURS_OFFSET_MM of it and the whole no
     more than fit.SHIFT_MAX_MM; or, when at least NEIGHBOURS_FOUND of them all lie within
     NEIGHBOURS_OFFSET_MM of their places, theirs; else None."""
-    d = np.hypot(*(expected - expected[k]).T) / measure.PX_PER_MM
-    near = found & (d <= within_mm)
-    near[k] = False
+    near = found & (gaps <= within_mm * measure.PX_PER_MM)     # gaps: from box k (pixels; inf for itself)
     tol = decide.NEIGHBOURS_OFFSET_MM * measure.PX_PER_MM
     if near.sum() >= decide.NEIGHBOURS_FOUND and np.hypot(*disp[near].T).max() <= tol:
         return tuple(np.median(disp[near], axis=0).tolist())   # they all lie where they should
