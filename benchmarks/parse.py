@@ -400,6 +400,8 @@ def dump_boxes(bench_dir: Path, items: list[tuple[str, dict]], out: Path, store)
                 doc = pipeline.DocPages(pr.form, pr.info.version, pr.info.doc_id, page_count=pr.pages)
                 doc.pages[pr.page] = pr
                 layout = pipeline.document_layout(doc, store, refs)
+                if layout is None:          # « Mise en page inconnue »: no boxes to measure
+                    continue
                 want = {(b["path"], str(b["value"])): b for b in page["boxes"]}
                 ref = refs.page_of(pr.info.doc_id, pr.form.id, pr.info.version, pr.page)
                 fits = {pr.page: fit.page_fit(pr.flat, ref, pr.marks_mm)}
@@ -417,7 +419,7 @@ def dump_boxes(bench_dir: Path, items: list[tuple[str, dict]], out: Path, store)
                         "planted": t.get("planted"), "read": st.state, "confidence": round(st.confidence, 3),
                         "darkness": round(ink.darkness, 4), "coverage": round(ink.coverage, 4),
                         "light": round(ink.light, 4), "solid": round(ink.solid, 4), "found": ink.found,
-                        "match": round(ink.match, 3), "speck": ink.speck, "streak": ink.streak, "crossed": ink.crossed,
+                        "match": round(ink.match, 3), "offset_mm": round(ink.offset_mm, 2), "speck": ink.speck, "streak": ink.streak, "crossed": ink.crossed,
                         "dusted": ink.dusted, "doubt": r.doubt,
                         "bg_darkness": None if bg is None else round(bg.darkness, 4),
                         "bg_light": None if bg is None else round(bg.light, 4),

@@ -96,7 +96,7 @@ def _ink(darkness, light, **kw):
 def test_a_box_as_dark_as_the_empty_boxes_around_it_is_empty():
     """Issue 15: a phone photo's shade darkens every box of a region. A box between the fixed
     thresholds (darkness 0.042, like an empty box of tuning seed 23's shaded photos, whose
-    neighbours were at 0.034) is empty when the quiet boxes within 50 mm are as dark; a pencil
+    neighbours were at 0.034) is empty when the quiet boxes nearest to it are as dark; a pencil
     tick there (0.065 against 0.025, seed 23) stays uncertain, and so does the box alone."""
     from parsers.scan.decide import backgrounds
 

@@ -56,9 +56,14 @@ CROSSED_WHY = "Trait qui traverse la case (écriture voisine ?)"
 # between "clearly empty" and "a mark" on the fixed thresholds above is judged against the
 # boxes around it on the same page. Where those are as dark as it is, the page (its shade,
 # its paper, its print) explains its ink: it is empty, less confidently.
-#: boxes this close (centre to centre) make a box's background…
-BACKGROUND_MM = 50.0
-#: …when at least this many of them are quiet (no mark by the fixed thresholds)
+#: a box's background is made by the BACKGROUND_NEAREST quiet boxes (no mark by the fixed
+#: thresholds) nearest to it, within BACKGROUND_MM (centre to centre)…
+BACKGROUND_NEAREST = 6
+#: (seed 31, batch 2, page 0: a shaded phone photo whose boxes in the right-hand column had
+#: 2 or 3 quiet boxes within 50 mm, its empties at darkness 0.041–0.044 on a page at ~0.038,
+#: uncertain; a reach of 50 mm left them without background)
+BACKGROUND_MM = 100.0
+#: …when at least this many of them are found
 BACKGROUND_BOXES = 4
 #: a box no darker than its background by more than this (mean ink), and no more light ink
 #: than its background by more than BACKGROUND_LIGHT, is as empty as its neighbours
@@ -80,7 +85,8 @@ def _quiet(ink: BoxInk) -> bool:
 
 def backgrounds(centres_pt: list[tuple[float, float]], inks: list[BoxInk]) -> list[Background | None]:
     """For each box of one page (its centre in PDF points, its ink), the background its
-    quiet neighbours within BACKGROUND_MM make (itself left out), or None (too few)."""
+    BACKGROUND_NEAREST nearest quiet neighbours within BACKGROUND_MM make (itself left
+    out), or None (fewer than BACKGROUND_BOXES)."""
     if not inks:
         return []
     c = np.asarray(centres_pt, float) / 72.0 * 25.4            # mm
@@ -92,6 +98,8 @@ def backgrounds(centres_pt: list[tuple[float, float]], inks: list[BoxInk]) -> li
     for k in range(len(inks)):
         near = quiet & (d[k] <= BACKGROUND_MM)
         near[k] = False
+        if near.sum() > BACKGROUND_NEAREST:
+            near &= d[k] <= np.sort(d[k][near])[BACKGROUND_NEAREST - 1]
         n = int(near.sum())
         out.append(Background(float(np.median(dark[near])), float(np.median(light[near])), n)
                    if n >= BACKGROUND_BOXES else None)

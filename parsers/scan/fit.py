@@ -28,6 +28,12 @@ MIN_RESPONSE = 0.3
 #: Patches this close to a box tell how well the page fits there (the lower median of two or
 #: more of them: a lone patch may lock onto the next table rule, a false peak).
 NEAR_MM = 60.0
+#: Where the page does not fit around a box (a phone photo's perspective or curl, up to ~3 mm),
+#: the box is looked for again where the content near it lies (:meth:`PageFit.shift_at`):
+#: when those patches agree within this (mm)…
+SHIFT_AGREE_MM = 1.0
+#: …and move it no more than this (mm; well under the ~5 mm between two boxes' squares)
+SHIFT_MAX_MM = 3.5
 
 
 @dataclass
@@ -39,6 +45,8 @@ class PageFit:
     #: (top, bottom) PDF points of the parts of a page aligned in parts found nowhere
     #: (:func:`align.align_in_parts`: a reflowed paragraph, a line pushed off the page)
     unplaced: tuple[tuple[float, float], ...] = ()
+    #: n×2, rectified pixels: where the content lies against where it should be (dx, dy)
+    vectors: np.ndarray | None = None
 
     def unplaced_at(self, bbox_pt: list[float]) -> bool:
         """Whether a box (PDF points) lies in a part of the page that was not found."""
@@ -61,6 +69,31 @@ class PageFit:
             return None
         near_shifts = np.sort(self.shift_mm[near])
         return float(near_shifts[(len(near_shifts) - 1) // 2])   # the lower median
+
+    def misfit_only(self, bbox_pt: list[float]) -> bool:
+        """Whether a box's only doubt is the page's local misfit around it (the marks fit,
+        the part of the page was found): what :meth:`shift_at` may explain."""
+        off = self.misfit_at(bbox_pt)
+        return off is not None and off > BOX_TOLERANCE_MM and not self.unplaced_at(bbox_pt) and \
+            (self.marks_mm is None or self.marks_mm <= BOX_TOLERANCE_MM)
+
+    def shift_at(self, bbox_pt: list[float]) -> tuple[float, float] | None:
+        """Where the printed content near a box lies against where it should be (pixels,
+        dx, dy: the median of the patches within NEAR_MM), when they agree within
+        SHIFT_AGREE_MM and it is no more than SHIFT_MAX_MM; else None."""
+        if self.vectors is None or not len(self.points):
+            return None
+        cx = (bbox_pt[0] + bbox_pt[2]) / 2 * measure.K
+        cy = (bbox_pt[1] + bbox_pt[3]) / 2 * measure.K
+        near = np.hypot(self.points[:, 0] - cx, self.points[:, 1] - cy) / measure.PX_PER_MM <= NEAR_MM
+        if near.sum() < 2:
+            return None
+        v = self.vectors[near]
+        med = np.median(v, axis=0)
+        if np.hypot(*(v - med).T).max() > SHIFT_AGREE_MM * measure.PX_PER_MM or \
+                np.hypot(*med) > SHIFT_MAX_MM * measure.PX_PER_MM:
+            return None
+        return float(med[0]), float(med[1])
 
     def fits_at(self, bbox_pt: list[float]) -> bool:
         """Whether the printed content near a box was found within half a box's tolerance."""
@@ -97,4 +130,5 @@ def page_fit(flat: np.ndarray, reference: np.ndarray | None, marks_mm: float | N
     res = align.content_residuals(flat, reference)
     res = res[res[:, 4] >= MIN_RESPONSE] if len(res) else res
     shift = np.hypot(res[:, 2], res[:, 3]) / measure.PX_PER_MM if len(res) else np.zeros(0)
-    return PageFit(res[:, :2] if len(res) else np.zeros((0, 2)), shift, marks_mm, unplaced)
+    return PageFit(res[:, :2] if len(res) else np.zeros((0, 2)), shift, marks_mm, unplaced,
+                   res[:, 2:4] if len(res) else np.zeros((0, 2)))

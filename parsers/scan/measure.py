@@ -84,15 +84,18 @@ def _square_kernel(side: int, band: int) -> np.ndarray:
 
 
 def measure_box(flat: np.ndarray, bbox_pt: list[float], reference: np.ndarray | None = None,
-                others: list[list[float]] | np.ndarray = ()) -> BoxInk:
+                others: list[list[float]] | np.ndarray = (), moved: tuple[float, float] = (0.0, 0.0)) -> BoxInk:
     """Ink inside the checkbox whose printed square is ``bbox_pt`` (layout map, PDF points).
 
     ``reference``: the printed page at the same resolution (what was printed around the
     box), which tells a stroke crossing the box from a mark in it (:func:`crossing_stroke`);
-    without it that is not looked at.
+    without it that is not looked at. ``moved``: where (pixels, dx, dy) the page's content
+    near the box says it lies against the alignment (:meth:`fit.PageFit.shift_at`): the
+    square is looked for around there, and ``offset_mm`` is how far from there it was found.
     """
     x0, top, x1, bottom = bbox_pt
-    cx, cy = (x0 + x1) / 2 * K, (top + bottom) / 2 * K
+    mx, my = moved
+    cx, cy = (x0 + x1) / 2 * K + mx, (top + bottom) / 2 * K + my
     side = int(round(max(x1 - x0, bottom - top) * K)) or int(round(BOX_MM * PX_PER_MM))
     band = max(2, int(round(0.25 * PX_PER_MM)))
     search = int(round(1.2 * PX_PER_MM))
@@ -126,7 +129,8 @@ def measure_box(flat: np.ndarray, bbox_pt: list[float], reference: np.ndarray | 
                               cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     solid = float(opened.mean())
     crossed = reference is not None and light >= CROSS_MIN_LIGHT and \
-        crossing_stroke(flat, square, reference, (bx - search, by - search) if found else (0, 0), others,
+        crossing_stroke(flat, square, reference, (int(round(mx)) + (bx - search if found else 0),
+                                                  int(round(my)) + (by - search if found else 0)), others,
                         inner < 128)
     return BoxInk(darkness, coverage, light, solid, square, found, speck, streak, dusted, float(best), offset,
                   crossed)

@@ -122,10 +122,11 @@ def read_boxes(doc: DocPages, layout: dict, fits: dict[int, fit.PageFit] | None 
         inks = [measure.measure_box(pr.flat, b["bbox"], doc.printed.get(page), squares) for b in boxes]
         centres = [((b["bbox"][0] + b["bbox"][2]) / 2, (b["bbox"][1] + b["bbox"][3]) / 2) for b in boxes]
         pf = fits.get(page)
+        placed = _placed_where_the_page_lies(pr.flat, doc.printed.get(page), squares, boxes, centres, inks, pf)
         for k, (b, ink, bg) in enumerate(zip(boxes, inks, decide.backgrounds(centres, inks))):
             st = decide.box_state(ink, bg)
             doubt = None
-            if st.state in ("checked", "empty"):
+            if st.state in ("checked", "empty") and k not in placed:
                 doubt = pf.doubt(b["bbox"]) if pf else None
                 if doubt is None and not ink.found and not (pf and pf.fits_at(b["bbox"])) and \
                         not decide.placed_by_neighbours(k, centres, inks):
@@ -137,6 +138,123 @@ def read_boxes(doc: DocPages, layout: dict, fits: dict[int, fit.PageFit] | None 
                     st = decide.BoxState("uncertain", min(st.confidence, 0.4))
             out.append(BoxRead(b, ink, st, bg, doubt))
     return out
+
+
+#: rounds of :func:`_placed_where_the_page_lies`' second step (each square found again there
+#: may place the boxes next to it)
+PLACING_ROUNDS = 3
+#: …fitted on the squares found within NEIGHBOURS_MM of a box, or, too few there (a row of
+#: boxes far apart: seed 13, batch 22, page 6, a ticked box whose square the tick hides,
+#: 25 mm from the next box), within this (mm)
+PLACE_FAR_MM = 60.0
+#: a box is looked for again no farther than halfway to the nearest other box, less this (mm):
+#: its square found there cannot be its neighbour's (two boxes of the fiche de liaison are
+#: 3.5 mm apart)
+MOVE_MARGIN_MM = 0.4
+#: a box the page's content does not fit around is still placed by its own square found
+#: again near its place (within the ±1.2 mm searched) with a hollow-square match this firm
+#: (empty boxes of phone photos: median 0.52; a square half hidden by a tick: ~0.2–0.3;
+#: seed 23, batch 5, page 2: « avis_ep » found at 0.66, 1.2 mm off, on content 1.2 mm off)
+FIRM_MATCH = 0.5
+
+
+def _placed_where_the_page_lies(flat, reference, squares, boxes: list[dict], centres, inks: list,
+                                pf: fit.PageFit | None) -> set[int]:
+    """Boxes of a page that does not lie where the alignment puts it (a phone photo's
+    perspective or curl), measured again where the page says they are; ``inks`` takes their
+    new measures, and the set returned holds their indices: they are read, not sent to
+    review for the misfit or a square not found.
+
+    1. A box the page's content does not fit around (« Page déformée ») is looked for where
+       the printed content near it lies (:meth:`fit.PageFit.shift_at`), and placed when its
+       printed square is found there (within NEIGHBOURS_OFFSET_MM).
+    2. A box whose square is still not found (a mark over it, or looked for too far off) is
+       looked for where the squares found around it (within NEIGHBOURS_MM, at least
+       NEIGHBOURS_FOUND of them) say the page lies, when they agree on it within
+       NEIGHBOURS_OFFSET_MM: placed when its square is found there, or, hidden by its mark,
+       by those squares (:func:`decide.placed_by_neighbours`'s rule, where they lie).
+    """
+    placed: set[int] = set()
+    expected = np.array(centres, float) * measure.K      # pixels
+    gaps = np.hypot(expected[:, None, 0] - expected[None, :, 0], expected[:, None, 1] - expected[None, :, 1])
+    np.fill_diagonal(gaps, np.inf)
+    # a box is never looked for more than halfway (less a margin) to the box next to it
+    reach = gaps.min(axis=1) / 2 - MOVE_MARGIN_MM * measure.PX_PER_MM
+
+    def near_enough(k: int, shift) -> bool:
+        return shift is not None and np.hypot(*shift) <= reach[k]
+
+    if pf is not None and pf.worst_mm > fit.BOX_TOLERANCE_MM:     # else the page fits everywhere
+        for k, b in enumerate(boxes):
+            if not pf.misfit_only(b["bbox"]):
+                continue
+            if inks[k].found and inks[k].match >= FIRM_MATCH:
+                placed.add(k)       # its own square, found firmly near its place, vouches for it
+                continue
+            if near_enough(k, shift := pf.shift_at(b["bbox"])):
+                ink = measure.measure_box(flat, b["bbox"], reference, squares, moved=shift)
+                if ink.found and ink.offset_mm <= decide.NEIGHBOURS_OFFSET_MM:
+                    inks[k] = ink
+                    placed.add(k)
+    # where each square was found against where the alignment puts it (pixels)
+    found = np.array([ink.found and (k in placed or ink.offset_mm <= decide.NEIGHBOURS_OFFSET_MM)
+                      for k, ink in enumerate(inks)])
+    if found.sum() < decide.NEIGHBOURS_FOUND:
+        return placed
+    at = np.array([((i.square[0] + i.square[2]) / 2, (i.square[1] + i.square[3]) / 2) for i in inks], float)
+    disp = at - expected
+    tol = decide.NEIGHBOURS_OFFSET_MM * measure.PX_PER_MM
+    tried: set[int] = set()
+    for _ in range(PLACING_ROUNDS):      # a square found again helps place the next ones
+        more = False
+        for k, b in enumerate(boxes):
+            if found[k] or k in placed or (pf is not None and pf.unplaced_at(b["bbox"])):
+                continue
+            shift = _local_shift(k, gaps[k], expected, disp, found, decide.NEIGHBOURS_MM) or \
+                _local_shift(k, gaps[k], expected, disp, found, PLACE_FAR_MM)
+            if shift is not None and np.hypot(*shift) <= tol:
+                placed.add(k)       # the squares around say it lies where the alignment puts it
+                continue
+            if not near_enough(k, shift) or (k, shift) in tried:
+                continue    # the squares around disagree
+            tried.add((k, shift))
+            ink = measure.measure_box(flat, b["bbox"], reference, squares, moved=shift)
+            if ink.found and ink.offset_mm <= decide.NEIGHBOURS_OFFSET_MM:
+                found[k], more = True, True
+                disp[k] = ((ink.square[0] + ink.square[2]) / 2, (ink.square[1] + ink.square[3]) / 2) - expected[k]
+            elif ink.found:
+                continue
+            inks[k] = ink
+            placed.add(k)
+        if not more:
+            break
+    return placed
+
+
+def _local_shift(k: int, gaps: np.ndarray, expected: np.ndarray, disp: np.ndarray, found: np.ndarray,
+                 within_mm: float) -> tuple[float, float] | None:
+    """Where box ``k`` lies against where the alignment puts it (pixels), from the squares
+    found around it (``disp``: theirs, where ``found``; ``gaps``: how far they are from it,
+    pixels): an affine map of their displacements (a photo's perspective varies across a
+    row) fitted on those within
+    ``within_mm``, at least three, each within NEIGHBOURS_OFFSET_MM of it and the whole no
+    more than fit.SHIFT_MAX_MM; or, when at least NEIGHBOURS_FOUND of them all lie within
+    NEIGHBOURS_OFFSET_MM of their places, theirs; else None."""
+    near = found & (gaps <= within_mm * measure.PX_PER_MM)     # gaps: from box k (pixels; inf for itself)
+    tol = decide.NEIGHBOURS_OFFSET_MM * measure.PX_PER_MM
+    if near.sum() >= decide.NEIGHBOURS_FOUND and np.hypot(*disp[near].T).max() <= tol:
+        return tuple(np.median(disp[near], axis=0).tolist())   # they all lie where they should
+    if near.sum() < 3:
+        return None
+    basis = np.column_stack([expected[near] - expected[k], np.ones(int(near.sum()))]) / [measure.PX_PER_MM, measure.PX_PER_MM, 1]
+    if np.linalg.matrix_rank(basis[:, :2] - basis[:, :2].mean(axis=0), tol=1.0) < 2:
+        return None     # all in one row or column: the shift across it is not known
+    coef, *_ = np.linalg.lstsq(basis, disp[near], rcond=None)
+    off = np.hypot(*(basis @ coef - disp[near]).T).max()
+    shift = coef[2]            # at the box itself (its offset from itself is 0)
+    if off > tol or np.hypot(*shift) > fit.SHIFT_MAX_MM * measure.PX_PER_MM:
+        return None
+    return float(shift[0]), float(shift[1])
 
 
 def _read_boxes(doc: DocPages, layout: dict, crops: Crops,
