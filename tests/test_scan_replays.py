@@ -301,3 +301,31 @@ def test_a_big_tick_whose_short_arm_hardly_shows_is_a_tick():
     ink = measure.measure_box(flat, [39.54, 39.66, 49.54, 49.86], printed)
     st = decide.box_state(ink)
     assert not ink.crossed and st.state == "checked" and st.confidence >= 0.9
+
+
+def test_a_footer_whose_version_names_no_issued_document_is_matched_by_its_id(tmp_path):
+    """Seed 31, batch 17, page 1 (`python -m benchmarks.parse --dir DIR --batches 17` on the bench
+    of `--seed 31`): the fiche de liaison scanned 1-bit whose footer OCR read the document id
+    with two slips (« D1KGNJHK31HJCMJCS6GKX7MJG5 ») was still in no record (« Mise en page
+    inconnue »): the near id was looked for among the issued documents of the template version
+    read, « 37c5215fbe0c », and the document was issued with another (the version is OCR too:
+    12 hex digits). The id names its document whatever the version read; the issued document
+    then gives its own version and layout."""
+    from forms_service import db
+    from parsers.scan.references import References
+    from parsers.store import Store
+
+    database = db.Database(f"sqlite:///{tmp_path / 'issued.sqlite'}")
+    db.models.Base.metadata.create_all(database.engine)
+    try:
+        store = Store(None, database=database)
+        with store.database.session() as s:
+            s.add(db.IssuedDocument(document_id="01KGNJHK31HJCMJC56GKX7MJG5", form_id="fiche-liaison",
+                                    template_version="4a0f3c2d9e11", data={}, file_path=str(tmp_path / "n.pdf"),
+                                    layout={}, format="pdf", created_by="test"))
+        read = "D1KGNJHK31HJCMJCS6GKX7MJG5"
+        assert References(store).known_document_id(read, "fiche-liaison", "37c5215fbe0c") == \
+            "01KGNJHK31HJCMJC56GKX7MJG5"
+        assert References(store).known_document_id(read, "cers", "37c5215fbe0c") is None   # its form only
+    finally:
+        database.dispose()
