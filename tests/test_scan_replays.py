@@ -329,3 +329,46 @@ def test_a_footer_whose_version_names_no_issued_document_is_matched_by_its_id(tm
         assert References(store).known_document_id(read, "cers", "37c5215fbe0c") is None   # its form only
     finally:
         database.dispose()
+
+
+def test_a_fax_identified_by_its_content_alone_is_checked_on_its_blank_page(tmp_path):
+    """Seed 43, batch 3, page 1 (`python -m benchmarks.parse --dir DIR --batches 3` on the bench
+    of `--seed 43 --pages 80 --stacks 0`): an Annexe 3 faxed (1-bit, 100 dpi), its QR codes and
+    footer unreadable, taken for the Annexe 3 by its rough likeness to the blank page
+    (:meth:`References.match_reference`) and, having no document id to be checked against,
+    never checked: 52 of its boxes sent to review (« page identifiée par son contenu »). It is
+    now checked on the blank pages as a page :meth:`ScanBatch._match_blank` identifies is: alike
+    enough, and clearly more than any other page. The fixture is the rectified page at 50 dpi,
+    the resolution pages are compared at (:func:`references.likeness`)."""
+    import shutil
+
+    from forms_service import db
+    from forms_service.catalogue import catalogue
+    from forms_service.config import Settings
+    from parsers.scan.batch import ScanBatch
+    from parsers.scan.ingest import PageImage
+    from parsers.scan.locate import PageResult
+    from parsers.store import Store
+
+    templates = tmp_path / "templates" / "pdf"
+    templates.mkdir(parents=True)
+    shutil.copy(Path(__file__).parents[1] / "templates" / "pdf" / "annexe-3.pdf", templates)   # one page
+    small = cv2.imread(str(REPLAYS / "seed43-3-0-fax-annexe3-50dpi.png"), cv2.IMREAD_GRAYSCALE)
+    flat = cv2.resize(small, (1654, 2339), interpolation=cv2.INTER_NEAREST)   # A4 at WORK_DPI
+    database = db.Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        store = Store(Settings(var_dir=tmp_path, templates_dir=tmp_path / "templates"), database=database)
+
+        def located(form: str, page: int) -> ScanBatch:
+            fd = catalogue.get(form)
+            batch = ScanBatch(store)
+            batch.add_page(PageResult(PageImage("fax.pdf", 1, flat[:0], 100.0), "form", None, fd, page, fd.pages,
+                                      0, "content", flat, "QR code illisible : page identifiée par son contenu"))
+            batch.match_pending()
+            (doc,) = batch.docs.values()
+            return doc.pages[page]
+
+        assert located("annexe-3", 1).verified
+        assert not located("fiche-liaison", 1).verified   # taken for another page: not vouched for
+    finally:
+        database.dispose()

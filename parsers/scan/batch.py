@@ -162,10 +162,14 @@ class ScanBatch:
         self.pending = []
         for doc in self.docs.values():
             for n, pr in doc.pages.items():
-                if pr.identified_by == "content" and not pr.verified and doc.document_id:
+                if pr.identified_by != "content" or pr.verified:
+                    continue
+                if doc.document_id:
                     ref = self.refs.printed_page(doc.document_id, n)
                     if ref is not None and likeness(pr.flat, ref) >= decide.MATCH_LIKENESS:
                         pr.verified = True
+                else:   # no document id (a fax whose QR codes and footer are lost): its blank page
+                    pr.verified = self._clearly_blank_page(pr.flat, doc.form.id, n)
 
     def _join_orphans(self) -> None:
         """Pages identified by their content alone (no QR code: a fax's first page), that
@@ -216,6 +220,20 @@ class ScanBatch:
             matrix = matrix @ np.linalg.inv(r) @ fix @ r
             flat = align.rectify(pr.image.gray, matrix, measure.WORK_DPI)
         return key, n, matrix, measure.flatten_light(flat)
+
+    def _clearly_blank_page(self, flat: np.ndarray | None, form_id: str, page: int) -> bool:
+        """Whether a page identified by its content alone, with no document id to check it
+        against (seed 43, batch 3: a faxed Annexe 3 whose QR codes and footer were lost, taken
+        for its form by a rough correlation and never checked: 52 of its 60 boxes to review),
+        is that page of the blank form as clearly as :meth:`_match_blank` asks of a page it
+        identifies: alike enough, and clearly more than any other page of any form."""
+        if flat is None:
+            return False
+        scored = sorted(((likeness(flat, ref), (fd.id, n)) for fd in catalogue.forms() if fd.kind == "form"
+                         for n, ref in enumerate(self.refs.blank_pages(fd.id), start=1) if ref.shape == flat.shape),
+                        key=lambda t: -t[0])
+        return bool(scored) and scored[0][1] == (form_id, page) and scored[0][0] >= decide.MATCH_LIKENESS and \
+            (len(scored) == 1 or scored[0][0] - scored[1][0] >= decide.MATCH_MARGIN)
 
     def _add_unissued(self, pr: PageResult) -> None:
         """A page identified among the blank forms: a document of its form without id (the
