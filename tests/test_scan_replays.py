@@ -372,3 +372,24 @@ def test_a_fax_identified_by_its_content_alone_is_checked_on_its_blank_page(tmp_
         assert not located("fiche-liaison", 1).verified   # taken for another page: not vouched for
     finally:
         database.dispose()
+
+
+def test_a_reflowed_docx_page_whose_qr_code_was_lost_is_matched_in_parts():
+    """Seed 47 docx-reflow (`python -m benchmarks.parse --dir DIR --batches 3` on the bench of
+    `--seed 47 --pages 40 --condition docx-reflow --stacks 0`, page 3:4): a CERS page 1 printed
+    from its DOCX by another word processor, fed upside down, its QR code lost: matched to the
+    page its batch lacks (:meth:`ScanBatch._match`) by registration as a whole only, likeness
+    0.41, and read nowhere (a page in no record). A document issued as DOCX is now matched as a
+    page identified in its header is: aligned in parts when somewhat alike."""
+    import numpy as np
+
+    from parsers.scan import locate
+
+    scan = cv2.imread(str(REPLAYS / "seed47-reflow-3-4-cers1-scan.png"), cv2.IMREAD_GRAYSCALE)
+    issued = cv2.imread(str(REPLAYS / "seed47-reflow-3-4-cers1-issued.png"), cv2.IMREAD_GRAYSCALE)
+    score, matrix, flat, parts = locate.registered_in_parts(scan, issued)
+    assert parts    # aligned in parts: as a whole it was not alike enough (under MATCH_LIKENESS)
+    assert score >= decide.MATCH_LIKENESS
+    assert round(float(np.degrees(np.arctan2(matrix[1, 0], matrix[0, 0]))) / 90) % 4 == 2   # upside down
+    unplaced = locate.unplaced_parts(parts)
+    assert unplaced and all(top < bottom for top, bottom in unplaced)   # what was found nowhere is said

@@ -198,6 +198,22 @@ def registered(gray: np.ndarray, ref: np.ndarray):
     return score, matrix, flat
 
 
+def registered_in_parts(gray: np.ndarray, ref: np.ndarray):
+    """(likeness, matrix, rectified page, parts or None) of ``gray`` registered on ``ref`` as
+    :func:`registered` does, then, when somewhat alike only, aligned in parts
+    (:func:`align.align_in_parts`: a page printed from the DOCX whose lines another word
+    processor broke elsewhere) when that makes it more alike; or None."""
+    found = registered(gray, ref)
+    if found is None:
+        return None
+    score, matrix, flat = found
+    if REFINE_LIKENESS <= score < decide.MATCH_LIKENESS:
+        parted = align.align_in_parts(flat, ref, measure.WORK_DPI)
+        if parted is not None and likeness(parted[0], ref) > score:
+            return likeness(parted[0], ref), matrix, parted[0], parted[1]
+    return score, matrix, flat, None
+
+
 def _refined(gray: np.ndarray, matrix: np.ndarray, flat: np.ndarray, ref: np.ndarray):
     """(matrix, rectified page) corrected on the printed content, or the same when it cannot be."""
     fix = align.refine_by_content(flat, ref)
@@ -217,7 +233,8 @@ def _misplaced(flat: np.ndarray, ref: np.ndarray) -> bool:
     return int((off > fit.BOX_TOLERANCE_MM).sum()) >= 2   # one patch off: handwriting over it
 
 
-def _unplaced(parts) -> tuple[tuple[float, float], ...]:
+def unplaced_parts(parts) -> tuple[tuple[float, float], ...]:
+    """(top, bottom) PDF points of the parts of a page aligned in parts that were found nowhere."""
     return tuple((p.top / measure.K, p.bottom / measure.K) for p in parts if not p.placed)
 
 
@@ -271,7 +288,7 @@ def content_match(gray: np.ndarray, candidates: list[tuple[object, np.ndarray]],
                 flat, parts = parted
     found = (key, matrix, measure.flatten_light(flat))
     if in_parts:
-        found += (_unplaced(parts or ()),)
+        found += (unplaced_parts(parts or ()),)
     return (found, scores) if keep_scores else found
 
 
