@@ -393,3 +393,23 @@ def test_a_reflowed_docx_page_whose_qr_code_was_lost_is_matched_in_parts():
     assert round(float(np.degrees(np.arctan2(matrix[1, 0], matrix[0, 0]))) / 90) % 4 == 2   # upside down
     unplaced = locate.unplaced_parts(parts)
     assert unplaced and all(top < bottom for top, bottom in unplaced)   # what was found nowhere is said
+
+
+def test_a_reflowed_docx_page_registered_into_a_stretch_is_registered_as_a_sheet_moves():
+    """Seed 47 docx-reflow (`python -m benchmarks.parse --dir DIR --batches 5` on the same bench,
+    page 5:0): a CERS page 1 printed from its DOCX by another word processor, scanned grey at
+    150 dpi a little enlarged and its top (with the QR code) cut off. Its moved lines pulled the
+    free affine registration into a stretch (about 9 % taller than wide): likeness 0.14, in parts
+    0.38, « Page non reconnue ». Registered again as a sheet moves (rotation, one scale, shift),
+    then aligned in parts, it is the page its batch lacks. The fixture is the scan at the 100 dpi
+    the registration works at (the very image its features were found on)."""
+    import numpy as np
+
+    from parsers.scan import locate
+
+    scan = cv2.imread(str(REPLAYS / "seed47-reflow-5-0-cers1-scan.png"), cv2.IMREAD_GRAYSCALE)
+    issued = cv2.imread(str(REPLAYS / "seed47-reflow-5-0-cers1-issued.png"), cv2.IMREAD_GRAYSCALE)
+    score, matrix, flat, parts = locate.registered_in_parts(scan, issued)
+    assert score >= decide.MATCH_LIKENESS and parts
+    sx, sy = np.hypot(matrix[0, 0], matrix[1, 0]), np.hypot(matrix[0, 1], matrix[1, 1])
+    assert abs(sx / sy - 1) < 0.01        # not stretched
