@@ -413,3 +413,41 @@ def test_a_reflowed_docx_page_registered_into_a_stretch_is_registered_as_a_sheet
     assert score >= decide.MATCH_LIKENESS and parts
     sx, sy = np.hypot(matrix[0, 0], matrix[1, 0]), np.hypot(matrix[0, 1], matrix[1, 1])
     assert abs(sx / sy - 1) < 0.01        # not stretched
+
+
+def test_the_bench_writes_a_list_row_s_cells_where_its_row_was_printed():
+    """The bench's truth (`benchmarks/scanbench/generate.py`, :func:`placed`): a zone moved like
+    the printed label text nearest above it. In a list, the text above a row's cells is the
+    table's heading, so every row's handwriting was drawn where the layout map put the row,
+    not where the print did: seed 47 docx (`python -m benchmarks.parse --out DIR --pages 100
+    --seed 47 --condition docx --stacks 0 --replay 3`), a CERS page 2 printed from its DOCX,
+    row 4's handwriting drawn in row 3 (six zones « written, not flagged », three printed ones
+    flagged); and rows that wrapped onto the next page (seed 37's CERP, `--replay 27:4`) left
+    their handwriting on the page before, across the boxes there. A row's cells now go where
+    its boxes were printed (page and height), the other zones to the page their page's
+    boxes went to."""
+    from types import SimpleNamespace
+
+    from benchmarks.scanbench import generate
+
+    layout = {
+        "boxes": [{"path": "pap.3.resultat", "value": "atteint", "page": 2, "bbox": [300.0, 600.0, 310.0, 610.0]},
+                  {"path": "pap.4.resultat", "value": "atteint", "page": 2, "bbox": [300.0, 700.0, 310.0, 710.0]},
+                  {"path": "accord", "value": True, "page": 3, "bbox": [60.0, 100.0, 70.0, 110.0]}],
+        "zones": [{"path": "pap.3.code", "kind": "text", "page": 2, "bbox": [40.0, 596.0, 90.0, 660.0]},
+                  {"path": "pap.4.code", "kind": "text", "page": 2, "bbox": [40.0, 696.0, 90.0, 760.0]},
+                  {"path": "signature", "kind": "signature", "page": 3, "bbox": [40.0, 300.0, 200.0, 360.0]}],
+    }
+    # as printed: row 3 taller above it (10 pt lower), row 4 pushed onto page 3, page 3 onto 4
+    glyphs = [(2, 305.0, 615.0), (3, 305.0, 85.0), (4, 65.0, 105.0)]
+    key = ("test-form", "v", ())
+    generate._BLANK_RUNS[key] = {}
+    try:
+        rendered = generate.Rendered(b"", layout, "v", 4, key)
+        boxes, zones = generate.placed(rendered, glyphs, {}, SimpleNamespace(form="cers", document_id="x"))
+    finally:
+        generate._BLANK_RUNS.pop(key, None)
+    where = {z["path"]: (z["page"], z["bbox"][1]) for z in zones}
+    assert where["pap.3.code"] == (2, 606.0)
+    assert where["pap.4.code"] == (3, 76.0)        # with its row, on the next page
+    assert where["signature"][0] == 4              # its page's boxes went to page 4
