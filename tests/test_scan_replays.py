@@ -451,3 +451,46 @@ def test_the_bench_writes_a_list_row_s_cells_where_its_row_was_printed():
     assert where["pap.3.code"] == (2, 606.0)
     assert where["pap.4.code"] == (3, 76.0)        # with its row, on the next page
     assert where["signature"][0] == 4              # its page's boxes went to page 4
+
+
+def test_a_page_aligned_by_its_marks_is_matched_to_the_page_its_batch_lacks(tmp_path):
+    """Seed 31, batches 3 and 30 (`python -m benchmarks.parse --dir DIR --batches 3,30` on the
+    bench of `--seed 31`): faxes whose QR codes were lost, aligned by their marks, matched as
+    they are to the pages their batch lacks (:meth:`ScanBatch._match`). The faxed Annexe 3 of
+    seed 43 (the fixture, at 50 dpi) stands for one: its document lacks its page 1, issued as
+    the blank form's PDF; the page is that page, read like a page identified by its QR code."""
+    import shutil
+
+    from forms_service import db
+    from forms_service.catalogue import catalogue
+    from forms_service.config import Settings
+    from parsers.scan.batch import ScanBatch
+    from parsers.scan.ingest import PageImage
+    from parsers.scan.locate import PageResult
+    from parsers.scan.pipeline import DocPages
+    from parsers.store import Store
+
+    issued = tmp_path / "issued.pdf"
+    shutil.copy(Path(__file__).parents[1] / "templates" / "pdf" / "annexe-3.pdf", issued)
+    small = cv2.imread(str(REPLAYS / "seed43-3-0-fax-annexe3-50dpi.png"), cv2.IMREAD_GRAYSCALE)
+    flat = cv2.resize(small, (1654, 2339), interpolation=cv2.INTER_NEAREST)
+    database = db.Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    db.models.Base.metadata.create_all(database.engine)
+    try:
+        doc_id = "01KHMEGJS0ARAGAQP73CA8FRMS"
+        with database.session() as s:
+            s.add(db.IssuedDocument(document_id=doc_id, form_id="annexe-3", template_version="e993ce5b6a92",
+                                    data={}, file_path=str(issued), layout={}, format="pdf", created_by="test"))
+        store = Store(Settings(var_dir=tmp_path, templates_dir=tmp_path / "templates"), database=database)
+        fd = catalogue.get("annexe-3")
+        batch = ScanBatch(store)
+        key = ("annexe-3", "e993ce5b6a92", doc_id, 0)
+        batch.docs[key] = DocPages(fd, "e993ce5b6a92", doc_id, page_count=1)   # its page 1 missing
+        batch.order.append(key)
+        batch.pending.append(PageResult(PageImage("fax.pdf", 1, flat[:0], 100.0), "unknown", flat=flat,
+                                        message="Page non reconnue : QR code illisible et contenu inconnu"))
+        batch.match_pending()
+        page = batch.docs[key].pages[1]
+        assert page.verified and page.image.file == "fax.pdf" and page.flat is flat
+    finally:
+        database.dispose()

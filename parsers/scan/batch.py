@@ -197,7 +197,7 @@ class ScanBatch:
                 # aligned by its marks already (a fax whose QR codes are lost): compared as is
                 score = likeness(pr.flat, ref)
                 if score >= decide.MATCH_LIKENESS:
-                    scored.append((score, key, n, None, pr.flat, ref))
+                    scored.append((score, key, n, None, pr.flat, ref, None))
                     continue
             if not pr.image.gray.size:   # its image was let go (located by its marks): as is only
                 continue
