@@ -426,3 +426,196 @@ def test_a_tick_hiding_its_square_in_a_row_of_boxes_far_apart_is_placed_by_the_s
     placed = pipeline._placed_where_the_page_lies(white, None, squares, boxes, centres, inks, pf)
     assert set(hidden) <= placed
     assert all(decide.box_state(inks[k]).state == "checked" for k in hidden)
+
+
+def test_a_footer_whose_version_names_no_issued_document_is_matched_by_its_id(tmp_path):
+    """Seed 31, batch 17, page 1 (`python -m benchmarks.parse --dir DIR --batches 17` on the bench
+    of `--seed 31`): the fiche de liaison scanned 1-bit whose footer OCR read the document id
+    with two slips (« D1KGNJHK31HJCMJCS6GKX7MJG5 ») was still in no record (« Mise en page
+    inconnue »): the near id was looked for among the issued documents of the template version
+    read, « 37c5215fbe0c », and the document was issued with another (the version is OCR too:
+    12 hex digits). The id names its document whatever the version read; the issued document
+    then gives its own version and layout."""
+    from forms_service import db
+    from parsers.scan.references import References
+    from parsers.store import Store
+
+    database = db.Database(f"sqlite:///{tmp_path / 'issued.sqlite'}")
+    db.models.Base.metadata.create_all(database.engine)
+    try:
+        store = Store(None, database=database)
+        with store.database.session() as s:
+            s.add(db.IssuedDocument(document_id="01KGNJHK31HJCMJC56GKX7MJG5", form_id="fiche-liaison",
+                                    template_version="4a0f3c2d9e11", data={}, file_path=str(tmp_path / "n.pdf"),
+                                    layout={}, format="pdf", created_by="test"))
+        read = "D1KGNJHK31HJCMJCS6GKX7MJG5"
+        assert References(store).known_document_id(read, "fiche-liaison", "37c5215fbe0c") == \
+            "01KGNJHK31HJCMJC56GKX7MJG5"
+        assert References(store).known_document_id(read, "cers", "37c5215fbe0c") is None   # its form only
+    finally:
+        database.dispose()
+
+
+def test_a_fax_identified_by_its_content_alone_is_checked_on_its_blank_page(tmp_path):
+    """Seed 43, batch 3, page 1 (`python -m benchmarks.parse --dir DIR --batches 3` on the bench
+    of `--seed 43 --pages 80 --stacks 0`): an Annexe 3 faxed (1-bit, 100 dpi), its QR codes and
+    footer unreadable, taken for the Annexe 3 by its rough likeness to the blank page
+    (:meth:`References.match_reference`) and, having no document id to be checked against,
+    never checked: 52 of its boxes sent to review (« page identifiée par son contenu »). It is
+    now checked on the blank pages as a page :meth:`ScanBatch._match_blank` identifies is: alike
+    enough, and clearly more than any other page. The fixture is the rectified page at 50 dpi,
+    the resolution pages are compared at (:func:`references.likeness`)."""
+    import shutil
+
+    from forms_service import db
+    from forms_service.catalogue import catalogue
+    from forms_service.config import Settings
+    from parsers.scan.batch import ScanBatch
+    from parsers.scan.ingest import PageImage
+    from parsers.scan.locate import PageResult
+    from parsers.store import Store
+
+    templates = tmp_path / "templates" / "pdf"
+    templates.mkdir(parents=True)
+    shutil.copy(Path(__file__).parents[1] / "templates" / "pdf" / "annexe-3.pdf", templates)   # one page
+    small = cv2.imread(str(REPLAYS / "seed43-3-0-fax-annexe3-50dpi.png"), cv2.IMREAD_GRAYSCALE)
+    flat = cv2.resize(small, (1654, 2339), interpolation=cv2.INTER_NEAREST)   # A4 at WORK_DPI
+    database = db.Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        store = Store(Settings(var_dir=tmp_path, templates_dir=tmp_path / "templates"), database=database)
+
+        def located(form: str, page: int) -> ScanBatch:
+            fd = catalogue.get(form)
+            batch = ScanBatch(store)
+            batch.add_page(PageResult(PageImage("fax.pdf", 1, flat[:0], 100.0), "form", None, fd, page, fd.pages,
+                                      0, "content", flat, "QR code illisible : page identifiée par son contenu"))
+            batch.match_pending()
+            (doc,) = batch.docs.values()
+            return doc.pages[page]
+
+        assert located("annexe-3", 1).verified
+        assert not located("fiche-liaison", 1).verified   # taken for another page: not vouched for
+    finally:
+        database.dispose()
+
+
+def test_a_reflowed_docx_page_whose_qr_code_was_lost_is_matched_in_parts():
+    """Seed 47 docx-reflow (`python -m benchmarks.parse --dir DIR --batches 3` on the bench of
+    `--seed 47 --pages 40 --condition docx-reflow --stacks 0`, page 3:4): a CERS page 1 printed
+    from its DOCX by another word processor, fed upside down, its QR code lost: matched to the
+    page its batch lacks (:meth:`ScanBatch._match`) by registration as a whole only, likeness
+    0.41, and read nowhere (a page in no record). A document issued as DOCX is now matched as a
+    page identified in its header is: aligned in parts when somewhat alike."""
+    import numpy as np
+
+    from parsers.scan import locate
+
+    scan = cv2.imread(str(REPLAYS / "seed47-reflow-3-4-cers1-scan.png"), cv2.IMREAD_GRAYSCALE)
+    issued = cv2.imread(str(REPLAYS / "seed47-reflow-3-4-cers1-issued.png"), cv2.IMREAD_GRAYSCALE)
+    score, matrix, flat, parts = locate.registered_in_parts(scan, issued)
+    assert parts    # aligned in parts: as a whole it was not alike enough (under MATCH_LIKENESS)
+    assert score >= decide.MATCH_LIKENESS
+    assert round(float(np.degrees(np.arctan2(matrix[1, 0], matrix[0, 0]))) / 90) % 4 == 2   # upside down
+    unplaced = locate.unplaced_parts(parts)
+    assert unplaced and all(top < bottom for top, bottom in unplaced)   # what was found nowhere is said
+
+
+def test_a_reflowed_docx_page_registered_into_a_stretch_is_registered_as_a_sheet_moves():
+    """Seed 47 docx-reflow (`python -m benchmarks.parse --dir DIR --batches 5` on the same bench,
+    page 5:0): a CERS page 1 printed from its DOCX by another word processor, scanned grey at
+    150 dpi a little enlarged and its top (with the QR code) cut off. Its moved lines pulled the
+    free affine registration into a stretch (about 9 % taller than wide): likeness 0.14, in parts
+    0.38, « Page non reconnue ». Registered again as a sheet moves (rotation, one scale, shift),
+    then aligned in parts, it is the page its batch lacks. The fixture is the scan at the 100 dpi
+    the registration works at (the very image its features were found on)."""
+    import numpy as np
+
+    from parsers.scan import locate
+
+    scan = cv2.imread(str(REPLAYS / "seed47-reflow-5-0-cers1-scan.png"), cv2.IMREAD_GRAYSCALE)
+    issued = cv2.imread(str(REPLAYS / "seed47-reflow-5-0-cers1-issued.png"), cv2.IMREAD_GRAYSCALE)
+    score, matrix, flat, parts = locate.registered_in_parts(scan, issued)
+    assert score >= decide.MATCH_LIKENESS and parts
+    sx, sy = np.hypot(matrix[0, 0], matrix[1, 0]), np.hypot(matrix[0, 1], matrix[1, 1])
+    assert abs(sx / sy - 1) < 0.01        # not stretched
+
+
+def test_the_bench_writes_a_list_row_s_cells_where_its_row_was_printed():
+    """The bench's truth (`benchmarks/scanbench/generate.py`, :func:`placed`): a zone moved like
+    the printed label text nearest above it. In a list, the text above a row's cells is the
+    table's heading, so every row's handwriting was drawn where the layout map put the row,
+    not where the print did: seed 47 docx (`python -m benchmarks.parse --out DIR --pages 100
+    --seed 47 --condition docx --stacks 0 --replay 3`), a CERS page 2 printed from its DOCX,
+    row 4's handwriting drawn in row 3 (six zones « written, not flagged », three printed ones
+    flagged); and rows that wrapped onto the next page (seed 37's CERP, `--replay 27:4`) left
+    their handwriting on the page before, across the boxes there. A row's cells now go where
+    its boxes were printed (page and height), the other zones to the page their page's
+    boxes went to."""
+    from types import SimpleNamespace
+
+    from benchmarks.scanbench import generate
+
+    layout = {
+        "boxes": [{"path": "pap.3.resultat", "value": "atteint", "page": 2, "bbox": [300.0, 600.0, 310.0, 610.0]},
+                  {"path": "pap.4.resultat", "value": "atteint", "page": 2, "bbox": [300.0, 700.0, 310.0, 710.0]},
+                  {"path": "accord", "value": True, "page": 3, "bbox": [60.0, 100.0, 70.0, 110.0]}],
+        "zones": [{"path": "pap.3.code", "kind": "text", "page": 2, "bbox": [40.0, 596.0, 90.0, 660.0]},
+                  {"path": "pap.4.code", "kind": "text", "page": 2, "bbox": [40.0, 696.0, 90.0, 760.0]},
+                  {"path": "signature", "kind": "signature", "page": 3, "bbox": [40.0, 300.0, 200.0, 360.0]}],
+    }
+    # as printed: row 3 taller above it (10 pt lower), row 4 pushed onto page 3, page 3 onto 4
+    glyphs = [(2, 305.0, 615.0), (3, 305.0, 85.0), (4, 65.0, 105.0)]
+    key = ("test-form", "v", ())
+    generate._BLANK_RUNS[key] = {}
+    try:
+        rendered = generate.Rendered(b"", layout, "v", 4, key)
+        boxes, zones = generate.placed(rendered, glyphs, {}, SimpleNamespace(form="cers", document_id="x"))
+    finally:
+        generate._BLANK_RUNS.pop(key, None)
+    where = {z["path"]: (z["page"], z["bbox"][1]) for z in zones}
+    assert where["pap.3.code"] == (2, 606.0)
+    assert where["pap.4.code"] == (3, 76.0)        # with its row, on the next page
+    assert where["signature"][0] == 4              # its page's boxes went to page 4
+
+
+def test_a_page_aligned_by_its_marks_is_matched_to_the_page_its_batch_lacks(tmp_path):
+    """Seed 31, batches 3 and 30 (`python -m benchmarks.parse --dir DIR --batches 3,30` on the
+    bench of `--seed 31`): faxes whose QR codes were lost, aligned by their marks, matched as
+    they are to the pages their batch lacks (:meth:`ScanBatch._match`). The faxed Annexe 3 of
+    seed 43 (the fixture, at 50 dpi) stands for one: its document lacks its page 1, issued as
+    the blank form's PDF; the page is that page, read like a page identified by its QR code."""
+    import shutil
+
+    from forms_service import db
+    from forms_service.catalogue import catalogue
+    from forms_service.config import Settings
+    from parsers.scan.batch import ScanBatch
+    from parsers.scan.ingest import PageImage
+    from parsers.scan.locate import PageResult
+    from parsers.scan.pipeline import DocPages
+    from parsers.store import Store
+
+    issued = tmp_path / "issued.pdf"
+    shutil.copy(Path(__file__).parents[1] / "templates" / "pdf" / "annexe-3.pdf", issued)
+    small = cv2.imread(str(REPLAYS / "seed43-3-0-fax-annexe3-50dpi.png"), cv2.IMREAD_GRAYSCALE)
+    flat = cv2.resize(small, (1654, 2339), interpolation=cv2.INTER_NEAREST)
+    database = db.Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    db.models.Base.metadata.create_all(database.engine)
+    try:
+        doc_id = "01KHMEGJS0ARAGAQP73CA8FRMS"
+        with database.session() as s:
+            s.add(db.IssuedDocument(document_id=doc_id, form_id="annexe-3", template_version="e993ce5b6a92",
+                                    data={}, file_path=str(issued), layout={}, format="pdf", created_by="test"))
+        store = Store(Settings(var_dir=tmp_path, templates_dir=tmp_path / "templates"), database=database)
+        fd = catalogue.get("annexe-3")
+        batch = ScanBatch(store)
+        key = ("annexe-3", "e993ce5b6a92", doc_id, 0)
+        batch.docs[key] = DocPages(fd, "e993ce5b6a92", doc_id, page_count=1)   # its page 1 missing
+        batch.order.append(key)
+        batch.pending.append(PageResult(PageImage("fax.pdf", 1, flat[:0], 100.0), "unknown", flat=flat,
+                                        message="Page non reconnue : QR code illisible et contenu inconnu"))
+        batch.match_pending()
+        page = batch.docs[key].pages[1]
+        assert page.verified and page.image.file == "fax.pdf" and page.flat is flat
+    finally:
+        database.dispose()

@@ -857,18 +857,65 @@ def placed(rendered: Rendered, glyphs: list, runs: dict, doc: DocPlan) -> tuple[
         with _BLANK_LOCK:
             _BLANK_RUNS[rendered.blank_key] = blank_runs
     anchors = _anchors(blank_runs, runs)
+    rows = _row_moves(lboxes, boxes)
+    pages = _page_moves(lboxes, boxes)
     zones = []
     for z in lzones:
         nz = dict(z)
-        move = _zone_shift(z, anchors.get(z["page"], []))
+        row = rows.get(_row_of(z["path"]))
+        if row is not None:
+            # a cell of a list row (a PAP row, an offer): where that row's boxes were printed,
+            # on their page (rows that wrapped push the next ones down, onto the next page:
+            # seed 37's CERP, seed 47 docx's CERS page 2)
+            page, dy = row
+            move = (0.0, dy)
+        else:
+            page = pages.get(z["page"], z["page"])
+            move = _zone_shift(z, anchors.get(z["page"], [])) if page == z["page"] else None
+        if page != z["page"]:
+            nz["page"], nz["layout_page"] = page, z["page"]
         if move and (abs(move[0]) > 0.3 or abs(move[1]) > 0.3):
             dx, dy = move
             x0, top, x1, bottom = z["bbox"]
             nz["bbox"] = [round(x0 + dx, 2), round(top + dy, 2), round(x1 + dx, 2), round(bottom + dy, 2)]
             nz["layout_bbox"] = z["bbox"]
-            nz["shift_estimated"] = True
+            nz["shift_estimated"] = row is None
         zones.append(nz)
     return boxes, zones
+
+
+def _row_of(path: str) -> str | None:
+    """``"pap.4"`` for a cell path ``"pap.4.code"`` of a list row, else None."""
+    parts = path.split(".")
+    return ".".join(parts[:2]) if len(parts) >= 3 and parts[1].isdigit() else None
+
+
+def _row_moves(lboxes: list[dict], boxes: list[dict]) -> dict[str, tuple[int, float]]:
+    """``{row: (printed page, dy)}``: where each list row's first box was printed (page, and
+    its move down in points) against the layout map, when the row holds boxes."""
+    out: dict[str, tuple[int, float]] = {}
+    for lb, b in zip(lboxes, boxes):
+        row = _row_of(lb["path"])
+        if row is not None and row not in out:
+            out[row] = (b["page"], b["bbox"][1] - lb["bbox"][1])   # the cell keeps its place in its row
+    return out
+
+
+def _page_moves(lboxes: list[dict], boxes: list[dict]) -> dict[int, int]:
+    """``{layout page: printed page}`` for the pages whose boxes all went to one printed page
+    (rows that wrap push the following pages on); a page without boxes follows the page
+    before it."""
+    seen: dict[int, set[int]] = {}
+    for lb, b in zip(lboxes, boxes):
+        seen.setdefault(lb["page"], set()).add(b["page"])
+    last = max([b["page"] for b in lboxes] or [0])
+    out, offset = {}, 0
+    for page in range(1, last + 4):
+        printed = seen.get(page)
+        if printed and len(printed) == 1:
+            offset = next(iter(printed)) - page
+        out[page] = page + offset
+    return out
 
 
 # =========================================================================== pages

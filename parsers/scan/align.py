@@ -328,6 +328,7 @@ def fallback_feature_align(
     reference_dpi: float | None = None,
     work_dpi: float = 100.0,
     nfeatures: int = 1500,
+    similarity: bool = False,
 ) -> np.ndarray:
     """3×3 matrix registering ``reference_gray`` (a rendering of the original page) on ``gray``.
 
@@ -338,6 +339,10 @@ def fallback_feature_align(
     text, so read boxes with some slack). The matrix maps reference pixels to
     image pixels, or PDF points to image pixels if ``reference_dpi`` is given (like
     :func:`estimate_transform`). Raises :class:`AlignmentFailed` with too few matches.
+
+    ``similarity``: a rotation, one scale and a shift only (a sheet is not stretched one way
+    more than the other), for a page whose lines moved (a DOCX laid out by another word
+    processor), whose matches pull a free affine fit into a stretch.
     """
     img, ref = _to_gray(gray), _to_gray(reference_gray)
     f_img = min(1.0, work_dpi / guess_dpi(img))
@@ -355,8 +360,8 @@ def fallback_feature_align(
         raise AlignmentFailed(path="reperes")
     src = np.float32([kp_ref[m.queryIdx].pt for m in good])
     dst = np.float32([kp_img[m.trainIdx].pt for m in good])
-    m, inliers = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=2.0,
-                                      maxIters=4000, confidence=0.999)
+    estimate = cv2.estimateAffinePartial2D if similarity else cv2.estimateAffine2D
+    m, inliers = estimate(src, dst, method=cv2.RANSAC, ransacReprojThreshold=2.0, maxIters=4000, confidence=0.999)
     if m is None or inliers is None or int(inliers.sum()) < 12:
         raise AlignmentFailed(path="reperes")
     small = np.vstack([m, [0.0, 0.0, 1.0]])

@@ -75,6 +75,17 @@ class References:
         """
         if self.issued_document(read_id) is not None:
             return read_id
+        found = self._near_id(read_id, form_id, version)
+        if found is None and version:
+            # the template version is read by OCR too (12 hex digits: b/6, 0/D…): the id
+            # names the document whatever the version read (seed 31, batch 17, page 1: the
+            # version read named no issued document of the id), the issued document then
+            # says its own version and layout
+            found = self._near_id(read_id, form_id, None)
+        return found
+
+    def _near_id(self, read_id: str, form_id: str, version: str | None) -> str | None:
+        """The one issued id of the form (and version) within OCR_ID_SLIPS of ``read_id``."""
         key = (form_id, version)
         with self._lock:
             ids = self._ids.get(key)
