@@ -171,12 +171,41 @@ class Store:
             ref = doc["layout"].get("blank_layout")
             if not ref:
                 return doc["layout"]
-            # a form without lists: the issued document names its version's blank layout
+            # the issued document names its version's blank layout: a form without lists,
+            # or one with lists issued as DOCX (no print was made then, so no layout of its
+            # rows): that one is laid out now for the rows its data prints
             version = ref.get("template_version") or version
+            if data_dump is None:
+                data_dump = self._list_rows_dump(fd, doc.get("data"))
+                if data_dump is not None:
+                    computed = self.computed_layout(fd, version, data_dump)
+                    if computed:
+                        return computed
         stored = self.stored_layout(fd.id, version)
         if stored:
             return stored
         return self.computed_layout(fd, version, data_dump)
+
+    @staticmethod
+    def _list_rows_dump(fd: FormDefinition, data: dict | None) -> dict | None:
+        """``data``'s Python dump when a list has more rows than the blank form prints (a
+        page's worth: ``rows_per_page``), else None: the blank's layout has its rows."""
+        def rows(path: str):
+            value = data
+            for part in path.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            return value
+
+        def more_than_a_page(f) -> bool:
+            value = rows(f.path)
+            return isinstance(value, list) and len(value) > max(f.rows_per_page or 8, f.min_rows or 0)
+
+        if not data or not any(more_than_a_page(f) for f in fd.fields if f.type == "list"):
+            return None
+        try:
+            return fd.model.model_validate(data).model_dump(mode="python")
+        except ValueError:   # data of an older definition: the blank's rows then
+            return None
 
     def computed_layout(self, fd: FormDefinition, version: str | None,
                         data_dump: dict | None = None) -> dict | None:

@@ -604,6 +604,38 @@ def test_scan_of_the_form_printed_from_its_docx_reads_back_like_the_pdf(service,
     assert differences(record, expected(form_id, data, "scan")) == {}
 
 
+def test_a_list_form_issued_as_docx_whose_rows_take_another_page_reads_back(service, rt_app):
+    """A CERS downloaded as DOCX with nine PAP rows (a page holds six): its print has a page
+    more than the blank form's, and the boxes after the PAP are a page later. The service
+    made no layout when it issued the DOCX (no print then): the reader must not read it
+    with the blank form's rows."""
+    form_id = "cers"
+    data = sample(form_id)
+    data["pap"] = (data["pap"] * 3)[:9]
+    issued = service.render(form_id, data, fmt="docx", actor="test-parse")
+    pdf = rt_app.config["PDF_POOL"].convert(issued.content)
+    d = dump(form_id, data)
+    layout = service.render(form_id, data, fmt="pdf", actor="test-parse").layout
+    paper, rng = Paper(), np.random.default_rng(350)
+    k, ppm = SCAN_DPI / 72, SCAN_DPI / 25.4
+    pages = []
+    for n, (img, size) in enumerate(rasterise(pdf), start=1):
+        img = img.copy()
+        for z in layout["zones"]:
+            if z["page"] == n and z["kind"] == "signature" and _get(d, f"{z['path']}.signee"):
+                paper.sign(img, tuple(v * k for v in z["bbox"]), rng, ppm)
+        pages.append(paper.scan(img, size, rng, SCAN_DPI))
+    assert len(pages) > len(rendered_pages_of_blank(service, form_id))
+    record = one_record(parse(rt_app, [("cers-docx-9-lignes.pdf", encode(pages, "pdf"))]), "scan")
+    assert record["document_id"] == issued.document_id
+    assert not review_report(record), review_report(record)
+    assert differences(record, expected(form_id, data, "scan")) == {}
+
+
+def rendered_pages_of_blank(service, form_id):
+    return service.blank_layout(form_id)["pages"]
+
+
 @pytest.mark.parametrize("form_id", HAND_FORMS)
 def test_scan_of_boxes_ticked_by_hand_reads_back_the_ticks(service, rt_app, rendered, form_id):
     data = sample(form_id)
