@@ -22,10 +22,12 @@ from pathlib import Path
 #: (stage, substrings of a frame), the desk's own steps: the deepest frame matching one wins
 #: (a crop encoded inside the reader is « crops encode », not « reader »).
 STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("upload: HTTP body received (waitress)", ("waitress/",)),
+    ("upload: HTTP body received (server)", ("waitress/", "cheroot/", "_pyio.py", "socket.py")),
     ("upload: multipart parsed (Werkzeug)", ("formparser", "sansio/multipart")),
-    ("upload: stored, hashed (put_upload)", ("put_upload",)),
-    ("upload: page count, duplicates, rows", ("submit_batch", "receive (forms_service")),
+    ("upload: stored, hashed (Spool)", ("put_upload", "write (forms_service/desk/storage.py",
+                                        "keep (forms_service/desk/storage.py")),
+    ("upload: page count, duplicates, rows", ("submit_batch", "receive (forms_service",
+                                              "end_file (forms_service", "_close (forms_service")),
     ("poll: GET /batches/<id>", ("batch_view", "authenticate")),
     ("worker: claim", ("_claim",)),
     ("worker: stored file read", ("storage.py", "read_bytes")),
