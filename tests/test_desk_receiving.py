@@ -163,6 +163,7 @@ def _a_broken_upload_keeps_the_files_received_whole_and_doubles_nothing(app, peo
     second = r.get_json()["id"]
     assert state["files"] == [(first, 0, "pending"), (second, 0, "duplicate"), (second, 1, "pending")]
     assert state["queued"] == queued + 2   # the first batch's file, and the new one: each once
+    _an_unchanged_batch_answers_304(app, key, first)
 
 
 def _the_served_app_gets_the_body_as_it_arrives(app, key: str, after: int):
@@ -205,3 +206,25 @@ def _the_served_app_gets_the_body_as_it_arrives(app, key: str, after: int):
         thread.join(10)
     assert answer.startswith(b"HTTP/1.1 202"), answer[:300]
     assert [f[:2] for f in _state(app, after)["files"]] == [(batch, 0), (batch, 1)]
+
+
+def _an_unchanged_batch_answers_304(app, key: str, batch: int):
+    """A poll sends back the view's ETag: 304 without a body while the batch is unchanged;
+    once a page is read, the view again, under a new ETag. (In the same app as above.)"""
+    from forms_service import db
+    from forms_service.desk.models import BatchFile
+    from forms_service.desk.reading import write_results
+
+    client, url = app.test_client(), f"/api/v1/batches/{batch}"
+    r = client.get(url, headers=headers(key))
+    assert r.status_code == 200 and r.get_json()["status"] == "queued", r.get_data(as_text=True)
+    etag = r.headers["ETag"]
+    again = client.get(url, headers={**headers(key), "If-None-Match": etag})
+    assert again.status_code == 304 and again.get_data() == b"" and again.headers["ETag"] == etag
+    with app.app_context(), db.session() as s:
+        [fid] = s.scalars(select(BatchFile.id).where(BatchFile.batch_id == batch)).all()
+        write_results(s, app.extensions["forms_service.settings"], batch, [fid],
+                      [{"file": str(fid), "file_page": 1, "page_status": "blank"}])
+    changed = client.get(url, headers={**headers(key), "If-None-Match": etag})
+    assert changed.status_code == 200 and changed.get_json()["status"] == "done"
+    assert changed.headers["ETag"] != etag
