@@ -64,7 +64,9 @@ def stage_of(frames: list[str]) -> str | None:
 
 
 def process_of(frames: list[str]) -> str:
-    head = frames[0] if frames else ""
+    # py-spy --subprocesses names every process from the root down: the last one is the sampled one
+    procs = [f for f in frames if f.startswith("process ")]
+    head = procs[-1] if procs else (frames[0] if frames else "")
     if "forkserver" in head or "multiprocessing" in head or "spawn_main" in " ".join(frames[:4]):
         return "reader"
     if "worker" in head and "serve" not in head:
