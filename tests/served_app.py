@@ -31,10 +31,8 @@ def free_port() -> int:
 
 
 class Served:
-    def __init__(self, var_dir: Path, *, env: dict | None = None, threads: int = 4,
-                 args: tuple[str, ...] = ()):
+    def __init__(self, var_dir: Path, *, env: dict | None = None, threads: int = 4):
         self.var_dir = Path(var_dir)
-        self.args = tuple(args)   # more options of ``serve`` (``--no-worker``)
         self.extra_env = dict(env or {})
         self.threads = threads
         self.proc: subprocess.Popen | None = None
@@ -53,7 +51,7 @@ class Served:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "forms_service.cli", "serve", "--port", str(self.port),
-             "--threads", str(self.threads), *self.args],
+             "--threads", str(self.threads)],
             cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
