@@ -211,12 +211,53 @@ def web_server(app, host: str, port: int, threads: int):
     application as it arrives (waitress buffered it whole in a temp file first): a
     scanned batch of hundreds of MB is stored and read while it is still being sent, and
     written once (issue 11's desk bench, ``docs/desk.md``)."""
+    from cheroot.server import HTTPConnection
     from cheroot.wsgi import Server
+
+    class Connection(HTTPConnection):
+        def __init__(self, server, sock, makefile=None):
+            super().__init__(server, sock, makefile=_socket_file)
 
     server = Server((host, port), app, numthreads=threads, server_name="forms-service",
                     timeout=60, shutdown_timeout=5)
+    server.ConnectionClass = Connection
     server.version = "forms-service"   # the Server header
     return server
+
+
+def _socket_file(sock, mode="r", bufsize=None):
+    """cheroot's socket files, its reader doing large reads straight into one buffer."""
+    import io
+
+    from cheroot.makefile import StreamReader, StreamWriter
+
+    class BodyReader(StreamReader):
+        """A read of 64 KiB or more (a request body's, by the desk's receiver) fills one
+        buffer from the socket, instead of cheroot's pure-Python buffered reader, which
+        allocates the size asked at each receive and copies every byte four times more."""
+
+        def read(self, size=-1):
+            if size is None or size < 64 * 1024:
+                return super().read(size)
+            with self._read_lock:
+                out = bytearray(size)
+                got = len(self._read_buf) - self._read_pos   # what the headers' reads left
+                got = min(got, size)
+                out[:got] = self._read_buf[self._read_pos:self._read_pos + got]
+                self._read_pos += got
+                view = memoryview(out)
+                while got < size:
+                    n = self.raw.readinto(view[got:])
+                    if not n:
+                        break
+                    got += n
+                view.release()
+                del out[got:]
+            self.bytes_read += got
+            return bytes(out)
+
+    bufsize = io.DEFAULT_BUFFER_SIZE if bufsize is None else bufsize
+    return BodyReader(sock, mode, bufsize) if "r" in mode else StreamWriter(sock, mode, bufsize)
 
 
 @main.command("serve", help="Démarre le service web (arrêt propre sur SIGTERM ou Ctrl-C : "
