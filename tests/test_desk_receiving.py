@@ -178,7 +178,7 @@ def _the_served_app_gets_the_body_as_it_arrives(app, key: str, after: int):
     from forms_service.cli import web_server
     from forms_service.desk.receiving import READ
 
-    first, second = _pdf(2), _pdf(1) + b"%" * (3 * READ)   # the server reads by READ bytes
+    first, second = _pdf(4), _pdf(5) + b"%" * (3 * READ)   # new bytes; the server reads by READ bytes
     boundary, data = _body([("territoire", "arrageois"), ("files", ("a.pdf", first)),
                             ("files", ("b.pdf", second))])
     held = len(data) - READ // 2   # the first file whole and more than a read past it; not the end
