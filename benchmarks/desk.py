@@ -104,20 +104,30 @@ def end_to_end(bench_dir: Path, work: Path, files: list[str], territoire: str,
         uploads = [("files", (n, (bench_dir / n).read_bytes())) for n in files]
         server = psutil.Process(proc.pid)
         spying = _spy(proc.pid, spy) if spy else None
-        cpu0 = _tree_cpu(server)
+        cpu0, roles0 = _tree_cpu(server), _cpu_by_role(server)
         psutil.cpu_percent(percpu=True)   # per-core busy time from here on
         t0, wall0 = time.perf_counter(), time.time()
         r = requests.post(f"{base}/batches", files=uploads, data={"territoire": territoire}, timeout=600)
         r.raise_for_status()
         accepted = time.perf_counter() - t0
         batch = r.json()["id"]
+        # polled as a client would: one connection kept, the last ETag sent back (an
+        # unchanged batch answers 304, no body)
+        poll, etag, polls = requests.Session(), None, 0
         while True:
-            view = requests.get(f"{base}/batches/{batch}", timeout=30).json()
+            got = poll.get(f"{base}/batches/{batch}", timeout=30,
+                           headers={"If-None-Match": etag} if etag else {})
+            polls += 1
+            if got.status_code != 304:
+                got.raise_for_status()
+                view, etag = got.json(), got.headers.get("ETag")
             if view["status"] == "done":
                 break
             time.sleep(0.5)
+        poll.close()
         seconds = time.perf_counter() - t0
         cpu = _tree_cpu(server) - cpu0
+        roles = {k: round(v - roles0.get(k, 0.0), 1) for k, v in _cpu_by_role(server).items()}
         per_core = psutil.cpu_percent(percpu=True)   # the whole machine's, each core (others' load too)
         pages = view["progress"]["pages_total"]
         if spying is not None:
@@ -125,7 +135,8 @@ def end_to_end(bench_dir: Path, work: Path, files: list[str], territoire: str,
         return {"pages": pages, "seconds": round(seconds, 2), "pages_per_s": round(pages / seconds, 2),
                 "accepted_after_s": round(accepted, 2), "timeline": _timeline(work, batch, wall0),
                 "summary": view["summary"],
-                "cpu_seconds_service": round(cpu, 1), "cores_busy": round(cpu / seconds, 2),
+                "cpu_seconds_service": round(cpu, 1), "cpu_seconds_by_process": roles,
+                "polls": polls, "cores_busy": round(cpu / seconds, 2),
                 "machine_cpu_percent_per_core": per_core}
     finally:
         proc.terminate()
@@ -209,6 +220,22 @@ def _stop_spy(spy: subprocess.Popen) -> None:
 
 
 SPY_RATE = 50
+
+
+def _cpu_by_role(server: psutil.Process) -> dict[str, float]:
+    """CPU seconds so far of the web server's process itself (upload, polls), of the
+    queue worker's (claims, writes) and of the reader processes (the rest of the tree)."""
+    out = {"serve": 0.0, "worker": 0.0, "readers": 0.0}
+    for p in [server] + server.children(recursive=True):
+        try:
+            t = p.cpu_times()
+            cmd = " ".join(p.cmdline())
+        except psutil.Error:
+            continue
+        role = ("serve" if p.pid == server.pid else
+                "worker" if "forms_service.cli worker" in cmd else "readers")
+        out[role] += t.user + t.system
+    return out
 
 
 def _tree_cpu(proc: psutil.Process) -> float:

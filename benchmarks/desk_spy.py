@@ -22,11 +22,14 @@ from pathlib import Path
 #: (stage, substrings of a frame), the desk's own steps: the deepest frame matching one wins
 #: (a crop encoded inside the reader is « crops encode », not « reader »).
 STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("upload: HTTP body received (waitress)", ("waitress/",)),
+    ("upload: HTTP body received (server)", ("handle_read (waitress", "received (waitress", "waitress/buffers",
+                                              "_pyio.py", "readinto (werkzeug/wsgi.py", "read (cheroot/server.py")),
     ("upload: multipart parsed (Werkzeug)", ("formparser", "sansio/multipart")),
-    ("upload: stored, hashed (put_upload)", ("put_upload",)),
-    ("upload: page count, duplicates, rows", ("submit_batch", "receive (forms_service")),
-    ("poll: GET /batches/<id>", ("batch_view", "authenticate")),
+    ("upload: stored, hashed (Spool)", ("put_upload", "write (forms_service/desk/storage.py",
+                                        "keep (forms_service/desk/storage.py")),
+    ("upload: page count, duplicates, rows", ("submit_batch", "receive (forms_service",
+                                              "end_file (forms_service", "_close (forms_service")),
+    ("poll: GET /batches/<id>", ("batch_view", "batch_etag", "show (forms_service/api/batches", "authenticate")),
     ("worker: claim", ("_claim",)),
     ("worker: stored file read", ("storage.py", "read_bytes")),
     ("worker: records, pages written (DB)", ("write_results",)),
@@ -44,6 +47,7 @@ GENERIC: list[tuple[str, tuple[str, ...]]] = [
     ("pickling to/from the readers", ("pickle", "multiprocessing/connection", "multiprocessing/reduction",
                                       "multiprocessing/queues")),
     ("DB (other)", ("sqlalchemy", "sqlite3")),
+    ("web server, Flask (other)", ("waitress/", "cheroot/", "flask/", "werkzeug/")),
     ("JSON (other)", ("json/",)),
 ]
 
@@ -62,7 +66,9 @@ def stage_of(frames: list[str]) -> str | None:
 
 
 def process_of(frames: list[str]) -> str:
-    head = frames[0] if frames else ""
+    # py-spy --subprocesses names every process from the root down: the last one is the sampled one
+    procs = [f for f in frames if f.startswith("process ")]
+    head = procs[-1] if procs else (frames[0] if frames else "")
     if "forkserver" in head or "multiprocessing" in head or "spawn_main" in " ".join(frames[:4]):
         return "reader"
     if "worker" in head and "serve" not in head:

@@ -201,8 +201,63 @@ def rules_command(form: str | None, as_json: bool) -> None:
         click.echo(f"{r['code']}\t{r['form']}\t{r['severity']}\t{r['message']}")
 
 
-class _Stop(Exception):
-    """Raised in the main thread by SIGTERM/SIGINT to leave the server's loop."""
+class _Stop(SystemExit):
+    """Raised in the main thread by SIGTERM/SIGINT to leave the server's loop (a
+    ``SystemExit``: cheroot's loop logs and goes on after any ``Exception``)."""
+
+
+def web_server(app, host: str, port: int, threads: int):
+    """The HTTP server of ``serve``: cheroot, which hands a request's body to the
+    application as it arrives (waitress buffered it whole in a temp file first): a
+    scanned batch of hundreds of MB is stored and read while it is still being sent, and
+    written once (issue 11's desk bench, ``docs/desk.md``)."""
+    from cheroot.server import HTTPConnection
+    from cheroot.wsgi import Server
+
+    class Connection(HTTPConnection):
+        def __init__(self, server, sock, makefile=None):
+            super().__init__(server, sock, makefile=_socket_file)
+
+    server = Server((host, port), app, numthreads=threads, server_name="forms-service",
+                    timeout=60, shutdown_timeout=5)
+    server.ConnectionClass = Connection
+    server.version = "forms-service"   # the Server header
+    return server
+
+
+def _socket_file(sock, mode="r", bufsize=None):
+    """cheroot's socket files, its reader doing large reads straight into one buffer."""
+    import io
+
+    from cheroot.makefile import StreamReader, StreamWriter
+
+    class BodyReader(StreamReader):
+        """A read of 64 KiB or more (a request body's, by the desk's receiver) fills one
+        buffer from the socket, instead of cheroot's pure-Python buffered reader, which
+        allocates the size asked at each receive and copies every byte four times more."""
+
+        def read(self, size=-1):
+            if size is None or size < 64 * 1024:
+                return super().read(size)
+            with self._read_lock:
+                out = bytearray(size)
+                got = len(self._read_buf) - self._read_pos   # what the headers' reads left
+                got = min(got, size)
+                out[:got] = self._read_buf[self._read_pos:self._read_pos + got]
+                self._read_pos += got
+                view = memoryview(out)
+                while got < size:
+                    n = self.raw.readinto(view[got:])
+                    if not n:
+                        break
+                    got += n
+                view.release()
+                del out[got:]
+            self.bytes_read += got
+            return bytes(out)
+
+    bufsize = io.DEFAULT_BUFFER_SIZE if bufsize is None else bufsize
+    return BodyReader(sock, mode, bufsize) if "r" in mode else StreamWriter(sock, mode, bufsize)
 
 
 @main.command("serve", help="Démarre le service web (arrêt propre sur SIGTERM ou Ctrl-C : "
@@ -213,33 +268,28 @@ class _Stop(Exception):
 @click.option("--no-worker", is_flag=True, help="Sans lecteur de file d'attente à côté (« forms-service worker »).")
 @pass_settings
 def serve_command(settings: Settings, host: str, port: int, threads: int, no_worker: bool) -> None:
-    from waitress.server import create_server
-
     from forms_service.app import create_app
     from forms_service.desk.worker_process import WorkerProcess
 
     app = create_app(settings=settings)
     worker = None if no_worker else WorkerProcess.start()
-    # a scanned batch's body is hundreds of MB: read by 256 KiB, not waitress's 8 KiB
-    # (a Python loop turn per read; issue 11's desk bench)
-    server = create_server(app, host=host, port=port, threads=threads, ident="forms-service",
-                           recv_bytes=256 * 1024)
+    server = web_server(app, host, port, threads)
 
     def stop(signum, _frame):
         raise _Stop(signum)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"Service des formulaires RSA : http://{shown}:{port}/", err=True)
     try:
-        server.run()
+        server.prepare()
+        click.echo(f"Service des formulaires RSA : http://{shown}:{port}/", err=True)
+        server.serve()
     except _Stop:
         click.echo("Arrêt du service.", err=True)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, signal.SIG_IGN)   # a second signal does not cut the shutdown
-        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)  # requests under way
-        server.close()
+        server.stop()   # requests under way: shutdown_timeout
         if worker is not None:
             worker.stop()
         app.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import resource
+from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor, TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from threading import Lock
@@ -44,13 +45,31 @@ def _ready() -> int:
     return os.getpid()
 
 
-def _parse_many(files: list[tuple[str, bytes]], limits: Limits) -> list[dict]:
-    return parse_files(files, limits, store=_STORE)
+def _parse_many(files: list[tuple[str, bytes | Path]], limits: Limits) -> list[dict]:
+    readable, unread = [], []
+    for name, source in files:   # a stored file is read here, in the reader: not sent through a pipe
+        try:
+            readable.append((name, source.read_bytes() if isinstance(source, Path) else source))
+        except OSError:
+            unread.append({"file": name, "error": {"rule": "fichier_illisible",
+                                                   "message": "Fichier enregistré illisible"}})
+    return (parse_files(readable, limits, store=_STORE) if readable else []) + unread
 
 
-def _jobs(files: list[tuple[str, bytes]]) -> list[list[tuple[int, tuple[str, bytes]]]]:
+def _head(source: bytes | Path) -> bytes:
+    if isinstance(source, Path):
+        try:
+            with open(source, "rb") as f:
+                return f.read(4)
+        except OSError:
+            return b""
+    return source[:4]
+
+
+def _jobs(files: list[tuple[str, bytes | Path]]) -> list[list[tuple[int, tuple[str, bytes | Path]]]]:
     """Jobs of (index, file): the JPEG and PNG files together, every other file alone."""
-    is_image = [f[1][:3] == b"\xff\xd8\xff" or f[1][:4] == b"\x89PNG" for f in files]
+    heads = [_head(f[1]) for f in files]
+    is_image = [h[:3] == b"\xff\xd8\xff" or h[:4] == b"\x89PNG" for h in heads]
     images = [(i, f) for i, f in enumerate(files) if is_image[i]]
     others = [[(i, f)] for i, f in enumerate(files) if not is_image[i]]
     jobs = ([images] if len(images) > 1 else [[x] for x in images]) + others
@@ -109,8 +128,10 @@ class Sandbox:
                 proc.kill()
         pool.shutdown(wait=True, cancel_futures=True)
 
-    def parse(self, files: list[tuple[str, bytes]], limits: Limits | None = None) -> list[dict]:
-        """Every file's records or error entry, in file order.
+    def parse(self, files: list[tuple[str, bytes | Path]], limits: Limits | None = None) -> list[dict]:
+        """Every file's records or error entry, in file order. A file is its bytes, or the
+        path of a stored file, read by the reader process itself (a queue worker's files:
+        not copied through the pipe to it).
 
         Single-page images (JPEG, PNG) are read together in one job, so that one photo per
         page still makes one record per document; every other file is a job of its own,

@@ -121,6 +121,8 @@ def test_each_file_is_committed_and_queued_while_the_upload_goes_on_and_a_broken
     assert end["files"] == [(bid, 0, "read"), (bid, 1, "error")]
     assert [p[1] for p in end["pages"]] == ["blank", "blank", "error"]
     _a_broken_upload_keeps_the_files_received_whole_and_doubles_nothing(app, people, after=bid)
+    _the_served_app_gets_the_body_as_it_arrives(app, people["keys"]["agent.arr@t.example"],
+                                                after=_state(app)["batches"][-1][0])
 
 
 def _a_broken_upload_keeps_the_files_received_whole_and_doubles_nothing(app, people, after: int):
@@ -161,3 +163,68 @@ def _a_broken_upload_keeps_the_files_received_whole_and_doubles_nothing(app, peo
     second = r.get_json()["id"]
     assert state["files"] == [(first, 0, "pending"), (second, 0, "duplicate"), (second, 1, "pending")]
     assert state["queued"] == queued + 2   # the first batch's file, and the new one: each once
+    _an_unchanged_batch_answers_304(app, key, first)
+
+
+def _the_served_app_gets_the_body_as_it_arrives(app, key: str, after: int):
+    """``forms-service serve``'s HTTP server does not buffer a request's body before the
+    application sees it (waitress did: a whole batch was received before its first file
+    was stored): the first file is committed while the client still holds the rest.
+    (In the same app as the test above: one set-up for all.)"""
+    import socket
+    import threading
+    import time
+
+    from forms_service.cli import web_server
+    from forms_service.desk.receiving import READ
+
+    first, second = _pdf(4), _pdf(5) + b"%" * (3 * READ)   # new bytes; the server reads by READ bytes
+    boundary, data = _body([("territoire", "arrageois"), ("files", ("a.pdf", first)),
+                            ("files", ("b.pdf", second))])
+    held = len(data) - READ // 2   # the first file whole and more than a read past it; not the end
+    server = web_server(app, "127.0.0.1", 0, 2)
+    server.prepare()
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    try:
+        with socket.create_connection(server.bind_addr[:2], timeout=60) as sock:
+            sock.sendall(b"POST /api/v1/batches HTTP/1.1\r\nHost: localhost\r\n"
+                         + f"X-API-Key: {key}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n".encode()
+                         + f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode()
+                         + data[:held])
+            deadline = time.monotonic() + 30
+            while not _state(app, after)["files"] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            [(batch, position, status)] = _state(app, after)["files"]   # the rest not sent yet
+            assert (position, status) == (0, "pending")
+            sock.sendall(data[held:])
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+    finally:
+        server.stop()
+        thread.join(10)
+    assert answer.startswith(b"HTTP/1.1 202"), answer[:300]
+    assert [f[:2] for f in _state(app, after)["files"]] == [(batch, 0), (batch, 1)]
+
+
+def _an_unchanged_batch_answers_304(app, key: str, batch: int):
+    """A poll sends back the view's ETag: 304 without a body while the batch is unchanged;
+    once a page is read, the view again, under a new ETag. (In the same app as above.)"""
+    from forms_service import db
+    from forms_service.desk.models import BatchFile
+    from forms_service.desk.reading import write_results
+
+    client, url = app.test_client(), f"/api/v1/batches/{batch}"
+    r = client.get(url, headers=headers(key))
+    assert r.status_code == 200 and r.get_json()["status"] == "queued", r.get_data(as_text=True)
+    etag = r.headers["ETag"]
+    again = client.get(url, headers={**headers(key), "If-None-Match": etag})
+    assert again.status_code == 304 and again.get_data() == b"" and again.headers["ETag"] == etag
+    with app.app_context(), db.session() as s:
+        [fid] = s.scalars(select(BatchFile.id).where(BatchFile.batch_id == batch)).all()
+        write_results(s, app.extensions["forms_service.settings"], batch, [fid],
+                      [{"file": str(fid), "file_page": 1, "page_status": "blank"}])
+    changed = client.get(url, headers={**headers(key), "If-None-Match": etag})
+    assert changed.status_code == 200 and changed.get_json()["status"] == "done"
+    assert changed.headers["ETag"] != etag

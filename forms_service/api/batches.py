@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from flask import current_app, request
+from flask import Response, current_app, request
 from flask_openapi3 import APIBlueprint, FileStorage, Tag
 from pydantic import BaseModel, Field
 
@@ -134,10 +134,22 @@ def submit(form: BatchForm = None):
 submit.__delay_validate_request__ = True
 
 
-@bp.get("/batches/<int:batch_id>", summary="Suivre un lot", responses={200: BatchOut})
+@bp.get("/batches/<int:batch_id>", summary="Suivre un lot",
+        description="La réponse porte un ETag : renvoyé dans « If-None-Match », il donne 304 "
+                    "sans corps tant que le lot n'a pas changé (un suivi toutes les secondes ne "
+                    "coûte presque rien).",
+        responses={200: BatchOut, 304: {"description": "Lot inchangé depuis l'ETag envoyé"}})
 def show(path: BatchPath):
+    principal = current_principal()
     with db.session() as s:
-        return batches.batch_view(s, current_principal(), path.batch_id)
+        etag = batches.batch_etag(s, principal, path.batch_id)   # first: never older than the view
+        if request.if_none_match.contains(etag):
+            response = Response(status=304)
+        else:
+            response = current_app.json.response(batches.batch_view(s, principal, path.batch_id))
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = "private, no-cache"   # asked again each time, 304 when unchanged
+    return response
 
 
 __all__ = ["bp"]

@@ -18,6 +18,7 @@ import os
 import threading
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import event, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -118,7 +119,9 @@ class Worker:
                              .order_by(BatchFile.position)).all()
             inputs = [(r.id, r.kind, r.stored_path) for r in rows]
             limits = replace(reading_limits([r.page_count for r in rows]), page_digests=True)
-        files = [(str(fid), storage.get(self.settings, rel)) for fid, _, rel in inputs]
+        # handed by path: each reader process reads its stored file itself (no copy of the
+        # bytes pickled through the pipe)
+        files = [(str(fid), storage.path(self.settings, rel)) for fid, _, rel in inputs]
         # the page images' hashes (twins across files) are the reader's own digests of the
         # pages it decoded: no page is decoded twice
         items, digests = read_copies(self.sandbox(), files, limits=limits)
@@ -184,7 +187,7 @@ def _again(item: dict) -> bool:
     return item.get("page_status") == "duplicate" and "déjà lue" in (item.get("message") or "")
 
 
-def read_copies(sandbox, files: list[tuple[str, bytes]], *, limits=None
+def read_copies(sandbox, files: list[tuple[str, bytes | Path]], *, limits=None
                 ) -> tuple[list[dict], dict[str, dict[int, str]]]:
     """The parsers' entries for ``files``, each file's photocopies read as records of their
     own, and each scanned file's page image digests (name → {file page: sha256}, the
@@ -213,7 +216,8 @@ def read_copies(sandbox, files: list[tuple[str, bytes]], *, limits=None
             if not retry:
                 break
             numbers = [i["file_page"] for i in retry]
-            sub = _subfile(data[name], numbers)
+            source = data[name]
+            sub = _subfile(source.read_bytes() if isinstance(source, Path) else source, numbers)
             if sub is None:
                 break
             # read under a name of its own (the reader's crops of this copy kept apart),

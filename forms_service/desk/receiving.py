@@ -63,27 +63,6 @@ IMAGE_KINDS = ("jpeg", "png")
 RECEIVER_BUSY_TIMEOUT_MS = 120_000
 
 
-@contextmanager
-def _session(database: db.Database) -> Iterator[Session]:
-    """A transaction of the receiver's; on SQLite its connection waits for the write lock
-    as long as a worker's does, then gets the web's timeout back."""
-    with database.engine.connect() as conn:
-        sqlite = conn.dialect.name == "sqlite"
-        if sqlite:
-            before = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
-            conn.exec_driver_sql(f"PRAGMA busy_timeout={RECEIVER_BUSY_TIMEOUT_MS}")
-            conn.commit()
-        s = Session(bind=conn, expire_on_commit=False)
-        try:
-            with s.begin():
-                yield s
-        finally:
-            s.close()
-            if sqlite:
-                conn.exec_driver_sql(f"PRAGMA busy_timeout={int(before)}")
-                conn.commit()
-
-
 class Receiver:
     """One batch, received part by part (fed by :func:`read_multipart`)."""
 
@@ -103,6 +82,39 @@ class Receiver:
         self._later: list[tuple[str, tuple[str, str, int]]] = []   # the end-made case
         self._spool: storage.Spool | None = None
         self._name = ""
+        self._conn = None                    # one connection for the whole upload
+        self._busy_before: int | None = None
+
+    # -- the database
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        """A transaction of the receiver's, on its one connection for the whole upload
+        (on SQLite it waits for the write lock as long as a worker's does: set once)."""
+        if self._conn is None:
+            conn = self.database.engine.connect()
+            if conn.dialect.name == "sqlite":
+                self._busy_before = int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar())
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={RECEIVER_BUSY_TIMEOUT_MS}")
+                conn.commit()
+            self._conn = conn
+        s = Session(bind=self._conn, expire_on_commit=False)
+        try:
+            with s.begin():
+                yield s
+        finally:
+            s.close()
+
+    def close(self) -> None:
+        """The connection given back to the pool (with the web's timeout on SQLite)."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if self._busy_before is not None:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={self._busy_before}")
+                conn.commit()
+        finally:
+            conn.close()
 
     @property
     def queue(self):
@@ -117,7 +129,7 @@ class Receiver:
             return
         value = value.strip() or None
         if self.batch_id is not None and value:
-            with _session(self.database) as s:
+            with self._session() as s:
                 own = s.get(Batch, self.batch_id).territoire
             if value != own:
                 raise Forbidden("Ce territoire n'est pas le vôtre", path="territoire",
@@ -130,7 +142,7 @@ class Receiver:
             p = self.principal
             self.streaming = bool(self.territoire or (p.territoire and not p.is_admin))
             if self.streaming:
-                with _session(self.database) as s:
+                with self._session() as s:
                     self.batch_id = batches.open_batch(s, p, self.territoire, source=self.source,
                                                        receiving=True).id
         self._name = filename or f"fichier-{self.count + 1}"
@@ -149,9 +161,11 @@ class Receiver:
         if not self.streaming:
             self._later.append((self._name, kept))
             return
-        with _session(self.database) as s:
+        with self._session() as s:
             batch = s.get(Batch, self.batch_id)
-            seen = {sha: s.get(BatchFile, rid) for sha, rid in self._seen.items()}
+            # the earlier file of these bytes in this upload, if any (not every earlier file)
+            digest = kept[0]
+            seen = {digest: s.get(BatchFile, self._seen[digest])} if digest in self._seen else {}
             row = batches.add_file(s, self.settings, self.principal, batch, position, self._name, kept, seen)
             self._seen.setdefault(row.sha256, row.id)
             s.execute(update(Batch).where(Batch.id == batch.id)
@@ -192,7 +206,7 @@ class Receiver:
             log.error("batch_close_failed", batch=self.batch_id, error=type(exc).__name__)
 
     def _close(self, *, interrupted: bool) -> Batch:
-        with _session(self.database) as s:
+        with self._session() as s:
             batch = s.get(Batch, self.batch_id)
             batches.close_batch(s, self.principal, batch, files=self.count, source=self.source,
                                 interrupted=interrupted)
@@ -203,7 +217,7 @@ class Receiver:
         return batch
 
     def _make_at_end(self) -> Batch:
-        with _session(self.database) as s:
+        with self._session() as s:
             batch = batches.open_batch(s, self.principal, self.territoire, source=self.source)
             seen: dict[str, BatchFile] = {}
             for position, (name, kept) in enumerate(self._later):
@@ -222,6 +236,13 @@ def read_multipart(stream, boundary: bytes, receiver: Receiver) -> Batch:
     """Feed ``receiver`` the parts of a ``multipart/form-data`` body as they arrive
     (Werkzeug's sans-IO decoder); returns the batch once the body has ended. A body that
     breaks: :meth:`Receiver.abort`, then 400 « Envoi interrompu » (or the limit's error)."""
+    try:
+        return _read_multipart(stream, boundary, receiver)
+    finally:
+        receiver.close()
+
+
+def _read_multipart(stream, boundary: bytes, receiver: Receiver) -> Batch:
     from werkzeug.exceptions import HTTPException
     from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 

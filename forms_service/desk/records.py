@@ -15,16 +15,14 @@ transaction, and the hooks other parts of the service hang on it.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import flag_modified
 
 from forms_service import db
 from forms_service.audit import record_event
@@ -122,8 +120,10 @@ def store_record(session: Session, record: dict, *, settings: Settings, batch: B
                                    .order_by(db.Record.id).limit(1)).first()
     if doc_id and session.get(db.IssuedDocument, doc_id) is None:
         doc_id = None   # an id printed on no document of ours: read as without one
+    # inserted without its readings first: its id names the crops' folder, then the
+    # readings are written once, naming the kept crops (not inserted, then rewritten)
     row = db.Record(form_id=record["form"], document_id=doc_id, status=record["status"],
-                    record=record, source=record.get("source", "scan"),
+                    record={}, source=record.get("source", "scan"),
                     beneficiary_id=beneficiary.id if beneficiary else None,
                     territoire=beneficiary.territoire if beneficiary else batch.territoire,
                     batch_id=batch.id, file_id=file.id if file else None, ordinal=ordinal,
@@ -134,23 +134,27 @@ def store_record(session: Session, record: dict, *, settings: Settings, batch: B
     session.flush()
     row.sampled = sampled(row.id, float(getattr(settings, "review_sample_rate", 0.02)))
     row.review = "pending" if needs_review(row, record) else "none"
+    keep_crops(settings, row.id, record)   # its evidence then names the kept crops (in place)
+    row.record = record
+    # its pages and crops: one multi-row INSERT each (no ORM object per row)
+    page_rows = []
     for position, (page, batch_page, page_file) in enumerate(pages):
-        session.add(RecordPage(record_id=row.id, position=position, number=page.get("number"),
-                               batch_page_id=batch_page.id if batch_page else None,
-                               file_id=page_file.id if page_file else None,
-                               file_page=int(page.get("file_page") or 1),
-                               rotation=int(page.get("rotation") or 0),
-                               identified_by=page.get("identified_by") or "qr"))
+        page_rows.append({"record_id": row.id, "position": position, "number": page.get("number"),
+                          "batch_page_id": batch_page.id if batch_page else None,
+                          "file_id": page_file.id if page_file else None,
+                          "file_page": int(page.get("file_page") or 1),
+                          "rotation": int(page.get("rotation") or 0),
+                          "identified_by": page.get("identified_by") or "qr"})
         if batch_page is not None:
             batch_page.status, batch_page.record_id, batch_page.message = "record", row.id, None
-    if keep_crops(settings, row.id, record):   # its evidence names the kept crops (changed in place)
-        row.record = copy.deepcopy(record)
-        flag_modified(row, "record")
-    for path, field in record.get("fields", {}).items():
-        for ev in field.get("evidence") or []:
-            if ev.get("crop"):
-                session.add(RecordCrop(record_id=row.id, path=path, page=int(ev.get("page") or 1),
-                                       bbox=list(ev.get("bbox") or []), stored_path=str(ev["crop"])))
+    crop_rows = [{"record_id": row.id, "path": path, "page": int(ev.get("page") or 1),
+                  "bbox": list(ev.get("bbox") or []), "stored_path": str(ev["crop"])}
+                 for path, field in record.get("fields", {}).items()
+                 for ev in field.get("evidence") or [] if ev.get("crop")]
+    if page_rows:
+        session.execute(insert(RecordPage), page_rows)
+    if crop_rows:
+        session.execute(insert(RecordCrop), crop_rows)
     record_event(batch.created_by, "enregistrement.stocke", form_id=row.form_id, document_id=row.document_id,
                  object_type="enregistrement", object_id=row.id, session=session, lot=batch.id,
                  status=row.status, review=row.review)
