@@ -585,17 +585,8 @@ def test_scan_of_the_form_printed_from_its_docx_reads_back_like_the_pdf(service,
     data = sample(form_id)
     issued = service.render(form_id, data, fmt="docx", actor="test-parse")
     pdf = rt_app.config["PDF_POOL"].convert(issued.content)
-    d = dump(form_id, data)
-    layout = rendered(form_id).layout
-    paper, rng = Paper(), np.random.default_rng(300 + FORMS.index(form_id))
-    k, ppm = SCAN_DPI / 72, SCAN_DPI / 25.4
-    pages = []
-    for n, (img, size) in enumerate(rasterise(pdf), start=1):
-        img = img.copy()
-        for z in layout["zones"]:
-            if z["page"] == n and z["kind"] == "signature" and _get(d, f"{z['path']}.signee"):
-                paper.sign(img, tuple(v * k for v in z["bbox"]), rng, ppm)
-        pages.append(paper.scan(img, size, rng, SCAN_DPI))
+    pages = signed_and_scanned(pdf, rendered(form_id).layout, dump(form_id, data),
+                               seed=300 + FORMS.index(form_id))
     fmt = "pdf" if len(pages) > 1 else "png"
     record = one_record(parse(rt_app, [(f"{form_id}-docx.{EXT[fmt]}", encode(pages, fmt))]), "scan")
     assert record["document_id"] == issued.document_id
@@ -614,17 +605,8 @@ def test_a_list_form_issued_as_docx_whose_rows_take_another_page_reads_back(serv
     data["pap"] = (data["pap"] * 3)[:9]
     issued = service.render(form_id, data, fmt="docx", actor="test-parse")
     pdf = rt_app.config["PDF_POOL"].convert(issued.content)
-    d = dump(form_id, data)
     layout = service.render(form_id, data, fmt="pdf", actor="test-parse").layout
-    paper, rng = Paper(), np.random.default_rng(350)
-    k, ppm = SCAN_DPI / 72, SCAN_DPI / 25.4
-    pages = []
-    for n, (img, size) in enumerate(rasterise(pdf), start=1):
-        img = img.copy()
-        for z in layout["zones"]:
-            if z["page"] == n and z["kind"] == "signature" and _get(d, f"{z['path']}.signee"):
-                paper.sign(img, tuple(v * k for v in z["bbox"]), rng, ppm)
-        pages.append(paper.scan(img, size, rng, SCAN_DPI))
+    pages = signed_and_scanned(pdf, layout, dump(form_id, data), seed=350)
     assert len(pages) > len(rendered_pages_of_blank(service, form_id))
     record = one_record(parse(rt_app, [("cers-docx-9-lignes.pdf", encode(pages, "pdf"))]), "scan")
     assert record["document_id"] == issued.document_id
@@ -634,6 +616,21 @@ def test_a_list_form_issued_as_docx_whose_rows_take_another_page_reads_back(serv
 
 def rendered_pages_of_blank(service, form_id):
     return service.blank_layout(form_id)["pages"]
+
+
+def signed_and_scanned(pdf: bytes, layout: dict, d: dict, *, seed: int) -> list:
+    """A printed PDF signed where ``d`` says so (``layout``'s signature zones), then scanned
+    with the bench's damage (seeded)."""
+    paper, rng = Paper(), np.random.default_rng(seed)
+    k, ppm = SCAN_DPI / 72, SCAN_DPI / 25.4
+    pages = []
+    for n, (img, size) in enumerate(rasterise(pdf), start=1):
+        img = img.copy()
+        for z in layout["zones"]:
+            if z["page"] == n and z["kind"] == "signature" and _get(d, f"{z['path']}.signee"):
+                paper.sign(img, tuple(v * k for v in z["bbox"]), rng, ppm)
+        pages.append(paper.scan(img, size, rng, SCAN_DPI))
+    return pages
 
 
 @pytest.mark.parametrize("form_id", HAND_FORMS)
