@@ -619,3 +619,75 @@ def test_a_page_aligned_by_its_marks_is_matched_to_the_page_its_batch_lacks(tmp_
         assert page.verified and page.image.file == "fax.pdf" and page.flat is flat
     finally:
         database.dispose()
+
+
+def test_a_footer_whose_version_slipped_joins_its_issued_document(tmp_path):
+    """A page whose QR codes were unreadable and whose footer's OCR read the document id right
+    and the template version with a slip (« 570ca0865321 » for « 570ca0956321 », as on seed 53,
+    stack 902, page 2) started a document of its own, of a version with no layout: « Mise en
+    page inconnue ». The issued document's own version is the page's: it joins its copy."""
+    import numpy as np
+
+    from forms_service import db
+    from forms_service.catalogue import catalogue
+    from forms_service.render.qr import QrInfo
+    from parsers.scan.batch import ScanBatch
+    from parsers.scan.ingest import PageImage
+    from parsers.scan.locate import PageResult
+    from parsers.store import Store
+
+    database = db.Database(f"sqlite:///{tmp_path / 'issued.sqlite'}")
+    db.models.Base.metadata.create_all(database.engine)
+    try:
+        store = Store(None, database=database)
+        doc_id = "01KH6KQ2V8M5T3R9X0Y4Z7W1AB"
+        with store.database.session() as s:
+            s.add(db.IssuedDocument(document_id=doc_id, form_id="cers", template_version="570ca0956321",
+                                    data={}, file_path=str(tmp_path / "c.pdf"), layout={}, format="pdf",
+                                    created_by="test"))
+        batch, cers = ScanBatch(store), catalogue.get("cers")
+
+        def page(n, version):
+            return PageResult(image=PageImage("pile.tif", n, np.zeros((0, 0), np.uint8), 200.0), status="form",
+                              info=QrInfo("cers", version, n, 3, doc_id), form=cers, page=n, pages=3,
+                              identified_by="qr" if version == "570ca0956321" else "footer",
+                              digest=f"page-{n}")
+
+        for n, version in ((1, "570ca0956321"), (2, "570ca0956321"), (3, "570ca0865321")):
+            batch.add_page(page(n, version))
+        assert [(d.version, sorted(d.pages)) for d in batch.docs.values()] == [("570ca0956321", [1, 2, 3])]
+    finally:
+        database.dispose()
+
+
+def test_a_footer_whose_id_and_version_both_slipped_names_no_document(tmp_path):
+    """Seed 53, stack 902, page 2 (`python -m benchmarks.parse --dir DIR --batches 902` on the
+    bench of `--seed 53`): a photocopied CERS page 3, 1-bit, QR codes unreadable, whose footer's
+    OCR slipped on the id (« 01KJFBXWJ0BEKP0SMNSE425THA » for « 01KJFSXWJ069KP03MN3E425THA »,
+    too far to be matched) and on the version (« 570ca0865321 »). The whole id was kept as
+    read, a document of its own with no layout: « Mise en page inconnue pour cers ». An id
+    that names no issued document is kept only with a version this service knows; else the
+    page joins the document of its form that lacks it."""
+    from forms_service import db
+    from parsers.scan.references import References
+    from parsers.store import Store
+
+    database = db.Database(f"sqlite:///{tmp_path / 'issued.sqlite'}")
+    db.models.Base.metadata.create_all(database.engine)
+    try:
+        store = Store(None, database=database)
+        issued = "01KJFSXWJ069KP03MN3E425THA"
+        with store.database.session() as s:
+            s.add(db.IssuedDocument(document_id=issued, form_id="cers", template_version="570ca0956321",
+                                    data={}, file_path=str(tmp_path / "c.pdf"), layout={}, format="pdf",
+                                    created_by="test"))
+            s.add(db.TemplateVersion(form_id="cers", version="570ca0956321", layout={"pages": [{}]},
+                                     template_sha="0" * 64))
+        refs = References(store)
+        other = "01KJFBXWJ0BEKP0SMNSE425THA"
+        assert refs.footer_document_id(issued, "cers", "570ca0865321") == issued
+        assert refs.footer_document_id(other, "cers", "570ca0956321") == other   # not issued here: its version's layout
+        assert refs.footer_document_id(other, "cers", "570ca0865321") is None    # both slipped: an orphan
+        assert refs.footer_document_id("01KJFS", "cers", "570ca0956321") is None  # cut short
+    finally:
+        database.dispose()

@@ -92,8 +92,8 @@ class ScanBatch:
             return
         info = pr.info
         if info is not None:
-            key = (pr.form.id, info.version, info.doc_id, 0)
-            version, doc_id = info.version, info.doc_id
+            version, doc_id = self._issued_version(info), info.doc_id
+            key = (pr.form.id, version, doc_id, 0)
         else:   # identified by content: joins the previous document of that form
             prev = next((k for k in reversed(self.order) if k[0] == pr.form.id), None)
             key = prev or (pr.form.id, None, None, 0)
@@ -122,6 +122,16 @@ class ScanBatch:
             self.docs[target] = DocPages(pr.form, version, doc_id, page_count=pr.pages, copy=len(copies))
             self.order.append(target)
         self.docs[target].pages[pr.page] = pr
+
+    def _issued_version(self, info) -> str:
+        """The template version of the document ``info`` names: the issued document's own.
+        A footer read by OCR can slip on the version's 12 hex digits (« 570ca0865321 » for
+        « 570ca0956321 », seed 53, stack 902) with the document id read right: the page
+        would start a document of its own, of a version with no layout."""
+        issued = self.refs.issued_document(info.doc_id)
+        if issued and issued.get("form") == info.form and issued.get("template_version"):
+            return issued["template_version"]
+        return info.version
 
     def match_pending(self) -> None:
         """Pages without a readable QR code, matched to the pages the batch's documents miss.

@@ -92,7 +92,6 @@ def page_dpi(img: PageImage, hits) -> float:
 
 
 GROSS_MM = 10.0
-ULID_LENGTH = 26                  # a document id
 
 
 def _marks_residual(marks: np.ndarray, pairs, matrix: np.ndarray, dpi: float, rotation: int) -> float | None:
@@ -336,11 +335,9 @@ def _locate_without_qr(img: PageImage, refs: References, dpi: float) -> PageResu
     footer = ocr.read_footer(flat)   # the footer line says what the QR code says
     if footer is not None:
         # a document id misread (0 for D, 5 for S…) names no issued document: the near one;
-        # an id cut short (seed 37, stack 902: « 01KH6K ») names none: the page then joins the
-        # document of its form in the upload that lacks it (ScanBatch._join_orphans)
-        doc_id = refs.known_document_id(footer["doc_id"], footer["form"], footer["version"])
-        if doc_id is None and len(footer["doc_id"]) == ULID_LENGTH:
-            doc_id = footer["doc_id"]   # a whole id, of a document not issued here: kept as read
+        # one that names nothing the page can be read with: the page then joins the document
+        # of its form in the upload that lacks it (ScanBatch._join_orphans)
+        doc_id = refs.footer_document_id(footer["doc_id"], footer["form"], footer["version"])
         info = QrInfo(footer["form"], footer["version"], footer["page"], footer["pages"], doc_id)
         return PageResult(img, "form", info, catalogue.get(info.form), info.page, info.pages, rot,
                           "content", flat, "QR code illisible : page identifiée par son pied de page")

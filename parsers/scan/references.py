@@ -29,6 +29,8 @@ from ..pdf_text import box_glyphs
 from ..store import Store
 from . import decide, measure
 
+ULID_LENGTH = 26                  # a document id
+
 log = get_logger(__name__)
 
 ISSUED_RENDER_DPI = 100.0    # the printed page is a mask (dilated 1 mm): half the resolution will do
@@ -62,6 +64,36 @@ class References:
         with self._lock:
             self._issued[document_id] = doc
         return doc
+
+    def known_version(self, form_id: str, version: str | None) -> bool:
+        """Whether ``version`` is a template version of the form this service knows: its
+        layout stored, or the current one."""
+        if not version:
+            return False
+        if self.store.stored_layout(form_id, version) is not None:
+            return True
+        if self.store.settings is None:
+            return False
+        from forms_service.render.pipeline import template_version
+        try:
+            return version == template_version(catalogue.get(form_id), self.store.settings)
+        except Exception:   # an unknown form, templates unreadable: not known
+            return False
+
+    def footer_document_id(self, read_id: str, form_id: str, version: str | None) -> str | None:
+        """The document a footer read by OCR names: the issued one it names or nearly names
+        (:meth:`known_document_id`); else the id as read when it is a whole id and the
+        version read is one this service knows (a document not issued here, read with its
+        version's layout); else None: the page joins the document of its form in the upload
+        that lacks it (``ScanBatch._join_orphans``). An id cut short (seed 37, stack 902:
+        « 01KH6K »), or a whole id whose version names nothing either (seed 53, stack 902,
+        page 2: « 01KJFBXWJ0BEKP0SMNSE425THA » for « 01KJFSXWJ069KP03MN3E425THA », and
+        « 570ca0865321 » for « 570ca0956321 »: the footer's OCR slipped on both), is not the
+        page's document id."""
+        found = self.known_document_id(read_id, form_id, version)
+        if found is None and len(read_id) == ULID_LENGTH and self.known_version(form_id, version):
+            return read_id
+        return found
 
     def known_document_id(self, read_id: str, form_id: str, version: str | None) -> str | None:
         """The issued document a document id read by OCR names: itself when issued, else the
