@@ -8,6 +8,7 @@ and ``forms-service worker`` (a queue consumer; ``serve`` starts one beside the 
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from pathlib import Path
@@ -185,10 +186,19 @@ def worker_command(settings: Settings, threads: int | None) -> None:
     try:
         # its reader processes started now (beside its first beat), not by its first job
         threading.Thread(target=worker.sandbox().start, name="readers-start", daemon=True).start()
+        consumer = queue.consumer(threads)
+        # until the consumer's own signal handlers are in place (its run()), a SIGTERM
+        # unwinds too: the first beat is never left behind by a worker stopped at once
+        # (a SIGTERM's default action ends the process without the heartbeat's cleanup)
+        signal.signal(signal.SIGTERM, _exit_on_signal)
         with queue.heartbeat(worker.me):   # producers waiting for their work see us alive
-            queue.consumer(threads).run()
+            consumer.run()
     finally:
         worker.close()
+
+
+def _exit_on_signal(signum, _frame):
+    raise SystemExit(128 + signum)
 
 
 commands = [batch_group, worker_command]
