@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from forms_service import db
 from forms_service.catalogue import FormDefinition
+from forms_service.catalogue.paths import get_path
 from forms_service.config import Settings
 from forms_service.errors import DatabaseUnavailable
 from forms_service.logging_setup import get_logger
@@ -190,14 +191,8 @@ class Store:
     def _list_rows_dump(fd: FormDefinition, data: dict | None) -> dict | None:
         """``data``'s Python dump when a list has more rows than the blank form prints (a
         page's worth: ``rows_per_page``), else None: the blank's layout has its rows."""
-        def rows(path: str):
-            value = data
-            for part in path.split("."):
-                value = value.get(part) if isinstance(value, dict) else None
-            return value
-
         def more_than_a_page(f) -> bool:
-            value = rows(f.path)
+            value = get_path(data, f.path)
             return isinstance(value, list) and len(value) > max(f.rows_per_page or 8, f.min_rows or 0)
 
         if not data or not any(more_than_a_page(f) for f in fd.fields if f.type == "list"):
