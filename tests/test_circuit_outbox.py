@@ -40,6 +40,17 @@ def _rows(settings):
                 for r in s.scalars(select(OutgoingMail).order_by(OutgoingMail.id))]
 
 
+def _staged_beside(make_app, smtp, *, n):
+    """An app sending through ``smtp``, its queue down (the message stays in the outbox),
+    and one message staged: (settings, its row)."""
+    app = make_app(SMTP_HOST="127.0.0.1", SMTP_PORT=smtp.port, SMTP_STARTTLS="false",
+                   QUEUE_URL=f"redis://127.0.0.1:{free_port()}/0")
+    settings = app.extensions["forms_service.settings"]
+    with app.app_context(), db.session() as s:
+        (row,) = mailing.stage(s, settings, [_mail(n=n)])
+    return settings, row
+
+
 def _later(minutes=2):
     return utcnow() + dt.timedelta(minutes=minutes)
 
@@ -105,11 +116,7 @@ def test_the_queue_down_at_the_commit_then_the_sweep_sends_it_once(make_app, log
 
 def test_two_deliveries_racing_for_one_message_send_it_once(make_app):
     with SmtpServer() as smtp:
-        app = make_app(SMTP_HOST="127.0.0.1", SMTP_PORT=smtp.port, SMTP_STARTTLS="false",
-                       QUEUE_URL=f"redis://127.0.0.1:{free_port()}/0")   # left in the outbox
-        settings = app.extensions["forms_service.settings"]
-        with app.app_context(), db.session() as s:
-            (row,) = mailing.stage(s, settings, [_mail(n=4)])
+        settings, row = _staged_beside(make_app, smtp, n=4)
         start, results = threading.Barrier(4), []
 
         def deliver():
@@ -141,11 +148,7 @@ def test_a_failed_delivery_is_counted_and_released_for_the_next_try(make_app):
 
 def test_a_message_sent_again_after_a_crash_keeps_its_message_id(make_app):
     with SmtpServer() as smtp:
-        app = make_app(SMTP_HOST="127.0.0.1", SMTP_PORT=smtp.port, SMTP_STARTTLS="false",
-                       QUEUE_URL=f"redis://127.0.0.1:{free_port()}/0")   # left in the outbox
-        settings = app.extensions["forms_service.settings"]
-        with app.app_context(), db.session() as s:
-            (row,) = mailing.stage(s, settings, [_mail(n=6)])
+        settings, row = _staged_beside(make_app, smtp, n=6)
         taken = mailing._claim(settings, row.id)                 # a delivery takes it,
         notify.deliver(settings, mailing._as_mail(json.loads(taken.payload)))  # the server too,
         with db.session(settings) as s:                          # and the process dies here
