@@ -46,7 +46,7 @@ def _cpu(p: psutil.Process) -> float:
 def main(argv: list[str] | None = None) -> int:
     import requests
 
-    from benchmarks.desk import free_port
+    from benchmarks.desk import free_port, multipart_body
 
     ap = argparse.ArgumentParser(prog="python -m benchmarks.desk_upload")
     ap.add_argument("--dir", type=Path, required=True, help="a bench made by benchmarks.desk --out")
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.5)
         time.sleep(3)   # the service idle
         files = json.loads((args.dir / "index.json").read_text(encoding="utf-8"))["files"]
-        uploads = [("files", (n, (args.dir / n).read_bytes())) for n in files]
+        body, content_type = multipart_body(args.dir, files, args.territoire)
         server = psutil.Process(proc.pid)
         spy = None
         if args.spy:
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(2)
         c0, t0 = _cpu(server), time.perf_counter()
-        r = requests.post(f"{base}/batches", files=uploads, data={"territoire": args.territoire}, timeout=600)
+        r = requests.post(f"{base}/batches", data=body, headers={"Content-Type": content_type}, timeout=600)
         wall, c1 = time.perf_counter() - t0, _cpu(server)
         if spy:
             spy.send_signal(signal.SIGINT)
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             answers[got.status_code] = answers.get(got.status_code, 0) + 1
         c3 = _cpu(server)
         print(json.dumps({"root": str(args.root), "files": len(files),
-                          "megabytes": round(sum(len(u[1][1]) for u in uploads) / 2 ** 20, 1),
+                          "megabytes": round(len(body) / 2 ** 20, 1),
                           "upload_seconds": round(wall, 2), "upload_cpu_seconds": round(c1 - c0, 2),
                           "poll_cpu_ms": round(1000 * (c3 - c2) / POLLS, 1), "poll_answers": answers,
                           "load_average": round(os.getloadavg()[0], 1)}))
