@@ -128,6 +128,34 @@ def test_closing_an_app_stops_its_services_only(make_app, lo_pool):
 
 # -- database -----------------------------------------------------------------
 
+def test_a_reader_of_the_sqlite_database_does_not_block_a_writer(app, tmp_path):
+    """Write-ahead log: a transaction reading (a reader process, a poll) neither blocks a
+    commit nor sees it before its own end; the writer does not wait for it."""
+    import sqlite3
+    import time
+
+    from forms_service import db
+    from forms_service.db import AuditEvent
+
+    path = tmp_path / "var" / "forms.db"
+    with app.app_context(), db.session() as s:   # the app's connection opened (its pragmas)
+        s.add(AuditEvent(actor="test", action="test.wal"))
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        reader.execute("BEGIN")
+        before = reader.execute("SELECT count(*) FROM audit_event").fetchone()[0]
+        t0 = time.monotonic()
+        with app.app_context(), db.session() as s:   # would wait for the reader's lock (5 s), then fail
+            s.add(AuditEvent(actor="test", action="test.wal"))
+        assert time.monotonic() - t0 < 2.0
+        assert reader.execute("SELECT count(*) FROM audit_event").fetchone()[0] == before
+        reader.execute("COMMIT")
+        assert reader.execute("SELECT count(*) FROM audit_event").fetchone()[0] == before + 1
+    finally:
+        reader.close()
+
+
 def test_start_up_migration_creates_the_schema(app, tmp_path):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
