@@ -35,6 +35,7 @@ import argparse
 import json
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -353,8 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_reader:
         return 0
     overheads = sorted(r["overhead"] for r in rounds)
-    median = overheads[len(overheads) // 2] if len(overheads) % 2 else \
-        (overheads[len(overheads) // 2 - 1] + overheads[len(overheads) // 2]) / 2
+    median = statistics.median(overheads)
     out = {"rounds": rounds, "overhead_median": round(median, 3), "overheads": overheads,
            "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                        "python": platform.python_version(), "load_before": load0, "load_after": load1},

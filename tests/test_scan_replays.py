@@ -7,6 +7,7 @@ failing run's page; the test says what the reader must do with it now.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -14,6 +15,24 @@ import cv2
 from parsers.scan import decide, measure
 
 REPLAYS = Path(__file__).parent / "scan_replays"
+
+
+@contextmanager
+def _issued_database(tmp_path: Path, *issued: tuple[str, str, str, Path]):
+    """A database with the schema and these issued documents (id, form, template version,
+    stored PDF), disposed of afterwards."""
+    from forms_service import db
+
+    database = db.Database(f"sqlite:///{tmp_path / 'issued.sqlite'}")
+    db.models.Base.metadata.create_all(database.engine)
+    try:
+        with database.session() as s:
+            for doc_id, form, version, path in issued:
+                s.add(db.IssuedDocument(document_id=doc_id, form_id=form, template_version=version, data={},
+                                        file_path=str(path), layout={}, format="pdf", created_by="test"))
+        yield database
+    finally:
+        database.dispose()
 
 
 def test_a_fax_speck_in_an_empty_box_is_not_a_confident_tick():
@@ -436,24 +455,16 @@ def test_a_footer_whose_version_names_no_issued_document_is_matched_by_its_id(tm
     read, « 37c5215fbe0c », and the document was issued with another (the version is OCR too:
     12 hex digits). The id names its document whatever the version read; the issued document
     then gives its own version and layout."""
-    from forms_service import db
     from parsers.scan.references import References
     from parsers.store import Store
 
-    database = db.Database(f"sqlite:///{tmp_path / 'issued.sqlite'}")
-    db.models.Base.metadata.create_all(database.engine)
-    try:
+    with _issued_database(tmp_path, ("01KGNJHK31HJCMJC56GKX7MJG5", "fiche-liaison", "4a0f3c2d9e11",
+                                     tmp_path / "n.pdf")) as database:
         store = Store(None, database=database)
-        with store.database.session() as s:
-            s.add(db.IssuedDocument(document_id="01KGNJHK31HJCMJC56GKX7MJG5", form_id="fiche-liaison",
-                                    template_version="4a0f3c2d9e11", data={}, file_path=str(tmp_path / "n.pdf"),
-                                    layout={}, format="pdf", created_by="test"))
         read = "D1KGNJHK31HJCMJCS6GKX7MJG5"
         assert References(store).known_document_id(read, "fiche-liaison", "37c5215fbe0c") == \
             "01KGNJHK31HJCMJC56GKX7MJG5"
         assert References(store).known_document_id(read, "cers", "37c5215fbe0c") is None   # its form only
-    finally:
-        database.dispose()
 
 
 def test_a_fax_identified_by_its_content_alone_is_checked_on_its_blank_page(tmp_path):
@@ -586,7 +597,6 @@ def test_a_page_aligned_by_its_marks_is_matched_to_the_page_its_batch_lacks(tmp_
     the blank form's PDF; the page is that page, read like a page identified by its QR code."""
     import shutil
 
-    from forms_service import db
     from forms_service.catalogue import catalogue
     from forms_service.config import Settings
     from parsers.scan.batch import ScanBatch
@@ -599,13 +609,8 @@ def test_a_page_aligned_by_its_marks_is_matched_to_the_page_its_batch_lacks(tmp_
     shutil.copy(Path(__file__).parents[1] / "templates" / "pdf" / "annexe-3.pdf", issued)
     small = cv2.imread(str(REPLAYS / "seed43-3-0-fax-annexe3-50dpi.png"), cv2.IMREAD_GRAYSCALE)
     flat = cv2.resize(small, (1654, 2339), interpolation=cv2.INTER_NEAREST)
-    database = db.Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    db.models.Base.metadata.create_all(database.engine)
-    try:
-        doc_id = "01KHMEGJS0ARAGAQP73CA8FRMS"
-        with database.session() as s:
-            s.add(db.IssuedDocument(document_id=doc_id, form_id="annexe-3", template_version="e993ce5b6a92",
-                                    data={}, file_path=str(issued), layout={}, format="pdf", created_by="test"))
+    doc_id = "01KHMEGJS0ARAGAQP73CA8FRMS"
+    with _issued_database(tmp_path, (doc_id, "annexe-3", "e993ce5b6a92", issued)) as database:
         store = Store(Settings(var_dir=tmp_path, templates_dir=tmp_path / "templates"), database=database)
         fd = catalogue.get("annexe-3")
         batch = ScanBatch(store)
@@ -617,8 +622,6 @@ def test_a_page_aligned_by_its_marks_is_matched_to_the_page_its_batch_lacks(tmp_
         batch.match_pending()
         page = batch.docs[key].pages[1]
         assert page.verified and page.image.file == "fax.pdf" and page.flat is flat
-    finally:
-        database.dispose()
 
 
 def test_a_footer_whose_version_slipped_joins_its_issued_document(tmp_path):
@@ -628,7 +631,6 @@ def test_a_footer_whose_version_slipped_joins_its_issued_document(tmp_path):
     page inconnue ». The issued document's own version is the page's: it joins its copy."""
     import numpy as np
 
-    from forms_service import db
     from forms_service.catalogue import catalogue
     from forms_service.render.qr import QrInfo
     from parsers.scan.batch import ScanBatch
@@ -636,15 +638,9 @@ def test_a_footer_whose_version_slipped_joins_its_issued_document(tmp_path):
     from parsers.scan.locate import PageResult
     from parsers.store import Store
 
-    database = db.Database(f"sqlite:///{tmp_path / 'issued.sqlite'}")
-    db.models.Base.metadata.create_all(database.engine)
-    try:
+    doc_id = "01KH6KQ2V8M5T3R9X0Y4Z7W1AB"
+    with _issued_database(tmp_path, (doc_id, "cers", "570ca0956321", tmp_path / "c.pdf")) as database:
         store = Store(None, database=database)
-        doc_id = "01KH6KQ2V8M5T3R9X0Y4Z7W1AB"
-        with store.database.session() as s:
-            s.add(db.IssuedDocument(document_id=doc_id, form_id="cers", template_version="570ca0956321",
-                                    data={}, file_path=str(tmp_path / "c.pdf"), layout={}, format="pdf",
-                                    created_by="test"))
         batch, cers = ScanBatch(store), catalogue.get("cers")
 
         def page(n, version):
@@ -656,8 +652,6 @@ def test_a_footer_whose_version_slipped_joins_its_issued_document(tmp_path):
         for n, version in ((1, "570ca0956321"), (2, "570ca0956321"), (3, "570ca0865321")):
             batch.add_page(page(n, version))
         assert [(d.version, sorted(d.pages)) for d in batch.docs.values()] == [("570ca0956321", [1, 2, 3])]
-    finally:
-        database.dispose()
 
 
 def test_a_footer_whose_id_and_version_both_slipped_names_no_document(tmp_path):
@@ -672,15 +666,10 @@ def test_a_footer_whose_id_and_version_both_slipped_names_no_document(tmp_path):
     from parsers.scan.references import References
     from parsers.store import Store
 
-    database = db.Database(f"sqlite:///{tmp_path / 'issued.sqlite'}")
-    db.models.Base.metadata.create_all(database.engine)
-    try:
+    issued = "01KJFSXWJ069KP03MN3E425THA"
+    with _issued_database(tmp_path, (issued, "cers", "570ca0956321", tmp_path / "c.pdf")) as database:
         store = Store(None, database=database)
-        issued = "01KJFSXWJ069KP03MN3E425THA"
         with store.database.session() as s:
-            s.add(db.IssuedDocument(document_id=issued, form_id="cers", template_version="570ca0956321",
-                                    data={}, file_path=str(tmp_path / "c.pdf"), layout={}, format="pdf",
-                                    created_by="test"))
             s.add(db.TemplateVersion(form_id="cers", version="570ca0956321", layout={"pages": [{}]},
                                      template_sha="0" * 64))
         refs = References(store)
@@ -689,5 +678,3 @@ def test_a_footer_whose_id_and_version_both_slipped_names_no_document(tmp_path):
         assert refs.footer_document_id(other, "cers", "570ca0956321") == other   # not issued here: its version's layout
         assert refs.footer_document_id(other, "cers", "570ca0865321") is None    # both slipped: an orphan
         assert refs.footer_document_id("01KJFS", "cers", "570ca0956321") is None  # cut short
-    finally:
-        database.dispose()
