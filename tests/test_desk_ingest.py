@@ -22,10 +22,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 
-#: (queue, database): the embedded queue on SQLite and on PostgreSQL, Redis with two
-#: workers on PostgreSQL.
-COMBOS = [("sqlite", "sqlite"), ("sqlite", "postgresql"), ("redis", "postgresql")]
-COMBO_IDS = ["sqlite-queue-sqlite", "sqlite-queue-postgresql", "redis-queue-postgresql"]
+#: (queue, database): the embedded queue (one worker) and Redis (two workers), on SQLite and
+#: on PostgreSQL.
+COMBOS = [("sqlite", "sqlite"), ("sqlite", "postgresql"), ("redis", "sqlite"), ("redis", "postgresql")]
+COMBO_IDS = [f"{q}-queue-{d}" for q, d in COMBOS]
 
 
 def _app(make_app, lo_pool, request, tmp_path, queue: str, database: str):
